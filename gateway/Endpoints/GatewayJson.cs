@@ -1,0 +1,9 @@
+using System.Text.Json.Serialization;
+
+namespace Blankend.Orleans.Gateway.Endpoints;
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(ErrorMessage))]
+[JsonSerializable(typeof(HealthReport))]
+[JsonSerializable(typeof(StreamStatus))]
+public sealed partial class GatewayJson : JsonSerializerContext;

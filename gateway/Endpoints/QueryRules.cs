@@ -1,0 +1,48 @@
+namespace Blankend.Orleans.Gateway.Endpoints;
+
+/// <summary>Parses the WebSocket query values; a bad value is refused before the upgrade with 400.</summary>
+public static class QueryRules
+{
+    public static bool TryClientId(HttpRequest request, string name, string? fallback, out string? value, out string? error)
+    {
+        error = null;
+        var values = request.Query[name];
+        if (values.Count > 1)
+        {
+            value = null;
+            error = $"'{name}' given {values.Count} times";
+            return false;
+        }
+        value = values.Count == 0 ? fallback : values[0];
+        if (value is null) return true;
+        if (!ClientIds.IsValid(value, out var why))
+        {
+            error = $"'{name}' {why}";
+            return false;
+        }
+        return true;
+    }
+
+    public static bool TryFlag(HttpRequest request, string name, out bool value, out string? error)
+    {
+        error = null;
+        value = false;
+        var values = request.Query[name];
+        if (values.Count == 0) return true;
+        switch (values.Count == 1 ? values[0]?.ToLowerInvariant() : null)
+        {
+            case "1" or "true": value = true; return true;
+            case "0" or "false" or "": return true;
+            default:
+                error = $"'{name}' must be 0 or 1";
+                return false;
+        }
+    }
+
+    public static IResult BadRequest(HttpContext context, string title, string detail, Fanout.GatewayCounters counters)
+    {
+        Interlocked.Increment(ref counters.RejectedRequests);
+        return Results.Problem(title: title, detail: detail, statusCode: StatusCodes.Status400BadRequest,
+            instance: context.Request.Path);
+    }
+}

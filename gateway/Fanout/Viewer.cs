@@ -1,0 +1,72 @@
+using System.Net.WebSockets;
+using System.Threading.Channels;
+
+namespace Blankend.Orleans.Gateway.Fanout;
+
+/// <summary>
+/// One <c>/video_out</c> connection: a bounded queue (drop-oldest: a viewer always sees the newest frames) and
+/// one async send loop. A viewer that stops reading only fills its own queue.
+/// </summary>
+public sealed class Viewer
+{
+    private readonly Channel<OutFrame> _queue;
+    private readonly GatewayCounters _counters;
+    private long _sent;
+    private long _dropped;
+
+    public Viewer(WebSocket socket, string? source, bool meta, int queueSize, GatewayCounters counters)
+    {
+        Socket = socket;
+        Source = source;
+        Meta = meta;
+        _counters = counters;
+        _queue = Channel.CreateBounded<OutFrame>(
+            new BoundedChannelOptions(queueSize)
+            {
+                FullMode = BoundedChannelFullMode.DropOldest,
+                SingleReader = true,
+                SingleWriter = false,
+                AllowSynchronousContinuations = false,
+            },
+            _ => OnDropped());
+    }
+
+    public WebSocket Socket { get; }
+
+    /// <summary>The source watched, or null for all sources.</summary>
+    public string? Source { get; }
+
+    public bool Meta { get; }
+
+    public long Sent => Interlocked.Read(ref _sent);
+
+    public long Dropped => Interlocked.Read(ref _dropped);
+
+    public int Queued => _queue.Reader.Count;
+
+    /// <summary>Never blocks: when the queue is full the oldest frame goes (and is counted).</summary>
+    public void Enqueue(OutFrame frame) => _queue.Writer.TryWrite(frame);
+
+    public void Complete() => _queue.Writer.TryComplete();
+
+    public async Task RunSendLoopAsync(CancellationToken ct)
+    {
+        var reader = _queue.Reader;
+        while (await reader.WaitToReadAsync(ct).ConfigureAwait(false))
+        {
+            while (reader.TryRead(out var item))
+            {
+                if (Meta) await Socket.SendAsync(item.Meta, WebSocketMessageType.Text, true, ct).ConfigureAwait(false);
+                await Socket.SendAsync(item.Frame.Payload, WebSocketMessageType.Binary, true, ct).ConfigureAwait(false);
+                Interlocked.Increment(ref _sent);
+                Interlocked.Increment(ref _counters.FramesSent);
+            }
+        }
+    }
+
+    private void OnDropped()
+    {
+        Interlocked.Increment(ref _dropped);
+        Interlocked.Increment(ref _counters.ViewerDrops);
+    }
+}

@@ -1,0 +1,100 @@
+using System.Net;
+using Blankend.Orleans.Configuration;
+using Blankend.Orleans.Gateway.Endpoints;
+using Blankend.Orleans.Gateway.Fanout;
+using Blankend.Orleans.Silo.Hosting;
+using Orleans.Runtime;
+
+namespace Blankend.Orleans.Gateway.Hosting;
+
+/// <summary>Which way this gateway reaches the cluster (reported by /healthz and the status API).</summary>
+public sealed record GatewayMode(string Name)
+{
+    public bool Embedded => Name == "embedded";
+}
+
+public static partial class GatewayHostingExtensions
+{
+    /// <summary>
+    /// Options, the Orleans side (an embedded silo, or a client of separate silos) and the fan-out services.
+    /// The rest of the gateway only sees <see cref="IGrainFactory"/>, so it never assumes where grains live.
+    /// </summary>
+    public static WebApplicationBuilder AddBlankendGateway(this WebApplicationBuilder builder)
+    {
+        var config = builder.Configuration;
+        builder.Services.AddBlankendOptions(config);
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(8));
+        var cluster = BlankendConfiguration.Read<ClusterSettings, ClusterSettingsValidator>(config, ClusterSettings.Section);
+        var mode = new GatewayMode(cluster.Mode);
+        builder.Services.AddSingleton(mode);
+
+        if (mode.Embedded)
+        {
+            builder.UseOrleans(silo => silo.AddBlankendSilo(config));
+        }
+        else
+        {
+            builder.UseOrleansClient(client =>
+            {
+                var ports = cluster.GatewayPorts.Length > 0 ? cluster.GatewayPorts : [cluster.GatewayPort];
+                client.UseStaticClustering(ports.Select(p => new IPEndPoint(IPAddress.Loopback, p)).ToArray());
+                client.Configure<global::Orleans.Configuration.ClusterOptions>(o =>
+                {
+                    o.ClusterId = cluster.ClusterId;
+                    o.ServiceId = cluster.ServiceId;
+                });
+                client.UseConnectionRetryFilter<WaitForClusterFilter>();
+            });
+        }
+
+        builder.Services.AddSingleton<GatewayCounters>();
+        builder.Services.AddSingleton<ViewerHub>();
+        builder.Services.AddSingleton<FrameObserver>();
+        builder.Services.AddSingleton<SourceSubscriptions>();
+        builder.Services.AddProblemDetails();
+        return builder;
+    }
+
+    /// <summary>The contract's endpoints.</summary>
+    public static WebApplication MapBlankendEndpoints(this WebApplication app)
+    {
+        var gateway = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<GatewayOptions>>().Value;
+        app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(gateway.WebSocketKeepAliveSeconds) });
+
+        app.Map("/video_in", VideoInEndpoint.HandleAsync);
+        app.Map("/video_out", VideoOutEndpoint.HandleAsync);
+        app.MapGet("/healthz", StatusEndpoints.HealthAsync);
+        app.MapGet("/api/v1/stream/status", StatusEndpoints.StreamStatusAsync);
+        app.MapGet("/", (GatewayMode mode) => Results.Text(
+            $"Blankend.Orleans gateway ({mode.Name}). WebSockets: /video_in?client_id=SRC, /video_out?source=SRC&meta=1. " +
+            "HTTP: /healthz, /api/v1/stream/status\n"));
+
+        app.Lifetime.ApplicationStarted.Register(() =>
+        {
+            var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Blankend.Gateway");
+            LogStarted(log, string.Join(", ", app.Urls), app.Services.GetRequiredService<GatewayMode>().Name,
+                app.Configuration["blankend:config_path"] ?? "?");
+        });
+        return app;
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Blankend gateway listening on {Urls} (cluster mode: {Mode}, config: {Config})")]
+    private static partial void LogStarted(ILogger log, string urls, string mode, string config);
+
+    /// <summary>Client mode: keep trying until the silos answer (they may start after the gateway), logging each try.</summary>
+    private sealed partial class WaitForClusterFilter(ILogger<WaitForClusterFilter> log, IHostApplicationLifetime lifetime) : IClientConnectionRetryFilter
+    {
+        private int _attempt;
+
+        public async Task<bool> ShouldRetryConnectionAttempt(Exception exception, CancellationToken cancellationToken)
+        {
+            if (lifetime.ApplicationStopping.IsCancellationRequested || cancellationToken.IsCancellationRequested) return false;
+            LogRetry(log, ++_attempt, exception.Message);
+            await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
+            return true;
+        }
+
+        [LoggerMessage(Level = LogLevel.Warning, Message = "cluster not reachable yet (attempt {Attempt}): {Reason}; retrying in 1 s")]
+        private static partial void LogRetry(ILogger log, int attempt, string reason);
+    }
+}

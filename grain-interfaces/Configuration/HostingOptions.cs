@@ -1,0 +1,82 @@
+using Microsoft.Extensions.Configuration;
+
+namespace Blankend.Orleans.Configuration;
+
+/// <summary>Section <c>cluster</c>: how a process joins (or hosts) the Orleans cluster.</summary>
+public sealed class ClusterSettings
+{
+    public const string Section = "cluster";
+
+    /// <summary>Gateway only: <c>embedded</c> hosts a silo in the gateway process (the default, nothing
+    /// external); <c>client</c> connects to separate silo processes.</summary>
+    [ConfigurationKeyName("mode")] public string Mode { get; set; } = "embedded";
+
+    /// <summary>Membership provider. <c>localhost</c> (one machine) for now.</summary>
+    [ConfigurationKeyName("clustering")] public string Clustering { get; set; } = "localhost";
+
+    [ConfigurationKeyName("cluster_id")] public string ClusterId { get; set; } = "blankend";
+    [ConfigurationKeyName("service_id")] public string ServiceId { get; set; } = "blankend";
+
+    /// <summary>Silo-to-silo port of this silo.</summary>
+    [ConfigurationKeyName("silo_port")] public int SiloPort { get; set; } = 11111;
+
+    /// <summary>Client gateway port of this silo (clients such as a split-mode gateway connect here).</summary>
+    [ConfigurationKeyName("gateway_port")] public int GatewayPort { get; set; } = 30000;
+
+    /// <summary>Localhost clustering: the silo port of the primary silo (the first one started).</summary>
+    [ConfigurationKeyName("primary_silo_port")] public int PrimarySiloPort { get; set; } = 11111;
+
+    /// <summary>Localhost clustering, client mode: the silo gateway ports a gateway may connect to.</summary>
+    [ConfigurationKeyName("gateway_ports")] public int[] GatewayPorts { get; set; } = [];
+
+    /// <summary>How often a gateway refreshes its observer registrations; a registration not refreshed for
+    /// three periods expires (a dead gateway leaves nothing behind).</summary>
+    [ConfigurationKeyName("observer_refresh_ms")] public int ObserverRefreshMs { get; set; } = 2000;
+
+    /// <summary>A ClientGrain with no frames and no calls for this long is deactivated.</summary>
+    [ConfigurationKeyName("grain_idle_s")] public int GrainIdleSeconds { get; set; } = 120;
+}
+
+/// <summary>Section <c>gateway</c>: WebSocket fan-out.</summary>
+public sealed class GatewayOptions
+{
+    public const string Section = "gateway";
+
+    /// <summary>Frames queued per viewer; when full the oldest is dropped (a viewer sees the newest).</summary>
+    [ConfigurationKeyName("viewer_queue_size")] public int ViewerQueueSize { get; set; } = 8;
+
+    [ConfigurationKeyName("websocket_keepalive_s")] public int WebSocketKeepAliveSeconds { get; set; } = 15;
+}
+
+/// <summary>Section <c>video_processing</c>. Read and validated now; the processing path uses it.</summary>
+public sealed class VideoProcessingOptions
+{
+    public const string Section = "video_processing";
+
+    [ConfigurationKeyName("enabled")] public bool Enabled { get; set; }
+    [ConfigurationKeyName("hw_transcode")] public bool HwTranscode { get; set; }
+    [ConfigurationKeyName("fps_limit")] public double FpsLimit { get; set; }
+    [ConfigurationKeyName("workers")] public int Workers { get; set; } = 1;
+}
+
+/// <summary>Section <c>realtime_pipeline</c> (matting / compositing). Read and validated now.</summary>
+public sealed class RealtimePipelineOptions
+{
+    public const string Section = "realtime_pipeline";
+
+    [ConfigurationKeyName("enabled")] public bool Enabled { get; set; }
+    [ConfigurationKeyName("workers")] public int Workers { get; set; } = 1;
+}
+
+/// <summary>Section <c>ai</c>: model paths and step settings. Read and validated now.</summary>
+public sealed class AiOptions
+{
+    public const string Section = "ai";
+
+    [ConfigurationKeyName("face_detect_interval")] public int FaceDetectInterval { get; set; } = 5;
+    [ConfigurationKeyName("simple_forward")] public bool SimpleForward { get; set; }
+    [ConfigurationKeyName("face_detect_model")] public string FaceDetectModel { get; set; } = "";
+    [ConfigurationKeyName("swap_model")] public string SwapModel { get; set; } = "";
+    [ConfigurationKeyName("rvm_model")] public string RvmModel { get; set; } = "";
+    [ConfigurationKeyName("depth_model")] public string DepthModel { get; set; } = "";
+}

@@ -1,0 +1,114 @@
+using Microsoft.Extensions.Options;
+
+namespace Blankend.Orleans.Configuration;
+
+/// <summary>Collects failures as "section:key ..." so a bad value stops start-up naming the key.</summary>
+internal sealed class Failures
+{
+    private List<string>? _items;
+
+    public void Range(string key, long value, long min, long max)
+    {
+        if (value < min || value > max) Add($"{key} must be between {min} and {max} (got {value})");
+    }
+
+    public void NotEmpty(string key, string? value)
+    {
+        if (string.IsNullOrWhiteSpace(value)) Add($"{key} must not be empty");
+    }
+
+    public void OneOf(string key, string value, params string[] allowed)
+    {
+        if (Array.IndexOf(allowed, value) < 0) Add($"{key} must be one of {string.Join(", ", allowed)} (got '{value}')");
+    }
+
+    public void ClientId(string key, string value)
+    {
+        if (!ClientIds.IsValid(value, out var why)) Add($"{key}: {why}");
+    }
+
+    public void Add(string message) => (_items ??= []).Add(message);
+
+    public ValidateOptionsResult Result => _items is null ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(_items);
+}
+
+public sealed class StreamOptionsValidator : IValidateOptions<StreamOptions>
+{
+    public ValidateOptionsResult Validate(string? name, StreamOptions o)
+    {
+        var f = new Failures();
+        f.ClientId("stream:default_client_id", o.DefaultClientId);
+        f.Range("stream:max_frame_bytes", o.MaxFrameBytes, 1024, 64 * 1024 * 1024);
+        f.NotEmpty("stream:zmq_endpoint", o.ZmqEndpoint);
+        if (!o.ZmqEndpoint.Contains("://", StringComparison.Ordinal)) f.Add($"stream:zmq_endpoint must look like tcp://host:port (got '{o.ZmqEndpoint}')");
+        f.NotEmpty("stream:zmq_identity", o.ZmqIdentity);
+        f.Range("stream:send_queue_size", o.SendQueueSize, 1, 1_000_000);
+        if (o.ForwardRecvEnabled) f.ClientId("stream:forward_recv_client_id", o.ForwardRecvClientId);
+        f.Range("stream:heartbeat_interval_ms", o.HeartbeatIntervalMs, 50, 3_600_000);
+        f.NotEmpty("stream:link_request_client_id", o.LinkRequestClientId);
+        f.Range("stream:link_request_interval_ms", o.LinkRequestIntervalMs, 100, 3_600_000);
+        f.Range("stream:jpeg_quality", o.JpegQuality, 1, 100);
+        return f.Result;
+    }
+}
+
+public sealed class ClusterSettingsValidator : IValidateOptions<ClusterSettings>
+{
+    public ValidateOptionsResult Validate(string? name, ClusterSettings o)
+    {
+        var f = new Failures();
+        f.OneOf("cluster:mode", o.Mode, "embedded", "client");
+        f.OneOf("cluster:clustering", o.Clustering, "localhost");
+        f.NotEmpty("cluster:cluster_id", o.ClusterId);
+        f.NotEmpty("cluster:service_id", o.ServiceId);
+        f.Range("cluster:silo_port", o.SiloPort, 1, 65535);
+        f.Range("cluster:gateway_port", o.GatewayPort, 1, 65535);
+        f.Range("cluster:primary_silo_port", o.PrimarySiloPort, 1, 65535);
+        foreach (var p in o.GatewayPorts) f.Range("cluster:gateway_ports", p, 1, 65535);
+        f.Range("cluster:observer_refresh_ms", o.ObserverRefreshMs, 100, 600_000);
+        f.Range("cluster:grain_idle_s", o.GrainIdleSeconds, 5, 86_400);
+        return f.Result;
+    }
+}
+
+public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
+{
+    public ValidateOptionsResult Validate(string? name, GatewayOptions o)
+    {
+        var f = new Failures();
+        f.Range("gateway:viewer_queue_size", o.ViewerQueueSize, 1, 1024);
+        f.Range("gateway:websocket_keepalive_s", o.WebSocketKeepAliveSeconds, 0, 3600);
+        return f.Result;
+    }
+}
+
+public sealed class VideoProcessingOptionsValidator : IValidateOptions<VideoProcessingOptions>
+{
+    public ValidateOptionsResult Validate(string? name, VideoProcessingOptions o)
+    {
+        var f = new Failures();
+        if (o.FpsLimit < 0 || o.FpsLimit > 1000 || double.IsNaN(o.FpsLimit)) f.Add($"video_processing:fps_limit must be between 0 (no limit) and 1000 (got {o.FpsLimit})");
+        f.Range("video_processing:workers", o.Workers, 1, 64);
+        return f.Result;
+    }
+}
+
+public sealed class RealtimePipelineOptionsValidator : IValidateOptions<RealtimePipelineOptions>
+{
+    public ValidateOptionsResult Validate(string? name, RealtimePipelineOptions o)
+    {
+        var f = new Failures();
+        f.Range("realtime_pipeline:workers", o.Workers, 1, 64);
+        return f.Result;
+    }
+}
+
+public sealed class AiOptionsValidator : IValidateOptions<AiOptions>
+{
+    public ValidateOptionsResult Validate(string? name, AiOptions o)
+    {
+        var f = new Failures();
+        f.Range("ai:face_detect_interval", o.FaceDetectInterval, 1, 10_000);
+        return f.Result;
+    }
+}

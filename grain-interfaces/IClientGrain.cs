@@ -1,0 +1,44 @@
+namespace Blankend.Orleans;
+
+/// <summary>
+/// One per client_id (source). Owns the routing of that source's frames: assigns the per-source sequence and
+/// hands each frame to the observers (gateways) that have viewers for it. Processing and the bus hook in here.
+/// </summary>
+public interface IClientGrain : IGrainWithStringKey
+{
+    /// <summary>Frame entering the service for this source. One-way: ingest never waits on routing.</summary>
+    [OneWay]
+    Task Publish(FrameEnvelope frame);
+
+    /// <summary>Registers (or refreshes) a gateway's observer for this source. Registrations expire unless
+    /// refreshed, so a gateway that dies leaves nothing behind.</summary>
+    Task Subscribe(IFrameObserver observer);
+
+    Task Unsubscribe(IFrameObserver observer);
+
+    /// <summary>Called by the source directory when the set of all-source observers changes.</summary>
+    Task SetWildcardObservers(WildcardSet set);
+
+    Task<SourceStats> GetStats();
+}
+
+[GenerateSerializer, Immutable, Alias("blankend.SourceStats")]
+public sealed record SourceStats(
+    [property: Id(0)] string Source,
+    [property: Id(1)] long Epoch,
+    [property: Id(2)] long Seq,
+    [property: Id(3)] long FramesIn,
+    [property: Id(4)] long BytesIn,
+    [property: Id(5)] long LastFrameUnixMs,
+    [property: Id(6)] int Observers,
+    [property: Id(7)] int WildcardObservers,
+    [property: Id(8)] string Silo);
+
+/// <summary>The gateways that want every source, versioned so that a late, older update never wins.</summary>
+[GenerateSerializer, Immutable, Alias("blankend.WildcardSet")]
+public sealed record WildcardSet(
+    [property: Id(0)] long Version,
+    [property: Id(1)] IFrameObserver[] Observers)
+{
+    public static readonly WildcardSet Empty = new(0, []);
+}

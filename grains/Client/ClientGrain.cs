@@ -1,0 +1,171 @@
+using Blankend.Orleans.Configuration;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Blankend.Orleans.Grains.Client;
+
+/// <summary>
+/// One activation per source. Every frame of the source passes here: it gets its authoritative sequence and
+/// is handed, one-way, to each gateway observer that has viewers for it. Nothing is awaited per frame.
+/// </summary>
+public sealed partial class ClientGrain : Grain, IClientGrain
+{
+    private readonly ILogger<ClientGrain> _log;
+    private readonly long _expiryMs;
+    private readonly long _directoryRefreshMs;
+    private readonly long _epoch = Random.Shared.NextInt64(1, long.MaxValue);
+
+    // Observer -> expiry (Environment.TickCount64). GrainReferences compare by grain id, so a refresh from
+    // the same gateway lands on the same entry.
+    private readonly Dictionary<IFrameObserver, long> _subscribers = [];
+    private WildcardSet _wildcard = WildcardSet.Empty;
+
+    // Union of subscribers and wildcard observers, rebuilt only when either changes: a gateway that has both a
+    // per-source and an all-sources viewer still gets each frame once.
+    private IFrameObserver[] _targets = [];
+
+    private long _seq;
+    private long _framesIn;
+    private long _bytesIn;
+    private long _lastFrameUnixMs;
+    private long _nextPurge;
+    private long _nextDirectoryRefresh;
+    private bool _directoryRefreshInFlight;
+
+    public ClientGrain(ILogger<ClientGrain> log, IOptions<ClusterSettings> cluster)
+    {
+        _log = log;
+        _directoryRefreshMs = cluster.Value.ObserverRefreshMs;
+        _expiryMs = 3L * cluster.Value.ObserverRefreshMs;
+    }
+
+    private string Source => this.GetPrimaryKeyString();
+
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            ApplyWildcard(await Directory.RegisterSource(Source));
+        }
+        catch (Exception e)
+        {
+            // The directory heals on the next refresh; a source must not fail to activate because of it.
+            LogDirectoryFailed(e, Source);
+        }
+        _nextDirectoryRefresh = Environment.TickCount64 + _directoryRefreshMs;
+        LogActivated(Source, _epoch, RuntimeIdentity);
+    }
+
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        LogDeactivated(Source, reason.Description, _framesIn);
+        try { await Directory.UnregisterSource(Source); }
+        catch (Exception e) { LogDirectoryFailed(e, Source); }
+    }
+
+    public Task Publish(FrameEnvelope frame)
+    {
+        var now = Environment.TickCount64;
+        if (now >= _nextPurge) Purge(now);
+        if (now >= _nextDirectoryRefresh && !_directoryRefreshInFlight) _ = RefreshDirectoryAsync(now);
+
+        var stamped = frame with { Source = Source, Seq = ++_seq, Epoch = _epoch };
+        _framesIn++;
+        _bytesIn += frame.Payload.Length;
+        _lastFrameUnixMs = frame.TimestampMs;
+
+        foreach (var target in _targets)
+        {
+            try { target.OnFrame(stamped); }
+            catch (Exception e) { LogObserverFailed(e, Source); }
+        }
+        return Task.CompletedTask;
+    }
+
+    public Task Subscribe(IFrameObserver observer)
+    {
+        var added = !_subscribers.ContainsKey(observer);
+        _subscribers[observer] = Environment.TickCount64 + _expiryMs;
+        if (added)
+        {
+            RebuildTargets();
+            LogSubscribed(Source, _subscribers.Count);
+        }
+        return Task.CompletedTask;
+    }
+
+    public Task Unsubscribe(IFrameObserver observer)
+    {
+        if (_subscribers.Remove(observer)) RebuildTargets();
+        return Task.CompletedTask;
+    }
+
+    public Task SetWildcardObservers(WildcardSet set)
+    {
+        ApplyWildcard(set);
+        return Task.CompletedTask;
+    }
+
+    public Task<SourceStats> GetStats() => Task.FromResult(new SourceStats(
+        Source, _epoch, _seq, _framesIn, _bytesIn, _lastFrameUnixMs, _subscribers.Count, _wildcard.Observers.Length,
+        RuntimeIdentity));
+
+    private ISourceDirectoryGrain Directory => GrainFactory.GetGrain<ISourceDirectoryGrain>(ISourceDirectoryGrain.Key);
+
+    // Renewing the registration while frames flow keeps the directory right after it loses its state
+    // (silo loss) without a timer on either side; the answer also carries the latest wildcard set.
+    private async Task RefreshDirectoryAsync(long now)
+    {
+        _directoryRefreshInFlight = true;
+        _nextDirectoryRefresh = now + _directoryRefreshMs;
+        try { ApplyWildcard(await Directory.RegisterSource(Source)); }
+        catch (Exception e) { LogDirectoryFailed(e, Source); }
+        finally { _directoryRefreshInFlight = false; }
+    }
+
+    private void ApplyWildcard(WildcardSet set)
+    {
+        if (set.Version < _wildcard.Version) return;
+        _wildcard = set;
+        RebuildTargets();
+    }
+
+    private void Purge(long now)
+    {
+        _nextPurge = now + 1000;
+        List<IFrameObserver>? expired = null;
+        foreach (var (observer, expiry) in _subscribers)
+        {
+            if (expiry <= now) (expired ??= []).Add(observer);
+        }
+        if (expired is null) return;
+        foreach (var observer in expired) _subscribers.Remove(observer);
+        LogExpired(Source, expired.Count);
+        RebuildTargets();
+    }
+
+    private void RebuildTargets()
+    {
+        var set = new HashSet<IFrameObserver>(_subscribers.Keys);
+        foreach (var o in _wildcard.Observers) set.Add(o);
+        _targets = [.. set];
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "source {Source} active (epoch {Epoch}) on {Silo}")]
+    private partial void LogActivated(string source, long epoch, string silo);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "source {Source} deactivated ({Reason}) after {Frames} frames")]
+    private partial void LogDeactivated(string source, string reason, long frames);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "source {Source}: {Count} gateway observer(s)")]
+    private partial void LogSubscribed(string source, int count);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "source {Source}: {Count} gateway observer(s) expired")]
+    private partial void LogExpired(string source, int count);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "source {Source}: source directory unreachable")]
+    private partial void LogDirectoryFailed(Exception e, string source);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "source {Source}: observer call failed")]
+    private partial void LogObserverFailed(Exception e, string source);
+}

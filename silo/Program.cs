@@ -1,0 +1,13 @@
+using Blankend.Orleans.Silo.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+// Split / cluster mode: a silo process without WebSockets. The gateway joins it as an Orleans client.
+return await BlankendStartup.RunAsync("silo", async () =>
+{
+    var builder = Host.CreateApplicationBuilder(args);
+    builder.Configuration.AddBlankendConfiguration(args);
+    builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(8));
+    builder.UseOrleans(silo => silo.AddBlankendSilo(builder.Configuration));
+    await builder.Build().RunAsync();
+});

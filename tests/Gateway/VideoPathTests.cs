@@ -1,0 +1,322 @@
+using System.Net;
+using System.Net.WebSockets;
+using System.Text.Json;
+using Blankend.Orleans.Tests.Support;
+using Xunit;
+
+namespace Blankend.Orleans.Tests.Gateway;
+
+public sealed class GatewayFixture : IAsyncLifetime
+{
+    public EmbeddedGateway Gateway { get; private set; } = null!;
+
+    public async Task InitializeAsync() => Gateway = await EmbeddedGateway.StartAsync();
+
+    public async Task DisposeAsync() => await Gateway.DisposeAsync();
+}
+
+/// <summary>/video_in -> ClientGrain -> observer -> /video_out over real WebSockets on the real gateway.</summary>
+public sealed class VideoPathTests(GatewayFixture fixture) : IClassFixture<GatewayFixture>
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);
+    private EmbeddedGateway Gw => fixture.Gateway;
+
+    private static string NewSource() => "cam-" + Guid.NewGuid().ToString("N")[..8];
+
+    [Fact]
+    public async Task FrameFromVideoInReachesTwoViewersByteIdenticalWithMeta()
+    {
+        var source = NewSource();
+        using var v1 = await Ws.ConnectAsync(Gw.Ws($"/video_out?source={source}&meta=1"));
+        using var v2 = await Ws.ConnectAsync(Gw.Ws($"/video_out?source={source}&meta=1"));
+        using var cam = await Ws.ConnectAsync(Gw.Ws($"/video_in?client_id={source}"));
+        var frame = TestJpeg.Tagged(7);
+        var before = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+
+        await WaitSubscribedAsync(source);
+        await cam.SendBinaryAsync(frame);
+        foreach (var viewer in new[] { v1, v2 })
+        {
+            var (meta, data) = await ReadMetaAndFrameAsync(viewer);
+            Assert.Equal(frame, data);
+            Assert.Equal(source, meta.GetProperty("source").GetString());
+            Assert.Equal("raw", meta.GetProperty("kind").GetString());
+            Assert.True(meta.GetProperty("seq").GetInt64() >= 1);
+            var ts = meta.GetProperty("ts_ms").GetInt64();
+            Assert.InRange(ts, before - 1000, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+            Assert.Equal(frame.Length, meta.GetProperty("bytes").GetInt32());
+        }
+        await cam.CloseQuietlyAsync();
+    }
+
+    [Fact]
+    public async Task TwoHundredDistinctFramesArriveAtMostOnceAndInOrder()
+    {
+        var source = NewSource();
+        using var viewer = await Ws.ConnectAsync(Gw.Ws($"/video_out?source={source}&meta=1"));
+        using var cam = await Ws.ConnectAsync(Gw.Ws($"/video_in?client_id={source}"));
+        await WaitSubscribedAsync(source);
+
+        const int n = 200;
+        var receive = Task.Run(async () =>
+        {
+            var tags = new List<int>();
+            var seqs = new List<long>();
+            while (tags.Count < n)
+            {
+                var m = await viewer.ReceiveMessageAsync(TimeSpan.FromSeconds(5));
+                if (m is null) break;
+                if (m.Type == WebSocketMessageType.Text) { seqs.Add(JsonDocument.Parse(m.Data).RootElement.GetProperty("seq").GetInt64()); continue; }
+                tags.Add(TestJpeg.ReadTag(m.Data));
+                if (tags[^1] == n - 1) break;
+            }
+            return (tags, seqs);
+        });
+        for (var i = 0; i < n; i++) await cam.SendBinaryAsync(TestJpeg.Tagged(i));
+        var (received, seqNumbers) = await receive.WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(received.Count, received.Distinct().Count());           // at most once
+        Assert.Equal(received.Order().ToList(), received);                   // in order
+        Assert.All(received, t => Assert.InRange(t, 0, n - 1));
+        Assert.Equal(n - 1, received[^1]);                                   // the newest is never the one dropped
+        Assert.Equal(seqNumbers.Order().ToList(), seqNumbers);
+        Assert.Equal(seqNumbers.Count, seqNumbers.Distinct().Count());
+
+        // Nothing is lost silently: each frame was either delivered or counted as a drop of this viewer's queue.
+        // (The server counts a send when SendAsync returns, which can be just after the client has the bytes.)
+        JsonElement viewer0 = default;
+        for (var attempt = 0; attempt < 100; attempt++)
+        {
+            viewer0 = (await Gw.StreamStatusAsync()).GetProperty("viewers").EnumerateArray()
+                .Single(v => v.GetProperty("source").GetString() == source);
+            if (viewer0.GetProperty("sent").GetInt64() == received.Count) break;
+            await Task.Delay(20);
+        }
+        Assert.Equal(received.Count, viewer0.GetProperty("sent").GetInt64());
+        Assert.Equal(n, received.Count + viewer0.GetProperty("dropped").GetInt64());
+        await cam.CloseQuietlyAsync();
+    }
+
+    [Fact]
+    public async Task NonJpegBinaryGetsInvalidJpegReplyAndConnectionStaysOpen()
+    {
+        var source = NewSource();
+        using var viewer = await Ws.ConnectAsync(Gw.Ws($"/video_out?source={source}"));
+        using var cam = await Ws.ConnectAsync(Gw.Ws($"/video_in?client_id={source}"));
+        await WaitSubscribedAsync(source);
+
+        byte[][] bad =
+        [
+            "GIF89a not a jpeg"u8.ToArray(),
+            [0xFF, 0xD8],                                   // truncated to SOI
+            TestJpeg.Base[..(TestJpeg.Base.Length / 2)],    // truncated mid-scan (no EOI)
+            [0xFF, 0xD8, 0x00, 0x00, 0xFF, 0xD9],           // no marker after SOI
+            new byte[1000],                                 // zeros
+        ];
+        foreach (var b in bad)
+        {
+            await cam.SendBinaryAsync(b);
+            var reply = await cam.ReceiveMessageAsync(Wait);
+            Assert.NotNull(reply);
+            Assert.Equal(WebSocketMessageType.Text, reply!.Type);
+            var json = JsonDocument.Parse(reply.Data).RootElement;
+            Assert.Equal("invalid_jpeg", json.GetProperty("error").GetString());
+            Assert.Equal(b.Length, json.GetProperty("bytes").GetInt32());
+        }
+        Assert.Equal(WebSocketState.Open, cam.State);
+
+        // Nothing bad was forwarded; the next good frame still flows on the same connection.
+        var good = TestJpeg.Tagged(42);
+        await cam.SendBinaryAsync(good);
+        var m = await viewer.ReceiveMessageAsync(Wait);
+        Assert.Equal(good, m!.Data);
+        await cam.CloseQuietlyAsync();
+    }
+
+    [Fact]
+    public async Task TextMessageOnVideoInGetsExpectedBinaryError()
+    {
+        using var cam = await Ws.ConnectAsync(Gw.Ws($"/video_in?client_id={NewSource()}"));
+        await cam.SendAsync("hello"u8.ToArray(), WebSocketMessageType.Text, true, default);
+        var reply = await cam.ReceiveMessageAsync(Wait);
+        Assert.Equal("expected_binary", JsonDocument.Parse(reply!.Data).RootElement.GetProperty("error").GetString());
+        Assert.Equal(WebSocketState.Open, cam.State);
+        await cam.CloseQuietlyAsync();
+    }
+
+    [Fact]
+    public async Task FrameSentInSeveralWebSocketFragmentsIsReassembled()
+    {
+        var source = NewSource();
+        using var viewer = await Ws.ConnectAsync(Gw.Ws($"/video_out?source={source}"));
+        using var cam = await Ws.ConnectAsync(Gw.Ws($"/video_in?client_id={source}"));
+        await WaitSubscribedAsync(source);
+        var frame = TestJpeg.Tagged(3, 300_000);
+        for (var off = 0; off < frame.Length; off += 7_777)
+        {
+            var n = Math.Min(7_777, frame.Length - off);
+            await cam.SendAsync(frame.AsMemory(off, n), WebSocketMessageType.Binary, off + n == frame.Length, default);
+        }
+        var m = await viewer.ReceiveMessageAsync(Wait);
+        Assert.Equal(frame, m!.Data);
+        await cam.CloseQuietlyAsync();
+    }
+
+    [Fact]
+    public async Task OversizeFrameClosesWith1009()
+    {
+        using var cam = await Ws.ConnectAsync(Gw.Ws($"/video_in?client_id={NewSource()}"));
+        var big = new byte[8 * 1024 * 1024 + 10];
+        big[0] = 0xFF; big[1] = 0xD8; big[2] = 0xFF; big[^2] = 0xFF; big[^1] = 0xD9;
+        try { await cam.SendBinaryAsync(big); }
+        catch (WebSocketException) { /* the server may close while we are still sending */ }
+        var m = await cam.ReceiveMessageAsync(Wait);
+        Assert.Null(m);
+        Assert.Equal(WebSocketCloseStatus.MessageTooBig, cam.CloseStatus);
+        Assert.Contains("max_frame_bytes", cam.CloseStatusDescription);
+    }
+
+    [Theory]
+    [InlineData("/video_in")]
+    [InlineData("/video_in?client_id=abc")]
+    [InlineData("/video_out")]
+    [InlineData("/video_out?source=abc&meta=1")]
+    public async Task PlainGetOnWebSocketPathAnswers400(string path)
+    {
+        var r = await Gw.Client.GetAsync(path.TrimStart('/'));
+        Assert.Equal(HttpStatusCode.BadRequest, r.StatusCode);
+        Assert.Equal("application/problem+json", r.Content.Headers.ContentType?.MediaType);
+        Assert.Contains("WebSocket", await r.Content.ReadAsStringAsync());
+    }
+
+    [Theory]
+    [InlineData("/video_in?client_id=has%20space")]
+    [InlineData("/video_in?client_id=__heartbeat")]
+    [InlineData("/video_in?client_id=%3Cscript%3E")]
+    [InlineData("/video_in?client_id=a&client_id=b")]
+    [InlineData("/video_out?meta=2")]
+    [InlineData("/video_out?meta=yes")]
+    [InlineData("/video_out?source=")]
+    [InlineData("/video_out?source=../../etc/passwd")]
+    public async Task UnknownQueryValuesAreRefusedBeforeTheUpgrade(string pathAndQuery)
+    {
+        var e = await Assert.ThrowsAsync<WebSocketException>(() => Ws.ConnectAsync(Gw.Ws(pathAndQuery)));
+        Assert.Contains("400", e.Message);
+    }
+
+    [Fact]
+    public async Task OverlongClientIdIsRefused()
+    {
+        var e = await Assert.ThrowsAsync<WebSocketException>(() => Ws.ConnectAsync(Gw.Ws($"/video_in?client_id={new string('a', 129)}")));
+        Assert.Contains("400", e.Message);
+    }
+
+    [Fact]
+    public async Task ViewerThatNeverReadsDoesNotSlowTheOthers()
+    {
+        var source = NewSource();
+        using var stalled = await Ws.ConnectAsync(Gw.Ws($"/video_out?source={source}")); // never read from
+        using var good = await Ws.ConnectAsync(Gw.Ws($"/video_out?source={source}"));
+        using var cam = await Ws.ConnectAsync(Gw.Ws($"/video_in?client_id={source}"));
+        await WaitSubscribedAsync(source);
+
+        const int n = 300;
+        var receive = Task.Run(async () =>
+        {
+            var seen = new HashSet<int>();
+            while (true)
+            {
+                var m = await good.ReceiveMessageAsync(TimeSpan.FromSeconds(3));
+                if (m is null) break;
+                var tag = TestJpeg.ReadTag(m.Data);
+                seen.Add(tag);
+                if (tag == n - 1) break;
+            }
+            return seen.Count;
+        });
+        // 300 frames of ~120 KB at 60 fps: the stalled viewer's socket buffers fill within a second.
+        var start = System.Diagnostics.Stopwatch.GetTimestamp();
+        for (var i = 0; i < n; i++)
+        {
+            await cam.SendBinaryAsync(TestJpeg.Tagged(i, 120_000));
+            var due = start + (long)((i + 1) * System.Diagnostics.Stopwatch.Frequency / 60.0);
+            var wait = System.Diagnostics.Stopwatch.GetElapsedTime(System.Diagnostics.Stopwatch.GetTimestamp(), due);
+            if (wait > TimeSpan.Zero) await Task.Delay(wait);
+        }
+        var received = await receive.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.True(received >= n * 0.9, $"the reading viewer got {received} of {n} frames");
+
+        // The stalled viewer's queue dropped (oldest first) and counted it; it is not what held the others.
+        var status = await Gw.StreamStatusAsync();
+        var stalledDrops = status.GetProperty("viewers").EnumerateArray()
+            .Where(v => v.GetProperty("source").GetString() == source)
+            .Max(v => v.GetProperty("dropped").GetInt64());
+        Assert.True(stalledDrops > 0, "the stalled viewer should have dropped frames");
+        await cam.CloseQuietlyAsync();
+        stalled.Abort();
+    }
+
+    [Fact]
+    public async Task AllSourcesViewerGetsEverySourceOnceEvenBesideAPerSourceViewer()
+    {
+        var a = NewSource();
+        var b = NewSource();
+        using var all = await Ws.ConnectAsync(Gw.Ws("/video_out?meta=1"));
+        using var onlyA = await Ws.ConnectAsync(Gw.Ws($"/video_out?source={a}"));
+        using var camA = await Ws.ConnectAsync(Gw.Ws($"/video_in?client_id={a}"));
+        using var camB = await Ws.ConnectAsync(Gw.Ws($"/video_in?client_id={b}"));
+        // The all-sources registration reaches sources through the directory: wait until both deliver.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
+        var seenSources = new HashSet<string>();
+        var tag = 0;
+        while (seenSources.Count < 2 && DateTime.UtcNow < deadline)
+        {
+            await camA.SendBinaryAsync(TestJpeg.Tagged(tag++));
+            await camB.SendBinaryAsync(TestJpeg.Tagged(tag++));
+            var m = await all.ReceiveMessageAsync(TimeSpan.FromMilliseconds(500)).ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : null);
+            if (m is { Type: WebSocketMessageType.Text }) seenSources.Add(JsonDocument.Parse(m.Data).RootElement.GetProperty("source").GetString()!);
+        }
+        Assert.Equal(new[] { a, b }.Order().ToArray(), seenSources.Order().ToArray());
+        await camA.CloseQuietlyAsync();
+        await camB.CloseQuietlyAsync();
+        await all.CloseQuietlyAsync();
+        await onlyA.CloseQuietlyAsync();
+    }
+
+    [Fact]
+    public async Task HealthzIsOkWithComponents()
+    {
+        var r = await Gw.Client.GetAsync("healthz");
+        Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+        var body = JsonDocument.Parse(await r.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal("ok", body.GetProperty("status").GetString());
+        Assert.Equal("embedded", body.GetProperty("mode").GetString());
+        Assert.Equal("ok", body.GetProperty("components").GetProperty("cluster").GetProperty("state").GetString());
+        Assert.Equal("disabled", body.GetProperty("components").GetProperty("bus").GetProperty("state").GetString());
+    }
+
+    private async Task WaitSubscribedAsync(string source)
+    {
+        // The viewer's registration with the ClientGrain is awaited before its send loop starts; the status API
+        // shows it once done.
+        var deadline = DateTime.UtcNow + Wait;
+        while (DateTime.UtcNow < deadline)
+        {
+            var s = await Gw.StreamStatusAsync();
+            if (s.GetProperty("subscribed_sources").EnumerateArray().Any(e => e.GetString() == source)) return;
+            await Task.Delay(20);
+        }
+        throw new TimeoutException($"gateway never subscribed to {source}");
+    }
+
+    private static async Task<(JsonElement Meta, byte[] Data)> ReadMetaAndFrameAsync(WebSocket viewer)
+    {
+        var meta = await viewer.ReceiveMessageAsync(Wait);
+        Assert.NotNull(meta);
+        Assert.Equal(WebSocketMessageType.Text, meta!.Type);
+        var data = await viewer.ReceiveMessageAsync(Wait);
+        Assert.NotNull(data);
+        Assert.Equal(WebSocketMessageType.Binary, data!.Type);
+        return (JsonDocument.Parse(meta.Data).RootElement.Clone(), data.Data);
+    }
+}

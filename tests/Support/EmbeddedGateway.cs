@@ -1,0 +1,47 @@
+using System.Collections;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Blankend.Orleans.Gateway.Hosting;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Logging;
+
+namespace Blankend.Orleans.Tests.Support;
+
+/// <summary>The real gateway app (Kestrel on a loopback port, embedded silo on its own ports).</summary>
+public sealed class EmbeddedGateway : IAsyncDisposable
+{
+    private EmbeddedGateway(WebApplication app, Uri http)
+    {
+        App = app;
+        Http = http;
+        Client = new HttpClient { BaseAddress = http, Timeout = TimeSpan.FromSeconds(30) };
+    }
+
+    public WebApplication App { get; }
+
+    public Uri Http { get; }
+
+    public HttpClient Client { get; }
+
+    public Uri Ws(string pathAndQuery) => new($"ws://{Http.Authority}{pathAndQuery}");
+
+    public static async Task<EmbeddedGateway> StartAsync(string[]? args = null, IDictionary? environment = null)
+    {
+        string[] all = ["--urls", "http://127.0.0.1:0", "--Logging:LogLevel:Default=Warning", .. TestEnv.SiloPortArgs(), .. args ?? []];
+        var app = BlankendGatewayApp.Create(all, environment ?? new Hashtable());
+        await app.StartAsync();
+        var url = app.Urls.First();
+        return new EmbeddedGateway(app, new Uri(url.EndsWith('/') ? url : url + "/"));
+    }
+
+    public async Task<JsonElement> StreamStatusAsync() =>
+        await Client.GetFromJsonAsync<JsonElement>("api/v1/stream/status");
+
+    public async ValueTask DisposeAsync()
+    {
+        Client.Dispose();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        try { await App.StopAsync(cts.Token); }
+        finally { await App.DisposeAsync(); }
+    }
+}

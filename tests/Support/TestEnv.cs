@@ -1,0 +1,35 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace Blankend.Orleans.Tests.Support;
+
+public static class TestEnv
+{
+    public static string TestData(string name) => Path.Combine(AppContext.BaseDirectory, "testdata", name);
+
+    private static readonly Lock PortGate = new();
+    private static readonly HashSet<int> Handed = [];
+
+    /// <summary>A loopback TCP port free right now and not handed out before in this test run.</summary>
+    public static int FreePort()
+    {
+        lock (PortGate)
+        {
+            while (true)
+            {
+                using var l = new TcpListener(IPAddress.Loopback, 0);
+                l.Start();
+                var port = ((IPEndPoint)l.LocalEndpoint).Port;
+                l.Stop();
+                if (Handed.Add(port)) return port;
+            }
+        }
+    }
+
+    /// <summary>Command-line settings that give an embedded silo its own ports (tests run side by side).</summary>
+    public static string[] SiloPortArgs()
+    {
+        var silo = FreePort();
+        return [$"--cluster:silo_port={silo}", $"--cluster:primary_silo_port={silo}", $"--cluster:gateway_port={FreePort()}"];
+    }
+}
