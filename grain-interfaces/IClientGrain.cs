@@ -6,8 +6,12 @@ namespace Blankend.Orleans;
 /// </summary>
 public interface IClientGrain : IGrainWithStringKey
 {
-    /// <summary>Frame entering the service for this source. One-way: ingest never waits on routing.</summary>
-    [OneWay]
+    /// <summary>
+    /// Frame entering the service for this source. Awaited (not one-way) on purpose: Orleans does not keep the
+    /// order of concurrent one-way calls (a burst was measured arriving almost reversed), so each ingest
+    /// connection's pump sends one frame at a time and the camera's receive loop never waits on it (the pump's
+    /// bounded queue drops the oldest frame instead). The grain answers as soon as the frame is routed.
+    /// </summary>
     Task Publish(FrameEnvelope frame);
 
     /// <summary>Registers (or refreshes) a gateway's observer for this source. Registrations expire unless

@@ -9,5 +9,7 @@ return await BlankendStartup.RunAsync("silo", async () =>
     builder.Configuration.AddBlankendConfiguration(args);
     builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(8));
     builder.UseOrleans(silo => silo.AddBlankendSilo(builder.Configuration));
-    await builder.Build().RunAsync();
+    var host = builder.Build();
+    host.Services.ValidateBlankendOptions();
+    await host.RunAsync();
 });

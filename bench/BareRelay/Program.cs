@@ -6,7 +6,6 @@
 //                                    message, preceded by a JSON text message when meta=1.
 // Each viewer has a bounded queue of 8 frames, dropping the oldest when full; the payload is
 // copied once at ingest into an exact-size array shared by every viewer.
-using System.Net.WebSockets;
 using Blankend.Bench.BareRelay;
 
 var builder = WebApplication.CreateBuilder(args);

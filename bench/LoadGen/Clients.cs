@@ -78,7 +78,9 @@ public sealed class Window
     public bool Contains(long t) => t >= MeasureFrom && t < MeasureTo;
 }
 
-public sealed class Camera(int index, Uri uri, byte[] baseJpeg, double fps, Window window)
+/// <param name="phase">Fraction of a frame period this camera's schedule is offset by, so that
+/// several cameras do not all send at the same instant.</param>
+public sealed class Camera(int index, Uri uri, byte[] baseJpeg, double fps, double phase, Window window)
 {
     public int Index { get; } = index;
     public string Id { get; } = $"cam{index}";
@@ -145,7 +147,7 @@ public sealed class Camera(int index, Uri uri, byte[] baseJpeg, double fps, Wind
                 var now = Stopwatch.GetTimestamp();
                 if (period > 0)
                 {
-                    var deadline = window.Start + (long)(k * period);
+                    var deadline = window.Start + (long)((k + phase) * period);
                     if (now < deadline)
                     {
                         var ms = Math.Ceiling((deadline - now) * 1000.0 / freq);
@@ -154,7 +156,7 @@ public sealed class Camera(int index, Uri uri, byte[] baseJpeg, double fps, Wind
                     else if (now - deadline > 2 * period)
                     {
                         // Too far behind: skip the missed slots instead of bursting.
-                        var behind = (long)((now - window.Start) / period);
+                        var behind = (long)((now - window.Start) / period - phase);
                         LateSlots += behind - k;
                         k = behind;
                     }

@@ -79,7 +79,7 @@ public static class Program
         var viewers = new List<ViewerClient>();
         for (var i = 0; i < o.Cameras; i++)
         {
-            var cam = new Camera(i, new Uri($"{o.Url}/{o.Endpoint}?client_id=cam{i}"), baseJpeg, o.Fps, window);
+            var cam = new Camera(i, new Uri($"{o.Url}/{o.Endpoint}?client_id=cam{i}"), baseJpeg, o.Fps, (double)i / o.Cameras, window);
             cameras.Add(cam);
             for (var v = 0; v < o.Viewers; v++)
             {

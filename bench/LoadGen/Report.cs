@@ -127,6 +127,7 @@ public sealed class Result
     public long Delivered { get; set; }
     public double DelivFpsMin { get; set; }
     public double DelivFpsMean { get; set; }
+    public double[] DelivFpsPerViewer { get; set; } = [];
     public double? Ratio { get; set; }
     public long Duplicates { get; set; }
     public long Reordered { get; set; }
@@ -169,6 +170,7 @@ public sealed class Result
             Delivered = viewers.Sum(v => v.Delivered),
             DelivFpsMin = viewers.Count > 0 ? Round(viewers.Min(v => v.Delivered / d), 2) : 0,
             DelivFpsMean = viewers.Count > 0 ? Round(viewers.Average(v => v.Delivered / d), 2) : 0,
+            DelivFpsPerViewer = [.. viewers.Select(v => Round(v.Delivered / d, 2))],
             Duplicates = viewers.Sum(v => v.Duplicates),
             Reordered = viewers.Sum(v => v.Reordered),
             Corrupt = viewers.Sum(v => v.Corrupt),

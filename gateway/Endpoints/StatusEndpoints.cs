@@ -16,7 +16,7 @@ public sealed record SourceStatus(string Source, long Epoch, long Seq, long Fram
     int Observers, int WildcardObservers, string Silo);
 
 public sealed record StreamStatus(
-    string Mode, long FramesIn, long BytesIn, long InvalidFrames, long OversizeFrames, long CamerasConnected,
+    string Mode, long FramesIn, long BytesIn, long InvalidFrames, long OversizeFrames, long IngestDrops, long IngestErrors, long CamerasConnected,
     long ViewersConnected, long FramesFromCluster, long StaleFrames, long FramesSent, long ViewerDrops,
     long RejectedRequests, string[] SubscribedSources, bool AllSourcesSubscribed, List<ViewerStatus> Viewers,
     List<SourceStatus> Sources);
@@ -68,7 +68,8 @@ public static class StatusEndpoints
         var viewers = hub.Viewers.Select(v => new ViewerStatus(v.Source ?? "*", v.Meta, v.Sent, v.Dropped, v.Queued)).ToList();
         var status = new StreamStatus(mode.Name,
             Interlocked.Read(ref c.FramesIn), Interlocked.Read(ref c.BytesIn), Interlocked.Read(ref c.InvalidFrames),
-            Interlocked.Read(ref c.OversizeFrames), Interlocked.Read(ref c.CamerasConnected), Interlocked.Read(ref c.ViewersConnected),
+            Interlocked.Read(ref c.OversizeFrames), Interlocked.Read(ref c.IngestDrops), Interlocked.Read(ref c.IngestErrors),
+            Interlocked.Read(ref c.CamerasConnected), Interlocked.Read(ref c.ViewersConnected),
             Interlocked.Read(ref c.FramesFromCluster), Interlocked.Read(ref c.StaleFrames), Interlocked.Read(ref c.FramesSent),
             Interlocked.Read(ref c.ViewerDrops), Interlocked.Read(ref c.RejectedRequests),
             [.. subscriptions.Sources], subscriptions.AllSources, viewers, sources);

@@ -3,6 +3,7 @@ using System.Net.WebSockets;
 using System.Text.Json;
 using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Gateway.Fanout;
+using Blankend.Orleans.Gateway.Ingest;
 using Blankend.Orleans.Media;
 using Microsoft.Extensions.Options;
 
@@ -15,7 +16,7 @@ namespace Blankend.Orleans.Gateway.Endpoints;
 public static partial class VideoInEndpoint
 {
     public static async Task<IResult> HandleAsync(HttpContext context, IGrainFactory grains,
-        IOptions<StreamOptions> streamOptions, GatewayCounters counters, IHostApplicationLifetime lifetime,
+        IOptions<StreamOptions> streamOptions, IOptions<GatewayOptions> gatewayOptions, GatewayCounters counters, IHostApplicationLifetime lifetime,
         ILoggerFactory loggers)
     {
         var stream = streamOptions.Value;
@@ -29,11 +30,11 @@ public static partial class VideoInEndpoint
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
         Interlocked.Increment(ref counters.CamerasConnected);
         LogConnected(log, clientId!, context.Connection.RemoteIpAddress?.ToString() ?? "?");
-        var grain = grains.GetGrain<IClientGrain>(clientId!);
+        await using var pump = new IngestPump(grains.GetGrain<IClientGrain>(clientId!), gatewayOptions.Value.IngestQueueSize, counters, log);
         long frames = 0;
         try
         {
-            frames = await ReceiveLoopAsync(socket, grain, clientId!, stream.MaxFrameBytes, counters, log, cts.Token);
+            frames = await ReceiveLoopAsync(socket, pump, clientId!, stream.MaxFrameBytes, counters, log, cts.Token);
         }
         catch (Exception e) when (e is OperationCanceledException or WebSocketException)
         {
@@ -48,7 +49,7 @@ public static partial class VideoInEndpoint
         return Results.Empty;
     }
 
-    private static async Task<long> ReceiveLoopAsync(WebSocket socket, IClientGrain grain, string clientId, int maxFrameBytes,
+    private static async Task<long> ReceiveLoopAsync(WebSocket socket, IngestPump pump, string clientId, int maxFrameBytes,
         GatewayCounters counters, ILogger log, CancellationToken ct)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(Math.Min(256 * 1024, maxFrameBytes + 1));
@@ -103,7 +104,7 @@ public static partial class VideoInEndpoint
                 // The one copy of the ingest path: the envelope must own its bytes (the receive buffer is reused).
                 var payload = buffer.AsSpan(0, count).ToArray();
                 var frame = new FrameEnvelope(clientId, 0, 0, FrameKind.Raw, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), FrameOrigin.VideoIn, payload);
-                _ = grain.Publish(frame);
+                pump.Post(frame);
                 frames++;
                 Interlocked.Increment(ref counters.FramesIn);
                 Interlocked.Add(ref counters.BytesIn, count);

@@ -7,6 +7,8 @@ public sealed class GatewayCounters
     public long BytesIn;
     public long InvalidFrames;
     public long OversizeFrames;
+    public long IngestDrops;
+    public long IngestErrors;
     public long CamerasConnected;
     public long ViewersConnected;
     public long FramesFromCluster;

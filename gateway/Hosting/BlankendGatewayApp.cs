@@ -17,6 +17,7 @@ public static class BlankendGatewayApp
             builder.WebHost.UseUrls(DefaultUrl);
         builder.AddBlankendGateway();
         var app = builder.Build();
+        app.Services.ValidateBlankendOptions();
         app.MapBlankendEndpoints();
         return app;
     }

@@ -45,6 +45,9 @@ public sealed class GatewayOptions
     /// <summary>Frames queued per viewer; when full the oldest is dropped (a viewer sees the newest).</summary>
     [ConfigurationKeyName("viewer_queue_size")] public int ViewerQueueSize { get; set; } = 8;
 
+    /// <summary>Frames of one camera waiting to enter the cluster; when full the oldest is dropped (counted).</summary>
+    [ConfigurationKeyName("ingest_queue_size")] public int IngestQueueSize { get; set; } = 4;
+
     [ConfigurationKeyName("websocket_keepalive_s")] public int WebSocketKeepAliveSeconds { get; set; } = 15;
 }
 

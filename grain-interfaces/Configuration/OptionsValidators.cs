@@ -77,6 +77,7 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
     {
         var f = new Failures();
         f.Range("gateway:viewer_queue_size", o.ViewerQueueSize, 1, 1024);
+        f.Range("gateway:ingest_queue_size", o.IngestQueueSize, 1, 1024);
         f.Range("gateway:websocket_keepalive_s", o.WebSocketKeepAliveSeconds, 0, 3600);
         return f.Result;
     }

@@ -134,6 +134,21 @@ public static class BlankendConfiguration
         if (errors.Count > 0) throw new BlankendConfigurationException(errors);
     }
 
+    /// <summary>
+    /// Resolves every options section once, so that a bad value fails right after the host is built (one clear
+    /// line from <see cref="BlankendStartup"/>) rather than inside the host's start (which logs a stack trace).
+    /// ValidateOnStart stays registered for hosts built some other way (tests).
+    /// </summary>
+    public static void ValidateBlankendOptions(this IServiceProvider services)
+    {
+        _ = services.GetRequiredService<IOptions<StreamOptions>>().Value;
+        _ = services.GetRequiredService<IOptions<ClusterSettings>>().Value;
+        _ = services.GetRequiredService<IOptions<GatewayOptions>>().Value;
+        _ = services.GetRequiredService<IOptions<VideoProcessingOptions>>().Value;
+        _ = services.GetRequiredService<IOptions<RealtimePipelineOptions>>().Value;
+        _ = services.GetRequiredService<IOptions<AiOptions>>().Value;
+    }
+
     /// <summary>Reads a section right away (for settings needed while the host is being built), with the same
     /// binding rules and validation as at start-up.</summary>
     public static T Read<T, TValidator>(IConfiguration config, string section)

@@ -25,7 +25,12 @@ public sealed class EmbeddedGateway : IAsyncDisposable
 
     public Uri Ws(string pathAndQuery) => new($"ws://{Http.Authority}{pathAndQuery}");
 
-    public static async Task<EmbeddedGateway> StartAsync(string[]? args = null, IDictionary? environment = null)
+    /// <summary>Started on the thread pool, outside xunit's synchronization context: a host started under that
+    /// context (two threads shared by the whole run) keeps posting its continuations there and starves.</summary>
+    public static Task<EmbeddedGateway> StartAsync(string[]? args = null, IDictionary? environment = null) =>
+        Task.Run(() => StartCoreAsync(args, environment));
+
+    private static async Task<EmbeddedGateway> StartCoreAsync(string[]? args, IDictionary? environment)
     {
         string[] all = ["--urls", "http://127.0.0.1:0", "--Logging:LogLevel:Default=Warning", .. TestEnv.SiloPortArgs(), .. args ?? []];
         var app = BlankendGatewayApp.Create(all, environment ?? new Hashtable());

@@ -1,0 +1,176 @@
+using System.Collections.Concurrent;
+using Blankend.Orleans.Tests.Support;
+using Xunit;
+
+namespace Blankend.Orleans.Tests.Grains;
+
+/// <summary>Routing of ClientGrain and the source directory across a 2-silo cluster.</summary>
+public sealed class ClientGrainTests(TwoSiloClusterFixture fixture) : IClassFixture<TwoSiloClusterFixture>
+{
+    private IClusterClient Client => fixture.Cluster.Client;
+
+    private sealed class RecordingObserver : IFrameObserver
+    {
+        public ConcurrentQueue<FrameEnvelope> Frames { get; } = new();
+
+        public Task OnFrame(FrameEnvelope frame)
+        {
+            Frames.Enqueue(frame);
+            return Task.CompletedTask;
+        }
+    }
+
+    private static FrameEnvelope Frame(string source, int tag) =>
+        new(source, 0, 0, FrameKind.Raw, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), FrameOrigin.VideoIn, TestJpeg.Tagged(tag));
+
+    private static string NewSource() => "g-" + Guid.NewGuid().ToString("N")[..8];
+
+    private static async Task WaitForAsync(Func<bool> condition, int timeoutMs = 10_000)
+    {
+        var deadline = Environment.TickCount64 + timeoutMs;
+        while (!condition())
+        {
+            if (Environment.TickCount64 > deadline) throw new TimeoutException();
+            await Task.Delay(10);
+        }
+    }
+
+    [Fact]
+    public async Task PublishedFramesReachASubscriberOnceEachInOrderWithSequence()
+    {
+        var source = NewSource();
+        var observer = new RecordingObserver();
+        var reference = Client.CreateObjectReference<IFrameObserver>(observer);
+        var grain = Client.GetGrain<IClientGrain>(source);
+        await grain.Subscribe(reference);
+
+        for (var i = 0; i < 100; i++) await grain.Publish(Frame(source, i));
+        await WaitForAsync(() => observer.Frames.Count >= 100);
+        await Task.Delay(200); // a duplicate would show up now
+
+        var frames = observer.Frames.ToArray();
+        Assert.Equal(100, frames.Length);
+        // The grain numbers frames in the order they were published (observer calls may still overtake each
+        // other on the way back; the gateway's per-source cursor handles that).
+        var bySeq = frames.OrderBy(f => f.Seq).ToArray();
+        Assert.Equal(Enumerable.Range(1, 100).Select(i => (long)i), bySeq.Select(f => f.Seq));
+        Assert.Equal(Enumerable.Range(0, 100), bySeq.Select(f => TestJpeg.ReadTag(f.Payload)));
+        Assert.Single(frames.Select(f => f.Epoch).Distinct());
+        Assert.All(frames, f => Assert.Equal(source, f.Source));
+
+        var stats = await grain.GetStats();
+        Assert.Equal(100, stats.FramesIn);
+        Assert.Equal(100, stats.Seq);
+        Assert.Equal(1, stats.Observers);
+    }
+
+    [Fact]
+    public async Task SourceGrainStampsItsOwnKeyOverAForgedSource()
+    {
+        var source = NewSource();
+        var observer = new RecordingObserver();
+        var grain = Client.GetGrain<IClientGrain>(source);
+        await grain.Subscribe(Client.CreateObjectReference<IFrameObserver>(observer));
+        await grain.Publish(Frame("someone-else", 1));
+        await WaitForAsync(() => observer.Frames.Count == 1);
+        Assert.Equal(source, observer.Frames.Single().Source);
+    }
+
+    [Fact]
+    public async Task UnsubscribedObserverGetsNothingMore()
+    {
+        var source = NewSource();
+        var observer = new RecordingObserver();
+        var reference = Client.CreateObjectReference<IFrameObserver>(observer);
+        var grain = Client.GetGrain<IClientGrain>(source);
+        await grain.Subscribe(reference);
+        await grain.Publish(Frame(source, 1));
+        await WaitForAsync(() => observer.Frames.Count == 1);
+
+        await grain.Unsubscribe(reference);
+        await grain.Publish(Frame(source, 2));
+        await grain.GetStats(); // a round trip after the publish: it has been routed by now
+        await Task.Delay(200);
+        Assert.Single(observer.Frames);
+    }
+
+    [Fact]
+    public async Task RegistrationThatIsNotRefreshedExpires()
+    {
+        var source = NewSource();
+        var observer = new RecordingObserver();
+        var grain = Client.GetGrain<IClientGrain>(source);
+        await grain.Subscribe(Client.CreateObjectReference<IFrameObserver>(observer));
+        await Task.Delay(TwoSiloClusterFixture.RefreshMs * 3 + 1200); // past the 3-refresh expiry and the purge tick
+
+        await grain.Publish(Frame(source, 1)); // purges, then routes to nobody
+        await grain.Publish(Frame(source, 2));
+        var stats = await grain.GetStats();
+        await Task.Delay(200);
+        Assert.Empty(observer.Frames);
+        Assert.Equal(0, stats.Observers);
+        Assert.Equal(2, stats.FramesIn);
+    }
+
+    [Fact]
+    public async Task AllSourcesObserverGetsEverySourceAndEachFrameOnceWhenAlsoSubscribedDirectly()
+    {
+        var a = NewSource();
+        var b = NewSource();
+        var ga = Client.GetGrain<IClientGrain>(a);
+        var gb = Client.GetGrain<IClientGrain>(b);
+        await ga.GetStats(); // both sources active before the all-sources observer arrives
+        await gb.GetStats();
+
+        var observer = new RecordingObserver();
+        var reference = Client.CreateObjectReference<IFrameObserver>(observer);
+        await Client.GetGrain<ISourceDirectoryGrain>(ISourceDirectoryGrain.Key).SubscribeAll(reference);
+        await ga.Subscribe(reference); // the same gateway also has a viewer of a alone
+
+        await ga.Publish(Frame(a, 1));
+        await gb.Publish(Frame(b, 2));
+        await WaitForAsync(() => observer.Frames.Count >= 2);
+        await ga.GetStats();
+        await gb.GetStats();
+        await Task.Delay(300);
+
+        var frames = observer.Frames.ToArray();
+        Assert.Equal(2, frames.Length); // a's frame once, not once per registration
+        Assert.Equal(new[] { a, b }.Order(), frames.Select(f => f.Source).Order());
+
+        var sources = await Client.GetGrain<ISourceDirectoryGrain>(ISourceDirectoryGrain.Key).ListSources();
+        Assert.Contains(a, sources);
+        Assert.Contains(b, sources);
+        await Client.GetGrain<ISourceDirectoryGrain>(ISourceDirectoryGrain.Key).UnsubscribeAll(reference);
+    }
+
+    [Fact]
+    public async Task ASourceActivatedAfterTheAllSourcesObserverAlsoDeliversToIt()
+    {
+        var observer = new RecordingObserver();
+        var reference = Client.CreateObjectReference<IFrameObserver>(observer);
+        var directory = Client.GetGrain<ISourceDirectoryGrain>(ISourceDirectoryGrain.Key);
+        await directory.SubscribeAll(reference);
+
+        var late = NewSource();
+        await Client.GetGrain<IClientGrain>(late).Publish(Frame(late, 5));
+        await WaitForAsync(() => observer.Frames.Any(f => f.Source == late));
+        await directory.UnsubscribeAll(reference);
+    }
+
+    [Fact]
+    public async Task SourcesSpreadOverBothSilosAllDeliver()
+    {
+        var observer = new RecordingObserver();
+        var reference = Client.CreateObjectReference<IFrameObserver>(observer);
+        var sources = Enumerable.Range(0, 12).Select(_ => NewSource()).ToArray();
+        foreach (var s in sources) await Client.GetGrain<IClientGrain>(s).Subscribe(reference);
+        foreach (var s in sources) await Client.GetGrain<IClientGrain>(s).Publish(Frame(s, 1));
+        await WaitForAsync(() => observer.Frames.Count >= sources.Length);
+
+        var silos = new HashSet<string>();
+        foreach (var s in sources) silos.Add((await Client.GetGrain<IClientGrain>(s).GetStats()).Silo);
+        Assert.Equal(2, silos.Count); // random placement over 12 sources: both silos host some (p of failure ~ 2^-11)
+        Assert.Equal(sources.Order(), observer.Frames.Select(f => f.Source).Order());
+    }
+}

@@ -1,0 +1,42 @@
+using Blankend.Orleans.Configuration;
+using Blankend.Orleans.Silo.Hosting;
+using Microsoft.Extensions.Configuration;
+using Orleans.TestingHost;
+using Xunit;
+
+namespace Blankend.Orleans.Tests.Grains;
+
+/// <summary>A real 2-silo Orleans cluster (TestingHost) running the project's grains and silo wiring.</summary>
+public sealed class TwoSiloClusterFixture : IAsyncLifetime
+{
+    /// <summary>Short refresh so that expiry is observable in a test: registrations live 3 x 300 ms.</summary>
+    public const int RefreshMs = 300;
+
+    public TestCluster Cluster { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        var builder = new TestClusterBuilder(2);
+        builder.AddSiloBuilderConfigurator<SiloConfigurator>();
+        Cluster = builder.Build();
+        await Cluster.DeployAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await Cluster.StopAllSilosAsync();
+        await Cluster.DisposeAsync();
+    }
+
+    private sealed class SiloConfigurator : ISiloConfigurator
+    {
+        public void Configure(ISiloBuilder siloBuilder)
+        {
+            var config = new ConfigurationBuilder()
+                .AddInMemoryCollection(new Dictionary<string, string?> { ["cluster:observer_refresh_ms"] = RefreshMs.ToString() })
+                .Build();
+            siloBuilder.Services.AddBlankendOptions(config);
+            siloBuilder.AddBlankendGrainDefaults(BlankendConfiguration.Read<ClusterSettings, ClusterSettingsValidator>(config, ClusterSettings.Section));
+        }
+    }
+}
