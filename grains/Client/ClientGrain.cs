@@ -59,8 +59,10 @@ public sealed partial class ClientGrain : Grain, IClientGrain
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
         LogDeactivated(Source, reason.Description, _framesIn);
+        // When the silo shuts down the directory may be going too; its entries expire by themselves.
+        if (reason.ReasonCode == DeactivationReasonCode.ShuttingDown) return;
         try { await Directory.UnregisterSource(Source); }
-        catch (Exception e) { LogDirectoryFailed(e, Source); }
+        catch (Exception e) { LogUnregisterFailed(Source, e.Message); }
     }
 
     public Task Publish(FrameEnvelope frame)
@@ -165,6 +167,9 @@ public sealed partial class ClientGrain : Grain, IClientGrain
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "source {Source}: source directory unreachable")]
     private partial void LogDirectoryFailed(Exception e, string source);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "source {Source}: unregistering from the directory failed ({Reason}); the entry expires")]
+    private partial void LogUnregisterFailed(string source, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "source {Source}: observer call failed")]
     private partial void LogObserverFailed(Exception e, string source);

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs the whole test suite (unit, Orleans TestCluster, real WebSockets, real processes) and ends with
+# one summary line "tests: N passed, N failed, N skipped". Exit code 0 only when nothing failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh --test
+
+results=artifacts/test-results
+rm -rf "$results"
+dotnet build Blankend.Orleans.sln -c Release -nologo -v quiet
+set +e
+dotnet test tests/Blankend.Orleans.Tests.csproj -c Release --no-build -nologo \
+  --logger "console;verbosity=normal" --logger "trx;LogFileName=results.trx" \
+  --results-directory "$results" --blame-hang-timeout 10m
+status=$?
+set -e
+
+trx="$results/results.trx"
+if [[ -f "$trx" ]]; then
+  counters=$(grep -o '<Counters [^>]*>' "$trx" | head -1)
+  get() { sed -n "s/.* $1=\"\([0-9]*\)\".*/\1/p" <<<"$counters"; }
+  passed=$(get passed); failed=$(get failed); total=$(get total); executed=$(get executed)
+  skipped=$(( ${total:-0} - ${executed:-0} ))
+  echo "tests: ${passed:-0} passed, ${failed:-0} failed, ${skipped} skipped"
+  if [[ "${executed:-0}" -eq 0 ]]; then echo "no test executed" >&2; exit 1; fi
+else
+  echo "tests: 0 passed, 1 failed (no results file: the test run did not complete)"
+  exit 1
+fi
+exit $status
