@@ -11,13 +11,19 @@ public interface IClientGrain : IGrainWithStringKey
     /// order of concurrent one-way calls (a burst was measured arriving almost reversed), so each ingest
     /// connection's pump sends one frame at a time and the camera's receive loop never waits on it (the pump's
     /// bounded queue drops the oldest frame instead). The grain answers as soon as the frame is routed.
+    /// Times out after 2 s (not Orleans' 30 s): a call caught by a silo crash never answers, and the camera's next
+    /// frames must not wait behind it; a live frame that old is worthless anyway.
     /// </summary>
+    [ResponseTimeout("00:00:02")]
     Task Publish(FrameEnvelope frame);
 
     /// <summary>Registers (or refreshes) a gateway's observer for this source. Registrations expire unless
-    /// refreshed, so a gateway that dies leaves nothing behind.</summary>
+    /// refreshed, so a gateway that dies leaves nothing behind. The gateway renews often: a renewal lost with a
+    /// silo is retried rather than waited for.</summary>
+    [ResponseTimeout("00:00:05")]
     Task Subscribe(IFrameObserver observer);
 
+    [ResponseTimeout("00:00:05")]
     Task Unsubscribe(IFrameObserver observer);
 
     /// <summary>Called by the source directory when the set of all-source observers changes.</summary>

@@ -16,12 +16,15 @@ public interface ISourceDirectoryGrain : IGrainWithIntegerKey
     Task UnregisterSource(string source);
 
     /// <summary>Registers (or refreshes) a gateway observer that wants every source.</summary>
+    [ResponseTimeout("00:00:05")]
     Task SubscribeAll(IFrameObserver observer);
 
+    [ResponseTimeout("00:00:05")]
     Task UnsubscribeAll(IFrameObserver observer);
 
     Task<string[]> ListSources();
 
     /// <summary>Cheap round trip used by health checks to prove the cluster answers.</summary>
+    [ResponseTimeout("00:00:02")]
     Task<string> Ping();
 }

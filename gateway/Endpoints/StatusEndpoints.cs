@@ -17,12 +17,42 @@ public sealed record SourceStatus(string Source, long Epoch, long Seq, long Fram
 
 public sealed record StreamStatus(
     string Mode, long FramesIn, long BytesIn, long InvalidFrames, long OversizeFrames, long IngestDrops, long IngestErrors, long CamerasConnected,
-    long ViewersConnected, long FramesFromCluster, long StaleFrames, long FramesSent, long ViewerDrops,
+    long ViewersConnected, long FramesFromCluster, long StaleFrames, long LostFrames, long FramesSent, long ViewerDrops,
     long RejectedRequests, string[] SubscribedSources, bool AllSourcesSubscribed, List<ViewerStatus> Viewers,
-    List<SourceStatus> Sources);
+    List<ViewerHub.WatchedSource> Watched, List<SourceStatus> Sources);
+
+public sealed record SiloStatusEntry(string Address, string Name, string Status, string Host, string Ip, int SiloPort, int GatewayPort,
+    DateTime StartTime, DateTime IAmAliveTime, string Role, string[] GpuDevices);
+
+public sealed record ClusterStatus(string Mode, string Clustering, string ClusterId, string ServiceId, int ActiveSilos, int DeadSilos,
+    int? ConnectedGateways, long ClusterChanges, long SubscriptionRefreshFailures, List<SiloStatusEntry> Silos, string? Error = null);
 
 public static class StatusEndpoints
 {
+    /// <summary><c>/api/v1/cluster/status</c>: every silo of the membership table with its status (Active, Dead,
+    /// ...) and announced role / GPU devices. 503 when the cluster does not answer.</summary>
+    public static async Task<IResult> ClusterStatusAsync(IGrainFactory grains, GatewayMode mode, ClusterSettings cluster,
+        ClusterChangeSignal changes, SourceSubscriptions subscriptions)
+    {
+        var silos = new List<SiloStatusEntry>();
+        string? error = null;
+        try
+        {
+            var infos = await grains.GetGrain<IClusterInfoGrain>(0).GetSilos().WaitAsync(TimeSpan.FromSeconds(4));
+            silos.AddRange(infos.Select(i => new SiloStatusEntry(i.Address, i.Name, i.Status, i.Host, i.Ip, i.SiloPort, i.GatewayPort,
+                i.StartTime, i.IAmAliveTime, i.Role, i.GpuDevices)));
+        }
+        catch (Exception e) when (e is TimeoutException or OrleansException or InvalidOperationException)
+        {
+            error = $"{e.GetType().Name}: {e.Message}";
+        }
+        var status = new ClusterStatus(mode.Name, cluster.Clustering, cluster.ClusterId, cluster.ServiceId,
+            silos.Count(s => s.Status == "Active"), silos.Count(s => s.Status == "Dead"), changes.ConnectedGateways, changes.Count,
+            subscriptions.RefreshFailures,
+            silos, error);
+        return Results.Json(status, GatewayJson.Default.ClusterStatus, statusCode: error is null ? 200 : 503);
+    }
+
     /// <summary><c>/healthz</c>: 200 while frames can flow (the cluster answers), 503 when it does not.</summary>
     public static async Task<IResult> HealthAsync(IGrainFactory grains, GatewayMode mode, IOptions<StreamOptions> stream)
     {
@@ -70,9 +100,10 @@ public static class StatusEndpoints
             Interlocked.Read(ref c.FramesIn), Interlocked.Read(ref c.BytesIn), Interlocked.Read(ref c.InvalidFrames),
             Interlocked.Read(ref c.OversizeFrames), Interlocked.Read(ref c.IngestDrops), Interlocked.Read(ref c.IngestErrors),
             Interlocked.Read(ref c.CamerasConnected), Interlocked.Read(ref c.ViewersConnected),
-            Interlocked.Read(ref c.FramesFromCluster), Interlocked.Read(ref c.StaleFrames), Interlocked.Read(ref c.FramesSent),
+            Interlocked.Read(ref c.FramesFromCluster), Interlocked.Read(ref c.StaleFrames), Interlocked.Read(ref c.LostFrames),
+            Interlocked.Read(ref c.FramesSent),
             Interlocked.Read(ref c.ViewerDrops), Interlocked.Read(ref c.RejectedRequests),
-            [.. subscriptions.Sources], subscriptions.AllSources, viewers, sources);
+            [.. subscriptions.Sources], subscriptions.AllSources, viewers, hub.Watched, sources);
         return Results.Json(status, GatewayJson.Default.StreamStatus);
     }
 }

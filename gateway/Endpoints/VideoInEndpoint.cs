@@ -3,6 +3,7 @@ using System.Net.WebSockets;
 using System.Text.Json;
 using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Gateway.Fanout;
+using Blankend.Orleans.Gateway.Hosting;
 using Blankend.Orleans.Gateway.Ingest;
 using Blankend.Orleans.Media;
 using Microsoft.Extensions.Options;
@@ -30,7 +31,8 @@ public static partial class VideoInEndpoint
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
         Interlocked.Increment(ref counters.CamerasConnected);
         LogConnected(log, clientId!, context.Connection.RemoteIpAddress?.ToString() ?? "?");
-        await using var pump = new IngestPump(grains.GetGrain<IClientGrain>(clientId!), gatewayOptions.Value.IngestQueueSize, counters, log);
+        await using var pump = new IngestPump(grains.GetGrain<IClientGrain>(clientId!), gatewayOptions.Value.IngestQueueSize, counters, log,
+            context.RequestServices.GetService<ClusterChangeSignal>());
         long frames = 0;
         try
         {

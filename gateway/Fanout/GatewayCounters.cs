@@ -13,6 +13,7 @@ public sealed class GatewayCounters
     public long ViewersConnected;
     public long FramesFromCluster;
     public long StaleFrames;
+    public long LostFrames;
     public long FramesSent;
     public long ViewerDrops;
     public long RejectedRequests;

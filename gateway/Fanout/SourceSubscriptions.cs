@@ -1,4 +1,5 @@
 using Blankend.Orleans.Configuration;
+using Blankend.Orleans.Gateway.Hosting;
 using Microsoft.Extensions.Options;
 
 namespace Blankend.Orleans.Gateway.Fanout;
@@ -7,7 +8,9 @@ namespace Blankend.Orleans.Gateway.Fanout;
 /// Registers this gateway's single observer ONCE per source it has viewers for (and once with the source
 /// directory while it has all-source viewers), however many viewers there are. Registrations expire in the
 /// cluster unless renewed, so a refresh loop runs while (and only while) something is subscribed; it also
-/// re-registers after a silo loss.
+/// re-registers after a silo loss: at once when the cluster changes (<see cref="ClusterChangeSignal"/>), then
+/// every <see cref="FastPeriod"/> for <see cref="FastWindow"/> and for as long as a registration fails (the
+/// lost grains come back on another silo once the dead one is declared dead), then every observer_refresh_ms.
 /// </summary>
 public sealed partial class SourceSubscriptions : IAsyncDisposable
 {
@@ -22,14 +25,33 @@ public sealed partial class SourceSubscriptions : IAsyncDisposable
     private CancellationTokenSource? _loopCts;
     private Task _loop = Task.CompletedTask;
 
+    // Set by a cluster change: the loop renews at once, then every FastPeriod until this time (TickCount64).
+    private long _fastUntil;
+    private TaskCompletionSource _wake = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private long _refreshFailures;
+    private readonly ClusterChangeSignal _clusterChanges;
+
+    /// <summary>Renewal period right after a cluster change or a failed renewal.</summary>
+    public TimeSpan FastPeriod { get; }
+
+    /// <summary>How long renewals stay fast after a cluster change: long enough to cover the death declaration of
+    /// a killed silo (about probe_timeout_ms x missed_probes_limit, plus slack on a loaded host).</summary>
+    public static readonly TimeSpan FastWindow = TimeSpan.FromSeconds(15);
+
     public SourceSubscriptions(IGrainFactory grains, FrameObserver observer, IOptions<ClusterSettings> cluster,
-        ILogger<SourceSubscriptions> log)
+        ClusterChangeSignal clusterChanges, ILogger<SourceSubscriptions> log)
     {
         _grains = grains;
         _observer = observer;
         _log = log;
         _refresh = TimeSpan.FromMilliseconds(cluster.Value.ObserverRefreshMs);
+        FastPeriod = TimeSpan.FromMilliseconds(Math.Min(250, cluster.Value.ObserverRefreshMs));
+        _clusterChanges = clusterChanges;
+        clusterChanges.Changed += OnClusterChanged;
     }
+
+    /// <summary>Renewal rounds that failed for at least one registration (status API).</summary>
+    public long RefreshFailures => Interlocked.Read(ref _refreshFailures);
 
     public IReadOnlyCollection<string> Sources
     {
@@ -125,13 +147,36 @@ public sealed partial class SourceSubscriptions : IAsyncDisposable
         _loop = RefreshLoopAsync(_loopCts.Token);
     }
 
+    private void OnClusterChanged(string reason)
+    {
+        TaskCompletionSource wake;
+        lock (_gate)
+        {
+            if (_refCounts.Count == 0 && _allSources == 0) return; // nothing registered anywhere
+            Volatile.Write(ref _fastUntil, Environment.TickCount64 + (long)FastWindow.TotalMilliseconds);
+            wake = _wake;
+        }
+        LogClusterChanged(reason);
+        wake.TrySetResult();
+    }
+
     private async Task RefreshLoopAsync(CancellationToken ct)
     {
-        using var timer = new PeriodicTimer(_refresh);
+        var failed = false;
         try
         {
-            while (await timer.WaitForNextTickAsync(ct))
+            while (true)
             {
+                var fast = failed || Environment.TickCount64 < Volatile.Read(ref _fastUntil);
+                Task wake;
+                lock (_gate) wake = _wake.Task;
+                await Task.WhenAny(wake, Task.Delay(fast ? FastPeriod : _refresh, ct)).ConfigureAwait(false);
+                ct.ThrowIfCancellationRequested();
+                lock (_gate)
+                {
+                    if (_wake.Task.IsCompleted) _wake = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                }
+
                 string[] sources;
                 bool all;
                 lock (_gate)
@@ -145,11 +190,17 @@ public sealed partial class SourceSubscriptions : IAsyncDisposable
                 if (all) calls.Add(SubscribeAsync(null));
                 try
                 {
-                    await Task.WhenAll(calls).WaitAsync(_refresh, ct);
+                    // A call to a grain whose silo just died may hang until the silo is declared dead: give up on
+                    // the round after one period and try again (a late success is harmless, it is idempotent).
+                    await Task.WhenAll(calls).WaitAsync(fast ? FastPeriod * 2 : _refresh, ct).ConfigureAwait(false);
+                    if (failed) LogRefreshRecovered();
+                    failed = false;
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
-                    LogRefreshFailed(e);
+                    Interlocked.Increment(ref _refreshFailures);
+                    if (!failed) LogRefreshFailed(e, FastPeriod.TotalMilliseconds);
+                    failed = true;
                 }
             }
         }
@@ -160,6 +211,7 @@ public sealed partial class SourceSubscriptions : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        _clusterChanges.Changed -= OnClusterChanged;
         _loopCts?.Cancel();
         await _loop.ConfigureAwait(false);
         _loopCts?.Dispose();
@@ -168,6 +220,12 @@ public sealed partial class SourceSubscriptions : IAsyncDisposable
     [LoggerMessage(Level = LogLevel.Warning, Message = "subscribing to source {Source} failed; retrying on the next refresh")]
     private partial void LogSubscribeFailed(Exception e, string source);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "refreshing source subscriptions failed; retrying")]
-    private partial void LogRefreshFailed(Exception e);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "refreshing source subscriptions failed; retrying every {FastMs} ms until it succeeds")]
+    private partial void LogRefreshFailed(Exception e, double fastMs);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "source subscriptions renewed again")]
+    private partial void LogRefreshRecovered();
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "cluster changed ({Reason}): renewing source subscriptions now")]
+    private partial void LogClusterChanged(string reason);
 }

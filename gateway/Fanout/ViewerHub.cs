@@ -14,12 +14,37 @@ public sealed class ViewerHub(GatewayCounters counters)
 
     private readonly Dictionary<string, Cursor> _cursors = new(StringComparer.Ordinal);
 
-    /// <summary>Last (epoch, seq) delivered per source. Also the lock that keeps each source's frames in order
-    /// into the viewer queues when observer calls arrive on several threads.</summary>
+    /// <summary>Last (epoch, seq) delivered per source, and the epoch before it. Also the lock that keeps each
+    /// source's frames in order into the viewer queues when observer calls arrive on several threads. Exists
+    /// while this gateway watches the source: it is dropped with the source's last viewer, so that frames sent
+    /// while nobody here was watching are not mistaken for lost ones.</summary>
     private sealed class Cursor
     {
         public long Epoch;
         public long Seq;
+        public long PreviousEpoch;
+        public long Delivered;
+        public long Stale;
+        public long Lost;
+    }
+
+    /// <summary>Per watched source: where its frames stand on this gateway (status API).</summary>
+    public sealed record WatchedSource(string Source, long Epoch, long Seq, long Frames, long Stale, long Lost);
+
+    public List<WatchedSource> Watched
+    {
+        get
+        {
+            KeyValuePair<string, Cursor>[] all;
+            lock (_cursors) all = [.. _cursors];
+            var result = new List<WatchedSource>(all.Length);
+            foreach (var (source, c) in all)
+            {
+                lock (c) result.Add(new WatchedSource(source, c.Epoch, c.Seq, c.Delivered, c.Stale, c.Lost));
+            }
+            result.Sort((a, b) => string.CompareOrdinal(a.Source, b.Source));
+            return result;
+        }
     }
 
     public int ViewerCount
@@ -56,6 +81,16 @@ public sealed class ViewerHub(GatewayCounters counters)
             if (viewer.Source is null)
             {
                 _allSources = Array.FindAll(_allSources, v => v != viewer);
+                if (_allSources.Length == 0)
+                {
+                    lock (_cursors)
+                    {
+                        foreach (var source in _cursors.Keys.ToArray())
+                        {
+                            if (!_bySource.ContainsKey(source)) _cursors.Remove(source);
+                        }
+                    }
+                }
                 return;
             }
             if (!_bySource.TryGetValue(viewer.Source, out var list)) return;
@@ -64,6 +99,10 @@ public sealed class ViewerHub(GatewayCounters counters)
             if (rest.Length == 0) map.Remove(viewer.Source);
             else map[viewer.Source] = rest;
             _bySource = map;
+            if (rest.Length == 0 && _allSources.Length == 0)
+            {
+                lock (_cursors) _cursors.Remove(viewer.Source);
+            }
         }
     }
 
@@ -79,14 +118,33 @@ public sealed class ViewerHub(GatewayCounters counters)
 
         lock (cursor)
         {
-            // At most once and in order per source: a repeat or a late frame of the same activation is dropped.
-            if (cursor.Epoch == frame.Epoch && frame.Seq <= cursor.Seq)
+            // At most once and in order per source: a repeat or a late frame of the same activation (or of the
+            // one before it) is dropped. It was counted as lost when the frame after it overtook it: it moves
+            // from lost to stale.
+            if ((cursor.Epoch == frame.Epoch && frame.Seq <= cursor.Seq) || (cursor.PreviousEpoch == frame.Epoch && frame.Epoch != 0))
             {
                 Interlocked.Increment(ref counters.StaleFrames);
+                cursor.Stale++;
+                if (cursor.Epoch == frame.Epoch)
+                {
+                    Interlocked.Decrement(ref counters.LostFrames);
+                    cursor.Lost--;
+                }
                 return;
             }
+            // Gaps in seq are frames the source's grain routed here that never arrived: observer calls lost with
+            // a silo, or frames routed by a new activation (after a silo loss) before this gateway re-registered.
+            // A cursor exists only while this gateway watches the source, so the gap is this gateway's loss.
+            var gap = cursor.Epoch == frame.Epoch ? frame.Seq - cursor.Seq - 1 : cursor.Epoch != 0 ? frame.Seq - 1 : 0;
+            if (gap != 0)
+            {
+                Interlocked.Add(ref counters.LostFrames, gap);
+                cursor.Lost += gap;
+            }
+            if (cursor.Epoch != frame.Epoch) cursor.PreviousEpoch = cursor.Epoch;
             cursor.Epoch = frame.Epoch;
             cursor.Seq = frame.Seq;
+            cursor.Delivered++;
 
             var item = new OutFrame(frame);
             if (_bySource.TryGetValue(frame.Source, out var viewers))

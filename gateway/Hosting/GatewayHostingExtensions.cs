@@ -1,4 +1,3 @@
-using System.Net;
 using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Gateway.Endpoints;
 using Blankend.Orleans.Gateway.Fanout;
@@ -28,22 +27,22 @@ public static partial class GatewayHostingExtensions
         var mode = new GatewayMode(cluster.Mode);
         builder.Services.AddSingleton(mode);
 
+        builder.Services.AddSingleton(cluster);
+        builder.Services.AddSingleton<ClusterChangeSignal>();
         if (mode.Embedded)
         {
+            // With clustering=redis this gateway is also a silo of the shared cluster (it may host grains).
             builder.UseOrleans(silo => silo.AddBlankendSilo(config));
+            builder.Services.AddHostedService<EmbeddedMembershipWatcher>();
         }
         else
         {
+            // A stateless cluster client: it hosts no grain, so losing it loses only its own sockets.
             builder.UseOrleansClient(client =>
             {
-                var ports = cluster.GatewayPorts.Length > 0 ? cluster.GatewayPorts : [cluster.GatewayPort];
-                client.UseStaticClustering(ports.Select(p => new IPEndPoint(IPAddress.Loopback, p)).ToArray());
-                client.Configure<global::Orleans.Configuration.ClusterOptions>(o =>
-                {
-                    o.ClusterId = cluster.ClusterId;
-                    o.ServiceId = cluster.ServiceId;
-                });
+                client.UseBlankendMembership(cluster);
                 client.UseConnectionRetryFilter<WaitForClusterFilter>();
+                client.Services.AddSingleton<IClusterConnectionStatusObserver, ClientConnectionWatcher>();
             });
         }
 
@@ -65,21 +64,22 @@ public static partial class GatewayHostingExtensions
         app.Map("/video_out", VideoOutEndpoint.HandleAsync);
         app.MapGet("/healthz", StatusEndpoints.HealthAsync);
         app.MapGet("/api/v1/stream/status", StatusEndpoints.StreamStatusAsync);
+        app.MapGet("/api/v1/cluster/status", StatusEndpoints.ClusterStatusAsync);
         app.MapGet("/", (GatewayMode mode) => Results.Text(
             $"Blankend.Orleans gateway ({mode.Name}). WebSockets: /video_in?client_id=SRC, /video_out?source=SRC&meta=1. " +
-            "HTTP: /healthz, /api/v1/stream/status\n"));
+            "HTTP: /healthz, /api/v1/stream/status, /api/v1/cluster/status\n"));
 
         app.Lifetime.ApplicationStarted.Register(() =>
         {
             var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Blankend.Gateway");
             LogStarted(log, string.Join(", ", app.Urls), app.Services.GetRequiredService<GatewayMode>().Name,
-                app.Configuration["blankend:config_path"] ?? "?");
+                app.Services.GetRequiredService<ClusterSettings>().Clustering, app.Configuration["blankend:config_path"] ?? "?");
         });
         return app;
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Blankend gateway listening on {Urls} (cluster mode: {Mode}, config: {Config})")]
-    private static partial void LogStarted(ILogger log, string urls, string mode, string config);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Blankend gateway listening on {Urls} (cluster mode: {Mode}, clustering: {Clustering}, config: {Config})")]
+    private static partial void LogStarted(ILogger log, string urls, string mode, string clustering, string config);
 
     /// <summary>Client mode: keep trying until the silos answer (they may start after the gateway), logging each try.</summary>
     private sealed partial class WaitForClusterFilter(ILogger<WaitForClusterFilter> log, IHostApplicationLifetime lifetime) : IClientConnectionRetryFilter

@@ -1,5 +1,6 @@
 using System.Threading.Channels;
 using Blankend.Orleans.Gateway.Fanout;
+using Blankend.Orleans.Gateway.Hosting;
 
 namespace Blankend.Orleans.Gateway.Ingest;
 
@@ -14,11 +15,16 @@ public sealed partial class IngestPump : IAsyncDisposable
     private readonly GatewayCounters _counters;
     private readonly ILogger _log;
     private readonly Task _pump;
+    private readonly ClusterChangeSignal? _clusterChanges;
     private long _lastErrorLog;
 
-    public IngestPump(IClientGrain grain, int capacity, GatewayCounters counters, ILogger log)
+    /// <param name="clusterChanges">When given, a Publish in flight when a silo connection breaks is given up after
+    /// <see cref="ClusterChangeSignal.LossGrace"/> (counted as an ingest error) instead of after its 2 s response
+    /// timeout, so the camera's next frames reach the source's new activation sooner.</param>
+    public IngestPump(IClientGrain grain, int capacity, GatewayCounters counters, ILogger log, ClusterChangeSignal? clusterChanges = null)
     {
         _grain = grain;
+        _clusterChanges = clusterChanges;
         _counters = counters;
         _log = log;
         _queue = Channel.CreateBounded<FrameEnvelope>(
@@ -35,12 +41,16 @@ public sealed partial class IngestPump : IAsyncDisposable
         {
             try
             {
-                await _grain.Publish(frame).ConfigureAwait(false);
+                var loss = _clusterChanges?.LossToken ?? CancellationToken.None;
+                var call = _grain.Publish(frame);
+                if (call.IsCompleted || !loss.CanBeCanceled) await call.ConfigureAwait(false);
+                else await call.WaitAsync(loss).ConfigureAwait(false);
             }
             catch (Exception e)
             {
-                // Cluster unreachable or the source's silo just died: this frame is lost (counted), the next
-                // one is tried anew. Logged at most once a second per connection.
+                // Cluster unreachable or the source's silo just died (the call failed, timed out, or was given
+                // up after a silo connection broke): this frame is lost (counted), the next one is tried anew.
+                // Logged at most once a second per connection.
                 Interlocked.Increment(ref _counters.IngestErrors);
                 var now = Environment.TickCount64;
                 if (now - _lastErrorLog > 1000)

@@ -11,8 +11,18 @@ public sealed class ClusterSettings
     /// external); <c>client</c> connects to separate silo processes.</summary>
     [ConfigurationKeyName("mode")] public string Mode { get; set; } = "embedded";
 
-    /// <summary>Membership provider. <c>localhost</c> (one machine) for now.</summary>
+    /// <summary>Membership provider: <c>localhost</c> (one machine: the embedded default and split mode on one
+    /// host) or <c>redis</c> (several silos and gateways on several hosts, membership in <see cref="Redis"/>).</summary>
     [ConfigurationKeyName("clustering")] public string Clustering { get; set; } = "localhost";
+
+    /// <summary>Redis clustering: StackExchange.Redis connection string of the membership store, e.g.
+    /// <c>127.0.0.1:6379</c> or <c>redis:6379,password=...,ssl=true</c>.</summary>
+    [ConfigurationKeyName("redis")] public string Redis { get; set; } = "127.0.0.1:6379";
+
+    /// <summary>Redis clustering, silos: the address other silos and the gateways use to reach this silo (it is
+    /// written to the membership table). An IPv4/IPv6 address, or <c>auto</c> for this host's first non-loopback
+    /// IPv4 address (containers). The silo listens on it.</summary>
+    [ConfigurationKeyName("advertised_ip")] public string AdvertisedIp { get; set; } = "127.0.0.1";
 
     [ConfigurationKeyName("cluster_id")] public string ClusterId { get; set; } = "blankend";
     [ConfigurationKeyName("service_id")] public string ServiceId { get; set; } = "blankend";
@@ -35,6 +45,34 @@ public sealed class ClusterSettings
 
     /// <summary>A ClientGrain with no frames and no calls for this long is deactivated.</summary>
     [ConfigurationKeyName("grain_idle_s")] public int GrainIdleSeconds { get; set; } = 120;
+
+    /// <summary>Failure detection (silos): initial timeout of a liveness probe between silos (Orleans
+    /// <c>ClusterMembershipOptions.ProbeTimeout</c>, 5 s in Orleans; 1 s here so that a dead silo is declared dead
+    /// within about 2-3 s and frames resume within 5 s).</summary>
+    [ConfigurationKeyName("probe_timeout_ms")] public int ProbeTimeoutMs { get; set; } = 1000;
+
+    /// <summary>Failure detection (silos): missed probes before a silo suspects another one (Orleans
+    /// <c>NumMissedProbesLimit</c>, 3 in Orleans).</summary>
+    [ConfigurationKeyName("missed_probes_limit")] public int MissedProbesLimit { get; set; } = 2;
+
+    /// <summary>Failure detection (silos): suspicion votes needed to declare a silo dead (Orleans
+    /// <c>NumVotesForDeathDeclaration</c>). Orleans caps it at half the active silos (rounded up), so with 2 silos
+    /// the survivor's vote alone is enough.</summary>
+    [ConfigurationKeyName("death_votes")] public int DeathVotes { get; set; } = 2;
+
+    /// <summary>Failure detection (silos): how long a suspicion vote counts (Orleans
+    /// <c>DeathVoteExpirationTimeout</c>, 120 s in Orleans).</summary>
+    [ConfigurationKeyName("death_vote_expiration_s")] public int DeathVoteExpirationSeconds { get; set; } = 60;
+
+    /// <summary>Client-mode gateways with redis clustering: how often the list of live silo gateways is re-read
+    /// from the membership store (Orleans <c>GatewayOptions.GatewayListRefreshPeriod</c>, 60 s in Orleans). A
+    /// gateway connection that breaks is dropped at once; this is how new silos are found.</summary>
+    [ConfigurationKeyName("gateway_list_refresh_ms")] public int GatewayListRefreshMs { get; set; } = 5000;
+
+    /// <summary>Silos: GPU devices this silo owns (<c>["gpu0", "gpu1"]</c>), announced to the cluster in silo
+    /// metadata (<c>blankend.gpu_devices</c>) so that device workers are placed only on their GPU's silo. Empty on
+    /// CPU-only silos (and on gateways).</summary>
+    [ConfigurationKeyName("gpu_devices")] public string[] GpuDevices { get; set; } = [];
 }
 
 /// <summary>Section <c>gateway</c>: WebSocket fan-out.</summary>

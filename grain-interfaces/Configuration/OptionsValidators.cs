@@ -58,7 +58,10 @@ public sealed class ClusterSettingsValidator : IValidateOptions<ClusterSettings>
     {
         var f = new Failures();
         f.OneOf("cluster:mode", o.Mode, "embedded", "client");
-        f.OneOf("cluster:clustering", o.Clustering, "localhost");
+        f.OneOf("cluster:clustering", o.Clustering, "localhost", "redis");
+        if (o.Clustering == "redis") f.NotEmpty("cluster:redis", o.Redis);
+        if (o.AdvertisedIp != "auto" && !System.Net.IPAddress.TryParse(o.AdvertisedIp, out _))
+            f.Add($"cluster:advertised_ip must be an IP address or 'auto' (got '{o.AdvertisedIp}')");
         f.NotEmpty("cluster:cluster_id", o.ClusterId);
         f.NotEmpty("cluster:service_id", o.ServiceId);
         f.Range("cluster:silo_port", o.SiloPort, 1, 65535);
@@ -67,8 +70,22 @@ public sealed class ClusterSettingsValidator : IValidateOptions<ClusterSettings>
         foreach (var p in o.GatewayPorts) f.Range("cluster:gateway_ports", p, 1, 65535);
         f.Range("cluster:observer_refresh_ms", o.ObserverRefreshMs, 100, 600_000);
         f.Range("cluster:grain_idle_s", o.GrainIdleSeconds, 5, 86_400);
+        f.Range("cluster:probe_timeout_ms", o.ProbeTimeoutMs, 100, 60_000);
+        f.Range("cluster:missed_probes_limit", o.MissedProbesLimit, 1, 10);
+        f.Range("cluster:death_votes", o.DeathVotes, 1, 10);
+        f.Range("cluster:death_vote_expiration_s", o.DeathVoteExpirationSeconds, 5, 3600);
+        f.Range("cluster:gateway_list_refresh_ms", o.GatewayListRefreshMs, 100, 600_000);
+        foreach (var d in o.GpuDevices)
+        {
+            if (!IsGpuDevice(d)) f.Add($"cluster:gpu_devices: '{d}' is not a device name like gpu0, gpu1");
+        }
+        if (o.GpuDevices.Distinct(StringComparer.Ordinal).Count() != o.GpuDevices.Length) f.Add("cluster:gpu_devices lists a device twice");
         return f.Result;
     }
+
+    /// <summary><c>gpuN</c>: the device names of the processing path (N = CUDA device index).</summary>
+    public static bool IsGpuDevice(string name) =>
+        name.Length is > 3 and < 7 && name.StartsWith("gpu", StringComparison.Ordinal) && name.AsSpan(3).IndexOfAnyExceptInRange('0', '9') < 0;
 }
 
 public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>

@@ -9,7 +9,7 @@ namespace Blankend.Orleans.Silo.Hosting;
 /// </summary>
 public static class BlankendEnvironment
 {
-    public enum ValueKind { Text, Bool, Int }
+    public enum ValueKind { Text, Bool, Int, List }
 
     public sealed record Mapping(string Variable, string Key, ValueKind Kind);
 
@@ -30,6 +30,13 @@ public static class BlankendEnvironment
         new("DEPTH_MODEL", "ai:depth_model", ValueKind.Text),
         // The project's own additions (documented in README / docs/configuration.md).
         new("BLANKEND_CLUSTER_MODE", "cluster:mode", ValueKind.Text),
+        new("BLANKEND_CLUSTERING", "cluster:clustering", ValueKind.Text),
+        new("BLANKEND_REDIS", "cluster:redis", ValueKind.Text),
+        new("BLANKEND_CLUSTER_ID", "cluster:cluster_id", ValueKind.Text),
+        new("BLANKEND_ADVERTISED_IP", "cluster:advertised_ip", ValueKind.Text),
+        new("BLANKEND_SILO_PORT", "cluster:silo_port", ValueKind.Int),
+        new("BLANKEND_GATEWAY_PORT", "cluster:gateway_port", ValueKind.Int),
+        new("BLANKEND_GPU_DEVICES", "cluster:gpu_devices", ValueKind.List),
     ];
 
     /// <summary>Name of the variable that points at another config file.</summary>
@@ -53,6 +60,11 @@ public static class BlankendEnvironment
                 case ValueKind.Int:
                     if (int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var i)) result[m.Key] = i.ToString(CultureInfo.InvariantCulture);
                     else errors.Add($"{m.Variable}='{raw}' is not an integer");
+                    break;
+                case ValueKind.List:
+                    // "gpu0,gpu1" -> cluster:gpu_devices:0 = gpu0, :1 = gpu1 (an empty value sets nothing).
+                    var items = value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                    for (var n = 0; n < items.Length; n++) result[$"{m.Key}:{n}"] = items[n];
                     break;
                 default:
                     result[m.Key] = value;

@@ -1,4 +1,3 @@
-using System.Net;
 using Blankend.Orleans.Configuration;
 using Microsoft.Extensions.Configuration;
 using Orleans.Configuration;
@@ -7,19 +6,15 @@ namespace Blankend.Orleans.Silo.Hosting;
 
 public static class SiloHostingExtensions
 {
-    /// <summary>Everything a Blankend silo needs: options, membership, grain lifetime. Used by the silo process,
+    /// <summary>Everything a Blankend silo needs: options, membership (localhost or redis, see
+    /// <see cref="ClusterMembership"/>), silo metadata, grain lifetime. Used by the silo process,
     /// by the gateway's embedded mode and by the test clusters, so all three run the same wiring.</summary>
     public static ISiloBuilder AddBlankendSilo(this ISiloBuilder silo, IConfiguration config)
     {
         silo.Services.AddBlankendOptions(config);
         var cluster = BlankendConfiguration.Read<ClusterSettings, ClusterSettingsValidator>(config, ClusterSettings.Section);
 
-        silo.UseLocalhostClustering(
-            siloPort: cluster.SiloPort,
-            gatewayPort: cluster.GatewayPort,
-            primarySiloEndpoint: new IPEndPoint(IPAddress.Loopback, cluster.PrimarySiloPort),
-            serviceId: cluster.ServiceId,
-            clusterId: cluster.ClusterId);
+        silo.UseBlankendMembership(cluster);
         silo.AddBlankendGrainDefaults(cluster);
         return silo;
     }

@@ -1,0 +1,131 @@
+using System.Net;
+using System.Net.NetworkInformation;
+using System.Net.Sockets;
+using Blankend.Orleans.Configuration;
+using Microsoft.Extensions.Hosting;
+using Orleans.Runtime.MembershipService.SiloMetadata;
+using Orleans.Configuration;
+using StackExchange.Redis;
+
+namespace Blankend.Orleans.Silo.Hosting;
+
+/// <summary>
+/// The cluster side of the <c>cluster</c> section, shared by silos (<see cref="SiloHostingExtensions"/>) and
+/// client-mode gateways: the membership store, the advertised address, failure detection and silo metadata.
+/// </summary>
+public static class ClusterMembership
+{
+    /// <summary>Silo metadata key: <c>gpu</c> when the silo owns GPU devices, else <c>cpu</c>.</summary>
+    public const string RoleKey = "blankend.role";
+
+    /// <summary>Silo metadata key: the GPU devices the silo owns, comma-separated (<c>gpu0,gpu1</c>); absent on CPU silos.</summary>
+    public const string GpuDevicesKey = "blankend.gpu_devices";
+
+    /// <summary>The Redis connection settings, or a configuration error naming <c>cluster:redis</c>.</summary>
+    public static ConfigurationOptions ParseRedis(string connectionString)
+    {
+        ConfigurationOptions options;
+        try
+        {
+            options = ConfigurationOptions.Parse(connectionString);
+        }
+        catch (Exception e) when (e is ArgumentException or FormatException or NotSupportedException)
+        {
+            throw new BlankendConfigurationException([$"cluster:redis is not a valid Redis connection string ('{connectionString}'): {e.Message}"]);
+        }
+        if (options.EndPoints.Count == 0)
+            throw new BlankendConfigurationException([$"cluster:redis names no Redis endpoint (got '{connectionString}'; e.g. 127.0.0.1:6379)"]);
+        // A process that starts before Redis (or outlives a Redis restart) keeps reconnecting instead of failing
+        // on its first connect; membership calls fail (and are retried by Orleans) until Redis answers.
+        options.AbortOnConnectFail = false;
+        options.ClientName ??= "blankend";
+        return options;
+    }
+
+    /// <summary>The address written to the membership table for this silo.</summary>
+    public static IPAddress AdvertisedAddress(ClusterSettings cluster)
+    {
+        if (cluster.AdvertisedIp != "auto") return IPAddress.Parse(cluster.AdvertisedIp);
+        foreach (var nic in NetworkInterface.GetAllNetworkInterfaces())
+        {
+            if (nic.OperationalStatus != OperationalStatus.Up || nic.NetworkInterfaceType == NetworkInterfaceType.Loopback) continue;
+            foreach (var a in nic.GetIPProperties().UnicastAddresses)
+            {
+                if (a.Address.AddressFamily == AddressFamily.InterNetwork && !IPAddress.IsLoopback(a.Address)) return a.Address;
+            }
+        }
+        throw new BlankendConfigurationException(["cluster:advertised_ip is 'auto' but this host has no non-loopback IPv4 address; set it explicitly"]);
+    }
+
+    /// <summary>Membership store and endpoints of a silo.</summary>
+    public static ISiloBuilder UseBlankendMembership(this ISiloBuilder silo, ClusterSettings cluster)
+    {
+        if (cluster.Clustering == "redis")
+        {
+            var redis = ParseRedis(cluster.Redis);
+            silo.UseRedisClustering(o => o.ConfigurationOptions = redis);
+            silo.Configure<ClusterOptions>(o =>
+            {
+                o.ClusterId = cluster.ClusterId;
+                o.ServiceId = cluster.ServiceId;
+            });
+            silo.ConfigureEndpoints(AdvertisedAddress(cluster), cluster.SiloPort, cluster.GatewayPort);
+        }
+        else
+        {
+            silo.UseLocalhostClustering(
+                siloPort: cluster.SiloPort,
+                gatewayPort: cluster.GatewayPort,
+                primarySiloEndpoint: new IPEndPoint(IPAddress.Loopback, cluster.PrimarySiloPort),
+                serviceId: cluster.ServiceId,
+                clusterId: cluster.ClusterId);
+        }
+
+        // Failure detection: a silo killed without warning is declared dead after about
+        // probe_timeout_ms x missed_probes_limit (plus a vote write), instead of ~15 s with Orleans' defaults.
+        silo.Configure<ClusterMembershipOptions>(o =>
+        {
+            o.ProbeTimeout = TimeSpan.FromMilliseconds(cluster.ProbeTimeoutMs);
+            o.NumMissedProbesLimit = cluster.MissedProbesLimit;
+            o.NumVotesForDeathDeclaration = cluster.DeathVotes;
+            o.DeathVoteExpirationTimeout = TimeSpan.FromSeconds(cluster.DeathVoteExpirationSeconds);
+        });
+
+        silo.UseSiloMetadata(SiloMetadata(cluster));
+        return silo;
+    }
+
+    /// <summary>What this silo announces to the cluster: its role and GPU devices.</summary>
+    public static Dictionary<string, string> SiloMetadata(ClusterSettings cluster)
+    {
+        var metadata = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            [RoleKey] = cluster.GpuDevices.Length > 0 ? "gpu" : "cpu",
+        };
+        if (cluster.GpuDevices.Length > 0) metadata[GpuDevicesKey] = string.Join(',', cluster.GpuDevices);
+        return metadata;
+    }
+
+    /// <summary>Membership (gateway discovery) of a client-mode gateway.</summary>
+    public static IClientBuilder UseBlankendMembership(this IClientBuilder client, ClusterSettings cluster)
+    {
+        if (cluster.Clustering == "redis")
+        {
+            var redis = ParseRedis(cluster.Redis);
+            client.UseRedisClustering(o => o.ConfigurationOptions = redis);
+        }
+        else
+        {
+            var ports = cluster.GatewayPorts.Length > 0 ? cluster.GatewayPorts : [cluster.GatewayPort];
+            client.UseStaticClustering(ports.Select(p => new IPEndPoint(IPAddress.Loopback, p)).ToArray());
+        }
+        client.Configure<ClusterOptions>(o =>
+        {
+            o.ClusterId = cluster.ClusterId;
+            o.ServiceId = cluster.ServiceId;
+        });
+        client.Configure<global::Orleans.Configuration.GatewayOptions>(o =>
+            o.GatewayListRefreshPeriod = TimeSpan.FromMilliseconds(cluster.GatewayListRefreshMs));
+        return client;
+    }
+}

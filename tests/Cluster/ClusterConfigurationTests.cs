@@ -1,0 +1,114 @@
+using System.Collections;
+using System.Net;
+using Blankend.Orleans.Configuration;
+using Blankend.Orleans.Gateway.Hosting;
+using Blankend.Orleans.Silo.Hosting;
+using Blankend.Orleans.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using Orleans.Clustering.Redis;
+using Orleans.Configuration;
+using Xunit;
+
+namespace Blankend.Orleans.Tests.Cluster;
+
+/// <summary>Cluster keys: membership chosen by configuration alone, failure-detection settings, silo metadata, and
+/// refusal of bad values naming the key. The apps are built, not started (nothing connects to Redis).</summary>
+public sealed class ClusterConfigurationTests
+{
+    private static string[] Args(params string[] extra) => ["--urls", "http://127.0.0.1:0", .. TestEnv.SiloPortArgs(), .. extra];
+
+    [Fact]
+    public void ShippedConfigKeepsTheEmbeddedLocalhostDefault()
+    {
+        using var app = BlankendGatewayApp.Create(Args(), new Hashtable());
+        var cluster = app.Services.GetRequiredService<IOptions<ClusterSettings>>().Value;
+        Assert.Equal(("embedded", "localhost"), (cluster.Mode, cluster.Clustering));
+        Assert.Empty(cluster.GpuDevices);
+        Assert.Equal("127.0.0.1", cluster.AdvertisedIp);
+    }
+
+    [Fact]
+    public void ClientModeGatewayOnRedisTakesItsSettingsFromConfigurationAlone()
+    {
+        using var app = BlankendGatewayApp.Create(
+            Args("--cluster:mode=client", "--cluster:clustering=redis", "--cluster:redis=10.1.2.3:6380,password=secret", "--cluster:cluster_id=prod",
+                "--cluster:gateway_list_refresh_ms=1500"),
+            new Hashtable());
+        var redis = app.Services.GetRequiredService<IOptions<RedisClusteringOptions>>().Value.ConfigurationOptions!;
+        Assert.Equal("10.1.2.3:6380", redis.EndPoints.Single().ToString());
+        Assert.Equal("secret", redis.Password);
+        Assert.False(redis.AbortOnConnectFail); // a gateway started before Redis keeps trying
+        Assert.Equal("prod", app.Services.GetRequiredService<IOptions<ClusterOptions>>().Value.ClusterId);
+        Assert.Equal(TimeSpan.FromMilliseconds(1500), app.Services.GetRequiredService<IOptions<global::Orleans.Configuration.GatewayOptions>>().Value.GatewayListRefreshPeriod);
+    }
+
+    [Fact]
+    public void EnvironmentVariablesSelectRedisMembershipForAnEmbeddedSilo()
+    {
+        var env = new Hashtable
+        {
+            ["BLANKEND_CLUSTERING"] = "redis",
+            ["BLANKEND_REDIS"] = "redis.internal:6379",
+            ["BLANKEND_CLUSTER_ID"] = "edge",
+            ["BLANKEND_ADVERTISED_IP"] = "10.0.0.5",
+            ["BLANKEND_GPU_DEVICES"] = "gpu0, gpu1",
+        };
+        using var app = BlankendGatewayApp.Create(Args("--cluster:probe_timeout_ms=800", "--cluster:missed_probes_limit=3"), env);
+        var cluster = app.Services.GetRequiredService<IOptions<ClusterSettings>>().Value;
+        Assert.Equal(("redis", "redis.internal:6379", "edge", "10.0.0.5"), (cluster.Clustering, cluster.Redis, cluster.ClusterId, cluster.AdvertisedIp));
+        Assert.Equal(["gpu0", "gpu1"], cluster.GpuDevices);
+
+        var endpoints = app.Services.GetRequiredService<IOptions<EndpointOptions>>().Value;
+        Assert.Equal(IPAddress.Parse("10.0.0.5"), endpoints.AdvertisedIPAddress);
+        Assert.Equal(cluster.SiloPort, endpoints.SiloPort);
+        var membership = app.Services.GetRequiredService<IOptions<ClusterMembershipOptions>>().Value;
+        Assert.Equal(TimeSpan.FromMilliseconds(800), membership.ProbeTimeout);
+        Assert.Equal(3, membership.NumMissedProbesLimit);
+        Assert.Equal(2, membership.NumVotesForDeathDeclaration);
+        var redis = Assert.IsType<DnsEndPoint>(app.Services.GetRequiredService<IOptions<RedisClusteringOptions>>().Value.ConfigurationOptions!.EndPoints.Single());
+        Assert.Equal(("redis.internal", 6379), (redis.Host, redis.Port));
+    }
+
+    [Fact]
+    public void GpuSilosAnnounceTheirDevicesAndCpuSilosNone()
+    {
+        var gpu = ClusterMembership.SiloMetadata(new ClusterSettings { GpuDevices = ["gpu0", "gpu1"] });
+        Assert.Equal("gpu", gpu[ClusterMembership.RoleKey]);
+        Assert.Equal("gpu0,gpu1", gpu[ClusterMembership.GpuDevicesKey]);
+        var cpu = ClusterMembership.SiloMetadata(new ClusterSettings());
+        Assert.Equal("cpu", cpu[ClusterMembership.RoleKey]);
+        Assert.False(cpu.ContainsKey(ClusterMembership.GpuDevicesKey));
+    }
+
+    [Theory]
+    [InlineData("--cluster:clustering=zookeeper", "cluster:clustering")]
+    [InlineData("--cluster:advertised_ip=my-host", "cluster:advertised_ip")]
+    [InlineData("--cluster:gpu_devices:0=cuda0", "cluster:gpu_devices")]
+    [InlineData("--cluster:probe_timeout_ms=10", "cluster:probe_timeout_ms")]
+    [InlineData("--cluster:missed_probes_limit=0", "cluster:missed_probes_limit")]
+    [InlineData("--cluster:gateway_list_refresh_ms=0", "cluster:gateway_list_refresh_ms")]
+    public void BadClusterValueStopsStartupNamingTheKey(string arg, string key)
+    {
+        var e = Assert.Throws<BlankendConfigurationException>(() => BlankendGatewayApp.Create(Args(arg), new Hashtable()));
+        Assert.Contains(key, e.Message);
+    }
+
+    [Fact]
+    public void DuplicateGpuDeviceIsRefused()
+    {
+        var e = Assert.Throws<BlankendConfigurationException>(() =>
+            BlankendGatewayApp.Create(Args(), new Hashtable { ["BLANKEND_GPU_DEVICES"] = "gpu0,gpu0" }));
+        Assert.Contains("cluster:gpu_devices", e.Message);
+    }
+
+    [Theory]
+    [InlineData("127.0.0.1:6379,nonsense=1")]
+    [InlineData(",")]
+    public void UnusableRedisConnectionStringStopsStartupNamingTheKey(string value)
+    {
+        var e = Assert.ThrowsAny<Exception>(() =>
+            BlankendGatewayApp.Create(Args("--cluster:mode=client", "--cluster:clustering=redis", $"--cluster:redis={value}"), new Hashtable()));
+        Assert.Contains("cluster:redis", BlankendStartup.Describe(e));
+    }
+}
