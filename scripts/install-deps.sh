@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Installs what the service (and, with --test, the test suite) needs on Debian, only when missing.
+# Installs what the service needs on Debian, only when missing:
+#   (no option)  the embedded service (scripts/run.sh)
+#   --test       + what the test suite starts itself (redis-server for the cluster tests)
+#   --cluster    + redis-server for a local cluster (scripts/cluster-up.sh)
 # Needs root or sudo for apt-get; prints what it does.
 set -euo pipefail
 
 want=(ffmpeg)                               # /video_codec decode, recording
-if [[ "${1:-}" == "--test" ]]; then
-  want+=()                                  # (test-only tools are added here as suites need them)
-fi
+case "${1:-}" in
+  --test) want+=(redis-server) ;;           # cluster tests: membership store on a free loopback port
+  --cluster) want+=(redis-server) ;;        # scripts/cluster-up.sh
+  "") ;;
+  *) echo "install-deps: unknown option '$1' (use --test or --cluster)" >&2; exit 2 ;;
+esac
 
 if ! command -v dotnet >/dev/null 2>&1; then
   echo "install-deps: the .NET 10 SDK is required (https://dot.net); 'dotnet' is not on PATH" >&2

@@ -249,6 +249,7 @@ public sealed class ViewerClient(Camera camera, int index, Uri uri, bool meta, W
         var len = 0;
         var pendingMeta = false;
         long lastMetaSeq = -1;
+        long lastMetaEpoch = 0;
         var camId = Encoding.ASCII.GetBytes(Camera.Id);
         try
         {
@@ -284,7 +285,7 @@ public sealed class ViewerClient(Camera camera, int index, Uri uri, bool meta, W
                             MetaErrors++; // two meta messages without a frame between them
                         }
                         pendingMeta = true;
-                        if (CheckMeta(msg, camId, ref lastMetaSeq))
+                        if (CheckMeta(msg, camId, ref lastMetaEpoch, ref lastMetaSeq))
                         {
                             MetaOk++;
                         }
@@ -361,12 +362,15 @@ public sealed class ViewerClient(Camera camera, int index, Uri uri, bool meta, W
         return false;
     }
 
-    private static bool CheckMeta(ReadOnlySpan<byte> json, ReadOnlySpan<byte> camId, ref long lastSeq)
+    /// <summary>seq must grow within an epoch; a new epoch (the source's grain re-activated, e.g. after a silo
+    /// loss in cluster mode) restarts it.</summary>
+    private static bool CheckMeta(ReadOnlySpan<byte> json, ReadOnlySpan<byte> camId, ref long lastEpoch, ref long lastSeq)
     {
         try
         {
             var reader = new Utf8JsonReader(json);
             long? seq = null;
+            long epoch = 0;
             var sourceOk = false;
             if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
             {
@@ -382,6 +386,14 @@ public sealed class ViewerClient(Camera camera, int index, Uri uri, bool meta, W
                         seq = s;
                     }
                 }
+                else if (reader.ValueTextEquals("epoch"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var e))
+                    {
+                        epoch = e;
+                    }
+                }
                 else if (reader.ValueTextEquals("source"u8))
                 {
                     reader.Read();
@@ -392,6 +404,11 @@ public sealed class ViewerClient(Camera camera, int index, Uri uri, bool meta, W
                     reader.Read();
                     reader.Skip();
                 }
+            }
+            if (epoch != lastEpoch)
+            {
+                lastEpoch = epoch;
+                lastSeq = 0;
             }
             if (seq is null || !sourceOk || seq.Value <= lastSeq)
             {

@@ -5,6 +5,9 @@ namespace Blankend.Bench.LoadGen;
 public sealed class Options
 {
     public string Url { get; private set; } = "ws://127.0.0.1:8000";
+
+    /// <summary>Where viewers connect; the cameras' <see cref="Url"/> when not given (cross-gateway runs set it).</summary>
+    public string? ViewerUrl { get; private set; }
     public int Cameras { get; private set; } = 1;
     public int Viewers { get; private set; } = 4;
     public double Fps { get; private set; } = 30;
@@ -32,6 +35,8 @@ public sealed class Options
 
         Usage: dotnet bench/LoadGen/bin/Release/net10.0/Blankend.Bench.LoadGen.dll [options]
           --url URL          base URL (ws:// or http://), default ws://127.0.0.1:8000
+          --viewer-url URL   viewers connect here instead (cluster mode: camera on one gateway,
+                             viewers on another), default --url
           --cameras P        cameras (client_id cam0..camP-1), default 1
           --viewers V        viewers per camera (/video_out?source=camI), default 4
           --fps F            frames/s per camera, default 30; 0 = back-to-back (one frame in flight)
@@ -72,6 +77,7 @@ public sealed class Options
             {
                 case "-h" or "--help": o.Help = true; break;
                 case "--url": o.Url = Next(); break;
+                case "--viewer-url": o.ViewerUrl = Next(); break;
                 case "--cameras": o.Cameras = ParseInt(a, Next(), 1); break;
                 case "--viewers": o.Viewers = ParseInt(a, Next(), 0); break;
                 case "--fps": o.Fps = ParseDouble(a, Next()); break;
@@ -103,16 +109,25 @@ public sealed class Options
         {
             throw new ArgumentException("--duration must be > 0, --warmup and --fps >= 0");
         }
-        if (o.Url.StartsWith("http://", StringComparison.OrdinalIgnoreCase))
+        o.Url = ToWebSocketBase(o.Url);
+        if (o.ViewerUrl is not null)
         {
-            o.Url = "ws://" + o.Url["http://".Length..];
+            o.ViewerUrl = ToWebSocketBase(o.ViewerUrl);
         }
-        else if (o.Url.StartsWith("https://", StringComparison.OrdinalIgnoreCase))
-        {
-            o.Url = "wss://" + o.Url["https://".Length..];
-        }
-        o.Url = o.Url.TrimEnd('/');
         return o;
+    }
+
+    private static string ToWebSocketBase(string url)
+    {
+        if (url.StartsWith("http://", StringComparison.OrdinalIgnoreCase))
+        {
+            url = "ws://" + url["http://".Length..];
+        }
+        else if (url.StartsWith("https://", StringComparison.OrdinalIgnoreCase))
+        {
+            url = "wss://" + url["https://".Length..];
+        }
+        return url.TrimEnd('/');
     }
 
     private static int ParseInt(string name, string v, int min)

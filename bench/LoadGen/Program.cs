@@ -83,7 +83,7 @@ public static class Program
             cameras.Add(cam);
             for (var v = 0; v < o.Viewers; v++)
             {
-                var q = $"{o.Url}/video_out?source={Uri.EscapeDataString(cam.Id)}" + (o.Meta ? "&meta=1" : "");
+                var q = $"{o.ViewerUrl ?? o.Url}/video_out?source={Uri.EscapeDataString(cam.Id)}" + (o.Meta ? "&meta=1" : "");
                 viewers.Add(new ViewerClient(cam, v, new Uri(q), o.Meta, window, expected));
             }
         }
