@@ -70,6 +70,22 @@ public sealed class ClusterConfigurationTests
         Assert.Equal(("redis.internal", 6379), (redis.Host, redis.Port));
     }
 
+    /// <summary>config/examples/*.json (referenced by docs/deployment.md) load and pass validation.</summary>
+    [Theory]
+    [InlineData("silo-gpu.redis.json", "embedded", "gpu0")]
+    [InlineData("silo-cpu.redis.json", "embedded", "")]
+    [InlineData("gateway.redis.json", "client", "")]
+    public void ExampleClusterConfigFilesAreValid(string file, string mode, string devices)
+    {
+        var dir = AppContext.BaseDirectory;
+        while (!File.Exists(Path.Combine(dir, "Blankend.Orleans.sln"))) dir = Path.GetDirectoryName(dir) ?? throw new InvalidOperationException("repository root not found");
+        var path = Path.Combine(dir, "config", "examples", file);
+        using var app = BlankendGatewayApp.Create(Args("--config", path), new Hashtable());
+        var cluster = app.Services.GetRequiredService<IOptions<ClusterSettings>>().Value;
+        Assert.Equal(("redis", "redis:6379", mode), (cluster.Clustering, cluster.Redis, cluster.Mode));
+        Assert.Equal(devices, string.Join(',', cluster.GpuDevices));
+    }
+
     [Fact]
     public void GpuSilosAnnounceTheirDevicesAndCpuSilosNone()
     {
