@@ -9,6 +9,11 @@ public interface IClusterInfoGrain : IGrainWithIntegerKey
 {
     [ResponseTimeout("00:00:03")]
     Task<SiloInfo[]> GetSilos();
+
+    /// <summary>The silos the answering silo currently sees as active (its own membership view: no further hop).
+    /// Cheap; client-mode gateways poll it to learn about silo deaths they hold no connection to.</summary>
+    [ResponseTimeout("00:00:02")]
+    Task<string[]> GetActiveSilos();
 }
 
 /// <param name="Address">Orleans silo address (<c>S10.0.0.5:11111:123456789</c>): ip, silo port, generation.</param>

@@ -1,3 +1,4 @@
+using Blankend.Orleans.Gateway.Fanout;
 using Orleans.Runtime;
 
 namespace Blankend.Orleans.Gateway.Hosting;
@@ -99,4 +100,56 @@ internal sealed partial class EmbeddedMembershipWatcher(IClusterMembershipServic
 
     [LoggerMessage(Level = LogLevel.Information, Message = "cluster: membership {Version}: {Members}")]
     private static partial void LogChanged(ILogger log, long version, string members);
+}
+
+/// <summary>
+/// Client mode: the silos' membership as one of them sees it, polled every <see cref="Period"/> while this
+/// gateway has cameras or viewers (nothing is asked while it is idle). A connection-loss notice only comes for
+/// a silo this gateway held a connection to; a silo declared dead also takes grains living elsewhere whose
+/// directory entry it held (they re-activate with no registrations), so every death must reach the
+/// subscriptions.
+/// </summary>
+internal sealed partial class ClientMembershipPoller(IGrainFactory grains, ClusterChangeSignal signal, GatewayCounters counters,
+    ILogger<ClientMembershipPoller> log) : BackgroundService
+{
+    public static readonly TimeSpan Period = TimeSpan.FromMilliseconds(500);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        string[]? last = null;
+        using var timer = new PeriodicTimer(Period);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stoppingToken))
+            {
+                if (Interlocked.Read(ref counters.CamerasConnected) + Interlocked.Read(ref counters.ViewersConnected) == 0)
+                {
+                    last = null; // idle: no call; the next active period starts from a fresh view
+                    continue;
+                }
+                string[] now;
+                try
+                {
+                    now = await grains.GetGrain<IClusterInfoGrain>(0).GetActiveSilos().WaitAsync(TimeSpan.FromSeconds(2), stoppingToken);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    continue; // cluster unreachable for the moment: the connection notices cover it
+                }
+                if (last is not null && !now.AsSpan().SequenceEqual(last))
+                {
+                    var gone = last.Except(now, StringComparer.Ordinal).ToArray();
+                    LogChanged(log, string.Join(", ", now), gone.Length == 0 ? "-" : string.Join(", ", gone));
+                    signal.Raise($"active silos {last.Length} -> {now.Length}", siloLost: gone.Length > 0);
+                }
+                last = now;
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "cluster: active silos now {Active} (gone: {Gone})")]
+    private static partial void LogChanged(ILogger log, string active, string gone);
 }

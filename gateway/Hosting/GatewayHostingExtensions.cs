@@ -44,6 +44,7 @@ public static partial class GatewayHostingExtensions
                 client.UseConnectionRetryFilter<WaitForClusterFilter>();
                 client.Services.AddSingleton<IClusterConnectionStatusObserver, ClientConnectionWatcher>();
             });
+            builder.Services.AddHostedService<ClientMembershipPoller>();
         }
 
         builder.Services.AddSingleton<GatewayCounters>();

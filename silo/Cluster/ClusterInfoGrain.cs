@@ -32,4 +32,16 @@ public sealed class ClusterInfoGrain(IServiceProvider services) : Grain, ICluste
         Array.Sort(result, (a, b) => (a.Status == "Dead").CompareTo(b.Status == "Dead") is var c and not 0 ? c : string.CompareOrdinal(a.Address, b.Address));
         return result;
     }
+
+    public Task<string[]> GetActiveSilos()
+    {
+        var snapshot = services.GetRequiredService<IClusterMembershipService>().CurrentSnapshot;
+        var active = new List<string>(snapshot.Members.Count);
+        foreach (var (address, member) in snapshot.Members)
+        {
+            if (member.Status == SiloStatus.Active) active.Add(address.ToString());
+        }
+        active.Sort(StringComparer.Ordinal);
+        return Task.FromResult(active.ToArray());
+    }
 }

@@ -208,6 +208,81 @@ public sealed class RedisClusterTests(ITestOutputHelper output)
         Assert.Equal(200, (int)health.StatusCode);
     }
 
+    /// <summary>The co-hosted variant: an embedded gateway (a silo itself) joins the Redis cluster of a separate
+    /// silo; frames flow; when the other silo is killed, the gateway's own membership view triggers the
+    /// re-registration and frames resume.</summary>
+    [RedisFact]
+    public async Task EmbeddedGatewayJoinsTheRedisClusterAsASiloAndRecoversFromTheOtherSilosKill()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        var common = Common(redis, "emb-" + Guid.NewGuid().ToString("N")[..8]);
+        var silo = StartSilo(common);
+        await using var _1 = silo.Process;
+        var gwSiloPort = TestEnv.FreePort();
+        await using var gw = ServiceProcess.StartGateway([.. common, $"--cluster:silo_port={gwSiloPort}", $"--cluster:gateway_port={TestEnv.FreePort()}"]);
+        await gw.WaitHealthyAsync();
+        await WaitActiveSilosAsync(gw, 2, silo);
+        var status = await ClusterStatusAsync(gw);
+        Assert.Equal("embedded", status.GetProperty("mode").GetString());
+        Assert.Equal("cpu", SiloEntry(status, gwSiloPort)!.Value.GetProperty("role").GetString()); // the gateway's own silo: no GPU
+
+        // Sources whose grain lands on the other silo: the kill below takes it away (placement is Orleans' choice,
+        // so a few sources are started and the test uses one that lives on the other silo).
+        var viewers = new List<(string Source, ViewerRecorder Viewer, CameraStream Camera)>();
+        try
+        {
+            for (var i = 0; i < 6; i++)
+            {
+                var source = $"emb{i}";
+                var viewer = await ViewerRecorder.StartAsync(gw.Ws($"/video_out?source={source}&meta=1"));
+                var camera = await CameraStream.StartAsync(gw.Ws($"/video_in?client_id={source}"), fps: 15);
+                viewers.Add((source, viewer, camera));
+            }
+            foreach (var v in viewers) Assert.NotNull(await v.Viewer.WaitForAsync(f => f.Tag >= 5, TimeSpan.FromSeconds(30)));
+            var sources = (await gw.StreamStatusAsync()).GetProperty("sources").EnumerateArray()
+                .ToDictionary(s => s.GetProperty("source").GetString()!, s => s.GetProperty("silo").GetString()!);
+            var remote = viewers.Where(v => sources.TryGetValue(v.Source, out var host) && host.Contains($":{silo.SiloPort}:")).ToList();
+            output.WriteLine($"grains: {string.Join(", ", sources.Select(kv => $"{kv.Key}@{kv.Value}"))}");
+            if (remote.Count == 0)
+            {
+                output.WriteLine("every grain landed on the gateway's own silo: the kill cannot interrupt any source this run");
+            }
+
+            var killedAt = Stopwatch.GetTimestamp();
+            silo.Process.Process.Kill();
+            foreach (var (source, viewer, camera) in viewers)
+            {
+                var resumed = await viewer.WaitForAsync(f => camera.SentAt(f.Tag) >= killedAt, TimeSpan.FromSeconds(15));
+                var ms = resumed is null ? -1 : Ms(killedAt, resumed.At);
+                output.WriteLine($"{source} ({(remote.Any(r => r.Source == source) ? "grain on the killed silo" : "grain on the gateway's silo")}): frames resumed after {ms} ms");
+                Assert.True(resumed is not null && ms <= ResumeGoal.TotalMilliseconds, $"{source}: frames resumed after {ms} ms\n--- gateway:\n{Story(gw)}");
+                AssertAtMostOnceInOrder(viewer.Frames);
+            }
+            // The gateway's silo declares the other one dead, and the embedded watcher reports the change.
+            var deadline = Stopwatch.GetTimestamp() + 20 * Stopwatch.Frequency;
+            while (!gw.Output.Contains("cluster: membership", StringComparison.Ordinal) && Stopwatch.GetTimestamp() < deadline) await Task.Delay(100);
+            output.WriteLine("--- gateway log (cluster lines):\n" + Story(gw));
+            Assert.Contains("cluster: membership", gw.Output);
+            string? seen = null;
+            while (Stopwatch.GetTimestamp() < deadline)
+            {
+                try { seen = SiloEntry(await ClusterStatusAsync(gw), silo.SiloPort)?.GetProperty("status").GetString(); }
+                catch (HttpRequestException) { }
+                if (seen == "Dead") break;
+                await Task.Delay(100);
+            }
+            Assert.Equal("Dead", seen);
+        }
+        finally
+        {
+            foreach (var (_, viewer, camera) in viewers)
+            {
+                await camera.DisposeAsync();
+                await viewer.DisposeAsync();
+            }
+        }
+    }
+
     [RedisFact]
     public async Task CameraOnGatewayAReachesViewerOnGatewayBExactlyOnceAndKillingAGatewayTakesOnlyItsOwnSockets()
     {
