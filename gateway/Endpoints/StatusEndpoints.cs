@@ -17,7 +17,7 @@ public sealed record SourceStatus(string Source, long Epoch, long Seq, long Fram
 
 public sealed record StreamStatus(
     string Mode, long FramesIn, long BytesIn, long InvalidFrames, long OversizeFrames, long IngestDrops, long IngestErrors, long CamerasConnected,
-    long ViewersConnected, long FramesFromCluster, long StaleFrames, long LostFrames, long FramesSent, long ViewerDrops,
+    long ViewersConnected, long FramesFromCluster, long StaleFrames, long LostFrames, long DuplicateFrames, long FramesSent, long ViewerDrops,
     long RejectedRequests, string[] SubscribedSources, bool AllSourcesSubscribed, List<ViewerStatus> Viewers,
     List<ViewerHub.WatchedSource> Watched, List<SourceStatus> Sources);
 
@@ -101,6 +101,7 @@ public static class StatusEndpoints
             Interlocked.Read(ref c.OversizeFrames), Interlocked.Read(ref c.IngestDrops), Interlocked.Read(ref c.IngestErrors),
             Interlocked.Read(ref c.CamerasConnected), Interlocked.Read(ref c.ViewersConnected),
             Interlocked.Read(ref c.FramesFromCluster), Interlocked.Read(ref c.StaleFrames), Interlocked.Read(ref c.LostFrames),
+            Interlocked.Read(ref c.DuplicateFrames),
             Interlocked.Read(ref c.FramesSent),
             Interlocked.Read(ref c.ViewerDrops), Interlocked.Read(ref c.RejectedRequests),
             [.. subscriptions.Sources], subscriptions.AllSources, viewers, hub.Watched, sources);

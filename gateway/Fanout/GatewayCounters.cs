@@ -14,6 +14,7 @@ public sealed class GatewayCounters
     public long FramesFromCluster;
     public long StaleFrames;
     public long LostFrames;
+    public long DuplicateFrames;
     public long FramesSent;
     public long ViewerDrops;
     public long RejectedRequests;

@@ -22,14 +22,24 @@ public sealed class ViewerHub(GatewayCounters counters)
     {
         public long Epoch;
         public long Seq;
+        /// <summary>Seqs of this epoch skipped by a later frame (counted lost until they turn up late). Null
+        /// while frames arrive in order: the hot path never touches it.</summary>
+        public HashSet<long>? Missing;
         public long PreviousEpoch;
+        public long PreviousSeq;
+        public HashSet<long>? PreviousMissing;
         public long Delivered;
         public long Stale;
         public long Lost;
+        public long Duplicates;
     }
 
+    /// <summary>How many skipped seqs a cursor remembers (the most recent ones): a frame later than that is
+    /// counted as a duplicate instead of moving from lost to stale.</summary>
+    private const int MaxMissing = 1024;
+
     /// <summary>Per watched source: where its frames stand on this gateway (status API).</summary>
-    public sealed record WatchedSource(string Source, long Epoch, long Seq, long Frames, long Stale, long Lost);
+    public sealed record WatchedSource(string Source, long Epoch, long Seq, long Frames, long Stale, long Lost, long Duplicates);
 
     public List<WatchedSource> Watched
     {
@@ -40,7 +50,7 @@ public sealed class ViewerHub(GatewayCounters counters)
             var result = new List<WatchedSource>(all.Length);
             foreach (var (source, c) in all)
             {
-                lock (c) result.Add(new WatchedSource(source, c.Epoch, c.Seq, c.Delivered, c.Stale, c.Lost));
+                lock (c) result.Add(new WatchedSource(source, c.Epoch, c.Seq, c.Delivered, c.Stale, c.Lost, c.Duplicates));
             }
             result.Sort((a, b) => string.CompareOrdinal(a.Source, b.Source));
             return result;
@@ -118,31 +128,28 @@ public sealed class ViewerHub(GatewayCounters counters)
 
         lock (cursor)
         {
-            // At most once and in order per source: a repeat or a late frame of the same activation (or of the
-            // one before it) is dropped. It was counted as lost when the frame after it overtook it: it moves
-            // from lost to stale.
-            if ((cursor.Epoch == frame.Epoch && frame.Seq <= cursor.Seq) || (cursor.PreviousEpoch == frame.Epoch && frame.Epoch != 0))
+            // At most once and in order per source: a frame not newer than the last one delivered (of the same
+            // activation, or of the one before it) is dropped: "stale" when it is late (it was counted lost
+            // when a later frame overtook it, and moves from lost to stale), "duplicate" when it was delivered.
+            if (cursor.Epoch == frame.Epoch ? frame.Seq <= cursor.Seq : cursor.PreviousEpoch == frame.Epoch && frame.Epoch != 0)
             {
-                Interlocked.Increment(ref counters.StaleFrames);
-                cursor.Stale++;
-                if (cursor.Epoch == frame.Epoch)
-                {
-                    Interlocked.Decrement(ref counters.LostFrames);
-                    cursor.Lost--;
-                }
+                DropOld(cursor, frame);
                 return;
             }
             // Gaps in seq are frames the source's grain routed here that never arrived: observer calls lost with
             // a silo, or frames routed by a new activation (after a silo loss) before this gateway re-registered.
             // A cursor exists only while this gateway watches the source, so the gap is this gateway's loss.
-            var gap = cursor.Epoch == frame.Epoch ? frame.Seq - cursor.Seq - 1 : cursor.Epoch != 0 ? frame.Seq - 1 : 0;
-            if (gap != 0)
+            if (cursor.Epoch != frame.Epoch)
             {
-                Interlocked.Add(ref counters.LostFrames, gap);
-                cursor.Lost += gap;
+                cursor.PreviousEpoch = cursor.Epoch;
+                cursor.PreviousSeq = cursor.Seq;
+                cursor.PreviousMissing = cursor.Missing;
+                cursor.Missing = null;
+                var first = cursor.PreviousEpoch != 0; // not the first frame this gateway sees of the source
+                cursor.Epoch = frame.Epoch;
+                cursor.Seq = first ? 0 : frame.Seq - 1;
             }
-            if (cursor.Epoch != frame.Epoch) cursor.PreviousEpoch = cursor.Epoch;
-            cursor.Epoch = frame.Epoch;
+            if (frame.Seq > cursor.Seq + 1) AddMissing(cursor, cursor.Seq + 1, frame.Seq - 1);
             cursor.Seq = frame.Seq;
             cursor.Delivered++;
 
@@ -153,5 +160,36 @@ public sealed class ViewerHub(GatewayCounters counters)
             }
             foreach (var v in _allSources) v.Enqueue(item);
         }
+    }
+
+    private void AddMissing(Cursor cursor, long from, long to)
+    {
+        var gap = to - from + 1;
+        Interlocked.Add(ref counters.LostFrames, gap);
+        cursor.Lost += gap;
+        var missing = cursor.Missing ??= [];
+        for (var seq = Math.Max(from, to - MaxMissing + 1); seq <= to; seq++) missing.Add(seq);
+        if (missing.Count > MaxMissing) missing.RemoveWhere(seq => seq <= to - MaxMissing);
+    }
+
+    private void DropOld(Cursor cursor, FrameEnvelope frame)
+    {
+        var current = cursor.Epoch == frame.Epoch;
+        var missing = current ? cursor.Missing : cursor.PreviousMissing;
+        if (missing?.Remove(frame.Seq) == true)
+        {
+            // Late: counted lost when it was overtaken.
+            Interlocked.Decrement(ref counters.LostFrames);
+            cursor.Lost--;
+        }
+        else if (current || frame.Seq <= cursor.PreviousSeq)
+        {
+            Interlocked.Increment(ref counters.DuplicateFrames);
+            cursor.Duplicates++;
+            return;
+        }
+        // else: the previous activation's last frames, arriving after the new one's first: never counted before.
+        Interlocked.Increment(ref counters.StaleFrames);
+        cursor.Stale++;
     }
 }
