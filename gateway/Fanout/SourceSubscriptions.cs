@@ -21,6 +21,7 @@ public sealed partial class SourceSubscriptions : IAsyncDisposable
     private IFrameObserver? _reference;
     private CancellationTokenSource? _loopCts;
     private Task _loop = Task.CompletedTask;
+    private bool _loopRunning; // under _gate: the loop clears it in the same locked step in which it decides to end
 
     public SourceSubscriptions(IGrainFactory grains, FrameObserver observer, IOptions<ClusterSettings> cluster,
         ILogger<SourceSubscriptions> log)
@@ -120,7 +121,9 @@ public sealed partial class SourceSubscriptions : IAsyncDisposable
 
     private void EnsureLoop()
     {
-        if (!_loop.IsCompleted) return;
+        if (_loopRunning) return;
+        _loopRunning = true;
+        _loopCts?.Dispose();
         _loopCts = new CancellationTokenSource();
         _loop = RefreshLoopAsync(_loopCts.Token);
     }
@@ -138,7 +141,11 @@ public sealed partial class SourceSubscriptions : IAsyncDisposable
                 {
                     sources = [.. _refCounts.Keys];
                     all = _allSources > 0;
-                    if (sources.Length == 0 && !all) return; // nothing to keep alive: the loop ends
+                    if (sources.Length == 0 && !all)
+                    {
+                        _loopRunning = false; // nothing to keep alive: the loop ends (a new viewer starts another)
+                        return;
+                    }
                 }
                 var calls = new List<Task>(sources.Length + 1);
                 foreach (var s in sources) calls.Add(SubscribeAsync(s));
@@ -155,6 +162,7 @@ public sealed partial class SourceSubscriptions : IAsyncDisposable
         }
         catch (OperationCanceledException)
         {
+            lock (_gate) _loopRunning = false;
         }
     }
 
