@@ -2,6 +2,7 @@ using System.Net.WebSockets;
 using Blankend.Orleans.Tests.Gateway;
 using Blankend.Orleans.Tests.Support;
 using Xunit;
+using Xunit.Abstractions;
 
 namespace Blankend.Orleans.Tests.Telemetry;
 
@@ -11,7 +12,7 @@ namespace Blankend.Orleans.Tests.Telemetry;
 /// gateway of the test process carries frames at the same time.
 /// </summary>
 [Collection(SerialCollection.Name)]
-public sealed class MetricsTests
+public sealed class MetricsTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15);
 
@@ -143,6 +144,8 @@ public sealed class MetricsTests
         // And they are the true drops: every frame that reached the fan-out was, for each of the two viewers,
         // sent, dropped, queued, or (at most one per viewer) in the middle of a send the stalled socket holds up.
         var accounted = sentPerViewer + dropsPerViewer + queued;
+        output.WriteLine($"frames {n}, fan-out {fanout}, ingest drops {status.GetProperty("ingest_drops")}, viewers sent {sentPerViewer}, " +
+            $"viewer drops {dropsPerViewer} (metrics {m.Value("blankend_frames_dropped_total", "reason=viewer_queue")}), queued {queued}");
         Assert.InRange(accounted, 2 * (long)fanout! - 2, 2 * (long)fanout);
 
         await readerStop.CancelAsync();
