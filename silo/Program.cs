@@ -8,6 +8,7 @@ return await BlankendStartup.RunAsync("silo", async () =>
     var builder = Host.CreateApplicationBuilder(args);
     builder.Configuration.AddBlankendConfiguration(args);
     builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(8));
+    builder.Services.AddBlankendSiloProcessTelemetry(builder.Configuration);
     builder.UseOrleans(silo => silo.AddBlankendSilo(builder.Configuration));
     var host = builder.Build();
     host.Services.ValidateBlankendOptions();

@@ -125,7 +125,9 @@ public sealed partial class SourceSubscriptions : IAsyncDisposable
         _loopRunning = true;
         _loopCts?.Dispose();
         _loopCts = new CancellationTokenSource();
-        _loop = RefreshLoopAsync(_loopCts.Token);
+        // Not in the flow of the viewer request that happened to start it: its span must not parent every
+        // refresh for the life of the gateway.
+        using (ExecutionContext.SuppressFlow()) _loop = Task.Run(() => RefreshLoopAsync(_loopCts.Token));
     }
 
     private async Task RefreshLoopAsync(CancellationToken ct)

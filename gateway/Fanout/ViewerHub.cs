@@ -70,7 +70,7 @@ public sealed class ViewerHub(GatewayCounters counters)
     /// <summary>Called for every frame that reaches this gateway. Never blocks on a viewer.</summary>
     public void Dispatch(FrameEnvelope frame)
     {
-        Interlocked.Increment(ref counters.FramesFromCluster);
+        counters.FrameFromCluster();
         Cursor cursor;
         lock (_cursors)
         {
@@ -82,7 +82,7 @@ public sealed class ViewerHub(GatewayCounters counters)
             // At most once and in order per source: a repeat or a late frame of the same activation is dropped.
             if (cursor.Epoch == frame.Epoch && frame.Seq <= cursor.Seq)
             {
-                Interlocked.Increment(ref counters.StaleFrames);
+                counters.StaleFrame();
                 return;
             }
             cursor.Epoch = frame.Epoch;

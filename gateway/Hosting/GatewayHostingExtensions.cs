@@ -2,7 +2,13 @@ using System.Net;
 using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Gateway.Endpoints;
 using Blankend.Orleans.Gateway.Fanout;
+using Blankend.Orleans.Gateway.Health;
+using Blankend.Orleans.Gateway.Telemetry;
+using Blankend.Orleans.Health;
 using Blankend.Orleans.Silo.Hosting;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Trace;
+using Orleans.Dashboard;
 using Orleans.Runtime;
 
 namespace Blankend.Orleans.Gateway.Hosting;
@@ -25,8 +31,13 @@ public static partial class GatewayHostingExtensions
         builder.Services.AddBlankendOptions(config);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(8));
         var cluster = BlankendConfiguration.Read<ClusterSettings, ClusterSettingsValidator>(config, ClusterSettings.Section);
+        var telemetry = BlankendConfiguration.Read<TelemetryOptions, TelemetryOptionsValidator>(config, TelemetryOptions.Section);
         var mode = new GatewayMode(cluster.Mode);
         builder.Services.AddSingleton(mode);
+
+        builder.Services.AddBlankendTelemetry(config, mode.Embedded ? "blankend" : "blankend-gateway")
+            .WithMetrics(m => m.AddMeter("Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel"))
+            .WithTracing(t => t.AddAspNetCoreInstrumentation(o => o.Filter = TraceRequest));
 
         if (mode.Embedded)
         {
@@ -44,6 +55,8 @@ public static partial class GatewayHostingExtensions
                     o.ServiceId = cluster.ServiceId;
                 });
                 client.UseConnectionRetryFilter<WaitForClusterFilter>();
+                client.AddActivityPropagation();
+                if (telemetry.DashboardEnabled) client.AddDashboard();
             });
         }
 
@@ -51,9 +64,16 @@ public static partial class GatewayHostingExtensions
         builder.Services.AddSingleton<ViewerHub>();
         builder.Services.AddSingleton<FrameObserver>();
         builder.Services.AddSingleton<SourceSubscriptions>();
+        builder.Services.AddSingleton<ThroughputLog>();
+        builder.Services.AddSingleton<IHealthComponent, ClusterHealthComponent>();
+        builder.Services.AddSingleton<HealthService>();
         builder.Services.AddProblemDetails();
         return builder;
     }
+
+    /// <summary>Requests worth a trace: not the scrapes and the dashboard's polling.</summary>
+    private static bool TraceRequest(HttpContext context) =>
+        !context.Request.Path.StartsWithSegments("/metrics") && !context.Request.Path.StartsWithSegments("/dashboard");
 
     /// <summary>The contract's endpoints.</summary>
     public static WebApplication MapBlankendEndpoints(this WebApplication app)
@@ -65,9 +85,12 @@ public static partial class GatewayHostingExtensions
         app.Map("/video_out", VideoOutEndpoint.HandleAsync);
         app.MapGet("/healthz", StatusEndpoints.HealthAsync);
         app.MapGet("/api/v1/stream/status", StatusEndpoints.StreamStatusAsync);
+        app.MapPrometheusScrapingEndpoint("/metrics");
+        var dashboard = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<TelemetryOptions>>().Value.DashboardEnabled;
+        if (dashboard) app.MapOrleansDashboard(routePrefix: "/dashboard");
         app.MapGet("/", (GatewayMode mode) => Results.Text(
             $"Blankend.Orleans gateway ({mode.Name}). WebSockets: /video_in?client_id=SRC, /video_out?source=SRC&meta=1. " +
-            "HTTP: /healthz, /api/v1/stream/status\n"));
+            "HTTP: /healthz, /metrics, /api/v1/stream/status" + (dashboard ? ", /dashboard" : "") + "\n"));
 
         app.Lifetime.ApplicationStarted.Register(() =>
         {

@@ -35,6 +35,11 @@ public sealed class ClusterSettings
 
     /// <summary>A ClientGrain with no frames and no calls for this long is deactivated.</summary>
     [ConfigurationKeyName("grain_idle_s")] public int GrainIdleSeconds { get; set; } = 120;
+
+    /// <summary>Silo process only (split / cluster mode): port of its own Prometheus <c>/metrics</c> endpoint, on
+    /// every interface; 0 = none. The gateway (and an embedded silo) always serve <c>/metrics</c> on the
+    /// gateway's address.</summary>
+    [ConfigurationKeyName("metrics_port")] public int MetricsPort { get; set; }
 }
 
 /// <summary>Section <c>gateway</c>: WebSocket fan-out.</summary>
@@ -49,6 +54,25 @@ public sealed class GatewayOptions
     [ConfigurationKeyName("ingest_queue_size")] public int IngestQueueSize { get; set; } = 4;
 
     [ConfigurationKeyName("websocket_keepalive_s")] public int WebSocketKeepAliveSeconds { get; set; } = 15;
+}
+
+/// <summary>Section <c>telemetry</c>: throughput log lines, trace sampling, the Orleans Dashboard.</summary>
+public sealed class TelemetryOptions
+{
+    public const string Section = "telemetry";
+
+    /// <summary>Seconds between throughput log lines (<c>stream recv ...</c>, <c>relay send ...</c>); written only
+    /// while there is traffic. 0 = no such lines.</summary>
+    [ConfigurationKeyName("stats_log_interval_s")] public int StatsLogIntervalSeconds { get; set; } = 10;
+
+    /// <summary>One frame in this many, per ingest connection, gets a trace (its first frame included); 0 = no
+    /// per-frame traces. HTTP requests are traced regardless.</summary>
+    [ConfigurationKeyName("trace_sample_every")] public int TraceSampleEvery { get; set; } = 300;
+
+    /// <summary>Orleans Dashboard: profiler on the silos and <c>/dashboard</c> on the gateway. It has no
+    /// authentication: switch it off where the gateway port is reachable by untrusted clients. Silos and
+    /// gateways of one cluster must agree.</summary>
+    [ConfigurationKeyName("dashboard_enabled")] public bool DashboardEnabled { get; set; } = true;
 }
 
 /// <summary>Section <c>video_processing</c>. Read and validated now; the processing path uses it.</summary>

@@ -67,6 +67,7 @@ public sealed class ClusterSettingsValidator : IValidateOptions<ClusterSettings>
         foreach (var p in o.GatewayPorts) f.Range("cluster:gateway_ports", p, 1, 65535);
         f.Range("cluster:observer_refresh_ms", o.ObserverRefreshMs, 100, 600_000);
         f.Range("cluster:grain_idle_s", o.GrainIdleSeconds, 5, 86_400);
+        f.Range("cluster:metrics_port", o.MetricsPort, 0, 65535);
         return f.Result;
     }
 }
@@ -79,6 +80,17 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         f.Range("gateway:viewer_queue_size", o.ViewerQueueSize, 1, 1024);
         f.Range("gateway:ingest_queue_size", o.IngestQueueSize, 1, 1024);
         f.Range("gateway:websocket_keepalive_s", o.WebSocketKeepAliveSeconds, 0, 3600);
+        return f.Result;
+    }
+}
+
+public sealed class TelemetryOptionsValidator : IValidateOptions<TelemetryOptions>
+{
+    public ValidateOptionsResult Validate(string? name, TelemetryOptions o)
+    {
+        var f = new Failures();
+        f.Range("telemetry:stats_log_interval_s", o.StatsLogIntervalSeconds, 0, 86_400);
+        f.Range("telemetry:trace_sample_every", o.TraceSampleEvery, 0, 100_000_000);
         return f.Result;
     }
 }

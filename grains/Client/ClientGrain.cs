@@ -1,6 +1,8 @@
 using Blankend.Orleans.Configuration;
+using Blankend.Orleans.Telemetry;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Orleans.Dashboard;
 
 namespace Blankend.Orleans.Grains.Client;
 
@@ -53,11 +55,13 @@ public sealed partial class ClientGrain : Grain, IClientGrain
             LogDirectoryFailed(e, Source);
         }
         _nextDirectoryRefresh = Environment.TickCount64 + _directoryRefreshMs;
+        BlankendMetrics.SourcesActive.Add(1);
         LogActivated(Source, _epoch, RuntimeIdentity);
     }
 
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
+        BlankendMetrics.SourcesActive.Add(-1);
         LogDeactivated(Source, reason.Description, _framesIn);
         // When the silo shuts down the directory may be going too; its entries expire by themselves.
         if (reason.ReasonCode == DeactivationReasonCode.ShuttingDown) return;
@@ -65,6 +69,9 @@ public sealed partial class ClientGrain : Grain, IClientGrain
         catch (Exception e) { LogUnregisterFailed(Source, e.Message); }
     }
 
+    /// <summary>Per frame: not profiled by the Orleans Dashboard (its filter would time and record every call);
+    /// the project's own counters and the gateway's ingest_to_grain histogram cover it.</summary>
+    [NoProfiling]
     public Task Publish(FrameEnvelope frame)
     {
         var now = Environment.TickCount64;
@@ -75,12 +82,15 @@ public sealed partial class ClientGrain : Grain, IClientGrain
         _framesIn++;
         _bytesIn += frame.Payload.Length;
         _lastFrameUnixMs = frame.TimestampMs;
+        BlankendMetrics.GrainFramesRouted.Add(1, BlankendMetrics.Kinds.Of(frame.Kind));
 
-        foreach (var target in _targets)
+        var targets = _targets;
+        foreach (var target in targets)
         {
             try { target.OnFrame(stamped); }
             catch (Exception e) { LogObserverFailed(e, Source); }
         }
+        if (targets.Length > 0) BlankendMetrics.GrainObserverCalls.Add(targets.Length);
         return Task.CompletedTask;
     }
 

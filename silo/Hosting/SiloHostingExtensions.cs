@@ -2,13 +2,15 @@ using System.Net;
 using Blankend.Orleans.Configuration;
 using Microsoft.Extensions.Configuration;
 using Orleans.Configuration;
+using Orleans.Dashboard;
 
 namespace Blankend.Orleans.Silo.Hosting;
 
 public static class SiloHostingExtensions
 {
-    /// <summary>Everything a Blankend silo needs: options, membership, grain lifetime. Used by the silo process,
-    /// by the gateway's embedded mode and by the test clusters, so all three run the same wiring.</summary>
+    /// <summary>Everything a Blankend silo needs: options, membership, grain lifetime, trace propagation and (unless
+    /// <c>telemetry.dashboard_enabled</c> is false) the Orleans Dashboard's silo side. Used by the silo process and
+    /// by the gateway's embedded mode; the test clusters use <see cref="AddBlankendGrainDefaults"/>.</summary>
     public static ISiloBuilder AddBlankendSilo(this ISiloBuilder silo, IConfiguration config)
     {
         silo.Services.AddBlankendOptions(config);
@@ -21,6 +23,12 @@ public static class SiloHostingExtensions
             serviceId: cluster.ServiceId,
             clusterId: cluster.ClusterId);
         silo.AddBlankendGrainDefaults(cluster);
+
+        // Grain calls carry the caller's trace context (W3C traceparent in the RequestContext), so a gateway
+        // span and the grain spans of the same frame or request form one trace.
+        silo.AddActivityPropagation();
+        var telemetry = BlankendConfiguration.Read<TelemetryOptions, TelemetryOptionsValidator>(config, TelemetryOptions.Section);
+        if (telemetry.DashboardEnabled) silo.AddDashboard();
         return silo;
     }
 
