@@ -39,10 +39,16 @@ public static class StatusEndpoints
         {
             components["cluster"] = new ComponentHealth("unavailable", $"{e.GetType().Name}: {e.Message}");
         }
-        // The bus link is not part of this build yet: reported, never a reason for 503.
-        components["bus"] = stream.Value.RelayEnabled
-            ? new ComponentHealth("degraded", "stream.relay_enabled is set but this build has no ZeroMQ relay yet")
-            : new ComponentHealth("disabled", "stream.relay_enabled is false");
+        // The bus link: reported, never a reason for 503 (frames still flow between cameras and viewers without it).
+        var relay = clusterOk || (mode.Embedded && !stream.Value.RelayEnabled)
+            ? await RelayEndpoints.QueryAsync(grains, mode, stream.Value)
+            : new RelayStatus { State = "unknown", Detail = "cluster unreachable" };
+        components["bus"] = relay.State switch
+        {
+            "connected" => new ComponentHealth("ok", $"'{relay.Identity}' connected to {relay.Endpoint} (silo {relay.Silo})"),
+            "disabled" => new ComponentHealth("disabled", relay.Detail),
+            _ => new ComponentHealth("degraded", $"{relay.State}: {relay.Detail}"),
+        };
 
         var degraded = components.Values.Any(c => c.State == "degraded");
         var report = new HealthReport(clusterOk ? (degraded ? "degraded" : "ok") : "unavailable", mode.Name, components);
