@@ -27,6 +27,11 @@ public interface IRelayGrain : IGrainWithStringKey
     Task<RelayStatus> EnsureLink();
 
     Task<RelayStatus> GetStatus();
+
+    /// <summary>Closes the link here and deactivates; the next <see cref="EnsureLink"/> (any silo's bridge, within
+    /// about a second) activates the grain again, possibly on another silo, whose bridge then connects. For
+    /// operators who want to move the link (e.g. before draining a silo), and for tests.</summary>
+    Task Release();
 }
 
 /// <summary>A data message from the bus: <c>[client_id, data]</c> as the DEALER receives it.</summary>

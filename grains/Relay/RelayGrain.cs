@@ -19,7 +19,10 @@ namespace Blankend.Orleans.Grains.Relay;
 /// </list>
 /// The link itself (socket, poller thread, heartbeat) is the local <see cref="IRelayLink"/>: opened on activation,
 /// closed on deactivation, so it lives on exactly the silo where this grain is active.
+/// Placed on the silo of its first caller (every silo's bridge calls EnsureLink each second, so after a silo loss
+/// the first surviving silo to ask takes the link over).
 /// </summary>
+[global::Orleans.Placement.PreferLocalPlacement]
 public sealed partial class RelayGrain : Grain, IRelayGrain
 {
     private readonly ILogger<RelayGrain> _log;
@@ -129,6 +132,12 @@ public sealed partial class RelayGrain : Grain, IRelayGrain
     }
 
     public Task<RelayStatus> EnsureLink() => GetStatus();
+
+    public Task Release()
+    {
+        DeactivateOnIdle();
+        return Task.CompletedTask;
+    }
 
     public Task<RelayStatus> GetStatus()
     {
