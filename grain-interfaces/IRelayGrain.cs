@@ -46,8 +46,9 @@ public sealed record BusMessage(
 public sealed record RelayStatus
 {
     /// <summary><c>connected</c> (a ROUTER is connected over TCP), <c>connecting</c> (no ROUTER reachable yet: the
-    /// socket retries every 100 ms..1 s), <c>disabled</c> (stream.relay_enabled is false, or this grain's key is not
-    /// the configured identity), <c>unknown</c> (the cluster did not answer).</summary>
+    /// socket retries every 100 ms..1 s), <c>failed</c> (the socket could not be set up, e.g. an unusable endpoint;
+    /// retried every second), <c>disabled</c> (stream.relay_enabled is false, or this grain's key is not the
+    /// configured identity), <c>unknown</c> (the cluster did not answer).</summary>
     [Id(0)] public string State { get; init; } = "disabled";
     [Id(1)] public string? Detail { get; init; }
     [Id(2)] public string Identity { get; init; } = "";

@@ -7,8 +7,12 @@ namespace Blankend.Orleans.Grains.Relay;
 /// </summary>
 public interface IRelayLink
 {
-    /// <summary>Starts the DEALER (identity and endpoint from <c>stream.*</c>); idempotent.</summary>
+    /// <summary>Starts the DEALER (identity and endpoint from <c>stream.*</c>); idempotent. Never throws: when the
+    /// socket cannot be set up (an unusable endpoint) the link stays closed and <see cref="LastError"/> says why.</summary>
     void Open();
+
+    /// <summary>Why the last <see cref="Open"/> failed; null after a successful one.</summary>
+    string? LastError { get; }
 
     /// <summary>Stops the poller and disposes the socket (linger 0); idempotent; returns within about a second.</summary>
     void Close();

@@ -131,7 +131,11 @@ public sealed partial class RelayGrain : Grain, IRelayGrain
         return Task.CompletedTask;
     }
 
-    public Task<RelayStatus> EnsureLink() => GetStatus();
+    public Task<RelayStatus> EnsureLink()
+    {
+        if (_owner && !_link!.IsOpen) _link.Open(); // a failed open (unusable endpoint) is retried every keeper round
+        return GetStatus();
+    }
 
     public Task Release()
     {
@@ -142,12 +146,13 @@ public sealed partial class RelayGrain : Grain, IRelayGrain
     public Task<RelayStatus> GetStatus()
     {
         var c = _counters;
-        var state = _owner ? c.StateName : "disabled";
+        var failed = _owner && !_link!.IsOpen;
+        var state = failed ? "failed" : _owner ? c.StateName : "disabled";
         return Task.FromResult(new RelayStatus
         {
             State = state,
-            Detail = _owner
-                ? state == "connected" ? null : $"no ROUTER connected at {_options.ZmqEndpoint} yet; retrying"
+            Detail = failed ? _link!.LastError
+                : _owner ? state == "connected" ? null : $"no ROUTER connected at {_options.ZmqEndpoint} yet; retrying"
                 : _notOwnerReason,
             Identity = Identity,
             Endpoint = _options.ZmqEndpoint,

@@ -50,12 +50,24 @@ public sealed partial class RelayBridge : IRelayLink, IHostedService, IDisposabl
         get { lock (_gate) return _link is not null; }
     }
 
+    public string? LastError { get; private set; }
+
     public void Open()
     {
         lock (_gate)
         {
             if (_link is not null || !_options.RelayEnabled) return;
-            _link = new RelayLink(_options, Counters, _grains.GetGrain<IRelayGrain>(_options.ZmqIdentity), _log);
+            try
+            {
+                _link = new RelayLink(_options, Counters, _grains.GetGrain<IRelayGrain>(_options.ZmqIdentity), _log);
+                LastError = null;
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                if (LastError is null) LogOpenFailed(e, _options.ZmqIdentity, _options.ZmqEndpoint);
+                LastError = $"cannot open a DEALER to '{_options.ZmqEndpoint}': {e.GetType().Name}: {e.Message}";
+                return;
+            }
         }
         LogOpened(_options.ZmqIdentity, _options.ZmqEndpoint);
     }
@@ -140,6 +152,9 @@ public sealed partial class RelayBridge : IRelayLink, IHostedService, IDisposabl
 
     [LoggerMessage(Level = LogLevel.Information, Message = "bus link '{Identity}' opening on this silo: DEALER -> {Endpoint}")]
     private partial void LogOpened(string identity, string endpoint);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "bus link '{Identity}': cannot open a DEALER to {Endpoint}; retrying every second")]
+    private partial void LogOpenFailed(Exception e, string identity, string endpoint);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "bus link '{Identity}' is held by silo {Silo} ({State})")]
     private partial void LogHolder(string identity, string silo, string state);

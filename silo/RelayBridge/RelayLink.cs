@@ -104,8 +104,20 @@ internal sealed partial class RelayLink : IDisposable
             new BoundedChannelOptions(Math.Max(16, options.SendQueueSize)) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true, SingleWriter = true },
             _ => _c.Drop(RelayDropReason.InboundQueueFull));
 
+        try
+        {
+            _socket.Connect(options.ZmqEndpoint);   // an unusable endpoint throws here, before any thread exists
+        }
+        catch
+        {
+            _closed = true;
+            DisposeQuietly(_monitor);
+            DisposeQuietly(_poller);
+            DisposeQuietly(_socket);
+            DisposeQuietly(_outbox);
+            throw;
+        }
         Volatile.Write(ref _c.State, RelayCounters.StateConnecting);
-        _socket.Connect(options.ZmqEndpoint);
         _poller.RunAsync("blankend-relay", isBackgroundThread: true);
         _pump = Task.Run(PumpAsync);
     }
@@ -122,7 +134,14 @@ internal sealed partial class RelayLink : IDisposable
             _c.Drop(RelayDropReason.NoLink);
             return;
         }
-        _outbox.Enqueue(item);
+        try
+        {
+            _outbox.Enqueue(item);
+        }
+        catch (ObjectDisposedException)
+        {
+            _c.Drop(RelayDropReason.NoLink); // closed meanwhile
+        }
     }
 
     // ---- poller thread ----------------------------------------------------------------------------------------

@@ -377,6 +377,29 @@ public sealed class RelayBusTests
     }
 
     [Fact]
+    public async Task UnusableEndpointIsReportedAndTheVideoPathKeepsWorking()
+    {
+        var identity = NewId("relay");
+        await using var gw = await StartAsync("tcp://127.0.0.1:notaport", identity);
+        var status = await WaitRelayAsync(gw, s => s.GetProperty("state").GetString() == "failed", Wait, "state failed");
+        Assert.Contains("notaport", status.GetProperty("detail").GetString());
+        using (var health = await gw.Client.GetAsync("healthz"))
+        {
+            Assert.Equal(HttpStatusCode.OK, health.StatusCode);
+            var body = await health.Content.ReadFromJsonAsync<JsonElement>();
+            Assert.Equal("degraded", body.GetProperty("components").GetProperty("bus").GetProperty("state").GetString());
+        }
+        var camera = NewId("cam");
+        await using var viewer = await ViewerAsync(gw, camera);
+        using var cam = await Ws.ConnectAsync(gw.Ws($"/video_in?client_id={camera}"));
+        await cam.SendBinaryAsync(TestJpeg.Tagged(1));
+        await viewer.WaitForAsync(f => f.Count == 1, Wait, "the frame");
+        status = await RelayStatusAsync(gw);
+        Assert.Equal(1, status.GetProperty("drops_by_reason").GetProperty("no_link").GetInt64());
+        await cam.CloseQuietlyAsync();
+    }
+
+    [Fact]
     public async Task RelayDisabledOpensNoSocketAndSendsNothing()
     {
         // A plain TCP listener where the ROUTER would be: a DEALER would connect to it.
