@@ -14,6 +14,8 @@ public sealed class RelayMetrics : IDisposable
 
     private readonly Meter _meter;
 
+    public Meter Meter => _meter;
+
     public RelayMetrics(RelayCounters c, IMeterFactory? factory = null)
     {
         _meter = factory?.Create(MeterName) ?? new Meter(MeterName);

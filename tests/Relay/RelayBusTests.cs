@@ -1,10 +1,13 @@
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using System.Net;
 using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text.Json;
+using Blankend.Orleans.Silo.RelayBridge;
 using Blankend.Orleans.Tests.Gateway;
 using Blankend.Orleans.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
 using Xunit;
 
 namespace Blankend.Orleans.Tests.Relay;
@@ -100,7 +103,24 @@ public sealed class RelayBusTests
         Assert.False(string.IsNullOrEmpty(status.GetProperty("silo").GetString()));
         var health = await gw.Client.GetFromJsonAsync<JsonElement>("healthz");
         Assert.Equal("ok", health.GetProperty("components").GetProperty("bus").GetProperty("state").GetString());
+
+        // The same counters through the "Blankend.Relay" meter (this gateway's instance).
+        var meter = gw.App.Services.GetRequiredService<RelayMetrics>().Meter;
+        Assert.Equal(RelayMetrics.MeterName, meter.Name);
+        var seen = new Dictionary<string, double>();
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) => { if (instrument.Meter == meter) l.EnableMeasurementEvents(instrument); };
+        listener.SetMeasurementEventCallback<long>((i, v, tags, _) => seen[i.Name + TagSuffix(tags)] = v);
+        listener.SetMeasurementEventCallback<int>((i, v, tags, _) => seen[i.Name + TagSuffix(tags)] = v);
+        listener.Start();
+        listener.RecordObservableInstruments();
+        Assert.True(seen["blankend.relay.frames.sent"] >= 2);
+        Assert.Equal(2, seen["blankend.relay.link.state"]);
+        Assert.Equal(0, seen["blankend.relay.drops{reason=queue_full}"]);
     }
+
+    private static string TagSuffix(ReadOnlySpan<KeyValuePair<string, object?>> tags) =>
+        tags.Length == 0 ? "" : "{" + string.Join(",", tags.ToArray().Select(t => $"{t.Key}={t.Value}")) + "}";
 
     /// <summary>ClientGrain -> RelayGrain is a one-way call per frame: this checks that the bus sees a source's frames
     /// in the order the camera sent them (Orleans does not promise it for one-way calls in general).</summary>
