@@ -13,4 +13,6 @@ return await BlankendStartup.RunAsync("silo", async () =>
     var host = builder.Build();
     host.Services.ValidateBlankendOptions();
     await host.RunAsync();
+    // The NetMQ context is process-wide (the bus link's sockets are already closed): release it without waiting.
+    NetMQ.NetMQConfig.Cleanup(block: false);
 });

@@ -6,4 +6,5 @@ namespace Blankend.Orleans.Gateway.Endpoints;
 [JsonSerializable(typeof(ErrorMessage))]
 [JsonSerializable(typeof(HealthReport))]
 [JsonSerializable(typeof(StreamStatus))]
+[JsonSerializable(typeof(RelayStatus))]
 public sealed partial class GatewayJson : JsonSerializerContext;

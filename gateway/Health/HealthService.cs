@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Gateway.Endpoints;
+using Blankend.Orleans.Gateway.Hosting;
 using Blankend.Orleans.Health;
 using Microsoft.Extensions.Options;
 
@@ -110,5 +111,27 @@ public sealed class ClusterHealthComponent(IGrainFactory grains) : IHealthCompon
         var watch = Stopwatch.StartNew();
         var silo = await grains.GetGrain<ISourceDirectoryGrain>(ISourceDirectoryGrain.Key).Ping().WaitAsync(cancellationToken);
         return new ComponentHealth(HealthStates.Ok, $"answered by {silo}", Math.Round(watch.Elapsed.TotalMilliseconds, 3));
+    }
+}
+
+/// <summary>
+/// The ZeroMQ bus link, as the silo holding it reports (docs/protocol.md). Never critical: cameras and viewers
+/// keep working without the bus, so a down link is <c>degraded</c> with 200, never 503.
+/// </summary>
+public sealed class BusHealthComponent(IGrainFactory grains, GatewayMode mode, IOptions<StreamOptions> stream) : IHealthComponent
+{
+    public string Name => "bus";
+
+    public bool Critical => false;
+
+    public async Task<ComponentHealth> CheckAsync(CancellationToken cancellationToken)
+    {
+        var relay = await RelayEndpoints.QueryAsync(grains, mode, stream.Value);
+        return relay.State switch
+        {
+            "connected" => new ComponentHealth(HealthStates.Ok, $"'{relay.Identity}' connected to {relay.Endpoint} (silo {relay.Silo})"),
+            "disabled" => new ComponentHealth(HealthStates.Disabled, relay.Detail),
+            _ => new ComponentHealth(HealthStates.Degraded, $"{relay.State}: {relay.Detail}"),
+        };
     }
 }

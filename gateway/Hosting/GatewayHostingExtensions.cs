@@ -66,6 +66,7 @@ public static partial class GatewayHostingExtensions
         builder.Services.AddSingleton<SourceSubscriptions>();
         builder.Services.AddSingleton<ThroughputLog>();
         builder.Services.AddSingleton<IHealthComponent, ClusterHealthComponent>();
+        builder.Services.AddSingleton<IHealthComponent, BusHealthComponent>();
         builder.Services.AddSingleton<HealthService>();
         builder.Services.AddProblemDetails();
         return builder;
@@ -85,12 +86,13 @@ public static partial class GatewayHostingExtensions
         app.Map("/video_out", VideoOutEndpoint.HandleAsync);
         app.MapGet("/healthz", StatusEndpoints.HealthAsync);
         app.MapGet("/api/v1/stream/status", StatusEndpoints.StreamStatusAsync);
+        app.MapGet("/api/v1/relay/status", RelayEndpoints.StatusAsync);
         app.MapPrometheusScrapingEndpoint("/metrics");
         var dashboard = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<TelemetryOptions>>().Value.DashboardEnabled;
         if (dashboard) app.MapOrleansDashboard(routePrefix: "/dashboard");
         app.MapGet("/", (GatewayMode mode) => Results.Text(
             $"Blankend.Orleans gateway ({mode.Name}). WebSockets: /video_in?client_id=SRC, /video_out?source=SRC&meta=1. " +
-            "HTTP: /healthz, /metrics, /api/v1/stream/status" + (dashboard ? ", /dashboard" : "") + "\n"));
+            "HTTP: /healthz, /metrics, /api/v1/stream/status, /api/v1/relay/status" + (dashboard ? ", /dashboard" : "") + "\n"));
 
         app.Lifetime.ApplicationStarted.Register(() =>
         {

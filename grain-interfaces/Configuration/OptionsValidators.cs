@@ -46,6 +46,9 @@ public sealed class StreamOptionsValidator : IValidateOptions<StreamOptions>
         if (o.ForwardRecvEnabled) f.ClientId("stream:forward_recv_client_id", o.ForwardRecvClientId);
         f.Range("stream:heartbeat_interval_ms", o.HeartbeatIntervalMs, 50, 3_600_000);
         f.NotEmpty("stream:link_request_client_id", o.LinkRequestClientId);
+        if (!o.LinkRequestClientId.StartsWith(ClientIds.ReservedPrefix, StringComparison.Ordinal) || o.LinkRequestClientId == BusControlIds.Heartbeat
+            || o.LinkRequestClientId.Length > ClientIds.MaxLength)
+            f.Add($"stream:link_request_client_id must be a reserved control id: start with '{ClientIds.ReservedPrefix}', differ from '{BusControlIds.Heartbeat}', at most {ClientIds.MaxLength} characters (got '{o.LinkRequestClientId}')");
         f.Range("stream:link_request_interval_ms", o.LinkRequestIntervalMs, 100, 3_600_000);
         f.Range("stream:jpeg_quality", o.JpegQuality, 1, 100);
         return f.Result;

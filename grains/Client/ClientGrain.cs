@@ -8,7 +8,8 @@ namespace Blankend.Orleans.Grains.Client;
 
 /// <summary>
 /// One activation per source. Every frame of the source passes here: it gets its authoritative sequence and
-/// is handed, one-way, to each gateway observer that has viewers for it. Nothing is awaited per frame.
+/// is handed, one-way, to each gateway observer that has viewers for it, and (relay enabled, camera frames only)
+/// to the bus link's RelayGrain. Nothing is awaited per frame.
 /// </summary>
 public sealed partial class ClientGrain : Grain, IClientGrain
 {
@@ -16,6 +17,8 @@ public sealed partial class ClientGrain : Grain, IClientGrain
     private readonly long _expiryMs;
     private readonly long _directoryRefreshMs;
     private readonly long _epoch = Random.Shared.NextInt64(1, long.MaxValue);
+    private readonly StreamOptions _stream;
+    private IRelayGrain? _relay;
 
     // Observer -> expiry (Environment.TickCount64). GrainReferences compare by grain id, so a refresh from
     // the same gateway lands on the same entry.
@@ -34,9 +37,10 @@ public sealed partial class ClientGrain : Grain, IClientGrain
     private long _nextDirectoryRefresh;
     private bool _directoryRefreshInFlight;
 
-    public ClientGrain(ILogger<ClientGrain> log, IOptions<ClusterSettings> cluster)
+    public ClientGrain(ILogger<ClientGrain> log, IOptions<ClusterSettings> cluster, IOptions<StreamOptions> stream)
     {
         _log = log;
+        _stream = stream.Value;
         _directoryRefreshMs = cluster.Value.ObserverRefreshMs;
         _expiryMs = 3L * cluster.Value.ObserverRefreshMs;
     }
@@ -45,6 +49,7 @@ public sealed partial class ClientGrain : Grain, IClientGrain
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
+        if (_stream.RelayEnabled) _relay = GrainFactory.GetGrain<IRelayGrain>(_stream.ZmqIdentity);
         try
         {
             ApplyWildcard(await Directory.RegisterSource(Source));
@@ -91,6 +96,14 @@ public sealed partial class ClientGrain : Grain, IClientGrain
             catch (Exception e) { LogObserverFailed(e, Source); }
         }
         if (targets.Length > 0) BlankendMetrics.GrainObserverCalls.Add(targets.Length);
+
+        // Camera frames (/video_in, /video_codec) go to the bus; a frame that came FROM the bus never goes back
+        // out this way (the RelayGrain already sent it back once): that second path was the original's bug.
+        if (_relay is not null && frame.Origin != FrameOrigin.Bus)
+        {
+            try { _relay.Send(stamped); }
+            catch (Exception e) { LogRelayFailed(e, Source); }
+        }
         return Task.CompletedTask;
     }
 
@@ -180,6 +193,8 @@ public sealed partial class ClientGrain : Grain, IClientGrain
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "source {Source}: unregistering from the directory failed ({Reason}); the entry expires")]
     private partial void LogUnregisterFailed(string source, string reason);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "source {Source}: handing a frame to the bus link failed")]
+    private partial void LogRelayFailed(Exception e, string source);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "source {Source}: observer call failed")]
     private partial void LogObserverFailed(Exception e, string source);

@@ -1,5 +1,9 @@
 using System.Net;
 using Blankend.Orleans.Configuration;
+using Blankend.Orleans.Grains.Relay;
+using Blankend.Orleans.Silo.RelayBridge;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Configuration;
 using Orleans.Configuration;
 using Orleans.Dashboard;
@@ -29,6 +33,22 @@ public static class SiloHostingExtensions
         silo.AddActivityPropagation();
         var telemetry = BlankendConfiguration.Read<TelemetryOptions, TelemetryOptionsValidator>(config, TelemetryOptions.Section);
         if (telemetry.DashboardEnabled) silo.AddDashboard();
+        silo.AddBlankendRelay();
+        return silo;
+    }
+
+    /// <summary>The ZeroMQ bus link (docs/protocol.md). Registered on every silo; it opens a socket only while
+    /// stream.relay_enabled is set AND the RelayGrain of the configured identity is active on this silo.</summary>
+    public static ISiloBuilder AddBlankendRelay(this ISiloBuilder silo)
+    {
+        var services = silo.Services;
+        if (services.Any(d => d.ServiceType == typeof(RelayBridge.RelayBridge))) return silo;
+        services.AddSingleton<RelayCounters>();
+        services.AddSingleton<RelayMetrics>();
+        services.AddSingleton<RelayBridge.RelayBridge>();
+        services.AddSingleton<IRelayLink>(sp => sp.GetRequiredService<RelayBridge.RelayBridge>());
+        // Registered after the Orleans silo: started once grains can be called, stopped before the silo stops.
+        services.AddHostedService(sp => sp.GetRequiredService<RelayBridge.RelayBridge>());
         return silo;
     }
 
