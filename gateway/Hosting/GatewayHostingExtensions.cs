@@ -65,9 +65,10 @@ public static partial class GatewayHostingExtensions
         app.Map("/video_out", VideoOutEndpoint.HandleAsync);
         app.MapGet("/healthz", StatusEndpoints.HealthAsync);
         app.MapGet("/api/v1/stream/status", StatusEndpoints.StreamStatusAsync);
+        app.MapProcessingEndpoints();
         app.MapGet("/", (GatewayMode mode) => Results.Text(
             $"Blankend.Orleans gateway ({mode.Name}). WebSockets: /video_in?client_id=SRC, /video_out?source=SRC&meta=1. " +
-            "HTTP: /healthz, /api/v1/stream/status\n"));
+            "HTTP: /healthz, /api/v1/stream/status, /api/v1/video_processing/pipeline/status|config, /api/v1/video_processing/gpu/status\n"));
 
         app.Lifetime.ApplicationStarted.Register(() =>
         {

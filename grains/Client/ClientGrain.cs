@@ -1,4 +1,6 @@
 using Blankend.Orleans.Configuration;
+using Blankend.Orleans.Grains.Devices;
+using Blankend.Orleans.Grains.Processing;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -32,11 +34,17 @@ public sealed partial class ClientGrain : Grain, IClientGrain
     private long _nextDirectoryRefresh;
     private bool _directoryRefreshInFlight;
 
-    public ClientGrain(ILogger<ClientGrain> log, IOptions<ClusterSettings> cluster)
+    // Processing path of this source (grains/Processing/SourceRoute.cs): off unless the pipeline config says so.
+    private readonly SourceRoute _processing;
+
+    public ClientGrain(ILogger<ClientGrain> log, IOptions<ClusterSettings> cluster, IOptions<VideoProcessingOptions> processing,
+        IOptions<StreamOptions> stream, DeviceCatalog devices, ProcessingMetrics metrics)
     {
         _log = log;
         _directoryRefreshMs = cluster.Value.ObserverRefreshMs;
         _expiryMs = 3L * cluster.Value.ObserverRefreshMs;
+        _processing = new SourceRoute(this.GetPrimaryKeyString(), RuntimeIdentity, GrainFactory, devices, metrics,
+            processing.Value, stream.Value, Deliver);
     }
 
     private string Source => this.GetPrimaryKeyString();
@@ -52,6 +60,7 @@ public sealed partial class ClientGrain : Grain, IClientGrain
             // The directory heals on the next refresh; a source must not fail to activate because of it.
             LogDirectoryFailed(e, Source);
         }
+        await RefreshPipelineConfigAsync();
         _nextDirectoryRefresh = Environment.TickCount64 + _directoryRefreshMs;
         LogActivated(Source, _epoch, RuntimeIdentity);
     }
@@ -76,12 +85,19 @@ public sealed partial class ClientGrain : Grain, IClientGrain
         _bytesIn += frame.Payload.Length;
         _lastFrameUnixMs = frame.TimestampMs;
 
+        if (!_processing.TryRoute(stamped)) Deliver(stamped);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Hands a frame (raw, or the processed result from the processing continuation) to every gateway
+    /// observer of the source, one-way.</summary>
+    private void Deliver(FrameEnvelope frame)
+    {
         foreach (var target in _targets)
         {
-            try { target.OnFrame(stamped); }
+            try { target.OnFrame(frame); }
             catch (Exception e) { LogObserverFailed(e, Source); }
         }
-        return Task.CompletedTask;
     }
 
     public Task Subscribe(IFrameObserver observer)
@@ -112,6 +128,21 @@ public sealed partial class ClientGrain : Grain, IClientGrain
         Source, _epoch, _seq, _framesIn, _bytesIn, _lastFrameUnixMs, _subscribers.Count, _wildcard.Observers.Length,
         RuntimeIdentity));
 
+    public Task SetPipelineConfig(PipelineConfig config)
+    {
+        _processing.Apply(config);
+        return Task.CompletedTask;
+    }
+
+    public Task<SourceProcessingStats> GetProcessingStats() => Task.FromResult(_processing.Stats());
+
+    /// <summary>Fetched at activation and with each directory refresh (a missed push heals within one refresh).</summary>
+    private async Task RefreshPipelineConfigAsync()
+    {
+        try { _processing.Apply(await GrainFactory.GetGrain<IPipelineConfigGrain>(IPipelineConfigGrain.Key).GetConfig()); }
+        catch (Exception e) { LogPipelineConfigFailed(e, Source); }
+    }
+
     private ISourceDirectoryGrain Directory => GrainFactory.GetGrain<ISourceDirectoryGrain>(ISourceDirectoryGrain.Key);
 
     // Renewing the registration while frames flow keeps the directory right after it loses its state
@@ -120,7 +151,11 @@ public sealed partial class ClientGrain : Grain, IClientGrain
     {
         _directoryRefreshInFlight = true;
         _nextDirectoryRefresh = now + _directoryRefreshMs;
-        try { ApplyWildcard(await Directory.RegisterSource(Source)); }
+        try
+        {
+            ApplyWildcard(await Directory.RegisterSource(Source));
+            await RefreshPipelineConfigAsync();
+        }
         catch (Exception e) { LogDirectoryFailed(e, Source); }
         finally { _directoryRefreshInFlight = false; }
     }
@@ -170,6 +205,9 @@ public sealed partial class ClientGrain : Grain, IClientGrain
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "source {Source}: unregistering from the directory failed ({Reason}); the entry expires")]
     private partial void LogUnregisterFailed(string source, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "source {Source}: pipeline config unreachable (keeps the one it has)")]
+    private partial void LogPipelineConfigFailed(Exception e, string source);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "source {Source}: observer call failed")]
     private partial void LogObserverFailed(Exception e, string source);

@@ -1,5 +1,6 @@
 using System.Net;
 using Blankend.Orleans.Configuration;
+using Blankend.Orleans.Grains.Devices;
 using Microsoft.Extensions.Configuration;
 using Orleans.Configuration;
 
@@ -21,6 +22,7 @@ public static class SiloHostingExtensions
             serviceId: cluster.ServiceId,
             clusterId: cluster.ClusterId);
         silo.AddBlankendGrainDefaults(cluster);
+        silo.AddBlankendProcessing(config);
         return silo;
     }
 
