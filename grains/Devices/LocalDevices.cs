@@ -150,16 +150,9 @@ public static class GpuDetector
             var i = 0;
             foreach (var d in Directory.GetDirectories(dir).Order(StringComparer.Ordinal))
             {
-                var name = "NVIDIA GPU";
                 var info = Path.Combine(d, "information");
-                if (File.Exists(info))
-                {
-                    foreach (var line in File.ReadLines(info))
-                    {
-                        if (line.StartsWith("Model:", StringComparison.Ordinal)) name = line[6..].Trim();
-                    }
-                }
-                list.Add(new GpuInfo(i++, name, null));
+                list.Add(File.Exists(info) ? ParseProcInformation(File.ReadAllText(info), i) : new GpuInfo(i, "NVIDIA GPU", null));
+                i++;
             }
             return [.. list];
         }
@@ -167,6 +160,29 @@ public static class GpuDetector
         {
             return [];
         }
+    }
+
+    /// <summary>Parses <c>/proc/driver/nvidia/gpus/BUS/information</c> (<c>Model: \t\t NVIDIA H100 80GB HBM3</c>,
+    /// <c>GPU UUID: \t GPU-...</c>, <c>Device Minor: \t 0</c>).</summary>
+    public static GpuInfo ParseProcInformation(string text, int fallbackIndex)
+    {
+        string name = "NVIDIA GPU";
+        string? uuid = null;
+        var index = fallbackIndex;
+        foreach (var line in text.Split('\n'))
+        {
+            var colon = line.IndexOf(':', StringComparison.Ordinal);
+            if (colon < 0) continue;
+            var key = line[..colon].Trim();
+            var value = line[(colon + 1)..].Trim();
+            switch (key)
+            {
+                case "Model": name = value; break;
+                case "GPU UUID": uuid = value; break;
+                case "Device Minor" when int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var minor): index = minor; break;
+            }
+        }
+        return new GpuInfo(index, name, uuid);
     }
 
     private static string? FindOnPath(string name)

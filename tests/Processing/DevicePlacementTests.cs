@@ -196,13 +196,23 @@ public sealed class GpuDetectionTests
     [Fact]
     public void NvidiaSmiListIsParsed()
     {
-        const string output = "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-5c1f2f2e-1111-2222-3333-444455556666)\n" +
+        // The first line as printed by nvidia-smi -L on an H100 host.
+        const string output = "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-a0dd8829-02dd-7b77-da55-9100a5201c9d)\n" +
                               "GPU 1: NVIDIA A10 (UUID: GPU-0000)\n  MIG 1g.10gb Device 0: (UUID: MIG-xyz)\n";
         var gpus = GpuDetector.ParseNvidiaSmiList(output);
         Assert.Equal(2, gpus.Length);
-        Assert.Equal(new GpuInfo(0, "NVIDIA H100 80GB HBM3", "GPU-5c1f2f2e-1111-2222-3333-444455556666"), gpus[0]);
+        Assert.Equal(new GpuInfo(0, "NVIDIA H100 80GB HBM3", "GPU-a0dd8829-02dd-7b77-da55-9100a5201c9d"), gpus[0]);
         Assert.Equal(new GpuInfo(1, "NVIDIA A10", "GPU-0000"), gpus[1]);
         Assert.Equal(gpus, LocalDevices.ParseGpus(LocalDevices.FormatGpus(gpus)));
+    }
+
+    [Fact]
+    public void ProcDriverInformationIsParsed()
+    {
+        // As seen on an H100 host (/proc/driver/nvidia/gpus/0000:00:06.0/information).
+        const string text = "Model: \t\t NVIDIA H100 80GB HBM3\nIRQ:   \t\t 41\nGPU UUID: \t GPU-a0dd8829-02dd-7b77-da55-9100a5201c9d\n" +
+                            "Video BIOS: \t 96.00.da.00.0c\nBus Type: \t PCIe\nBus Location: \t 0000:00:06.0\nDevice Minor: \t 0\n";
+        Assert.Equal(new GpuInfo(0, "NVIDIA H100 80GB HBM3", "GPU-a0dd8829-02dd-7b77-da55-9100a5201c9d"), GpuDetector.ParseProcInformation(text, 7));
     }
 
     [Fact]

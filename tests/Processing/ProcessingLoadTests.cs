@@ -3,6 +3,7 @@ using System.Net.WebSockets;
 using Blankend.Orleans.Tests.Gateway;
 using Blankend.Orleans.Tests.Support;
 using Xunit;
+using Xunit.Abstractions;
 
 namespace Blankend.Orleans.Tests.Processing;
 
@@ -19,7 +20,7 @@ public sealed class SmallQueueGatewayFixture : IAsyncLifetime
 
 /// <summary>Rate-dependent behaviour (fps limit, saturation), alone on the machine (<see cref="SerialCollection"/>).</summary>
 [Collection(SerialCollection.Name)]
-public sealed class ProcessingLoadTests(SmallQueueGatewayFixture fixture) : IClassFixture<SmallQueueGatewayFixture>
+public sealed class ProcessingLoadTests(SmallQueueGatewayFixture fixture, ITestOutputHelper output) : IClassFixture<SmallQueueGatewayFixture>
 {
     private EmbeddedGateway Gw => fixture.Gateway;
 
@@ -62,6 +63,8 @@ public sealed class ProcessingLoadTests(SmallQueueGatewayFixture fixture) : ICla
         var processed = st.GetProperty("processed").GetInt64();
         var fpsDropped = st.GetProperty("fps_dropped").GetInt64();
         var detail = $"frames_in {framesIn}, processed {processed}, fps_dropped {fpsDropped}, ingest drops {ingestDrops}: {st}";
+        output.WriteLine(detail);
+        output.WriteLine($"cpu0: {ProcessingApi.Device(status, "cpu0")}");
         Assert.Equal(n - ingestDrops, framesIn);
         // 4 s at 5 fps: 20 frames (+1 for the first, admitted at once); the rest dropped by the limit and counted.
         Assert.InRange(processed, 16, 23);
@@ -75,6 +78,42 @@ public sealed class ProcessingLoadTests(SmallQueueGatewayFixture fixture) : ICla
         var got = viewer.Frames;
         Assert.Equal(processed, got.Count);
         Assert.All(got, f => Assert.Equal("processed", f.Meta.GetProperty("kind").GetString()));
+        await cam.CloseQuietlyAsync();
+    }
+
+    [Fact]
+    public async Task ReencodeAt720pCostsAFewMillisecondsPerFrame()
+    {
+        var source = NewSource();
+        await Gw.Client.ConfigureAsync($$"""{"source":"{{source}}","enabled":true,"reencode_enabled":true,"jpeg_quality":80}""");
+        await using var viewer = await MetaViewer.ConnectAsync(Gw.Ws($"/video_out?source={source}&meta=1"));
+        using var cam = await Ws.ConnectAsync(Gw.Ws($"/video_in?client_id={source}"));
+        await VideoPathTests.WaitSubscribedAsync(Gw.StreamStatusAsync, source);
+        var frame = ProcessingApi.ScaledPortrait(1280, 720);
+
+        const int warmup = 20, n = 100;
+        var roundTrips = new List<double>();
+        await Task.Run(async () =>
+        {
+            for (var i = 0; i < warmup + n; i++)
+            {
+                var t0 = Stopwatch.GetTimestamp();
+                await cam.SendBinaryAsync(frame);
+                await viewer.WaitCountAsync(i + 1, TimeSpan.FromSeconds(10));
+                if (i >= warmup) roundTrips.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+            }
+        });
+        var status = await Gw.Client.GetJsonAsync(ProcessingApi.Status);
+        var cpu0 = ProcessingApi.Device(status, "cpu0");
+        roundTrips.Sort();
+        var decode = cpu0.GetProperty("decode_ms").GetDouble();
+        var encode = cpu0.GetProperty("encode_ms").GetDouble();
+        output.WriteLine($"720p q80 ({frame.Length} B in, {viewer.Frames[^1].Data.Length} B out): decode {decode:F2} ms, encode {encode:F2} ms per frame (moving average); " +
+                         $"camera -> viewer round trip p50 {roundTrips[n / 2]:F2} ms, p90 {roundTrips[n * 9 / 10]:F2} ms (lockstep, {n} frames)");
+        Assert.All(viewer.Frames, f => Assert.Equal("processed", f.Meta.GetProperty("kind").GetString()));
+        // Loose bounds (two shared cores): libjpeg-turbo does this in ~3 ms each on this machine.
+        Assert.InRange(decode, 0.1, 40);
+        Assert.InRange(encode, 0.1, 40);
         await cam.CloseQuietlyAsync();
     }
 
@@ -127,6 +166,9 @@ public sealed class ProcessingLoadTests(SmallQueueGatewayFixture fixture) : ICla
                 + st.GetProperty("overflow_dropped").GetInt64() + st.GetProperty("fps_dropped").GetInt64());
         }
         var cpu0 = ProcessingApi.Device(status, "cpu0");
+        output.WriteLine($"4 sources x {perSource} frames of {frames[0].Length} B (1920x1080 noise): processed {processed}, bypassed {bypassed}, raw delivered {rawDelivered}");
+        output.WriteLine($"totals: {status.GetProperty("totals")}");
+        output.WriteLine($"cpu0: {cpu0}");
         Assert.True(bypassed > 0, $"no bypass: {status}");
         Assert.True(processed > 0, $"nothing processed: {status}");
         Assert.True(rawDelivered > 0 && rawDelivered <= bypassed, $"raw delivered {rawDelivered}, bypassed {bypassed}");

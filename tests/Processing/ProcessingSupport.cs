@@ -98,6 +98,17 @@ public static class ProcessingApi
         return bytes;
     }
 
+    /// <summary>The test portrait scaled to <paramref name="width"/> x <paramref name="height"/> (as
+    /// bench/media/frame-1280x720.jpg is made), at <paramref name="quality"/>.</summary>
+    public static byte[] ScaledPortrait(int width, int height, int quality = 85)
+    {
+        using var src = Cv2.ImDecode(TestJpeg.Base, ImreadModes.Color);
+        using var dst = new Mat();
+        Cv2.Resize(src, dst, new Size(width, height), 0, 0, InterpolationFlags.Area);
+        Cv2.ImEncode(".jpg", dst, out var bytes, new ImageEncodingParam(ImwriteFlags.JpegQuality, quality));
+        return bytes;
+    }
+
     /// <summary>Passes the SOI / marker / EOI check but holds no image: the decoder refuses it.</summary>
     public static byte[] CorruptJpeg()
     {
@@ -120,6 +131,7 @@ public sealed class MetaViewer : IAsyncDisposable
     private readonly Task _loop;
     private readonly List<(JsonElement Meta, byte[] Data)> _frames = [];
     private readonly Lock _gate = new();
+    private readonly SemaphoreSlim _arrived = new(0);
 
     private MetaViewer(ClientWebSocket ws)
     {
@@ -164,6 +176,7 @@ public sealed class MetaViewer : IAsyncDisposable
                 }
                 var data = buffer.AsSpan(0, count).ToArray();
                 lock (_gate) _frames.Add((meta ?? default, data));
+                _arrived.Release();
                 meta = null;
             }
         }
@@ -175,8 +188,8 @@ public sealed class MetaViewer : IAsyncDisposable
         var deadline = DateTime.UtcNow + timeout;
         while (Count < n)
         {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"viewer got {Count} of {n} frames");
-            await Task.Delay(20);
+            var left = deadline - DateTime.UtcNow;
+            if (left <= TimeSpan.Zero || !await _arrived.WaitAsync(left)) throw new TimeoutException($"viewer got {Count} of {n} frames");
         }
     }
 
@@ -186,5 +199,6 @@ public sealed class MetaViewer : IAsyncDisposable
         try { await _loop; } catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException) { }
         await _ws.CloseQuietlyAsync();
         _cts.Dispose();
+        _arrived.Dispose();
     }
 }
