@@ -3,6 +3,7 @@ using System.Text.Json;
 using Blankend.Orleans.Tests.Gateway;
 using Blankend.Orleans.Tests.Support;
 using Xunit;
+using Xunit.Abstractions;
 
 namespace Blankend.Orleans.Tests.Processing;
 
@@ -17,7 +18,7 @@ public sealed class LifecycleGatewayFixture : IAsyncLifetime
 
 /// <summary>Global settings (live), the worker loop's life, GPU reporting and the provider metric, on a gateway
 /// of their own (the tests of this class run one after the other and change global settings).</summary>
-public sealed class ProcessingLifecycleTests(LifecycleGatewayFixture fixture) : IClassFixture<LifecycleGatewayFixture>
+public sealed class ProcessingLifecycleTests(LifecycleGatewayFixture fixture, ITestOutputHelper output) : IClassFixture<LifecycleGatewayFixture>
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15);
     private EmbeddedGateway Gw => fixture.Gateway;
@@ -129,6 +130,37 @@ public sealed class ProcessingLifecycleTests(LifecycleGatewayFixture fixture) : 
         var after = await Gw.Client.GetJsonAsync(ProcessingApi.Config);
         Assert.False(after.GetProperty("global").GetProperty("enabled").GetBoolean());
         Assert.Equal(1, after.GetProperty("global").GetProperty("workers").GetInt32());
+    }
+
+    [Fact]
+    public async Task FramesOfSeveralSourcesSharingTheDeviceAreBatched()
+    {
+        // Four sources send at once, each waiting for its previous frame: while the loop works on one source's
+        // frame, the others' arrive and are taken together (batch_max 8 by default).
+        var sources = Enumerable.Range(0, 4).Select(_ => NewSource()).ToArray();
+        foreach (var s in sources)
+            await Gw.Client.ConfigureAsync($$"""{"source":"{{s}}","enabled":true,"reencode_enabled":true}""");
+        var before = ProcessingApi.Device(await Gw.Client.GetJsonAsync(ProcessingApi.Status), "cpu0");
+        var frame = ProcessingApi.ScaledPortrait(1280, 720);
+        await Task.WhenAll(sources.Select(s => Task.Run(async () =>
+        {
+            await using var viewer = await MetaViewer.ConnectAsync(Gw.Ws($"/video_out?source={s}&meta=1"));
+            using var cam = await Ws.ConnectAsync(Gw.Ws($"/video_in?client_id={s}"));
+            await VideoPathTests.WaitSubscribedAsync(Gw.StreamStatusAsync, s);
+            for (var i = 0; i < 30; i++)
+            {
+                await cam.SendBinaryAsync(frame);
+                await viewer.WaitCountAsync(i + 1, Wait);
+            }
+            Assert.All(viewer.Frames, f => Assert.Equal("processed", f.Meta.GetProperty("kind").GetString()));
+            await cam.CloseQuietlyAsync();
+        })));
+        var after = ProcessingApi.Device(await Gw.Client.GetJsonAsync(ProcessingApi.Status), "cpu0");
+        var frames = after.GetProperty("processed").GetInt64() - before.GetProperty("processed").GetInt64();
+        var batches = after.GetProperty("batches").GetInt64() - before.GetProperty("batches").GetInt64();
+        output.WriteLine($"4 sources x 30 frames of 720p: {frames} frames in {batches} batches ({(double)frames / batches:F2} per batch)");
+        Assert.Equal(120, frames);
+        Assert.True(batches < frames, $"{frames} frames in {batches} batches: nothing was batched");
     }
 
     [Fact]
