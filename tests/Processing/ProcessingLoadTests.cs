@@ -70,7 +70,7 @@ public sealed class ProcessingLoadTests(SmallQueueGatewayFixture fixture, ITestO
         Assert.InRange(processed, 16, 23);
         Assert.Equal(framesIn, processed + fpsDropped + st.GetProperty("overflow_dropped").GetInt64()
             + st.GetProperty("bypassed").GetInt64() + st.GetProperty("errors").GetInt64());
-        Assert.True(fpsDropped >= 90, detail);
+        Assert.True(fpsDropped >= framesIn - 23, detail);
 
         // Viewers get only the processed frames: none of the dropped ones, raw or otherwise.
         await viewer.WaitCountAsync((int)processed, TimeSpan.FromSeconds(5));

@@ -15,7 +15,7 @@ public sealed class ProcessingProcessTests
         var siloPort = TestEnv.FreePort();
         var gatewayPort = TestEnv.FreePort();
         await using var silo = ServiceProcess.StartSilo($"--cluster:silo_port={siloPort}", $"--cluster:primary_silo_port={siloPort}",
-            $"--cluster:gateway_port={gatewayPort}", "--video_processing:idle_stop_ms=500");
+            $"--cluster:gateway_port={gatewayPort}", "--video_processing:idle_stop_ms=2000");
         await using var gw = ServiceProcess.StartGateway("--cluster:mode=client", $"--cluster:gateway_ports:0={gatewayPort}");
         await gw.WaitHealthyAsync();
 
@@ -44,6 +44,27 @@ public sealed class ProcessingProcessTests
         var status = await gw.Client.GetFromJsonAsync<JsonElement>(ProcessingApi.Status);
         Assert.Equal(1, ProcessingApi.SourceStats(status, source)!.Value.GetProperty("processed").GetInt64());
         Assert.Contains("worker loop", silo.Output); // the silo logs its loop's start
+
+        // After idle_stop_ms (2 s here) the silo process has no worker thread left.
+        var cpu0 = ProcessingApi.Device(status, "cpu0");
+        var tag = cpu0.GetProperty("thread_tag").GetString()!;
+        Assert.Equal(1, SiloThreads(silo, tag));
+        deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (SiloThreads(silo, tag) > 0 && DateTime.UtcNow < deadline) await Task.Delay(50);
+        Assert.Equal(0, SiloThreads(silo, tag));
+        status = await gw.Client.GetFromJsonAsync<JsonElement>(ProcessingApi.Status);
+        Assert.False(ProcessingApi.Device(status, "cpu0").GetProperty("worker_running").GetBoolean());
         await cam.CloseQuietlyAsync();
+    }
+
+    private static int SiloThreads(ServiceProcess silo, string prefix)
+    {
+        var n = 0;
+        foreach (var task in Directory.GetDirectories($"/proc/{silo.Process.Id}/task"))
+        {
+            try { if (File.ReadAllText(Path.Combine(task, "comm")).Trim().StartsWith(prefix, StringComparison.Ordinal)) n++; }
+            catch (IOException) { }
+        }
+        return n;
     }
 }
