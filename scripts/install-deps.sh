@@ -4,6 +4,7 @@
 set -euo pipefail
 
 want=(ffmpeg)                               # /video_codec decode, recording
+want+=(libgtk-3-0)                          # OpenCvSharp's official linux-x64 runtime links GTK (processing path, JPEG codec)
 if [[ "${1:-}" == "--test" ]]; then
   want+=()                                  # (test-only tools are added here as suites need them)
 fi

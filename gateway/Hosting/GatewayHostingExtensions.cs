@@ -87,12 +87,14 @@ public static partial class GatewayHostingExtensions
         app.MapGet("/healthz", StatusEndpoints.HealthAsync);
         app.MapGet("/api/v1/stream/status", StatusEndpoints.StreamStatusAsync);
         app.MapGet("/api/v1/relay/status", RelayEndpoints.StatusAsync);
+        app.MapProcessingEndpoints();
         app.MapPrometheusScrapingEndpoint("/metrics");
         var dashboard = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<TelemetryOptions>>().Value.DashboardEnabled;
         if (dashboard) app.MapOrleansDashboard(routePrefix: "/dashboard");
         app.MapGet("/", (GatewayMode mode) => Results.Text(
             $"Blankend.Orleans gateway ({mode.Name}). WebSockets: /video_in?client_id=SRC, /video_out?source=SRC&meta=1. " +
-            "HTTP: /healthz, /metrics, /api/v1/stream/status, /api/v1/relay/status" + (dashboard ? ", /dashboard" : "") + "\n"));
+            "HTTP: /healthz, /metrics, /api/v1/stream/status, /api/v1/relay/status, " +
+            "/api/v1/video_processing/pipeline/status|config, /api/v1/video_processing/gpu/status" + (dashboard ? ", /dashboard" : "") + "\n"));
 
         app.Lifetime.ApplicationStarted.Register(() =>
         {

@@ -75,7 +75,9 @@ public sealed class TelemetryOptions
     [ConfigurationKeyName("dashboard_enabled")] public bool DashboardEnabled { get; set; } = true;
 }
 
-/// <summary>Section <c>video_processing</c>. Read and validated now; the processing path uses it.</summary>
+/// <summary>Section <c>video_processing</c>: the processing path (device workers). <c>enabled</c>,
+/// <c>hw_transcode</c>, <c>fps_limit</c> and <c>workers</c> are the start values of the live pipeline config
+/// (changed at run time through the API); the others are fixed per process.</summary>
 public sealed class VideoProcessingOptions
 {
     public const string Section = "video_processing";
@@ -84,6 +86,15 @@ public sealed class VideoProcessingOptions
     [ConfigurationKeyName("hw_transcode")] public bool HwTranscode { get; set; }
     [ConfigurationKeyName("fps_limit")] public double FpsLimit { get; set; }
     [ConfigurationKeyName("workers")] public int Workers { get; set; } = 1;
+
+    /// <summary>Frames waiting per device; when full, sources bypass the worker (raw frame, counted).</summary>
+    [ConfigurationKeyName("queue_size")] public int QueueSize { get; set; } = 4;
+
+    /// <summary>Most frames a worker loop takes from its queue for one batch (frames of several sources).</summary>
+    [ConfigurationKeyName("batch_max")] public int BatchMax { get; set; } = 8;
+
+    /// <summary>A worker loop with nothing to do for this long ends (its thread goes away).</summary>
+    [ConfigurationKeyName("idle_stop_ms")] public int IdleStopMs { get; set; } = 10_000;
 }
 
 /// <summary>Section <c>realtime_pipeline</c> (matting / compositing). Read and validated now.</summary>

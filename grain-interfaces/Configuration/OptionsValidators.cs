@@ -105,6 +105,9 @@ public sealed class VideoProcessingOptionsValidator : IValidateOptions<VideoProc
         var f = new Failures();
         if (o.FpsLimit < 0 || o.FpsLimit > 1000 || double.IsNaN(o.FpsLimit)) f.Add($"video_processing:fps_limit must be between 0 (no limit) and 1000 (got {o.FpsLimit})");
         f.Range("video_processing:workers", o.Workers, 1, 64);
+        f.Range("video_processing:queue_size", o.QueueSize, 1, 10_000);
+        f.Range("video_processing:batch_max", o.BatchMax, 1, 256);
+        f.Range("video_processing:idle_stop_ms", o.IdleStopMs, 100, 3_600_000);
         return f.Result;
     }
 }

@@ -1,4 +1,6 @@
 using Blankend.Orleans.Configuration;
+using Blankend.Orleans.Grains.Devices;
+using Blankend.Orleans.Grains.Processing;
 using Blankend.Orleans.Telemetry;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -37,12 +39,18 @@ public sealed partial class ClientGrain : Grain, IClientGrain
     private long _nextDirectoryRefresh;
     private bool _directoryRefreshInFlight;
 
-    public ClientGrain(ILogger<ClientGrain> log, IOptions<ClusterSettings> cluster, IOptions<StreamOptions> stream)
+    // Processing path of this source (grains/Processing/SourceRoute.cs): off unless the pipeline config says so.
+    private readonly SourceRoute _processing;
+
+    public ClientGrain(ILogger<ClientGrain> log, IOptions<ClusterSettings> cluster, IOptions<VideoProcessingOptions> processing,
+        IOptions<StreamOptions> stream, DeviceCatalog devices, ProcessingMetrics metrics)
     {
         _log = log;
         _stream = stream.Value;
         _directoryRefreshMs = cluster.Value.ObserverRefreshMs;
         _expiryMs = 3L * cluster.Value.ObserverRefreshMs;
+        _processing = new SourceRoute(this.GetPrimaryKeyString(), RuntimeIdentity, GrainFactory, devices, metrics,
+            processing.Value, stream.Value, Deliver);
     }
 
     private string Source => this.GetPrimaryKeyString();
@@ -59,6 +67,7 @@ public sealed partial class ClientGrain : Grain, IClientGrain
             // The directory heals on the next refresh; a source must not fail to activate because of it.
             LogDirectoryFailed(e, Source);
         }
+        await RefreshPipelineConfigAsync();
         _nextDirectoryRefresh = Environment.TickCount64 + _directoryRefreshMs;
         BlankendMetrics.SourcesActive.Add(1);
         LogActivated(Source, _epoch, RuntimeIdentity);
@@ -89,22 +98,31 @@ public sealed partial class ClientGrain : Grain, IClientGrain
         _lastFrameUnixMs = frame.TimestampMs;
         BlankendMetrics.GrainFramesRouted.Add(1, BlankendMetrics.Kinds.Of(frame.Kind));
 
-        var targets = _targets;
-        foreach (var target in targets)
-        {
-            try { target.OnFrame(stamped); }
-            catch (Exception e) { LogObserverFailed(e, Source); }
-        }
-        if (targets.Length > 0) BlankendMetrics.GrainObserverCalls.Add(targets.Length);
-
-        // Camera frames (/video_in, /video_codec) go to the bus; a frame that came FROM the bus never goes back
-        // out this way (the RelayGrain already sent it back once): that second path was the original's bug.
+        // Camera frames (/video_in, /video_codec) go to the bus as they entered; a frame that came FROM the bus
+        // never goes back out this way (the RelayGrain already sent it back once): that second path was the
+        // original's bug.
         if (_relay is not null && frame.Origin != FrameOrigin.Bus)
         {
             try { _relay.Send(stamped); }
             catch (Exception e) { LogRelayFailed(e, Source); }
         }
+
+        // Viewers get each frame in ONE form: processed when the pipeline takes it, raw otherwise.
+        if (!_processing.TryRoute(stamped)) Deliver(stamped);
         return Task.CompletedTask;
+    }
+
+    /// <summary>Hands a frame (raw, or the processed result from the processing continuation) to every gateway
+    /// observer of the source, one-way.</summary>
+    private void Deliver(FrameEnvelope frame)
+    {
+        var targets = _targets;
+        foreach (var target in targets)
+        {
+            try { target.OnFrame(frame); }
+            catch (Exception e) { LogObserverFailed(e, Source); }
+        }
+        if (targets.Length > 0) BlankendMetrics.GrainObserverCalls.Add(targets.Length);
     }
 
     public Task Subscribe(IFrameObserver observer)
@@ -135,6 +153,21 @@ public sealed partial class ClientGrain : Grain, IClientGrain
         Source, _epoch, _seq, _framesIn, _bytesIn, _lastFrameUnixMs, _subscribers.Count, _wildcard.Observers.Length,
         RuntimeIdentity));
 
+    public Task SetPipelineConfig(PipelineConfig config)
+    {
+        _processing.Apply(config);
+        return Task.CompletedTask;
+    }
+
+    public Task<SourceProcessingStats> GetProcessingStats() => Task.FromResult(_processing.Stats());
+
+    /// <summary>Fetched at activation and with each directory refresh (a missed push heals within one refresh).</summary>
+    private async Task RefreshPipelineConfigAsync()
+    {
+        try { _processing.Apply(await GrainFactory.GetGrain<IPipelineConfigGrain>(IPipelineConfigGrain.Key).GetConfig()); }
+        catch (Exception e) { LogPipelineConfigFailed(e, Source); }
+    }
+
     private ISourceDirectoryGrain Directory => GrainFactory.GetGrain<ISourceDirectoryGrain>(ISourceDirectoryGrain.Key);
 
     // Renewing the registration while frames flow keeps the directory right after it loses its state
@@ -143,7 +176,11 @@ public sealed partial class ClientGrain : Grain, IClientGrain
     {
         _directoryRefreshInFlight = true;
         _nextDirectoryRefresh = now + _directoryRefreshMs;
-        try { ApplyWildcard(await Directory.RegisterSource(Source)); }
+        try
+        {
+            ApplyWildcard(await Directory.RegisterSource(Source));
+            await RefreshPipelineConfigAsync();
+        }
         catch (Exception e) { LogDirectoryFailed(e, Source); }
         finally { _directoryRefreshInFlight = false; }
     }
@@ -195,6 +232,9 @@ public sealed partial class ClientGrain : Grain, IClientGrain
     private partial void LogUnregisterFailed(string source, string reason);
     [LoggerMessage(Level = LogLevel.Warning, Message = "source {Source}: handing a frame to the bus link failed")]
     private partial void LogRelayFailed(Exception e, string source);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "source {Source}: pipeline config unreachable (keeps the one it has)")]
+    private partial void LogPipelineConfigFailed(Exception e, string source);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "source {Source}: observer call failed")]
     private partial void LogObserverFailed(Exception e, string source);

@@ -4,6 +4,7 @@ using Blankend.Orleans.Grains.Relay;
 using Blankend.Orleans.Silo.RelayBridge;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Blankend.Orleans.Grains.Devices;
 using Microsoft.Extensions.Configuration;
 using Orleans.Configuration;
 using Orleans.Dashboard;
@@ -33,6 +34,7 @@ public static class SiloHostingExtensions
         silo.AddActivityPropagation();
         var telemetry = BlankendConfiguration.Read<TelemetryOptions, TelemetryOptionsValidator>(config, TelemetryOptions.Section);
         if (telemetry.DashboardEnabled) silo.AddDashboard();
+        silo.AddBlankendProcessing(config);
         silo.AddBlankendRelay();
         return silo;
     }
