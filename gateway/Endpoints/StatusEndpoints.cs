@@ -39,6 +39,7 @@ public static class StatusEndpoints
         {
             components["cluster"] = new ComponentHealth("unavailable", $"{e.GetType().Name}: {e.Message}");
         }
+        if (clusterOk) components["decoders"] = await CodecEndpoints.HealthAsync(grains);
         // The bus link is not part of this build yet: reported, never a reason for 503.
         components["bus"] = stream.Value.RelayEnabled
             ? new ComponentHealth("degraded", "stream.relay_enabled is set but this build has no ZeroMQ relay yet")

@@ -2,6 +2,7 @@ using System.Net;
 using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Gateway.Endpoints;
 using Blankend.Orleans.Gateway.Fanout;
+using Blankend.Orleans.Gateway.Ingest;
 using Blankend.Orleans.Silo.Hosting;
 using Orleans.Runtime;
 
@@ -51,6 +52,7 @@ public static partial class GatewayHostingExtensions
         builder.Services.AddSingleton<ViewerHub>();
         builder.Services.AddSingleton<FrameObserver>();
         builder.Services.AddSingleton<SourceSubscriptions>();
+        builder.Services.AddSingleton<CodecGatewayCounters>();
         builder.Services.AddProblemDetails();
         return builder;
     }
@@ -63,11 +65,16 @@ public static partial class GatewayHostingExtensions
 
         app.Map("/video_in", VideoInEndpoint.HandleAsync);
         app.Map("/video_out", VideoOutEndpoint.HandleAsync);
+        app.Map("/video_codec", VideoCodecEndpoint.HandleAsync);
         app.MapGet("/healthz", StatusEndpoints.HealthAsync);
         app.MapGet("/api/v1/stream/status", StatusEndpoints.StreamStatusAsync);
+        app.MapGet("/api/v1/video_processing/codec/status", CodecEndpoints.StatusAsync);
+        app.MapPost("/api/v1/realtime_pipeline/record/start", CodecEndpoints.RecordStartAsync);
+        app.MapPost("/api/v1/realtime_pipeline/record/stop", CodecEndpoints.RecordStopAsync);
         app.MapGet("/", (GatewayMode mode) => Results.Text(
-            $"Blankend.Orleans gateway ({mode.Name}). WebSockets: /video_in?client_id=SRC, /video_out?source=SRC&meta=1. " +
-            "HTTP: /healthz, /api/v1/stream/status\n"));
+            $"Blankend.Orleans gateway ({mode.Name}). WebSockets: /video_in?client_id=SRC, /video_codec?codec=h264&client_id=SRC, " +
+            "/video_out?source=SRC&meta=1. HTTP: /healthz, /api/v1/stream/status, /api/v1/video_processing/codec/status, " +
+            "POST /api/v1/realtime_pipeline/record/start|stop\n"));
 
         app.Lifetime.ApplicationStarted.Register(() =>
         {

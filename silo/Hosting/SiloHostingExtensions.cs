@@ -21,6 +21,7 @@ public static class SiloHostingExtensions
             serviceId: cluster.ServiceId,
             clusterId: cluster.ClusterId);
         silo.AddBlankendGrainDefaults(cluster);
+        silo.AddBlankendCodec();
         return silo;
     }
 
