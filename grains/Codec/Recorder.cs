@@ -6,12 +6,12 @@ using Microsoft.Extensions.Logging;
 namespace Blankend.Orleans.Grains.Codec;
 
 /// <summary>
-/// Writes one source's JPEG frames into ffmpeg (<c>image2pipe</c> -> libx264 -> MP4). It is the grain observer the
-/// source's ClientGrain delivers to (a plain object in the silo, so frames do not queue behind grain turns): frames
-/// go into a bounded queue (full: the new frame is dropped and counted) that one loop writes to ffmpeg's stdin.
+/// Writes one source's JPEG frames into ffmpeg (<c>image2pipe</c> -> libx264 -> MP4). Its grain hands it each frame
+/// the source's ClientGrain delivers; frames go into a bounded queue (full: the new frame is dropped and counted)
+/// that one loop on the thread pool writes to ffmpeg's stdin, so the grain never waits on ffmpeg.
 /// ffmpeg starts with the first frame, whose size fixes the video size (later frames of another size are scaled).
 /// </summary>
-public sealed partial class Recorder : IFrameObserver
+public sealed partial class Recorder
 {
     /// <summary>Time ffmpeg gets to finalize the MP4 (moov atom, faststart rewrite) before it is killed.</summary>
     public static readonly TimeSpan FinalizeTimeout = TimeSpan.FromSeconds(20);
@@ -67,12 +67,12 @@ public sealed partial class Recorder : IFrameObserver
     public RecordingStats Snapshot() =>
         new(_s.Id, _s.Source, _s.Path, _s.Kind, _s.Fps, Frames, Dropped, StartedUnixMs);
 
-    public Task OnFrame(FrameEnvelope frame)
+    public void Offer(FrameEnvelope frame)
     {
         if (frame.KindName != _s.Kind)
         {
             Interlocked.Increment(ref _otherKind);
-            return Task.CompletedTask;
+            return;
         }
         lock (_gate)
         {
@@ -80,15 +80,14 @@ public sealed partial class Recorder : IFrameObserver
             if (frame.Epoch == _epoch && frame.Seq <= _lastSeq)
             {
                 _stale++;
-                return Task.CompletedTask;
+                return;
             }
             _epoch = frame.Epoch;
             _lastSeq = frame.Seq;
-            if (_failure is not null) return Task.CompletedTask;
+            if (_failure is not null) return;
         }
         Interlocked.Exchange(ref _lastFrameTick, Environment.TickCount64);
         _queue.Writer.TryWrite(frame);
-        return Task.CompletedTask;
     }
 
     private async Task WriteLoopAsync()

@@ -6,12 +6,14 @@ using Microsoft.Extensions.Options;
 namespace Blankend.Orleans.Grains.Codec;
 
 /// <summary>
-/// One per source. Holds the live <see cref="Recorder"/>, keeps its observer registration with the source's
-/// ClientGrain fresh (registrations expire after 3 x <c>cluster:observer_refresh_ms</c>) and ends the recording
-/// when the source stops sending for <c>recording:idle_timeout_s</c>. The timer exists only while recording.
+/// One per source. Holds the live <see cref="Recorder"/> and is itself the frame observer registered with the
+/// source's ClientGrain (a grain may not create a local object reference; a grain reference works the same way
+/// for the ClientGrain). Keeps the registration fresh (registrations expire after 3 x
+/// <c>cluster:observer_refresh_ms</c>) and ends the recording when the source stops sending for
+/// <c>recording:idle_timeout_s</c>. The timer exists only while recording.
 /// </summary>
 public sealed partial class RecordingGrain(CodecHost host, IOptions<ClusterSettings> cluster, ILogger<RecordingGrain> log)
-    : Grain, IRecordingGrain
+    : Grain, IRecordingGrain, IFrameObserver
 {
     private Recorder? _live;
     private IFrameObserver? _reference;
@@ -54,25 +56,32 @@ public sealed partial class RecordingGrain(CodecHost host, IOptions<ClusterSetti
         var id = Guid.NewGuid().ToString("N");
         var recorder = host.StartRecorder(new Recorder.Settings(id, source, path, kind, fps, caps.ConfiguredPath,
             host.Recording.QueueFrames, caps.HasFpsMode));
-        var reference = GrainFactory.CreateObjectReference<IFrameObserver>(recorder);
+        var reference = this.AsReference<IFrameObserver>();
+        _live = recorder;
         try
         {
             await Client.Subscribe(reference);
         }
         catch (Exception e)
         {
-            GrainFactory.DeleteObjectReference<IFrameObserver>(reference);
+            _live = null;
             await recorder.StopAsync("failed");
             host.RecorderEnded(recorder);
             return new RecordingStartResult(RecordingStartStatus.Failed, "", source, "", kind, fps, "subscribing to the source failed: " + e.Message);
         }
-        _live = recorder;
         _reference = reference;
         _finished = null;
         var period = TimeSpan.FromMilliseconds(cluster.Value.ObserverRefreshMs);
         _timer = this.RegisterGrainTimer(TickAsync, new GrainTimerCreationOptions(period, period) { KeepAlive = true });
         LogStarted(log, source, kind, fps, path);
         return new RecordingStartResult(RecordingStartStatus.Started, id, source, path, kind, fps, "");
+    }
+
+    /// <summary>A frame of the source (one-way from its ClientGrain): queued for the recorder, never awaited.</summary>
+    public Task OnFrame(FrameEnvelope frame)
+    {
+        _live?.Offer(frame);
+        return Task.CompletedTask;
     }
 
     public async Task<RecordingResult?> Stop()
@@ -115,7 +124,6 @@ public sealed partial class RecordingGrain(CodecHost host, IOptions<ClusterSetti
         {
             try { await Client.Unsubscribe(reference); }
             catch (Exception e) { LogRefreshFailed(log, e, Source); }
-            GrainFactory.DeleteObjectReference<IFrameObserver>(reference);
             _reference = null;
         }
         var result = await live.StopAsync(ended);
