@@ -60,7 +60,17 @@ public static partial class VideoCodecEndpoint
                     instance: context.Request.Path);
             }
 
-            using var socket = await context.WebSockets.AcceptWebSocketAsync();
+            WebSocket socket;
+            try
+            {
+                socket = await context.WebSockets.AcceptWebSocketAsync();
+            }
+            catch
+            {
+                if (open.Status == DecodeOpenStatus.Opened) await CloseSessionAsync(grain, connection, clientId!, log);
+                throw;
+            }
+            using var _ = socket;
             if (open.Status == DecodeOpenStatus.Unavailable)
             {
                 Interlocked.Increment(ref codecCounters.Refused);
@@ -131,13 +141,18 @@ public static partial class VideoCodecEndpoint
         // The client is done (closed, vanished, or sent too much): the queued chunks go in, then the session
         // gets end-of-input (ffmpeg drains and exits; the silo kills it if it does not).
         await pump.CompleteAsync(TimeSpan.FromSeconds(2));
-        try { await grain.Close(connection); }
-        catch (Exception e) { LogCloseFailed(log, e, clientId); }
+        await CloseSessionAsync(grain, connection, clientId, log);
         LogDisconnected(log, clientId, outcome.ToString());
         if (lifetime.ApplicationStopping.IsCancellationRequested)
             await VideoInEndpoint.CloseQuietlyAsync(socket, WebSocketCloseStatus.EndpointUnavailable, "service stopping");
         else if (outcome == ReceiveOutcome.ClientClosed)
             await VideoInEndpoint.CloseQuietlyAsync(socket, WebSocketCloseStatus.NormalClosure, "bye");
+    }
+
+    private static async Task CloseSessionAsync(ICodecSessionGrain grain, Guid connection, string clientId, ILogger log)
+    {
+        try { await grain.Close(connection); }
+        catch (Exception e) { LogCloseFailed(log, e, clientId); }
     }
 
     private enum ReceiveOutcome { ClientClosed, TooBig, SessionOver, Aborted }
