@@ -140,7 +140,8 @@ public static partial class VideoCodecEndpoint
         }
         // The client is done (closed, vanished, or sent too much): the queued chunks go in, then the session
         // gets end-of-input (ffmpeg drains and exits; the silo kills it if it does not).
-        await pump.CompleteAsync(TimeSpan.FromSeconds(2));
+        // Bounded so that, with the session's own drain (2 s), a vanished client's ffmpeg is gone within 5 s.
+        await pump.CompleteAsync(outcome == ReceiveOutcome.ClientClosed ? TimeSpan.FromSeconds(2) : TimeSpan.FromSeconds(1));
         await CloseSessionAsync(grain, connection, clientId, log);
         LogDisconnected(log, clientId, outcome.ToString());
         if (lifetime.ApplicationStopping.IsCancellationRequested)

@@ -19,13 +19,14 @@ namespace Blankend.Orleans.Grains.Codec;
 /// <item>GPU: a GPU decoder that fails (exits, or cannot decode) is replaced by the CPU decoder, fed again from
 /// the last parameter set so that it starts cleanly; frames already published are skipped, not repeated.</item>
 /// <item>End: client close, idle timeout, service stop (graceful: stdin closed, ffmpeg drains, killed after
-/// <see cref="DrainTimeout"/>) or failure (killed at once). In every case the process is reaped within 5 s.</item>
+/// <see cref="DrainTimeout"/>) or failure (killed at once). In every case the process is reaped within 5 s of
+/// the client's disconnect (gateway flush at most 1-2 s, then at most 2 s of drain, then SIGKILL).</item>
 /// </list>
 /// Thread-safe: called from a grain, its loops run on the thread pool.
 /// </summary>
 public sealed partial class DecodeSession
 {
-    public static readonly TimeSpan DrainTimeout = TimeSpan.FromMilliseconds(2500);
+    public static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(2);
 
     /// <summary>Bytes with no start code after which the input is called garbage.</summary>
     public const int StartCodeWindow = 64 * 1024;
