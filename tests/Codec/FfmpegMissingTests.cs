@@ -103,3 +103,37 @@ public sealed class CodecConfigTests
         Assert.Contains(message, BlankendStartup.Describe(e!));
     }
 }
+
+/// <summary>The gateway as an operator runs it: SIGTERM with a live decode session.</summary>
+public sealed class CodecProcessTests(Xunit.Abstractions.ITestOutputHelper output)
+{
+    [Fact]
+    public async Task SigtermWithALiveSessionStopsCleanlyAndLeavesNoFfmpeg()
+    {
+        await using var gw = ServiceProcess.StartGateway(TestEnv.SiloPortArgs());
+        await gw.WaitHealthyAsync();
+        using var cam = await Ws.ConnectAsync(gw.Ws("/video_codec?codec=h264&client_id=term"));
+        var data = TestStreams.H264();
+        await cam.SendBinaryAsync(data[..(data.Length / 2)]);
+        var pid = -1;
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (pid < 0 && DateTime.UtcNow < deadline)
+        {
+            var status = await gw.Client.GetFromJsonAsync<JsonElement>("api/v1/video_processing/codec/status");
+            foreach (var s in status.GetProperty("sessions").EnumerateArray())
+            {
+                if (s.GetProperty("pid").ValueKind == JsonValueKind.Number) pid = s.GetProperty("pid").GetInt32();
+            }
+            await Task.Delay(20);
+        }
+        Assert.True(pid > 0, "no decode process seen");
+        Assert.Equal(gw.Process.Id, Procs.Read(pid)!.Ppid); // the gateway's (embedded silo's) child
+
+        gw.Terminate();
+        Assert.True(await gw.WaitExitAsync(TimeSpan.FromSeconds(10)), "did not stop within 10 s:\n" + gw.Output);
+        Assert.Equal(0, gw.Process.ExitCode);
+        Assert.True(Procs.Read(pid) is not { Comm: "ffmpeg" }, $"ffmpeg {pid} outlived the gateway");
+        foreach (var line in gw.Output.Split('\n').Where(l => l.Contains("decode term", StringComparison.Ordinal))) output.WriteLine(line.Trim());
+        Assert.Contains("decode term: ended", gw.Output);
+    }
+}
