@@ -110,9 +110,20 @@ public static partial class VideoCodecEndpoint
         var receive = ReceiveLoopAsync(socket, pump, sendLock, maxFrameBytes, counters, codecCounters, clientId, log, cts.Token);
         var sessionEnd = Task.WhenAny(observer.Ended, pump.Ended).Unwrap();
 
-        if (await Task.WhenAny(receive, sessionEnd) == sessionEnd)
+        var first = await Task.WhenAny(receive, sessionEnd);
+        var outcome = ReceiveOutcome.SessionOver;
+        if (first == receive)
         {
-            // The session ended while the client is connected: say why, close, and wait briefly for its close.
+            try { outcome = await receive; }
+            catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException)
+            {
+                outcome = ReceiveOutcome.Aborted;
+            }
+        }
+        if (first == sessionEnd || outcome == ReceiveOutcome.SessionOver)
+        {
+            // The session ended while the client is connected (the receive loop may have noticed first, through the
+            // pump): say why, close, and wait briefly for the client's close.
             var end = await sessionEnd;
             LogSessionEnded(log, clientId, end.Reason, end.Detail);
             try
@@ -126,18 +137,17 @@ public static partial class VideoCodecEndpoint
             catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException)
             {
             }
-            if (await Task.WhenAny(receive, Task.Delay(CloseHandshake)) != receive) socket.Abort();
+            if (receive.IsCompleted) await DrainUntilCloseAsync(socket);
+            else if (await Task.WhenAny(receive, Task.Delay(CloseHandshake)) != receive)
+            {
+                socket.Abort();
+                await cts.CancelAsync(); // also frees a receive loop waiting on the pump's queue
+            }
             try { await receive; }
             catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException) { }
             return;
         }
 
-        ReceiveOutcome outcome;
-        try { outcome = await receive; }
-        catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException)
-        {
-            outcome = ReceiveOutcome.Aborted;
-        }
         // The client is done (closed, vanished, or sent too much): the queued chunks go in, then the session
         // gets end-of-input (ffmpeg drains and exits; the silo kills it if it does not).
         // Bounded so that, with the session's own drain (2 s), a vanished client's ffmpeg is gone within 5 s.
@@ -148,6 +158,29 @@ public static partial class VideoCodecEndpoint
             await VideoInEndpoint.CloseQuietlyAsync(socket, WebSocketCloseStatus.EndpointUnavailable, "service stopping");
         else if (outcome == ReceiveOutcome.ClientClosed)
             await VideoInEndpoint.CloseQuietlyAsync(socket, WebSocketCloseStatus.NormalClosure, "bye");
+    }
+
+    /// <summary>After our close: reads (and drops) what the client still sends until its close, bounded.</summary>
+    private static async Task DrainUntilCloseAsync(WebSocket socket)
+    {
+        var scratch = ArrayPool<byte>.Shared.Rent(16 * 1024);
+        try
+        {
+            using var timeout = new CancellationTokenSource(CloseHandshake);
+            while (socket.State is WebSocketState.Open or WebSocketState.CloseSent)
+            {
+                var r = await socket.ReceiveAsync(scratch.AsMemory(), timeout.Token);
+                if (r.MessageType == WebSocketMessageType.Close) break;
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException)
+        {
+            socket.Abort();
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(scratch);
+        }
     }
 
     private static async Task CloseSessionAsync(ICodecSessionGrain grain, Guid connection, string clientId, ILogger log)
