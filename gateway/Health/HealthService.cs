@@ -135,3 +135,20 @@ public sealed class BusHealthComponent(IGrainFactory grains, GatewayMode mode, I
         };
     }
 }
+
+/// <summary>
+/// ffmpeg decoders on the silos (docs/codec.md). Not critical: without ffmpeg only <c>/video_codec</c> and recording
+/// stop working, JPEG cameras and viewers do not, so a missing decoder shows as <c>degraded</c> with 200.
+/// </summary>
+public sealed class DecodersHealthComponent(IGrainFactory grains) : IHealthComponent
+{
+    public string Name => "decoders";
+
+    public bool Critical => false;
+
+    public async Task<ComponentHealth> CheckAsync(CancellationToken cancellationToken)
+    {
+        var health = await CodecEndpoints.HealthAsync(grains);
+        return health.State == "unknown" ? health with { State = HealthStates.Degraded } : health;
+    }
+}

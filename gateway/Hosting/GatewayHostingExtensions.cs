@@ -5,6 +5,7 @@ using Blankend.Orleans.Gateway.Fanout;
 using Blankend.Orleans.Gateway.Health;
 using Blankend.Orleans.Gateway.Telemetry;
 using Blankend.Orleans.Health;
+using Blankend.Orleans.Gateway.Ingest;
 using Blankend.Orleans.Silo.Hosting;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Trace;
@@ -67,7 +68,9 @@ public static partial class GatewayHostingExtensions
         builder.Services.AddSingleton<ThroughputLog>();
         builder.Services.AddSingleton<IHealthComponent, ClusterHealthComponent>();
         builder.Services.AddSingleton<IHealthComponent, BusHealthComponent>();
+        builder.Services.AddSingleton<IHealthComponent, DecodersHealthComponent>();
         builder.Services.AddSingleton<HealthService>();
+        builder.Services.AddSingleton<CodecGatewayCounters>();
         builder.Services.AddProblemDetails();
         return builder;
     }
@@ -84,17 +87,23 @@ public static partial class GatewayHostingExtensions
 
         app.Map("/video_in", VideoInEndpoint.HandleAsync);
         app.Map("/video_out", VideoOutEndpoint.HandleAsync);
+        app.Map("/video_codec", VideoCodecEndpoint.HandleAsync);
         app.MapGet("/healthz", StatusEndpoints.HealthAsync);
         app.MapGet("/api/v1/stream/status", StatusEndpoints.StreamStatusAsync);
         app.MapGet("/api/v1/relay/status", RelayEndpoints.StatusAsync);
         app.MapProcessingEndpoints();
+        app.MapGet("/api/v1/video_processing/codec/status", CodecEndpoints.StatusAsync);
+        app.MapPost("/api/v1/realtime_pipeline/record/start", CodecEndpoints.RecordStartAsync);
+        app.MapPost("/api/v1/realtime_pipeline/record/stop", CodecEndpoints.RecordStopAsync);
         app.MapPrometheusScrapingEndpoint("/metrics");
         var dashboard = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<TelemetryOptions>>().Value.DashboardEnabled;
         if (dashboard) app.MapOrleansDashboard(routePrefix: "/dashboard");
         app.MapGet("/", (GatewayMode mode) => Results.Text(
-            $"Blankend.Orleans gateway ({mode.Name}). WebSockets: /video_in?client_id=SRC, /video_out?source=SRC&meta=1. " +
+            $"Blankend.Orleans gateway ({mode.Name}). WebSockets: /video_in?client_id=SRC, /video_codec?codec=h264&client_id=SRC, " +
+            "/video_out?source=SRC&meta=1. " +
             "HTTP: /healthz, /metrics, /api/v1/stream/status, /api/v1/relay/status, " +
-            "/api/v1/video_processing/pipeline/status|config, /api/v1/video_processing/gpu/status" + (dashboard ? ", /dashboard" : "") + "\n"));
+            "/api/v1/video_processing/pipeline/status|config, /api/v1/video_processing/gpu/status, " +
+            "/api/v1/video_processing/codec/status, POST /api/v1/realtime_pipeline/record/start|stop" + (dashboard ? ", /dashboard" : "") + "\n"));
 
         app.Lifetime.ApplicationStarted.Register(() =>
         {

@@ -35,6 +35,7 @@ public static class SiloHostingExtensions
         var telemetry = BlankendConfiguration.Read<TelemetryOptions, TelemetryOptionsValidator>(config, TelemetryOptions.Section);
         if (telemetry.DashboardEnabled) silo.AddDashboard();
         silo.AddBlankendProcessing(config);
+        silo.AddBlankendCodec();
         silo.AddBlankendRelay();
         return silo;
     }
