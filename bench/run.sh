@@ -299,6 +299,7 @@ PROCESSING=unavailable
 PROCESSING_NOTE="not tried (--bare-only)"
 PROCESSING_STATUS=""
 if [[ $BARE_ONLY -eq 0 ]]; then
+    PROCESSING_NOTE=""
     read -r -a proc_args <<<"$PROCESSING_ARGS"
     if ! start_server orleans "${proc_args[@]}"; then
         PROCESSING_NOTE="the gateway does not start with $PROCESSING_ARGS"
@@ -311,14 +312,14 @@ if [[ $BARE_ONLY -eq 0 ]]; then
             sleep 1
             # meta=1: a re-encoded frame has lost its COM stamp and is matched by the meta's ts_ms.
             run_load "orleans+processing" "$name" "$cams" "$viewers" "$fps" "$dur" "$WARMUP" "$RESULTS/suite" --meta
-            PROCESSING_STATUS=$(curl -s --max-time 10 "http://127.0.0.1:$PORT/api/v1/video_processing/pipeline/status" | tr -d '\n' | cut -c1-400 || true)
+            PROCESSING_STATUS=$(curl -s --max-time 10 "http://127.0.0.1:$PORT/api/v1/video_processing/pipeline/status" \
+                | tr -d '\n' | grep -o '"totals":{[^}]*}' || true)
         else
             PROCESSING_NOTE="GET /api/v1/video_processing/pipeline/status answered $code with $PROCESSING_ARGS"
         fi
         stop_server
     fi
     log "processing path: $PROCESSING${PROCESSING_NOTE:+ ($PROCESSING_NOTE)}"
-    [[ $PROCESSING == available ]] && PROCESSING_NOTE=""
 fi
 
 mode=full

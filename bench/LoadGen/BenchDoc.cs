@@ -384,14 +384,14 @@ public static partial class BenchDoc
             foreach (var r in procRuns)
             {
                 var how = r.MatchedByMeta > 0
-                    ? $"{r.MatchedByMeta} of the frames had lost the COM stamp (re-encoded) and were matched by the meta `ts_ms`"
+                    ? $"{r.MatchedByMeta} frames arrived without the COM stamp (re-encoded) and were matched by the meta `ts_ms`"
                     : "every frame still carried its COM stamp";
-                sb.AppendLine(Inv($"In {r.Scenario} {how}; {r.Unmatched} could not be matched."));
+                sb.AppendLine(Inv($"{r.Scenario}: {how}; {r.Unmatched} could not be matched."));
             }
             if (Get(suite, "processing_status", "").Length > 0)
             {
                 sb.AppendLine();
-                sb.AppendLine(CultureInfo.InvariantCulture, $"Pipeline status after the run: `{Get(suite, "processing_status")}`");
+                sb.AppendLine(CultureInfo.InvariantCulture, $"Pipeline totals after the run: `{Get(suite, "processing_status")}`");
             }
         }
         else if (proc == "available")
