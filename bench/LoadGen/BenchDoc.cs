@@ -90,7 +90,7 @@ public static partial class BenchDoc
             sb.AppendLine(CultureInfo.InvariantCulture, $"<!-- bench:{name}:end -->");
             sb.AppendLine();
         }
-        sb.Append(Notes);
+        sb.Append(Notes).Append('\n');
         File.WriteAllText(outPath, sb.ToString());
         Console.Error.WriteLine($"wrote {outPath}");
         return 0;

@@ -61,11 +61,16 @@ public static class Svg
         sb.AppendLine(Inv($"<rect x=\"{x0:F1}\" y=\"{y0:F1}\" width=\"{w}\" height=\"{h}\" fill=\"none\" stroke=\"#888\"/>"));
 
         // Grid and tick labels.
+        // Over 4+ decades only the powers of ten get a label (the 2s and 5s keep their grid line).
+        var wide = logX && Math.Log10(xmax / xmin) >= 3.9;
         foreach (var t in XTicks(logX, xmin, xmax))
         {
             var x = X(t);
             sb.AppendLine(Inv($"<line x1=\"{x:F1}\" y1=\"{y0:F1}\" x2=\"{x:F1}\" y2=\"{y0 + h:F1}\" stroke=\"#e4e4e4\"/>"));
-            sb.AppendLine(Inv($"<text x=\"{x:F1}\" y=\"{y0 + h + 14:F1}\" text-anchor=\"middle\">{Num(t)}</text>"));
+            if (!wide || Math.Abs(Math.Log10(t) - Math.Round(Math.Log10(t))) < 1e-9)
+            {
+                sb.AppendLine(Inv($"<text x=\"{x:F1}\" y=\"{y0 + h + 14:F1}\" text-anchor=\"middle\">{Num(t)}</text>"));
+            }
         }
         foreach (var t in yTicks)
         {
