@@ -30,6 +30,12 @@ public interface IClientGrain : IGrainWithStringKey
     Task SetWildcardObservers(WildcardSet set);
 
     Task<SourceStats> GetStats();
+
+    /// <summary>Pushed by the pipeline config grain when the processing configuration changes (versioned: an
+    /// older config than the one held is ignored).</summary>
+    Task SetPipelineConfig(Processing.PipelineConfig config);
+
+    Task<Processing.SourceProcessingStats> GetProcessingStats();
 }
 
 [GenerateSerializer, Immutable, Alias("blankend.SourceStats")]

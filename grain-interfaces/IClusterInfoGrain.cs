@@ -2,7 +2,7 @@ namespace Blankend.Orleans;
 
 /// <summary>
 /// Operator view of the cluster: every silo the membership table knows (dead ones included, until Orleans
-/// cleans them up) with its status and the role / GPU devices it announced in silo metadata. Stateless; any silo
+/// cleans them up) with its status and the compute devices it announced in silo metadata. Stateless; any silo
 /// answers. Read by <c>GET /api/v1/cluster/status</c>.
 /// </summary>
 public interface IClusterInfoGrain : IGrainWithIntegerKey
@@ -19,9 +19,10 @@ public interface IClusterInfoGrain : IGrainWithIntegerKey
 /// <param name="Address">Orleans silo address (<c>S10.0.0.5:11111:123456789</c>): ip, silo port, generation.</param>
 /// <param name="Status">Orleans status in the membership table: <c>Active</c>, <c>Joining</c>, <c>ShuttingDown</c>,
 /// <c>Dead</c>, ...</param>
-/// <param name="Role"><c>gpu</c> or <c>cpu</c> as announced by the silo; empty when unknown (dead silo, or a
-/// silo without Blankend metadata).</param>
-/// <param name="GpuDevices">GPU devices the silo announced (<c>gpu0</c>, ...).</param>
+/// <param name="Role"><c>gpu</c> when the silo announced a GPU device, else <c>cpu</c>; empty when unknown (dead
+/// silo, or a silo without Blankend metadata).</param>
+/// <param name="Devices">Compute devices the silo announced in its metadata (<c>blankend_devices</c>:
+/// <c>gpu0</c>, ..., <c>cpu0</c>): where device workers may be placed.</param>
 [GenerateSerializer, Immutable, Alias("blankend.SiloInfo")]
 public sealed record SiloInfo(
     [property: Id(0)] string Address,
@@ -34,4 +35,4 @@ public sealed record SiloInfo(
     [property: Id(7)] DateTime StartTime,
     [property: Id(8)] DateTime IAmAliveTime,
     [property: Id(9)] string Role,
-    [property: Id(10)] string[] GpuDevices);
+    [property: Id(10)] string[] Devices);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts a local cluster on this machine, for trying cluster mode:
 #   redis-server  127.0.0.1:${REDIS_PORT:-6390}  membership store (installed with apt-get when missing)
-#   silo1         silo port 11111, gateway port 30000, announces gpu0 in its silo metadata (runs on CPU)
+#   silo1         silo port 11111, gateway port 30000, announces gpu0 (and cpu0) in its silo metadata: the
+#                 gpu0 device worker is placed there (it runs on CPU here: no GPU is needed)
 #   silo2         silo port 11112, gateway port 30001, CPU only
 #   gateway A     http://127.0.0.1:${GATEWAY_A_PORT:-8000}  (cluster client)
 #   gateway B     http://127.0.0.1:${GATEWAY_B_PORT:-8001}  (cluster client)
@@ -53,7 +54,7 @@ redis-cli -p "$REDIS_PORT" ping >/dev/null || { echo "cluster-up: redis-server d
 
 COMMON=(--cluster:clustering=redis "--cluster:redis=127.0.0.1:$REDIS_PORT" --cluster:cluster_id=local
         "--Logging:Console:TimestampFormat=HH:mm:ss.fff ")
-start silo1 dotnet "$SILO_DLL" "${COMMON[@]}" --cluster:silo_port="${SILO_PORTS[0]}" --cluster:gateway_port="${SILO_GATEWAY_PORTS[0]}" --cluster:gpu_devices:0=gpu0
+start silo1 dotnet "$SILO_DLL" "${COMMON[@]}" --cluster:silo_port="${SILO_PORTS[0]}" --cluster:gateway_port="${SILO_GATEWAY_PORTS[0]}" --Orleans:Metadata:blankend_devices=gpu0,cpu0
 start silo2 dotnet "$SILO_DLL" "${COMMON[@]}" --cluster:silo_port="${SILO_PORTS[1]}" --cluster:gateway_port="${SILO_GATEWAY_PORTS[1]}"
 start gateway-a dotnet "$GATEWAY_DLL" "${COMMON[@]}" --cluster:mode=client --urls "http://127.0.0.1:$GATEWAY_A_PORT"
 start gateway-b dotnet "$GATEWAY_DLL" "${COMMON[@]}" --cluster:mode=client --urls "http://127.0.0.1:$GATEWAY_B_PORT"

@@ -7,6 +7,7 @@
 set -euo pipefail
 
 want=(ffmpeg)                               # /video_codec decode, recording
+want+=(libgtk-3-0)                          # OpenCvSharp's official linux-x64 runtime links GTK (processing path, JPEG codec)
 case "${1:-}" in
   --test) want+=(redis-server) ;;           # cluster tests: membership store on a free loopback port
   --cluster) want+=(redis-server) ;;        # scripts/cluster-up.sh

@@ -8,8 +8,11 @@ return await BlankendStartup.RunAsync("silo", async () =>
     var builder = Host.CreateApplicationBuilder(args);
     builder.Configuration.AddBlankendConfiguration(args);
     builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(8));
+    builder.Services.AddBlankendSiloProcessTelemetry(builder.Configuration);
     builder.UseOrleans(silo => silo.AddBlankendSilo(builder.Configuration));
     var host = builder.Build();
     host.Services.ValidateBlankendOptions();
     await host.RunAsync();
+    // The NetMQ context is process-wide (the bus link's sockets are already closed): release it without waiting.
+    NetMQ.NetMQConfig.Cleanup(block: false);
 });

@@ -6,11 +6,14 @@
 //                                    message, preceded by a JSON text message when meta=1.
 // Each viewer has a bounded queue of 8 frames, dropping the oldest when full; the payload is
 // copied once at ingest into an exact-size array shared by every viewer.
+// --strip_com=true drops a COM segment right after SOI before relaying: it stands in for a
+// re-encoding path (which loses the load generator's stamp) to test the load generator's meta matching.
 using Blankend.Bench.BareRelay;
 
 var builder = WebApplication.CreateBuilder(args);
 builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
-builder.Services.AddSingleton<Relay>();
+var stripCom = builder.Configuration.GetValue<bool>("strip_com");
+builder.Services.AddSingleton(_ => new Relay(stripCom));
 // Backstop only: the WebSocket handlers finish their close handshakes well within this.
 builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
 

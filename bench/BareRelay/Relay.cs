@@ -45,7 +45,8 @@ public sealed class Viewer
     public long Sent;
 }
 
-public sealed class Relay
+/// <param name="stripCom">Drop a COM segment that follows SOI (a stand-in for a re-encode, for tests).</param>
+public sealed class Relay(bool stripCom = false)
 {
     private const int MaxFrameBytes = 16 * 1024 * 1024;
     private const int InitialReceiveBuffer = 256 * 1024;
@@ -128,11 +129,23 @@ public sealed class Relay
             Interlocked.Increment(ref state.Invalid);
             return;
         }
+        byte[] payload;
+        if (stripCom && jpeg.Length > 6 && jpeg[2] == 0xFF && jpeg[3] == 0xFE && 4 + ((jpeg[4] << 8) | jpeg[5]) < jpeg.Length)
+        {
+            var after = 4 + ((jpeg[4] << 8) | jpeg[5]);
+            payload = new byte[2 + jpeg.Length - after];
+            jpeg[..2].CopyTo(payload);
+            jpeg[after..].CopyTo(payload.AsSpan(2));
+        }
+        else
+        {
+            payload = jpeg.ToArray();
+        }
         var frame = new Frame(
             sourceId,
             Interlocked.Increment(ref state.Seq),
             DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
-            jpeg.ToArray());
+            payload);
         Interlocked.Add(ref state.Bytes, jpeg.Length);
 
         foreach (var v in _viewers)

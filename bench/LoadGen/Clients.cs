@@ -75,12 +75,19 @@ public sealed class Window
     public long MeasureFrom; // Start + warmup
     public long MeasureTo;   // MeasureFrom + duration; cameras stop here
 
+    // One reading of both clocks, to turn the service's unix-ms timestamps into Stopwatch ticks.
+    private readonly long _anchorTicks = Stopwatch.GetTimestamp();
+    private readonly double _anchorUnixMs = (DateTime.UtcNow - DateTime.UnixEpoch).TotalMilliseconds;
+
     public bool Contains(long t) => t >= MeasureFrom && t < MeasureTo;
+
+    public long TicksFromUnixMs(double unixMs) => _anchorTicks + (long)((unixMs - _anchorUnixMs) * Stopwatch.Frequency / 1000.0);
 }
 
 /// <param name="phase">Fraction of a frame period this camera's schedule is offset by, so that
 /// several cameras do not all send at the same instant.</param>
-public sealed class Camera(int index, Uri uri, byte[] baseJpeg, double fps, double phase, Window window)
+/// <param name="logCapacity">How many send times to keep (by seq), for matching frames that lost their stamp.</param>
+public sealed class Camera(int index, Uri uri, byte[] baseJpeg, double fps, double phase, Window window, int logCapacity = 0)
 {
     public int Index { get; } = index;
     public string Id { get; } = $"cam{index}";
@@ -95,6 +102,39 @@ public sealed class Camera(int index, Uri uri, byte[] baseJpeg, double fps, doub
     /// <summary>Called once on a failure during the run (Program stops the run early).</summary>
     public Action? OnFailure { get; set; }
     private Task? _drain;
+
+    /// <summary>Send time (Stopwatch ticks) of frame seq at index seq; entries up to LastSeq are final.</summary>
+    private readonly long[] _sendLog = new long[Math.Max(logCapacity, 0) + 1];
+    private long _logged; // highest seq whose send time is in _sendLog (written before the frame goes out)
+
+    /// <summary>The seq of the last frame sent at or before <paramref name="ticks"/>, with its send time;
+    /// false when there is none (or the send log has no room for this run's frames).</summary>
+    public bool TryFindSentBefore(long ticks, out long seq, out long sentAt)
+    {
+        seq = 0;
+        sentAt = 0;
+        var hi = Volatile.Read(ref _logged);
+        long lo = 1;
+        if (hi < 1 || _sendLog[1] > ticks)
+        {
+            return false;
+        }
+        while (lo < hi)
+        {
+            var mid = (lo + hi + 1) / 2;
+            if (_sendLog[mid] <= ticks)
+            {
+                lo = mid;
+            }
+            else
+            {
+                hi = mid - 1;
+            }
+        }
+        seq = lo;
+        sentAt = _sendLog[lo];
+        return true;
+    }
 
     private void Fail(string error)
     {
@@ -169,6 +209,11 @@ public sealed class Camera(int index, Uri uri, byte[] baseJpeg, double fps, doub
                 }
                 seq++;
                 Stamp.Write(frame, seq, t);
+                if (seq < _sendLog.Length)
+                {
+                    _sendLog[seq] = t;
+                    Volatile.Write(ref _logged, seq);
+                }
                 await Ws.SendAsync(frame.AsMemory(), WebSocketMessageType.Binary, true, ct);
                 Volatile.Write(ref LastSeq, seq);
                 Interlocked.Increment(ref SentTotal);
@@ -223,6 +268,8 @@ public sealed class ViewerClient(Camera camera, int index, Uri uri, bool meta, W
     public long Reordered;
     public long Corrupt;
     public long WrongSource;
+    public long MatchedByMeta;
+    public long Unmatched;
     public long MetaOk;
     public long MetaErrors;
     public long MaxSeq;
@@ -248,9 +295,11 @@ public sealed class ViewerClient(Camera camera, int index, Uri uri, bool meta, W
         var buf = new byte[1 << 20];
         var len = 0;
         var pendingMeta = false;
+        double? pendingMetaTs = null;
         long lastMetaSeq = -1;
         long lastMetaEpoch = 0;
         var camId = Encoding.ASCII.GetBytes(Camera.Id);
+        var maxMatchAge = Stopwatch.Frequency; // a frame "entered" over 1 s after its match is no match
         try
         {
             while (true)
@@ -285,9 +334,11 @@ public sealed class ViewerClient(Camera camera, int index, Uri uri, bool meta, W
                             MetaErrors++; // two meta messages without a frame between them
                         }
                         pendingMeta = true;
-                        if (CheckMeta(msg, camId, ref lastMetaEpoch, ref lastMetaSeq))
+                        pendingMetaTs = null;
+                        if (CheckMeta(msg, camId, ref lastMetaEpoch, ref lastMetaSeq, out var tsMs))
                         {
                             MetaOk++;
+                            pendingMetaTs = tsMs;
                         }
                         else
                         {
@@ -297,6 +348,8 @@ public sealed class ViewerClient(Camera camera, int index, Uri uri, bool meta, W
                     continue;
                 }
                 Interlocked.Increment(ref ReceivedTotal);
+                var metaTs = pendingMetaTs;
+                pendingMetaTs = null;
                 if (meta)
                 {
                     if (!pendingMeta)
@@ -305,14 +358,32 @@ public sealed class ViewerClient(Camera camera, int index, Uri uri, bool meta, W
                     }
                     pendingMeta = false;
                 }
-                if (!Stamp.TryRead(msg, out var seq, out var cam, out var ts) || msg[^2] != 0xFF || msg[^1] != 0xD9)
+                if (msg.Length < 4 || msg[0] != 0xFF || msg[1] != 0xD8 || msg[^2] != 0xFF || msg[^1] != 0xD9)
                 {
                     Corrupt++;
                     continue;
                 }
-                if (cam != Camera.Index)
+                long seq;
+                long sentAt;
+                if (Stamp.TryRead(msg, out seq, out var cam, out sentAt))
                 {
-                    WrongSource++;
+                    if (cam != Camera.Index)
+                    {
+                        WrongSource++;
+                        continue;
+                    }
+                }
+                else if (metaTs is { } ms
+                         && window.TicksFromUnixMs(ms + 1) is var entered
+                         && Camera.TryFindSentBefore(entered, out seq, out sentAt)
+                         && entered - sentAt <= maxMatchAge)
+                {
+                    // Re-encoded on the way (no COM stamp): matched by the service's entry time.
+                    MatchedByMeta++;
+                }
+                else
+                {
+                    Unmatched++;
                     continue;
                 }
                 if (seq < MaxSeq)
@@ -328,10 +399,10 @@ public sealed class ViewerClient(Camera camera, int index, Uri uri, bool meta, W
                     Duplicates++;
                     continue;
                 }
-                if (window.Contains(ts))
+                if (window.Contains(sentAt))
                 {
                     Delivered++;
-                    Latencies.Add(now - ts);
+                    Latencies.Add(now - sentAt);
                 }
             }
         }
@@ -362,10 +433,12 @@ public sealed class ViewerClient(Camera camera, int index, Uri uri, bool meta, W
         return false;
     }
 
-    /// <summary>seq must grow within an epoch; a new epoch (the source's grain re-activated, e.g. after a silo
-    /// loss in cluster mode) restarts it.</summary>
-    private static bool CheckMeta(ReadOnlySpan<byte> json, ReadOnlySpan<byte> camId, ref long lastEpoch, ref long lastSeq)
+    /// <summary>A meta JSON of this viewer's camera with a seq above the last one; its ts_ms when present. seq grows
+    /// within an epoch; a new epoch (the source's grain re-activated, e.g. after a silo loss in cluster mode)
+    /// restarts it.</summary>
+    private static bool CheckMeta(ReadOnlySpan<byte> json, ReadOnlySpan<byte> camId, ref long lastEpoch, ref long lastSeq, out double? tsMs)
     {
+        tsMs = null;
         try
         {
             var reader = new Utf8JsonReader(json);
@@ -392,6 +465,14 @@ public sealed class ViewerClient(Camera camera, int index, Uri uri, bool meta, W
                     if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var e))
                     {
                         epoch = e;
+                    }
+                }
+                else if (reader.ValueTextEquals("ts_ms"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType == JsonTokenType.Number && reader.TryGetDouble(out var t))
+                    {
+                        tsMs = t;
                     }
                 }
                 else if (reader.ValueTextEquals("source"u8))

@@ -26,6 +26,10 @@ public static class Program
             Console.WriteLine(Options.Usage);
             return 0;
         }
+        if (o.ReportDoc is not null)
+        {
+            return BenchDoc.Write(o);
+        }
         if (o.ReportMd is not null)
         {
             return Report.WriteMarkdown(o);
@@ -38,7 +42,7 @@ public static class Program
         var jpegPath = o.Jpeg ?? Options.FindDefaultJpeg();
         if (jpegPath is null || !File.Exists(jpegPath))
         {
-            Console.Error.WriteLine($"error: JPEG not found ({jpegPath ?? "bench/media/frame-1280x720.jpg"}); use --jpeg PATH");
+            Console.Error.WriteLine($"error: JPEG not found ({jpegPath ?? Options.DefaultJpeg}); use --jpeg PATH");
             return 1;
         }
         var baseJpeg = await File.ReadAllBytesAsync(jpegPath);
@@ -77,9 +81,15 @@ public static class Program
         var expected = o.Fps > 0 ? (int)(o.Fps * o.Duration * 1.1) + 64 : 1 << 16;
         var cameras = new List<Camera>();
         var viewers = new List<ViewerClient>();
+        // Send times by seq, only needed to match frames that lost their stamp (--meta).
+        var sendLog = !o.Meta ? 0 : o.Fps > 0 ? (int)(o.Fps * (o.Warmup + o.Duration) * 1.2) + 64 : 1 << 20;
+        if (o.Meta && (o.Fps == 0 || o.Fps > 200))
+        {
+            Console.Error.WriteLine("warning: frames less than ~5 ms apart: matching re-encoded frames by ts_ms is not exact at this rate");
+        }
         for (var i = 0; i < o.Cameras; i++)
         {
-            var cam = new Camera(i, new Uri($"{o.Url}/{o.Endpoint}?client_id=cam{i}"), baseJpeg, o.Fps, (double)i / o.Cameras, window);
+            var cam = new Camera(i, new Uri($"{o.Url}/{o.Endpoint}?client_id=cam{i}"), baseJpeg, o.Fps, (double)i / o.Cameras, window, sendLog);
             cameras.Add(cam);
             for (var v = 0; v < o.Viewers; v++)
             {
@@ -138,7 +148,7 @@ public static class Program
         window.MeasureFrom = window.Start + (long)(o.Warmup * freq);
         window.MeasureTo = window.MeasureFrom + (long)(o.Duration * freq);
         var cameraTasks = cameras.Select(c => Task.Run(() => c.RunAsync(abortRun.Token))).ToArray();
-        var sampler = new Sampler(o.ServerPid, window);
+        var sampler = new Sampler(o.ServerPid, window, o.RssEvery);
         var samplerTask = sampler.RunAsync(abortRun.Token);
         var allCameras = Task.WhenAll(cameraTasks);
         await ProgressAsync(o, cameras, viewers, window, sampler, allCameras);

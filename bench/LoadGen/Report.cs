@@ -9,12 +9,24 @@ namespace Blankend.Bench.LoadGen;
 public readonly record struct ProcStat(long CpuTicks, long RssKb, long Timestamp);
 
 /// <summary>Samples /proc/PID (server) and /proc/self over the measured window.</summary>
-public sealed class Sampler(int? pid, Window window)
+/// <param name="rssEvery">Seconds between the server RSS samples kept as a series (0: none).</param>
+public sealed class Sampler(int? pid, Window window, double rssEvery = 0)
 {
     private const double ClockTicksPerSecond = 100; // USER_HZ, 100 on every Linux ABI .NET runs on
     private readonly Lock _lock = new();
     public ProcStat? ServerStart, ServerEnd, SelfStart, SelfEnd;
     public double? ServerRssMaxMb;
+
+    /// <summary>[seconds into the measured window, server RSS MB] every rssEvery seconds, and at the end.</summary>
+    private readonly List<double[]> _rssSeries = [];
+
+    public double[][] RssSnapshot()
+    {
+        lock (_lock)
+        {
+            return [.. _rssSeries];
+        }
+    }
 
     public async Task RunAsync(CancellationToken ct)
     {
@@ -23,13 +35,43 @@ public sealed class Sampler(int? pid, Window window)
             await DelayUntil(window.MeasureFrom, ct);
             ServerStart = Read(pid);
             SelfStart = Read(Environment.ProcessId);
+            if (rssEvery > 0 && pid is not null)
+            {
+                var step = (long)(rssEvery * Stopwatch.Frequency);
+                for (var next = window.MeasureFrom; next < window.MeasureTo; next += step)
+                {
+                    await DelayUntil(next, ct);
+                    AddRssPoint();
+                }
+            }
             await DelayUntil(window.MeasureTo, ct);
             ServerEnd = Read(pid);
             SelfEnd = Read(Environment.ProcessId);
             SampleRss();
+            if (rssEvery > 0 && ServerEnd is { } end)
+            {
+                lock (_lock)
+                {
+                    _rssSeries.Add([Math.Round((double)(end.Timestamp - window.MeasureFrom) / Stopwatch.Frequency, 1), Math.Round(end.RssKb / 1024.0, 1)]);
+                }
+            }
         }
         catch (OperationCanceledException)
         {
+        }
+    }
+
+    private void AddRssPoint()
+    {
+        var s = Read(pid);
+        if (s is null)
+        {
+            return;
+        }
+        lock (_lock)
+        {
+            _rssSeries.Add([Math.Round((double)(s.Value.Timestamp - window.MeasureFrom) / Stopwatch.Frequency, 1), Math.Round(s.Value.RssKb / 1024.0, 1)]);
+            ServerRssMaxMb = Math.Max(ServerRssMaxMb ?? 0, s.Value.RssKb / 1024.0);
         }
     }
 
@@ -133,6 +175,8 @@ public sealed class Result
     public long Reordered { get; set; }
     public long Corrupt { get; set; }
     public long WrongSource { get; set; }
+    public long MatchedByMeta { get; set; }
+    public long Unmatched { get; set; }
     public long MetaOk { get; set; }
     public long MetaErrors { get; set; }
     public long LatencySamples { get; set; }
@@ -146,6 +190,14 @@ public sealed class Result
     public double? ServerRssMaxMb { get; set; }
     public double? LoadgenCpuPct { get; set; }
     public string TimeUtc { get; set; } = "";
+    public string? Commit { get; set; }
+    public int Cores { get; set; }
+
+    /// <summary>Latency quantiles (ms) at evenly spaced ranks 0..1 over every sample: a CDF for plots.</summary>
+    public double[] LatencyCdfMs { get; set; } = [];
+
+    /// <summary>[seconds into the measured window, server RSS MB] (--rss-every).</summary>
+    public double[][] RssSeries { get; set; } = [];
 
     public static Result Compute(Options o, List<Camera> cameras, List<ViewerClient> viewers, Sampler sampler, int frameBytes)
     {
@@ -175,6 +227,8 @@ public sealed class Result
             Reordered = viewers.Sum(v => v.Reordered),
             Corrupt = viewers.Sum(v => v.Corrupt),
             WrongSource = viewers.Sum(v => v.WrongSource),
+            MatchedByMeta = viewers.Sum(v => v.MatchedByMeta),
+            Unmatched = viewers.Sum(v => v.Unmatched),
             MetaOk = viewers.Sum(v => v.MetaOk),
             MetaErrors = viewers.Sum(v => v.MetaErrors),
             ServerCpuPct = Round(Sampler.CpuPercent(sampler.ServerStart, sampler.ServerEnd), 1),
@@ -182,7 +236,10 @@ public sealed class Result
             ServerRssMaxMb = Round(sampler.ServerRssMaxMb, 1),
             LoadgenCpuPct = Round(Sampler.CpuPercent(sampler.SelfStart, sampler.SelfEnd), 1),
             TimeUtc = DateTime.UtcNow.ToString("O", CultureInfo.InvariantCulture),
+            Commit = o.Commit,
+            Cores = Environment.ProcessorCount,
         };
+        r.RssSeries = sampler.RssSnapshot();
         var expected = cameras.Sum(c => c.SentInWindow * (long)o.Viewers);
         r.Ratio = expected > 0 ? Round((double)r.Delivered / expected, 4) : null;
 
@@ -210,6 +267,15 @@ public sealed class Result
                 sum += x;
             }
             r.MeanMs = Math.Round(sum / all.Length * ms, 3);
+            if (o.CdfPoints >= 2)
+            {
+                r.LatencyCdfMs = new double[o.CdfPoints];
+                for (var i = 0; i < o.CdfPoints; i++)
+                {
+                    var rank = (long)Math.Round((double)i / (o.CdfPoints - 1) * (all.Length - 1));
+                    r.LatencyCdfMs[i] = Math.Round(all[rank] * ms, 3);
+                }
+            }
         }
         return r;
     }
@@ -228,7 +294,8 @@ public sealed class Result
             $"p50={F(P50Ms, "F2", "ms")} p90={F(P90Ms, "F2", "ms")} p99={F(P99Ms, "F2", "ms")} max={F(MaxMs, "F2", "ms")} " +
             $"cpu={F(ServerCpuPct, "F0", "%")} rss={F(ServerRssMb, "F0", "MB")} lg_cpu={F(LoadgenCpuPct, "F0", "%")} " +
             $"bytes={FrameBytes}")
-            + (Reordered + Corrupt + WrongSource > 0 ? string.Create(CultureInfo.InvariantCulture, $" reordered={Reordered} corrupt={Corrupt} wrong_source={WrongSource}") : "")
+            + (Reordered + Corrupt + WrongSource + Unmatched > 0 ? string.Create(CultureInfo.InvariantCulture, $" reordered={Reordered} corrupt={Corrupt} wrong_source={WrongSource} unmatched={Unmatched}") : "")
+            + (MatchedByMeta > 0 ? string.Create(CultureInfo.InvariantCulture, $" matched_by_meta={MatchedByMeta}") : "")
             + (Meta ? string.Create(CultureInfo.InvariantCulture, $" meta_ok={MetaOk} meta_err={MetaErrors}") : "");
     }
 }

@@ -7,4 +7,5 @@ namespace Blankend.Orleans.Gateway.Endpoints;
 [JsonSerializable(typeof(HealthReport))]
 [JsonSerializable(typeof(StreamStatus))]
 [JsonSerializable(typeof(ClusterStatus))]
+[JsonSerializable(typeof(RelayStatus))]
 public sealed partial class GatewayJson : JsonSerializerContext;

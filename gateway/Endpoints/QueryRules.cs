@@ -1,7 +1,9 @@
+using Blankend.Orleans.Telemetry;
+
 namespace Blankend.Orleans.Gateway.Endpoints;
 
 /// <summary>Parses the WebSocket query values; a bad value is refused before the upgrade with 400.</summary>
-public static class QueryRules
+public static partial class QueryRules
 {
     public static bool TryClientId(HttpRequest request, string name, string? fallback, out string? value, out string? error)
     {
@@ -39,10 +41,25 @@ public static class QueryRules
         }
     }
 
+    /// <summary>Answers 400 (problem+json), counts it by endpoint and logs one line saying why.</summary>
     public static IResult BadRequest(HttpContext context, string title, string detail, Fanout.GatewayCounters counters)
     {
-        Interlocked.Increment(ref counters.RejectedRequests);
+        var path = context.Request.Path;
+        counters.RequestRejected(EndpointTag(path));
+        var log = context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Blankend.Requests");
+        LogRefused(log, context.Request.Method, path.Value ?? "", context.Connection.RemoteIpAddress?.ToString() ?? "?", title, detail);
         return Results.Problem(title: title, detail: detail, statusCode: StatusCodes.Status400BadRequest,
             instance: context.Request.Path);
     }
+
+    private static KeyValuePair<string, object?> EndpointTag(PathString path) => path.Value switch
+    {
+        "/video_in" => BlankendMetrics.Endpoints.VideoIn,
+        "/video_codec" => BlankendMetrics.Endpoints.VideoCodec,
+        "/video_out" => BlankendMetrics.Endpoints.VideoOut,
+        _ => BlankendMetrics.Endpoints.Other,
+    };
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "refused {Method} {Path} from {Remote} with 400: {Title}: {Detail}")]
+    private static partial void LogRefused(ILogger log, string method, string path, string remote, string title, string detail);
 }

@@ -1,12 +1,10 @@
-using System.Diagnostics;
 using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Gateway.Fanout;
+using Blankend.Orleans.Gateway.Health;
 using Blankend.Orleans.Gateway.Hosting;
-using Microsoft.Extensions.Options;
+using Blankend.Orleans.Health;
 
 namespace Blankend.Orleans.Gateway.Endpoints;
-
-public sealed record ComponentHealth(string State, string? Detail = null, double? LatencyMs = null);
 
 public sealed record HealthReport(string Status, string Mode, Dictionary<string, ComponentHealth> Components);
 
@@ -17,12 +15,13 @@ public sealed record SourceStatus(string Source, long Epoch, long Seq, long Fram
 
 public sealed record StreamStatus(
     string Mode, long FramesIn, long BytesIn, long InvalidFrames, long OversizeFrames, long IngestDrops, long IngestErrors, long CamerasConnected,
-    long ViewersConnected, long FramesFromCluster, long StaleFrames, long LostFrames, long DuplicateFrames, long FramesSent, long ViewerDrops,
+    long ViewersConnected, long FramesFromCluster, long StaleFrames, long LostFrames, long DuplicateFrames, long FramesSent, long BytesSent,
+    long ViewerDrops,
     long RejectedRequests, string[] SubscribedSources, bool AllSourcesSubscribed, List<ViewerStatus> Viewers,
     List<ViewerHub.WatchedSource> Watched, List<SourceStatus> Sources);
 
 public sealed record SiloStatusEntry(string Address, string Name, string Status, string Host, string Ip, int SiloPort, int GatewayPort,
-    DateTime StartTime, DateTime IAmAliveTime, string Role, string[] GpuDevices);
+    DateTime StartTime, DateTime IAmAliveTime, string Role, string[] Devices);
 
 public sealed record ClusterStatus(string Mode, string Clustering, string ClusterId, string ServiceId, int ActiveSilos, int DeadSilos,
     int? ConnectedGateways, long ClusterChanges, long SubscriptionRefreshFailures, List<SiloStatusEntry> Silos, string? Error = null);
@@ -30,7 +29,7 @@ public sealed record ClusterStatus(string Mode, string Clustering, string Cluste
 public static class StatusEndpoints
 {
     /// <summary><c>/api/v1/cluster/status</c>: every silo of the membership table with its status (Active, Dead,
-    /// ...) and announced role / GPU devices. 503 when the cluster does not answer.</summary>
+    /// ...) and the compute devices it announced. 503 when the cluster does not answer.</summary>
     public static async Task<IResult> ClusterStatusAsync(IGrainFactory grains, GatewayMode mode, ClusterSettings cluster,
         ClusterChangeSignal changes, SourceSubscriptions subscriptions)
     {
@@ -40,7 +39,7 @@ public static class StatusEndpoints
         {
             var infos = await grains.GetGrain<IClusterInfoGrain>(0).GetSilos().WaitAsync(TimeSpan.FromSeconds(4));
             silos.AddRange(infos.Select(i => new SiloStatusEntry(i.Address, i.Name, i.Status, i.Host, i.Ip, i.SiloPort, i.GatewayPort,
-                i.StartTime, i.IAmAliveTime, i.Role, i.GpuDevices)));
+                i.StartTime, i.IAmAliveTime, i.Role, i.Devices)));
         }
         catch (Exception e) when (e is TimeoutException or OrleansException or InvalidOperationException)
         {
@@ -53,30 +52,13 @@ public static class StatusEndpoints
         return Results.Json(status, GatewayJson.Default.ClusterStatus, statusCode: error is null ? 200 : 503);
     }
 
-    /// <summary><c>/healthz</c>: 200 while frames can flow (the cluster answers), 503 when it does not.</summary>
-    public static async Task<IResult> HealthAsync(IGrainFactory grains, GatewayMode mode, IOptions<StreamOptions> stream)
+    /// <summary><c>/healthz</c>: 200 while frames can flow, 503 while a critical component (the cluster) is
+    /// unavailable; the body lists every component (see <see cref="HealthService"/>).</summary>
+    public static async Task<IResult> HealthAsync(HealthService health, GatewayMode mode, CancellationToken ct)
     {
-        var components = new Dictionary<string, ComponentHealth>(StringComparer.Ordinal);
-        var clusterOk = false;
-        var watch = Stopwatch.StartNew();
-        try
-        {
-            var silo = await grains.GetGrain<ISourceDirectoryGrain>(ISourceDirectoryGrain.Key).Ping().WaitAsync(TimeSpan.FromSeconds(2));
-            components["cluster"] = new ComponentHealth("ok", $"answered by {silo}", Math.Round(watch.Elapsed.TotalMilliseconds, 3));
-            clusterOk = true;
-        }
-        catch (Exception e)
-        {
-            components["cluster"] = new ComponentHealth("unavailable", $"{e.GetType().Name}: {e.Message}");
-        }
-        // The bus link is not part of this build yet: reported, never a reason for 503.
-        components["bus"] = stream.Value.RelayEnabled
-            ? new ComponentHealth("degraded", "stream.relay_enabled is set but this build has no ZeroMQ relay yet")
-            : new ComponentHealth("disabled", "stream.relay_enabled is false");
-
-        var degraded = components.Values.Any(c => c.State == "degraded");
-        var report = new HealthReport(clusterOk ? (degraded ? "degraded" : "ok") : "unavailable", mode.Name, components);
-        return Results.Json(report, GatewayJson.Default.HealthReport, statusCode: clusterOk ? 200 : 503);
+        var report = await health.CheckAsync(mode.Name, ct);
+        return Results.Json(report, GatewayJson.Default.HealthReport,
+            statusCode: report.Status == HealthStates.Unavailable ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status200OK);
     }
 
     /// <summary><c>/api/v1/stream/status</c>: this gateway's counters, viewers and the sources it watches.</summary>
@@ -97,13 +79,9 @@ public static class StatusEndpoints
         }
         var viewers = hub.Viewers.Select(v => new ViewerStatus(v.Source ?? "*", v.Meta, v.Sent, v.Dropped, v.Queued)).ToList();
         var status = new StreamStatus(mode.Name,
-            Interlocked.Read(ref c.FramesIn), Interlocked.Read(ref c.BytesIn), Interlocked.Read(ref c.InvalidFrames),
-            Interlocked.Read(ref c.OversizeFrames), Interlocked.Read(ref c.IngestDrops), Interlocked.Read(ref c.IngestErrors),
-            Interlocked.Read(ref c.CamerasConnected), Interlocked.Read(ref c.ViewersConnected),
-            Interlocked.Read(ref c.FramesFromCluster), Interlocked.Read(ref c.StaleFrames), Interlocked.Read(ref c.LostFrames),
-            Interlocked.Read(ref c.DuplicateFrames),
-            Interlocked.Read(ref c.FramesSent),
-            Interlocked.Read(ref c.ViewerDrops), Interlocked.Read(ref c.RejectedRequests),
+            c.FramesIn, c.BytesIn, c.InvalidFrames, c.OversizeFrames, c.IngestDrops, c.IngestErrors,
+            c.CamerasConnected, c.ViewersConnected, c.FramesFromCluster, c.StaleFrames, c.LostFrames, c.DuplicateFrames,
+            c.FramesSent, c.BytesSent, c.ViewerDrops, c.RejectedRequests,
             [.. subscriptions.Sources], subscriptions.AllSources, viewers, hub.Watched, sources);
         return Results.Json(status, GatewayJson.Default.StreamStatus);
     }

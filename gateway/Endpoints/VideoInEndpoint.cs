@@ -1,24 +1,28 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.Net.WebSockets;
 using System.Text.Json;
 using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Gateway.Fanout;
 using Blankend.Orleans.Gateway.Hosting;
 using Blankend.Orleans.Gateway.Ingest;
+using Blankend.Orleans.Gateway.Telemetry;
 using Blankend.Orleans.Media;
+using Blankend.Orleans.Telemetry;
 using Microsoft.Extensions.Options;
 
 namespace Blankend.Orleans.Gateway.Endpoints;
 
 /// <summary>
 /// <c>/video_in?client_id=SRC</c>: one JPEG per binary message. Validate, stamp, hand to the source's
-/// ClientGrain (one-way: the camera never waits on routing). Step 1 of a frame's life.
+/// ClientGrain (through the connection's <see cref="IngestPump"/>: the camera never waits on routing). Step 1 of
+/// a frame's life. Every <c>telemetry.trace_sample_every</c>-th frame gets a trace of its own.
 /// </summary>
 public static partial class VideoInEndpoint
 {
     public static async Task<IResult> HandleAsync(HttpContext context, IGrainFactory grains,
-        IOptions<StreamOptions> streamOptions, IOptions<GatewayOptions> gatewayOptions, GatewayCounters counters, IHostApplicationLifetime lifetime,
-        ILoggerFactory loggers)
+        IOptions<StreamOptions> streamOptions, IOptions<GatewayOptions> gatewayOptions, IOptions<TelemetryOptions> telemetryOptions,
+        GatewayCounters counters, ThroughputLog throughput, IHostApplicationLifetime lifetime, ILoggerFactory loggers)
     {
         var stream = streamOptions.Value;
         if (!QueryRules.TryClientId(context.Request, "client_id", stream.DefaultClientId, out var clientId, out var error))
@@ -29,14 +33,16 @@ public static partial class VideoInEndpoint
         var log = loggers.CreateLogger("Blankend.VideoIn");
         using var socket = await context.WebSockets.AcceptWebSocketAsync();
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
-        Interlocked.Increment(ref counters.CamerasConnected);
+        counters.CameraConnected(BlankendMetrics.Endpoints.VideoIn);
+        throughput.Acquire();
         LogConnected(log, clientId!, context.Connection.RemoteIpAddress?.ToString() ?? "?");
         await using var pump = new IngestPump(grains.GetGrain<IClientGrain>(clientId!), gatewayOptions.Value.IngestQueueSize, counters, log,
             context.RequestServices.GetService<ClusterChangeSignal>());
+        var tracing = new FrameTracing(telemetryOptions.Value.TraceSampleEvery, Activity.Current);
         long frames = 0;
         try
         {
-            frames = await ReceiveLoopAsync(socket, pump, clientId!, stream.MaxFrameBytes, counters, log, cts.Token);
+            frames = await ReceiveLoopAsync(socket, pump, clientId!, stream.MaxFrameBytes, tracing, counters, log, cts.Token);
         }
         catch (Exception e) when (e is OperationCanceledException or WebSocketException)
         {
@@ -44,7 +50,8 @@ public static partial class VideoInEndpoint
         }
         finally
         {
-            Interlocked.Decrement(ref counters.CamerasConnected);
+            counters.CameraDisconnected(BlankendMetrics.Endpoints.VideoIn);
+            throughput.Release();
             LogDisconnected(log, clientId!, frames);
         }
         if (lifetime.ApplicationStopping.IsCancellationRequested) await CloseQuietlyAsync(socket, WebSocketCloseStatus.EndpointUnavailable, "service stopping");
@@ -52,10 +59,11 @@ public static partial class VideoInEndpoint
     }
 
     private static async Task<long> ReceiveLoopAsync(WebSocket socket, IngestPump pump, string clientId, int maxFrameBytes,
-        GatewayCounters counters, ILogger log, CancellationToken ct)
+        FrameTracing tracing, GatewayCounters counters, ILogger log, CancellationToken ct)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(Math.Min(256 * 1024, maxFrameBytes + 1));
         long frames = 0;
+        var refusals = new RefusalLimiter();
         try
         {
             while (true)
@@ -76,7 +84,7 @@ public static partial class VideoInEndpoint
                     count += result.Count;
                     if (count > maxFrameBytes)
                     {
-                        Interlocked.Increment(ref counters.OversizeFrames);
+                        counters.Oversize();
                         LogOversize(log, clientId, maxFrameBytes);
                         await CloseQuietlyAsync(socket, WebSocketCloseStatus.MessageTooBig, $"frame exceeds max_frame_bytes ({maxFrameBytes})");
                         return frames;
@@ -89,16 +97,18 @@ public static partial class VideoInEndpoint
                     await CloseQuietlyAsync(socket, WebSocketCloseStatus.NormalClosure, "bye");
                     return frames;
                 }
+                var received = Stopwatch.GetTimestamp();
                 if (result.MessageType == WebSocketMessageType.Text)
                 {
-                    Interlocked.Increment(ref counters.InvalidFrames);
+                    counters.InvalidInput();
+                    LogRefusal(log, ref refusals, clientId, count, "expected_binary", "a text message (frames are binary JPEG messages)");
                     await SendErrorAsync(socket, "expected_binary", "send each JPEG frame as one binary message", count, ct);
                     continue;
                 }
                 if (Jpeg.Check(buffer.AsSpan(0, count)) is { } why)
                 {
-                    Interlocked.Increment(ref counters.InvalidFrames);
-                    LogInvalid(log, clientId, count, why);
+                    counters.InvalidInput();
+                    LogRefusal(log, ref refusals, clientId, count, "invalid_jpeg", why);
                     await SendErrorAsync(socket, "invalid_jpeg", why, count, ct);
                     continue;
                 }
@@ -106,10 +116,9 @@ public static partial class VideoInEndpoint
                 // The one copy of the ingest path: the envelope must own its bytes (the receive buffer is reused).
                 var payload = buffer.AsSpan(0, count).ToArray();
                 var frame = new FrameEnvelope(clientId, 0, 0, FrameKind.Raw, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), FrameOrigin.VideoIn, payload);
-                pump.Post(frame);
+                pump.Post(frame, received, tracing.StartFrameSpan(frames, clientId, count));
                 frames++;
-                Interlocked.Increment(ref counters.FramesIn);
-                Interlocked.Add(ref counters.BytesIn, count);
+                counters.FrameReceived(BlankendMetrics.Endpoints.VideoIn, count);
             }
         }
         finally
@@ -143,8 +152,74 @@ public static partial class VideoInEndpoint
     [LoggerMessage(Level = LogLevel.Information, Message = "camera {ClientId} disconnected after {Frames} frames")]
     private static partial void LogDisconnected(ILogger log, string clientId, long frames);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "camera {ClientId}: refused a {Bytes}-byte message: {Why}")]
-    private static partial void LogInvalid(ILogger log, string clientId, int bytes, string why);
+    /// <summary>One line per refused message, at most one a second per connection (a broken camera sending 30
+    /// bad messages a second must not flood the log); the next line says how many were not written. Every refusal
+    /// is counted in blankend.frames.dropped{reason="invalid_input"} and answered on the socket.</summary>
+    private static void LogRefusal(ILogger log, ref RefusalLimiter limiter, string clientId, int bytes, string code, string why)
+    {
+        if (!limiter.TryEnter(out var notLogged)) return;
+        if (notLogged == 0) LogRefused(log, clientId, bytes, code, why);
+        else LogRefusedWithSkipped(log, clientId, bytes, code, why, notLogged);
+    }
+
+    private struct RefusalLimiter
+    {
+        private long _next;
+        private int _skipped;
+
+        public bool TryEnter(out int skipped)
+        {
+            var now = Environment.TickCount64;
+            if (now < _next)
+            {
+                _skipped++;
+                skipped = 0;
+                return false;
+            }
+            _next = now + 1000;
+            skipped = _skipped;
+            _skipped = 0;
+            return true;
+        }
+    }
+
+    /// <summary>Picks the frames of one connection that get a trace, and starts their span.</summary>
+    private readonly struct FrameTracing(int sampleEvery, Activity? connection)
+    {
+        /// <summary>A span for frame number <paramref name="index"/> of the connection (0-based) when it is picked
+        /// and something listens, else null. The span is a root of its own trace (a WebSocket request lives for
+        /// the whole connection: frames as its children would make one endless trace), linked to the connection's
+        /// request span. It is ended by the pump once the grain took the frame.</summary>
+        public Activity? StartFrameSpan(long index, string clientId, int bytes)
+        {
+            if (sampleEvery <= 0 || index % sampleEvery != 0 || !BlankendTracing.Source.HasListeners()) return null;
+            var current = Activity.Current;
+            Activity.Current = null;
+            try
+            {
+                ActivityLink[]? links = connection is { } c ? [new ActivityLink(c.Context)] : null;
+                var span = BlankendTracing.Source.StartActivity(BlankendTracing.VideoInFrame, ActivityKind.Consumer,
+                    parentContext: default, tags: null, links: links);
+                if (span is { IsAllDataRequested: true })
+                {
+                    span.SetTag("blankend.source", clientId);
+                    span.SetTag("blankend.frame.index", index);
+                    span.SetTag("blankend.frame.bytes", bytes);
+                }
+                return span;
+            }
+            finally
+            {
+                Activity.Current = current;
+            }
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "camera {ClientId}: refused a {Bytes}-byte message ({Code}): {Why}")]
+    private static partial void LogRefused(ILogger log, string clientId, int bytes, string code, string why);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "camera {ClientId}: refused a {Bytes}-byte message ({Code}): {Why}; {Skipped} more refused since the last line")]
+    private static partial void LogRefusedWithSkipped(ILogger log, string clientId, int bytes, string code, string why, int skipped);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "camera {ClientId}: frame over max_frame_bytes ({Max}); closing with 1009")]
     private static partial void LogOversize(ILogger log, string clientId, int max);

@@ -1,6 +1,7 @@
 using System.Net.WebSockets;
 using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Gateway.Fanout;
+using Blankend.Orleans.Gateway.Telemetry;
 using Microsoft.Extensions.Options;
 
 namespace Blankend.Orleans.Gateway.Endpoints;
@@ -12,7 +13,7 @@ namespace Blankend.Orleans.Gateway.Endpoints;
 public static partial class VideoOutEndpoint
 {
     public static async Task<IResult> HandleAsync(HttpContext context, ViewerHub hub, SourceSubscriptions subscriptions,
-        IOptions<GatewayOptions> gatewayOptions, GatewayCounters counters, IHostApplicationLifetime lifetime,
+        IOptions<GatewayOptions> gatewayOptions, GatewayCounters counters, ThroughputLog throughput, IHostApplicationLifetime lifetime,
         ILoggerFactory loggers)
     {
         if (!QueryRules.TryClientId(context.Request, "source", null, out var source, out var error)
@@ -26,7 +27,8 @@ public static partial class VideoOutEndpoint
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
         var viewer = new Viewer(socket, source, meta, gatewayOptions.Value.ViewerQueueSize, counters);
         hub.Add(viewer);
-        Interlocked.Increment(ref counters.ViewersConnected);
+        counters.ViewerConnected();
+        throughput.Acquire();
         LogConnected(log, source ?? "*", meta);
         var sendLoop = Task.CompletedTask;
         try
@@ -46,7 +48,8 @@ public static partial class VideoOutEndpoint
             await cts.CancelAsync();
             try { await sendLoop; }
             catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException) { }
-            Interlocked.Decrement(ref counters.ViewersConnected);
+            counters.ViewerDisconnected();
+            throughput.Release();
             LogDisconnected(log, source ?? "*", viewer.Sent, viewer.Dropped);
         }
         var status = lifetime.ApplicationStopping.IsCancellationRequested ? WebSocketCloseStatus.EndpointUnavailable : WebSocketCloseStatus.NormalClosure;

@@ -24,6 +24,7 @@ public sealed partial class SourceSubscriptions : IAsyncDisposable
     private IFrameObserver? _reference;
     private CancellationTokenSource? _loopCts;
     private Task _loop = Task.CompletedTask;
+    private bool _loopRunning; // under _gate: the loop clears it in the same locked step in which it decides to end
 
     // Set by a cluster change: the loop renews at once, then every FastPeriod until this time (TickCount64).
     private long _fastUntil;
@@ -142,9 +143,13 @@ public sealed partial class SourceSubscriptions : IAsyncDisposable
 
     private void EnsureLoop()
     {
-        if (!_loop.IsCompleted) return;
+        if (_loopRunning) return;
+        _loopRunning = true;
+        _loopCts?.Dispose();
         _loopCts = new CancellationTokenSource();
-        _loop = RefreshLoopAsync(_loopCts.Token);
+        // Not in the flow of the viewer request that happened to start it: its span must not parent every
+        // refresh for the life of the gateway.
+        using (ExecutionContext.SuppressFlow()) _loop = Task.Run(() => RefreshLoopAsync(_loopCts.Token));
     }
 
     private void OnClusterChanged(string reason)
@@ -183,7 +188,11 @@ public sealed partial class SourceSubscriptions : IAsyncDisposable
                 {
                     sources = [.. _refCounts.Keys];
                     all = _allSources > 0;
-                    if (sources.Length == 0 && !all) return; // nothing to keep alive: the loop ends
+                    if (sources.Length == 0 && !all)
+                    {
+                        _loopRunning = false; // nothing to keep alive: the loop ends (a new viewer starts another)
+                        return;
+                    }
                 }
                 var calls = new List<Task>(sources.Length + 1);
                 foreach (var s in sources) calls.Add(SubscribeAsync(s));
@@ -206,6 +215,7 @@ public sealed partial class SourceSubscriptions : IAsyncDisposable
         }
         catch (OperationCanceledException)
         {
+            lock (_gate) _loopRunning = false;
         }
     }
 

@@ -1,5 +1,7 @@
+using System.Diagnostics;
 using System.Net.WebSockets;
 using System.Threading.Channels;
+using Blankend.Orleans.Telemetry;
 
 namespace Blankend.Orleans.Gateway.Fanout;
 
@@ -56,17 +58,28 @@ public sealed class Viewer
         {
             while (reader.TryRead(out var item))
             {
+                var start = Stopwatch.GetTimestamp();
                 if (Meta) await Socket.SendAsync(item.Meta, WebSocketMessageType.Text, true, ct).ConfigureAwait(false);
                 await Socket.SendAsync(item.Frame.Payload, WebSocketMessageType.Binary, true, ct).ConfigureAwait(false);
                 Interlocked.Increment(ref _sent);
-                Interlocked.Increment(ref _counters.FramesSent);
+                _counters.FrameSent(item.Frame.Payload.Length);
+                RecordLatency(start, item.Frame.TimestampMs);
             }
         }
+    }
+
+    private static void RecordLatency(long sendStart, long enteredUnixMs)
+    {
+        BlankendMetrics.StageDuration.Record(Stopwatch.GetElapsedTime(sendStart).TotalSeconds, BlankendMetrics.Stages.ViewerSend);
+        // Unix milliseconds on both ends: 1 ms resolution; when the frame entered on another host, that host's
+        // clock offset is in it too (never below zero here).
+        var sinceEntry = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - enteredUnixMs;
+        BlankendMetrics.StageDuration.Record(Math.Max(0, sinceEntry) / 1000.0, BlankendMetrics.Stages.EntryToViewer);
     }
 
     private void OnDropped()
     {
         Interlocked.Increment(ref _dropped);
-        Interlocked.Increment(ref _counters.ViewerDrops);
+        _counters.ViewerDropped();
     }
 }

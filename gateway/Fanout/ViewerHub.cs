@@ -119,7 +119,7 @@ public sealed class ViewerHub(GatewayCounters counters)
     /// <summary>Called for every frame that reaches this gateway. Never blocks on a viewer.</summary>
     public void Dispatch(FrameEnvelope frame)
     {
-        Interlocked.Increment(ref counters.FramesFromCluster);
+        counters.FrameFromCluster();
         Cursor cursor;
         lock (_cursors)
         {
@@ -165,7 +165,7 @@ public sealed class ViewerHub(GatewayCounters counters)
     private void AddMissing(Cursor cursor, long from, long to)
     {
         var gap = to - from + 1;
-        Interlocked.Add(ref counters.LostFrames, gap);
+        counters.FramesLost(gap);
         cursor.Lost += gap;
         var missing = cursor.Missing ??= [];
         for (var seq = Math.Max(from, to - MaxMissing + 1); seq <= to; seq++) missing.Add(seq);
@@ -176,20 +176,17 @@ public sealed class ViewerHub(GatewayCounters counters)
     {
         var current = cursor.Epoch == frame.Epoch;
         var missing = current ? cursor.Missing : cursor.PreviousMissing;
-        if (missing?.Remove(frame.Seq) == true)
+        var countedLost = missing?.Remove(frame.Seq) == true; // late: counted lost when it was overtaken
+        if (!countedLost && (current || frame.Seq <= cursor.PreviousSeq))
         {
-            // Late: counted lost when it was overtaken.
-            Interlocked.Decrement(ref counters.LostFrames);
-            cursor.Lost--;
-        }
-        else if (current || frame.Seq <= cursor.PreviousSeq)
-        {
-            Interlocked.Increment(ref counters.DuplicateFrames);
+            counters.DuplicateFrame();
             cursor.Duplicates++;
             return;
         }
-        // else: the previous activation's last frames, arriving after the new one's first: never counted before.
-        Interlocked.Increment(ref counters.StaleFrames);
+        // Late: overtaken (counted lost until now), or one of the previous activation's last frames arriving
+        // after the new one's first (never counted before).
+        counters.LateFrame(countedLost);
+        if (countedLost) cursor.Lost--;
         cursor.Stale++;
     }
 }

@@ -122,7 +122,7 @@ internal sealed partial class ClientMembershipPoller(IGrainFactory grains, Clust
         {
             while (await timer.WaitForNextTickAsync(stoppingToken))
             {
-                if (Interlocked.Read(ref counters.CamerasConnected) + Interlocked.Read(ref counters.ViewersConnected) == 0)
+                if (counters.CamerasConnected + counters.ViewersConnected == 0)
                 {
                     last = null; // idle: no call; the next active period starts from a fresh view
                     continue;

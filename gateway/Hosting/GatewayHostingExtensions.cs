@@ -1,7 +1,14 @@
 using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Gateway.Endpoints;
 using Blankend.Orleans.Gateway.Fanout;
+using Blankend.Orleans.Gateway.Health;
+using Blankend.Orleans.Gateway.Telemetry;
+using Blankend.Orleans.Health;
+using Blankend.Orleans.Gateway.Ingest;
 using Blankend.Orleans.Silo.Hosting;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Trace;
+using Orleans.Dashboard;
 using Orleans.Runtime;
 
 namespace Blankend.Orleans.Gateway.Hosting;
@@ -24,11 +31,16 @@ public static partial class GatewayHostingExtensions
         builder.Services.AddBlankendOptions(config);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(8));
         var cluster = BlankendConfiguration.Read<ClusterSettings, ClusterSettingsValidator>(config, ClusterSettings.Section);
+        var telemetry = BlankendConfiguration.Read<TelemetryOptions, TelemetryOptionsValidator>(config, TelemetryOptions.Section);
         var mode = new GatewayMode(cluster.Mode);
         builder.Services.AddSingleton(mode);
 
         builder.Services.AddSingleton(cluster);
         builder.Services.AddSingleton<ClusterChangeSignal>();
+        builder.Services.AddBlankendTelemetry(config, mode.Embedded ? "blankend" : "blankend-gateway")
+            .WithMetrics(m => m.AddMeter("Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel"))
+            .WithTracing(t => t.AddAspNetCoreInstrumentation(o => o.Filter = TraceRequest));
+
         if (mode.Embedded)
         {
             // With clustering=redis this gateway is also a silo of the shared cluster (it may host grains).
@@ -43,6 +55,8 @@ public static partial class GatewayHostingExtensions
                 client.UseBlankendMembership(cluster);
                 client.UseConnectionRetryFilter<WaitForClusterFilter>();
                 client.Services.AddSingleton<IClusterConnectionStatusObserver, ClientConnectionWatcher>();
+                client.AddActivityPropagation();
+                if (telemetry.DashboardEnabled) client.AddDashboard();
             });
             builder.Services.AddHostedService<ClientMembershipPoller>();
         }
@@ -51,9 +65,19 @@ public static partial class GatewayHostingExtensions
         builder.Services.AddSingleton<ViewerHub>();
         builder.Services.AddSingleton<FrameObserver>();
         builder.Services.AddSingleton<SourceSubscriptions>();
+        builder.Services.AddSingleton<ThroughputLog>();
+        builder.Services.AddSingleton<IHealthComponent, ClusterHealthComponent>();
+        builder.Services.AddSingleton<IHealthComponent, BusHealthComponent>();
+        builder.Services.AddSingleton<IHealthComponent, DecodersHealthComponent>();
+        builder.Services.AddSingleton<HealthService>();
+        builder.Services.AddSingleton<CodecGatewayCounters>();
         builder.Services.AddProblemDetails();
         return builder;
     }
+
+    /// <summary>Requests worth a trace: not the scrapes and the dashboard's polling.</summary>
+    private static bool TraceRequest(HttpContext context) =>
+        !context.Request.Path.StartsWithSegments("/metrics") && !context.Request.Path.StartsWithSegments("/dashboard");
 
     /// <summary>The contract's endpoints.</summary>
     public static WebApplication MapBlankendEndpoints(this WebApplication app)
@@ -63,12 +87,24 @@ public static partial class GatewayHostingExtensions
 
         app.Map("/video_in", VideoInEndpoint.HandleAsync);
         app.Map("/video_out", VideoOutEndpoint.HandleAsync);
+        app.Map("/video_codec", VideoCodecEndpoint.HandleAsync);
         app.MapGet("/healthz", StatusEndpoints.HealthAsync);
         app.MapGet("/api/v1/stream/status", StatusEndpoints.StreamStatusAsync);
         app.MapGet("/api/v1/cluster/status", StatusEndpoints.ClusterStatusAsync);
+        app.MapGet("/api/v1/relay/status", RelayEndpoints.StatusAsync);
+        app.MapProcessingEndpoints();
+        app.MapGet("/api/v1/video_processing/codec/status", CodecEndpoints.StatusAsync);
+        app.MapPost("/api/v1/realtime_pipeline/record/start", CodecEndpoints.RecordStartAsync);
+        app.MapPost("/api/v1/realtime_pipeline/record/stop", CodecEndpoints.RecordStopAsync);
+        app.MapPrometheusScrapingEndpoint("/metrics");
+        var dashboard = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<TelemetryOptions>>().Value.DashboardEnabled;
+        if (dashboard) app.MapOrleansDashboard(routePrefix: "/dashboard");
         app.MapGet("/", (GatewayMode mode) => Results.Text(
-            $"Blankend.Orleans gateway ({mode.Name}). WebSockets: /video_in?client_id=SRC, /video_out?source=SRC&meta=1. " +
-            "HTTP: /healthz, /api/v1/stream/status, /api/v1/cluster/status\n"));
+            $"Blankend.Orleans gateway ({mode.Name}). WebSockets: /video_in?client_id=SRC, /video_codec?codec=h264&client_id=SRC, " +
+            "/video_out?source=SRC&meta=1. " +
+            "HTTP: /healthz, /metrics, /api/v1/stream/status, /api/v1/cluster/status, /api/v1/relay/status, " +
+            "/api/v1/video_processing/pipeline/status|config, /api/v1/video_processing/gpu/status, " +
+            "/api/v1/video_processing/codec/status, POST /api/v1/realtime_pipeline/record/start|stop" + (dashboard ? ", /dashboard" : "") + "\n"));
 
         app.Lifetime.ApplicationStarted.Register(() =>
         {

@@ -69,10 +69,10 @@ public sealed class ClusterSettings
     /// gateway connection that breaks is dropped at once; this is how new silos are found.</summary>
     [ConfigurationKeyName("gateway_list_refresh_ms")] public int GatewayListRefreshMs { get; set; } = 5000;
 
-    /// <summary>Silos: GPU devices this silo owns (<c>["gpu0", "gpu1"]</c>), announced to the cluster in silo
-    /// metadata (<c>blankend.gpu_devices</c>) so that device workers are placed only on their GPU's silo. Empty on
-    /// CPU-only silos (and on gateways).</summary>
-    [ConfigurationKeyName("gpu_devices")] public string[] GpuDevices { get; set; } = [];
+    /// <summary>Silo process only (split / cluster mode): port of its own Prometheus <c>/metrics</c> endpoint, on
+    /// every interface; 0 = none. The gateway (and an embedded silo) always serve <c>/metrics</c> on the
+    /// gateway's address.</summary>
+    [ConfigurationKeyName("metrics_port")] public int MetricsPort { get; set; }
 }
 
 /// <summary>Section <c>gateway</c>: WebSocket fan-out.</summary>
@@ -89,7 +89,28 @@ public sealed class GatewayOptions
     [ConfigurationKeyName("websocket_keepalive_s")] public int WebSocketKeepAliveSeconds { get; set; } = 15;
 }
 
-/// <summary>Section <c>video_processing</c>. Read and validated now; the processing path uses it.</summary>
+/// <summary>Section <c>telemetry</c>: throughput log lines, trace sampling, the Orleans Dashboard.</summary>
+public sealed class TelemetryOptions
+{
+    public const string Section = "telemetry";
+
+    /// <summary>Seconds between throughput log lines (<c>stream recv ...</c>, <c>relay send ...</c>); written only
+    /// while there is traffic. 0 = no such lines.</summary>
+    [ConfigurationKeyName("stats_log_interval_s")] public int StatsLogIntervalSeconds { get; set; } = 10;
+
+    /// <summary>One frame in this many, per ingest connection, gets a trace (its first frame included); 0 = no
+    /// per-frame traces. HTTP requests are traced regardless.</summary>
+    [ConfigurationKeyName("trace_sample_every")] public int TraceSampleEvery { get; set; } = 300;
+
+    /// <summary>Orleans Dashboard: profiler on the silos and <c>/dashboard</c> on the gateway. It has no
+    /// authentication: switch it off where the gateway port is reachable by untrusted clients. Silos and
+    /// gateways of one cluster must agree.</summary>
+    [ConfigurationKeyName("dashboard_enabled")] public bool DashboardEnabled { get; set; } = true;
+}
+
+/// <summary>Section <c>video_processing</c>: the processing path (device workers). <c>enabled</c>,
+/// <c>hw_transcode</c>, <c>fps_limit</c> and <c>workers</c> are the start values of the live pipeline config
+/// (changed at run time through the API); the others are fixed per process.</summary>
 public sealed class VideoProcessingOptions
 {
     public const string Section = "video_processing";
@@ -98,6 +119,15 @@ public sealed class VideoProcessingOptions
     [ConfigurationKeyName("hw_transcode")] public bool HwTranscode { get; set; }
     [ConfigurationKeyName("fps_limit")] public double FpsLimit { get; set; }
     [ConfigurationKeyName("workers")] public int Workers { get; set; } = 1;
+
+    /// <summary>Frames waiting per device; when full, sources bypass the worker (raw frame, counted).</summary>
+    [ConfigurationKeyName("queue_size")] public int QueueSize { get; set; } = 4;
+
+    /// <summary>Most frames a worker loop takes from its queue for one batch (frames of several sources).</summary>
+    [ConfigurationKeyName("batch_max")] public int BatchMax { get; set; } = 8;
+
+    /// <summary>A worker loop with nothing to do for this long ends (its thread goes away).</summary>
+    [ConfigurationKeyName("idle_stop_ms")] public int IdleStopMs { get; set; } = 10_000;
 }
 
 /// <summary>Section <c>realtime_pipeline</c> (matting / compositing). Read and validated now.</summary>

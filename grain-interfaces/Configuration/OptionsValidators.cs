@@ -46,6 +46,9 @@ public sealed class StreamOptionsValidator : IValidateOptions<StreamOptions>
         if (o.ForwardRecvEnabled) f.ClientId("stream:forward_recv_client_id", o.ForwardRecvClientId);
         f.Range("stream:heartbeat_interval_ms", o.HeartbeatIntervalMs, 50, 3_600_000);
         f.NotEmpty("stream:link_request_client_id", o.LinkRequestClientId);
+        if (!o.LinkRequestClientId.StartsWith(ClientIds.ReservedPrefix, StringComparison.Ordinal) || o.LinkRequestClientId == BusControlIds.Heartbeat
+            || o.LinkRequestClientId.Length > ClientIds.MaxLength)
+            f.Add($"stream:link_request_client_id must be a reserved control id: start with '{ClientIds.ReservedPrefix}', differ from '{BusControlIds.Heartbeat}', at most {ClientIds.MaxLength} characters (got '{o.LinkRequestClientId}')");
         f.Range("stream:link_request_interval_ms", o.LinkRequestIntervalMs, 100, 3_600_000);
         f.Range("stream:jpeg_quality", o.JpegQuality, 1, 100);
         return f.Result;
@@ -75,17 +78,9 @@ public sealed class ClusterSettingsValidator : IValidateOptions<ClusterSettings>
         f.Range("cluster:death_votes", o.DeathVotes, 1, 10);
         f.Range("cluster:death_vote_expiration_s", o.DeathVoteExpirationSeconds, 5, 3600);
         f.Range("cluster:gateway_list_refresh_ms", o.GatewayListRefreshMs, 100, 600_000);
-        foreach (var d in o.GpuDevices)
-        {
-            if (!IsGpuDevice(d)) f.Add($"cluster:gpu_devices: '{d}' is not a device name like gpu0, gpu1");
-        }
-        if (o.GpuDevices.Distinct(StringComparer.Ordinal).Count() != o.GpuDevices.Length) f.Add("cluster:gpu_devices lists a device twice");
+        f.Range("cluster:metrics_port", o.MetricsPort, 0, 65535);
         return f.Result;
     }
-
-    /// <summary><c>gpuN</c>: the device names of the processing path (N = CUDA device index).</summary>
-    public static bool IsGpuDevice(string name) =>
-        name.Length is > 3 and < 7 && name.StartsWith("gpu", StringComparison.Ordinal) && name.AsSpan(3).IndexOfAnyExceptInRange('0', '9') < 0;
 }
 
 public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
@@ -100,6 +95,17 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
     }
 }
 
+public sealed class TelemetryOptionsValidator : IValidateOptions<TelemetryOptions>
+{
+    public ValidateOptionsResult Validate(string? name, TelemetryOptions o)
+    {
+        var f = new Failures();
+        f.Range("telemetry:stats_log_interval_s", o.StatsLogIntervalSeconds, 0, 86_400);
+        f.Range("telemetry:trace_sample_every", o.TraceSampleEvery, 0, 100_000_000);
+        return f.Result;
+    }
+}
+
 public sealed class VideoProcessingOptionsValidator : IValidateOptions<VideoProcessingOptions>
 {
     public ValidateOptionsResult Validate(string? name, VideoProcessingOptions o)
@@ -107,6 +113,9 @@ public sealed class VideoProcessingOptionsValidator : IValidateOptions<VideoProc
         var f = new Failures();
         if (o.FpsLimit < 0 || o.FpsLimit > 1000 || double.IsNaN(o.FpsLimit)) f.Add($"video_processing:fps_limit must be between 0 (no limit) and 1000 (got {o.FpsLimit})");
         f.Range("video_processing:workers", o.Workers, 1, 64);
+        f.Range("video_processing:queue_size", o.QueueSize, 1, 10_000);
+        f.Range("video_processing:batch_max", o.BatchMax, 1, 256);
+        f.Range("video_processing:idle_stop_ms", o.IdleStopMs, 100, 3_600_000);
         return f.Result;
     }
 }

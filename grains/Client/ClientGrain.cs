@@ -1,12 +1,17 @@
 using Blankend.Orleans.Configuration;
+using Blankend.Orleans.Grains.Devices;
+using Blankend.Orleans.Grains.Processing;
+using Blankend.Orleans.Telemetry;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Orleans.Dashboard;
 
 namespace Blankend.Orleans.Grains.Client;
 
 /// <summary>
 /// One activation per source. Every frame of the source passes here: it gets its authoritative sequence and
-/// is handed, one-way, to each gateway observer that has viewers for it. Nothing is awaited per frame.
+/// is handed, one-way, to each gateway observer that has viewers for it, and (relay enabled, camera frames only)
+/// to the bus link's RelayGrain. Nothing is awaited per frame.
 /// </summary>
 public sealed partial class ClientGrain : Grain, IClientGrain
 {
@@ -14,6 +19,8 @@ public sealed partial class ClientGrain : Grain, IClientGrain
     private readonly long _expiryMs;
     private readonly long _directoryRefreshMs;
     private readonly long _epoch = Random.Shared.NextInt64(1, long.MaxValue);
+    private readonly StreamOptions _stream;
+    private IRelayGrain? _relay;
 
     // Observer -> expiry (Environment.TickCount64). GrainReferences compare by grain id, so a refresh from
     // the same gateway lands on the same entry.
@@ -32,17 +39,25 @@ public sealed partial class ClientGrain : Grain, IClientGrain
     private long _nextDirectoryRefresh;
     private bool _directoryRefreshInFlight;
 
-    public ClientGrain(ILogger<ClientGrain> log, IOptions<ClusterSettings> cluster)
+    // Processing path of this source (grains/Processing/SourceRoute.cs): off unless the pipeline config says so.
+    private readonly SourceRoute _processing;
+
+    public ClientGrain(ILogger<ClientGrain> log, IOptions<ClusterSettings> cluster, IOptions<VideoProcessingOptions> processing,
+        IOptions<StreamOptions> stream, DeviceCatalog devices, ProcessingMetrics metrics)
     {
         _log = log;
+        _stream = stream.Value;
         _directoryRefreshMs = cluster.Value.ObserverRefreshMs;
         _expiryMs = 3L * cluster.Value.ObserverRefreshMs;
+        _processing = new SourceRoute(this.GetPrimaryKeyString(), RuntimeIdentity, GrainFactory, devices, metrics,
+            processing.Value, stream.Value, Deliver);
     }
 
     private string Source => this.GetPrimaryKeyString();
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
+        if (_stream.RelayEnabled) _relay = GrainFactory.GetGrain<IRelayGrain>(_stream.ZmqIdentity);
         try
         {
             ApplyWildcard(await Directory.RegisterSource(Source));
@@ -52,12 +67,15 @@ public sealed partial class ClientGrain : Grain, IClientGrain
             // The directory heals on the next refresh; a source must not fail to activate because of it.
             LogDirectoryFailed(e, Source);
         }
+        await RefreshPipelineConfigAsync();
         _nextDirectoryRefresh = Environment.TickCount64 + _directoryRefreshMs;
+        BlankendMetrics.SourcesActive.Add(1);
         LogActivated(Source, _epoch, RuntimeIdentity);
     }
 
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
+        BlankendMetrics.SourcesActive.Add(-1);
         LogDeactivated(Source, reason.Description, _framesIn);
         // When the silo shuts down the directory may be going too; its entries expire by themselves.
         if (reason.ReasonCode == DeactivationReasonCode.ShuttingDown) return;
@@ -65,6 +83,9 @@ public sealed partial class ClientGrain : Grain, IClientGrain
         catch (Exception e) { LogUnregisterFailed(Source, e.Message); }
     }
 
+    /// <summary>Per frame: not profiled by the Orleans Dashboard (its filter would time and record every call);
+    /// the project's own counters and the gateway's ingest_to_grain histogram cover it.</summary>
+    [NoProfiling]
     public Task Publish(FrameEnvelope frame)
     {
         var now = Environment.TickCount64;
@@ -75,13 +96,33 @@ public sealed partial class ClientGrain : Grain, IClientGrain
         _framesIn++;
         _bytesIn += frame.Payload.Length;
         _lastFrameUnixMs = frame.TimestampMs;
+        BlankendMetrics.GrainFramesRouted.Add(1, BlankendMetrics.Kinds.Of(frame.Kind));
 
-        foreach (var target in _targets)
+        // Camera frames (/video_in, /video_codec) go to the bus as they entered; a frame that came FROM the bus
+        // never goes back out this way (the RelayGrain already sent it back once): that second path was the
+        // original's bug.
+        if (_relay is not null && frame.Origin != FrameOrigin.Bus)
         {
-            try { target.OnFrame(stamped); }
+            try { _relay.Send(stamped); }
+            catch (Exception e) { LogRelayFailed(e, Source); }
+        }
+
+        // Viewers get each frame in ONE form: processed when the pipeline takes it, raw otherwise.
+        if (!_processing.TryRoute(stamped)) Deliver(stamped);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Hands a frame (raw, or the processed result from the processing continuation) to every gateway
+    /// observer of the source, one-way.</summary>
+    private void Deliver(FrameEnvelope frame)
+    {
+        var targets = _targets;
+        foreach (var target in targets)
+        {
+            try { target.OnFrame(frame); }
             catch (Exception e) { LogObserverFailed(e, Source); }
         }
-        return Task.CompletedTask;
+        if (targets.Length > 0) BlankendMetrics.GrainObserverCalls.Add(targets.Length);
     }
 
     public Task Subscribe(IFrameObserver observer)
@@ -112,6 +153,21 @@ public sealed partial class ClientGrain : Grain, IClientGrain
         Source, _epoch, _seq, _framesIn, _bytesIn, _lastFrameUnixMs, _subscribers.Count, _wildcard.Observers.Length,
         RuntimeIdentity));
 
+    public Task SetPipelineConfig(PipelineConfig config)
+    {
+        _processing.Apply(config);
+        return Task.CompletedTask;
+    }
+
+    public Task<SourceProcessingStats> GetProcessingStats() => Task.FromResult(_processing.Stats());
+
+    /// <summary>Fetched at activation and with each directory refresh (a missed push heals within one refresh).</summary>
+    private async Task RefreshPipelineConfigAsync()
+    {
+        try { _processing.Apply(await GrainFactory.GetGrain<IPipelineConfigGrain>(IPipelineConfigGrain.Key).GetConfig()); }
+        catch (Exception e) { LogPipelineConfigFailed(e, Source); }
+    }
+
     private ISourceDirectoryGrain Directory => GrainFactory.GetGrain<ISourceDirectoryGrain>(ISourceDirectoryGrain.Key);
 
     // Renewing the registration while frames flow keeps the directory right after it loses its state
@@ -120,7 +176,11 @@ public sealed partial class ClientGrain : Grain, IClientGrain
     {
         _directoryRefreshInFlight = true;
         _nextDirectoryRefresh = now + _directoryRefreshMs;
-        try { ApplyWildcard(await Directory.RegisterSource(Source)); }
+        try
+        {
+            ApplyWildcard(await Directory.RegisterSource(Source));
+            await RefreshPipelineConfigAsync();
+        }
         catch (Exception e) { LogDirectoryFailed(e, Source); }
         finally { _directoryRefreshInFlight = false; }
     }
@@ -170,6 +230,11 @@ public sealed partial class ClientGrain : Grain, IClientGrain
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "source {Source}: unregistering from the directory failed ({Reason}); the entry expires")]
     private partial void LogUnregisterFailed(string source, string reason);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "source {Source}: handing a frame to the bus link failed")]
+    private partial void LogRelayFailed(Exception e, string source);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "source {Source}: pipeline config unreachable (keeps the one it has)")]
+    private partial void LogPipelineConfigFailed(Exception e, string source);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "source {Source}: observer call failed")]
     private partial void LogObserverFailed(Exception e, string source);

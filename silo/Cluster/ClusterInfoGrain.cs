@@ -1,4 +1,4 @@
-using Blankend.Orleans.Silo.Hosting;
+using Blankend.Orleans.Grains.Devices;
 using Microsoft.Extensions.DependencyInjection;
 using Orleans.Concurrency;
 using Orleans.Runtime;
@@ -14,7 +14,7 @@ public sealed class ClusterInfoGrain(IServiceProvider services) : Grain, ICluste
     public async Task<SiloInfo[]> GetSilos()
     {
         var hosts = await GrainFactory.GetGrain<IManagementGrain>(0).GetDetailedHosts(onlyActive: false);
-        // Present on Blankend silos (AddBlankendSilo always publishes metadata); absent on bare test silos.
+        // Present on Blankend silos (the processing path publishes each silo's devices); absent on bare test silos.
         var metadata = services.GetService<ISiloMetadataCache>();
         var result = new SiloInfo[hosts.Length];
         for (var i = 0; i < hosts.Length; i++)
@@ -23,11 +23,12 @@ public sealed class ClusterInfoGrain(IServiceProvider services) : Grain, ICluste
             IReadOnlyDictionary<string, string> meta = h.Status == SiloStatus.Dead || metadata is null
                 ? System.Collections.Immutable.ImmutableDictionary<string, string>.Empty
                 : metadata.GetSiloMetadata(h.SiloAddress).Metadata;
-            var devices = meta.TryGetValue(ClusterMembership.GpuDevicesKey, out var d) && d.Length > 0 ? d.Split(',') : [];
+            var devices = LocalDevices.ParseList(meta.GetValueOrDefault(LocalDevices.DevicesKey));
+            var role = devices.Length == 0 ? "" : devices.Any(LocalDevices.IsGpu) ? "gpu" : "cpu";
             result[i] = new SiloInfo(
                 h.SiloAddress.ToString(), h.SiloName ?? "", h.Status.ToString(), h.HostName ?? "",
                 h.SiloAddress.Endpoint.Address.ToString(), h.SiloAddress.Endpoint.Port, h.ProxyPort,
-                h.StartTime, h.IAmAliveTime, meta.TryGetValue(ClusterMembership.RoleKey, out var role) ? role : "", devices);
+                h.StartTime, h.IAmAliveTime, role, devices);
         }
         Array.Sort(result, (a, b) => (a.Status == "Dead").CompareTo(b.Status == "Dead") is var c and not 0 ? c : string.CompareOrdinal(a.Address, b.Address));
         return result;

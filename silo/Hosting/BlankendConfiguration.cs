@@ -18,7 +18,7 @@ public static class BlankendConfiguration
     public static readonly string[] KnownSections =
     [
         StreamOptions.Section, ClusterSettings.Section, GatewayOptions.Section, VideoProcessingOptions.Section,
-        RealtimePipelineOptions.Section, AiOptions.Section,
+        RealtimePipelineOptions.Section, AiOptions.Section, TelemetryOptions.Section, CodecOptions.Section, RecordingOptions.Section,
         // Standard .NET sections that may live in the same file.
         "Logging", "Kestrel", "Orleans", "AllowedHosts",
     ];
@@ -91,6 +91,9 @@ public static class BlankendConfiguration
         Add<VideoProcessingOptions, VideoProcessingOptionsValidator>(services, config, VideoProcessingOptions.Section);
         Add<RealtimePipelineOptions, RealtimePipelineOptionsValidator>(services, config, RealtimePipelineOptions.Section);
         Add<AiOptions, AiOptionsValidator>(services, config, AiOptions.Section);
+        Add<TelemetryOptions, TelemetryOptionsValidator>(services, config, TelemetryOptions.Section);
+        Add<CodecOptions, CodecOptionsValidator>(services, config, CodecOptions.Section);
+        Add<RecordingOptions, RecordingOptionsValidator>(services, config, RecordingOptions.Section);
         return services;
     }
 
@@ -110,6 +113,8 @@ public static class BlankendConfiguration
         (StreamOptions.Section, typeof(StreamOptions)), (ClusterSettings.Section, typeof(ClusterSettings)),
         (GatewayOptions.Section, typeof(GatewayOptions)), (VideoProcessingOptions.Section, typeof(VideoProcessingOptions)),
         (RealtimePipelineOptions.Section, typeof(RealtimePipelineOptions)), (AiOptions.Section, typeof(AiOptions)),
+        (TelemetryOptions.Section, typeof(TelemetryOptions)),
+        (CodecOptions.Section, typeof(CodecOptions)), (RecordingOptions.Section, typeof(RecordingOptions)),
     ];
 
     /// <summary>
@@ -147,6 +152,9 @@ public static class BlankendConfiguration
         _ = services.GetRequiredService<IOptions<VideoProcessingOptions>>().Value;
         _ = services.GetRequiredService<IOptions<RealtimePipelineOptions>>().Value;
         _ = services.GetRequiredService<IOptions<AiOptions>>().Value;
+        _ = services.GetRequiredService<IOptions<TelemetryOptions>>().Value;
+        _ = services.GetRequiredService<IOptions<CodecOptions>>().Value;
+        _ = services.GetRequiredService<IOptions<RecordingOptions>>().Value;
     }
 
     /// <summary>Reads a section right away (for settings needed while the host is being built), with the same

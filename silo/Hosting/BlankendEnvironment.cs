@@ -9,7 +9,7 @@ namespace Blankend.Orleans.Silo.Hosting;
 /// </summary>
 public static class BlankendEnvironment
 {
-    public enum ValueKind { Text, Bool, Int, List }
+    public enum ValueKind { Text, Bool, Int }
 
     public sealed record Mapping(string Variable, string Key, ValueKind Kind);
 
@@ -36,7 +36,6 @@ public static class BlankendEnvironment
         new("BLANKEND_ADVERTISED_IP", "cluster:advertised_ip", ValueKind.Text),
         new("BLANKEND_SILO_PORT", "cluster:silo_port", ValueKind.Int),
         new("BLANKEND_GATEWAY_PORT", "cluster:gateway_port", ValueKind.Int),
-        new("BLANKEND_GPU_DEVICES", "cluster:gpu_devices", ValueKind.List),
     ];
 
     /// <summary>Name of the variable that points at another config file.</summary>
@@ -60,11 +59,6 @@ public static class BlankendEnvironment
                 case ValueKind.Int:
                     if (int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var i)) result[m.Key] = i.ToString(CultureInfo.InvariantCulture);
                     else errors.Add($"{m.Variable}='{raw}' is not an integer");
-                    break;
-                case ValueKind.List:
-                    // "gpu0,gpu1" -> cluster:gpu_devices:0 = gpu0, :1 = gpu1 (an empty value sets nothing).
-                    var items = value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-                    for (var n = 0; n < items.Length; n++) result[$"{m.Key}:{n}"] = items[n];
                     break;
                 default:
                     result[m.Key] = value;

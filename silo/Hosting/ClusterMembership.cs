@@ -2,8 +2,8 @@ using System.Net;
 using System.Net.NetworkInformation;
 using System.Net.Sockets;
 using Blankend.Orleans.Configuration;
+using Blankend.Orleans.Grains.Processing;
 using Microsoft.Extensions.Hosting;
-using Orleans.Runtime.MembershipService.SiloMetadata;
 using Orleans.Configuration;
 using StackExchange.Redis;
 
@@ -11,16 +11,11 @@ namespace Blankend.Orleans.Silo.Hosting;
 
 /// <summary>
 /// The cluster side of the <c>cluster</c> section, shared by silos (<see cref="SiloHostingExtensions"/>) and
-/// client-mode gateways: the membership store, the advertised address, failure detection and silo metadata.
+/// client-mode gateways: the membership store, the advertised address and failure detection. (Each silo's
+/// devices are announced in silo metadata by the processing path: <c>AddBlankendProcessing</c>.)
 /// </summary>
 public static class ClusterMembership
 {
-    /// <summary>Silo metadata key: <c>gpu</c> when the silo owns GPU devices, else <c>cpu</c>.</summary>
-    public const string RoleKey = "blankend.role";
-
-    /// <summary>Silo metadata key: the GPU devices the silo owns, comma-separated (<c>gpu0,gpu1</c>); absent on CPU silos.</summary>
-    public const string GpuDevicesKey = "blankend.gpu_devices";
-
     /// <summary>The Redis connection settings, or a configuration error naming <c>cluster:redis</c>.</summary>
     public static ConfigurationOptions ParseRedis(string connectionString)
     {
@@ -64,6 +59,8 @@ public static class ClusterMembership
         {
             var redis = ParseRedis(cluster.Redis);
             silo.UseRedisClustering(o => o.ConfigurationOptions = redis);
+            // Grain state that must outlive a silo (the live pipeline config) goes to the same Redis.
+            silo.AddRedisGrainStorage(PipelineConfigGrain.StorageName, o => o.ConfigurationOptions = ParseRedis(cluster.Redis));
             silo.Configure<ClusterOptions>(o =>
             {
                 o.ClusterId = cluster.ClusterId;
@@ -91,19 +88,7 @@ public static class ClusterMembership
             o.DeathVoteExpirationTimeout = TimeSpan.FromSeconds(cluster.DeathVoteExpirationSeconds);
         });
 
-        silo.UseSiloMetadata(SiloMetadata(cluster));
         return silo;
-    }
-
-    /// <summary>What this silo announces to the cluster: its role and GPU devices.</summary>
-    public static Dictionary<string, string> SiloMetadata(ClusterSettings cluster)
-    {
-        var metadata = new Dictionary<string, string>(StringComparer.Ordinal)
-        {
-            [RoleKey] = cluster.GpuDevices.Length > 0 ? "gpu" : "cpu",
-        };
-        if (cluster.GpuDevices.Length > 0) metadata[GpuDevicesKey] = string.Join(',', cluster.GpuDevices);
-        return metadata;
     }
 
     /// <summary>Membership (gateway discovery) of a client-mode gateway.</summary>

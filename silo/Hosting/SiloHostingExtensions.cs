@@ -1,14 +1,22 @@
+using Blankend.Orleans.Grains.Processing;
 using Blankend.Orleans.Configuration;
+using Blankend.Orleans.Grains.Relay;
+using Blankend.Orleans.Silo.RelayBridge;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Blankend.Orleans.Grains.Devices;
 using Microsoft.Extensions.Configuration;
 using Orleans.Configuration;
+using Orleans.Dashboard;
 
 namespace Blankend.Orleans.Silo.Hosting;
 
 public static class SiloHostingExtensions
 {
     /// <summary>Everything a Blankend silo needs: options, membership (localhost or redis, see
-    /// <see cref="ClusterMembership"/>), silo metadata, grain lifetime. Used by the silo process,
-    /// by the gateway's embedded mode and by the test clusters, so all three run the same wiring.</summary>
+    /// <see cref="ClusterMembership"/>), grain lifetime, trace propagation and (unless
+    /// <c>telemetry.dashboard_enabled</c> is false) the Orleans Dashboard's silo side. Used by the silo process and
+    /// by the gateway's embedded mode; the test clusters use <see cref="AddBlankendGrainDefaults"/>.</summary>
     public static ISiloBuilder AddBlankendSilo(this ISiloBuilder silo, IConfiguration config)
     {
         silo.Services.AddBlankendOptions(config);
@@ -16,12 +24,40 @@ public static class SiloHostingExtensions
 
         silo.UseBlankendMembership(cluster);
         silo.AddBlankendGrainDefaults(cluster);
+
+        // Grain calls carry the caller's trace context (W3C traceparent in the RequestContext), so a gateway
+        // span and the grain spans of the same frame or request form one trace.
+        silo.AddActivityPropagation();
+        var telemetry = BlankendConfiguration.Read<TelemetryOptions, TelemetryOptionsValidator>(config, TelemetryOptions.Section);
+        if (telemetry.DashboardEnabled) silo.AddDashboard();
+        silo.AddBlankendProcessing(config);
+        silo.AddBlankendCodec();
+        silo.AddBlankendRelay();
         return silo;
     }
 
-    /// <summary>Grain lifetime settings, shared with the test clusters (which bring their own membership).</summary>
+    /// <summary>The ZeroMQ bus link (docs/protocol.md). Registered on every silo; it opens a socket only while
+    /// stream.relay_enabled is set AND the RelayGrain of the configured identity is active on this silo.</summary>
+    public static ISiloBuilder AddBlankendRelay(this ISiloBuilder silo)
+    {
+        var services = silo.Services;
+        if (services.Any(d => d.ServiceType == typeof(RelayBridge.RelayBridge))) return silo;
+        services.AddSingleton<RelayCounters>();
+        services.AddSingleton<RelayMetrics>();
+        services.AddSingleton<RelayBridge.RelayBridge>();
+        services.AddSingleton<IRelayLink>(sp => sp.GetRequiredService<RelayBridge.RelayBridge>());
+        // Registered after the Orleans silo: started once grains can be called, stopped before the silo stops.
+        services.AddHostedService(sp => sp.GetRequiredService<RelayBridge.RelayBridge>());
+        return silo;
+    }
+
+    /// <summary>Grain lifetime settings and the grain storage (in memory unless the membership wiring registered a
+    /// shared one), shared with the test clusters (which bring their own membership).</summary>
     public static ISiloBuilder AddBlankendGrainDefaults(this ISiloBuilder silo, ClusterSettings cluster)
     {
+        if (!silo.Services.Any(d => d.IsKeyedService && Equals(d.ServiceKey, PipelineConfigGrain.StorageName)
+                && d.ServiceType == typeof(global::Orleans.Storage.IGrainStorage)))
+            silo.AddMemoryGrainStorage(PipelineConfigGrain.StorageName);
         var idle = TimeSpan.FromSeconds(cluster.GrainIdleSeconds);
         silo.Configure<GrainCollectionOptions>(o =>
         {

@@ -24,7 +24,6 @@ public sealed class ClusterConfigurationTests
         using var app = BlankendGatewayApp.Create(Args(), new Hashtable());
         var cluster = app.Services.GetRequiredService<IOptions<ClusterSettings>>().Value;
         Assert.Equal(("embedded", "localhost"), (cluster.Mode, cluster.Clustering));
-        Assert.Empty(cluster.GpuDevices);
         Assert.Equal("127.0.0.1", cluster.AdvertisedIp);
     }
 
@@ -52,12 +51,10 @@ public sealed class ClusterConfigurationTests
             ["BLANKEND_REDIS"] = "redis.internal:6379",
             ["BLANKEND_CLUSTER_ID"] = "edge",
             ["BLANKEND_ADVERTISED_IP"] = "10.0.0.5",
-            ["BLANKEND_GPU_DEVICES"] = "gpu0, gpu1",
         };
         using var app = BlankendGatewayApp.Create(Args("--cluster:probe_timeout_ms=800", "--cluster:missed_probes_limit=3"), env);
         var cluster = app.Services.GetRequiredService<IOptions<ClusterSettings>>().Value;
         Assert.Equal(("redis", "redis.internal:6379", "edge", "10.0.0.5"), (cluster.Clustering, cluster.Redis, cluster.ClusterId, cluster.AdvertisedIp));
-        Assert.Equal(["gpu0", "gpu1"], cluster.GpuDevices);
 
         var endpoints = app.Services.GetRequiredService<IOptions<EndpointOptions>>().Value;
         Assert.Equal(IPAddress.Parse("10.0.0.5"), endpoints.AdvertisedIPAddress);
@@ -72,10 +69,10 @@ public sealed class ClusterConfigurationTests
 
     /// <summary>config/examples/*.json (referenced by docs/deployment.md) load and pass validation.</summary>
     [Theory]
-    [InlineData("silo-gpu.redis.json", "embedded", "gpu0")]
-    [InlineData("silo-cpu.redis.json", "embedded", "")]
-    [InlineData("gateway.redis.json", "client", "")]
-    public void ExampleClusterConfigFilesAreValid(string file, string mode, string devices)
+    [InlineData("silo-gpu.redis.json", "embedded", "gpu0,cpu0")]
+    [InlineData("silo-cpu.redis.json", "embedded", null)]
+    [InlineData("gateway.redis.json", "client", null)]
+    public void ExampleClusterConfigFilesAreValid(string file, string mode, string? devices)
     {
         var dir = AppContext.BaseDirectory;
         while (!File.Exists(Path.Combine(dir, "Blankend.Orleans.sln"))) dir = Path.GetDirectoryName(dir) ?? throw new InvalidOperationException("repository root not found");
@@ -83,24 +80,12 @@ public sealed class ClusterConfigurationTests
         using var app = BlankendGatewayApp.Create(Args("--config", path), new Hashtable());
         var cluster = app.Services.GetRequiredService<IOptions<ClusterSettings>>().Value;
         Assert.Equal(("redis", "redis:6379", mode), (cluster.Clustering, cluster.Redis, cluster.Mode));
-        Assert.Equal(devices, string.Join(',', cluster.GpuDevices));
-    }
-
-    [Fact]
-    public void GpuSilosAnnounceTheirDevicesAndCpuSilosNone()
-    {
-        var gpu = ClusterMembership.SiloMetadata(new ClusterSettings { GpuDevices = ["gpu0", "gpu1"] });
-        Assert.Equal("gpu", gpu[ClusterMembership.RoleKey]);
-        Assert.Equal("gpu0,gpu1", gpu[ClusterMembership.GpuDevicesKey]);
-        var cpu = ClusterMembership.SiloMetadata(new ClusterSettings());
-        Assert.Equal("cpu", cpu[ClusterMembership.RoleKey]);
-        Assert.False(cpu.ContainsKey(ClusterMembership.GpuDevicesKey));
+        Assert.Equal(devices, app.Configuration["Orleans:Metadata:blankend_devices"]); // announced by the processing path
     }
 
     [Theory]
     [InlineData("--cluster:clustering=zookeeper", "cluster:clustering")]
     [InlineData("--cluster:advertised_ip=my-host", "cluster:advertised_ip")]
-    [InlineData("--cluster:gpu_devices:0=cuda0", "cluster:gpu_devices")]
     [InlineData("--cluster:probe_timeout_ms=10", "cluster:probe_timeout_ms")]
     [InlineData("--cluster:missed_probes_limit=0", "cluster:missed_probes_limit")]
     [InlineData("--cluster:gateway_list_refresh_ms=0", "cluster:gateway_list_refresh_ms")]
@@ -108,14 +93,6 @@ public sealed class ClusterConfigurationTests
     {
         var e = Assert.Throws<BlankendConfigurationException>(() => BlankendGatewayApp.Create(Args(arg), new Hashtable()));
         Assert.Contains(key, e.Message);
-    }
-
-    [Fact]
-    public void DuplicateGpuDeviceIsRefused()
-    {
-        var e = Assert.Throws<BlankendConfigurationException>(() =>
-            BlankendGatewayApp.Create(Args(), new Hashtable { ["BLANKEND_GPU_DEVICES"] = "gpu0,gpu0" }));
-        Assert.Contains("cluster:gpu_devices", e.Message);
     }
 
     [Theory]

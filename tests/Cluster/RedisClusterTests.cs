@@ -101,24 +101,24 @@ public sealed class RedisClusterTests(ITestOutputHelper output)
     {
         await using var redis = await RedisServer.StartAsync();
         var common = Common(redis, "kill-" + Guid.NewGuid().ToString("N")[..8]);
-        var gpuSilo = StartSilo(common, "--cluster:gpu_devices:0=gpu0");
-        var cpuSilo = StartSilo(common);
+        var gpuSilo = StartSilo(common, "--Orleans:Metadata:blankend_devices=gpu0,cpu0");
+        var cpuSilo = StartSilo(common, "--Orleans:Metadata:blankend_devices=cpu0"); // explicit: a CI host may have a GPU
         await using var _1 = gpuSilo.Process;
         await using var _2 = cpuSilo.Process;
         await using var gw = StartGateway(common);
         await gw.WaitHealthyAsync();
         await WaitActiveSilosAsync(gw, 2, gpuSilo, cpuSilo);
 
-        // Roles: the GPU silo announces gpu0 in its metadata, the CPU silo nothing; the gateway is a client, not a silo.
+        // Roles: the GPU silo announces gpu0 in its metadata, the CPU silo only cpu0; the gateway is a client, not a silo.
         var status = await ClusterStatusAsync(gw);
         output.WriteLine("cluster: " + status);
         Assert.Equal(2, status.GetProperty("silos").GetArrayLength());
         var gpuEntry = SiloEntry(status, gpuSilo.SiloPort)!.Value;
         var cpuEntry = SiloEntry(status, cpuSilo.SiloPort)!.Value;
         Assert.Equal("gpu", gpuEntry.GetProperty("role").GetString());
-        Assert.Equal(["gpu0"], gpuEntry.GetProperty("gpu_devices").EnumerateArray().Select(e => e.GetString()!).ToArray());
+        Assert.Equal(["gpu0", "cpu0"], gpuEntry.GetProperty("devices").EnumerateArray().Select(e => e.GetString()!).ToArray());
         Assert.Equal("cpu", cpuEntry.GetProperty("role").GetString());
-        Assert.Equal(0, cpuEntry.GetProperty("gpu_devices").GetArrayLength());
+        Assert.Equal(["cpu0"], cpuEntry.GetProperty("devices").EnumerateArray().Select(e => e.GetString()!).ToArray());
 
         const string source = "killcam";
         await using var viewer = await ViewerRecorder.StartAsync(gw.Ws($"/video_out?source={source}&meta=1"));
@@ -281,6 +281,71 @@ public sealed class RedisClusterTests(ITestOutputHelper output)
                 await viewer.DisposeAsync();
             }
         }
+    }
+
+    /// <summary>Placement across roles: with hw_transcode a source's frames go to the gpu0 device worker, which only
+    /// the silo announcing gpu0 may host (not the CPU silo, not the gateway's co-hosted silo). When that silo is
+    /// killed, no silo owns gpu0 any more: processing moves to cpu0 and processed frames resume.</summary>
+    [RedisFact]
+    public async Task GpuWorkerRunsOnlyOnTheSiloAnnouncingGpu0AndProcessingMovesToCpuWhenThatSiloIsKilled()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        var common = Common(redis, "gpu-" + Guid.NewGuid().ToString("N")[..8]);
+        var gpuSilo = StartSilo(common, "--Orleans:Metadata:blankend_devices=gpu0,cpu0");
+        var cpuSilo = StartSilo(common, "--Orleans:Metadata:blankend_devices=cpu0");
+        await using var _1 = gpuSilo.Process;
+        await using var _2 = cpuSilo.Process;
+        // An embedded gateway: a silo of the cluster itself, announcing only cpu0.
+        var gwSiloPort = TestEnv.FreePort();
+        await using var gw = ServiceProcess.StartGateway([.. common, $"--cluster:silo_port={gwSiloPort}", $"--cluster:gateway_port={TestEnv.FreePort()}",
+            "--Orleans:Metadata:blankend_devices=cpu0"]);
+        await gw.WaitHealthyAsync();
+        await WaitActiveSilosAsync(gw, 3, gpuSilo, cpuSilo);
+
+        const string source = "gpucam";
+        foreach (var body in new[] { """{"hw_transcode":true}""",
+                     $$"""{"source":"{{source}}","enabled":true,"reencode_enabled":true,"jpeg_quality":30}""" })
+        {
+            using var r = await gw.Client.PostAsync("api/v1/video_processing/pipeline/config",
+                new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
+            Assert.True(r.IsSuccessStatusCode, await r.Content.ReadAsStringAsync());
+        }
+
+        await using var viewer = await ViewerRecorder.StartAsync(gw.Ws($"/video_out?source={source}&meta=1"));
+        await using var camera = await CameraStream.StartAsync(gw.Ws($"/video_in?client_id={source}"), fps: 15);
+        Assert.NotNull(await viewer.WaitForAsync(f => f.Kind == "processed", TimeSpan.FromSeconds(30)));
+
+        var gpu = await gw.Client.GetFromJsonAsync<JsonElement>("api/v1/video_processing/gpu/status");
+        output.WriteLine("gpu/status: " + gpu);
+        var workers = gpu.GetProperty("devices").EnumerateArray()
+            .Select(d => (Device: d.GetProperty("device").GetString()!, Silo: d.GetProperty("silo").GetString()!)).ToList();
+        var gpu0 = Assert.Single(workers, w => w.Device == "gpu0");
+        Assert.Contains($":{gpuSilo.SiloPort}:", gpu0.Silo);
+        Assert.DoesNotContain(workers, w => w.Device.StartsWith("gpu", StringComparison.Ordinal)
+            && (w.Silo.Contains($":{cpuSilo.SiloPort}:") || w.Silo.Contains($":{gwSiloPort}:")));
+
+        var killedAt = Stopwatch.GetTimestamp();
+        gpuSilo.Process.Process.Kill();
+        // While gpu0 is unreachable the source's frames go out raw (the contract's bypass); once the death is
+        // declared, routing picks cpu0 and processed frames come back.
+        var resumed = await viewer.WaitForAsync(f => f.At > killedAt && f.Kind == "processed", TimeSpan.FromSeconds(20));
+        await Task.Delay(1000);
+        var after = viewer.Frames.Where(f => f.At > killedAt).ToList();
+        var arrivals = after.Select(f => Ms(killedAt, f.At)).ToList();
+        var gap = arrivals.Zip(arrivals.Skip(1), (a, b) => b - a).Prepend(arrivals.FirstOrDefault()).Max();
+        var perSecond = after.GroupBy(f => Ms(killedAt, f.At) / 1000)
+            .Select(g => $"{g.Key}s: {g.Count(f => f.Kind == "processed")} processed + {g.Count(f => f.Kind != "processed")} raw");
+        output.WriteLine($"kill -9 of the gpu0 silo: processed frames resumed after {(resumed is null ? -1 : Ms(killedAt, resumed.At))} ms; " +
+            $"largest gap between frames of any kind {gap} ms; per second: {string.Join("; ", perSecond)}");
+        Assert.True(resumed is not null && Ms(killedAt, resumed.At) <= ResumeGoal.TotalMilliseconds,
+            $"processed frames did not resume within 5 s\n--- gateway:\n{Story(gw)}");
+        Assert.True(gap <= ResumeGoal.TotalMilliseconds, $"frames paused {gap} ms");
+
+        gpu = await gw.Client.GetFromJsonAsync<JsonElement>("api/v1/video_processing/gpu/status");
+        output.WriteLine("gpu/status after: " + gpu);
+        Assert.True(gpu.GetProperty("hw_transcode_requested").GetBoolean(), "the live pipeline config must survive the silo loss");
+        Assert.DoesNotContain(gpu.GetProperty("devices").EnumerateArray(), d => d.GetProperty("device").GetString() == "gpu0"
+            && d.GetProperty("silo").GetString()!.Contains($":{gpuSilo.SiloPort}:"));
     }
 
     [RedisFact]

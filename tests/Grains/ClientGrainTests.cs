@@ -159,18 +159,26 @@ public sealed class ClientGrainTests(TwoSiloClusterFixture fixture) : IClassFixt
     }
 
     [Fact]
-    public async Task SourcesSpreadOverBothSilosAllDeliver()
+    public async Task SourcesOnBothSilosAllDeliver()
     {
         var observer = new RecordingObserver();
         var reference = Client.CreateObjectReference<IFrameObserver>(observer);
-        var sources = Enumerable.Range(0, 12).Select(_ => NewSource()).ToArray();
-        foreach (var s in sources) await Client.GetGrain<IClientGrain>(s).Subscribe(reference);
-        foreach (var s in sources) await Client.GetGrain<IClientGrain>(s).Publish(Frame(s, 1));
-        await WaitForAsync(() => observer.Frames.Count >= sources.Length);
-
+        // Placement is the cluster's choice (not uniformly random in Orleans 10): activate sources until both
+        // silos host some, within a bound.
+        var sources = new List<string>();
         var silos = new HashSet<string>();
-        foreach (var s in sources) silos.Add((await Client.GetGrain<IClientGrain>(s).GetStats()).Silo);
-        Assert.Equal(2, silos.Count); // random placement over 12 sources: both silos host some (p of failure ~ 2^-11)
+        while (silos.Count < 2 && sources.Count < 200)
+        {
+            var s = NewSource();
+            var grain = Client.GetGrain<IClientGrain>(s);
+            await grain.Subscribe(reference);
+            silos.Add((await grain.GetStats()).Silo);
+            sources.Add(s);
+        }
+        Assert.Equal(2, silos.Count);
+        foreach (var s in sources) await Client.GetGrain<IClientGrain>(s).Publish(Frame(s, 1));
+        await WaitForAsync(() => observer.Frames.Count >= sources.Count);
+        await Task.Delay(200);
         Assert.Equal(sources.Order(), observer.Frames.Select(f => f.Source).Order());
     }
 }

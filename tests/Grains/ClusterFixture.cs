@@ -1,4 +1,5 @@
 using Blankend.Orleans.Configuration;
+using Blankend.Orleans.Grains.Devices;
 using Blankend.Orleans.Silo.Hosting;
 using Microsoft.Extensions.Configuration;
 using Orleans.TestingHost;
@@ -37,6 +38,7 @@ public sealed class TwoSiloClusterFixture : IAsyncLifetime
                 .Build();
             siloBuilder.Services.AddBlankendOptions(config);
             siloBuilder.AddBlankendGrainDefaults(BlankendConfiguration.Read<ClusterSettings, ClusterSettingsValidator>(config, ClusterSettings.Section));
+            siloBuilder.AddBlankendProcessing(config);
         }
     }
 }

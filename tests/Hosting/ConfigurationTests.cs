@@ -103,10 +103,31 @@ public sealed class ConfigurationTests
     [InlineData("--stream:jpeg_qualty=50", "stream:jpeg_qualty")]
     [InlineData("--cluster:mode=sideways", "cluster:mode")]
     [InlineData("--cluster:silo_port=seventy", "cluster:silo_port")]
+    [InlineData("--telemetry:trace_every=5", "telemetry:trace_every")]
     public void UnknownKeyOrUnreadableValueStopsStartupNamingIt(string arg, string key)
     {
         var e = Assert.Throws<BlankendConfigurationException>(() => BlankendGatewayApp.Create(Args(arg), new Hashtable()));
         Assert.Contains(key, e.Message);
+    }
+
+    [Theory]
+    [InlineData("--telemetry:trace_sample_every=-1", "telemetry:trace_sample_every")]
+    [InlineData("--telemetry:stats_log_interval_s=-10", "telemetry:stats_log_interval_s")]
+    [InlineData("--telemetry:dashboard_enabled=perhaps", "telemetry:dashboard_enabled")]
+    [InlineData("--cluster:metrics_port=70000", "cluster:metrics_port")]
+    public void BadTelemetrySettingStopsStartupNamingTheKey(string arg, string key)
+    {
+        var e = Assert.ThrowsAny<Exception>(() => BlankendGatewayApp.Create(Args(arg), new Hashtable()));
+        Assert.Contains(key, BlankendStartup.Describe(e));
+    }
+
+    [Fact]
+    public void TelemetryDefaultsComeFromTheShippedFile()
+    {
+        using var app = BlankendGatewayApp.Create(Args(), new Hashtable());
+        var t = app.Services.GetRequiredService<IOptions<TelemetryOptions>>().Value;
+        Assert.Equal((10, 300, true), (t.StatsLogIntervalSeconds, t.TraceSampleEvery, t.DashboardEnabled));
+        Assert.Equal(0, app.Services.GetRequiredService<IOptions<ClusterSettings>>().Value.MetricsPort);
     }
 
     [Fact]

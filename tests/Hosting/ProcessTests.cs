@@ -38,10 +38,12 @@ public sealed class ProcessTests
     {
         var siloPort = TestEnv.FreePort();
         var gatewayPort = TestEnv.FreePort();
+        var siloMetricsPort = TestEnv.FreePort();
         // The gateway starts first: it waits for the cluster, logging each try, instead of failing.
         await using var gw = ServiceProcess.StartGateway("--cluster:mode=client", $"--cluster:gateway_ports:0={gatewayPort}");
         await Task.Delay(1500);
-        await using var silo = ServiceProcess.StartSilo($"--cluster:silo_port={siloPort}", $"--cluster:primary_silo_port={siloPort}", $"--cluster:gateway_port={gatewayPort}");
+        await using var silo = ServiceProcess.StartSilo($"--cluster:silo_port={siloPort}", $"--cluster:primary_silo_port={siloPort}",
+            $"--cluster:gateway_port={gatewayPort}", $"--cluster:metrics_port={siloMetricsPort}");
         await gw.WaitHealthyAsync();
 
         var health = await gw.Client.GetStringAsync("healthz");
@@ -58,6 +60,30 @@ public sealed class ProcessTests
         Assert.Contains("\"source\":\"split\"", meta.Text);
         var data = await viewer.ReceiveMessageAsync(TimeSpan.FromSeconds(10));
         Assert.Equal(frame, data!.Data);
+
+        // Each process exports its own metrics: the gateway its edge, the silo (on cluster.metrics_port) its grains.
+        var gwMetrics = PrometheusText.Parse(await gw.Client.GetStringAsync("metrics"));
+        Assert.Equal(1, gwMetrics.Value("blankend_frames_in_total", "endpoint=video_in"));
+        Assert.Equal(1, gwMetrics.Value("blankend_frames_out_total", "endpoint=video_out"));
+        Assert.Null(gwMetrics.Value("blankend_grain_frames_routed_total", "kind=raw"));
+        using (var siloHttp = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{siloMetricsPort}/") })
+        {
+            var siloMetrics = PrometheusText.Parse(await siloHttp.GetStringAsync("metrics"));
+            Assert.Equal(1, siloMetrics.Value("blankend_grain_frames_routed_total", "kind=raw"));
+            Assert.Equal(1, siloMetrics.Value("blankend_sources_active"));
+            Assert.Null(siloMetrics.Value("blankend_frames_in_total", "endpoint=video_in"));
+            Assert.Contains(siloMetrics.Samples, s => s.Name == "orleans_catalog_activations");
+        }
+
+        // The dashboard, served by the gateway as an Orleans client, sees the silo's grains.
+        var dashboardDeadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        var counters = "";
+        while (DateTime.UtcNow < dashboardDeadline && !counters.Contains("ClientGrain", StringComparison.Ordinal))
+        {
+            counters = await gw.Client.GetStringAsync("dashboard/DashboardCounters");
+            if (!counters.Contains("ClientGrain", StringComparison.Ordinal)) await Task.Delay(250);
+        }
+        Assert.Contains("ClientGrain", counters);
 
         // The silo goes away: /healthz says so (503), and the gateway process stays up.
         silo.Terminate();

@@ -27,13 +27,14 @@ public sealed class EmbeddedGateway : IAsyncDisposable
 
     /// <summary>Started on the thread pool, outside xunit's synchronization context: a host started under that
     /// context (two threads shared by the whole run) keeps posting its continuations there and starves.</summary>
-    public static Task<EmbeddedGateway> StartAsync(string[]? args = null, IDictionary? environment = null) =>
-        Task.Run(() => StartCoreAsync(args, environment));
+    public static Task<EmbeddedGateway> StartAsync(string[]? args = null, IDictionary? environment = null,
+        Action<WebApplicationBuilder>? configure = null) =>
+        Task.Run(() => StartCoreAsync(args, environment, configure));
 
-    private static async Task<EmbeddedGateway> StartCoreAsync(string[]? args, IDictionary? environment)
+    private static async Task<EmbeddedGateway> StartCoreAsync(string[]? args, IDictionary? environment, Action<WebApplicationBuilder>? configure)
     {
         string[] all = ["--urls", "http://127.0.0.1:0", "--Logging:LogLevel:Default=Warning", .. TestEnv.SiloPortArgs(), .. args ?? []];
-        var app = BlankendGatewayApp.Create(all, environment ?? new Hashtable());
+        var app = BlankendGatewayApp.Create(all, environment ?? new Hashtable(), configure);
         await app.StartAsync();
         var url = app.Urls.First();
         return new EmbeddedGateway(app, new Uri(url.EndsWith('/') ? url : url + "/"));
@@ -41,6 +42,8 @@ public sealed class EmbeddedGateway : IAsyncDisposable
 
     public async Task<JsonElement> StreamStatusAsync() =>
         await Client.GetFromJsonAsync<JsonElement>("api/v1/stream/status");
+
+    public async Task<PrometheusText> ScrapeAsync() => PrometheusText.Parse(await Client.GetStringAsync("metrics"));
 
     public async ValueTask DisposeAsync()
     {

@@ -88,8 +88,9 @@ public sealed class CameraStream : IAsyncDisposable
     }
 }
 
-/// <summary>One frame as a viewer saw it: the camera's tag, the meta (epoch, seq) and when it arrived.</summary>
-public sealed record SeenFrame(int Tag, long Epoch, long Seq, long At);
+/// <summary>One frame as a viewer saw it: the camera's tag (-1 once re-encoded: the tag is a JPEG comment), the
+/// meta (epoch, seq, kind) and when it arrived.</summary>
+public sealed record SeenFrame(int Tag, long Epoch, long Seq, long At, string Kind = "raw");
 
 /// <summary>A viewer on <c>/video_out?source=...&amp;meta=1</c> recording every frame it receives.</summary>
 public sealed class ViewerRecorder : IAsyncDisposable
@@ -122,6 +123,7 @@ public sealed class ViewerRecorder : IAsyncDisposable
     private async Task RunAsync()
     {
         long epoch = 0, seq = 0;
+        var kind = "raw";
         try
         {
             while (true)
@@ -133,9 +135,10 @@ public sealed class ViewerRecorder : IAsyncDisposable
                     var meta = JsonDocument.Parse(m.Data).RootElement;
                     epoch = meta.GetProperty("epoch").GetInt64();
                     seq = meta.GetProperty("seq").GetInt64();
+                    kind = meta.TryGetProperty("kind", out var k) ? k.GetString() ?? "" : "";
                     continue;
                 }
-                var seen = new SeenFrame(TestJpeg.ReadTag(m.Data), epoch, seq, Stopwatch.GetTimestamp());
+                var seen = new SeenFrame(TestJpeg.ReadTag(m.Data), epoch, seq, Stopwatch.GetTimestamp(), kind);
                 lock (_frames) _frames.Add(seen);
             }
         }

@@ -1,0 +1,117 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Blankend.Orleans.Processing;
+
+namespace Blankend.Orleans.Gateway.Endpoints;
+
+/// <summary>
+/// Body of <c>POST /api/v1/video_processing/pipeline/config</c>: the config file's snake_case keys. Absent
+/// keys are left unchanged. With <c>source</c> the change is that source's override (<c>reset: true</c>
+/// removes it). Unknown keys, wrong types and values out of range answer 400 and change nothing.
+/// </summary>
+public sealed record PipelineConfigBody(
+    string? Source = null,
+    bool? Enabled = null,
+    bool? ReencodeEnabled = null,
+    int? JpegQuality = null,
+    double? FpsLimit = null,
+    int? Workers = null,
+    bool? HwTranscode = null,
+    bool? Reset = null);
+
+/// <summary>Strict request parsing: unknown members are errors; numbers must be numbers, booleans booleans.</summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
+    UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow, AllowDuplicateProperties = false)]
+[JsonSerializable(typeof(PipelineConfigBody))]
+public sealed partial class ProcessingRequestJson : JsonSerializerContext;
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+[JsonSerializable(typeof(PipelineConfig))]
+[JsonSerializable(typeof(PipelineStatus))]
+[JsonSerializable(typeof(GpuStatus))]
+public sealed partial class ProcessingJson : JsonSerializerContext;
+
+public static class ProcessingEndpoints
+{
+    private const int MaxBodyBytes = 64 * 1024;
+    private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(10);
+
+    public static void MapProcessingEndpoints(this WebApplication app)
+    {
+        app.MapGet("/api/v1/video_processing/pipeline/status", PipelineStatusAsync);
+        app.MapGet("/api/v1/video_processing/pipeline/config", GetConfigAsync);
+        app.MapPost("/api/v1/video_processing/pipeline/config", PostConfigAsync);
+        app.MapGet("/api/v1/video_processing/gpu/status", GpuStatusAsync);
+    }
+
+    private static IPipelineConfigGrain Pipeline(IGrainFactory grains) => grains.GetGrain<IPipelineConfigGrain>(IPipelineConfigGrain.Key);
+
+    public static async Task<IResult> PipelineStatusAsync(IGrainFactory grains, HttpContext context)
+    {
+        try { return Results.Json(await Pipeline(grains).GetStatus().WaitAsync(CallTimeout), ProcessingJson.Default.PipelineStatus); }
+        catch (Exception e) when (e is TimeoutException or OrleansException) { return Unavailable(context, e); }
+    }
+
+    public static async Task<IResult> GpuStatusAsync(IGrainFactory grains, HttpContext context)
+    {
+        try { return Results.Json(await Pipeline(grains).GetGpuStatus().WaitAsync(CallTimeout), ProcessingJson.Default.GpuStatus); }
+        catch (Exception e) when (e is TimeoutException or OrleansException) { return Unavailable(context, e); }
+    }
+
+    public static async Task<IResult> GetConfigAsync(IGrainFactory grains, HttpContext context)
+    {
+        try { return Results.Json(await Pipeline(grains).GetConfig().WaitAsync(CallTimeout), ProcessingJson.Default.PipelineConfig); }
+        catch (Exception e) when (e is TimeoutException or OrleansException) { return Unavailable(context, e); }
+    }
+
+    public static async Task<IResult> PostConfigAsync(IGrainFactory grains, HttpContext context)
+    {
+        var request = context.Request;
+        if (request.ContentType is { } type && !type.StartsWith("application/json", StringComparison.OrdinalIgnoreCase))
+            return Bad(context, "unsupported content type", $"the body must be application/json (got '{type}')");
+        if (request.ContentLength > MaxBodyBytes)
+            return Bad(context, "body too large", $"at most {MaxBodyBytes} bytes");
+
+        byte[] body;
+        using (var ms = new MemoryStream())
+        {
+            var buffer = new byte[8192];
+            int n;
+            while ((n = await request.Body.ReadAsync(buffer, context.RequestAborted)) > 0)
+            {
+                if (ms.Length + n > MaxBodyBytes) return Bad(context, "body too large", $"at most {MaxBodyBytes} bytes");
+                ms.Write(buffer, 0, n);
+            }
+            body = ms.ToArray();
+        }
+
+        PipelineConfigBody? parsed;
+        try
+        {
+            parsed = JsonSerializer.Deserialize(body, ProcessingRequestJson.Default.PipelineConfigBody);
+        }
+        catch (JsonException e)
+        {
+            return Bad(context, "invalid pipeline config", e.Message);
+        }
+        if (parsed is null) return Bad(context, "invalid pipeline config", "the body must be a JSON object");
+
+        var update = new PipelineConfigUpdate(parsed.Source, parsed.Enabled, parsed.ReencodeEnabled, parsed.JpegQuality, parsed.FpsLimit,
+            parsed.Workers, parsed.HwTranscode, parsed.Reset ?? false);
+        if (PipelineRules.Validate(update) is { } error) return Bad(context, "invalid pipeline config", error);
+        if (update == new PipelineConfigUpdate()) return Bad(context, "invalid pipeline config", "no setting given");
+
+        ConfigChangeResult result;
+        try { result = await Pipeline(grains).Update(update).WaitAsync(CallTimeout); }
+        catch (Exception e) when (e is TimeoutException or OrleansException) { return Unavailable(context, e); }
+        if (result.Error is not null) return Bad(context, "invalid pipeline config", result.Error);
+        return Results.Json(result.Config, ProcessingJson.Default.PipelineConfig);
+    }
+
+    private static IResult Bad(HttpContext context, string title, string detail) =>
+        Results.Problem(title: title, detail: detail, statusCode: StatusCodes.Status400BadRequest, instance: context.Request.Path);
+
+    private static IResult Unavailable(HttpContext context, Exception e) =>
+        Results.Problem(title: "cluster unavailable", detail: $"{e.GetType().Name}: {e.Message}",
+            statusCode: StatusCodes.Status503ServiceUnavailable, instance: context.Request.Path);
+}

@@ -1,0 +1,154 @@
+using System.Diagnostics;
+using Blankend.Orleans.Configuration;
+using Blankend.Orleans.Gateway.Endpoints;
+using Blankend.Orleans.Gateway.Hosting;
+using Blankend.Orleans.Health;
+using Microsoft.Extensions.Options;
+
+namespace Blankend.Orleans.Gateway.Health;
+
+/// <summary>
+/// Runs every <see cref="IHealthComponent"/> registered in DI, concurrently and each within
+/// <see cref="CheckTimeout"/>, and folds them into one status: <c>unavailable</c> (503) when a critical component
+/// is unavailable, <c>degraded</c> when any component is degraded or a non-critical one is unavailable, else
+/// <c>ok</c>. <c>disabled</c> and <c>not_configured</c> components do not count. Placeholders stand in for
+/// <c>bus</c>, <c>decoders</c> and <c>models</c> until the parts that own them register a component of that name.
+/// </summary>
+public sealed class HealthService
+{
+    public static readonly TimeSpan CheckTimeout = TimeSpan.FromSeconds(2);
+
+    private readonly IHealthComponent[] _components;
+
+    public HealthService(IEnumerable<IHealthComponent> registered, IOptions<StreamOptions> stream)
+    {
+        var list = registered.ToList();
+        IHealthComponent[] placeholders =
+        [
+            new BusPlaceholder(stream.Value.RelayEnabled),
+            new NotConfigured("decoders"),
+            new NotConfigured("models"),
+        ];
+        foreach (var p in placeholders)
+        {
+            if (!list.Any(c => string.Equals(c.Name, p.Name, StringComparison.Ordinal))) list.Add(p);
+        }
+        // The cluster first, then the order of registration: a stable, readable body.
+        _components = [.. list.OrderBy(c => c.Name == ClusterHealthComponent.ComponentName ? 0 : 1)];
+    }
+
+    public IReadOnlyList<IHealthComponent> Components => _components;
+
+    public async Task<HealthReport> CheckAsync(string mode, CancellationToken ct)
+    {
+        var checks = new Task<ComponentHealth>[_components.Length];
+        for (var i = 0; i < _components.Length; i++) checks[i] = CheckOneAsync(_components[i], ct);
+        await Task.WhenAll(checks);
+
+        var results = new Dictionary<string, ComponentHealth>(StringComparer.Ordinal);
+        var status = HealthStates.Ok;
+        for (var i = 0; i < _components.Length; i++)
+        {
+            var component = _components[i];
+            var result = checks[i].Result;
+            results[component.Name] = result;
+            if (result.State == HealthStates.Unavailable && component.Critical) status = HealthStates.Unavailable;
+            else if (status == HealthStates.Ok && result.State is HealthStates.Degraded or HealthStates.Unavailable) status = HealthStates.Degraded;
+        }
+        return new HealthReport(status, mode, results);
+    }
+
+    private static async Task<ComponentHealth> CheckOneAsync(IHealthComponent component, CancellationToken ct)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(CheckTimeout);
+        try
+        {
+            return await component.CheckAsync(timeout.Token).WaitAsync(CheckTimeout, ct);
+        }
+        catch (Exception e) when (!ct.IsCancellationRequested)
+        {
+            var why = e is TimeoutException or OperationCanceledException ? $"no answer within {CheckTimeout.TotalSeconds:0} s" : $"{e.GetType().Name}: {e.Message}";
+            return new ComponentHealth(HealthStates.Unavailable, why);
+        }
+    }
+
+    /// <summary>Until the relay registers its own <c>bus</c> component: the configured intent, never a 503.</summary>
+    private sealed class BusPlaceholder(bool relayEnabled) : IHealthComponent
+    {
+        public string Name => "bus";
+
+        public bool Critical => false;
+
+        public Task<ComponentHealth> CheckAsync(CancellationToken cancellationToken) => Task.FromResult(relayEnabled
+            ? new ComponentHealth(HealthStates.Degraded, "stream.relay_enabled is set but this build has no ZeroMQ relay yet")
+            : new ComponentHealth(HealthStates.Disabled, "stream.relay_enabled is false"));
+    }
+
+    private sealed class NotConfigured(string name) : IHealthComponent
+    {
+        private static readonly Task<ComponentHealth> Result = Task.FromResult(new ComponentHealth(HealthStates.NotConfigured));
+
+        public string Name => name;
+
+        public bool Critical => false;
+
+        public Task<ComponentHealth> CheckAsync(CancellationToken cancellationToken) => Result;
+    }
+}
+
+/// <summary>The cluster answers: a round trip to the source directory grain. Critical: without it no frame flows.</summary>
+public sealed class ClusterHealthComponent(IGrainFactory grains) : IHealthComponent
+{
+    public const string ComponentName = "cluster";
+
+    public string Name => ComponentName;
+
+    public bool Critical => true;
+
+    public async Task<ComponentHealth> CheckAsync(CancellationToken cancellationToken)
+    {
+        var watch = Stopwatch.StartNew();
+        var silo = await grains.GetGrain<ISourceDirectoryGrain>(ISourceDirectoryGrain.Key).Ping().WaitAsync(cancellationToken);
+        return new ComponentHealth(HealthStates.Ok, $"answered by {silo}", Math.Round(watch.Elapsed.TotalMilliseconds, 3));
+    }
+}
+
+/// <summary>
+/// The ZeroMQ bus link, as the silo holding it reports (docs/protocol.md). Never critical: cameras and viewers
+/// keep working without the bus, so a down link is <c>degraded</c> with 200, never 503.
+/// </summary>
+public sealed class BusHealthComponent(IGrainFactory grains, GatewayMode mode, IOptions<StreamOptions> stream) : IHealthComponent
+{
+    public string Name => "bus";
+
+    public bool Critical => false;
+
+    public async Task<ComponentHealth> CheckAsync(CancellationToken cancellationToken)
+    {
+        var relay = await RelayEndpoints.QueryAsync(grains, mode, stream.Value);
+        return relay.State switch
+        {
+            "connected" => new ComponentHealth(HealthStates.Ok, $"'{relay.Identity}' connected to {relay.Endpoint} (silo {relay.Silo})"),
+            "disabled" => new ComponentHealth(HealthStates.Disabled, relay.Detail),
+            _ => new ComponentHealth(HealthStates.Degraded, $"{relay.State}: {relay.Detail}"),
+        };
+    }
+}
+
+/// <summary>
+/// ffmpeg decoders on the silos (docs/codec.md). Not critical: without ffmpeg only <c>/video_codec</c> and recording
+/// stop working, JPEG cameras and viewers do not, so a missing decoder shows as <c>degraded</c> with 200.
+/// </summary>
+public sealed class DecodersHealthComponent(IGrainFactory grains) : IHealthComponent
+{
+    public string Name => "decoders";
+
+    public bool Critical => false;
+
+    public async Task<ComponentHealth> CheckAsync(CancellationToken cancellationToken)
+    {
+        var health = await CodecEndpoints.HealthAsync(grains);
+        return health.State == "unknown" ? health with { State = HealthStates.Degraded } : health;
+    }
+}

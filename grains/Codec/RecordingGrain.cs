@@ -1,0 +1,149 @@
+using Blankend.Orleans.Codec;
+using Blankend.Orleans.Configuration;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Blankend.Orleans.Grains.Codec;
+
+/// <summary>
+/// One per source. Holds the live <see cref="Recorder"/> and is itself the frame observer registered with the
+/// source's ClientGrain (a grain may not create a local object reference; a grain reference works the same way
+/// for the ClientGrain). Keeps the registration fresh (registrations expire after 3 x
+/// <c>cluster:observer_refresh_ms</c>) and ends the recording when the source stops sending for
+/// <c>recording:idle_timeout_s</c>. The timer exists only while recording.
+/// </summary>
+public sealed partial class RecordingGrain(CodecHost host, IOptions<ClusterSettings> cluster, ILogger<RecordingGrain> log)
+    : Grain, IRecordingGrain, IFrameObserver
+{
+    private Recorder? _live;
+    private IFrameObserver? _reference;
+    private IGrainTimer? _timer;
+    private RecordingResult? _finished;
+
+    private string Source => this.GetPrimaryKeyString();
+
+    private IClientGrain Client => GrainFactory.GetGrain<IClientGrain>(Source);
+
+    public async Task<RecordingStartResult> Start(RecordingRequest request)
+    {
+        var source = Source;
+        if (_live is { } live)
+        {
+            return new RecordingStartResult(RecordingStartStatus.AlreadyRecording, live.Config.Id, source, live.Config.Path,
+                live.Config.Kind, live.Config.Fps, $"source '{source}' is already being recorded to {live.Config.Path}");
+        }
+        var kind = RecordingKinds.IsValid(request.Kind) ? request.Kind : RecordingKinds.Raw;
+        var fps = request.Fps > 0 ? request.Fps : host.Recording.DefaultFps;
+        var caps = await host.Capabilities;
+        if (!caps.CanRecord)
+        {
+            var why = caps.Available ? $"ffmpeg '{caps.ConfiguredPath}' has no libx264 encoder" : caps.Error!;
+            return new RecordingStartResult(RecordingStartStatus.Unavailable, "", source, "", kind, fps, why);
+        }
+
+        string path;
+        try
+        {
+            Directory.CreateDirectory(host.RecordingFolder);
+            path = RecordingPaths.NewPath(host.RecordingFolder, source, DateTime.UtcNow);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            return new RecordingStartResult(RecordingStartStatus.Failed, "", source, "", kind, fps,
+                $"cannot write to the recordings folder {host.RecordingFolder} (recording:folder): {e.Message}");
+        }
+
+        var id = Guid.NewGuid().ToString("N");
+        var recorder = host.StartRecorder(new Recorder.Settings(id, source, path, kind, fps, caps.ConfiguredPath,
+            host.Recording.QueueFrames, caps.HasFpsMode));
+        var reference = this.AsReference<IFrameObserver>();
+        _live = recorder;
+        try
+        {
+            await Client.Subscribe(reference);
+        }
+        catch (Exception e)
+        {
+            _live = null;
+            await recorder.StopAsync("failed");
+            host.RecorderEnded(recorder);
+            return new RecordingStartResult(RecordingStartStatus.Failed, "", source, "", kind, fps, "subscribing to the source failed: " + e.Message);
+        }
+        _reference = reference;
+        _finished = null;
+        var period = TimeSpan.FromMilliseconds(cluster.Value.ObserverRefreshMs);
+        _timer = this.RegisterGrainTimer(TickAsync, new GrainTimerCreationOptions(period, period) { KeepAlive = true });
+        LogStarted(log, source, kind, fps, path);
+        return new RecordingStartResult(RecordingStartStatus.Started, id, source, path, kind, fps, "");
+    }
+
+    /// <summary>A frame of the source (one-way from its ClientGrain): queued for the recorder, never awaited.</summary>
+    public Task OnFrame(FrameEnvelope frame)
+    {
+        _live?.Offer(frame);
+        return Task.CompletedTask;
+    }
+
+    public async Task<RecordingResult?> Stop()
+    {
+        if (_live is null)
+        {
+            var finished = _finished;
+            _finished = null;
+            return finished;
+        }
+        var result = await EndAsync("stopped");
+        _finished = null;
+        return result;
+    }
+
+    private async Task TickAsync(CancellationToken ct)
+    {
+        if (_live is not { } live) return;
+        if (live.Failure is not null)
+        {
+            await EndAsync("failed");
+            return;
+        }
+        if (live.IdleMs > host.Recording.IdleTimeoutSeconds * 1000L)
+        {
+            LogIdle(log, Source, host.Recording.IdleTimeoutSeconds);
+            await EndAsync("idle");
+            return;
+        }
+        try { await Client.Subscribe(_reference!); }
+        catch (Exception e) { LogRefreshFailed(log, e, Source); }
+    }
+
+    private async Task<RecordingResult> EndAsync(string ended)
+    {
+        var live = _live!;
+        _timer?.Dispose();
+        _timer = null;
+        if (_reference is { } reference)
+        {
+            try { await Client.Unsubscribe(reference); }
+            catch (Exception e) { LogRefreshFailed(log, e, Source); }
+            _reference = null;
+        }
+        var result = await live.StopAsync(ended);
+        host.RecorderEnded(live);
+        _live = null;
+        _finished = result;
+        return result;
+    }
+
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        if (_live is not null) await EndAsync("service_stopping");
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "recording {Source} ({Kind}, {Fps} fps) to {Path}")]
+    private static partial void LogStarted(ILogger log, string source, string kind, double fps, string path);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "recording {Source}: no frame for {Seconds} s, ending it")]
+    private static partial void LogIdle(ILogger log, string source, int seconds);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "recording {Source}: observer registration call failed")]
+    private static partial void LogRefreshFailed(ILogger log, Exception e, string source);
+}

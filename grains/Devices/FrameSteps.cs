@@ -1,0 +1,121 @@
+using OpenCvSharp;
+
+namespace Blankend.Orleans.Grains.Devices;
+
+/// <summary>One frame on a device worker: its request, the decoded image while the steps run, the result.</summary>
+public sealed class FrameWork(ProcessRequest request)
+{
+    public ProcessRequest Request { get; } = request;
+
+    public EffectiveSettings Settings => Request.Settings;
+
+    public string Source => Request.Frame.Source;
+
+    /// <summary>The decoded image (BGR), owned by the worker; steps may replace it (dispose the old one).</summary>
+    public Mat? Image { get; set; }
+
+    public byte[]? Output { get; set; }
+
+    public string? Error { get; private set; }
+
+    public bool Failed => Error is not null;
+
+    internal TaskCompletionSource<ProcessResult> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Marks the frame failed; the caller forwards its raw bytes and counts the error.</summary>
+    public void Fail(string step, string why) => Error ??= $"{step}: {why}";
+}
+
+/// <summary>
+/// A processing step. The worker decodes the frames of a batch that have at least one applicable step, runs
+/// each step ONCE over all the frames of the batch it applies to (frames of several sources when they share
+/// the device: a model step batches them into one inference call), then encodes at the frame's
+/// <c>jpeg_quality</c>. A step that fails for one frame marks that frame (<see cref="FrameWork.Fail"/>) and
+/// the rest go on. The AI steps plug in here.
+/// </summary>
+public interface IFrameStep
+{
+    /// <summary>Name shown in the status.</summary>
+    string Name { get; }
+
+    bool AppliesTo(EffectiveSettings settings);
+
+    /// <param name="batch">The decoded frames (Image set) the step applies to, in queue order.</param>
+    void Run(ReadOnlySpan<FrameWork> batch);
+}
+
+/// <summary>
+/// Re-encode (<c>reencode_enabled</c>): leaves the pixels as they are; its presence makes the worker decode and
+/// encode the frame at <c>jpeg_quality</c> (the original service's re-encode).
+/// </summary>
+public sealed class ReencodeStep : IFrameStep
+{
+    public string Name => "reencode";
+
+    public bool AppliesTo(EffectiveSettings settings) => settings.ReencodeEnabled;
+
+    public void Run(ReadOnlySpan<FrameWork> batch)
+    {
+    }
+}
+
+/// <summary>JPEG decode / encode with OpenCV (libjpeg-turbo), on the CPU.</summary>
+public static class JpegCodec
+{
+    /// <summary>Decodes to BGR; a JPEG that passed the SOI/EOI check but does not decode fails the frame.</summary>
+    public static void Decode(FrameWork w)
+    {
+        try
+        {
+            var mat = Cv2.ImDecode(w.Request.Frame.Payload.AsSpan(), ImreadModes.Color);
+            if (mat.Empty())
+            {
+                mat.Dispose();
+                w.Fail("decode", "not a decodable JPEG");
+                return;
+            }
+            w.Image = mat;
+        }
+        catch (OpenCVException e)
+        {
+            w.Fail("decode", e.Message);
+        }
+    }
+
+    public static void Encode(FrameWork w)
+    {
+        try
+        {
+            Cv2.ImEncode(".jpg", w.Image!, out var bytes, new ImageEncodingParam(ImwriteFlags.JpegQuality, w.Settings.JpegQuality));
+            if (bytes.Length == 0) w.Fail("encode", "JPEG encoder produced nothing");
+            else w.Output = bytes;
+        }
+        catch (OpenCVException e)
+        {
+            w.Fail("encode", e.Message);
+        }
+    }
+
+    /// <summary>Whether the OpenCV runtime was built with CUDA, from its build information (null when the native
+    /// library cannot be loaded, with the reason).</summary>
+    public static (bool? Cuda, string Detail) OpenCvCuda()
+    {
+        try
+        {
+            foreach (var line in Cv2.GetBuildInformation().Split('\n'))
+            {
+                var t = line.Trim();
+                if (t.StartsWith("NVIDIA CUDA:", StringComparison.Ordinal))
+                {
+                    var yes = t.Contains("YES", StringComparison.Ordinal);
+                    return (yes, $"OpenCV {Cv2.GetVersionString()}: {t}");
+                }
+            }
+            return (false, $"OpenCV {Cv2.GetVersionString()} built without CUDA");
+        }
+        catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or BadImageFormatException or OpenCVException)
+        {
+            return (null, $"OpenCV native library not loadable: {e.GetBaseException().Message}");
+        }
+    }
+}

@@ -1,0 +1,28 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Orleans.Hosting;
+using Orleans.Runtime.MembershipService.SiloMetadata;
+
+namespace Blankend.Orleans.Grains.Devices;
+
+public static class ProcessingSiloExtensions
+{
+    /// <summary>
+    /// The processing path's silo side: device detection (published as silo metadata), the device placement
+    /// director, the device catalog, the per-silo worker host and the steps. Nothing here starts a thread.
+    /// </summary>
+    public static ISiloBuilder AddBlankendProcessing(this ISiloBuilder silo, IConfiguration config)
+    {
+        var local = LocalDevices.Create(config);
+        silo.UseSiloMetadata(local.ToMetadata(config));
+        var services = silo.Services;
+        services.AddSingleton(local);
+        services.AddSingleton<DeviceCatalog>();
+        services.AddSingleton<IDeviceCatalog>(sp => sp.GetRequiredService<DeviceCatalog>());
+        services.AddPlacementDirector<DevicePlacement, DevicePlacementDirector>();
+        services.AddSingleton<IFrameStep, ReencodeStep>();
+        services.AddSingleton<DeviceWorkerHost>();
+        services.AddSingleton<ProcessingMetrics>();
+        return silo;
+    }
+}
