@@ -130,7 +130,8 @@ if [[ $MODE == micro ]]; then
     fi
     for f in "${reports[@]}"; do
         name=$(basename "$f" -report-github.md)
-        cp "$f" "$RESULTS/micro/${name##*.}.md"
+        # BenchmarkDotNet's GitHub markdown HTML-escapes the quotes around descriptions.
+        sed "s/&#39;//g" "$f" > "$RESULTS/micro/${name##*.}.md"
     done
     write_info "$RESULTS/micro-info.txt" "job=$job"
     make_doc

@@ -6,19 +6,22 @@ public static class Media
 {
     public const string FramePath = "bench/media/frame-1280x720.jpg";
 
-    public static byte[] Frame()
+    public static byte[] Frame() => File.ReadAllBytes(Find(FramePath));
+
+    /// <summary>A file of the repository, by its path from the root.</summary>
+    public static string Find(string relativePath)
     {
         foreach (var start in new[] { AppContext.BaseDirectory, Directory.GetCurrentDirectory() })
         {
             for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
             {
-                var p = Path.Combine(dir.FullName, FramePath);
+                var p = Path.Combine(dir.FullName, relativePath);
                 if (File.Exists(p))
                 {
-                    return File.ReadAllBytes(p);
+                    return p;
                 }
             }
         }
-        throw new FileNotFoundException($"{FramePath} not found above {AppContext.BaseDirectory} or {Directory.GetCurrentDirectory()}");
+        throw new FileNotFoundException($"{relativePath} not found above {AppContext.BaseDirectory} or {Directory.GetCurrentDirectory()}");
     }
 }
