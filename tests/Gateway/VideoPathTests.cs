@@ -346,10 +346,10 @@ public sealed class SlowViewerTests(GatewayProcessFixture fixture) : IClassFixtu
         var pause0 = GC.GetTotalPauseDuration();
         var gc0 = (GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2));
         // 300 frames of ~120 KB at 60 fps: the stalled viewer's socket buffers fill within a second.
-        // Paced on the thread pool, not on xunit's two-thread synchronization context. The first second warms
+        // Paced on the thread pool, not on xunit's two-thread synchronization context. The first 3 s warm
         // the fresh process up (tier-up JIT on two cores stalls it briefly) and is not counted: tags n+1.. are
         // warm-up frames, sent before the counted ones.
-        var warmup = Enumerable.Range(n + 1, 60).Select(i => TestJpeg.Tagged(i, 120_000)).ToArray();
+        var warmup = Enumerable.Range(n + 1, 180).Select(i => TestJpeg.Tagged(i, 120_000)).ToArray();
         await Task.Run(async () =>
         {
             var start = System.Diagnostics.Stopwatch.GetTimestamp();
