@@ -26,6 +26,13 @@ public interface IClientGrain : IGrainWithStringKey
     [ResponseTimeout("00:00:05")]
     Task Unsubscribe(IFrameObserver observer);
 
+    /// <summary>Registers (or refreshes) an observer of the frames AS THEY ENTERED (kind=raw), whatever the
+    /// processing path does with the viewers' copy: a raw recording of a processed source. Expires like
+    /// <see cref="Subscribe"/> registrations.</summary>
+    Task SubscribeRaw(IFrameObserver observer);
+
+    Task UnsubscribeRaw(IFrameObserver observer);
+
     /// <summary>Called by the source directory when the set of all-source observers changes.</summary>
     Task SetWildcardObservers(WildcardSet set);
 

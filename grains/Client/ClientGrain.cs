@@ -27,6 +27,10 @@ public sealed partial class ClientGrain : Grain, IClientGrain
     private readonly Dictionary<IFrameObserver, long> _subscribers = [];
     private WildcardSet _wildcard = WildcardSet.Empty;
 
+    // Observers of the raw frames (recorders of kind=raw): get every frame as it entered, processing or not.
+    private readonly Dictionary<IFrameObserver, long> _rawSubscribers = [];
+    private IFrameObserver[] _rawTargets = [];
+
     // Union of subscribers and wildcard observers, rebuilt only when either changes: a gateway that has both a
     // per-source and an all-sources viewer still gets each frame once.
     private IFrameObserver[] _targets = [];
@@ -107,6 +111,12 @@ public sealed partial class ClientGrain : Grain, IClientGrain
             catch (Exception e) { LogRelayFailed(e, Source); }
         }
 
+        foreach (var raw in _rawTargets)
+        {
+            try { raw.OnFrame(stamped); }
+            catch (Exception e) { LogObserverFailed(e, Source); }
+        }
+
         // Viewers get each frame in ONE form: processed when the pipeline takes it, raw otherwise.
         if (!_processing.TryRoute(stamped)) Deliver(stamped);
         return Task.CompletedTask;
@@ -140,6 +150,20 @@ public sealed partial class ClientGrain : Grain, IClientGrain
     public Task Unsubscribe(IFrameObserver observer)
     {
         if (_subscribers.Remove(observer)) RebuildTargets();
+        return Task.CompletedTask;
+    }
+
+    public Task SubscribeRaw(IFrameObserver observer)
+    {
+        var added = !_rawSubscribers.ContainsKey(observer);
+        _rawSubscribers[observer] = Environment.TickCount64 + _expiryMs;
+        if (added) _rawTargets = [.. _rawSubscribers.Keys];
+        return Task.CompletedTask;
+    }
+
+    public Task UnsubscribeRaw(IFrameObserver observer)
+    {
+        if (_rawSubscribers.Remove(observer)) _rawTargets = [.. _rawSubscribers.Keys];
         return Task.CompletedTask;
     }
 
@@ -199,6 +223,16 @@ public sealed partial class ClientGrain : Grain, IClientGrain
         foreach (var (observer, expiry) in _subscribers)
         {
             if (expiry <= now) (expired ??= []).Add(observer);
+        }
+        List<IFrameObserver>? expiredRaw = null;
+        foreach (var (observer, expiry) in _rawSubscribers)
+        {
+            if (expiry <= now) (expiredRaw ??= []).Add(observer);
+        }
+        if (expiredRaw is not null)
+        {
+            foreach (var observer in expiredRaw) _rawSubscribers.Remove(observer);
+            _rawTargets = [.. _rawSubscribers.Keys];
         }
         if (expired is null) return;
         foreach (var observer in expired) _subscribers.Remove(observer);

@@ -60,7 +60,7 @@ public sealed partial class RecordingGrain(CodecHost host, IOptions<ClusterSetti
         _live = recorder;
         try
         {
-            await Client.Subscribe(reference);
+            await SubscribeAsync(reference, kind);
         }
         catch (Exception e)
         {
@@ -111,9 +111,15 @@ public sealed partial class RecordingGrain(CodecHost host, IOptions<ClusterSetti
             await EndAsync("idle");
             return;
         }
-        try { await Client.Subscribe(_reference!); }
+        try { await SubscribeAsync(_reference!, live.Config.Kind); }
         catch (Exception e) { LogRefreshFailed(log, e, Source); }
     }
+
+    /// <summary>A raw recording takes every frame as it entered, even while the source is processed for its
+    /// viewers; a processed one takes what viewers get (processed frames, and raw ones that bypassed a saturated
+    /// worker, which the recorder counts and skips).</summary>
+    private Task SubscribeAsync(IFrameObserver reference, string kind) =>
+        kind == RecordingKinds.Raw ? Client.SubscribeRaw(reference) : Client.Subscribe(reference);
 
     private async Task<RecordingResult> EndAsync(string ended)
     {
@@ -122,7 +128,11 @@ public sealed partial class RecordingGrain(CodecHost host, IOptions<ClusterSetti
         _timer = null;
         if (_reference is { } reference)
         {
-            try { await Client.Unsubscribe(reference); }
+            try
+            {
+                if (live.Config.Kind == RecordingKinds.Raw) await Client.UnsubscribeRaw(reference);
+                else await Client.Unsubscribe(reference);
+            }
             catch (Exception e) { LogRefreshFailed(log, e, Source); }
             _reference = null;
         }

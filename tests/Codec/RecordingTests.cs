@@ -81,6 +81,38 @@ public sealed class RecordingTests(CodecGatewayFixture fixture, ITestOutputHelpe
     }
 
     [Fact]
+    public async Task RawRecordingOfAProcessedSourceHoldsEveryFrameWhileViewersGetProcessedOnes()
+    {
+        var source = NewSource();
+        using (var cfg = await Gw.Client.PostAsync("api/v1/video_processing/pipeline/config", new StringContent(
+            $"{{\"source\":\"{source}\",\"enabled\":true,\"reencode_enabled\":true,\"jpeg_quality\":30}}", Encoding.UTF8, "application/json")))
+        {
+            Assert.True(cfg.IsSuccessStatusCode, await cfg.Content.ReadAsStringAsync());
+        }
+        using var viewer = await Ws.ConnectAsync(Gw.Ws($"/video_out?source={source}&meta=1"));
+        var path = (await StartAsync(source, ",\"kind\":\"raw\",\"fps\":10")).GetProperty("path").GetString()!;
+
+        const int n = 20;
+        var kinds = new List<string>();
+        var reading = Task.Run(async () =>
+        {
+            while (kinds.Count < n)
+            {
+                var m = await viewer.ReceiveMessageAsync(TimeSpan.FromSeconds(10));
+                if (m is null) break;
+                if (m.Type == WebSocketMessageType.Text) kinds.Add(JsonDocument.Parse(m.Data).RootElement.GetProperty("kind").GetString()!);
+            }
+        });
+        await SendFramesAsync(source, n);
+        await reading.WaitAsync(TimeSpan.FromSeconds(20));
+        var stopped = await StopAsync(source);
+
+        Assert.Contains("processed", kinds);                      // the viewers' copy went through the worker
+        Assert.Equal(n, stopped.GetProperty("frames").GetInt64()); // the raw recording still has every frame
+        Assert.Equal(n, (await FfProbe.ReadAsync(path)).Frames);
+    }
+
+    [Fact]
     public async Task ASecondStartIs409AndStopWithoutStartIs404()
     {
         var source = NewSource();
