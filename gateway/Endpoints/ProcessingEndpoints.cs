@@ -46,9 +46,19 @@ public static class ProcessingEndpoints
 
     private static IPipelineConfigGrain Pipeline(IGrainFactory grains) => grains.GetGrain<IPipelineConfigGrain>(IPipelineConfigGrain.Key);
 
-    public static async Task<IResult> PipelineStatusAsync(IGrainFactory grains, HttpContext context)
+    /// <summary>The processing pipeline's status, with the bus link's (<c>relay</c>, as /api/v1/relay/status gives
+    /// it) alongside: one place for an operator to see where frames go and where they are dropped.</summary>
+    public static async Task<IResult> PipelineStatusAsync(IGrainFactory grains, HttpContext context,
+        Hosting.GatewayMode mode, Microsoft.Extensions.Options.IOptions<Configuration.StreamOptions> stream)
     {
-        try { return Results.Json(await Pipeline(grains).GetStatus().WaitAsync(CallTimeout), ProcessingJson.Default.PipelineStatus); }
+        try
+        {
+            var status = await Pipeline(grains).GetStatus().WaitAsync(CallTimeout);
+            var body = JsonSerializer.SerializeToNode(status, ProcessingJson.Default.PipelineStatus)!.AsObject();
+            var relay = await RelayEndpoints.QueryAsync(grains, mode, stream.Value);
+            body["relay"] = JsonSerializer.SerializeToNode(relay, GatewayJson.Default.RelayStatus);
+            return Results.Text(body.ToJsonString(), "application/json");
+        }
         catch (Exception e) when (e is TimeoutException or OrleansException) { return Unavailable(context, e); }
     }
 

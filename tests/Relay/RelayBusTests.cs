@@ -101,6 +101,13 @@ public sealed class RelayBusTests
         Assert.True(status.GetProperty("frames_sent").GetInt64() >= 2);
         Assert.True(status.GetProperty("bytes_sent").GetInt64() >= a.Length + b.Length);
         Assert.False(string.IsNullOrEmpty(status.GetProperty("silo").GetString()));
+
+        // The pipeline status carries the same link figures (one place for an operator to look).
+        var pipeline = await gw.Client.GetFromJsonAsync<JsonElement>("api/v1/video_processing/pipeline/status");
+        var relay = pipeline.GetProperty("relay");
+        Assert.Equal("connected", relay.GetProperty("state").GetString());
+        Assert.Equal(identity, relay.GetProperty("identity").GetString());
+        Assert.True(relay.GetProperty("frames_sent").GetInt64() >= status.GetProperty("frames_sent").GetInt64());
         var health = await gw.Client.GetFromJsonAsync<JsonElement>("healthz");
         Assert.Equal("ok", health.GetProperty("components").GetProperty("bus").GetProperty("state").GetString());
 
