@@ -290,7 +290,11 @@ public sealed class GatewayProcessFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        Gateway = ServiceProcess.StartGateway(TestEnv.SiloPortArgs());
+        // Queues of about 1 s (64 frames at 60 fps) instead of the defaults (4 / 8): a fresh process on two cores
+        // can pause for up to ~1 s (tier-up JIT, start-up probes), which costs both viewers alike and is not
+        // what this test is about. A fan-out held up by the stalled viewer would still starve the other viewer
+        // completely, and the stalled viewer's own queue still overflows (asserted below).
+        Gateway = ServiceProcess.StartGateway([.. TestEnv.SiloPortArgs(), "--gateway:ingest_queue_size=64", "--gateway:viewer_queue_size=64"]);
         await Gateway.WaitHealthyAsync();
     }
 
