@@ -194,61 +194,41 @@ public static partial class VideoCodecEndpoint
     private static async Task<ReceiveOutcome> ReceiveLoopAsync(WebSocket socket, ChunkPump pump, SemaphoreSlim sendLock,
         int maxFrameBytes, GatewayCounters counters, CodecGatewayCounters codecCounters, string clientId, ILogger log, CancellationToken ct)
     {
-        var buffer = ArrayPool<byte>.Shared.Rent(Math.Min(64 * 1024, maxFrameBytes + 1));
-        try
+        using var buffer = new MessageBuffer(64 * 1024, maxFrameBytes);
+        while (true)
         {
-            while (true)
+            var (type, tooBig) = await buffer.ReceiveAsync(socket, ct);
+            var count = buffer.Count;
+            if (tooBig)
             {
-                var count = 0;
-                ValueWebSocketReceiveResult result;
-                do
-                {
-                    if (count == buffer.Length)
-                    {
-                        var bigger = ArrayPool<byte>.Shared.Rent(Math.Min(buffer.Length * 2, maxFrameBytes + 1));
-                        buffer.AsSpan(0, count).CopyTo(bigger);
-                        ArrayPool<byte>.Shared.Return(buffer);
-                        buffer = bigger;
-                    }
-                    result = await socket.ReceiveAsync(buffer.AsMemory(count, Math.Min(buffer.Length, maxFrameBytes + 1) - count), ct);
-                    count += result.Count;
-                    if (count > maxFrameBytes)
-                    {
-                        counters.Oversize();
-                        LogOversize(log, clientId, maxFrameBytes);
-                        await sendLock.WaitAsync(CancellationToken.None);
-                        try { await VideoInEndpoint.CloseQuietlyAsync(socket, WebSocketCloseStatus.MessageTooBig, $"message exceeds max_frame_bytes ({maxFrameBytes})"); }
-                        finally { sendLock.Release(); }
-                        return ReceiveOutcome.TooBig;
-                    }
-                }
-                while (!result.EndOfMessage);
-
-                if (result.MessageType == WebSocketMessageType.Close) return ReceiveOutcome.ClientClosed;
-                if (result.MessageType == WebSocketMessageType.Text)
-                {
-                    await SendErrorAsync(socket, sendLock, "expected_binary", "send the H.264/HEVC Annex-B stream as binary messages", ct);
-                    continue;
-                }
-                if (count == 0) continue;
-
-                // The queue owns its chunks (the receive buffer is reused).
-                var chunk = buffer.AsSpan(0, count).ToArray();
-                try
-                {
-                    await pump.SendAsync(chunk, ct);
-                }
-                catch (ChannelClosedException)
-                {
-                    return ReceiveOutcome.SessionOver;
-                }
-                Interlocked.Increment(ref codecCounters.ChunksIn);
-                Interlocked.Add(ref codecCounters.BytesIn, count);
+                counters.Oversize();
+                LogOversize(log, clientId, maxFrameBytes);
+                await sendLock.WaitAsync(CancellationToken.None);
+                try { await VideoInEndpoint.CloseQuietlyAsync(socket, WebSocketCloseStatus.MessageTooBig, $"message exceeds max_frame_bytes ({maxFrameBytes})"); }
+                finally { sendLock.Release(); }
+                return ReceiveOutcome.TooBig;
             }
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
+
+            if (type == WebSocketMessageType.Close) return ReceiveOutcome.ClientClosed;
+            if (type == WebSocketMessageType.Text)
+            {
+                await SendErrorAsync(socket, sendLock, "expected_binary", "send the H.264/HEVC Annex-B stream as binary messages", ct);
+                continue;
+            }
+            if (count == 0) continue;
+
+            // The queue owns its chunks (the receive buffer is reused).
+            var chunk = buffer.Span.ToArray();
+            try
+            {
+                await pump.SendAsync(chunk, ct);
+            }
+            catch (ChannelClosedException)
+            {
+                return ReceiveOutcome.SessionOver;
+            }
+            Interlocked.Increment(ref codecCounters.ChunksIn);
+            Interlocked.Add(ref codecCounters.BytesIn, count);
         }
     }
 

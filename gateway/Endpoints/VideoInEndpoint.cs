@@ -61,69 +61,48 @@ public static partial class VideoInEndpoint
     private static async Task<long> ReceiveLoopAsync(WebSocket socket, IngestPump pump, string clientId, int maxFrameBytes,
         FrameTracing tracing, GatewayCounters counters, ILogger log, CancellationToken ct)
     {
-        var buffer = ArrayPool<byte>.Shared.Rent(Math.Min(256 * 1024, maxFrameBytes + 1));
+        using var buffer = new MessageBuffer(256 * 1024, maxFrameBytes);
         long frames = 0;
         var refusals = new RefusalLimiter();
-        try
+        while (true)
         {
-            while (true)
+            var (type, tooBig) = await buffer.ReceiveAsync(socket, ct);
+            var count = buffer.Count;
+            if (tooBig)
             {
-                var count = 0;
-                ValueWebSocketReceiveResult result;
-                do
-                {
-                    if (count == buffer.Length)
-                    {
-                        // Grow up to max+1 bytes: one byte past the limit is enough to know the frame is too big.
-                        var bigger = ArrayPool<byte>.Shared.Rent(Math.Min(buffer.Length * 2, maxFrameBytes + 1));
-                        buffer.AsSpan(0, count).CopyTo(bigger);
-                        ArrayPool<byte>.Shared.Return(buffer);
-                        buffer = bigger;
-                    }
-                    result = await socket.ReceiveAsync(buffer.AsMemory(count, Math.Min(buffer.Length, maxFrameBytes + 1) - count), ct);
-                    count += result.Count;
-                    if (count > maxFrameBytes)
-                    {
-                        counters.Oversize();
-                        LogOversize(log, clientId, maxFrameBytes);
-                        await CloseQuietlyAsync(socket, WebSocketCloseStatus.MessageTooBig, $"frame exceeds max_frame_bytes ({maxFrameBytes})");
-                        return frames;
-                    }
-                }
-                while (!result.EndOfMessage);
-
-                if (result.MessageType == WebSocketMessageType.Close)
-                {
-                    await CloseQuietlyAsync(socket, WebSocketCloseStatus.NormalClosure, "bye");
-                    return frames;
-                }
-                var received = Stopwatch.GetTimestamp();
-                if (result.MessageType == WebSocketMessageType.Text)
-                {
-                    counters.InvalidInput();
-                    LogRefusal(log, ref refusals, clientId, count, "expected_binary", "a text message (frames are binary JPEG messages)");
-                    await SendErrorAsync(socket, "expected_binary", "send each JPEG frame as one binary message", count, ct);
-                    continue;
-                }
-                if (Jpeg.Check(buffer.AsSpan(0, count)) is { } why)
-                {
-                    counters.InvalidInput();
-                    LogRefusal(log, ref refusals, clientId, count, "invalid_jpeg", why);
-                    await SendErrorAsync(socket, "invalid_jpeg", why, count, ct);
-                    continue;
-                }
-
-                // The one copy of the ingest path: the envelope must own its bytes (the receive buffer is reused).
-                var payload = buffer.AsSpan(0, count).ToArray();
-                var frame = new FrameEnvelope(clientId, 0, 0, FrameKind.Raw, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), FrameOrigin.VideoIn, payload);
-                pump.Post(frame, received, tracing.StartFrameSpan(frames, clientId, count));
-                frames++;
-                counters.FrameReceived(BlankendMetrics.Endpoints.VideoIn, count);
+                counters.Oversize();
+                LogOversize(log, clientId, maxFrameBytes);
+                await CloseQuietlyAsync(socket, WebSocketCloseStatus.MessageTooBig, $"frame exceeds max_frame_bytes ({maxFrameBytes})");
+                return frames;
             }
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
+
+            if (type == WebSocketMessageType.Close)
+            {
+                await CloseQuietlyAsync(socket, WebSocketCloseStatus.NormalClosure, "bye");
+                return frames;
+            }
+            var received = Stopwatch.GetTimestamp();
+            if (type == WebSocketMessageType.Text)
+            {
+                counters.InvalidInput();
+                LogRefusal(log, ref refusals, clientId, count, "expected_binary", "a text message (frames are binary JPEG messages)");
+                await SendErrorAsync(socket, "expected_binary", "send each JPEG frame as one binary message", count, ct);
+                continue;
+            }
+            if (Jpeg.Check(buffer.Span) is { } why)
+            {
+                counters.InvalidInput();
+                LogRefusal(log, ref refusals, clientId, count, "invalid_jpeg", why);
+                await SendErrorAsync(socket, "invalid_jpeg", why, count, ct);
+                continue;
+            }
+
+            // The one copy of the ingest path: the envelope must own its bytes (the receive buffer is reused).
+            var payload = buffer.Span.ToArray();
+            var frame = new FrameEnvelope(clientId, 0, 0, FrameKind.Raw, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), FrameOrigin.VideoIn, payload);
+            pump.Post(frame, received, tracing.StartFrameSpan(frames, clientId, count));
+            frames++;
+            counters.FrameReceived(BlankendMetrics.Endpoints.VideoIn, count);
         }
     }
 
