@@ -16,7 +16,7 @@ namespace Blankend.Orleans.Tests.Cluster;
 /// refusal of bad values naming the key. The apps are built, not started (nothing connects to Redis).</summary>
 public sealed class ClusterConfigurationTests
 {
-    private static string[] Args(params string[] extra) => ["--urls", "http://127.0.0.1:0", .. TestEnv.SiloPortArgs(), .. extra];
+    private static string[] Args(params string[] extra) => TestEnv.GatewayArgs(extra);
 
     [Fact]
     public void ShippedConfigKeepsTheEmbeddedLocalhostDefault()

@@ -12,7 +12,7 @@ namespace Blankend.Orleans.Tests.Hosting;
 /// <summary>config/blankend.json, the contract's environment overrides, and start-up refusal of bad values.</summary>
 public sealed class ConfigurationTests
 {
-    private static string[] Args(params string[] extra) => ["--urls", "http://127.0.0.1:0", .. TestEnv.SiloPortArgs(), .. extra];
+    private static string[] Args(params string[] extra) => TestEnv.GatewayArgs(extra);
 
     [Fact]
     public void ShippedConfigFileHoldsEveryContractStreamKey()
