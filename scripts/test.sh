@@ -21,6 +21,22 @@ if [[ -f "$trx" ]]; then
   get() { sed -n "s/.* $1=\"\([0-9]*\)\".*/\1/p" <<<"$counters"; }
   passed=$(get passed); failed=$(get failed); total=$(get total); executed=$(get executed)
   skipped=$(( ${total:-0} - ${executed:-0} ))
+  if [[ "${failed:-0}" -gt 0 ]]; then
+    # CI shows only the tail of the log: repeat each failure (name and first lines of its message) here.
+    echo "---- failed tests ----"
+    /usr/bin/python3 - "$trx" <<'PY' || grep -o 'testName="[^"]*" [^>]*outcome="Failed"' "$trx" || true
+import sys, xml.etree.ElementTree as ET
+ns = {"t": "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"}
+for r in ET.parse(sys.argv[1]).getroot().iterfind(".//t:UnitTestResult", ns):
+    if r.get("outcome") != "Failed":
+        continue
+    msg = r.findtext(".//t:Message", default="", namespaces=ns).strip().splitlines()
+    print("FAILED", r.get("testName"), "(" + r.get("duration", "?") + ")")
+    for line in msg[:12]:
+        print("   ", line[:300])
+PY
+    echo "----------------------"
+  fi
   echo "tests: ${passed:-0} passed, ${failed:-0} failed, ${skipped} skipped"
   if [[ "${executed:-0}" -eq 0 ]]; then echo "no test executed" >&2; exit 1; fi
 else

@@ -150,4 +150,26 @@ public sealed class AiOptions
     [ConfigurationKeyName("swap_model")] public string SwapModel { get; set; } = "";
     [ConfigurationKeyName("rvm_model")] public string RvmModel { get; set; } = "";
     [ConfigurationKeyName("depth_model")] public string DepthModel { get; set; } = "";
+
+    /// <summary>Folder of the shipped models (BlazeFace, face mesh, selfie segmentation); empty = <c>models/</c>
+    /// next to the service's binaries.</summary>
+    [ConfigurationKeyName("models_dir")] public string ModelsDir { get; set; } = "";
+
+    /// <summary>ONNX Runtime intra-op threads per session (1 keeps one frame per core; raise for big models).</summary>
+    [ConfigurationKeyName("intra_op_threads")] public int IntraOpThreads { get; set; } = 1;
+
+    /// <summary>Append the CUDA execution provider on gpuN devices when the installed ONNX Runtime has it.</summary>
+    [ConfigurationKeyName("use_cuda")] public bool UseCuda { get; set; } = true;
+
+    /// <summary>Minimum BlazeFace score kept (MediaPipe: 0.5).</summary>
+    [ConfigurationKeyName("face_min_score")] public double FaceMinScore { get; set; } = 0.5;
+
+    /// <summary>Weight of the new mask in the per-source temporal smoothing of the matte (1 = no smoothing).</summary>
+    [ConfigurationKeyName("matte_smoothing")] public double MatteSmoothing { get; set; } = 0.6;
+
+    /// <summary>RVM <c>downsample_ratio</c> (used with <c>rvm_model</c>).</summary>
+    [ConfigurationKeyName("rvm_downsample_ratio")] public double RvmDownsampleRatio { get; set; } = 0.25;
+
+    /// <summary>Largest accepted uploaded image (reference face, background, /ai/process body), bytes.</summary>
+    [ConfigurationKeyName("max_image_bytes")] public int MaxImageBytes { get; set; } = 16 * 1024 * 1024;
 }

@@ -136,6 +136,15 @@ public sealed class AiOptionsValidator : IValidateOptions<AiOptions>
     {
         var f = new Failures();
         f.Range("ai:face_detect_interval", o.FaceDetectInterval, 1, 10_000);
+        f.Range("ai:intra_op_threads", o.IntraOpThreads, 1, 64);
+        f.Range("ai:max_image_bytes", o.MaxImageBytes, 1024, 256L * 1024 * 1024);
+        if (double.IsNaN(o.FaceMinScore) || o.FaceMinScore <= 0 || o.FaceMinScore >= 1)
+            f.Add($"ai:face_min_score must be between 0 and 1, exclusive (got {o.FaceMinScore})");
+        if (double.IsNaN(o.MatteSmoothing) || o.MatteSmoothing <= 0 || o.MatteSmoothing > 1)
+            f.Add($"ai:matte_smoothing must be in (0, 1] (got {o.MatteSmoothing})");
+        if (double.IsNaN(o.RvmDownsampleRatio) || o.RvmDownsampleRatio <= 0 || o.RvmDownsampleRatio > 1)
+            f.Add($"ai:rvm_downsample_ratio must be in (0, 1] (got {o.RvmDownsampleRatio})");
+        // A model path that does not exist is NOT a start-up error: its step reports unavailable (issue 6).
         return f.Result;
     }
 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Blankend.Orleans.Ai;
 
 namespace Blankend.Orleans.Processing;
 
@@ -40,10 +41,22 @@ public sealed record EffectiveSettings(
     [property: Id(3)] double FpsLimit,
     [property: Id(4)] int Workers,
     [property: Id(5)] bool HwTranscode,
-    [property: Id(6)] long Version)
+    [property: Id(6)] long Version,
+    [property: Id(7)] AiSteps AiSteps = AiSteps.None,
+    [property: Id(8)] MatteBackground? Background = null,
+    [property: Id(9)] int FaceDetectInterval = 5,
+    [property: Id(10)] bool SimpleForward = false,
+    [property: Id(11)] long ReferenceVersion = 0,
+    [property: Id(12)] string DepthMode = "colormap")
 {
+    /// <summary>The AI steps that run: none in simple-forward mode (connectivity test: the input is forwarded).</summary>
+    public AiSteps ActiveAiSteps => SimpleForward ? AiSteps.None : AiStepNames.WithPrerequisites(AiSteps);
+
     /// <summary>True when at least one step changes the pixels or the bytes (else a frame passes unchanged).</summary>
-    public bool HasWork => ReencodeEnabled;
+    public bool HasWork => ReencodeEnabled || ActiveAiSteps != AiSteps.None;
+
+    /// <summary>The background the matte step composites over (solid green unless configured).</summary>
+    public MatteBackground MatteBackground => Background ?? MatteBackground.Green;
 }
 
 /// <summary>The whole pipeline configuration, versioned: a late, older push never wins.</summary>

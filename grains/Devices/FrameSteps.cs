@@ -16,6 +16,9 @@ public sealed class FrameWork(ProcessRequest request)
 
     public byte[]? Output { get; set; }
 
+    /// <summary>What the AI steps found in this frame (faces, ...), for later steps and for meta=1 viewers.</summary>
+    public Ai.AiFrameData Ai { get; } = new();
+
     public string? Error { get; private set; }
 
     public bool Failed => Error is not null;

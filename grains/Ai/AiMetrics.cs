@@ -1,0 +1,27 @@
+using System.Diagnostics.Metrics;
+using Blankend.Orleans.Telemetry;
+
+namespace Blankend.Orleans.Grains.Ai;
+
+/// <summary>The AI steps' instruments on the project's meter (docs/operations.md lists them).</summary>
+public static class AiMetrics
+{
+    private static readonly InstrumentAdvice<double> MsBuckets = new()
+    {
+        HistogramBucketBoundaries = [0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 250, 500, 1000],
+    };
+
+    /// <summary>Per-step time per frame (inference with its pre- and post-processing), milliseconds.</summary>
+    public static readonly Histogram<double> StepMs = BlankendMetrics.Meter.CreateHistogram<double>("blankend.ai.step.duration", "ms",
+        "Time of one AI step per frame, pre/post-processing included, by step", advice: MsBuckets);
+
+    /// <summary>Bare session.Run time, milliseconds, by model and provider.</summary>
+    public static readonly Histogram<double> InferenceMs = BlankendMetrics.Meter.CreateHistogram<double>("blankend.ai.inference.duration", "ms",
+        "ONNX Runtime session.Run time, by model and execution provider", advice: MsBuckets);
+
+    public static readonly Counter<long> Skipped = BlankendMetrics.Meter.CreateCounter<long>("blankend.ai.skipped", "{frame}",
+        "Frames an AI step did not process, by step and reason (model unavailable, no face, no reference, ...)");
+
+    public static readonly Counter<long> Detections = BlankendMetrics.Meter.CreateCounter<long>("blankend.ai.detector.runs", "{run}",
+        "Face detector runs (the detector runs every face_detect_interval frames per source)");
+}
