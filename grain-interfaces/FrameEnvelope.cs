@@ -16,6 +16,9 @@ public enum FrameOrigin : byte
     VideoIn = 0,
     VideoCodec = 1,
     Bus = 2,
+    /// <summary>From the bus and taken by the realtime pipeline: its output (processed, or the raw frame when
+    /// processing failed) goes back to the bus once, from the source's ClientGrain.</summary>
+    BusPipeline = 3,
 }
 
 /// <summary>
@@ -31,6 +34,7 @@ public enum FrameOrigin : byte
 /// <param name="TimestampMs">Unix ms when the frame entered the service.</param>
 /// <param name="Origin">Entry point of the frame.</param>
 /// <param name="Payload">One complete JPEG. Owned by the envelope: never written after construction.</param>
+/// <param name="Faces">Faces the AI steps found (processed frames with the detect step), for meta=1 viewers.</param>
 [GenerateSerializer, Immutable, Alias("blankend.FrameEnvelope")]
 public sealed record FrameEnvelope(
     [property: Id(0)] string Source,
@@ -39,7 +43,11 @@ public sealed record FrameEnvelope(
     [property: Id(3)] FrameKind Kind,
     [property: Id(4)] long TimestampMs,
     [property: Id(5)] FrameOrigin Origin,
-    [property: Id(6)] byte[] Payload)
+    [property: Id(6)] byte[] Payload,
+    [property: Id(7)] Ai.AiFace[]? Faces = null)
 {
     public string KindName => Kind == FrameKind.Processed ? "processed" : "raw";
+
+    /// <summary>Entered from the ZeroMQ bus (whether or not the realtime pipeline took it).</summary>
+    public bool FromBus => Origin is FrameOrigin.Bus or FrameOrigin.BusPipeline;
 }

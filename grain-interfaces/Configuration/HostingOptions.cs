@@ -130,16 +130,29 @@ public sealed class VideoProcessingOptions
     [ConfigurationKeyName("idle_stop_ms")] public int IdleStopMs { get; set; } = 10_000;
 }
 
-/// <summary>Section <c>realtime_pipeline</c> (matting / compositing). Read and validated now.</summary>
+/// <summary>Section <c>realtime_pipeline</c>: the AI steps (matting / compositing, faces, depth) on live frames.</summary>
 public sealed class RealtimePipelineOptions
 {
     public const string Section = "realtime_pipeline";
 
     [ConfigurationKeyName("enabled")] public bool Enabled { get; set; }
     [ConfigurationKeyName("workers")] public int Workers { get; set; } = 1;
+
+    /// <summary>AI steps applied to every source while enabled: a comma list of detect, mesh, swap, matte, depth.</summary>
+    [ConfigurationKeyName("steps")] public string Steps { get; set; } = "matte";
+
+    /// <summary>What the matte composites over: color, image (uploaded with POST /api/v1/ai/background) or blur.</summary>
+    [ConfigurationKeyName("background")] public string Background { get; set; } = "color";
+
+    [ConfigurationKeyName("background_color")] public string BackgroundColor { get; set; } = "#00FF00";
+
+    [ConfigurationKeyName("blur_radius")] public int BlurRadius { get; set; } = 21;
+
+    /// <summary>Depth output: colormap (the depth map as the image) or cut (background behind the nearest plane).</summary>
+    [ConfigurationKeyName("depth_mode")] public string DepthMode { get; set; } = "colormap";
 }
 
-/// <summary>Section <c>ai</c>: model paths and step settings. Read and validated now.</summary>
+/// <summary>Section <c>ai</c>: model paths and step settings (docs/ai.md).</summary>
 public sealed class AiOptions
 {
     public const string Section = "ai";

@@ -126,6 +126,11 @@ public sealed class RealtimePipelineOptionsValidator : IValidateOptions<Realtime
     {
         var f = new Failures();
         f.Range("realtime_pipeline:workers", o.Workers, 1, 64);
+        if (Ai.AiStepNames.Parse(o.Steps, out var stepError) is null) f.Add($"realtime_pipeline:steps: {stepError}");
+        f.OneOf("realtime_pipeline:background", o.Background, Processing.RealtimeRules.BackgroundKinds);
+        if (!Processing.RealtimeRules.TryParseColor(o.BackgroundColor, out _)) f.Add($"realtime_pipeline:background_color must be #RRGGBB (got '{o.BackgroundColor}')");
+        f.Range("realtime_pipeline:blur_radius", o.BlurRadius, 1, 200);
+        f.OneOf("realtime_pipeline:depth_mode", o.DepthMode, Processing.RealtimeRules.DepthModes);
         return f.Result;
     }
 }

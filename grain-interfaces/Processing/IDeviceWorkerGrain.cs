@@ -31,7 +31,8 @@ public enum ProcessOutcome : byte
 public sealed record ProcessResult(
     [property: Id(0)] ProcessOutcome Outcome,
     [property: Id(1)] byte[]? Payload,
-    [property: Id(2)] string? Error)
+    [property: Id(2)] string? Error,
+    [property: Id(3)] Ai.AiFace[]? Faces = null)
 {
     public static readonly ProcessResult Saturated = new(ProcessOutcome.Saturated, null, "device queue full");
 }

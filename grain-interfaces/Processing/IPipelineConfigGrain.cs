@@ -15,6 +15,9 @@ public interface IPipelineConfigGrain : IGrainWithIntegerKey
     /// <summary>Validates and applies a change. An invalid change changes nothing and answers why.</summary>
     Task<ConfigChangeResult> Update(PipelineConfigUpdate update);
 
+    /// <summary>Validates and applies a change of the realtime (AI) settings, pushed like any other change.</summary>
+    Task<ConfigChangeResult> UpdateRealtime(RealtimeConfigUpdate update);
+
     Task<PipelineStatus> GetStatus();
 
     Task<GpuStatus> GetGpuStatus();

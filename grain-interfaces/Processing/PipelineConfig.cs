@@ -64,8 +64,12 @@ public sealed record EffectiveSettings(
 public sealed record PipelineConfig(
     [property: Id(0)] long Version,
     [property: Id(1)] PipelineSettings Global,
-    [property: Id(2)] SourceOverride[] Sources)
+    [property: Id(2)] SourceOverride[] Sources,
+    [property: Id(3)] RealtimeSettings? Realtime = null)
 {
+    /// <summary>The realtime (AI) settings; off when none were given.</summary>
+    public RealtimeSettings Rt => Realtime ?? RealtimeSettings.Off;
+
     public EffectiveSettings For(string source)
     {
         SourceOverride? o = null;
@@ -73,10 +77,22 @@ public sealed record PipelineConfig(
         {
             if (string.Equals(s.Source, source, StringComparison.Ordinal)) { o = s; break; }
         }
+        RealtimeSourceOverride? ro = null;
+        var rt = Rt;
+        foreach (var s in rt.Sources)
+        {
+            if (string.Equals(s.Source, source, StringComparison.Ordinal)) { ro = s; break; }
+        }
         var g = Global;
+        var processing = o?.Enabled ?? g.Enabled;
+        var realtime = ro?.Enabled ?? rt.Enabled;
+        var steps = realtime ? ro?.Steps ?? rt.Steps : AiSteps.None;
+        // The realtime pipeline routes a source to its device worker by itself: the AI steps need no
+        // video_processing.enabled; its workers count while it is on.
         return new EffectiveSettings(
-            o?.Enabled ?? g.Enabled, o?.ReencodeEnabled ?? g.ReencodeEnabled, o?.JpegQuality ?? g.JpegQuality,
-            o?.FpsLimit ?? g.FpsLimit, g.Workers, g.HwTranscode, Version);
+            processing || (realtime && steps != AiSteps.None), o?.ReencodeEnabled ?? g.ReencodeEnabled, o?.JpegQuality ?? g.JpegQuality,
+            o?.FpsLimit ?? g.FpsLimit, realtime ? Math.Max(g.Workers, rt.Workers) : g.Workers, g.HwTranscode, Version,
+            steps, rt.Background, rt.FaceDetectInterval, rt.SimpleForward, rt.ReferenceVersion, rt.DepthMode);
     }
 }
 
@@ -132,10 +148,10 @@ public static class PipelineRules
             var g = c.Global;
             g = new PipelineSettings(u.Enabled ?? g.Enabled, u.ReencodeEnabled ?? g.ReencodeEnabled, u.JpegQuality ?? g.JpegQuality,
                 u.FpsLimit ?? g.FpsLimit, u.Workers ?? g.Workers, u.HwTranscode ?? g.HwTranscode);
-            return new PipelineConfig(c.Version + 1, g, c.Sources);
+            return c with { Version = c.Version + 1, Global = g };
         }
         var rest = Array.FindAll(c.Sources, s => !string.Equals(s.Source, u.Source, StringComparison.Ordinal));
-        if (u.Reset) return new PipelineConfig(c.Version + 1, c.Global, rest);
+        if (u.Reset) return c with { Version = c.Version + 1, Sources = rest };
         var old = Array.Find(c.Sources, s => string.Equals(s.Source, u.Source, StringComparison.Ordinal));
         var o = new SourceOverride(u.Source, u.Enabled ?? old?.Enabled, u.ReencodeEnabled ?? old?.ReencodeEnabled,
             u.JpegQuality ?? old?.JpegQuality, u.FpsLimit ?? old?.FpsLimit);
@@ -143,6 +159,6 @@ public static class PipelineRules
         rest.CopyTo(list, 0);
         list[^1] = o;
         Array.Sort(list, (a, b) => string.CompareOrdinal(a.Source, b.Source));
-        return new PipelineConfig(c.Version + 1, c.Global, list);
+        return c with { Version = c.Version + 1, Sources = list };
     }
 }

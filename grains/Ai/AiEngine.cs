@@ -32,10 +32,19 @@ public sealed class AiEngine
     /// <summary>The state of one source, created on its first frame. Steps lock it while they use it.</summary>
     public AiSourceState StateFor(string source)
     {
+        var now = Stopwatch.GetTimestamp();
         var s = _sources.GetOrAdd(source, static k => new AiSourceState(k));
-        s.LastUsed = Stopwatch.GetTimestamp();
+        s.LastUsed = now;
+        // Sources that went away leave their history (masks, recurrent states) behind: swept once a minute.
+        var next = Volatile.Read(ref _nextPrune);
+        if (now >= next && Interlocked.CompareExchange(ref _nextPrune, now + 60 * Stopwatch.Frequency, next) == next) Prune(SourceIdle);
         return s;
     }
+
+    /// <summary>A source without a frame for this long loses its AI state (it starts fresh if it comes back).</summary>
+    public static readonly TimeSpan SourceIdle = TimeSpan.FromMinutes(2);
+
+    private long _nextPrune;
 
     /// <summary>Forgets sources without a frame for <paramref name="idle"/> (their recurrent state and history).</summary>
     public int Prune(TimeSpan idle)
@@ -48,6 +57,9 @@ public sealed class AiEngine
         }
         return n;
     }
+
+    /// <summary>Drops one source's state (a one-shot /ai/process call's throw-away source).</summary>
+    public void Forget(string source) => _sources.TryRemove(source, out _);
 
     public int SourceCount => _sources.Count;
 
@@ -70,11 +82,6 @@ public sealed class AiEngine
     public void ClearAsset(AiAssetKind kind) => _assets.TryRemove(kind, out _);
 }
 
-public enum AiAssetKind
-{
-    ReferenceFace,
-    Background,
-}
 
 /// <summary>An uploaded image (JPEG or PNG bytes) with its cluster-wide version.</summary>
 public sealed record AiAsset(AiAssetKind Kind, long Version, byte[] Image);

@@ -47,14 +47,15 @@ public sealed partial class ClientGrain : Grain, IClientGrain
     private readonly SourceRoute _processing;
 
     public ClientGrain(ILogger<ClientGrain> log, IOptions<ClusterSettings> cluster, IOptions<VideoProcessingOptions> processing,
-        IOptions<StreamOptions> stream, DeviceCatalog devices, ProcessingMetrics metrics)
+        IOptions<StreamOptions> stream, IOptions<RealtimePipelineOptions> realtime, IOptions<AiOptions> ai, DeviceCatalog devices,
+        ProcessingMetrics metrics)
     {
         _log = log;
         _stream = stream.Value;
         _directoryRefreshMs = cluster.Value.ObserverRefreshMs;
         _expiryMs = 3L * cluster.Value.ObserverRefreshMs;
         _processing = new SourceRoute(this.GetPrimaryKeyString(), RuntimeIdentity, GrainFactory, devices, metrics,
-            processing.Value, stream.Value, Deliver);
+            processing.Value, stream.Value, realtime.Value, ai.Value, Deliver);
     }
 
     private string Source => this.GetPrimaryKeyString();
@@ -105,7 +106,7 @@ public sealed partial class ClientGrain : Grain, IClientGrain
         // Camera frames (/video_in, /video_codec) go to the bus as they entered; a frame that came FROM the bus
         // never goes back out this way (the RelayGrain already sent it back once): that second path was the
         // original's bug.
-        if (_relay is not null && frame.Origin != FrameOrigin.Bus)
+        if (_relay is not null && !frame.FromBus)
         {
             try { _relay.Send(stamped); }
             catch (Exception e) { LogRelayFailed(e, Source); }
@@ -126,6 +127,13 @@ public sealed partial class ClientGrain : Grain, IClientGrain
     /// observer of the source, one-way.</summary>
     private void Deliver(FrameEnvelope frame)
     {
+        if (frame.Origin == FrameOrigin.BusPipeline && _relay is not null)
+        {
+            // A bus frame the realtime pipeline took: its one answer to the bus, [client_id, out] (processed, or
+            // the frame itself when processing failed), exactly once.
+            try { _relay.SendProcessed(frame); }
+            catch (Exception e) { LogRelayFailed(e, Source); }
+        }
         var targets = _targets;
         foreach (var target in targets)
         {

@@ -10,7 +10,7 @@ namespace Blankend.Orleans.Grains.Devices;
 /// batch them.
 /// </summary>
 [DevicePlacement, Reentrant]
-public sealed partial class DeviceWorkerGrain(DeviceWorkerHost host, LocalDevices local, ILogger<DeviceWorkerGrain> log)
+public sealed partial class DeviceWorkerGrain(DeviceWorkerHost host, LocalDevices local, Ai.AiEngine ai, ILogger<DeviceWorkerGrain> log)
     : Grain, IDeviceWorkerGrain
 {
     private DeviceLoop _loop = null!;
@@ -28,12 +28,30 @@ public sealed partial class DeviceWorkerGrain(DeviceWorkerHost host, LocalDevice
         return Task.CompletedTask;
     }
 
-    public Task<ProcessResult> Process(ProcessRequest request) => _loop.Submit(request);
+    [global::Orleans.Dashboard.NoProfiling]
+    public Task<ProcessResult> Process(ProcessRequest request)
+    {
+        // An uploaded asset (reference face, background) is fetched once per new version, then used locally.
+        var s = request.Settings;
+        var sync = Ai.AiAssetSync.EnsureAsync(ai, GrainFactory, s.ReferenceVersion,
+            s.MatteBackground.Kind == "image" ? s.MatteBackground.ImageVersion : 0);
+        return sync.IsCompletedSuccessfully ? _loop.Submit(request) : SubmitAfter(sync, request);
+    }
+
+    private async Task<ProcessResult> SubmitAfter(ValueTask sync, ProcessRequest request)
+    {
+        try { await sync; }
+        catch (Exception e) { LogAssetFetchFailed(e.Message); } // the steps skip (counted) without the asset
+        return await _loop.Submit(request);
+    }
 
     public Task<DeviceStatus> GetStatus() => Task.FromResult(_loop.Status(RuntimeIdentity));
 
     [LoggerMessage(Level = LogLevel.Information, Message = "device worker {Device} active on {Silo} (codec provider {Provider})")]
     private partial void LogActivated(string device, string silo, string provider);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "fetching an uploaded ai asset failed: {Reason}")]
+    private partial void LogAssetFetchFailed(string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "device worker {Device} activated on {Silo}, which lists only {Devices}")]
     private partial void LogNotOwned(string device, string silo, string devices);

@@ -142,7 +142,7 @@ public sealed class DeviceLoop
 
     public Task<ProcessResult> Submit(ProcessRequest request)
     {
-        var work = new FrameWork(request);
+        var work = new FrameWork(request) { Device = Device };
         if (_stopping.IsCancellationRequested || !_queue.Writer.TryWrite(work))
         {
             Interlocked.Increment(ref _saturated);
@@ -306,7 +306,7 @@ public sealed class DeviceLoop
             {
                 Interlocked.Increment(ref _processed);
                 _out.Add();
-                w.Completion.TrySetResult(new ProcessResult(ProcessOutcome.Processed, w.Output, null));
+                w.Completion.TrySetResult(new ProcessResult(ProcessOutcome.Processed, w.Output, null, w.Ai.Faces));
             }
         }
 

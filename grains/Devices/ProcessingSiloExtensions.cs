@@ -21,6 +21,10 @@ public static class ProcessingSiloExtensions
         services.AddSingleton<IDeviceCatalog>(sp => sp.GetRequiredService<DeviceCatalog>());
         services.AddPlacementDirector<DevicePlacement, DevicePlacementDirector>();
         services.AddSingleton<IFrameStep, ReencodeStep>();
+        // AI steps (issue 6): sessions load on first use, so a silo with the realtime pipeline off loads no model.
+        services.AddSingleton<Ai.Runtime.OnnxRuntimeHost>();
+        services.AddSingleton<Ai.AiEngine>();
+        services.AddSingleton<Relay.IBusFramePipeline, Processing.RealtimeBusPipeline>();
         services.AddSingleton<DeviceWorkerHost>();
         services.AddSingleton<ProcessingMetrics>();
         return silo;

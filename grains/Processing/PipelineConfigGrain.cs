@@ -28,7 +28,8 @@ public sealed partial class PipelineConfigGrain : Grain, IPipelineConfigGrain
     private readonly SemaphoreSlim _updates = new(1, 1);
     private PipelineConfig _config;
 
-    public PipelineConfigGrain(IOptions<VideoProcessingOptions> processing, IOptions<StreamOptions> stream, DeviceCatalog devices,
+    public PipelineConfigGrain(IOptions<VideoProcessingOptions> processing, IOptions<StreamOptions> stream,
+        IOptions<RealtimePipelineOptions> realtime, IOptions<AiOptions> ai, DeviceCatalog devices,
         DeviceWorkerHost host, ILogger<PipelineConfigGrain> log,
         [PersistentState("pipeline", StorageName)] IPersistentState<PipelineConfigState> state)
     {
@@ -36,7 +37,7 @@ public sealed partial class PipelineConfigGrain : Grain, IPipelineConfigGrain
         _host = host;
         _log = log;
         _state = state;
-        _start = PipelineConfigDefaults.FromOptions(1, processing.Value, stream.Value);
+        _start = PipelineConfigDefaults.FromOptions(1, processing.Value, stream.Value, realtime.Value, ai.Value);
         _config = _start;
     }
 
@@ -45,7 +46,8 @@ public sealed partial class PipelineConfigGrain : Grain, IPipelineConfigGrain
     /// settings is discarded.</summary>
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        if (_state.RecordExists && _state.State.Config is { } stored && Equals(_state.State.Start, _start.Global))
+        if (_state.RecordExists && _state.State.Config is { } stored && Equals(_state.State.Start, _start.Global)
+            && SameStart(_state.State.StartRealtime, _start.Rt))
         {
             _config = stored;
             LogRestored(stored.Version);
@@ -53,21 +55,35 @@ public sealed partial class PipelineConfigGrain : Grain, IPipelineConfigGrain
         return Task.CompletedTask;
     }
 
+    // Records with array members compare arrays by reference: compare the start realtime settings by value.
+    private static bool SameStart(RealtimeSettings? stored, RealtimeSettings start) =>
+        stored is not null && stored.Sources.Length == 0 && start.Sources.Length == 0 && stored with { Sources = start.Sources } == start;
+
     public Task<PipelineConfig> GetConfig() => Task.FromResult(_config);
 
-    public async Task<ConfigChangeResult> Update(PipelineConfigUpdate update)
+    public Task<ConfigChangeResult> Update(PipelineConfigUpdate update) =>
+        PipelineRules.Validate(update) is { } error
+            ? Task.FromResult(new ConfigChangeResult(_config, error))
+            : ChangeAsync(c => PipelineRules.Apply(c, update), update.Source ?? "*", update.ToString());
+
+    public Task<ConfigChangeResult> UpdateRealtime(RealtimeConfigUpdate update) =>
+        RealtimeRules.Validate(update) is { } error
+            ? Task.FromResult(new ConfigChangeResult(_config, error))
+            : ChangeAsync(c => c with { Version = c.Version + 1, Realtime = RealtimeRules.Apply(c.Rt, update) }, update.Source ?? "*", "realtime " + update);
+
+    private async Task<ConfigChangeResult> ChangeAsync(Func<PipelineConfig, PipelineConfig> change, string scope, string what)
     {
-        if (PipelineRules.Validate(update) is { } error) return new ConfigChangeResult(_config, error);
         PipelineConfig config;
         // One change at a time (the grain is reentrant): each builds on the last and is stored before the next.
         await _updates.WaitAsync();
         try
         {
-            config = PipelineRules.Apply(_config, update);
+            config = change(_config);
             _config = config;
-            LogChanged(config.Version, update.Source ?? "*", update.ToString());
+            LogChanged(config.Version, scope, what);
             _state.State.Config = config;
             _state.State.Start = _start.Global;
+            _state.State.StartRealtime = _start.Rt;
             try { await _state.WriteStateAsync(); }
             catch (Exception e) { LogStoreFailed(e); } // applies anyway; only a silo loss would forget it
         }
@@ -203,4 +219,5 @@ public sealed class PipelineConfigState
 {
     [Id(0)] public PipelineConfig? Config { get; set; }
     [Id(1)] public PipelineSettings? Start { get; set; }
+    [Id(2)] public RealtimeSettings? StartRealtime { get; set; }
 }

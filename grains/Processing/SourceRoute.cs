@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Blankend.Orleans.Ai;
 using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Grains.Devices;
 
@@ -41,7 +42,7 @@ internal sealed class SourceRoute
     private readonly WindowCounter _fpsOut = new();
 
     public SourceRoute(string source, string silo, IGrainFactory grains, DeviceCatalog catalog, ProcessingMetrics metrics,
-        VideoProcessingOptions options, StreamOptions stream, Action<FrameEnvelope> deliver)
+        VideoProcessingOptions options, StreamOptions stream, RealtimePipelineOptions realtime, AiOptions ai, Action<FrameEnvelope> deliver)
     {
         _source = source;
         _silo = silo;
@@ -50,7 +51,7 @@ internal sealed class SourceRoute
         _metrics = metrics;
         _deliver = deliver;
         // Version 0: what this silo's configuration says, until the pipeline config grain answers (version >= 1).
-        _config = PipelineConfigDefaults.FromOptions(0, options, stream);
+        _config = PipelineConfigDefaults.FromOptions(0, options, stream, realtime, ai);
         _settings = _config.For(source);
     }
 
@@ -126,7 +127,7 @@ internal sealed class SourceRoute
             switch (result.Outcome)
             {
                 case ProcessOutcome.Processed when result.Payload is not null:
-                    Processed(frame, result.Payload);
+                    Processed(frame, result.Payload, result.Faces);
                     break;
                 case ProcessOutcome.Saturated:
                     _bypassed++;
@@ -155,12 +156,12 @@ internal sealed class SourceRoute
         }
     }
 
-    private void Processed(FrameEnvelope frame, byte[] payload)
+    private void Processed(FrameEnvelope frame, byte[] payload, AiFace[]? faces = null)
     {
         _processed++;
         _fpsOut.Add();
         _metrics.Frame("processed", _device);
-        _deliver(frame with { Kind = FrameKind.Processed, Payload = payload });
+        _deliver(frame with { Kind = FrameKind.Processed, Payload = payload, Faces = faces });
     }
 
     public SourceProcessingStats Stats() => new(
@@ -172,6 +173,12 @@ internal sealed class SourceRoute
 public static class PipelineConfigDefaults
 {
     /// <summary>The start configuration: <c>video_processing</c> plus the re-encode keys of <c>stream</c>.</summary>
-    public static PipelineConfig FromOptions(long version, VideoProcessingOptions vp, StreamOptions stream) =>
-        new(version, new PipelineSettings(vp.Enabled, stream.ReencodeEnabled, stream.JpegQuality, vp.FpsLimit, vp.Workers, vp.HwTranscode), []);
+    public static PipelineConfig FromOptions(long version, VideoProcessingOptions vp, StreamOptions stream, RealtimePipelineOptions rt, AiOptions ai) =>
+        new(version, new PipelineSettings(vp.Enabled, stream.ReencodeEnabled, stream.JpegQuality, vp.FpsLimit, vp.Workers, vp.HwTranscode), [],
+            Realtime(rt, ai));
+
+    /// <summary>The start realtime settings: <c>realtime_pipeline</c> plus the step settings of <c>ai</c>.</summary>
+    public static RealtimeSettings Realtime(RealtimePipelineOptions rt, AiOptions ai) =>
+        new(rt.Enabled, rt.Workers, AiStepNames.Parse(rt.Steps, out _) ?? AiSteps.None,
+            new MatteBackground(rt.Background, rt.BackgroundColor, rt.BlurRadius, 0), ai.FaceDetectInterval, ai.SimpleForward, rt.DepthMode, 0, []);
 }

@@ -75,7 +75,7 @@ public sealed partial class RelayGrain : Grain, IRelayGrain
 
     public Task Send(FrameEnvelope frame)
     {
-        if (frame.Origin == FrameOrigin.Bus) return Task.CompletedTask; // never back out as camera input
+        if (frame.FromBus) return Task.CompletedTask; // never back out as camera input
         SendOut(IdBytes(frame.Source), frame.Payload, Environment.TickCount64);
         return Task.CompletedTask;
     }
