@@ -3,6 +3,7 @@ using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Gateway.Endpoints;
 using Blankend.Orleans.Gateway.Hosting;
 using Blankend.Orleans.Health;
+using Blankend.Orleans.Processing;
 using Microsoft.Extensions.Options;
 
 namespace Blankend.Orleans.Gateway.Health;
@@ -150,5 +151,46 @@ public sealed class DecodersHealthComponent(IGrainFactory grains) : IHealthCompo
     {
         var health = await CodecEndpoints.HealthAsync(grains);
         return health.State == "unknown" ? health with { State = HealthStates.Degraded } : health;
+    }
+}
+
+/// <summary>
+/// The AI models on the silos (docs/ai.md). Not critical: without a model only its step stops (skipped,
+/// counted) and frames keep flowing, so a model that an enabled realtime step needs and cannot load shows as
+/// <c>degraded</c> with 200; optional models that are not configured are listed, not held against the service.
+/// </summary>
+public sealed class ModelsHealthComponent(IGrainFactory grains) : IHealthComponent
+{
+    public string Name => "models";
+
+    public bool Critical => false;
+
+    public async Task<ComponentHealth> CheckAsync(CancellationToken cancellationToken)
+    {
+        var (reports, errors) = await AiEndpoints.CollectAsync(grains).WaitAsync(cancellationToken);
+        if (reports.Count == 0) return new ComponentHealth(HealthStates.Degraded, "no silo answered: " + string.Join("; ", errors));
+        var config = await grains.GetGrain<IPipelineConfigGrain>(IPipelineConfigGrain.Key).GetConfig().WaitAsync(cancellationToken);
+        var rt = config.Rt;
+        var needed = new HashSet<string>(StringComparer.Ordinal);
+        if (rt.Enabled && !rt.SimpleForward)
+        {
+            var steps = Blankend.Orleans.Ai.AiStepNames.WithPrerequisites(rt.Steps);
+            foreach (var s in rt.Sources) if (s.Steps is { } st) steps |= Blankend.Orleans.Ai.AiStepNames.WithPrerequisites(st);
+            if ((steps & Blankend.Orleans.Ai.AiSteps.Detect) != 0) needed.Add("face_detect");
+            if ((steps & Blankend.Orleans.Ai.AiSteps.Mesh) != 0) needed.Add("face_mesh");
+            if ((steps & Blankend.Orleans.Ai.AiSteps.Depth) != 0) needed.Add("depth");
+            if ((steps & Blankend.Orleans.Ai.AiSteps.Matte) != 0)
+            {
+                var rvm = reports.SelectMany(r => r.Models).Any(m => m.Kind == "rvm" && m.Path is not null);
+                if (rvm) needed.Add("rvm"); else { needed.Add("segmentation"); needed.Add("segmentation_landscape"); }
+            }
+        }
+        var missing = reports.SelectMany(r => r.Models.Where(m => needed.Contains(m.Kind) && !m.Available).Select(m => $"{r.Silo}: {m.Kind}: {m.Reason}")).ToArray();
+        var available = reports.SelectMany(r => r.Models).Where(m => m.Available).Select(m => m.Kind).Distinct().Order(StringComparer.Ordinal);
+        var provider = reports.Any(r => r.Models.Any(m => m.Sessions.Any(s => s.Contains(": CUDA", StringComparison.Ordinal)))) ? "CUDA" : "CPU";
+        var detail = $"available: {string.Join(", ", available)}; provider {provider}; realtime pipeline {(rt.Enabled ? "on (" + Blankend.Orleans.Ai.AiStepNames.Format(rt.Steps) + ")" : "off")}";
+        return missing.Length > 0
+            ? new ComponentHealth(HealthStates.Degraded, "an enabled step's model is unavailable: " + string.Join("; ", missing) + "; " + detail)
+            : new ComponentHealth(HealthStates.Ok, detail);
     }
 }

@@ -69,6 +69,7 @@ public static partial class GatewayHostingExtensions
         builder.Services.AddSingleton<IHealthComponent, ClusterHealthComponent>();
         builder.Services.AddSingleton<IHealthComponent, BusHealthComponent>();
         builder.Services.AddSingleton<IHealthComponent, DecodersHealthComponent>();
+        builder.Services.AddSingleton<IHealthComponent, ModelsHealthComponent>();
         builder.Services.AddSingleton<HealthService>();
         builder.Services.AddSingleton<CodecGatewayCounters>();
         builder.Services.AddProblemDetails();
@@ -96,6 +97,7 @@ public static partial class GatewayHostingExtensions
         app.MapGet("/api/v1/video_processing/codec/status", CodecEndpoints.StatusAsync);
         app.MapPost("/api/v1/realtime_pipeline/record/start", CodecEndpoints.RecordStartAsync);
         app.MapPost("/api/v1/realtime_pipeline/record/stop", CodecEndpoints.RecordStopAsync);
+        app.MapAiEndpoints();
         app.MapPrometheusScrapingEndpoint("/metrics");
         var dashboard = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<TelemetryOptions>>().Value.DashboardEnabled;
         if (dashboard) app.MapOrleansDashboard(routePrefix: "/dashboard");
@@ -104,7 +106,9 @@ public static partial class GatewayHostingExtensions
             "/video_out?source=SRC&meta=1. " +
             "HTTP: /healthz, /metrics, /api/v1/stream/status, /api/v1/cluster/status, /api/v1/relay/status, " +
             "/api/v1/video_processing/pipeline/status|config, /api/v1/video_processing/gpu/status, " +
-            "/api/v1/video_processing/codec/status, POST /api/v1/realtime_pipeline/record/start|stop" + (dashboard ? ", /dashboard" : "") + "\n"));
+            "/api/v1/video_processing/codec/status, POST /api/v1/realtime_pipeline/record/start|stop, " +
+            "/api/v1/realtime_pipeline/status|config, /api/v1/ai/status, POST /api/v1/ai/process?steps=detect,mesh,swap,matte,depth&format=jpeg|json, " +
+            "POST|DELETE /api/v1/ai/reference, POST|DELETE /api/v1/ai/background" + (dashboard ? ", /dashboard" : "") + "\n"));
 
         app.Lifetime.ApplicationStarted.Register(() =>
         {

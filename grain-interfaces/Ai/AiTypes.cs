@@ -3,6 +3,7 @@ namespace Blankend.Orleans.Ai;
 /// <summary>The AI steps a source's frames go through, in this fixed order: detect, mesh, swap, matte, depth.</summary>
 [Flags]
 [GenerateSerializer, Alias("blankend.AiSteps")]
+[System.Text.Json.Serialization.JsonConverter(typeof(System.Text.Json.Serialization.JsonStringEnumConverter<AiSteps>))]
 public enum AiSteps
 {
     None = 0,

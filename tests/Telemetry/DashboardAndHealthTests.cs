@@ -69,7 +69,9 @@ public sealed class DashboardAndHealthTests
         Assert.Equal(["bus", "cluster", "decoders", "gpu_worker", "models"], components.EnumerateObject().Select(p => p.Name).Order().ToArray());
         Assert.Equal("ok", components.GetProperty("cluster").GetProperty("state").GetString());
         Assert.Equal("ok", components.GetProperty("decoders").GetProperty("state").GetString());
-        Assert.Equal("not_configured", components.GetProperty("models").GetProperty("state").GetString());
+        // The shipped models are present and the realtime pipeline is off: nothing is held against the service.
+        Assert.Equal("ok", components.GetProperty("models").GetProperty("state").GetString());
+        Assert.Contains("face_detect", components.GetProperty("models").GetProperty("detail").GetString());
 
         // A down bus link degrades the service; frames still flow, so 200.
         bus.State = HealthStates.Unavailable;

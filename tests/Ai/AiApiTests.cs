@@ -1,0 +1,248 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using Blankend.Orleans.Tests.Processing;
+using Blankend.Orleans.Tests.Support;
+using OpenCvSharp;
+using Xunit;
+
+namespace Blankend.Orleans.Tests.Ai;
+
+public sealed class AiGatewayFixture : IAsyncLifetime
+{
+    public EmbeddedGateway Gateway { get; private set; } = null!;
+
+    public async Task InitializeAsync() => Gateway = await EmbeddedGateway.StartAsync(["--video_processing:idle_stop_ms=1000"]);
+
+    public async Task DisposeAsync() => await Gateway.DisposeAsync();
+}
+
+/// <summary>/api/v1/ai/* and /api/v1/realtime_pipeline/* over the real gateway (embedded silo, real models).</summary>
+[Collection(SerialCollection.Name)]
+public sealed class AiApiTests(AiGatewayFixture fixture) : IClassFixture<AiGatewayFixture>
+{
+    private HttpClient Http => fixture.Gateway.Client;
+
+    public static byte[] Astronaut => File.ReadAllBytes(TestEnv.TestData("astronaut.jpg"));
+
+    public static async Task<HttpResponseMessage> PostImageAsync(HttpClient http, string path, byte[] body, string type = "image/jpeg")
+    {
+        var content = new ByteArrayContent(body);
+        content.Headers.ContentType = new MediaTypeHeaderValue(type);
+        return await http.PostAsync(path, content);
+    }
+
+    private static async Task AssertProblemAsync(HttpResponseMessage r, HttpStatusCode code, string mention)
+    {
+        var body = await r.Content.ReadAsStringAsync();
+        Assert.True(code == r.StatusCode, $"expected {(int)code}, got {(int)r.StatusCode}: {body}");
+        Assert.Equal("application/problem+json", r.Content.Headers.ContentType?.MediaType);
+        Assert.Contains(mention, body, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public async Task StatusNamesTheCpuProviderAndEachModelWithWhyTheOptionalOnesAreUnavailable()
+    {
+        var s = await Http.GetJsonAsync("api/v1/ai/status");
+        Assert.Equal("CPU", s.GetProperty("provider").GetString());
+        Assert.Contains("CPUExecutionProvider", s.GetProperty("providers").EnumerateArray().Select(p => p.GetString()));
+        var models = s.GetProperty("models").EnumerateArray().ToDictionary(m => m.GetProperty("kind").GetString()!);
+        foreach (var shipped in new[] { "face_detect", "face_mesh", "segmentation", "segmentation_landscape" })
+            Assert.True(models[shipped].GetProperty("available").GetBoolean(), shipped);
+        foreach (var optional in new[] { "swap", "rvm", "depth" })
+        {
+            Assert.False(models[optional].GetProperty("available").GetBoolean(), optional);
+            Assert.Contains("no model configured", models[optional].GetProperty("reason").GetString());
+        }
+        Assert.Single(s.GetProperty("silos").EnumerateArray());
+        Assert.False(s.GetProperty("realtime").GetProperty("enabled").GetBoolean());
+    }
+
+    [Theory]
+    [InlineData("api/v1/ai/process?steps=detect,teleport", "unknown step")]
+    [InlineData("api/v1/ai/process?format=bmp", "format must be jpeg or json")]
+    public async Task BadQueryIsRefusedWith400ProblemJson(string path, string mention)
+    {
+        using var r = await PostImageAsync(Http, path, Astronaut);
+        await AssertProblemAsync(r, HttpStatusCode.BadRequest, mention);
+    }
+
+    [Fact]
+    public async Task MalformedTruncatedEmptyAndWrongTypeBodiesAreRefusedWith400()
+    {
+        using (var r = await PostImageAsync(Http, "api/v1/ai/process", Encoding.UTF8.GetBytes("definitely not an image"), "application/octet-stream"))
+            await AssertProblemAsync(r, HttpStatusCode.BadRequest, "not a JPEG or PNG");
+        using (var r = await PostImageAsync(Http, "api/v1/ai/process", Astronaut[..600]))
+            await AssertProblemAsync(r, HttpStatusCode.BadRequest, "does not decode");
+        using (var r = await PostImageAsync(Http, "api/v1/ai/process", []))
+            await AssertProblemAsync(r, HttpStatusCode.BadRequest, "empty body");
+        using (var r = await PostImageAsync(Http, "api/v1/ai/process", Astronaut, "text/plain"))
+            await AssertProblemAsync(r, HttpStatusCode.BadRequest, "image/jpeg or image/png");
+        // A hostile header: PNG magic, then garbage.
+        byte[] fakePng = [0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A, .. new byte[64]];
+        using (var r = await PostImageAsync(Http, "api/v1/ai/process", fakePng, "image/png"))
+            await AssertProblemAsync(r, HttpStatusCode.BadRequest, "does not decode");
+    }
+
+    [Fact]
+    public async Task OversizeBodyIsRefusedWith413()
+    {
+        var big = new byte[17 * 1024 * 1024];
+        Astronaut.CopyTo(big, 0);
+        using var r = await PostImageAsync(Http, "api/v1/ai/process", big);
+        await AssertProblemAsync(r, HttpStatusCode.RequestEntityTooLarge, "max_image_bytes");
+    }
+
+    [Fact]
+    public async Task DepthWithoutADepthModelIs503NamingTheStep()
+    {
+        using var r = await PostImageAsync(Http, "api/v1/ai/process?steps=depth", Astronaut);
+        await AssertProblemAsync(r, HttpStatusCode.ServiceUnavailable, "depth");
+    }
+
+    [Fact]
+    public async Task DetectAsJsonFindsTheOneFaceAndAsJpegDrawsIt()
+    {
+        using (var r = await PostImageAsync(Http, "api/v1/ai/process?steps=detect&format=json", Astronaut))
+        {
+            var text = await r.Content.ReadAsStringAsync();
+            Assert.True(r.IsSuccessStatusCode, text);
+            var body = JsonDocument.Parse(text).RootElement;
+            Assert.Equal(512, body.GetProperty("width").GetInt32());
+            var face = Assert.Single(body.GetProperty("faces").EnumerateArray());
+            var box = face.GetProperty("box").EnumerateArray().Select(v => v.GetDouble()).ToArray();
+            // LICENSE-NOTES: (179,81)-(272,174) on this image.
+            Assert.InRange(box[0], 170, 189);
+            Assert.InRange(box[1], 72, 91);
+            Assert.InRange(box[2], 262, 282);
+            Assert.InRange(box[3], 164, 184);
+            Assert.Equal("CPU", body.GetProperty("provider").GetString());
+        }
+        using (var r = await PostImageAsync(Http, "api/v1/ai/process", Astronaut))
+        {
+            Assert.True(r.IsSuccessStatusCode);
+            Assert.Equal("image/jpeg", r.Content.Headers.ContentType?.MediaType);
+            var jpeg = await r.Content.ReadAsByteArrayAsync();
+            Assert.Equal((512, 512), ProcessingApi.DecodeSize(jpeg));
+            // Boxes and keypoints drawn: the picture changed around the face, and only a little elsewhere.
+            Assert.True(ProcessingApi.MeanAbsDiff(Astronaut, jpeg) > 0.3, "nothing was drawn");
+        }
+    }
+
+    [Fact]
+    public async Task MatteOverGreenHasGreenCornersAndKeepsTheFace()
+    {
+        using var r = await PostImageAsync(Http, "api/v1/ai/process?steps=matte", File.ReadAllBytes(TestEnv.TestData("astronaut.png")), "image/png");
+        Assert.True(r.IsSuccessStatusCode, await r.Content.ReadAsStringAsync());
+        using var out1 = Cv2.ImDecode(await r.Content.ReadAsByteArrayAsync(), ImreadModes.Color);
+        var corner = out1.At<Vec3b>(5, 506); // top-right: background
+        Assert.True(corner.Item1 > 200 && corner.Item0 < 60 && corner.Item2 < 60, $"top-right corner is {corner} (BGR), not green");
+        var face = out1.At<Vec3b>(130, 225); // the face centre: kept
+        Assert.False(face.Item1 > 200 && face.Item0 < 60 && face.Item2 < 60, "the face was replaced by the background");
+    }
+
+    [Fact]
+    public async Task SwapWithoutAReferenceFaceIs400AndAReferenceWithoutAFaceIsRefused()
+    {
+        await Http.DeleteAsync("api/v1/ai/reference");
+        using (var r = await PostImageAsync(Http, "api/v1/ai/process?steps=swap", Astronaut))
+            await AssertProblemAsync(r, HttpStatusCode.BadRequest, "reference face");
+        using var blank = new Mat(240, 320, MatType.CV_8UC3, new Scalar(40, 120, 200));
+        Cv2.ImEncode(".jpg", blank, out var noFace);
+        using (var r = await PostImageAsync(Http, "api/v1/ai/reference", noFace))
+            await AssertProblemAsync(r, HttpStatusCode.BadRequest, "face");
+        using (var r = await PostImageAsync(Http, "api/v1/ai/reference", Encoding.UTF8.GetBytes("<html>")))
+            await AssertProblemAsync(r, HttpStatusCode.BadRequest, "not a JPEG or PNG");
+    }
+
+    [Fact]
+    public async Task UploadedReferenceFaceIsUsedBySwapAndChangesOnlyTheFace()
+    {
+        // The reference: the astronaut mirrored and tinted, so the swapped face differs visibly from the original.
+        using var src = Cv2.ImDecode(Astronaut, ImreadModes.Color);
+        using var flipped = src.Flip(FlipMode.Y);
+        using var tinted = new Mat();
+        Cv2.Add(flipped, new Scalar(0, 0, 60), tinted);
+        Cv2.ImEncode(".jpg", tinted, out var reference);
+        using (var r = await PostImageAsync(Http, "api/v1/ai/reference", reference))
+        {
+            var text = await r.Content.ReadAsStringAsync();
+            Assert.True(r.IsSuccessStatusCode, text);
+            Assert.True(JsonDocument.Parse(text).RootElement.GetProperty("version").GetInt64() > 0);
+        }
+        var config = await Http.GetJsonAsync("api/v1/realtime_pipeline/config");
+        Assert.True(config.GetProperty("reference_version").GetInt64() > 0);
+
+        using var resp = await PostImageAsync(Http, "api/v1/ai/process?steps=swap", Astronaut);
+        Assert.True(resp.IsSuccessStatusCode, await resp.Content.ReadAsStringAsync());
+        using var swapped = Cv2.ImDecode(await resp.Content.ReadAsByteArrayAsync(), ImreadModes.Color);
+        Assert.False(swapped.Empty());
+        // Inside the face box the picture changed; well outside it, only JPEG noise.
+        var inFace = MeanAbsDiff(src, swapped, new Rect(190, 95, 70, 70));
+        var outside = MeanAbsDiff(src, swapped, new Rect(0, 300, 512, 212));
+        Assert.True(inFace > 4, $"face region diff {inFace:F2}");
+        Assert.True(outside < 2, $"outside diff {outside:F2}");
+        await Http.DeleteAsync("api/v1/ai/reference");
+    }
+
+    public static double MeanAbsDiff(Mat a, Mat b, Rect r)
+    {
+        using var da = new Mat(a, r);
+        using var db = new Mat(b, r);
+        using var d = new Mat();
+        Cv2.Absdiff(da, db, d);
+        var m = Cv2.Mean(d);
+        return (m.Val0 + m.Val1 + m.Val2) / 3;
+    }
+
+    [Fact]
+    public async Task RealtimeConfigValidatesEverythingAndChangesNothingOnA400()
+    {
+        var before = await Http.GetJsonAsync("api/v1/realtime_pipeline/config");
+        string[] bad =
+        [
+            """{"steps":"matte,teleport"}""",
+            """{"workers":0}""",
+            """{"face_detect_interval":0}""",
+            """{"background":{"color":"green"}}""",
+            """{"background":{"kind":"image"}}""",
+            """{"depth_mode":"sideways"}""",
+            """{"enabled":"yes"}""",
+            """{"unknown_key":1}""",
+            """{"source":"cam 1","steps":"detect"}""",
+            """{"source":"camx","workers":2}""",
+            """{"reset":true}""",
+            """{}""",
+            """[1,2]""",
+            """{"steps":""",
+        ];
+        foreach (var json in bad)
+        {
+            using var r = await Http.PostAsync("api/v1/realtime_pipeline/config", new StringContent(json, Encoding.UTF8, "application/json"));
+            await AssertProblemAsync(r, HttpStatusCode.BadRequest, "");
+        }
+        var after = await Http.GetJsonAsync("api/v1/realtime_pipeline/config");
+        Assert.Equal(before.GetProperty("config_version").GetInt64(), after.GetProperty("config_version").GetInt64());
+    }
+
+    [Fact]
+    public async Task RealtimeConfigPerSourceStepsShowInTheConfigAndTheStatus()
+    {
+        var source = "rt-" + Guid.NewGuid().ToString("N")[..8];
+        using (var r = await Http.PostAsync("api/v1/realtime_pipeline/config",
+            new StringContent($$"""{"source":"{{source}}","enabled":true,"steps":"detect,mesh"}""", Encoding.UTF8, "application/json")))
+        {
+            var text = await r.Content.ReadAsStringAsync();
+            Assert.True(r.IsSuccessStatusCode, text);
+            var s = JsonDocument.Parse(text).RootElement.GetProperty("sources").EnumerateArray().Single(x => x.GetProperty("source").GetString() == source);
+            Assert.Equal("detect,mesh", s.GetProperty("steps").GetString());
+        }
+        var status = await Http.GetJsonAsync("api/v1/realtime_pipeline/status");
+        Assert.True(status.TryGetProperty("steps", out _));
+        Assert.Contains(status.GetProperty("config").GetProperty("sources").EnumerateArray(), x => x.GetProperty("source").GetString() == source);
+        using var reset = await Http.PostAsync("api/v1/realtime_pipeline/config",
+            new StringContent($$"""{"source":"{{source}}","reset":true}""", Encoding.UTF8, "application/json"));
+        Assert.True(reset.IsSuccessStatusCode);
+    }
+}
