@@ -91,6 +91,7 @@ public sealed class MatteCompositeTests
         step.Run([w4]);
         Assert.Null(w4.Error);
         Assert.True(Near(Pixel(w4.Image!, 500, 10), 0, 0, 255, 8));
+        Assert.Contains("matte: color (no background image)", w4.Ai.Notes!);
         w4.Image!.Dispose();
     }
 

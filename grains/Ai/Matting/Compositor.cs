@@ -231,8 +231,6 @@ public sealed class MatteScratch : IDisposable
     /// <summary>Depth at model resolution, CV_8UC1 (0 far .. 255 near).</summary>
     public Mat Depth8 { get; } = new();
     public Mat DepthColor { get; } = new();
-    /// <summary>Frame as CV_32FC3 0..1 (RVM input conversion).</summary>
-    public Mat FrameF { get; } = new();
 
     public void Dispose()
     {
@@ -245,6 +243,5 @@ public sealed class MatteScratch : IDisposable
         BlurSmall.Dispose();
         Depth8.Dispose();
         DepthColor.Dispose();
-        FrameF.Dispose();
     }
 }

@@ -111,7 +111,7 @@ public sealed class MatteStep : IFrameStep, IDisposable
             if (rvm)
             {
                 state.Rvm ??= new RvmState();
-                RvmMatter.Run(model, image, state.Rvm, (float)_engine.Options.RvmDownsampleRatio, scratch.FrameF, scratch.MaskF);
+                RvmMatter.Run(model, image, state.Rvm, (float)_engine.Options.RvmDownsampleRatio, scratch.MaskF);
                 state.MatteModel = "rvm";
                 scratch.MaskF.ConvertTo(scratch.Mask8, MatType.CV_8U, 255);
                 if (_edgeLut is not null) ApplyLut(scratch.Mask8);
@@ -125,7 +125,8 @@ public sealed class MatteStep : IFrameStep, IDisposable
                 if (_edgeLut is not null) ApplyLut(scratch.MaskSmall8);
                 Cv2.Resize(scratch.MaskSmall8, scratch.Mask8, image.Size(), 0, 0, InterpolationFlags.Linear);
             }
-            Compositor.Composite(image, scratch.Mask8, w.Settings.MatteBackground, scratch);
+            var used = Compositor.Composite(image, scratch.Mask8, w.Settings.MatteBackground, scratch);
+            if (used.Length > 5) w.Ai.Note($"{StepName}: {used}"); // "color (no background image)"
             state.MatteFrames++;
         }
         return null;

@@ -22,17 +22,18 @@ public static class RvmMatter
     /// <summary>Runs one frame: writes pha (CV_32FC1 0..1, frame size) into <paramref name="alpha"/> and
     /// stores r1o..r4o in <paramref name="state"/> for the next frame.</summary>
     /// <returns>The session.Run time in ms.</returns>
-    public static double Run(OnnxModel model, Mat bgr, RvmState state, float downsampleRatio, Mat frameF, Mat alpha)
+    public static double Run(OnnxModel model, Mat bgr, RvmState state, float downsampleRatio, Mat alpha)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(bgr);
         ArgumentNullException.ThrowIfNull(state);
-        ArgumentNullException.ThrowIfNull(frameF);
         ArgumentNullException.ThrowIfNull(alpha);
         int h = bgr.Height, w = bgr.Width;
         state.EnsureSource(h, w);
-        bgr.ConvertTo(frameF, MatType.CV_32FC3, 1.0 / 255);
-        Cv2.MixChannels([frameF], state.Planes!, OrtBuffers.BgrToRgbPlanes);
+        // BGR bytes -> R, G, B byte planes -> float planes of the pinned NCHW input (no full-size float temp).
+        foreach (var p in state.Planes8) p.Create(h, w, MatType.CV_8UC1);
+        Cv2.MixChannels([bgr], state.Planes8, OrtBuffers.BgrToRgbPlanes);
+        for (var c = 0; c < 3; c++) state.Planes8[c].ConvertTo(state.Planes![c], MatType.CV_32FC1, 1.0 / 255);
         state.Ratio[0] = downsampleRatio;
 
         var inputs = new OrtValue[6];
@@ -91,6 +92,8 @@ public sealed class RvmState : IDisposable
 
     internal Mat[]? Planes { get; private set; }
 
+    internal Mat[] Planes8 { get; } = [new Mat(), new Mat(), new Mat()];
+
     internal RunOptions RunOptions => _runOptions ??= new RunOptions();
 
     private RunOptions? _runOptions;
@@ -109,6 +112,7 @@ public sealed class RvmState : IDisposable
     public void Dispose()
     {
         if (Planes is not null) foreach (var p in Planes) p.Dispose();
+        foreach (var p in Planes8) p.Dispose();
         Planes = null;
         Src = null;
         _runOptions?.Dispose();
