@@ -11,6 +11,9 @@
   depth_test.onnx  MiDaS-small-style depth: input [1,3,256,256] (RGB, ImageNet-normalised),
                    output depth [1,256,256] = channel 0 (the normalised R), so a known input gives a
                    known (inverse) depth: red = near.
+  depth_rg_test.onnx  The other MiDaS variants: dynamic input [1,3,H,W] (the service feeds 256x256), output
+                   [1,1,H,W] = channel 0 + channel 1 (normalised R + normalised G): the result depends on the
+                   per-channel ImageNet mean AND std, so a test can check the input normalisation.
 
 Needs apt's python3-onnx and python3-numpy:  apt-get install -y python3-onnx python3-numpy
 Run from the repository root:                /usr/bin/python3 scripts/make-test-models.py
@@ -72,7 +75,24 @@ def depth():
     save(m, "depth_test.onnx")
 
 
+def depth_rg():
+    i0 = numpy_helper.from_array(np.array([0], dtype=np.int64), "i0")
+    i1 = numpy_helper.from_array(np.array([1], dtype=np.int64), "i1")
+    nodes = [
+        helper.make_node("Gather", ["input", "i0"], ["r"], axis=1),
+        helper.make_node("Gather", ["input", "i1"], ["g"], axis=1),
+        helper.make_node("Add", ["r", "g"], ["depth"]),
+    ]
+    graph = helper.make_graph(nodes, "depth_rg_test", [f32("input", [1, 3, "height", "width"])],
+                              [f32("depth", [1, 1, "height", "width"])], initializer=[i0, i1])
+    m = helper.make_model(graph, opset_imports=OPSET)
+    m.ir_version = 7
+    m.doc_string = "Test model, MiDaS-style with dynamic H/W and a [1,1,H,W] output: depth = input channel 0 + channel 1."
+    save(m, "depth_rg_test.onnx")
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     rvm()
     depth()
+    depth_rg()

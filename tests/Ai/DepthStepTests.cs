@@ -4,6 +4,7 @@ using Blankend.Orleans.Grains.Ai.Depth;
 using Blankend.Orleans.Grains.Ai.Matting;
 using Blankend.Orleans.Grains.Ai.Runtime;
 using Blankend.Orleans.Grains.Devices;
+using Blankend.Orleans.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;
 using OpenCvSharp;
 using Xunit;
@@ -51,6 +52,29 @@ public sealed class DepthStepTests
         Assert.Equal(0, max);
         Assert.Equal(3, DepthEstimator.Mean.Length);
         Assert.Equal(0.229f, DepthEstimator.Std[0]);
+    }
+
+    [Fact]
+    public void Input_is_rgb_normalised_with_the_imagenet_mean_and_std_and_dynamic_sides_become_256()
+    {
+        // depth_rg_test.onnx: dynamic [1,3,H,W] in, [1,1,H,W] out = normalised R + normalised G.
+        var engine = Engine(depth: TestEnv.TestData(Path.Combine("models", "depth_rg_test.onnx")));
+        using var est = new DepthEstimator(engine.Runtime);
+        var model = engine.Runtime.Get(AiModelKind.Depth, "cpu0")!;
+        using var img = Solid(300, 100, new Scalar(0, 0, 0));
+        using (var a = new Mat(img, new Rect(0, 0, 100, 100))) a.SetTo(new Scalar(0, 0, 255));   // R only
+        using (var b = new Mat(img, new Rect(100, 0, 100, 100))) b.SetTo(new Scalar(0, 255, 0)); // G only
+        using var d8 = new Mat();
+        est.Estimate(model, img, d8);
+        Assert.Equal(new Size(DepthEstimator.DefaultSide, DepthEstimator.DefaultSide), d8.Size());
+        float N(int c, float v) => (v - DepthEstimator.Mean[c]) / DepthEstimator.Std[c];
+        var rOnly = N(0, 1) + N(1, 0);
+        var gOnly = N(0, 0) + N(1, 1);
+        var black = N(0, 0) + N(1, 0);
+        var expectedA = (rOnly - black) / (gOnly - black) * 255; // ~250.4; 255 if the std were ignored
+        Assert.InRange(d8.At<byte>(128, 42), expectedA - 1, expectedA + 1);
+        Assert.Equal(255, d8.At<byte>(128, 128));
+        Assert.Equal(0, d8.At<byte>(128, 213));
     }
 
     [Fact]
