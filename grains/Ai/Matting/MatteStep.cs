@@ -22,7 +22,7 @@ public sealed class MatteStep : IFrameStep, IDisposable
     public const string StepName = "matte";
 
     private readonly AiEngine _engine;
-    private readonly byte[]? _edgeLut;
+    private readonly Mat? _edgeLut;
 
     public MatteStep(AiEngine engine) : this(engine, null)
     {
@@ -36,7 +36,7 @@ public sealed class MatteStep : IFrameStep, IDisposable
         _engine = engine;
         Segmenter = new SelfieSegmenter(engine.Runtime);
         Compositor = new Compositor(engine);
-        if (edgeSmoothstep is { } e) _edgeLut = SmoothstepLut(e.Low, e.High);
+        if (edgeSmoothstep is { } e) _edgeLut = Mat.FromPixelData(1, 256, MatType.CV_8UC1, SmoothstepLut(e.Low, e.High));
     }
 
     public string Name => StepName;
@@ -145,11 +145,7 @@ public sealed class MatteStep : IFrameStep, IDisposable
         mask.CopyTo(state.MattePrev);
     }
 
-    private void ApplyLut(Mat mask8)
-    {
-        using var lut = Mat.FromPixelData(1, 256, MatType.CV_8UC1, _edgeLut!);
-        Cv2.LUT(mask8, lut, mask8);
-    }
+    private void ApplyLut(Mat mask8) => Cv2.LUT(mask8, _edgeLut!, mask8);
 
     /// <summary>256-entry table of <c>smoothstep(low, high, x/255) * 255</c>.</summary>
     public static byte[] SmoothstepLut(float low, float high)
@@ -164,7 +160,11 @@ public sealed class MatteStep : IFrameStep, IDisposable
         return lut;
     }
 
-    public void Dispose() => Segmenter.Dispose();
+    public void Dispose()
+    {
+        Segmenter.Dispose();
+        _edgeLut?.Dispose();
+    }
 }
 
 /// <summary>The model device of a frame for the matte and depth steps.</summary>
