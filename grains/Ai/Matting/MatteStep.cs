@@ -1,0 +1,182 @@
+using System.Diagnostics;
+using Blankend.Orleans.Ai;
+using Blankend.Orleans.Grains.Ai.Runtime;
+using Blankend.Orleans.Grains.Devices;
+using Blankend.Orleans.Processing;
+using OpenCvSharp;
+
+namespace Blankend.Orleans.Grains.Ai.Matting;
+
+/// <summary>
+/// The "matte" step: person mask, per-source temporal smoothing, composite over the configured background
+/// (<see cref="EffectiveSettings.MatteBackground"/>). With <c>ai:rvm_model</c> (RVM_MODEL) configured, Robust
+/// Video Matting runs instead of selfie segmentation, with its recurrent states kept per source (an RVM that
+/// is configured but does not load is reported unavailable; there is no silent fallback). Selfie masks are
+/// smoothed over time (<c>m = a*new + (1-a)*prev</c>, <c>a = ai:matte_smoothing</c>) at the model's
+/// resolution; RVM's alpha is not (the model is recurrent). The per-source state resets when the frame size
+/// changes. A frame whose model is unavailable passes unchanged and is counted as skipped; an error on one
+/// frame fails that frame only (its raw bytes are forwarded); nothing throws out of <see cref="Run"/>.
+/// </summary>
+public sealed class MatteStep : IFrameStep, IDisposable
+{
+    public const string StepName = "matte";
+
+    private readonly AiEngine _engine;
+    private readonly Mat? _edgeLut;
+
+    public MatteStep(AiEngine engine) : this(engine, null)
+    {
+    }
+
+    /// <param name="edgeSmoothstep">Optional smoothstep on the mask edges: values below Low become 0, above High 1,
+    /// smooth in between (e.g. (0.3, 0.7) for crisper edges); null = none.</param>
+    public MatteStep(AiEngine engine, (float Low, float High)? edgeSmoothstep)
+    {
+        ArgumentNullException.ThrowIfNull(engine);
+        _engine = engine;
+        Segmenter = new SelfieSegmenter(engine.Runtime);
+        Compositor = new Compositor(engine);
+        if (edgeSmoothstep is { } e) _edgeLut = Mat.FromPixelData(1, 256, MatType.CV_8UC1, SmoothstepLut(e.Low, e.High));
+    }
+
+    public string Name => StepName;
+
+    public SelfieSegmenter Segmenter { get; }
+
+    public Compositor Compositor { get; }
+
+    /// <summary>True when <c>ai:rvm_model</c> is set: RVM replaces selfie segmentation.</summary>
+    public bool UsesRvm => !string.IsNullOrWhiteSpace(_engine.Options.RvmModel);
+
+    /// <summary>Which model the step uses on "cpu0" (loads it if needed; never throws).</summary>
+    public string Status => StatusFor(MatteDevices.Default);
+
+    /// <summary>"selfie_segmentation (landscape for 16:9)", "rvm: PATH", or "unavailable: REASON".</summary>
+    public string StatusFor(string device)
+    {
+        var rt = _engine.Runtime;
+        if (UsesRvm)
+        {
+            return rt.Get(AiModelKind.Rvm, device) is { } m ? $"rvm: {m.Path}" : $"unavailable: {rt.UnavailableReason(AiModelKind.Rvm)}";
+        }
+        var general = rt.Get(AiModelKind.Segmentation, device);
+        var landscape = rt.Get(AiModelKind.SegmentationLandscape, device);
+        if (general is not null && landscape is not null) return "selfie_segmentation (landscape for 16:9)";
+        if (general is not null) return $"selfie_segmentation (landscape unavailable: {rt.UnavailableReason(AiModelKind.SegmentationLandscape)})";
+        if (landscape is not null) return $"selfie_segmentation_landscape only (general unavailable: {rt.UnavailableReason(AiModelKind.Segmentation)})";
+        return $"unavailable: {rt.UnavailableReason(AiModelKind.Segmentation)}";
+    }
+
+    public bool AppliesTo(EffectiveSettings settings) => (settings.ActiveAiSteps & AiSteps.Matte) != 0;
+
+    public void Run(ReadOnlySpan<FrameWork> batch)
+    {
+        foreach (var w in batch)
+        {
+            if (w.Image is not { } image || w.Failed || image.Empty()) continue;
+            var start = Stopwatch.GetTimestamp();
+            try
+            {
+                if (Process(w, image, MatteDevices.Of(w)) is { } skipped)
+                {
+                    _engine.Skip(StepName, skipped);
+                    w.Ai.Note($"{StepName}: {skipped}");
+                    continue;
+                }
+                _engine.Record(StepName, start);
+                w.Ai.Note(StepName);
+            }
+            catch (Exception e) when (!OrtBuffers.IsFatal(e))
+            {
+                var state = _engine.StateFor(w.Source);
+                lock (state.Gate) state.ResetMatte();
+                _engine.Skip(StepName, "error");
+                w.Fail(StepName, $"{e.GetType().Name}: {e.Message}");
+            }
+        }
+    }
+
+    /// <summary>Processes one frame in place; returns the skip reason, or null when it ran.</summary>
+    private string? Process(FrameWork w, Mat image, string device)
+    {
+        var rvm = UsesRvm;
+        var model = rvm ? _engine.Runtime.Get(AiModelKind.Rvm, device) : Segmenter.Pick(image.Width, image.Height, device);
+        if (model is null) return "model unavailable";
+        if (image.Type() != MatType.CV_8UC3) return "not a BGR image";
+        var state = _engine.StateFor(w.Source);
+        lock (state.Gate)
+        {
+            state.EnsureMatteSize(image.Width, image.Height);
+            var scratch = state.Scratch;
+            if (rvm)
+            {
+                state.Rvm ??= new RvmState();
+                RvmMatter.Run(model, image, state.Rvm, (float)_engine.Options.RvmDownsampleRatio, scratch.MaskF);
+                state.MatteModel = "rvm";
+                scratch.MaskF.ConvertTo(scratch.Mask8, MatType.CV_8U, 255);
+                if (_edgeLut is not null) ApplyLut(scratch.Mask8);
+            }
+            else
+            {
+                Segmenter.Segment(model, image, scratch.MaskSmall);
+                state.MatteModel = SelfieSegmenter.ModelName(model.Kind);
+                Smooth(state, scratch.MaskSmall);
+                state.MattePrev!.ConvertTo(scratch.MaskSmall8, MatType.CV_8U, 255);
+                if (_edgeLut is not null) ApplyLut(scratch.MaskSmall8);
+                Cv2.Resize(scratch.MaskSmall8, scratch.Mask8, image.Size(), 0, 0, InterpolationFlags.Linear);
+            }
+            var used = Compositor.Composite(image, scratch.Mask8, w.Settings.MatteBackground, scratch);
+            if (used.Length > 5) w.Ai.Note($"{StepName}: {used}"); // "color (no background image)"
+            state.MatteFrames++;
+        }
+        return null;
+    }
+
+    /// <summary><c>prev = a*mask + (1-a)*prev</c>, or <c>prev = mask</c> on the first frame / after a reset.</summary>
+    private void Smooth(AiSourceState state, Mat mask)
+    {
+        var a = Math.Clamp(_engine.Options.MatteSmoothing, 0.0, 1.0);
+        if (state.MattePrev is { } prev && prev.Size() == mask.Size() && prev.Type() == mask.Type() && a < 1)
+        {
+            Cv2.AddWeighted(mask, a, prev, 1 - a, 0, prev);
+            return;
+        }
+        state.MattePrev ??= new Mat();
+        mask.CopyTo(state.MattePrev);
+    }
+
+    private void ApplyLut(Mat mask8) => Cv2.LUT(mask8, _edgeLut!, mask8);
+
+    /// <summary>256-entry table of <c>smoothstep(low, high, x/255) * 255</c>.</summary>
+    public static byte[] SmoothstepLut(float low, float high)
+    {
+        var lut = new byte[256];
+        var span = Math.Max(1e-6f, high - low);
+        for (var i = 0; i < 256; i++)
+        {
+            var t = Math.Clamp((i / 255f - low) / span, 0f, 1f);
+            lut[i] = (byte)Math.Round(t * t * (3 - 2 * t) * 255);
+        }
+        return lut;
+    }
+
+    public void Dispose()
+    {
+        Segmenter.Dispose();
+        _edgeLut?.Dispose();
+    }
+}
+
+/// <summary>The model device of a frame for the matte and depth steps.</summary>
+internal static class MatteDevices
+{
+    public const string Default = "cpu0";
+
+    /// <summary>"cpu0": <see cref="FrameWork"/> carries no device yet. When it gains a <c>Device</c> property
+    /// (the device loop's id, e.g. "gpu0"), return it here so the CUDA session of that GPU is used.</summary>
+    public static string Of(FrameWork w)
+    {
+        _ = w;
+        return Default;
+    }
+}

@@ -1,0 +1,133 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Blankend.Orleans.Grains.Ai.Runtime;
+using Microsoft.ML.OnnxRuntime;
+using OpenCvSharp;
+
+namespace Blankend.Orleans.Grains.Ai.Matting;
+
+/// <summary>
+/// MediaPipe selfie segmentation (models/LICENSE-NOTES.md): the whole frame resized (aspect not kept) to the
+/// model input, NHWC RGB pixel/255; the output <c>mask</c> is the person probability (sigmoid applied).
+/// The landscape model ([1,144,256,3]) runs for frames with aspect &gt;= 1.5 (16:9), the general one
+/// ([1,256,256,3]) for the rest. Thread-safe: each call rents a buffer set (pinned input/output arrays with
+/// their OrtValues and Mat headers) from a per-model pool, so concurrent callers never share one and no
+/// large array is allocated per frame.
+/// </summary>
+public sealed class SelfieSegmenter(OnnxRuntimeHost runtime) : IDisposable
+{
+    /// <summary>Aspect (width/height) from which the landscape model is used: 16:9 = 1.78 qualifies, 4:3 does not.</summary>
+    public const double LandscapeAspect = 1.5;
+
+    private readonly ConcurrentDictionary<AiModelKind, ConcurrentBag<Slot>> _pools = new();
+
+    public OnnxRuntimeHost Runtime { get; } = runtime;
+
+    /// <summary>The model for a frame size: landscape for aspect &gt;= 1.5, else the general one.</summary>
+    public static AiModelKind ModelFor(int width, int height) =>
+        height > 0 && width >= LandscapeAspect * height ? AiModelKind.SegmentationLandscape : AiModelKind.Segmentation;
+
+    public static string ModelName(AiModelKind kind) =>
+        kind == AiModelKind.SegmentationLandscape ? "selfie_segmentation_landscape" : "selfie_segmentation";
+
+    /// <summary>The session to use for a frame size on a device: the preferred model, else the other selfie model
+    /// when only that one loads; null when neither does (<see cref="OnnxRuntimeHost.UnavailableReason"/>).</summary>
+    public OnnxModel? Pick(int width, int height, string device)
+    {
+        var kind = ModelFor(width, height);
+        return Runtime.Get(kind, device)
+            ?? Runtime.Get(kind == AiModelKind.Segmentation ? AiModelKind.SegmentationLandscape : AiModelKind.Segmentation, device);
+    }
+
+    /// <summary>Runs <paramref name="model"/> on a BGR frame; writes the mask (CV_32FC1, 0..1, at the model's
+    /// resolution) into <paramref name="mask"/> (reallocated only when its size or type differs).</summary>
+    /// <returns>The session.Run time in ms.</returns>
+    public double Segment(OnnxModel model, Mat bgr, Mat mask)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(bgr);
+        if (bgr.Empty() || bgr.Type() != MatType.CV_8UC3) throw new ArgumentException($"expected a non-empty CV_8UC3 image, got {bgr.Type()} {bgr.Width}x{bgr.Height}", nameof(bgr));
+        var pool = _pools.GetOrAdd(model.Kind, static _ => []);
+        // A slot depends only on the model's shapes and names, not on the session (device) that runs it.
+        if (!pool.TryTake(out var slot)) slot = new Slot(model.Session);
+        try
+        {
+            Cv2.Resize(bgr, slot.Small, new Size(slot.W, slot.H), 0, 0, InterpolationFlags.Linear);
+            Cv2.CvtColor(slot.Small, slot.Rgb, ColorConversionCodes.BGR2RGB);
+            slot.Rgb.ConvertTo(slot.InMat, MatType.CV_32FC3, 1.0 / 255);
+            var t = Stopwatch.GetTimestamp();
+            model.Session.Run(slot.RunOptions, slot.InNames, slot.InValues, slot.OutNames, slot.OutValues);
+            var ms = OrtBuffers.RecordInference(t, ModelName(model.Kind), model);
+            slot.OutMat.CopyTo(mask);
+            return ms;
+        }
+        finally
+        {
+            pool.Add(slot);
+        }
+    }
+
+    /// <summary>Convenience: picks the model for the frame and returns a new mask (CV_32FC1), at the model's
+    /// resolution or, with <paramref name="atFrameSize"/>, resized bilinearly to the frame; null when no
+    /// selfie model is available. The caller disposes the mask.</summary>
+    public Mat? Segment(Mat bgr, string device, bool atFrameSize, out AiModelKind kind)
+    {
+        ArgumentNullException.ThrowIfNull(bgr);
+        var model = Pick(bgr.Width, bgr.Height, device);
+        kind = model?.Kind ?? ModelFor(bgr.Width, bgr.Height);
+        if (model is null) return null;
+        var mask = new Mat();
+        Segment(model, bgr, mask);
+        if (atFrameSize) Cv2.Resize(mask, mask, bgr.Size(), 0, 0, InterpolationFlags.Linear);
+        return mask;
+    }
+
+    public void Dispose()
+    {
+        foreach (var pool in _pools.Values)
+        {
+            while (pool.TryTake(out var s)) s.Dispose();
+        }
+    }
+
+    /// <summary>One caller's buffers for one model: pinned NHWC input and output arrays, the OrtValues and the
+    /// OpenCV headers over them, and the resize scratch.</summary>
+    private sealed class Slot : IDisposable
+    {
+        public readonly int H, W;
+        public readonly Mat InMat, OutMat;
+        public readonly Mat Small = new(), Rgb = new();
+        public readonly string[] InNames, OutNames;
+        public readonly OrtValue[] InValues, OutValues;
+        public readonly RunOptions RunOptions = new();
+        private readonly float[] _in, _out;
+
+        public Slot(InferenceSession session)
+        {
+            var inName = session.InputNames[0];
+            var outName = session.OutputNames[0];
+            var dims = session.InputMetadata[inName].Dimensions; // [1,H,W,3]
+            H = OrtBuffers.Dim(dims, 1, 256);
+            W = OrtBuffers.Dim(dims, 2, 256);
+            _in = OrtBuffers.Pinned(H * W * 3);
+            _out = OrtBuffers.Pinned(H * W);
+            InMat = OrtBuffers.Header(_in, 0, H, W, 3);
+            OutMat = OrtBuffers.Header(_out, 0, H, W, 1);
+            InNames = [inName];
+            OutNames = [outName];
+            InValues = [OrtValue.CreateTensorValueFromMemory(_in, [1, H, W, 3])];
+            OutValues = [OrtValue.CreateTensorValueFromMemory(_out, [1, H, W, 1])];
+        }
+
+        public void Dispose()
+        {
+            InValues[0].Dispose();
+            OutValues[0].Dispose();
+            RunOptions.Dispose();
+            InMat.Dispose();
+            OutMat.Dispose();
+            Small.Dispose();
+            Rgb.Dispose();
+        }
+    }
+}
