@@ -1,3 +1,4 @@
+using Blankend.Orleans.Grains.Ai.Matting;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Orleans.Hosting;
@@ -24,6 +25,8 @@ public static class ProcessingSiloExtensions
         // AI steps (issue 6): sessions load on first use, so a silo with the realtime pipeline off loads no model.
         services.AddSingleton<Ai.Runtime.OnnxRuntimeHost>();
         services.AddSingleton<Ai.AiEngine>();
+        // Step order is the frame's order: faces (detect, mesh, swap) first, then matte and depth.
+        services.AddBlankendMatteSteps();
         services.AddSingleton<Relay.IBusFramePipeline, Processing.RealtimeBusPipeline>();
         services.AddSingleton<DeviceWorkerHost>();
         services.AddSingleton<ProcessingMetrics>();

@@ -17,7 +17,7 @@ namespace Blankend.Orleans.Grains.Ai.Matting;
 /// changes. A frame whose model is unavailable passes unchanged and is counted as skipped; an error on one
 /// frame fails that frame only (its raw bytes are forwarded); nothing throws out of <see cref="Run"/>.
 /// </summary>
-public sealed class MatteStep : IFrameStep, IDisposable
+public sealed class MatteStep : IFrameStep, IAiStepStatus, IDisposable
 {
     public const string StepName = "matte";
 
@@ -172,11 +172,7 @@ internal static class MatteDevices
 {
     public const string Default = "cpu0";
 
-    /// <summary>"cpu0": <see cref="FrameWork"/> carries no device yet. When it gains a <c>Device</c> property
-    /// (the device loop's id, e.g. "gpu0"), return it here so the CUDA session of that GPU is used.</summary>
-    public static string Of(FrameWork w)
-    {
-        _ = w;
-        return Default;
-    }
+    /// <summary>The device of the worker running the frame: its ONNX sessions (CUDA on a gpu device when the
+    /// installed ONNX Runtime has it).</summary>
+    public static string Of(FrameWork w) => w.Device;
 }
