@@ -11,6 +11,9 @@ public sealed class FrameWork(ProcessRequest request)
 
     public string Source => Request.Frame.Source;
 
+    /// <summary>The device this frame runs on ("cpu0", "gpu0", ...): AI steps take that device's ONNX sessions.</summary>
+    public string Device { get; init; } = "cpu0";
+
     /// <summary>The decoded image (BGR), owned by the worker; steps may replace it (dispose the old one).</summary>
     public Mat? Image { get; set; }
 
