@@ -139,11 +139,58 @@ public sealed class FaceSwapTests(ITestOutputHelper output) : IDisposable
         for (var i = 0; i < shifted.Length; i += 3) shifted[i] -= 200;
         using var frame = input.Clone();
         Assert.True(models.Swapper.Swap(frame, shifted, reference));
+        if (Environment.GetEnvironmentVariable("FACE_TEST_OUT") is { Length: > 0 } dir) Cv2.ImWrite(Path.Combine(dir, "swap-border.png"), frame);
         Assert.True(FaceEnv.MeanAbsDiff(input, frame, new Rect(0, 90, 50, 80)) > 3, "the visible part of the face did not change");
         Assert.Equal(0, FaceEnv.MeanAbsDiff(input, frame, new Rect(120, 0, 392, 512)));
         // Entirely off the frame: nothing to do.
         for (var i = 0; i < shifted.Length; i += 3) shifted[i] -= 1000;
         Assert.False(models.Swapper.Swap(frame, shifted, reference));
+    }
+
+    /// <summary>A two-Identity ONNX model with inswapper's inputs: target [1,3,128,128], source [1,512]
+    /// (hand-encoded protobuf, opset 13).</summary>
+    private const string FakeInswapper = "CAcSDWJsYW5rZW5kLXRlc3Q61gEKHgoGdGFyZ2V0EgpvdXRfdGFyZ2V0IghJZGVudGl0eQoeCgZzb3VyY2USCm91dF9zb3VyY2UiCElkZW50aXR5Eg5mYWtlX2luc3dhcHBlcloiCgZ0YXJnZXQSGAoWCAESEgoCCAEKAggDCgMIgAEKAwiAAVoZCgZzb3VyY2USDwoNCAESCQoCCAEKAwiABGImCgpvdXRfdGFyZ2V0EhgKFggBEhIKAggBCgIIAwoDCIABCgMIgAFiHQoKb3V0X3NvdXJjZRIPCg0IARIJCgIIAQoDCIAEQgQKABAN";
+
+    [Fact]
+    public void Swap_model_is_inspected_and_reported_but_the_mesh_warp_is_used()
+    {
+        var dir = Directory.CreateTempSubdirectory("blankend-swapmodel");
+        try
+        {
+            var fake = Path.Combine(dir.FullName, "inswapper_fake.onnx");
+            File.WriteAllBytes(fake, Convert.FromBase64String(FakeInswapper));
+            using (var env = new FaceEnv(configure: o => o.SwapModel = fake))
+            {
+                var status = FaceModels.For(env.Engine).Swapper.SwapStatus;
+                output.WriteLine(status);
+                Assert.Contains("swap_model loaded", status);
+                Assert.Contains("inswapper-style", status);
+                Assert.Contains("no arcface model configured", status);
+                env.Engine.SetAsset(new AiAsset(AiAssetKind.ReferenceFace, 1, Reference()));
+                using var input = FaceEnv.Astronaut();
+                var w = FaceEnv.Frame(input, AiSteps.Swap);
+                RunAll(env.Engine, w);
+                Assert.Equal(1, env.Engine.Step("swap").Snapshot().Runs);
+                Assert.True(FaceEnv.MeanAbsDiff(input, w.Image!, new Rect(180, 82, 90, 90)) > 6);
+                Assert.Contains("inswapper", FaceModels.For(env.Engine).Status["swap"]);
+            }
+            using (var env = new FaceEnv(configure: o => o.SwapModel = FaceEnv.ShippedModel("selfie_segmentation.onnx")))
+            {
+                var status = FaceModels.For(env.Engine).Swapper.SwapStatus;
+                output.WriteLine(status);
+                Assert.Contains("are not inswapper-style", status);
+            }
+            using (var env = new FaceEnv(configure: o => o.SwapModel = Path.Combine(dir.FullName, "missing.onnx")))
+            {
+                var status = FaceModels.For(env.Engine).Swapper.SwapStatus;
+                output.WriteLine(status);
+                Assert.Contains("swap_model unavailable: model file not found", status);
+            }
+        }
+        finally
+        {
+            dir.Delete(true);
+        }
     }
 
     [Fact]
@@ -176,6 +223,8 @@ public sealed class FaceSwapTests(ITestOutputHelper output) : IDisposable
                 var t3 = Stopwatch.GetTimestamp();
                 Assert.True(models.Swapper.Swap(copy, m.Points, reference));
                 var t4 = Stopwatch.GetTimestamp();
+                if (i == 0 && Environment.GetEnvironmentVariable("FACE_TEST_OUT") is { Length: > 0 } dir)
+                    Cv2.ImWrite(Path.Combine(dir, $"swap-{img.Cols}x{img.Rows}.png"), copy);
                 if (i < 5) continue;
                 det[i - 5] = Stopwatch.GetElapsedTime(t0, t1).TotalMilliseconds;
                 msh[i - 5] = Stopwatch.GetElapsedTime(t1, t2).TotalMilliseconds;
