@@ -83,6 +83,49 @@ public sealed class FaceStepTests : IDisposable
     }
 
     [Fact]
+    public void Mesh_follows_a_moving_face_between_detector_runs()
+    {
+        // The face moves 24 px right per frame; the detector runs on frame 0 only (interval 5).
+        var crop = new Rect(100, 0, 300, 300);
+        var frames = Enumerable.Range(0, 5).Select(i =>
+        {
+            using var canvas = FaceEnv.Canvas720(200 + 24 * i, 0, 720, crop);
+            return FaceEnv.Frame(canvas, AiSteps.Mesh, "cam-moving", interval: 5, seq: i + 1);
+        }).ToArray();
+        foreach (var w in frames) RunSteps(_env.Engine, w);
+        Assert.Equal(1, _env.Engine.Step("detect").Snapshot().Runs);
+        Assert.Equal(5, _env.Engine.Step("mesh").Snapshot().Runs);
+
+        // Truth for the last frame: a fresh detection + mesh on it.
+        var models = FaceModels.For(_env.Engine);
+        var last = frames[^1].Image!;
+        var truth = models.Mesh("cpu0")!.Run(last, Assert.Single(models.Detector("cpu0")!.Detect(last)))!;
+        var tracked = Assert.Single(frames[^1].Ai.Faces!).Mesh;
+        Assert.NotNull(tracked);
+        double err = 0;
+        for (var i = 0; i < 468; i++)
+            err += Math.Sqrt(Math.Pow(tracked[i * 3] - truth.Points[i * 3], 2) + Math.Pow(tracked[i * 3 + 1] - truth.Points[i * 3 + 1], 2));
+        err /= 468;
+        // The stale detection box is 96 px behind; the tracked mesh is on the face.
+        Assert.True(err < 6, $"mean landmark error {err:0.0} px");
+    }
+
+    [Fact]
+    public void A_face_lost_while_tracked_makes_the_next_frame_detect()
+    {
+        using var face = FaceEnv.Astronaut();
+        using var grey = new Mat(512, 512, MatType.CV_8UC3, Scalar.All(128));
+        var frames = new[] { face, grey, face }.Select((m, i) => FaceEnv.Frame(m, AiSteps.Mesh, "cam-lost", interval: 5, seq: i + 1)).ToArray();
+        foreach (var w in frames) RunSteps(_env.Engine, w);
+        Assert.True(frames[1].Ai.FacesReused);
+        Assert.Null(Assert.Single(frames[1].Ai.Faces!).Mesh);
+        Assert.True(frames[1].Ai.MeshPresence![0] < 0.5f);
+        Assert.False(frames[2].Ai.FacesReused);
+        Assert.Equal(2, _env.Engine.Step("detect").Snapshot().Runs);
+        Assert.NotNull(Assert.Single(frames[2].Ai.Faces!).Mesh);
+    }
+
+    [Fact]
     public void Missing_models_skip_with_model_unavailable_and_leave_the_frame()
     {
         var empty = Directory.CreateTempSubdirectory("blankend-nomodels");

@@ -57,20 +57,38 @@ public sealed class FaceMeshModel : IDisposable
     /// the image is unusable.</summary>
     public FaceMeshResult? Run(Mat image, AiFace face)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
         if (face.Box is not { Length: 4 } box || face.Keypoints is not { Length: >= 4 } kp) return null;
         var cx = (box[0] + box[2]) / 2;
         var cy = (box[1] + box[3]) / 2;
         var side = Math.Max(box[2] - box[0], box[3] - box[1]) * 1.5f;
-        if (!(side >= 2) || !float.IsFinite(cx) || !float.IsFinite(cy) || side > 1e6f) return null;
-        var theta = MathF.Atan2(kp[3] - kp[1], kp[2] - kp[0]);
-        if (!float.IsFinite(theta)) theta = 0;
-        return Run(image, cx, cy, side, theta);
+        return Run(image, cx, cy, side, MathF.Atan2(kp[3] - kp[1], kp[2] - kp[0]));
+    }
+
+    /// <summary>MediaPipe's ROI for the next frame from a mesh: the landmarks' bounding box centre, side =
+    /// max(w,h)*1.5, rotation from landmark 33 (outer corner of the eye on the image's left) to 263 (the
+    /// other outer eye corner). Writes cx, cy, side, θ at <paramref name="roi"/>.</summary>
+    public static void RoiFromMesh(float[] points, Span<float> roi)
+    {
+        float minX = float.MaxValue, minY = float.MaxValue, maxX = float.MinValue, maxY = float.MinValue;
+        for (var i = 0; i < FaceMeshResult.Count; i++)
+        {
+            var x = points[i * 3];
+            var y = points[i * 3 + 1];
+            minX = Math.Min(minX, x); maxX = Math.Max(maxX, x);
+            minY = Math.Min(minY, y); maxY = Math.Max(maxY, y);
+        }
+        roi[0] = (minX + maxX) / 2;
+        roi[1] = (minY + maxY) / 2;
+        roi[2] = Math.Max(maxX - minX, maxY - minY) * 1.5f;
+        roi[3] = MathF.Atan2(points[263 * 3 + 1] - points[33 * 3 + 1], points[263 * 3] - points[33 * 3]);
     }
 
     /// <summary>The mesh for an explicit ROI (centre, side, rotation in radians) in frame pixels.</summary>
     public FaceMeshResult? Run(Mat image, float cx, float cy, float side, float theta)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (!(side >= 2) || side > 1e6f || !float.IsFinite(cx) || !float.IsFinite(cy)) return null;
+        if (!float.IsFinite(theta)) theta = 0;
         var bgr = FaceOrtIo.AsBgr(image, out var owned);
         if (bgr is null) return null;
         var b = _pool.TryTake(out var r) ? r : new Buffers(this);

@@ -79,6 +79,8 @@ public sealed class FaceDetectStep(AiEngine engine) : IFrameStep
 /// <summary>
 /// Face mesh (468 points) for each face the detect step found: fills <see cref="AiFace.Mesh"/> (frame pixels)
 /// when MediaPipe's presence (sigmoid(face_flag) &gt; 0.5) holds, and <see cref="AiFrameData.MeshPresence"/>.
+/// Between detector runs the crop follows the face from the previous frame's landmarks (per source); a face
+/// lost while tracked makes the next frame run the detector.
 /// </summary>
 public sealed class FaceMeshStep(AiEngine engine) : IFrameStep
 {
@@ -122,11 +124,33 @@ public sealed class FaceMeshStep(AiEngine engine) : IFrameStep
         if (faces.Length == 0) return;
         var t0 = Stopwatch.GetTimestamp();
         var presence = new float[faces.Length];
-        for (var i = 0; i < faces.Length; i++)
+        var next = new float[faces.Length * 4];
+        var state = engine.StateFor(w.Source);
+        lock (state.Gate)
         {
-            var r = mesh.Run(image, faces[i]);
-            presence[i] = r?.Presence ?? float.NaN;
-            if (r is { Present: true }) faces[i] = faces[i] with { Mesh = r.Points };
+            // Between detector runs each face's crop comes from its previous mesh (MediaPipe's tracking);
+            // on a detector frame, from the detection.
+            var track = w.Ai.FacesReused && state.TrackRois is { } t && t.Length == next.Length ? t : null;
+            var lost = false;
+            for (var i = 0; i < faces.Length; i++)
+            {
+                var r = track is null
+                    ? mesh.Run(image, faces[i])
+                    : mesh.Run(image, track[i * 4], track[i * 4 + 1], track[i * 4 + 2], track[i * 4 + 3]);
+                presence[i] = r?.Presence ?? float.NaN;
+                if (r is { Present: true })
+                {
+                    faces[i] = faces[i] with { Mesh = r.Points };
+                    FaceMeshModel.RoiFromMesh(r.Points, next.AsSpan(i * 4, 4));
+                }
+                else
+                {
+                    lost = true;
+                }
+            }
+            state.TrackRois = lost ? null : next;
+            // A tracked face that got lost makes the next frame run the detector.
+            if (lost && w.Ai.FacesReused) state.LastFaces = null;
         }
         w.Ai.MeshPresence = presence;
         engine.Record(Name, t0);
