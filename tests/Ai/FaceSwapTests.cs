@@ -112,6 +112,27 @@ public sealed class FaceSwapTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public void Concurrent_swaps_match_a_single_one()
+    {
+        var models = FaceModels.For(_env.Engine);
+        var reference = models.Swapper.Reference(new AiAsset(AiAssetKind.ReferenceFace, 1, Reference()));
+        using var input = FaceEnv.Webcam720();
+        var mesh = models.Mesh("cpu0")!.Run(input, Assert.Single(models.Detector("cpu0")!.Detect(input)))!;
+        using var expected = input.Clone();
+        Assert.True(models.Swapper.Swap(expected, mesh.Points, reference));
+        var same = new int[6];
+        Parallel.For(0, 6, i =>
+        {
+            for (var n = 0; n < 4; n++)
+            {
+                using var frame = input.Clone();
+                if (models.Swapper.Swap(frame, mesh.Points, reference) && FaceEnv.Same(expected, frame)) same[i]++;
+            }
+        });
+        Assert.All(same, n => Assert.Equal(4, n));
+    }
+
+    [Fact]
     public void Swap_without_reference_leaves_the_frame_and_counts_the_skip()
     {
         using var input = FaceEnv.Astronaut();
