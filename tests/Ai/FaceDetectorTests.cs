@@ -5,7 +5,7 @@ using Xunit;
 
 namespace Blankend.Orleans.Tests.Ai;
 
-public sealed class FaceDetectorTests : IDisposable
+public sealed class FaceDetectorTests(Xunit.Abstractions.ITestOutputHelper output) : IDisposable
 {
     private readonly FaceEnv _env = new();
 
@@ -52,6 +52,7 @@ public sealed class FaceDetectorTests : IDisposable
         using var img = FaceEnv.Astronaut();
         var faces = d.Detect(img);
         var f = Assert.Single(faces);
+        output.WriteLine($"score {f.Score:0.000} box [{string.Join(", ", f.Box.Select(v => v.ToString("0.0")))}] keypoints [{string.Join(", ", f.Keypoints.Select(v => v.ToString("0.0")))}]");
         Assert.InRange(f.Score, 0.85f, 1f);
         Assert.Null(f.Mesh);
         AssertAstronautFace(f);
