@@ -40,7 +40,7 @@ for (var i = 0; i < args.Length; i++)
 var root = FindRoot();
 var frame720 = File.ReadAllBytes(Path.Combine(root, "bench/media/frame-1280x720-q80.jpg"));
 var services = new ServiceCollection()
-    .AddLogging(b => b.SetMinimumLevel(LogLevel.Warning))
+    .AddLogging(b => b.SetMinimumLevel(Microsoft.Extensions.Logging.LogLevel.Warning))
     .AddSingleton(Options.Create(new AiOptions { FaceDetectInterval = 1 }))
     .AddSingleton<OnnxRuntimeHost>()
     .AddSingleton<AiEngine>()

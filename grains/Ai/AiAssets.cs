@@ -62,6 +62,9 @@ public static class AiAssetSync
 {
     public static ValueTask EnsureAsync(AiEngine engine, IGrainFactory grains, long referenceVersion, long backgroundVersion)
     {
+        // Version 0 = removed (DELETE /api/v1/ai/reference|background): this silo stops using its copy too.
+        if (referenceVersion == 0 && engine.Asset(AiAssetKind.ReferenceFace) is not null) engine.ClearAsset(AiAssetKind.ReferenceFace);
+        if (backgroundVersion == 0 && engine.Asset(AiAssetKind.Background) is not null) engine.ClearAsset(AiAssetKind.Background);
         var needRef = referenceVersion > 0 && (engine.Asset(AiAssetKind.ReferenceFace)?.Version ?? 0) < referenceVersion;
         var needBg = backgroundVersion > 0 && (engine.Asset(AiAssetKind.Background)?.Version ?? 0) < backgroundVersion;
         return needRef || needBg ? FetchAsync(engine, grains, needRef, needBg) : ValueTask.CompletedTask;

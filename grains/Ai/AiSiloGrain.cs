@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Blankend.Orleans.Ai;
+using Blankend.Orleans.Grains.Ai.Face;
 using Blankend.Orleans.Grains.Ai.Runtime;
 using Blankend.Orleans.Grains.Codec;
 using Blankend.Orleans.Grains.Devices;
@@ -143,7 +144,7 @@ public sealed class AiSiloGrain(AiEngine engine, DeviceWorkerHost host, LocalDev
             {
                 // "detect" alone answers the image with the boxes and keypoints drawn (contract).
                 if ((request.Steps & ~AiSteps.Detect) == AiSteps.None || (request.Steps & (AiSteps.Swap | AiSteps.Matte | AiSteps.Depth)) == 0)
-                    FaceDraw.Draw(work.Image!, faces, (request.Steps & AiSteps.Mesh) != 0);
+                    FaceDraw.Draw(work.Image!, faces);
                 Cv2.ImEncode(".jpg", work.Image!, out jpeg, new ImageEncodingParam(ImwriteFlags.JpegQuality, request.JpegQuality));
             }
             return new AiProcessResult(200, null, null, jpeg, faces, image.Width, image.Height, stepMs, [.. work.Ai.Notes ?? []],
@@ -163,7 +164,8 @@ public sealed class AiSiloGrain(AiEngine engine, DeviceWorkerHost host, LocalDev
         if (kind == AiAssetKind.Background) return null;
         var device = Device;
         if (Unavailable(AiSteps.Mesh, device) is { } why) return why;
-        return FaceReference.Check(engine, mat, device);
+        var reference = FaceModels.For(engine).Swapper.Inspect(new AiAsset(kind, 0, image), device);
+        return reference.Usable ? null : reference.Error;
     });
 
     /// <summary>Decodes a JPEG or PNG to BGR; null with a one-line reason when it is not one.</summary>

@@ -1,3 +1,4 @@
+using Blankend.Orleans.Grains.Ai.Face;
 using Blankend.Orleans.Grains.Ai.Matting;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -26,6 +27,7 @@ public static class ProcessingSiloExtensions
         services.AddSingleton<Ai.Runtime.OnnxRuntimeHost>();
         services.AddSingleton<Ai.AiEngine>();
         // Step order is the frame's order: faces (detect, mesh, swap) first, then matte and depth.
+        services.AddBlankendFaceSteps();
         services.AddBlankendMatteSteps();
         services.AddSingleton<Relay.IBusFramePipeline, Processing.RealtimeBusPipeline>();
         services.AddSingleton<DeviceWorkerHost>();

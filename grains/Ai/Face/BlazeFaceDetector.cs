@@ -1,0 +1,240 @@
+using System.Collections.Concurrent;
+using Blankend.Orleans.Ai;
+using Blankend.Orleans.Grains.Ai.Runtime;
+using OpenCvSharp;
+
+namespace Blankend.Orleans.Grains.Ai.Face;
+
+/// <summary>
+/// MediaPipe BlazeFace (front 128 or back 256, models/LICENSE-NOTES.md) on one ONNX session: letterbox into the
+/// square input (aspect kept, zero padding), RGB, pixel/127.5-1, run, decode the 896 anchors, keep
+/// score &gt;= min score, MediaPipe weighted NMS (IoU &gt; 0.3 merged, boxes and keypoints averaged by score),
+/// undo the letterbox. Thread-safe: each call rents its own buffers from a small pool.
+/// </summary>
+public sealed class BlazeFaceDetector : IDisposable
+{
+    public const int Anchors = 896;
+    private const int Grid16 = 16 * 16 * 2; // 512 anchors, 2 per cell
+    private const float NmsIou = 0.3f;
+
+    private readonly string _inputName;
+    private readonly (string Name, long[] Shape)[] _outputs;
+    private readonly float[] _anchors = new float[Anchors * 2];
+    private readonly ConcurrentBag<Buffers> _pool = [];
+    private readonly float _minScore;
+    private volatile bool _disposed;
+
+    /// <exception cref="InvalidDataException">The model does not have BlazeFace's signature.</exception>
+    public BlazeFaceDetector(OnnxModel model, double minScore)
+    {
+        Model = model;
+        _minScore = (float)minScore;
+        var inputs = model.Session.InputMetadata;
+        if (inputs.Count != 1) throw new InvalidDataException($"BlazeFace has one input; {Path.GetFileName(model.Path)} has {inputs.Count}");
+        var (name, meta) = inputs.First();
+        var d = meta.Dimensions;
+        if (d.Length != 4 || d[3] != 3 || d[1] != d[2] || d[1] <= 0)
+            throw new InvalidDataException($"BlazeFace input is [1,S,S,3]; {Path.GetFileName(model.Path)} has [{string.Join(',', d)}]");
+        _inputName = name;
+        InputSize = d[1];
+
+        // Outputs by shape: scores 16x16 [1,512,1], scores 8x8 [1,384,1], regressors [1,512,16], [1,384,16].
+        var outs = new (string, long[])[4];
+        var found = 0;
+        foreach (var (oname, ometa) in model.Session.OutputMetadata)
+        {
+            var s = FaceOrtIo.Shape(ometa);
+            if (s.Length != 3) continue;
+            var slot = (s[1], s[2]) switch
+            {
+                (512, 1) => 0,
+                (384, 1) => 1,
+                (512, 16) => 2,
+                (384, 16) => 3,
+                _ => -1,
+            };
+            if (slot < 0 || outs[slot].Item1 is not null) continue;
+            outs[slot] = (oname, s);
+            found++;
+        }
+        if (found != 4)
+            throw new InvalidDataException($"BlazeFace outputs are [1,512,1], [1,384,1], [1,512,16], [1,384,16]; {Path.GetFileName(model.Path)} does not have them");
+        _outputs = outs;
+
+        // Anchors: per grid, row-major (y, x, k); centre ((x+0.5)/G, (y+0.5)/G); unit size.
+        var a = 0;
+        foreach (var (g, per) in new[] { (16, 2), (8, 6) })
+        {
+            for (var y = 0; y < g; y++)
+            for (var x = 0; x < g; x++)
+            for (var k = 0; k < per; k++)
+            {
+                _anchors[a++] = (x + 0.5f) / g;
+                _anchors[a++] = (y + 0.5f) / g;
+            }
+        }
+    }
+
+    public OnnxModel Model { get; }
+
+    /// <summary>Side of the square model input (128 or 256).</summary>
+    public int InputSize { get; }
+
+    /// <summary>Faces in frame pixels (continuous coordinates: pixel k spans [k, k+1)), best score first.
+    /// Any image type is accepted (gray and BGRA are converted); an empty image gives none.</summary>
+    public AiFace[] Detect(Mat image)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var bgr = FaceOrtIo.AsBgr(image, out var owned);
+        if (bgr is null) return [];
+        var b = Rent();
+        try
+        {
+            var (sx, sy, padX, padY) = Letterbox(bgr, b);
+            b.Io.Run(Model);
+            return Decode(b, sx, sy, padX, padY);
+        }
+        finally
+        {
+            owned?.Dispose();
+            _pool.Add(b);
+        }
+    }
+
+    private Buffers Rent() => _pool.TryTake(out var b) ? b : new Buffers(this);
+
+    /// <summary>Letterboxes into the input tensor; returns the scale per axis and the padding (input pixels).</summary>
+    private (float Sx, float Sy, int PadX, int PadY) Letterbox(Mat bgr, Buffers b)
+    {
+        var s = InputSize;
+        var w = bgr.Cols;
+        var h = bgr.Rows;
+        var scale = (double)s / Math.Max(w, h);
+        var nw = Math.Clamp((int)Math.Round(w * scale), 1, s);
+        var nh = Math.Clamp((int)Math.Round(h * scale), 1, s);
+        var padX = (s - nw) / 2;
+        var padY = (s - nh) / 2;
+        b.Square.SetTo(Scalar.All(0));
+        using (var roi = b.Square.SubMat(padY, padY + nh, padX, padX + nw))
+        {
+            Cv2.Resize(bgr, roi, new Size(nw, nh), 0, 0, scale < 1 ? InterpolationFlags.Area : InterpolationFlags.Linear);
+        }
+        Cv2.CvtColor(b.Square, b.Rgb, ColorConversionCodes.BGR2RGB);
+        b.Rgb.ConvertTo(b.Io.InputMat, MatType.CV_32FC3, 1 / 127.5, -1);
+        return ((float)nw / w, (float)nh / h, padX, padY);
+    }
+
+    private AiFace[] Decode(Buffers b, float sx, float sy, int padX, int padY)
+    {
+        var s = (float)InputSize;
+        var outs = b.Io.Outputs;
+        var n = 0;
+        for (var i = 0; i < Anchors; i++)
+        {
+            var logit = i < Grid16 ? outs[0][i] : outs[1][i - Grid16];
+            var score = 1f / (1f + MathF.Exp(-Math.Clamp(logit, -100f, 100f)));
+            if (score < _minScore || float.IsNaN(score)) continue;
+            var reg = i < Grid16 ? outs[2].AsSpan(i * 16, 16) : outs[3].AsSpan((i - Grid16) * 16, 16);
+            var ax = _anchors[i * 2];
+            var ay = _anchors[i * 2 + 1];
+            var cx = ax + reg[0] / s;
+            var cy = ay + reg[1] / s;
+            var bw = reg[2] / s;
+            var bh = reg[3] / s;
+            var d = b.Dec.AsSpan(n * 16, 16);
+            d[0] = cx - bw / 2;
+            d[1] = cy - bh / 2;
+            d[2] = cx + bw / 2;
+            d[3] = cy + bh / 2;
+            for (var k = 0; k < 6; k++)
+            {
+                d[4 + 2 * k] = ax + reg[4 + 2 * k] / s;
+                d[5 + 2 * k] = ay + reg[5 + 2 * k] / s;
+            }
+            b.Keys[n] = -score;
+            b.Order[n] = n;
+            b.Scores[n] = score;
+            n++;
+        }
+        if (n == 0) return [];
+        Array.Sort(b.Keys, b.Order, 0, n);
+
+        // MediaPipe weighted NMS: the best remaining detection absorbs every remaining one with IoU > 0.3;
+        // box and keypoints are the score-weighted mean of the absorbed ones, the score stays the best's.
+        Array.Clear(b.Used, 0, n);
+        var faces = new List<AiFace>(2);
+        Span<float> acc = stackalloc float[16];
+        for (var oi = 0; oi < n; oi++)
+        {
+            var i = b.Order[oi];
+            if (b.Used[i]) continue;
+            var top = b.Dec.AsSpan(i * 16, 16);
+            acc.Clear();
+            var total = 0f;
+            for (var oj = oi; oj < n; oj++)
+            {
+                var j = b.Order[oj];
+                if (b.Used[j]) continue;
+                var other = b.Dec.AsSpan(j * 16, 16);
+                if (j != i && Iou(top, other) <= NmsIou) continue;
+                b.Used[j] = true;
+                var wgt = b.Scores[j];
+                total += wgt;
+                for (var k = 0; k < 16; k++) acc[k] += other[k] * wgt;
+            }
+            var box = new float[4];
+            var kp = new float[12];
+            for (var k = 0; k < 16; k++)
+            {
+                var v = acc[k] / total * s;
+                var px = k % 2 == 0 ? (v - padX) / sx : (v - padY) / sy;
+                if (k < 4) box[k] = px;
+                else kp[k - 4] = px;
+            }
+            faces.Add(new AiFace(b.Scores[i], box, kp, null));
+        }
+        return [.. faces];
+    }
+
+    private static float Iou(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        var ix = Math.Min(a[2], b[2]) - Math.Max(a[0], b[0]);
+        var iy = Math.Min(a[3], b[3]) - Math.Max(a[1], b[1]);
+        if (ix <= 0 || iy <= 0) return 0;
+        var inter = ix * iy;
+        var union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
+        return union <= 0 ? 0 : inter / union;
+    }
+
+    public void Dispose()
+    {
+        _disposed = true;
+        while (_pool.TryTake(out var b)) b.Dispose();
+    }
+
+    private sealed class Buffers : IDisposable
+    {
+        public readonly FaceOrtIo Io;
+        public readonly Mat Square;
+        public readonly Mat Rgb;
+        public readonly float[] Dec = new float[Anchors * 16];
+        public readonly float[] Keys = new float[Anchors];
+        public readonly int[] Order = new int[Anchors];
+        public readonly float[] Scores = new float[Anchors];
+        public readonly bool[] Used = new bool[Anchors];
+
+        public Buffers(BlazeFaceDetector d)
+        {
+            Io = new FaceOrtIo(d._inputName, d.InputSize, d.InputSize, d._outputs);
+            Square = new Mat(d.InputSize, d.InputSize, MatType.CV_8UC3);
+            Rgb = new Mat(d.InputSize, d.InputSize, MatType.CV_8UC3);
+        }
+
+        public void Dispose()
+        {
+            Io.Dispose();
+            Square.Dispose();
+            Rgb.Dispose();
+        }
+    }
+}

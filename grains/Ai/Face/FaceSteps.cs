@@ -1,0 +1,258 @@
+using System.Diagnostics;
+using Blankend.Orleans.Ai;
+using Blankend.Orleans.Grains.Devices;
+using OpenCvSharp;
+
+namespace Blankend.Orleans.Grains.Ai.Face;
+
+/// <summary>
+/// Face detection (BlazeFace) on a device worker. Per source, the detector runs every
+/// <c>face_detect_interval</c> frames (and whenever the frame size changes); the frames between reuse the last
+/// faces. Sets <see cref="AiFrameData.Faces"/> and draws nothing (<see cref="FaceDraw"/> is for /ai/process).
+/// Counters: <c>engine.Step("detect")</c> records one run per detector run (its ms); the reused frames are
+/// <see cref="FaceModels.DetectionsReused"/>.
+/// </summary>
+public sealed class FaceDetectStep(AiEngine engine) : IFrameStep, IAiStepStatus
+{
+    public string Status => FaceModels.For(engine).Status["detect"];
+
+    public const string StepName = "detect";
+    private readonly FaceModels _models = FaceModels.For(engine);
+
+    public string Name => StepName;
+
+    public bool AppliesTo(EffectiveSettings settings) => (settings.ActiveAiSteps & AiSteps.Detect) != 0;
+
+    public void Run(ReadOnlySpan<FrameWork> batch)
+    {
+        foreach (var w in batch)
+        {
+            if (w.Failed || w.Image is not { } image) continue;
+            try
+            {
+                RunOne(w, image);
+            }
+            catch (Exception e) when (FaceStepErrors.Expected(e))
+            {
+                FaceStepErrors.Skip(engine, w, Name, e);
+            }
+        }
+    }
+
+    private void RunOne(FrameWork w, Mat image)
+    {
+        var detector = _models.Detector(w.Device);
+        if (detector is null)
+        {
+            FaceStepErrors.Unavailable(engine, w, Name);
+            return;
+        }
+        var state = engine.StateFor(w.Source);
+        AiFace[] faces;
+        lock (state.Gate)
+        {
+            var interval = Math.Max(1, w.Settings.FaceDetectInterval);
+            var due = state.DetectFrames % interval == 0 || state.LastFaces is null
+                || state.LastFacesWidth != image.Cols || state.LastFacesHeight != image.Rows;
+            state.DetectFrames++;
+            if (due)
+            {
+                var t0 = Stopwatch.GetTimestamp();
+                faces = detector.Detect(image);
+                state.LastFaces = faces;
+                state.LastFacesWidth = image.Cols;
+                state.LastFacesHeight = image.Rows;
+                engine.Record(Name, t0);
+                AiMetrics.Detections.Add(1);
+                _models.CountRun();
+            }
+            else
+            {
+                faces = state.LastFaces!;
+                w.Ai.FacesReused = true;
+                _models.CountReuse();
+            }
+        }
+        // A copy: later steps replace entries (mesh) and must not touch the per-source array.
+        w.Ai.Faces = faces.Length == 0 ? [] : (AiFace[])faces.Clone();
+    }
+}
+
+/// <summary>
+/// Face mesh (468 points) for each face the detect step found: fills <see cref="AiFace.Mesh"/> (frame pixels)
+/// when MediaPipe's presence (sigmoid(face_flag) &gt; 0.5) holds, and <see cref="AiFrameData.MeshPresence"/>.
+/// Between detector runs the crop follows the face from the previous frame's landmarks (per source); a face
+/// lost while tracked makes the next frame run the detector.
+/// </summary>
+public sealed class FaceMeshStep(AiEngine engine) : IFrameStep, IAiStepStatus
+{
+    public string Status => FaceModels.For(engine).Status["mesh"];
+
+    public const string StepName = "mesh";
+    private readonly FaceModels _models = FaceModels.For(engine);
+
+    public string Name => StepName;
+
+    public bool AppliesTo(EffectiveSettings settings) => (settings.ActiveAiSteps & AiSteps.Mesh) != 0;
+
+    public void Run(ReadOnlySpan<FrameWork> batch)
+    {
+        foreach (var w in batch)
+        {
+            if (w.Failed || w.Image is not { } image) continue;
+            try
+            {
+                RunOne(w, image);
+            }
+            catch (Exception e) when (FaceStepErrors.Expected(e))
+            {
+                FaceStepErrors.Skip(engine, w, Name, e);
+            }
+        }
+    }
+
+    private void RunOne(FrameWork w, Mat image)
+    {
+        var mesh = _models.Mesh(w.Device);
+        if (mesh is null)
+        {
+            FaceStepErrors.Unavailable(engine, w, Name);
+            return;
+        }
+        if (w.Ai.Faces is not { } faces)
+        {
+            engine.Skip(Name, "no detections");
+            w.Ai.Note($"{Name}: no detections");
+            return;
+        }
+        if (faces.Length == 0) return;
+        var t0 = Stopwatch.GetTimestamp();
+        var presence = new float[faces.Length];
+        var next = new float[faces.Length * 4];
+        var state = engine.StateFor(w.Source);
+        lock (state.Gate)
+        {
+            // Between detector runs each face's crop comes from its previous mesh (MediaPipe's tracking);
+            // on a detector frame, from the detection.
+            var track = w.Ai.FacesReused && state.TrackRois is { } t && t.Length == next.Length ? t : null;
+            var lost = false;
+            for (var i = 0; i < faces.Length; i++)
+            {
+                var r = track is null
+                    ? mesh.Run(image, faces[i])
+                    : mesh.Run(image, track[i * 4], track[i * 4 + 1], track[i * 4 + 2], track[i * 4 + 3]);
+                presence[i] = r?.Presence ?? float.NaN;
+                if (r is { Present: true })
+                {
+                    faces[i] = faces[i] with { Mesh = r.Points };
+                    FaceMeshModel.RoiFromMesh(r.Points, next.AsSpan(i * 4, 4));
+                }
+                else
+                {
+                    lost = true;
+                }
+            }
+            state.TrackRois = lost ? null : next;
+            // A tracked face that got lost makes the next frame run the detector.
+            if (lost && w.Ai.FacesReused) state.LastFaces = null;
+        }
+        w.Ai.MeshPresence = presence;
+        engine.Record(Name, t0);
+    }
+}
+
+/// <summary>
+/// Face swap: every face with a mesh receives the uploaded reference face (<see cref="FaceSwapper"/>). No
+/// reference asset: skipped ("no reference face"), frame unchanged. The reference is analysed once per
+/// asset version.
+/// </summary>
+public sealed class FaceSwapStep(AiEngine engine) : IFrameStep, IAiStepStatus
+{
+    public string Status => FaceModels.For(engine).Status["swap"];
+
+    public const string StepName = "swap";
+    private readonly FaceModels _models = FaceModels.For(engine);
+
+    public string Name => StepName;
+
+    public bool AppliesTo(EffectiveSettings settings) => (settings.ActiveAiSteps & AiSteps.Swap) != 0;
+
+    public void Run(ReadOnlySpan<FrameWork> batch)
+    {
+        foreach (var w in batch)
+        {
+            if (w.Failed || w.Image is not { } image) continue;
+            try
+            {
+                RunOne(w, image);
+            }
+            catch (Exception e) when (FaceStepErrors.Expected(e))
+            {
+                FaceStepErrors.Skip(engine, w, Name, e);
+            }
+        }
+    }
+
+    private void RunOne(FrameWork w, Mat image)
+    {
+        if (engine.Asset(AiAssetKind.ReferenceFace) is not { } asset)
+        {
+            engine.Skip(Name, "no reference face");
+            w.Ai.Note($"{Name}: no reference face");
+            return;
+        }
+        if (_models.Detector(w.Device) is null || _models.Mesh(w.Device) is null)
+        {
+            FaceStepErrors.Unavailable(engine, w, Name);
+            return;
+        }
+        var reference = _models.Swapper.Reference(asset, w.Device);
+        if (!reference.Usable)
+        {
+            engine.Skip(Name, "reference unusable");
+            w.Ai.Note($"{Name}: {reference.Error}");
+            return;
+        }
+        if (image.Type() != MatType.CV_8UC3)
+        {
+            engine.Skip(Name, "unsupported image format");
+            w.Ai.Note($"{Name}: image is {image.Type()}, not 8-bit BGR");
+            return;
+        }
+        if (w.Ai.Faces is not { Length: > 0 } faces)
+        {
+            engine.Skip(Name, "no face");
+            return;
+        }
+        var t0 = Stopwatch.GetTimestamp();
+        var swapped = 0;
+        foreach (var f in faces)
+        {
+            if (f.Mesh is { } m && _models.Swapper.Swap(image, m, reference)) swapped++;
+        }
+        if (swapped == 0)
+        {
+            engine.Skip(Name, "no face mesh");
+            return;
+        }
+        engine.Record(Name, t0);
+    }
+}
+
+internal static class FaceStepErrors
+{
+    /// <summary>What a face step may meet on a bad frame or model; it is counted, never thrown.</summary>
+    public static bool Expected(Exception e) => e is not (OutOfMemoryException or StackOverflowException or ThreadAbortException);
+
+    public static void Unavailable(AiEngine engine, FrameWork w, string step)
+    {
+        engine.Skip(step, "model unavailable");
+        w.Ai.Note($"{step}: model unavailable");
+    }
+
+    public static void Skip(AiEngine engine, FrameWork w, string step, Exception e)
+    {
+        engine.Skip(step, "error");
+        w.Ai.Note($"{step}: {e.GetType().Name}: {e.Message}");
+    }
+}
