@@ -8,6 +8,9 @@
 #                            RSS every 10 s (about 11 minutes in all)
 #   bench/run.sh --micro     BenchmarkDotNet micro-benchmarks (bench/Micro), short job
 #   bench/run.sh --doc-only  rebuild docs/benchmarks.md from bench/results/ without running anything
+#   bench/run.sh --ai        AI steps (bench/AiBench): per-step ms vs the bare session.Run, end-to-end
+#                            processed fps at 640x360 and 1280x720 (about 2 minutes); writes the table
+#                            between the markers of docs/ai.md
 #
 # Options: --bare-only (suite without the gateway), --no-build, --results DIR (default bench/results),
 #          --doc PATH (default docs/benchmarks.md). --quick also shortens --soak (60 s) and --micro (dry job).
@@ -47,6 +50,7 @@ while (($#)); do
         --quick) QUICK=1 ;;
         --soak) MODE=soak ;;
         --micro) MODE=micro ;;
+        --ai) MODE=ai ;;
         --doc-only) MODE=doc ;;
         --bare-only) BARE_ONLY=1 ;;
         --no-build) BUILD=0 ;;
@@ -108,6 +112,30 @@ build() { # project...
 if [[ $MODE == doc ]]; then
     [[ $BUILD -eq 1 ]] && build bench/LoadGen/Blankend.Bench.LoadGen.csproj
     make_doc
+    exit 0
+fi
+
+# ---- AI steps -----------------------------------------------------------------------------------
+if [[ $MODE == ai ]]; then
+    [[ $BUILD -eq 1 ]] && build bench/AiBench/Blankend.Bench.AiBench.csproj
+    secs=5
+    [[ $QUICK -eq 1 ]] && secs=1
+    mkdir -p "$RESULTS/ai"
+    dotnet "bench/AiBench/$BIN/Blankend.Bench.AiBench.dll" --seconds $secs --json "$RESULTS/ai/ai.json" --md "$RESULTS/ai/ai.md"
+    {
+        echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), commit $(git rev-parse --short HEAD), CPU execution provider, 1 intra-op thread per session."
+        echo
+        cat "$RESULTS/ai/ai.md"
+    } > "$RESULTS/ai/section.md"
+    /usr/bin/python3 - "$ROOT/docs/ai.md" "$RESULTS/ai/section.md" <<'PY'
+import sys
+doc, section = sys.argv[1], open(sys.argv[2]).read()
+s = open(doc).read()
+a, b = "<!-- ai-bench:start -->", "<!-- ai-bench:end -->"
+i, j = s.index(a) + len(a), s.index(b)
+open(doc, "w").write(s[:i] + "\n" + section + s[j:])
+PY
+    log "docs/ai.md updated"
     exit 0
 fi
 
