@@ -22,6 +22,24 @@ public static class AiMetrics
     public static readonly Counter<long> Skipped = BlankendMetrics.Meter.CreateCounter<long>("blankend.ai.skipped", "{frame}",
         "Frames an AI step did not process, by step and reason (model unavailable, no face, no reference, ...)");
 
+    /// <summary>Loaded ONNX sessions by model, device and execution provider (CUDA or CPU): which provider runs what.</summary>
+    public static readonly ObservableGauge<int> Sessions = BlankendMetrics.Meter.CreateObservableGauge("blankend.ai.sessions", ObserveSessions, "{session}",
+        "Loaded ONNX Runtime sessions by model, device and execution provider");
+
+    internal static readonly System.Collections.Concurrent.ConcurrentDictionary<Runtime.OnnxRuntimeHost, byte> Hosts = new();
+
+    private static IEnumerable<Measurement<int>> ObserveSessions()
+    {
+        foreach (var host in Hosts.Keys)
+        {
+            foreach (var m in host.Loaded())
+            {
+                yield return new Measurement<int>(1, new KeyValuePair<string, object?>("model", AiSiloGrain.KindName(m.Kind)),
+                    new KeyValuePair<string, object?>("device", m.Device), new KeyValuePair<string, object?>("provider", m.Provider));
+            }
+        }
+    }
+
     public static readonly Counter<long> Detections = BlankendMetrics.Meter.CreateCounter<long>("blankend.ai.detector.runs", "{run}",
         "Face detector runs (the detector runs every face_detect_interval frames per source)");
 }

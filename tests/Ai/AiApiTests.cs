@@ -251,3 +251,36 @@ public sealed class AiApiTests(AiGatewayFixture fixture) : IClassFixture<AiGatew
         Assert.True(reset.IsSuccessStatusCode);
     }
 }
+
+/// <summary>The AI instruments on /metrics after real work: sessions by provider, step time, skips, detector runs.</summary>
+[Collection(SerialCollection.Name)]
+public sealed class AiMetricsTests
+{
+    [Fact]
+    public async Task MetricsShowTheLoadedSessionsOnCpuTheStepTimesAndTheSkipsWithTheirReason()
+    {
+        await using var gw = await EmbeddedGateway.StartAsync();
+        using (var r = await AiApiTests.PostImageAsync(gw.Client, "api/v1/ai/process?steps=detect&format=json", AiApiTests.Astronaut))
+            Assert.True(r.IsSuccessStatusCode);
+        // A live source with swap on and no reference face: the frame goes out, the swap skip is counted.
+        var source = "met-" + Guid.NewGuid().ToString("N")[..8];
+        using (var r = await gw.Client.PostAsync("api/v1/realtime_pipeline/config",
+            new StringContent($$"""{"source":"{{source}}","enabled":true,"steps":"swap"}""", Encoding.UTF8, "application/json")))
+            Assert.True(r.IsSuccessStatusCode);
+        var viewer = await MetaViewer.ConnectAsync(gw.Ws($"/video_out?source={source}&meta=1"));
+        await using (viewer)
+        {
+            using var cam = await Ws.ConnectAsync(gw.Ws($"/video_in?client_id={source}"));
+            await Gateway.VideoPathTests.WaitSubscribedAsync(gw.StreamStatusAsync, source);
+            await cam.SendBinaryAsync(AiApiTests.Astronaut);
+            await viewer.WaitCountAsync(1, TimeSpan.FromSeconds(20));
+        }
+
+        var m = await gw.ScrapeAsync();
+        Assert.Contains(m.Find("blankend_ai_sessions"), s => s.Labels.GetValueOrDefault("model") == "face_detect" && s.Labels.GetValueOrDefault("provider") == "CPU");
+        Assert.True(m.Find("blankend_ai_step_duration_milliseconds_count").Any(s => s.Labels.GetValueOrDefault("step") == "detect" && s.Value >= 1), m.Raw);
+        Assert.True(m.Find("blankend_ai_inference_duration_milliseconds_count").Any(s => s.Labels.GetValueOrDefault("provider") == "CPU" && s.Value >= 1), m.Raw);
+        Assert.True((m.Value("blankend_ai_detector_runs_total") ?? 0) >= 2, m.Raw);
+        Assert.Contains(m.Find("blankend_ai_skipped_total"), s => s.Labels.GetValueOrDefault("step") == "swap" && s.Labels.GetValueOrDefault("reason") == "no reference face" && s.Value >= 1);
+    }
+}

@@ -37,6 +37,7 @@ public sealed partial class OnnxRuntimeHost : IDisposable
     {
         _options = options.Value;
         _log = log;
+        AiMetrics.Hosts.TryAdd(this, 0);
     }
 
     public AiOptions Options => _options;
@@ -192,6 +193,7 @@ public sealed partial class OnnxRuntimeHost : IDisposable
 
     public void Dispose()
     {
+        AiMetrics.Hosts.TryRemove(this, out _);
         foreach (var l in _sessions.Values)
         {
             if (l.IsValueCreated) l.Value?.Dispose();
