@@ -3,6 +3,7 @@
 #   (no option)  the embedded service (scripts/run.sh)
 #   --test       + what the test suite starts itself (redis-server and PostgreSQL for the cluster tests)
 #   --cluster    + redis-server for a local cluster (scripts/cluster-up.sh)
+#   --postgres   + postgresql for a local cluster on PostgreSQL (scripts/cluster-up.sh --postgres)
 # Needs root or sudo for apt-get; prints what it does.
 set -euo pipefail
 
@@ -11,8 +12,9 @@ want+=(libgtk-3-0)                          # OpenCvSharp's official linux-x64 r
 case "${1:-}" in
   --test) want+=(redis-server postgresql) ;; # cluster tests: membership stores on free loopback ports
   --cluster) want+=(redis-server) ;;        # scripts/cluster-up.sh
+  --postgres) want+=(postgresql) ;;         # scripts/cluster-up.sh --postgres
   "") ;;
-  *) echo "install-deps: unknown option '$1' (use --test or --cluster)" >&2; exit 2 ;;
+  *) echo "install-deps: unknown option '$1' (use --test, --cluster or --postgres)" >&2; exit 2 ;;
 esac
 
 if ! command -v dotnet >/dev/null 2>&1; then
