@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Stops exactly what scripts/cluster-up.sh started: the pids recorded in .cluster/*.pid (gateways, then silos,
-# then redis-server), each with SIGTERM, then SIGKILL after 10 s. A pid that no longer belongs to the process it
+# then redis-server or postgres), each with SIGTERM, then SIGKILL after 10 s. A pid that no longer belongs to the process it
 # was recorded for (exited, pid reused) is left alone. Logs stay in .cluster/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,3 +33,10 @@ stop gateway-b Blankend.Orleans.Gateway.dll
 stop silo1 Blankend.Orleans.Silo.dll
 stop silo2 Blankend.Orleans.Silo.dll
 stop redis redis-server
+stop postgres bin/postgres
+# The throw-away PostgreSQL data of cluster-up.sh --postgres.
+if [[ -e "$RUN/postgres.datadir" ]]; then
+  dir=$(cat "$RUN/postgres.datadir")
+  [[ $dir == /tmp/blankend-cluster-pg-* && ! -e "$RUN/postgres.pid" ]] && rm -rf "$dir" && echo "cluster-down: removed $dir"
+  rm -f "$RUN/postgres.datadir"
+fi

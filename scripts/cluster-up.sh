@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Starts a local cluster on this machine, for trying cluster mode:
 #   redis-server  127.0.0.1:${REDIS_PORT:-6390}  membership store (installed with apt-get when missing)
+#                 or, with --postgres, a throw-away PostgreSQL on 127.0.0.1:${PG_PORT:-5439} (initdb into
+#                 /tmp/blankend-cluster-pg-PORT, trust auth on loopback; the first silo creates the schema)
 #   silo1         silo port 11111, gateway port 30000, announces gpu0 (and cpu0) in its silo metadata: the
 #                 gpu0 device worker is placed there (it runs on CPU here: no GPU is needed)
 #   silo2         silo port 11112, gateway port 30001, CPU only
@@ -12,7 +14,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUN=.cluster
+STORE=redis
+case "${1:-}" in
+  --postgres) STORE=postgres ;;
+  "") ;;
+  *) echo "cluster-up: unknown option '$1' (use --postgres for PostgreSQL membership; Redis by default)" >&2; exit 2 ;;
+esac
 REDIS_PORT=${REDIS_PORT:-6390}
+PG_PORT=${PG_PORT:-5439}
 GATEWAY_A_PORT=${GATEWAY_A_PORT:-8000}
 GATEWAY_B_PORT=${GATEWAY_B_PORT:-8001}
 SILO_PORTS=(11111 11112)
@@ -29,11 +38,12 @@ for f in "$RUN"/*.pid; do
 done
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in "$REDIS_PORT" "${SILO_PORTS[@]}" "${SILO_GATEWAY_PORTS[@]}" "$GATEWAY_A_PORT" "$GATEWAY_B_PORT"; do
+STORE_PORT=$REDIS_PORT; [[ $STORE == postgres ]] && STORE_PORT=$PG_PORT
+for p in "$STORE_PORT" "${SILO_PORTS[@]}" "${SILO_GATEWAY_PORTS[@]}" "$GATEWAY_A_PORT" "$GATEWAY_B_PORT"; do
   if port_busy "$p"; then echo "cluster-up: port $p is already in use on 127.0.0.1" >&2; exit 1; fi
 done
 
-scripts/install-deps.sh --cluster
+if [[ $STORE == postgres ]]; then scripts/install-deps.sh --postgres; else scripts/install-deps.sh --cluster; fi
 echo "cluster-up: building (Release)"
 dotnet build silo/Blankend.Orleans.Silo.csproj -c Release -nologo -v quiet
 dotnet build gateway/Blankend.Orleans.Gateway.csproj -c Release -nologo -v quiet
@@ -48,12 +58,30 @@ start() {
   echo "cluster-up: started $name (pid $!, log $RUN/$name.log)"
 }
 
-start redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no
-for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
-redis-cli -p "$REDIS_PORT" ping >/dev/null || { echo "cluster-up: redis-server did not answer; see $RUN/redis.log" >&2; exit 1; }
-
-COMMON=(--cluster:clustering=redis "--cluster:redis=127.0.0.1:$REDIS_PORT" --cluster:cluster_id=local
-        "--Logging:Console:TimestampFormat=HH:mm:ss.fff ")
+if [[ $STORE == postgres ]]; then
+  # PostgreSQL refuses to run as root: as root, initdb and postgres run as the postgres OS user, which owns the
+  # data folder (outside the repository, which that user may not be able to reach).
+  PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  PGROOT=/tmp/blankend-cluster-pg-$PG_PORT
+  AS=(); [[ $(id -u) -eq 0 ]] && AS=(runuser -u postgres --)
+  rm -rf "$PGROOT"; mkdir -p "$PGROOT"; [[ $(id -u) -eq 0 ]] && chown postgres:postgres "$PGROOT"
+  echo "$PGROOT" >"$RUN/postgres.datadir"
+  "${AS[@]}" "$PGBIN/initdb" -D "$PGROOT/data" -U postgres --auth=trust -E UTF8 --locale=C >"$RUN/postgres-initdb.log" 2>&1 \
+    || { echo "cluster-up: initdb failed; see $RUN/postgres-initdb.log" >&2; exit 1; }
+  nohup "${AS[@]}" "$PGBIN/postgres" -D "$PGROOT/data" -p "$PG_PORT" -c listen_addresses=127.0.0.1 \
+    -c "unix_socket_directories=$PGROOT" >"$RUN/postgres.log" 2>&1 </dev/null &
+  for _ in $(seq 100); do "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && break; sleep 0.1; done
+  "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" || { echo "cluster-up: postgres did not start; see $RUN/postgres.log" >&2; exit 1; }
+  head -1 "$PGROOT/data/postmaster.pid" >"$RUN/postgres.pid"   # the postmaster itself (not runuser)
+  echo "cluster-up: started postgres (pid $(cat "$RUN/postgres.pid"), port $PG_PORT, log $RUN/postgres.log)"
+  COMMON=(--cluster:clustering=postgres "--cluster:postgres=Host=127.0.0.1;Port=$PG_PORT;Database=postgres;Username=postgres")
+else
+  start redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no
+  for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  redis-cli -p "$REDIS_PORT" ping >/dev/null || { echo "cluster-up: redis-server did not answer; see $RUN/redis.log" >&2; exit 1; }
+  COMMON=(--cluster:clustering=redis "--cluster:redis=127.0.0.1:$REDIS_PORT")
+fi
+COMMON+=(--cluster:cluster_id=local "--Logging:Console:TimestampFormat=HH:mm:ss.fff ")
 start silo1 dotnet "$SILO_DLL" "${COMMON[@]}" --cluster:silo_port="${SILO_PORTS[0]}" --cluster:gateway_port="${SILO_GATEWAY_PORTS[0]}" --Orleans:Metadata:blankend_devices=gpu0,cpu0
 start silo2 dotnet "$SILO_DLL" "${COMMON[@]}" --cluster:silo_port="${SILO_PORTS[1]}" --cluster:gateway_port="${SILO_GATEWAY_PORTS[1]}"
 start gateway-a dotnet "$GATEWAY_DLL" "${COMMON[@]}" --cluster:mode=client --urls "http://127.0.0.1:$GATEWAY_A_PORT"

@@ -12,12 +12,18 @@ public sealed class ClusterSettings
     [ConfigurationKeyName("mode")] public string Mode { get; set; } = "embedded";
 
     /// <summary>Membership provider: <c>localhost</c> (one machine: the embedded default and split mode on one
-    /// host) or <c>redis</c> (several silos and gateways on several hosts, membership in <see cref="Redis"/>).</summary>
+    /// host), <c>redis</c> (several silos and gateways on several hosts, membership in <see cref="Redis"/>) or
+    /// <c>postgres</c> (the same, membership and grain storage in PostgreSQL, <see cref="Postgres"/>).</summary>
     [ConfigurationKeyName("clustering")] public string Clustering { get; set; } = "localhost";
 
     /// <summary>Redis clustering: StackExchange.Redis connection string of the membership store, e.g.
     /// <c>127.0.0.1:6379</c> or <c>redis:6379,password=...,ssl=true</c>.</summary>
     [ConfigurationKeyName("redis")] public string Redis { get; set; } = "127.0.0.1:6379";
+
+    /// <summary>PostgreSQL clustering: Npgsql connection string of the membership and grain-storage database, e.g.
+    /// <c>Host=db;Port=5432;Database=blankend;Username=blankend;Password=...</c>. The schema
+    /// (deploy/sql/postgresql/blankend-orleans.sql) is created on start-up when absent.</summary>
+    [ConfigurationKeyName("postgres")] public string Postgres { get; set; } = "";
 
     /// <summary>Redis clustering, silos: the address other silos and the gateways use to reach this silo (it is
     /// written to the membership table). An IPv4/IPv6 address, or <c>auto</c> for this host's first non-loopback

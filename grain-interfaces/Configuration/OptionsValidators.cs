@@ -61,8 +61,9 @@ public sealed class ClusterSettingsValidator : IValidateOptions<ClusterSettings>
     {
         var f = new Failures();
         f.OneOf("cluster:mode", o.Mode, "embedded", "client");
-        f.OneOf("cluster:clustering", o.Clustering, "localhost", "redis");
+        f.OneOf("cluster:clustering", o.Clustering, "localhost", "redis", "postgres");
         if (o.Clustering == "redis") f.NotEmpty("cluster:redis", o.Redis);
+        if (o.Clustering == "postgres") f.NotEmpty("cluster:postgres", o.Postgres);
         if (o.AdvertisedIp != "auto" && !System.Net.IPAddress.TryParse(o.AdvertisedIp, out _))
             f.Add($"cluster:advertised_ip must be an IP address or 'auto' (got '{o.AdvertisedIp}')");
         f.NotEmpty("cluster:cluster_id", o.ClusterId);

@@ -32,14 +32,24 @@ public sealed partial class CodecHost : DecodeSession.IEvents, IAsyncDisposable
     private int _gpuFailures;
     private volatile string? _gpuDisabled;
 
-    public CodecHost(IOptions<CodecOptions> options, IOptions<RecordingOptions> recording, IGrainFactory grains, ILoggerFactory loggers)
-        : this(options.Value, recording.Value, grains, loggers, null)
+    // The periodic "ffmpeg decoded fps" lines: a loop that exists only while this host has live sessions.
+    private readonly TimeSpan _statsInterval;
+    private readonly Lock _statsGate = new();
+    private readonly CancellationTokenSource _stopping = new();
+    private bool _statsRunning;
+    private Task _statsLoop = Task.CompletedTask;
+
+    public CodecHost(IOptions<CodecOptions> options, IOptions<RecordingOptions> recording, IOptions<TelemetryOptions> telemetry,
+        IGrainFactory grains, ILoggerFactory loggers)
+        : this(options.Value, recording.Value, grains, loggers, null, TimeSpan.FromSeconds(telemetry.Value.StatsLogIntervalSeconds))
     {
     }
 
     /// <param name="probe">Replaces the ffmpeg probe (tests).</param>
+    /// <param name="statsInterval">Period of the <c>ffmpeg decoded fps</c> lines (<c>telemetry:stats_log_interval_s</c>); zero or
+    /// null: none.</param>
     public CodecHost(CodecOptions options, RecordingOptions recording, IGrainFactory grains, ILoggerFactory loggers,
-        Func<Task<FfmpegCapabilities>>? probe)
+        Func<Task<FfmpegCapabilities>>? probe, TimeSpan? statsInterval = null)
     {
         _options = options;
         _recording = recording;
@@ -47,6 +57,7 @@ public sealed partial class CodecHost : DecodeSession.IEvents, IAsyncDisposable
         _loggers = loggers;
         _log = loggers.CreateLogger<CodecHost>();
         _caps = new Lazy<Task<FfmpegCapabilities>>(() => Task.Run(probe ?? ProbeAndLogAsync));
+        _statsInterval = statsInterval ?? TimeSpan.Zero;
     }
 
     public CodecOptions Options => _options;
@@ -90,7 +101,54 @@ public sealed partial class CodecHost : DecodeSession.IEvents, IAsyncDisposable
         var session = new DecodeSession(settings, client.Publish, this, _loggers.CreateLogger<DecodeSession>());
         _sessions[session] = onEnded;
         Interlocked.Increment(ref _started);
+        CodecMetrics.SessionStarted(session);
+        EnsureStatsLoop();
         return (session, null);
+    }
+
+    private void EnsureStatsLoop()
+    {
+        if (_statsInterval <= TimeSpan.Zero) return;
+        lock (_statsGate)
+        {
+            if (_statsRunning || _stopping.IsCancellationRequested) return;
+            _statsRunning = true;
+            // Not in the flow of the grain call that opened the first session (its RequestContext, its span).
+            using (ExecutionContext.SuppressFlow()) _statsLoop = Task.Run(StatsLoopAsync);
+        }
+    }
+
+    /// <summary>One <c>ffmpeg decoded fps</c> line per live session per interval (also for a session that decoded
+    /// nothing in it: a stalled decoder shows as 0 fps). Ends on the first tick without sessions.</summary>
+    private async Task StatsLoopAsync()
+    {
+        using var timer = new PeriodicTimer(_statsInterval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(_stopping.Token).ConfigureAwait(false))
+            {
+                var seconds = _statsInterval.TotalSeconds;
+                foreach (var session in _sessions.Keys)
+                {
+                    if (session.IsEnded) continue;
+                    var (frames, total, dropped) = session.TakeLogWindow();
+                    var plan = session.Plan;
+                    LogDecodedFps(_log, frames / seconds, session.ClientId, frames, seconds, session.Codec, plan.Decoder,
+                        plan.Gpu ? "gpu" : "cpu", total, dropped);
+                }
+                lock (_statsGate)
+                {
+                    if (_sessions.IsEmpty)
+                    {
+                        _statsRunning = false;
+                        return;
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
     }
 
     public void OnGpuFallback(DecodeSession session, string from, string detail)
@@ -107,6 +165,7 @@ public sealed partial class CodecHost : DecodeSession.IEvents, IAsyncDisposable
     {
         _ended.AddOrUpdate(end.Reason, 1, (_, n) => n + 1);
         Interlocked.Add(ref _framesDecoded, end.Frames);
+        CodecMetrics.SessionEnded(session, end.Reason);
         if (_sessions.TryRemove(session, out var callback)) callback(end);
     }
 
@@ -115,12 +174,17 @@ public sealed partial class CodecHost : DecodeSession.IEvents, IAsyncDisposable
         var recorder = new Recorder(settings, _loggers.CreateLogger<Recorder>());
         _recorders[recorder] = 0;
         Interlocked.Increment(ref _recordingsStarted);
+        CodecMetrics.RecordingsActive.Add(1);
         return recorder;
     }
 
     public void RecorderEnded(Recorder recorder)
     {
-        if (_recorders.TryRemove(recorder, out _)) Interlocked.Increment(ref _recordingsEnded);
+        if (_recorders.TryRemove(recorder, out _))
+        {
+            Interlocked.Increment(ref _recordingsEnded);
+            CodecMetrics.RecordingsActive.Add(-1);
+        }
     }
 
     public async Task<CodecSiloReport> ReportAsync(string silo)
@@ -170,6 +234,9 @@ public sealed partial class CodecHost : DecodeSession.IEvents, IAsyncDisposable
         foreach (var r in _recorders.Keys) ends.Add(r.StopAsync("service_stopping"));
         try { await Task.WhenAll(ends).WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false); }
         catch (Exception e) when (e is TimeoutException or IOException) { }
+        lock (_statsGate) _stopping.Cancel();
+        await _statsLoop.ConfigureAwait(false);
+        _stopping.Dispose();
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "ffmpeg {Path} ({Version}): h264 -> {H264}, hevc -> {Hevc}; GPU usable: {Usable} ({Reason})")]
@@ -180,6 +247,11 @@ public sealed partial class CodecHost : DecodeSession.IEvents, IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "this ffmpeg has no libx264 encoder (or no mjpeg decoder): recording is unavailable")]
     private static partial void LogNoRecording(ILogger log);
+
+    [LoggerMessage(Level = LogLevel.Information,
+        Message = "ffmpeg decoded fps {Fps:F1}: {ClientId} {Frames} frames in {Seconds:0.##} s ({Codec}, decoder {Decoder} on {Device}); {Total} frames, {Dropped} dropped since the start")]
+    private static partial void LogDecodedFps(ILogger log, double fps, string clientId, long frames, double seconds, string codec,
+        string decoder, string device, long total, long dropped);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "GPU decoding {Reason}")]
     private static partial void LogGpuDisabled(ILogger log, string reason);

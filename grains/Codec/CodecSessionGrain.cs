@@ -1,5 +1,6 @@
 using Blankend.Orleans.Codec;
 using Microsoft.Extensions.Logging;
+using Orleans.Dashboard;
 
 namespace Blankend.Orleans.Grains.Codec;
 
@@ -30,6 +31,9 @@ public sealed partial class CodecSessionGrain(CodecHost host, ILogger<CodecSessi
         return new DecodeOpenResult(DecodeOpenStatus.Opened, session.Plan.Decoder);
     }
 
+    /// <summary>Per chunk: not profiled by the Orleans Dashboard (its filter would time and record every call); the
+    /// codec metrics (<see cref="CodecMetrics"/>) and the status API cover it.</summary>
+    [NoProfiling]
     public async Task<DecodePushResult> Push(Guid connection, CodecChunk chunk)
     {
         if (_session is not { } session || connection != _connection)

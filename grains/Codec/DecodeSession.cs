@@ -2,6 +2,7 @@ using System.Buffers;
 using System.IO.Pipelines;
 using System.Threading.Channels;
 using Blankend.Orleans.Codec;
+using Blankend.Orleans.Telemetry;
 using Microsoft.Extensions.Logging;
 
 namespace Blankend.Orleans.Grains.Codec;
@@ -100,6 +101,8 @@ public sealed partial class DecodeSession
     private double _fps;
     private long _lastFrameTick;
     private long _lastPublishErrorLog;
+    private long _framesAtLastLog;
+    private readonly KeyValuePair<string, object?> _codecTag;
 
     public DecodeSession(Settings settings, Func<FrameEnvelope, Task> publish, IEvents events, ILogger log)
     {
@@ -110,10 +113,15 @@ public sealed partial class DecodeSession
         _plan = settings.Plan;
         _fallback = settings.Fallback;
         _scanner = new AnnexBScanner(settings.Codec);
+        _codecTag = CodecMetrics.CodecTag(settings.Codec);
         if (_plan.Gpu && _fallback is not null) _replay = new ReplayBuffer(ReplayMaxBytes);
         _frames = Channel.CreateBounded<FrameEnvelope>(
             new BoundedChannelOptions(FrameQueue) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true },
-            _ => Interlocked.Increment(ref _dropped));
+            _ =>
+            {
+                Interlocked.Increment(ref _dropped);
+                CodecMetrics.FramesDroppedDecoded.Add(1, _codecTag);
+            });
         StartedUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         _publisher = Task.Run(PublishLoopAsync);
         _idle = new Timer(_ => OnIdle(), null, settings.IdleTimeout, Timeout.InfiniteTimeSpan);
@@ -139,6 +147,23 @@ public sealed partial class DecodeSession
     public int? Pid
     {
         get { lock (_gate) return _run?.Process.Pid; }
+    }
+
+    /// <summary>Decoded frames per second over the last second (0 when no frame came for 2 s).</summary>
+    public double CurrentFps
+    {
+        get
+        {
+            lock (_gate) return _lastFrameTick == 0 || Environment.TickCount64 - _lastFrameTick > 2000 ? 0 : _fps;
+        }
+    }
+
+    /// <summary>Frames decoded since the previous call (the periodic <c>ffmpeg decoded fps</c> line), and the total.</summary>
+    public (long Frames, long Total, long Dropped) TakeLogWindow()
+    {
+        var total = Interlocked.Read(ref _frameCount);
+        var previous = Interlocked.Exchange(ref _framesAtLastLog, total);
+        return (total - previous, total, Interlocked.Read(ref _dropped));
     }
 
     public DecodeSessionStats Snapshot()
@@ -401,6 +426,7 @@ public sealed partial class DecodeSession
             }
             _lastFrameTick = now;
         }
+        CodecMetrics.FramesDecoded.Add(1, _codecTag, CodecMetrics.DecoderTag(run.Plan));
         var payload = frame.ToArray(); // the envelope owns its bytes; the pipe's pooled buffers are reused
         var envelope = new FrameEnvelope(_s.ClientId, 0, 0, FrameKind.Raw, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
             FrameOrigin.VideoCodec, payload);
@@ -415,6 +441,8 @@ public sealed partial class DecodeSession
             {
                 await _publish(frame).ConfigureAwait(false);
                 Interlocked.Increment(ref _published);
+                BlankendMetrics.FramesIn.Add(1, BlankendMetrics.Endpoints.VideoCodec);
+                BlankendMetrics.BytesIn.Add(frame.Payload.Length, BlankendMetrics.Endpoints.VideoCodec);
             }
             catch (Exception e)
             {
@@ -485,6 +513,7 @@ public sealed partial class DecodeSession
         {
             var detail = run.FailureDetail ?? $"exit {exit?.ToString() ?? "?"}: {stderr}";
             LogGpuFallback(_log, _s.ClientId, run.Plan.Decoder, replacement.Plan.Decoder, exit?.ToString() ?? "?", detail, replay?.Bytes ?? 0);
+            CodecMetrics.DecoderFallbacks.Add(1, _codecTag, CodecMetrics.DecoderTag(run.Plan));
             _events.OnGpuFallback(this, run.Plan.Decoder, detail);
             try
             {

@@ -34,11 +34,13 @@ public sealed partial class Recorder
     private long _lastFrameTick;
     private string? _failure;
     private RecordingResult? _result;
+    private readonly KeyValuePair<string, object?> _kindTag;
 
     public Recorder(Settings settings, ILogger log)
     {
         _s = settings;
         _log = log;
+        _kindTag = new KeyValuePair<string, object?>("kind", settings.Kind);
         _queue = Channel.CreateBounded<FrameEnvelope>(
             new BoundedChannelOptions(settings.QueueFrames) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true },
             _ => Interlocked.Increment(ref _dropped));
@@ -100,6 +102,7 @@ public sealed partial class Recorder
                 _process ??= StartFfmpeg(frame.Payload);
                 await _process.Stdin.WriteAsync(frame.Payload).ConfigureAwait(false);
                 Interlocked.Increment(ref _frames);
+                CodecMetrics.RecordingFrames.Add(1, _kindTag);
             }
             catch (FfmpegStartException e)
             {

@@ -2,6 +2,7 @@ using Blankend.Orleans.Codec;
 using Blankend.Orleans.Configuration;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Orleans.Dashboard;
 
 namespace Blankend.Orleans.Grains.Codec;
 
@@ -78,6 +79,7 @@ public sealed partial class RecordingGrain(CodecHost host, IOptions<ClusterSetti
     }
 
     /// <summary>A frame of the source (one-way from its ClientGrain): queued for the recorder, never awaited.</summary>
+    [NoProfiling]
     public Task OnFrame(FrameEnvelope frame)
     {
         _live?.Offer(frame);

@@ -32,6 +32,7 @@ public static class BlankendEnvironment
         new("BLANKEND_CLUSTER_MODE", "cluster:mode", ValueKind.Text),
         new("BLANKEND_CLUSTERING", "cluster:clustering", ValueKind.Text),
         new("BLANKEND_REDIS", "cluster:redis", ValueKind.Text),
+        new("BLANKEND_POSTGRES", "cluster:postgres", ValueKind.Text),
         new("BLANKEND_CLUSTER_ID", "cluster:cluster_id", ValueKind.Text),
         new("BLANKEND_ADVERTISED_IP", "cluster:advertised_ip", ValueKind.Text),
         new("BLANKEND_SILO_PORT", "cluster:silo_port", ValueKind.Int),

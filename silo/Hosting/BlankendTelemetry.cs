@@ -55,6 +55,7 @@ public static class BlankendTelemetry
     public static IServiceCollection AddBlankendSiloProcessTelemetry(this IServiceCollection services, IConfiguration config)
     {
         services.AddBlankendTelemetry(config, "blankend-silo");
+        services.AddHostedService<SiloThroughputLog>();
         var cluster = BlankendConfiguration.Read<ClusterSettings, ClusterSettingsValidator>(config, ClusterSettings.Section);
         if (cluster.MetricsPort > 0)
         {

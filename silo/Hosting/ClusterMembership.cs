@@ -3,7 +3,10 @@ using System.Net.NetworkInformation;
 using System.Net.Sockets;
 using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Grains.Processing;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Npgsql;
 using Orleans.Configuration;
 using StackExchange.Redis;
 
@@ -37,6 +40,26 @@ public static class ClusterMembership
         return options;
     }
 
+    /// <summary>ADO.NET invariant name of Npgsql (what the Orleans ADO.NET providers load).</summary>
+    public const string PostgresInvariant = "Npgsql";
+
+    /// <summary>The PostgreSQL connection string, normalized, or a configuration error naming <c>cluster:postgres</c>.</summary>
+    public static string ParsePostgres(string connectionString)
+    {
+        NpgsqlConnectionStringBuilder builder;
+        try
+        {
+            builder = new NpgsqlConnectionStringBuilder(connectionString);
+        }
+        catch (Exception e) when (e is ArgumentException or FormatException or KeyNotFoundException)
+        {
+            throw new BlankendConfigurationException([$"cluster:postgres is not a valid Npgsql connection string: {e.Message}"]);
+        }
+        if (string.IsNullOrWhiteSpace(builder.Host))
+            throw new BlankendConfigurationException(["cluster:postgres names no Host (e.g. Host=127.0.0.1;Port=5432;Database=blankend;Username=blankend)"]);
+        return builder.ConnectionString;
+    }
+
     /// <summary>The address written to the membership table for this silo.</summary>
     public static IPAddress AdvertisedAddress(ClusterSettings cluster)
     {
@@ -55,7 +78,31 @@ public static class ClusterMembership
     /// <summary>Membership store and endpoints of a silo.</summary>
     public static ISiloBuilder UseBlankendMembership(this ISiloBuilder silo, ClusterSettings cluster)
     {
-        if (cluster.Clustering == "redis")
+        if (cluster.Clustering == "postgres")
+        {
+            var pg = ParsePostgres(cluster.Postgres);
+            // The schema first (created when absent), then membership and grain storage on it.
+            silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp =>
+                new PostgresSchema(pg, sp.GetRequiredService<ILogger<PostgresSchema>>()));
+            silo.UseAdoNetClustering(o =>
+            {
+                o.Invariant = PostgresInvariant;
+                o.ConnectionString = pg;
+            });
+            // Grain state that must outlive a silo (the live pipeline config) goes to the same database.
+            silo.AddAdoNetGrainStorage(PipelineConfigGrain.StorageName, o =>
+            {
+                o.Invariant = PostgresInvariant;
+                o.ConnectionString = pg;
+            });
+            silo.Configure<ClusterOptions>(o =>
+            {
+                o.ClusterId = cluster.ClusterId;
+                o.ServiceId = cluster.ServiceId;
+            });
+            silo.ConfigureEndpoints(AdvertisedAddress(cluster), cluster.SiloPort, cluster.GatewayPort);
+        }
+        else if (cluster.Clustering == "redis")
         {
             var redis = ParseRedis(cluster.Redis);
             silo.UseRedisClustering(o => o.ConfigurationOptions = redis);
@@ -98,6 +145,17 @@ public static class ClusterMembership
         {
             var redis = ParseRedis(cluster.Redis);
             client.UseRedisClustering(o => o.ConfigurationOptions = redis);
+        }
+        else if (cluster.Clustering == "postgres")
+        {
+            // Gateway discovery only; a client never creates the schema (the silos do): until it exists the
+            // connection attempt fails and the gateway's retry filter tries again.
+            var pg = ParsePostgres(cluster.Postgres);
+            client.UseAdoNetClustering(o =>
+            {
+                o.Invariant = PostgresInvariant;
+                o.ConnectionString = pg;
+            });
         }
         else
         {

@@ -104,4 +104,36 @@ public sealed class ClusterConfigurationTests
             BlankendGatewayApp.Create(Args("--cluster:mode=client", "--cluster:clustering=redis", $"--cluster:redis={value}"), new Hashtable()));
         Assert.Contains("cluster:redis", BlankendStartup.Describe(e));
     }
+
+    [Fact]
+    public void EnvironmentVariablesSelectPostgresMembershipAndGrainStorage()
+    {
+        var env = new Hashtable
+        {
+            ["BLANKEND_CLUSTERING"] = "postgres",
+            ["BLANKEND_POSTGRES"] = "Host=db.internal;Port=5433;Database=blankend;Username=svc;Password=s3cret",
+        };
+        using var app = BlankendGatewayApp.Create(Args(), env);
+        var cluster = app.Services.GetRequiredService<IOptions<ClusterSettings>>().Value;
+        Assert.Equal("postgres", cluster.Clustering);
+        var adonet = app.Services.GetRequiredService<IOptions<AdoNetClusteringSiloOptions>>().Value;
+        Assert.Equal("Npgsql", adonet.Invariant);
+        var cs = new Npgsql.NpgsqlConnectionStringBuilder(adonet.ConnectionString);
+        Assert.Equal(("db.internal", 5433, "blankend", "svc"), (cs.Host, cs.Port, cs.Database, cs.Username));
+        // The schema step runs first in the silo's lifecycle; grain storage "blankend" is the ADO.NET one.
+        Assert.Contains(app.Services.GetServices<ILifecycleParticipant<ISiloLifecycle>>(), p => p is PostgresSchema);
+        var storage = app.Services.GetRequiredKeyedService<global::Orleans.Storage.IGrainStorage>("blankend");
+        Assert.Contains("AdoNet", storage.GetType().Name);
+    }
+
+    [Theory]
+    [InlineData("--cluster:postgres=", "cluster:postgres")]
+    [InlineData("--cluster:postgres=Database=x", "cluster:postgres")]
+    [InlineData("--cluster:postgres=Host=h;Nonsense=1", "cluster:postgres")]
+    public void UnusablePostgresSettingStopsStartupNamingTheKey(string arg, string key)
+    {
+        var e = Assert.ThrowsAny<Exception>(() =>
+            BlankendGatewayApp.Create(Args("--cluster:clustering=postgres", arg), new Hashtable()));
+        Assert.Contains(key, BlankendStartup.Describe(e));
+    }
 }

@@ -37,16 +37,22 @@ public sealed class ServiceProcess : IAsyncDisposable
     public static string AssemblyPath(string name) => Path.Combine(AppContext.BaseDirectory, name + ".dll");
 
     /// <summary>Starts a gateway on a free loopback port (its silo, if embedded, on free ports too).</summary>
-    public static ServiceProcess StartGateway(params string[] args)
+    public static ServiceProcess StartGateway(params string[] args) => StartGateway(null, args);
+
+    /// <summary>As <see cref="StartGateway(string[])"/>, with extra environment variables for the process.</summary>
+    public static ServiceProcess StartGateway(IReadOnlyDictionary<string, string>? environment, params string[] args)
     {
         var port = TestEnv.FreePort();
         var url = new Uri($"http://127.0.0.1:{port}/");
-        return Start("Blankend.Orleans.Gateway", url, ["--urls", $"http://127.0.0.1:{port}", .. args]);
+        return Start("Blankend.Orleans.Gateway", url, ["--urls", $"http://127.0.0.1:{port}", .. args], environment);
     }
 
-    public static ServiceProcess StartSilo(params string[] args) => Start("Blankend.Orleans.Silo", null, args);
+    public static ServiceProcess StartSilo(params string[] args) => Start("Blankend.Orleans.Silo", null, args, null);
 
-    private static ServiceProcess Start(string assembly, Uri? http, string[] args)
+    public static ServiceProcess StartSilo(IReadOnlyDictionary<string, string>? environment, params string[] args) =>
+        Start("Blankend.Orleans.Silo", null, args, environment);
+
+    private static ServiceProcess Start(string assembly, Uri? http, string[] args, IReadOnlyDictionary<string, string>? environment)
     {
         var psi = new ProcessStartInfo("dotnet")
         {
@@ -58,6 +64,7 @@ public sealed class ServiceProcess : IAsyncDisposable
         psi.ArgumentList.Add(AssemblyPath(assembly));
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["DOTNET_gcServer"] = "0"; // several processes share two cores in CI
+        foreach (var (k, v) in environment ?? new Dictionary<string, string>()) psi.Environment[k] = v;
         var process = Process.Start(psi) ?? throw new InvalidOperationException("could not start " + assembly);
         var sp = new ServiceProcess(process, http);
         process.OutputDataReceived += (_, e) => sp.Append(e.Data);
