@@ -143,7 +143,7 @@ public sealed class AiSiloGrain(AiEngine engine, DeviceWorkerHost host, LocalDev
             if (!request.Json)
             {
                 // "detect" alone answers the image with the boxes and keypoints drawn (contract).
-                if ((request.Steps & ~AiSteps.Detect) == AiSteps.None || (request.Steps & (AiSteps.Swap | AiSteps.Matte | AiSteps.Depth)) == 0)
+                if ((request.Steps & (AiSteps.Swap | AiSteps.Matte | AiSteps.Depth)) == 0)
                     FaceDraw.Draw(work.Image!, faces);
                 Cv2.ImEncode(".jpg", work.Image!, out jpeg, new ImageEncodingParam(ImwriteFlags.JpegQuality, request.JpegQuality));
             }

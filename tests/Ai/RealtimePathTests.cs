@@ -161,8 +161,9 @@ public sealed class RealtimePathTests
         using var router = TestRouter.Bind();
         var identity = NewId("rt-relay");
         await using var gw = await EmbeddedGateway.StartAsync(["--stream:relay_enabled=true", $"--stream:zmq_endpoint={router.Endpoint}",
-            $"--stream:zmq_identity={identity}", "--stream:heartbeat_enabled=false", "--realtime_pipeline:enabled=true", "--realtime_pipeline:steps=matte"]);
+            $"--stream:zmq_identity={identity}", "--realtime_pipeline:enabled=true", "--realtime_pipeline:steps=matte"]);
         await RelayBusTestsAccess.WaitConnectedAsync(gw);
+        await router.WaitPeerAsync(identity, Wait);
         var client = NewId("buscam");
         var viewer = await MetaViewer.ConnectAsync(gw.Ws($"/video_out?source={client}&meta=1"));
         await using var _ = viewer;
@@ -177,7 +178,7 @@ public sealed class RealtimePathTests
         await router.WaitForAsync(r => r.Any(m => m.ClientId == client), Wait, "the answer to the bus frame");
         await viewer.WaitCountAsync(1, Wait);
         await Task.Delay(500); // a second answer (the original's double send) would arrive now
-        var replies = router.For(client);
+        var replies = router.For(client);                            // (heartbeats go to their reserved id)
         var processed = Assert.Single(replies);                      // exactly once back to the bus
         Assert.NotEqual(input, processed.Data);                       // the composite, not an echo
         using (var img = Cv2.ImDecode(processed.Data, ImreadModes.Color))

@@ -66,6 +66,12 @@ public sealed class TestRouter : IDisposable
     public void Send(string identity, string clientId, byte[] data) =>
         _outbox.Enqueue([Encoding.UTF8.GetBytes(identity), Encoding.UTF8.GetBytes(clientId), data]);
 
+    /// <summary>Waits for a first message (e.g. a heartbeat) from the DEALER of <paramref name="identity"/>: from then
+    /// on this ROUTER knows the peer and can route to it. "connected" on the service's side is the TCP connection;
+    /// the ZMTP handshake may still be under way, and a ROUTER drops what it cannot route yet.</summary>
+    public Task WaitPeerAsync(string identity, TimeSpan timeout) =>
+        WaitForAsync(r => r.Any(m => m.Identity == identity), timeout, $"a first message from '{identity}' (the ROUTER knows the peer)");
+
     public async Task<IReadOnlyList<Received>> WaitForAsync(Func<IReadOnlyList<Received>, bool> condition, TimeSpan timeout, string what)
     {
         var deadline = DateTime.UtcNow + timeout;
