@@ -71,6 +71,12 @@ public static class JpegCodec
     /// <summary>Decodes to BGR; a JPEG that passed the SOI/EOI check but does not decode fails the frame.</summary>
     public static void Decode(FrameWork w)
     {
+        // A frame's few KB can declare a gigapixel picture: refused by its header before anything is allocated.
+        if (Ai.ImageSniffer.TryReadSize(w.Request.Frame.Payload, out var width, out var height) && (long)width * height > Ai.ImageSniffer.MaxPixels)
+        {
+            w.Fail("decode", $"the JPEG declares {width}x{height} pixels, more than {Ai.ImageSniffer.MaxPixels / 1_000_000} megapixels");
+            return;
+        }
         try
         {
             var mat = Cv2.ImDecode(w.Request.Frame.Payload.AsSpan(), ImreadModes.Color);

@@ -86,6 +86,21 @@ public sealed class AiApiTests(AiGatewayFixture fixture) : IClassFixture<AiGatew
     }
 
     [Fact]
+    public async Task ImagesDeclaringGigapixelSizesAreRefusedBeforeDecoding()
+    {
+        // A real JPEG whose SOF0 claims 65000x65000, and a PNG whose IHDR claims 100000x100000.
+        var jpeg = Astronaut.ToArray();
+        var sof = Enumerable.Range(2, jpeg.Length - 10).First(i => jpeg[i] == 0xFF && jpeg[i + 1] is 0xC0 or 0xC2);
+        jpeg[sof + 5] = 0xFD; jpeg[sof + 6] = 0xE8; jpeg[sof + 7] = 0xFD; jpeg[sof + 8] = 0xE8;
+        using (var r = await PostImageAsync(Http, "api/v1/ai/process", jpeg))
+            await AssertProblemAsync(r, HttpStatusCode.BadRequest, "65000x65000");
+        byte[] png = [0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, (byte)'I', (byte)'H', (byte)'D', (byte)'R',
+            0x00, 0x01, 0x86, 0xA0, 0x00, 0x01, 0x86, 0xA0, 8, 2, 0, 0, 0, 0, 0, 0, 0];
+        using (var r = await PostImageAsync(Http, "api/v1/ai/reference", png, "image/png"))
+            await AssertProblemAsync(r, HttpStatusCode.BadRequest, "megapixels");
+    }
+
+    [Fact]
     public async Task OversizeBodyIsRefusedWith413()
     {
         var big = new byte[17 * 1024 * 1024];

@@ -188,6 +188,27 @@ public sealed class ProcessingPathTests(ProcessingGatewayFixture fixture) : ICla
     }
 
     [Fact]
+    public async Task JpegDeclaringAGigapixelPictureIsForwardedRawWithoutBeingDecoded()
+    {
+        var source = NewSource();
+        await Gw.Client.ConfigureAsync($$"""{"source":"{{source}}","enabled":true,"reencode_enabled":true}""");
+        var (viewer, cam) = await ConnectAsync(source);
+        await using var _ = viewer;
+        // A valid JPEG stream whose SOF header claims 60000x60000 (a decompression bomb of ~10 GB).
+        var bomb = TestJpeg.Tagged(9).ToArray();
+        var sof = Enumerable.Range(2, bomb.Length - 10).First(i => bomb[i] == 0xFF && bomb[i + 1] is 0xC0 or 0xC2);
+        bomb[sof + 5] = 0xEA; bomb[sof + 6] = 0x60; bomb[sof + 7] = 0xEA; bomb[sof + 8] = 0x60;
+
+        await SendLockstepAsync(cam, viewer, [bomb, TestJpeg.Tagged(10)]);
+        Assert.Equal("raw", viewer.Frames[0].Meta.GetProperty("kind").GetString());
+        Assert.Equal(bomb, viewer.Frames[0].Data);
+        Assert.Equal("processed", viewer.Frames[1].Meta.GetProperty("kind").GetString());
+        var status = await Gw.Client.WaitStatusAsync(s => ProcessingApi.SourceStats(s, source)?.GetProperty("errors").GetInt64() == 1);
+        Assert.Contains("60000x60000", ProcessingApi.SourceStats(status, source)!.Value.GetProperty("last_error").GetString());
+        await cam.CloseQuietlyAsync();
+    }
+
+    [Fact]
     public async Task EnabledWithoutAnyStepDeliversTheSameBytesAsProcessed()
     {
         var source = NewSource();
