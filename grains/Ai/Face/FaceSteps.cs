@@ -9,45 +9,22 @@ namespace Blankend.Orleans.Grains.Ai.Face;
 /// Face detection (BlazeFace) on a device worker. Per source, the detector runs every
 /// <c>face_detect_interval</c> frames (and whenever the frame size changes); the frames between reuse the last
 /// faces. Sets <see cref="AiFrameData.Faces"/> and draws nothing (<see cref="FaceDraw"/> is for /ai/process).
-/// Counters: <c>engine.Step("detect")</c> records one run per detector run (its ms); the reused frames are
+/// Counters: <c>Engine.Step("detect")</c> records one run per detector run (its ms); the reused frames are
 /// <see cref="FaceModels.DetectionsReused"/>.
 /// </summary>
-public sealed class FaceDetectStep(AiEngine engine) : IFrameStep, IAiStepStatus
+public sealed class FaceDetectStep(AiEngine engine) : FaceStep(engine, StepName, AiSteps.Detect)
 {
-    public string Status => FaceModels.For(engine).Status["detect"];
-
     public const string StepName = "detect";
-    private readonly FaceModels _models = FaceModels.For(engine);
 
-    public string Name => StepName;
-
-    public bool AppliesTo(EffectiveSettings settings) => (settings.ActiveAiSteps & AiSteps.Detect) != 0;
-
-    public void Run(ReadOnlySpan<FrameWork> batch)
+    protected override void RunOne(FrameWork w, Mat image)
     {
-        foreach (var w in batch)
-        {
-            if (w.Failed || w.Image is not { } image) continue;
-            try
-            {
-                RunOne(w, image);
-            }
-            catch (Exception e) when (FaceStepErrors.Expected(e))
-            {
-                FaceStepErrors.Skip(engine, w, Name, e);
-            }
-        }
-    }
-
-    private void RunOne(FrameWork w, Mat image)
-    {
-        var detector = _models.Detector(w.Device);
+        var detector = Models.Detector(w.Device);
         if (detector is null)
         {
-            FaceStepErrors.Unavailable(engine, w, Name);
+            FaceStepErrors.Unavailable(Engine, w, Name);
             return;
         }
-        var state = engine.StateFor(w.Source);
+        var state = Engine.StateFor(w.Source);
         AiFace[] faces;
         lock (state.Gate)
         {
@@ -62,15 +39,15 @@ public sealed class FaceDetectStep(AiEngine engine) : IFrameStep, IAiStepStatus
                 state.LastFaces = faces;
                 state.LastFacesWidth = image.Cols;
                 state.LastFacesHeight = image.Rows;
-                engine.Record(Name, t0);
+                Engine.Record(Name, t0);
                 AiMetrics.Detections.Add(1);
-                _models.CountRun();
+                Models.CountRun();
             }
             else
             {
                 faces = state.LastFaces!;
                 w.Ai.FacesReused = true;
-                _models.CountReuse();
+                Models.CountReuse();
             }
         }
         // A copy: later steps replace entries (mesh) and must not touch the per-source array.
@@ -84,44 +61,21 @@ public sealed class FaceDetectStep(AiEngine engine) : IFrameStep, IAiStepStatus
 /// Between detector runs the crop follows the face from the previous frame's landmarks (per source); a face
 /// lost while tracked makes the next frame run the detector.
 /// </summary>
-public sealed class FaceMeshStep(AiEngine engine) : IFrameStep, IAiStepStatus
+public sealed class FaceMeshStep(AiEngine engine) : FaceStep(engine, StepName, AiSteps.Mesh)
 {
-    public string Status => FaceModels.For(engine).Status["mesh"];
-
     public const string StepName = "mesh";
-    private readonly FaceModels _models = FaceModels.For(engine);
 
-    public string Name => StepName;
-
-    public bool AppliesTo(EffectiveSettings settings) => (settings.ActiveAiSteps & AiSteps.Mesh) != 0;
-
-    public void Run(ReadOnlySpan<FrameWork> batch)
+    protected override void RunOne(FrameWork w, Mat image)
     {
-        foreach (var w in batch)
-        {
-            if (w.Failed || w.Image is not { } image) continue;
-            try
-            {
-                RunOne(w, image);
-            }
-            catch (Exception e) when (FaceStepErrors.Expected(e))
-            {
-                FaceStepErrors.Skip(engine, w, Name, e);
-            }
-        }
-    }
-
-    private void RunOne(FrameWork w, Mat image)
-    {
-        var mesh = _models.Mesh(w.Device);
+        var mesh = Models.Mesh(w.Device);
         if (mesh is null)
         {
-            FaceStepErrors.Unavailable(engine, w, Name);
+            FaceStepErrors.Unavailable(Engine, w, Name);
             return;
         }
         if (w.Ai.Faces is not { } faces)
         {
-            engine.Skip(Name, "no detections");
+            Engine.Skip(Name, "no detections");
             w.Ai.Note($"{Name}: no detections");
             return;
         }
@@ -129,7 +83,7 @@ public sealed class FaceMeshStep(AiEngine engine) : IFrameStep, IAiStepStatus
         var t0 = Stopwatch.GetTimestamp();
         var presence = new float[faces.Length];
         var next = new float[faces.Length * 4];
-        var state = engine.StateFor(w.Source);
+        var state = Engine.StateFor(w.Source);
         lock (state.Gate)
         {
             // Between detector runs each face's crop comes from its previous mesh (MediaPipe's tracking);
@@ -157,7 +111,7 @@ public sealed class FaceMeshStep(AiEngine engine) : IFrameStep, IAiStepStatus
             if (lost && w.Ai.FacesReused) state.LastFaces = null;
         }
         w.Ai.MeshPresence = presence;
-        engine.Record(Name, t0);
+        Engine.Record(Name, t0);
     }
 }
 
@@ -166,76 +120,53 @@ public sealed class FaceMeshStep(AiEngine engine) : IFrameStep, IAiStepStatus
 /// reference asset: skipped ("no reference face"), frame unchanged. The reference is analysed once per
 /// asset version.
 /// </summary>
-public sealed class FaceSwapStep(AiEngine engine) : IFrameStep, IAiStepStatus
+public sealed class FaceSwapStep(AiEngine engine) : FaceStep(engine, StepName, AiSteps.Swap)
 {
-    public string Status => FaceModels.For(engine).Status["swap"];
-
     public const string StepName = "swap";
-    private readonly FaceModels _models = FaceModels.For(engine);
 
-    public string Name => StepName;
-
-    public bool AppliesTo(EffectiveSettings settings) => (settings.ActiveAiSteps & AiSteps.Swap) != 0;
-
-    public void Run(ReadOnlySpan<FrameWork> batch)
+    protected override void RunOne(FrameWork w, Mat image)
     {
-        foreach (var w in batch)
+        if (Engine.Asset(AiAssetKind.ReferenceFace) is not { } asset)
         {
-            if (w.Failed || w.Image is not { } image) continue;
-            try
-            {
-                RunOne(w, image);
-            }
-            catch (Exception e) when (FaceStepErrors.Expected(e))
-            {
-                FaceStepErrors.Skip(engine, w, Name, e);
-            }
-        }
-    }
-
-    private void RunOne(FrameWork w, Mat image)
-    {
-        if (engine.Asset(AiAssetKind.ReferenceFace) is not { } asset)
-        {
-            engine.Skip(Name, "no reference face");
+            Engine.Skip(Name, "no reference face");
             w.Ai.Note($"{Name}: no reference face");
             return;
         }
-        if (_models.Detector(w.Device) is null || _models.Mesh(w.Device) is null)
+        if (Models.Detector(w.Device) is null || Models.Mesh(w.Device) is null)
         {
-            FaceStepErrors.Unavailable(engine, w, Name);
+            FaceStepErrors.Unavailable(Engine, w, Name);
             return;
         }
-        var reference = _models.Swapper.Reference(asset, w.Device);
+        var reference = Models.Swapper.Reference(asset, w.Device);
         if (!reference.Usable)
         {
-            engine.Skip(Name, "reference unusable");
+            Engine.Skip(Name, "reference unusable");
             w.Ai.Note($"{Name}: {reference.Error}");
             return;
         }
         if (image.Type() != MatType.CV_8UC3)
         {
-            engine.Skip(Name, "unsupported image format");
+            Engine.Skip(Name, "unsupported image format");
             w.Ai.Note($"{Name}: image is {image.Type()}, not 8-bit BGR");
             return;
         }
         if (w.Ai.Faces is not { Length: > 0 } faces)
         {
-            engine.Skip(Name, "no face");
+            Engine.Skip(Name, "no face");
             return;
         }
         var t0 = Stopwatch.GetTimestamp();
         var swapped = 0;
         foreach (var f in faces)
         {
-            if (f.Mesh is { } m && _models.Swapper.Swap(image, m, reference)) swapped++;
+            if (f.Mesh is { } m && Models.Swapper.Swap(image, m, reference)) swapped++;
         }
         if (swapped == 0)
         {
-            engine.Skip(Name, "no face mesh");
+            Engine.Skip(Name, "no face mesh");
             return;
         }
-        engine.Record(Name, t0);
+        Engine.Record(Name, t0);
     }
 }
 
@@ -255,4 +186,39 @@ internal static class FaceStepErrors
         engine.Skip(step, "error");
         w.Ai.Note($"{step}: {e.GetType().Name}: {e.Message}");
     }
+}
+
+/// <summary>
+/// What the three face steps share: their name and flag, the status line from <see cref="FaceModels"/>, and the
+/// per-frame loop in which an expected failure (OpenCV, ONNX Runtime) skips that frame only, counted.
+/// </summary>
+public abstract class FaceStep(AiEngine engine, string name, AiSteps flag) : IFrameStep, IAiStepStatus
+{
+    protected AiEngine Engine { get; } = engine;
+
+    protected FaceModels Models { get; } = FaceModels.For(engine);
+
+    public string Name => name;
+
+    public string Status => Models.Status[name];
+
+    public bool AppliesTo(EffectiveSettings settings) => (settings.ActiveAiSteps & flag) != 0;
+
+    public void Run(ReadOnlySpan<FrameWork> batch)
+    {
+        foreach (var w in batch)
+        {
+            if (w.Failed || w.Image is not { } image) continue;
+            try
+            {
+                RunOne(w, image);
+            }
+            catch (Exception e) when (FaceStepErrors.Expected(e))
+            {
+                FaceStepErrors.Skip(Engine, w, Name, e);
+            }
+        }
+    }
+
+    protected abstract void RunOne(FrameWork w, Mat image);
 }
