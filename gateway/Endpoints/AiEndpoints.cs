@@ -87,28 +87,9 @@ public static class AiEndpoints
 
     public static async Task<(List<AiSiloReport> Reports, List<string> Errors)> CollectAsync(IGrainFactory grains)
     {
-        var reports = new List<AiSiloReport>();
-        var errors = new List<string>();
-        Dictionary<SiloAddress, SiloStatus> hosts;
-        try { hosts = await grains.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true).WaitAsync(CallTimeout); }
-        catch (Exception e) when (e is TimeoutException or OrleansException)
-        {
-            errors.Add("cluster unreachable: " + e.Message);
-            return (reports, errors);
-        }
-        var calls = hosts.Keys.Select(async silo =>
-        {
-            var key = silo.ToParsableString();
-            try { return (await grains.GetGrain<IAiSiloGrain>(key).GetReport().WaitAsync(CallTimeout), (string?)null); }
-            catch (Exception e) { return ((AiSiloReport?)null, $"{key}: {e.GetType().Name}: {e.Message}"); }
-        }).ToList();
-        foreach (var (report, error) in await Task.WhenAll(calls))
-        {
-            if (report is not null) reports.Add(report);
-            else errors.Add(error!);
-        }
+        var (reports, errors) = await SiloReports.CollectAsync(grains, key => grains.GetGrain<IAiSiloGrain>(key).GetReport(), CallTimeout);
         reports.Sort((a, b) => string.CompareOrdinal(a.Silo, b.Silo));
-        return (reports, errors);
+        return (reports, errors.ConvertAll(e => $"{e.Silo}: {e.Error}"));
     }
 
     public static async Task<IResult> StatusAsync(IGrainFactory grains, HttpContext context)

@@ -66,31 +66,9 @@ public static partial class CodecEndpoints
     /// gateway asks each one's <see cref="ICodecSiloGrain"/> directly, so the answer is never stale.</summary>
     public static async Task<(List<CodecSiloReport> Reports, List<CodecSiloError> Errors)> CollectAsync(IGrainFactory grains)
     {
-        var reports = new List<CodecSiloReport>();
-        var errors = new List<CodecSiloError>();
-        Dictionary<SiloAddress, SiloStatus> hosts;
-        try
-        {
-            hosts = await grains.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true).WaitAsync(ReportTimeout);
-        }
-        catch (Exception e) when (e is TimeoutException or OrleansException)
-        {
-            errors.Add(new CodecSiloError("*", "cluster unreachable: " + e.Message));
-            return (reports, errors);
-        }
-        var calls = hosts.Keys.Select(async silo =>
-        {
-            var key = silo.ToParsableString();
-            try { return (key, await grains.GetGrain<ICodecSiloGrain>(key).GetReport().WaitAsync(ReportTimeout), (string?)null); }
-            catch (Exception e) { return (key, (CodecSiloReport?)null, $"{e.GetType().Name}: {e.Message}"); }
-        }).ToList();
-        foreach (var (key, report, error) in await Task.WhenAll(calls))
-        {
-            if (report is not null) reports.Add(report);
-            else errors.Add(new CodecSiloError(key, error!));
-        }
+        var (reports, errors) = await SiloReports.CollectAsync(grains, key => grains.GetGrain<ICodecSiloGrain>(key).GetReport(), ReportTimeout);
         reports.Sort((a, b) => string.CompareOrdinal(a.Silo, b.Silo));
-        return (reports, errors);
+        return (reports, errors.ConvertAll(e => new CodecSiloError(e.Silo, e.Error)));
     }
 
     public static async Task<IResult> StatusAsync(IGrainFactory grains, CodecGatewayCounters gw)
