@@ -19,15 +19,8 @@ public sealed class PostgresClusterTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan ResumeGoal = TimeSpan.FromSeconds(5);
 
-    private sealed record Silo(ServiceProcess Process, int SiloPort, int GatewayPort);
-
-    private static Silo StartSilo(IReadOnlyDictionary<string, string> env, string[] common, params string[] extra)
-    {
-        var siloPort = TestEnv.FreePort();
-        var gatewayPort = TestEnv.FreePort();
-        var p = ServiceProcess.StartSilo(env, [.. common, $"--cluster:silo_port={siloPort}", $"--cluster:gateway_port={gatewayPort}", .. extra]);
-        return new Silo(p, siloPort, gatewayPort);
-    }
+    private static ClusterSilo StartSilo(IReadOnlyDictionary<string, string> env, string[] common, params string[] extra) =>
+        ClusterSilo.Start(env, common, extra);
 
     private static async Task<JsonElement> ClusterStatusAsync(ServiceProcess gw) =>
         await gw.Client.GetFromJsonAsync<JsonElement>("api/v1/cluster/status");

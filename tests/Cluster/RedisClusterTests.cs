@@ -17,8 +17,6 @@ public sealed class RedisClusterTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan ResumeGoal = TimeSpan.FromSeconds(5);
 
-    /// <summary>A silo process of the test cluster with its ports.</summary>
-    private sealed record Silo(ServiceProcess Process, int SiloPort, int GatewayPort);
 
     private static string[] Common(RedisServer redis, string clusterId) =>
         ["--cluster:clustering=redis", $"--cluster:redis={redis.ConnectionString}", $"--cluster:cluster_id={clusterId}",
@@ -41,13 +39,7 @@ public sealed class RedisClusterTests(ITestOutputHelper output)
         return string.Join('\n', story);
     }
 
-    private static Silo StartSilo(string[] common, params string[] extra)
-    {
-        var siloPort = TestEnv.FreePort();
-        var gatewayPort = TestEnv.FreePort();
-        var p = ServiceProcess.StartSilo([.. common, $"--cluster:silo_port={siloPort}", $"--cluster:gateway_port={gatewayPort}", .. extra]);
-        return new Silo(p, siloPort, gatewayPort);
-    }
+    private static ClusterSilo StartSilo(string[] common, params string[] extra) => ClusterSilo.Start(null, common, extra);
 
     private static ServiceProcess StartGateway(string[] common) => ServiceProcess.StartGateway([.. common, "--cluster:mode=client"]);
 
@@ -62,7 +54,7 @@ public sealed class RedisClusterTests(ITestOutputHelper output)
 
     /// <summary>Waits until the membership shows <paramref name="count"/> active silos. (Which silos a client-mode
     /// gateway holds connections to is up to Orleans: it connects lazily, as grain calls need a gateway.)</summary>
-    private static async Task WaitActiveSilosAsync(ServiceProcess gw, int count, params Silo[] silos)
+    private static async Task WaitActiveSilosAsync(ServiceProcess gw, int count, params ClusterSilo[] silos)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
         JsonElement status = default;

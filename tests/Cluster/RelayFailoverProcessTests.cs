@@ -20,14 +20,7 @@ public sealed class RelayFailoverProcessTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan ResumeGoal = TimeSpan.FromSeconds(5);
 
-    private sealed record Silo(ServiceProcess Process, int SiloPort);
-
-    private static Silo StartSilo(string[] common)
-    {
-        var siloPort = TestEnv.FreePort();
-        var p = ServiceProcess.StartSilo([.. common, $"--cluster:silo_port={siloPort}", $"--cluster:gateway_port={TestEnv.FreePort()}"]);
-        return new Silo(p, siloPort);
-    }
+    private static ClusterSilo StartSilo(string[] common) => ClusterSilo.Start(null, common);
 
     private static long Ms(long from, long to) => (to - from) * 1000 / Stopwatch.Frequency;
 

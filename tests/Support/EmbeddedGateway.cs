@@ -45,6 +45,18 @@ public sealed class EmbeddedGateway : IAsyncDisposable
 
     public async Task<PrometheusText> ScrapeAsync() => PrometheusText.Parse(await Client.GetStringAsync("metrics"));
 
+    /// <summary>Scrapes until <paramref name="done"/> holds (or <paramref name="timeout"/> ends), returning the last scrape.</summary>
+    public async Task<PrometheusText> ScrapeUntilAsync(Func<PrometheusText, bool> done, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            var m = await ScrapeAsync();
+            if (done(m) || DateTime.UtcNow > deadline) return m;
+            await Task.Delay(50);
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         Client.Dispose();

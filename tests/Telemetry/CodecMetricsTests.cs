@@ -71,7 +71,7 @@ public sealed partial class CodecMetricsTests(ITestOutputHelper output)
         await cam.CloseQuietlyAsync();
         await receive.WaitAsync(TimeSpan.FromSeconds(30));
 
-        var m = await WaitForAsync(gw, s => s.Value("blankend_codec_sessions_active", "codec=h264") == 0);
+        var m = await gw.ScrapeUntilAsync(s => s.Value("blankend_codec_sessions_active", "codec=h264") == 0, Wait);
         var decoded = m.Value("blankend_codec_frames_decoded_total", "codec=h264", "decoder=cpu");
         output.WriteLine($"viewer got {received} frames; decoded {decoded}; gauge while live {gaugeWhileLive}, fps while live {fpsWhileLive}");
         Assert.Equal(1, gaugeWhileLive);
@@ -132,16 +132,6 @@ public sealed partial class CodecMetricsTests(ITestOutputHelper output)
     private static long Sum(LogCapture capture, Regex pattern, int group) =>
         capture.Lines.Select(l => pattern.Match(l)).Where(m => m.Success).Sum(m => long.Parse(m.Groups[group].Value));
 
-    private static async Task<PrometheusText> WaitForAsync(EmbeddedGateway gw, Func<PrometheusText, bool> done)
-    {
-        var deadline = DateTime.UtcNow + Wait;
-        while (true)
-        {
-            var m = await gw.ScrapeAsync();
-            if (done(m) || DateTime.UtcNow > deadline) return m;
-            await Task.Delay(50);
-        }
-    }
 
     [GeneratedRegex(@"^ffmpeg decoded fps [\d.]+: \S+ (\d+) frames")]
     private static partial Regex FpsLine();

@@ -48,7 +48,7 @@ public sealed class MetricsTests(ITestOutputHelper output)
         Assert.Equal(n, await receive.WaitAsync(Wait));
 
         // ingest_to_grain is recorded when Publish returns, which may be just after the viewer saw the frame.
-        var m = await WaitForAsync(gw, s => s.Value("blankend_stage_duration_seconds_count", "stage=ingest_to_grain") >= n);
+        var m = await gw.ScrapeUntilAsync(s => s.Value("blankend_stage_duration_seconds_count", "stage=ingest_to_grain") >= n, Wait);
         Assert.Equal(n, m.Value("blankend_frames_in_total", "endpoint=video_in"));
         Assert.Equal(bytes, m.Value("blankend_payload_in_bytes_total", "endpoint=video_in"));
         Assert.Equal(n, m.Value("blankend_frames_out_total", "endpoint=video_out"));
@@ -78,7 +78,7 @@ public sealed class MetricsTests(ITestOutputHelper output)
 
         await cam.CloseQuietlyAsync();
         await viewer.CloseQuietlyAsync();
-        var after = await WaitForAsync(gw, s => s.Value("blankend_sessions_active", "endpoint=video_in") == 0 && s.Value("blankend_viewers_active") == 0);
+        var after = await gw.ScrapeUntilAsync(s => s.Value("blankend_sessions_active", "endpoint=video_in") == 0 && s.Value("blankend_viewers_active") == 0, Wait);
         Assert.Equal(0, after.Value("blankend_viewers_active"));
     }
 
@@ -155,15 +155,4 @@ public sealed class MetricsTests(ITestOutputHelper output)
         await read;
     }
 
-    /// <summary>Scrapes until <paramref name="done"/> holds (or the wait ends), returning the last scrape.</summary>
-    private static async Task<PrometheusText> WaitForAsync(EmbeddedGateway gw, Func<PrometheusText, bool> done)
-    {
-        var deadline = DateTime.UtcNow + Wait;
-        while (true)
-        {
-            var m = await gw.ScrapeAsync();
-            if (done(m) || DateTime.UtcNow > deadline) return m;
-            await Task.Delay(50);
-        }
-    }
 }
