@@ -111,7 +111,17 @@ public sealed class RealtimePathTests
         await using var _ = viewer;
         var input = TestJpeg.Tagged(7);
         await cam.SendBinaryAsync(input);
-        await viewer.WaitCountAsync(1, Wait);
+        try
+        {
+            await viewer.WaitCountAsync(1, Wait);
+        }
+        catch (TimeoutException e)
+        {
+            // Where the frame stopped: the gateway's counters and the source's processing counters.
+            var stream = await gw.StreamStatusAsync();
+            var pipeline = await gw.Client.GetJsonAsync(ProcessingApi.Status);
+            throw new TimeoutException($"{e.Message}; stream status: {stream}; pipeline status: {pipeline}", e);
+        }
         Assert.Equal(input, viewer.Frames[0].Data);
         var status = await gw.Client.GetJsonAsync("api/v1/ai/status");
         Assert.True(status.GetProperty("realtime").GetProperty("simple_forward").GetBoolean());

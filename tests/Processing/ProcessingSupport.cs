@@ -180,8 +180,15 @@ public sealed class MetaViewer : IAsyncDisposable
                 meta = null;
             }
         }
-        catch (Exception e) when (e is OperationCanceledException or WebSocketException) { }
+        catch (Exception e) when (e is OperationCanceledException or WebSocketException) { _ended = e; }
+        catch (Exception e)
+        {
+            _ended = e;
+            throw;
+        }
     }
+
+    private Exception? _ended;
 
     public async Task WaitCountAsync(int n, TimeSpan timeout)
     {
@@ -189,7 +196,12 @@ public sealed class MetaViewer : IAsyncDisposable
         while (Count < n)
         {
             var left = deadline - DateTime.UtcNow;
-            if (left <= TimeSpan.Zero || !await _arrived.WaitAsync(left)) throw new TimeoutException($"viewer got {Count} of {n} frames");
+            if (left <= TimeSpan.Zero || !await _arrived.WaitAsync(left))
+            {
+                // Say whether the viewer's socket was still being read, and how it ended if not.
+                var state = _ended is null ? $"socket {_ws.State}, still reading" : $"socket {_ws.State}, reading ended: {_ended.GetType().Name}: {_ended.Message}";
+                throw new TimeoutException($"viewer got {Count} of {n} frames ({state})");
+            }
         }
     }
 
