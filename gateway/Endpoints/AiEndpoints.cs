@@ -252,7 +252,7 @@ public static class AiEndpoints
         var request = context.Request;
         if (request.ContentType is { } type && !type.StartsWith("application/json", StringComparison.OrdinalIgnoreCase))
             return Bad(context, "unsupported content type", $"the body must be application/json (got '{Cut(type)}')");
-        var (body, tooLarge) = await ReadBodyAsync(context, MaxConfigBytes);
+        var (body, tooLarge) = await RequestBody.ReadAsync(context, MaxConfigBytes);
         if (tooLarge) return Bad(context, "body too large", $"at most {MaxConfigBytes} bytes");
 
         RealtimeConfigBody? parsed;
@@ -298,7 +298,7 @@ public static class AiEndpoints
             || type.StartsWith("application/octet-stream", StringComparison.OrdinalIgnoreCase)))
             return (null, Bad(context, "unsupported content type", $"the body must be image/jpeg or image/png (got '{Cut(type)}')"));
         if (context.Request.ContentLength > max) return (null, Too(context, max));
-        var (body, tooLarge) = await ReadBodyAsync(context, max);
+        var (body, tooLarge) = await RequestBody.ReadAsync(context, max);
         if (tooLarge) return (null, Too(context, max));
         if (body!.Length == 0) return (null, Bad(context, "empty body", "send the image as the request body (image/jpeg or image/png)"));
         if (!Grains.Ai.ImageSniffer.IsJpegOrPng(body))
@@ -309,19 +309,6 @@ public static class AiEndpoints
     private static IResult Too(HttpContext context, int max) =>
         Results.Problem(title: "body too large", detail: $"at most {max} bytes (ai:max_image_bytes)", statusCode: StatusCodes.Status413PayloadTooLarge,
             instance: context.Request.Path);
-
-    private static async Task<(byte[]? Body, bool TooLarge)> ReadBodyAsync(HttpContext context, int max)
-    {
-        using var ms = new MemoryStream();
-        var buffer = new byte[16384];
-        int n;
-        while ((n = await context.Request.Body.ReadAsync(buffer, context.RequestAborted)) > 0)
-        {
-            if (ms.Length + n > max) return (null, true);
-            ms.Write(buffer, 0, n);
-        }
-        return (ms.ToArray(), false);
-    }
 
     private static string Cut(string s) => s.Length > 60 ? s[..60] + "..." : s;
 

@@ -82,23 +82,13 @@ public static class ProcessingEndpoints
         if (request.ContentLength > MaxBodyBytes)
             return Bad(context, "body too large", $"at most {MaxBodyBytes} bytes");
 
-        byte[] body;
-        using (var ms = new MemoryStream())
-        {
-            var buffer = new byte[8192];
-            int n;
-            while ((n = await request.Body.ReadAsync(buffer, context.RequestAborted)) > 0)
-            {
-                if (ms.Length + n > MaxBodyBytes) return Bad(context, "body too large", $"at most {MaxBodyBytes} bytes");
-                ms.Write(buffer, 0, n);
-            }
-            body = ms.ToArray();
-        }
+        var (body, tooLarge) = await RequestBody.ReadAsync(context, MaxBodyBytes);
+        if (tooLarge) return Bad(context, "body too large", $"at most {MaxBodyBytes} bytes");
 
         PipelineConfigBody? parsed;
         try
         {
-            parsed = JsonSerializer.Deserialize(body, ProcessingRequestJson.Default.PipelineConfigBody);
+            parsed = JsonSerializer.Deserialize(body!, ProcessingRequestJson.Default.PipelineConfigBody);
         }
         catch (JsonException e)
         {

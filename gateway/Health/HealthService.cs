@@ -176,13 +176,11 @@ public sealed class ModelsHealthComponent(IGrainFactory grains) : IHealthCompone
         {
             var steps = Blankend.Orleans.Ai.AiStepNames.WithPrerequisites(rt.Steps);
             foreach (var s in rt.Sources) if (s.Steps is { } st) steps |= Blankend.Orleans.Ai.AiStepNames.WithPrerequisites(st);
-            if ((steps & Blankend.Orleans.Ai.AiSteps.Detect) != 0) needed.Add("face_detect");
-            if ((steps & Blankend.Orleans.Ai.AiSteps.Mesh) != 0) needed.Add("face_mesh");
-            if ((steps & Blankend.Orleans.Ai.AiSteps.Depth) != 0) needed.Add("depth");
-            if ((steps & Blankend.Orleans.Ai.AiSteps.Matte) != 0)
+            var rvm = reports.SelectMany(r => r.Models).Any(m => m.Kind == "rvm" && m.Path is not null);
+            foreach (var (_, step) in Blankend.Orleans.Ai.AiStepNames.All)
             {
-                var rvm = reports.SelectMany(r => r.Models).Any(m => m.Kind == "rvm" && m.Path is not null);
-                if (rvm) needed.Add("rvm"); else { needed.Add("segmentation"); needed.Add("segmentation_landscape"); }
+                if ((steps & step) == 0) continue;
+                foreach (var kind in Grains.Ai.AiSiloGrain.Needs(step, rvm)) needed.Add(Grains.Ai.AiSiloGrain.KindName(kind));
             }
         }
         var missing = reports.SelectMany(r => r.Models.Where(m => needed.Contains(m.Kind) && !m.Available).Select(m => $"{r.Silo}: {m.Kind}: {m.Reason}")).ToArray();

@@ -76,12 +76,13 @@ public sealed class AiSiloGrain(AiEngine engine, DeviceWorkerHost host, LocalDev
     private string Device => local.Devices.FirstOrDefault(LocalDevices.IsGpu) ?? "cpu0";
 
     /// <summary>The models a step cannot run without; null when it needs none it could lack.</summary>
-    private static AiModelKind[] Needs(AiSteps step, AiEngine engine) => step switch
+    /// <param name="rvm">An RVM model is configured: the matte step uses it instead of selfie segmentation.</param>
+    public static AiModelKind[] Needs(AiSteps step, bool rvm) => step switch
     {
         AiSteps.Detect => [AiModelKind.FaceDetect],
         AiSteps.Mesh => [AiModelKind.FaceDetect, AiModelKind.FaceMesh],
         AiSteps.Swap => [AiModelKind.FaceDetect, AiModelKind.FaceMesh],
-        AiSteps.Matte => engine.Runtime.PathOf(AiModelKind.Rvm) is not null ? [AiModelKind.Rvm] : [AiModelKind.Segmentation, AiModelKind.SegmentationLandscape],
+        AiSteps.Matte => rvm ? [AiModelKind.Rvm] : [AiModelKind.Segmentation, AiModelKind.SegmentationLandscape],
         AiSteps.Depth => [AiModelKind.Depth],
         _ => [],
     };
@@ -92,7 +93,7 @@ public sealed class AiSiloGrain(AiEngine engine, DeviceWorkerHost host, LocalDev
         foreach (var (name, step) in AiStepNames.All)
         {
             if ((steps & step) == 0) continue;
-            foreach (var kind in Needs(step, engine))
+            foreach (var kind in Needs(step, engine.Runtime.PathOf(AiModelKind.Rvm) is not null))
             {
                 if (engine.Runtime.Get(kind, device) is null)
                     return $"step '{name}' is unavailable: {KindName(kind)} model: {engine.Runtime.UnavailableReason(kind)}";
