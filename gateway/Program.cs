@@ -1,5 +1,5 @@
 using Blankend.Orleans.Gateway.Hosting;
-using Blankend.Orleans.Silo.Hosting;
+using Blankend.Orleans.Hosting;
 
 // The gateway: WebSockets + HTTP API. By default it embeds a silo (one process, nothing external);
 // with cluster:mode=client it joins separate silo processes as an Orleans client.

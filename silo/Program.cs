@@ -1,4 +1,5 @@
-using Blankend.Orleans.Silo.Hosting;
+using Blankend.Orleans.Grains.Hosting;
+using Blankend.Orleans.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 

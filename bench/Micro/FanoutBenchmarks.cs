@@ -3,6 +3,8 @@ using BenchmarkDotNet.Attributes;
 using Blankend.Orleans;
 using Blankend.Orleans.Gateway.Fanout;
 
+using Blankend.Orleans.Gateway.Telemetry;
+
 namespace Blankend.Bench.Micro;
 
 /// <summary>

@@ -5,6 +5,10 @@ using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Processing;
 using Microsoft.Extensions.Options;
 
+using Blankend.Orleans.Gateway.Cluster;
+
+using Blankend.Orleans.Media;
+
 namespace Blankend.Orleans.Gateway.Endpoints;
 
 /// <summary>Body of <c>POST /api/v1/realtime_pipeline/config</c> (snake_case, unknown keys refused).</summary>
@@ -85,25 +89,17 @@ public static class AiEndpoints
             r.DepthMode, r.ReferenceVersion, [.. r.Sources.Select(s => new RealtimeSourceView(s.Source, s.Enabled, s.Steps is { } st ? AiStepNames.Format(st) : null))]);
     }
 
-    public static async Task<(List<AiSiloReport> Reports, List<string> Errors)> CollectAsync(IGrainFactory grains)
-    {
-        var (reports, errors) = await SiloReports.CollectAsync(grains, key => grains.GetGrain<IAiSiloGrain>(key).GetReport(), CallTimeout);
-        reports.Sort((a, b) => string.CompareOrdinal(a.Silo, b.Silo));
-        return (reports, errors.ConvertAll(e => $"{e.Silo}: {e.Error}"));
-    }
-
     public static async Task<IResult> StatusAsync(IGrainFactory grains, HttpContext context)
     {
-        var (reports, errors) = await CollectAsync(grains);
+        var (reports, errors) = await SiloReports.AiAsync(grains);
         if (reports.Count == 0 && errors.Count > 0) return Unavailable(context, string.Join("; ", errors));
         PipelineConfig? config = null;
         try { config = await Pipeline(grains).GetConfig().WaitAsync(CallTimeout); }
         catch (Exception e) when (e is TimeoutException or OrleansException) { errors.Add("pipeline config: " + e.Message); }
 
         // One line for the operator: CUDA as soon as one loaded session runs on it, else CPU with why.
-        var sessions = reports.SelectMany(r => r.Models.SelectMany(m => m.Sessions)).ToArray();
         string provider, reason;
-        if (sessions.Any(s => s.Contains(": CUDA", StringComparison.Ordinal)))
+        if (SiloReports.RunsOnCuda(reports))
         {
             provider = "CUDA";
             reason = "at least one loaded model runs on the CUDA execution provider";
@@ -119,7 +115,7 @@ public static class AiEndpoints
         var models = reports.SelectMany(r => r.Models).GroupBy(m => m.Kind).Select(g =>
         {
             var bad = g.FirstOrDefault(m => !m.Available);
-            return new AiModelReport(g.Key, g.First().Path, bad is null, bad?.Reason, [.. g.SelectMany(m => m.Sessions)]);
+            return new AiModelReport(g.Key, g.First().Path, bad is null, bad?.Reason, [.. g.SelectMany(m => m.Sessions)], [.. g.SelectMany(m => m.Providers).Distinct()]);
         }).ToArray();
         var view = new AiStatusView(provider, reason, [.. reports.SelectMany(r => r.Providers).Distinct()], models, [.. reports],
             config is null ? null : View(config), [.. errors]);
@@ -233,7 +229,7 @@ public static class AiEndpoints
             status = await Pipeline(grains).GetStatus().WaitAsync(CallTimeout);
         }
         catch (Exception e) when (e is TimeoutException or OrleansException) { return Unavailable(context, e.Message); }
-        var (reports, errors) = await CollectAsync(grains);
+        var (reports, errors) = await SiloReports.AiAsync(grains);
         // Per step across silos: runs and frames add up; the ms is the frame-weighted mean.
         var steps = reports.SelectMany(r => r.Steps).GroupBy(s => s.Name).Select(g =>
         {
@@ -301,7 +297,7 @@ public static class AiEndpoints
         var (body, tooLarge) = await RequestBody.ReadAsync(context, max);
         if (tooLarge) return (null, Too(context, max));
         if (body!.Length == 0) return (null, Bad(context, "empty body", "send the image as the request body (image/jpeg or image/png)"));
-        if (!Grains.Ai.ImageSniffer.IsJpegOrPng(body))
+        if (!ImageSniffer.IsJpegOrPng(body))
             return (null, Bad(context, "not an image", $"the body ({body.Length} bytes) is not a JPEG or PNG"));
         return (body, null);
     }

@@ -1,10 +1,14 @@
-using Blankend.Orleans.Health;
+using Blankend.Orleans.Gateway.Health;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Blankend.Orleans.Codec;
 using Blankend.Orleans.Gateway.Fanout;
 using Blankend.Orleans.Gateway.Ingest;
 using Orleans.Runtime;
+
+using Blankend.Orleans.Gateway.Telemetry;
+
+using Blankend.Orleans.Gateway.Cluster;
 
 namespace Blankend.Orleans.Gateway.Endpoints;
 
@@ -15,7 +19,6 @@ public sealed record CodecDecodersView(string[] Cpu, string[] Gpu);
 
 public sealed record CodecGatewayView(long Connections, long ConnectionsTotal, long ChunksIn, long BytesIn, long PushCalls, long Refused);
 
-public sealed record CodecSiloError(string Silo, string Error);
 
 public sealed record CodecStatus(
     bool FfmpegAvailable,
@@ -64,16 +67,9 @@ public static partial class CodecEndpoints
 
     /// <summary>Every active silo answers for itself (what its ffmpeg can decode, its live sessions): the
     /// gateway asks each one's <see cref="ICodecSiloGrain"/> directly, so the answer is never stale.</summary>
-    public static async Task<(List<CodecSiloReport> Reports, List<CodecSiloError> Errors)> CollectAsync(IGrainFactory grains)
-    {
-        var (reports, errors) = await SiloReports.CollectAsync(grains, key => grains.GetGrain<ICodecSiloGrain>(key).GetReport(), ReportTimeout);
-        reports.Sort((a, b) => string.CompareOrdinal(a.Silo, b.Silo));
-        return (reports, errors.ConvertAll(e => new CodecSiloError(e.Silo, e.Error)));
-    }
-
     public static async Task<IResult> StatusAsync(IGrainFactory grains, CodecGatewayCounters gw)
     {
-        var (reports, errors) = await CollectAsync(grains);
+        var (reports, errors) = await SiloReports.CodecAsync(grains);
         var sessions = reports.SelectMany(r => r.Sessions.Select(s => new CodecSessionView(r.Silo, s.ClientId, s.Codec, s.Decoder, s.Gpu,
             s.Fps, s.Frames, s.BytesIn, s.Chunks, s.Errors, s.DroppedFrames, DateTimeOffset.FromUnixTimeMilliseconds(s.StartedUnixMs),
             s.Pid, s.Restarts, s.FirstFrameMs))).ToList();
@@ -99,23 +95,6 @@ public static partial class CodecEndpoints
             reports,
             errors);
         return Results.Json(status, CodecJson.Default.CodecStatus);
-    }
-
-    /// <summary>/healthz component: decoders are a capability, never a reason for 503.</summary>
-    public static async Task<ComponentHealth> HealthAsync(IGrainFactory grains)
-    {
-        var (reports, errors) = await CollectAsync(grains);
-        if (reports.Count == 0) return new ComponentHealth("unknown", errors.FirstOrDefault()?.Error ?? "no silo answered");
-        var ok = reports.Where(r => r.Ffmpeg.State == "ok").ToList();
-        if (ok.Count == 0)
-        {
-            var probing = reports.Any(r => r.Ffmpeg.State == "probing");
-            return new ComponentHealth(probing ? "starting" : "degraded",
-                probing ? "probing ffmpeg" : reports[0].Ffmpeg.Error ?? "ffmpeg unavailable");
-        }
-        var gpu = ok.Any(r => r.Gpu.Usable);
-        return new ComponentHealth("ok", $"ffmpeg on {ok.Count}/{reports.Count} silo(s); {(gpu ? "GPU (NVDEC)" : "CPU")} decoding; " +
-            string.Join(", ", ok[0].Selected.Select(kv => $"{kv.Key}: {kv.Value}")));
     }
 
     public static async Task<IResult> RecordStartAsync(HttpContext context, IGrainFactory grains, GatewayCounters counters)

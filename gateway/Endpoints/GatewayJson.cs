@@ -1,5 +1,7 @@
 using System.Text.Json.Serialization;
 
+using Blankend.Orleans.Gateway.Health;
+
 namespace Blankend.Orleans.Gateway.Endpoints;
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]

@@ -2,6 +2,8 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Blankend.Orleans.Processing;
 
+using Blankend.Orleans.Gateway.Cluster;
+
 namespace Blankend.Orleans.Gateway.Endpoints;
 
 /// <summary>
@@ -49,13 +51,13 @@ public static class ProcessingEndpoints
     /// <summary>The processing pipeline's status, with the bus link's (<c>relay</c>, as /api/v1/relay/status gives
     /// it) alongside: one place for an operator to see where frames go and where they are dropped.</summary>
     public static async Task<IResult> PipelineStatusAsync(IGrainFactory grains, HttpContext context,
-        Hosting.GatewayMode mode, Microsoft.Extensions.Options.IOptions<Configuration.StreamOptions> stream)
+        GatewayMode mode, Microsoft.Extensions.Options.IOptions<Configuration.StreamOptions> stream)
     {
         try
         {
             var status = await Pipeline(grains).GetStatus().WaitAsync(CallTimeout);
             var body = JsonSerializer.SerializeToNode(status, ProcessingJson.Default.PipelineStatus)!.AsObject();
-            var relay = await RelayEndpoints.QueryAsync(grains, mode, stream.Value);
+            var relay = await RelayQuery.StatusAsync(grains, mode, stream.Value);
             body["relay"] = JsonSerializer.SerializeToNode(relay, GatewayJson.Default.RelayStatus);
             return Results.Text(body.ToJsonString(), "application/json");
         }

@@ -1,5 +1,7 @@
 using Blankend.Orleans.Telemetry;
 
+using Blankend.Orleans.Gateway.Telemetry;
+
 namespace Blankend.Orleans.Gateway.Endpoints;
 
 /// <summary>Parses the WebSocket query values; a bad value is refused before the upgrade with 400.</summary>
@@ -42,7 +44,7 @@ public static partial class QueryRules
     }
 
     /// <summary>Answers 400 (problem+json), counts it by endpoint and logs one line saying why.</summary>
-    public static IResult BadRequest(HttpContext context, string title, string detail, Fanout.GatewayCounters counters)
+    public static IResult BadRequest(HttpContext context, string title, string detail, Telemetry.GatewayCounters counters)
     {
         var path = context.Request.Path;
         counters.RequestRejected(EndpointTag(path));

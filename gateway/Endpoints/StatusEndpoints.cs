@@ -1,12 +1,12 @@
 using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Gateway.Fanout;
+using Blankend.Orleans.Gateway.Cluster;
 using Blankend.Orleans.Gateway.Health;
-using Blankend.Orleans.Gateway.Hosting;
-using Blankend.Orleans.Health;
+
+using Blankend.Orleans.Gateway.Telemetry;
 
 namespace Blankend.Orleans.Gateway.Endpoints;
 
-public sealed record HealthReport(string Status, string Mode, Dictionary<string, ComponentHealth> Components);
 
 public sealed record ViewerStatus(string Source, bool Meta, long Sent, long Dropped, int Queued);
 

@@ -9,6 +9,8 @@ using Blankend.Orleans.Gateway.Fanout;
 using Blankend.Orleans.Gateway.Ingest;
 using Microsoft.Extensions.Options;
 
+using Blankend.Orleans.Gateway.Telemetry;
+
 namespace Blankend.Orleans.Gateway.Endpoints;
 
 /// <summary>

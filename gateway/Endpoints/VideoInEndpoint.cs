@@ -4,7 +4,7 @@ using System.Net.WebSockets;
 using System.Text.Json;
 using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Gateway.Fanout;
-using Blankend.Orleans.Gateway.Hosting;
+using Blankend.Orleans.Gateway.Cluster;
 using Blankend.Orleans.Gateway.Ingest;
 using Blankend.Orleans.Gateway.Telemetry;
 using Blankend.Orleans.Media;

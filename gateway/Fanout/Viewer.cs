@@ -3,6 +3,8 @@ using System.Net.WebSockets;
 using System.Threading.Channels;
 using Blankend.Orleans.Telemetry;
 
+using Blankend.Orleans.Gateway.Telemetry;
+
 namespace Blankend.Orleans.Gateway.Fanout;
 
 /// <summary>

@@ -1,3 +1,5 @@
+using Blankend.Orleans.Gateway.Telemetry;
+
 namespace Blankend.Orleans.Gateway.Fanout;
 
 /// <summary>

@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using Blankend.Orleans.Configuration;
-using Blankend.Orleans.Gateway.Endpoints;
-using Blankend.Orleans.Gateway.Hosting;
-using Blankend.Orleans.Health;
+using Blankend.Orleans.Ai;
+using Blankend.Orleans.Gateway.Cluster;
+using Blankend.Orleans.Gateway.Health;
 using Blankend.Orleans.Processing;
 using Microsoft.Extensions.Options;
 
@@ -127,7 +127,7 @@ public sealed class BusHealthComponent(IGrainFactory grains, GatewayMode mode, I
 
     public async Task<ComponentHealth> CheckAsync(CancellationToken cancellationToken)
     {
-        var relay = await RelayEndpoints.QueryAsync(grains, mode, stream.Value);
+        var relay = await RelayQuery.StatusAsync(grains, mode, stream.Value);
         return relay.State switch
         {
             "connected" => new ComponentHealth(HealthStates.Ok, $"'{relay.Identity}' connected to {relay.Endpoint} (silo {relay.Silo})"),
@@ -147,10 +147,21 @@ public sealed class DecodersHealthComponent(IGrainFactory grains) : IHealthCompo
 
     public bool Critical => false;
 
+    /// <summary>Decoders are a capability, never a reason for 503.</summary>
     public async Task<ComponentHealth> CheckAsync(CancellationToken cancellationToken)
     {
-        var health = await CodecEndpoints.HealthAsync(grains);
-        return health.State == "unknown" ? health with { State = HealthStates.Degraded } : health;
+        var (reports, errors) = await SiloReports.CodecAsync(grains).WaitAsync(cancellationToken);
+        if (reports.Count == 0) return new ComponentHealth(HealthStates.Degraded, errors.FirstOrDefault()?.Error ?? "no silo answered");
+        var ok = reports.Where(r => r.Ffmpeg.State == "ok").ToList();
+        if (ok.Count == 0)
+        {
+            var probing = reports.Any(r => r.Ffmpeg.State == "probing");
+            return new ComponentHealth(probing ? "starting" : HealthStates.Degraded,
+                probing ? "probing ffmpeg" : reports[0].Ffmpeg.Error ?? "ffmpeg unavailable");
+        }
+        var gpu = ok.Any(r => r.Gpu.Usable);
+        return new ComponentHealth(HealthStates.Ok, $"ffmpeg on {ok.Count}/{reports.Count} silo(s); {(gpu ? "GPU (NVDEC)" : "CPU")} decoding; " +
+            string.Join(", ", ok[0].Selected.Select(kv => $"{kv.Key}: {kv.Value}")));
     }
 }
 
@@ -167,26 +178,26 @@ public sealed class ModelsHealthComponent(IGrainFactory grains) : IHealthCompone
 
     public async Task<ComponentHealth> CheckAsync(CancellationToken cancellationToken)
     {
-        var (reports, errors) = await AiEndpoints.CollectAsync(grains).WaitAsync(cancellationToken);
+        var (reports, errors) = await SiloReports.AiAsync(grains).WaitAsync(cancellationToken);
         if (reports.Count == 0) return new ComponentHealth(HealthStates.Degraded, "no silo answered: " + string.Join("; ", errors));
         var config = await grains.GetGrain<IPipelineConfigGrain>(IPipelineConfigGrain.Key).GetConfig().WaitAsync(cancellationToken);
         var rt = config.Rt;
         var needed = new HashSet<string>(StringComparer.Ordinal);
         if (rt.Enabled && !rt.SimpleForward)
         {
-            var steps = Blankend.Orleans.Ai.AiStepNames.WithPrerequisites(rt.Steps);
-            foreach (var s in rt.Sources) if (s.Steps is { } st) steps |= Blankend.Orleans.Ai.AiStepNames.WithPrerequisites(st);
-            var rvm = reports.SelectMany(r => r.Models).Any(m => m.Kind == "rvm" && m.Path is not null);
-            foreach (var (_, step) in Blankend.Orleans.Ai.AiStepNames.All)
+            var steps = AiStepNames.WithPrerequisites(rt.Steps);
+            foreach (var s in rt.Sources) if (s.Steps is { } st) steps |= AiStepNames.WithPrerequisites(st);
+            var rvm = reports.SelectMany(r => r.Models).Any(m => m.Kind == AiModels.Name(AiModelKind.Rvm) && m.Path is not null);
+            foreach (var (_, step) in AiStepNames.All)
             {
                 if ((steps & step) == 0) continue;
-                foreach (var kind in Grains.Ai.AiSiloGrain.Needs(step, rvm)) needed.Add(Grains.Ai.AiSiloGrain.KindName(kind));
+                foreach (var kind in AiModels.Needs(step, rvm)) needed.Add(AiModels.Name(kind));
             }
         }
         var missing = reports.SelectMany(r => r.Models.Where(m => needed.Contains(m.Kind) && !m.Available).Select(m => $"{r.Silo}: {m.Kind}: {m.Reason}")).ToArray();
         var available = reports.SelectMany(r => r.Models).Where(m => m.Available).Select(m => m.Kind).Distinct().Order(StringComparer.Ordinal);
-        var provider = reports.Any(r => r.Models.Any(m => m.Sessions.Any(s => s.Contains(": CUDA", StringComparison.Ordinal)))) ? "CUDA" : "CPU";
-        var detail = $"available: {string.Join(", ", available)}; provider {provider}; realtime pipeline {(rt.Enabled ? "on (" + Blankend.Orleans.Ai.AiStepNames.Format(rt.Steps) + ")" : "off")}";
+        var provider = SiloReports.RunsOnCuda(reports) ? AiProviders.Cuda : AiProviders.Cpu;
+        var detail = $"available: {string.Join(", ", available)}; provider {provider}; realtime pipeline {(rt.Enabled ? "on (" + AiStepNames.Format(rt.Steps) + ")" : "off")}";
         return missing.Length > 0
             ? new ComponentHealth(HealthStates.Degraded, "an enabled step's model is unavailable: " + string.Join("; ", missing) + "; " + detail)
             : new ComponentHealth(HealthStates.Ok, detail);

@@ -1,4 +1,4 @@
-using Blankend.Orleans.Silo.Hosting;
+using Blankend.Orleans.Hosting;
 
 namespace Blankend.Orleans.Gateway.Hosting;
 

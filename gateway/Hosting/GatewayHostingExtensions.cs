@@ -1,23 +1,18 @@
 using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Gateway.Endpoints;
 using Blankend.Orleans.Gateway.Fanout;
-using Blankend.Orleans.Gateway.Health;
 using Blankend.Orleans.Gateway.Telemetry;
-using Blankend.Orleans.Health;
+using Blankend.Orleans.Gateway.Health;
 using Blankend.Orleans.Gateway.Ingest;
-using Blankend.Orleans.Silo.Hosting;
+using Blankend.Orleans.Hosting;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Trace;
 using Orleans.Dashboard;
 using Orleans.Runtime;
 
-namespace Blankend.Orleans.Gateway.Hosting;
+using Blankend.Orleans.Gateway.Cluster;
 
-/// <summary>Which way this gateway reaches the cluster (reported by /healthz and the status API).</summary>
-public sealed record GatewayMode(string Name)
-{
-    public bool Embedded => Name == "embedded";
-}
+namespace Blankend.Orleans.Gateway.Hosting;
 
 public static partial class GatewayHostingExtensions
 {
@@ -44,7 +39,7 @@ public static partial class GatewayHostingExtensions
         if (mode.Embedded)
         {
             // With clustering=redis this gateway is also a silo of the shared cluster (it may host grains).
-            builder.UseOrleans(silo => silo.AddBlankendSilo(config));
+            builder.AddEmbeddedSilo(config);
             builder.Services.AddHostedService<EmbeddedMembershipWatcher>();
         }
         else

@@ -97,7 +97,8 @@ public sealed record AiModelReport(
     [property: Id(1)] string? Path,
     [property: Id(2)] bool Available,
     [property: Id(3)] string? Reason,
-    [property: Id(4)] string[] Sessions);
+    [property: Id(4)] string[] Sessions,
+    [property: Id(5)] string[] Providers);
 
 [GenerateSerializer, Immutable, Alias("blankend.AiStepReport")]
 public sealed record AiStepReport(

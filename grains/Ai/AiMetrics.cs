@@ -1,6 +1,8 @@
 using System.Diagnostics.Metrics;
 using Blankend.Orleans.Telemetry;
 
+using Blankend.Orleans.Ai;
+
 namespace Blankend.Orleans.Grains.Ai;
 
 /// <summary>The AI steps' instruments on the project's meter (docs/operations.md lists them).</summary>
@@ -34,7 +36,7 @@ public static class AiMetrics
         {
             foreach (var m in host.Loaded())
             {
-                yield return new Measurement<int>(1, new KeyValuePair<string, object?>("model", AiSiloGrain.KindName(m.Kind)),
+                yield return new Measurement<int>(1, new KeyValuePair<string, object?>("model", AiModels.Name(m.Kind)),
                     new KeyValuePair<string, object?>("device", m.Device), new KeyValuePair<string, object?>("provider", m.Provider));
             }
         }

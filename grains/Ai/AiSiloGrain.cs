@@ -6,6 +6,8 @@ using Blankend.Orleans.Grains.Codec;
 using Blankend.Orleans.Grains.Devices;
 using OpenCvSharp;
 
+using Blankend.Orleans.Media;
+
 namespace Blankend.Orleans.Grains.Ai;
 
 /// <summary>A step that can say which model or method it uses (or why it cannot run), for the status API.</summary>
@@ -31,9 +33,10 @@ public sealed class AiSiloGrain(AiEngine engine, DeviceWorkerHost host, LocalDev
         foreach (var kind in Enum.GetValues<AiModelKind>())
         {
             var path = rt.PathOf(kind);
-            var sessions = rt.Loaded().Where(m => m.Kind == kind).Select(m => $"{m.Device}: {m.Provider} ({m.ProviderReason})").ToArray();
+            var sessions = rt.Loaded().Where(m => m.Kind == kind).ToArray();
             var reason = sessions.Length > 0 ? null : rt.UnavailableReason(kind);
-            models.Add(new AiModelReport(KindName(kind), path, reason is null, reason, sessions));
+            models.Add(new AiModelReport(AiModels.Name(kind), path, reason is null, reason,
+                [.. sessions.Select(m => $"{m.Device}: {m.Provider} ({m.ProviderReason})")], [.. sessions.Select(m => m.Provider).Distinct()]));
         }
         var statuses = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var s in host.Steps) if (s is IAiStepStatus st) statuses[st.Name] = st.Status;
@@ -61,31 +64,8 @@ public sealed class AiSiloGrain(AiEngine engine, DeviceWorkerHost host, LocalDev
             [.. devices], engine.SourceCount, versions, engine.Options.SimpleForward));
     }
 
-    public static string KindName(AiModelKind kind) => kind switch
-    {
-        AiModelKind.FaceDetect => "face_detect",
-        AiModelKind.FaceMesh => "face_mesh",
-        AiModelKind.Segmentation => "segmentation",
-        AiModelKind.SegmentationLandscape => "segmentation_landscape",
-        AiModelKind.Swap => "swap",
-        AiModelKind.Rvm => "rvm",
-        _ => "depth",
-    };
-
     /// <summary>The device the one-shot work uses on this silo: its first GPU, else cpu0.</summary>
     private string Device => local.Devices.FirstOrDefault(LocalDevices.IsGpu) ?? "cpu0";
-
-    /// <summary>The models a step cannot run without; null when it needs none it could lack.</summary>
-    /// <param name="rvm">An RVM model is configured: the matte step uses it instead of selfie segmentation.</param>
-    public static AiModelKind[] Needs(AiSteps step, bool rvm) => step switch
-    {
-        AiSteps.Detect => [AiModelKind.FaceDetect],
-        AiSteps.Mesh => [AiModelKind.FaceDetect, AiModelKind.FaceMesh],
-        AiSteps.Swap => [AiModelKind.FaceDetect, AiModelKind.FaceMesh],
-        AiSteps.Matte => rvm ? [AiModelKind.Rvm] : [AiModelKind.Segmentation, AiModelKind.SegmentationLandscape],
-        AiSteps.Depth => [AiModelKind.Depth],
-        _ => [],
-    };
 
     /// <summary>Why a requested step cannot run here (503), or null.</summary>
     private string? Unavailable(AiSteps steps, string device)
@@ -93,10 +73,10 @@ public sealed class AiSiloGrain(AiEngine engine, DeviceWorkerHost host, LocalDev
         foreach (var (name, step) in AiStepNames.All)
         {
             if ((steps & step) == 0) continue;
-            foreach (var kind in Needs(step, engine.Runtime.PathOf(AiModelKind.Rvm) is not null))
+            foreach (var kind in AiModels.Needs(step, engine.Runtime.PathOf(AiModelKind.Rvm) is not null))
             {
                 if (engine.Runtime.Get(kind, device) is null)
-                    return $"step '{name}' is unavailable: {KindName(kind)} model: {engine.Runtime.UnavailableReason(kind)}";
+                    return $"step '{name}' is unavailable: {AiModels.Name(kind)} model: {engine.Runtime.UnavailableReason(kind)}";
             }
         }
         return null;
@@ -200,46 +180,4 @@ public sealed class AiSiloGrain(AiEngine engine, DeviceWorkerHost host, LocalDev
 
     private AiProcessResult Fail(int status, string title, string detail, string device) =>
         new(status, title, detail, null, [], 0, 0, [], [], RuntimeIdentity, device, engine.Runtime.ChooseProvider(device).Provider);
-}
-
-/// <summary>Magic-number check of an uploaded image (before anything decodes it).</summary>
-public static class ImageSniffer
-{
-    private static ReadOnlySpan<byte> Png => [0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A];
-
-    /// <summary>Largest image (width x height) the AI endpoints decode: 8K UHD is 33 MP.</summary>
-    public const long MaxPixels = 40_000_000;
-
-    public static bool IsJpegOrPng(ReadOnlySpan<byte> b) =>
-        (b.Length >= 4 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF) || (b.Length >= 16 && b[..8].SequenceEqual(Png));
-
-    /// <summary>The size a PNG (IHDR) or JPEG (first SOFn) header declares; false when none is found.</summary>
-    public static bool TryReadSize(ReadOnlySpan<byte> b, out int width, out int height)
-    {
-        width = height = 0;
-        if (b.Length >= 24 && b[..8].SequenceEqual(Png))
-        {
-            width = (int)Math.Min(int.MaxValue, System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(b[16..]));
-            height = (int)Math.Min(int.MaxValue, System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(b[20..]));
-            return true;
-        }
-        var i = 2;
-        while (i + 9 < b.Length)
-        {
-            if (b[i] != 0xFF) return false;
-            var marker = b[i + 1];
-            if (marker == 0xFF) { i++; continue; } // fill byte
-            if (marker is 0xD8 or 0x01 or (>= 0xD0 and <= 0xD7)) { i += 2; continue; }
-            var length = (b[i + 2] << 8) | b[i + 3];
-            if (marker is >= 0xC0 and <= 0xCF && marker is not (0xC4 or 0xC8 or 0xCC))
-            {
-                height = (b[i + 5] << 8) | b[i + 6];
-                width = (b[i + 7] << 8) | b[i + 8];
-                return true;
-            }
-            if (length < 2) return false;
-            i += 2 + length;
-        }
-        return false;
-    }
 }

@@ -1,5 +1,7 @@
 using OpenCvSharp;
 
+using Blankend.Orleans.Media;
+
 namespace Blankend.Orleans.Grains.Devices;
 
 /// <summary>One frame on a device worker: its request, the decoded image while the steps run, the result.</summary>
@@ -72,9 +74,9 @@ public static class JpegCodec
     public static void Decode(FrameWork w)
     {
         // A frame's few KB can declare a gigapixel picture: refused by its header before anything is allocated.
-        if (Ai.ImageSniffer.TryReadSize(w.Request.Frame.Payload, out var width, out var height) && (long)width * height > Ai.ImageSniffer.MaxPixels)
+        if (ImageSniffer.TryReadSize(w.Request.Frame.Payload, out var width, out var height) && (long)width * height > ImageSniffer.MaxPixels)
         {
-            w.Fail("decode", $"the JPEG declares {width}x{height} pixels, more than {Ai.ImageSniffer.MaxPixels / 1_000_000} megapixels");
+            w.Fail("decode", $"the JPEG declares {width}x{height} pixels, more than {ImageSniffer.MaxPixels / 1_000_000} megapixels");
             return;
         }
         try

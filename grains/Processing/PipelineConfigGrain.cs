@@ -17,7 +17,7 @@ public sealed partial class PipelineConfigGrain : Grain, IPipelineConfigGrain
 {
     /// <summary>Grain storage of state that must outlive a silo: Redis with cluster.clustering=redis, in memory
     /// otherwise (registered by the silo wiring).</summary>
-    public const string StorageName = "blankend";
+    public const string StorageName = Blankend.Orleans.Hosting.ClusterMembership.GrainStorageName;
 
     private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(3);
     private readonly DeviceCatalog _devices;

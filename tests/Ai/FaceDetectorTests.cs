@@ -3,6 +3,8 @@ using Blankend.Orleans.Grains.Ai.Runtime;
 using OpenCvSharp;
 using Xunit;
 
+using Blankend.Orleans.Ai;
+
 namespace Blankend.Orleans.Tests.Ai;
 
 public sealed class FaceDetectorTests(Xunit.Abstractions.ITestOutputHelper output) : IDisposable

@@ -2,6 +2,8 @@ using System.Net.WebSockets;
 using Blankend.Orleans.Gateway.Fanout;
 using Xunit;
 
+using Blankend.Orleans.Gateway.Telemetry;
+
 namespace Blankend.Orleans.Tests.Gateway;
 
 /// <summary>The gateway's per-source cursor: what is delivered, and how each frame that is not is counted

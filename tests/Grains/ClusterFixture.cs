@@ -1,9 +1,11 @@
 using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Grains.Devices;
-using Blankend.Orleans.Silo.Hosting;
+using Blankend.Orleans.Hosting;
 using Microsoft.Extensions.Configuration;
 using Orleans.TestingHost;
 using Xunit;
+
+using Blankend.Orleans.Grains.Hosting;
 
 namespace Blankend.Orleans.Tests.Grains;
 

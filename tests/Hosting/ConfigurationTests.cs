@@ -1,7 +1,8 @@
 using System.Collections;
 using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Gateway.Hosting;
-using Blankend.Orleans.Silo.Hosting;
+using Blankend.Orleans.Gateway.Cluster;
+using Blankend.Orleans.Hosting;
 using Blankend.Orleans.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;

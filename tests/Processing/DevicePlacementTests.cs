@@ -2,11 +2,13 @@ using System.Net;
 using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Grains.Devices;
 using Blankend.Orleans.Processing;
-using Blankend.Orleans.Silo.Hosting;
+using Blankend.Orleans.Hosting;
 using Microsoft.Extensions.Configuration;
 using Orleans.Runtime.Placement;
 using Orleans.TestingHost;
 using Xunit;
+
+using Blankend.Orleans.Grains.Hosting;
 
 namespace Blankend.Orleans.Tests.Processing;
 

@@ -4,7 +4,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text.Json;
-using Blankend.Orleans.Silo.RelayBridge;
+using Blankend.Orleans.Grains.Relay.Bridge;
 using Blankend.Orleans.Tests.Gateway;
 using Blankend.Orleans.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;

@@ -1,13 +1,15 @@
 using System.Diagnostics;
 using Blankend.Orleans.Configuration;
-using Blankend.Orleans.Silo.Hosting;
+using Blankend.Orleans.Hosting;
 using Blankend.Orleans.Tests.Support;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Orleans.TestingHost;
 using Xunit;
 using Xunit.Abstractions;
-using Bridge = Blankend.Orleans.Silo.RelayBridge.RelayBridge;
+using Bridge = Blankend.Orleans.Grains.Relay.Bridge.RelayBridge;
+
+using Blankend.Orleans.Grains.Hosting;
 
 namespace Blankend.Orleans.Tests.Relay;
 

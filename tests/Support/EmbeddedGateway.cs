@@ -2,6 +2,7 @@ using System.Collections;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Blankend.Orleans.Gateway.Hosting;
+using Blankend.Orleans.Gateway.Cluster;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Logging;
 

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Net.WebSockets;
 using System.Text.RegularExpressions;
-using Blankend.Orleans.Silo.Hosting;
+using Blankend.Orleans.Hosting;
 using Blankend.Orleans.Telemetry;
 using Blankend.Orleans.Tests.Gateway;
 using Blankend.Orleans.Tests.Support;

@@ -1,6 +1,6 @@
 using System.Net;
 using System.Text.Json;
-using Blankend.Orleans.Health;
+using Blankend.Orleans.Gateway.Health;
 using Blankend.Orleans.Tests.Gateway;
 using Blankend.Orleans.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;

@@ -2,6 +2,8 @@ using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using Blankend.Orleans.Grains.Ai.Runtime;
 
+using Blankend.Orleans.Ai;
+
 namespace Blankend.Orleans.Grains.Ai.Face;
 
 /// <summary>

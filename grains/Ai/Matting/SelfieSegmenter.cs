@@ -4,6 +4,8 @@ using Blankend.Orleans.Grains.Ai.Runtime;
 using Microsoft.ML.OnnxRuntime;
 using OpenCvSharp;
 
+using Blankend.Orleans.Ai;
+
 namespace Blankend.Orleans.Grains.Ai.Matting;
 
 /// <summary>

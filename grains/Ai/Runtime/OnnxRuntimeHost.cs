@@ -4,19 +4,9 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Microsoft.ML.OnnxRuntime;
 
-namespace Blankend.Orleans.Grains.Ai.Runtime;
+using Blankend.Orleans.Ai;
 
-/// <summary>The models this service knows. Shipped ones have a default file under <c>models/</c>.</summary>
-public enum AiModelKind
-{
-    FaceDetect,
-    FaceMesh,
-    Segmentation,
-    SegmentationLandscape,
-    Swap,
-    Rvm,
-    Depth,
-}
+namespace Blankend.Orleans.Grains.Ai.Runtime;
 
 /// <summary>
 /// Per-silo owner of the ONNX Runtime sessions: one session per (model, device), created on first use and

@@ -3,7 +3,7 @@ using Microsoft.Extensions.Logging;
 using Npgsql;
 using Orleans.Runtime;
 
-namespace Blankend.Orleans.Silo.Hosting;
+namespace Blankend.Orleans.Hosting;
 
 /// <summary>
 /// <c>cluster.clustering=postgres</c>: makes sure the database holds the schema the Orleans ADO.NET providers need

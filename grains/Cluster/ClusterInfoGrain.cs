@@ -4,7 +4,7 @@ using Orleans.Concurrency;
 using Orleans.Runtime;
 using Orleans.Runtime.MembershipService.SiloMetadata;
 
-namespace Blankend.Orleans.Silo.Cluster;
+namespace Blankend.Orleans.Grains.Cluster;
 
 /// <summary>Membership entries (from the management grain) joined with the silo metadata this silo has cached.
 /// Lives in the silo assembly because silo metadata is a runtime service.</summary>

@@ -1,7 +1,9 @@
 using Blankend.Orleans.Grains.Processing;
 using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Grains.Relay;
-using Blankend.Orleans.Silo.RelayBridge;
+using Blankend.Orleans.Grains.Relay.Bridge;
+using Blankend.Orleans.Hosting;
+using Blankend.Orleans.Grains.Codec;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Blankend.Orleans.Grains.Devices;
@@ -9,7 +11,7 @@ using Microsoft.Extensions.Configuration;
 using Orleans.Configuration;
 using Orleans.Dashboard;
 
-namespace Blankend.Orleans.Silo.Hosting;
+namespace Blankend.Orleans.Grains.Hosting;
 
 public static class SiloHostingExtensions
 {
@@ -41,13 +43,13 @@ public static class SiloHostingExtensions
     public static ISiloBuilder AddBlankendRelay(this ISiloBuilder silo)
     {
         var services = silo.Services;
-        if (services.Any(d => d.ServiceType == typeof(RelayBridge.RelayBridge))) return silo;
+        if (services.Any(d => d.ServiceType == typeof(RelayBridge))) return silo;
         services.AddSingleton<RelayCounters>();
         services.AddSingleton<RelayMetrics>();
-        services.AddSingleton<RelayBridge.RelayBridge>();
-        services.AddSingleton<IRelayLink>(sp => sp.GetRequiredService<RelayBridge.RelayBridge>());
+        services.AddSingleton<RelayBridge>();
+        services.AddSingleton<IRelayLink>(sp => sp.GetRequiredService<RelayBridge>());
         // Registered after the Orleans silo: started once grains can be called, stopped before the silo stops.
-        services.AddHostedService(sp => sp.GetRequiredService<RelayBridge.RelayBridge>());
+        services.AddHostedService(sp => sp.GetRequiredService<RelayBridge>());
         return silo;
     }
 

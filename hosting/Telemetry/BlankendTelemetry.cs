@@ -12,7 +12,7 @@ using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
 
-namespace Blankend.Orleans.Silo.Hosting;
+namespace Blankend.Orleans.Hosting;
 
 /// <summary>
 /// OpenTelemetry for every Blankend process (gateway, embedded or split silo): the Orleans meter and activity

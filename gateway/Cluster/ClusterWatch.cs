@@ -1,7 +1,7 @@
-using Blankend.Orleans.Gateway.Fanout;
+using Blankend.Orleans.Gateway.Telemetry;
 using Orleans.Runtime;
 
-namespace Blankend.Orleans.Gateway.Hosting;
+namespace Blankend.Orleans.Gateway.Cluster;
 
 /// <summary>
 /// Raised when the cluster under this gateway changes (a silo gateway connection dropped or came back, a silo

@@ -2,7 +2,7 @@ using Blankend.Orleans.Grains.Codec;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
-namespace Blankend.Orleans.Silo.Hosting;
+namespace Blankend.Orleans.Grains.Hosting;
 
 public static class CodecHosting
 {

@@ -1,6 +1,6 @@
 using Blankend.Orleans.Telemetry;
 
-namespace Blankend.Orleans.Gateway.Fanout;
+namespace Blankend.Orleans.Gateway.Telemetry;
 
 /// <summary>
 /// This gateway's counters. Every event updates both the per-gateway totals that the status API and the

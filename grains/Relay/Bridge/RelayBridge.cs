@@ -4,7 +4,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
-namespace Blankend.Orleans.Silo.RelayBridge;
+namespace Blankend.Orleans.Grains.Relay.Bridge;
 
 /// <summary>
 /// The silo's end of the ZeroMQ bus (one per silo). Two jobs:

@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Options;
 
-namespace Blankend.Orleans.Silo.Hosting;
+namespace Blankend.Orleans.Hosting;
 
 /// <summary>Turns configuration errors at start-up into one clear line and exit code 2 (no stack trace).</summary>
 public static class BlankendStartup

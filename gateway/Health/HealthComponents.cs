@@ -1,4 +1,4 @@
-namespace Blankend.Orleans.Health;
+namespace Blankend.Orleans.Gateway.Health;
 
 /// <summary>States a component reports in <c>/healthz</c>.</summary>
 public static class HealthStates
@@ -14,11 +14,7 @@ public static class HealthStates
 }
 
 /// <summary>One component's entry in <c>/healthz</c>.</summary>
-[GenerateSerializer, Immutable, Alias("blankend.ComponentHealth")]
-public sealed record ComponentHealth(
-    [property: Id(0)] string State,
-    [property: Id(1)] string? Detail = null,
-    [property: Id(2)] double? LatencyMs = null);
+public sealed record ComponentHealth(string State, string? Detail = null, double? LatencyMs = null);
 
 /// <summary>
 /// A part of the service that <c>/healthz</c> reports on. Register implementations in DI
@@ -39,3 +35,5 @@ public interface IHealthComponent
     /// or the limit reports the component as unavailable.</summary>
     Task<ComponentHealth> CheckAsync(CancellationToken cancellationToken);
 }
+
+public sealed record HealthReport(string Status, string Mode, Dictionary<string, ComponentHealth> Components);

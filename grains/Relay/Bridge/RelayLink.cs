@@ -9,7 +9,7 @@ using NetMQ;
 using NetMQ.Monitoring;
 using NetMQ.Sockets;
 
-namespace Blankend.Orleans.Silo.RelayBridge;
+namespace Blankend.Orleans.Grains.Relay.Bridge;
 
 /// <summary>
 /// One open bus link: a NetMQ DEALER (identity <c>stream.zmq_identity</c>) connected to <c>stream.zmq_endpoint</c>.

@@ -1,7 +1,7 @@
 using System.Collections;
 using System.Globalization;
 
-namespace Blankend.Orleans.Silo.Hosting;
+namespace Blankend.Orleans.Hosting;
 
 /// <summary>
 /// The one place that maps the contract's environment variable names onto config keys. Values are checked

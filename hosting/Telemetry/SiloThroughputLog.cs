@@ -5,7 +5,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
-namespace Blankend.Orleans.Silo.Hosting;
+namespace Blankend.Orleans.Hosting;
 
 /// <summary>
 /// A silo process's periodic throughput lines (split / cluster mode; an embedded gateway writes its own

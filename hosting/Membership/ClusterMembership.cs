@@ -2,7 +2,6 @@ using System.Net;
 using System.Net.NetworkInformation;
 using System.Net.Sockets;
 using Blankend.Orleans.Configuration;
-using Blankend.Orleans.Grains.Processing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -10,7 +9,7 @@ using Npgsql;
 using Orleans.Configuration;
 using StackExchange.Redis;
 
-namespace Blankend.Orleans.Silo.Hosting;
+namespace Blankend.Orleans.Hosting;
 
 /// <summary>
 /// The cluster side of the <c>cluster</c> section, shared by silos (<see cref="SiloHostingExtensions"/>) and
@@ -19,6 +18,10 @@ namespace Blankend.Orleans.Silo.Hosting;
 /// </summary>
 public static class ClusterMembership
 {
+    /// <summary>The grain storage the grains keep cluster-wide state in (pipeline config, AI assets): in memory,
+    /// Redis or PostgreSQL, registered with the membership.</summary>
+    public const string GrainStorageName = "blankend";
+
     /// <summary>The Redis connection settings, or a configuration error naming <c>cluster:redis</c>.</summary>
     public static ConfigurationOptions ParseRedis(string connectionString)
     {
@@ -90,7 +93,7 @@ public static class ClusterMembership
                 o.ConnectionString = pg;
             });
             // Grain state that must outlive a silo (the live pipeline config) goes to the same database.
-            silo.AddAdoNetGrainStorage(PipelineConfigGrain.StorageName, o =>
+            silo.AddAdoNetGrainStorage(GrainStorageName, o =>
             {
                 o.Invariant = PostgresInvariant;
                 o.ConnectionString = pg;
@@ -107,7 +110,7 @@ public static class ClusterMembership
             var redis = ParseRedis(cluster.Redis);
             silo.UseRedisClustering(o => o.ConfigurationOptions = redis);
             // Grain state that must outlive a silo (the live pipeline config) goes to the same Redis.
-            silo.AddRedisGrainStorage(PipelineConfigGrain.StorageName, o => o.ConfigurationOptions = ParseRedis(cluster.Redis));
+            silo.AddRedisGrainStorage(GrainStorageName, o => o.ConfigurationOptions = ParseRedis(cluster.Redis));
             silo.Configure<ClusterOptions>(o =>
             {
                 o.ClusterId = cluster.ClusterId;

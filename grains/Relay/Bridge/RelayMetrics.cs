@@ -1,7 +1,7 @@
 using System.Diagnostics.Metrics;
 using Blankend.Orleans.Grains.Relay;
 
-namespace Blankend.Orleans.Silo.RelayBridge;
+namespace Blankend.Orleans.Grains.Relay.Bridge;
 
 /// <summary>
 /// The bus link's metrics: meter <see cref="MeterName"/> (add it by name to the OpenTelemetry / Prometheus
