@@ -1,13 +1,14 @@
 using Blankend.Orleans.Ai;
-using Blankend.Orleans.Grains.Processing;
 using Microsoft.Extensions.Logging;
+
+using Blankend.Orleans.Grains.Devices;
 
 namespace Blankend.Orleans.Grains.Ai;
 
 /// <summary>The cluster's uploaded assets (reference face, background image), versioned and stored.</summary>
 [Reentrant]
 public sealed partial class AiAssetGrain(
-    [PersistentState("ai-assets", PipelineConfigGrain.StorageName)] IPersistentState<AiAssetState> state,
+    [PersistentState("ai-assets", Blankend.Orleans.Hosting.ClusterMembership.GrainStorageName)] IPersistentState<AiAssetState> state,
     ILogger<AiAssetGrain> log) : Grain, IAiAssetGrain
 {
     public async Task<long> Set(AiAssetKind kind, byte[] image)
@@ -58,6 +59,15 @@ public sealed class AiAssetState
 
 /// <summary>Brings this silo's copy of the assets up to the versions a frame's settings name (one fetch per new
 /// version, then every frame uses the local copy).</summary>
+/// <summary>Fetches the uploaded reference face and background a frame's settings name before the frame is
+/// queued on this silo's device worker.</summary>
+public sealed class AiAssetPreparation(AiEngine engine) : IFrameStepPreparation
+{
+    public ValueTask PrepareAsync(IGrainFactory grains, EffectiveSettings settings) =>
+        AiAssetSync.EnsureAsync(engine, grains, settings.ReferenceVersion,
+            settings.MatteBackground.Kind == "image" ? settings.MatteBackground.ImageVersion : 0);
+}
+
 public static class AiAssetSync
 {
     public static ValueTask EnsureAsync(AiEngine engine, IGrainFactory grains, long referenceVersion, long backgroundVersion)

@@ -8,6 +8,8 @@ using OpenCvSharp;
 
 using Blankend.Orleans.Media;
 
+using Blankend.Orleans.Grains.Placement;
+
 namespace Blankend.Orleans.Grains.Ai;
 
 /// <summary>A step that can say which model or method it uses (or why it cannot run), for the status API.</summary>
@@ -116,10 +118,10 @@ public sealed class AiSiloGrain(AiEngine engine, DeviceWorkerHost host, LocalDev
                 stepMs[step.Name] = Math.Round(Stopwatch.GetElapsedTime(t0).TotalMilliseconds, 3);
             }
             if (work.Failed) return Fail(500, "processing failed", work.Error!, device);
-            if ((steps & AiSteps.Swap) != 0 && work.Ai.Notes is { } notes && notes.Any(n => n.StartsWith("swap:", StringComparison.Ordinal) && n.Contains("no reference", StringComparison.Ordinal)))
+            if ((steps & AiSteps.Swap) != 0 && work.Notes is { } notes && notes.Any(n => n.StartsWith("swap:", StringComparison.Ordinal) && n.Contains("no reference", StringComparison.Ordinal)))
                 return Fail(400, "no reference face", "the reference face is not usable on this silo: " + string.Join("; ", notes), device);
 
-            var faces = work.Ai.Faces ?? [];
+            var faces = work.Faces ?? [];
             byte[]? jpeg = null;
             if (!request.Json)
             {
@@ -128,7 +130,7 @@ public sealed class AiSiloGrain(AiEngine engine, DeviceWorkerHost host, LocalDev
                     FaceDraw.Draw(work.Image!, faces);
                 Cv2.ImEncode(".jpg", work.Image!, out jpeg, new ImageEncodingParam(ImwriteFlags.JpegQuality, request.JpegQuality));
             }
-            return new AiProcessResult(200, null, null, jpeg, faces, image.Width, image.Height, stepMs, [.. work.Ai.Notes ?? []],
+            return new AiProcessResult(200, null, null, jpeg, faces, image.Width, image.Height, stepMs, [.. work.Notes ?? []],
                 RuntimeIdentity, device, engine.Runtime.ChooseProvider(device).Provider);
         }
         finally

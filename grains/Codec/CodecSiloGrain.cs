@@ -1,6 +1,5 @@
 using Blankend.Orleans.Codec;
-using Orleans.Placement;
-using Orleans.Runtime.Placement;
+using Blankend.Orleans.Grains.Placement;
 
 namespace Blankend.Orleans.Grains.Codec;
 
@@ -9,28 +8,4 @@ namespace Blankend.Orleans.Grains.Codec;
 public sealed class CodecSiloGrain(CodecHost host) : Grain, ICodecSiloGrain
 {
     public Task<CodecSiloReport> GetReport() => host.ReportAsync(RuntimeIdentity);
-}
-
-/// <summary>Places a grain on the silo its key names (<c>SiloAddress.ToParsableString()</c>); refuses when that
-/// silo is not an active member. For per-silo reports without any registration or timer.</summary>
-[Serializable, GenerateSerializer, Immutable, SuppressReferenceTracking]
-public sealed class SiloKeyedPlacement : PlacementStrategy
-{
-    public static readonly SiloKeyedPlacement Instance = new();
-}
-
-[AttributeUsage(AttributeTargets.Class, AllowMultiple = false)]
-public sealed class SiloKeyedPlacementAttribute() : PlacementAttribute(SiloKeyedPlacement.Instance);
-
-public sealed class SiloKeyedPlacementDirector : IPlacementDirector
-{
-    public Task<SiloAddress> OnAddActivation(PlacementStrategy strategy, PlacementTarget target, IPlacementContext context)
-    {
-        var key = target.GrainIdentity.Key.ToString();
-        foreach (var silo in context.GetCompatibleSilos(target))
-        {
-            if (silo.ToParsableString() == key) return Task.FromResult(silo);
-        }
-        throw new OrleansException($"silo {key} is not an active member of the cluster");
-    }
 }

@@ -10,7 +10,8 @@ namespace Blankend.Orleans.Grains.Devices;
 /// batch them.
 /// </summary>
 [DevicePlacement, Reentrant]
-public sealed partial class DeviceWorkerGrain(DeviceWorkerHost host, LocalDevices local, Ai.AiEngine ai, ILogger<DeviceWorkerGrain> log)
+public sealed partial class DeviceWorkerGrain(DeviceWorkerHost host, LocalDevices local, IEnumerable<IFrameStepPreparation> preparations,
+    ILogger<DeviceWorkerGrain> log)
     : Grain, IDeviceWorkerGrain
 {
     private DeviceLoop _loop = null!;
@@ -31,17 +32,23 @@ public sealed partial class DeviceWorkerGrain(DeviceWorkerHost host, LocalDevice
     [global::Orleans.Dashboard.NoProfiling]
     public Task<ProcessResult> Process(ProcessRequest request)
     {
-        // An uploaded asset (reference face, background) is fetched once per new version, then used locally.
-        var s = request.Settings;
-        var sync = Ai.AiAssetSync.EnsureAsync(ai, GrainFactory, s.ReferenceVersion,
-            s.MatteBackground.Kind == "image" ? s.MatteBackground.ImageVersion : 0);
-        return sync.IsCompletedSuccessfully ? _loop.Submit(request) : SubmitAfter(sync, request);
+        // E.g. an uploaded asset (reference face, background) is fetched once per new version, then used locally.
+        List<ValueTask>? pending = null;
+        foreach (var preparation in preparations)
+        {
+            var sync = preparation.PrepareAsync(GrainFactory, request.Settings);
+            if (!sync.IsCompletedSuccessfully) (pending ??= []).Add(sync);
+        }
+        return pending is null ? _loop.Submit(request) : SubmitAfter(pending, request);
     }
 
-    private async Task<ProcessResult> SubmitAfter(ValueTask sync, ProcessRequest request)
+    private async Task<ProcessResult> SubmitAfter(List<ValueTask> pending, ProcessRequest request)
     {
-        try { await sync; }
-        catch (Exception e) { LogAssetFetchFailed(e.Message); } // the steps skip (counted) without the asset
+        foreach (var sync in pending)
+        {
+            try { await sync; }
+            catch (Exception e) { LogAssetFetchFailed(e.Message); } // the steps skip (counted) without the asset
+        }
         return await _loop.Submit(request);
     }
 

@@ -1,3 +1,4 @@
+using Blankend.Orleans.Ai;
 using OpenCvSharp;
 
 using Blankend.Orleans.Media;
@@ -21,8 +22,18 @@ public sealed class FrameWork(ProcessRequest request)
 
     public byte[]? Output { get; set; }
 
-    /// <summary>What the AI steps found in this frame (faces, ...), for later steps and for meta=1 viewers.</summary>
-    public Ai.AiFrameData Ai { get; } = new();
+    /// <summary>Faces the steps found in this frame, for later steps and for meta=1 viewers.</summary>
+    public AiFace[]? Faces { get; set; }
+
+    /// <summary>Steps that ran on this frame, and the ones skipped with why ("matte: model unavailable").</summary>
+    public List<string>? Notes { get; private set; }
+
+    public void Note(string note) => (Notes ??= []).Add(note);
+
+    private object? _stepData;
+
+    /// <summary>A step family's own per-frame data (created on first use): the worker loop does not know its type.</summary>
+    public T StepData<T>() where T : class, new() => (T)(_stepData ??= new T());
 
     public string? Error { get; private set; }
 
@@ -50,6 +61,15 @@ public interface IFrameStep
 
     /// <param name="batch">The decoded frames (Image set) the step applies to, in queue order.</param>
     void Run(ReadOnlySpan<FrameWork> batch);
+}
+
+/// <summary>
+/// What a step family must have on this silo before a frame is queued (the AI steps: the uploaded reference face
+/// and background, fetched once per new version). Registered by the step family; the worker grain awaits it.
+/// </summary>
+public interface IFrameStepPreparation
+{
+    ValueTask PrepareAsync(IGrainFactory grains, EffectiveSettings settings);
 }
 
 /// <summary>

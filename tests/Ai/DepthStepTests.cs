@@ -90,7 +90,7 @@ public sealed class DepthStepTests
         Assert.Equal(img.Size(), w.Image!.Size());
         Assert.Equal(Inferno(255), Pixel(w.Image!, 60, 128));   // near: bright yellow
         Assert.Equal(Inferno(0), Pixel(w.Image!, 450, 128));    // far: black-purple
-        Assert.Contains("depth", w.Ai.Notes!);
+        Assert.Contains("depth", w.Notes!);
         Assert.Equal(1, engine.Step("depth").Snapshot().Frames);
         w.Image!.Dispose();
     }
@@ -125,7 +125,7 @@ public sealed class DepthStepTests
         step.Run([w]);
         Assert.Null(w.Error);
         Assert.Equal(0, MatteCompositeTests.MeanAbsDiff(w.Image!, img, new Rect(0, 0, 512, 256)));
-        Assert.Contains("depth: model unavailable", w.Ai.Notes!);
+        Assert.Contains("depth: model unavailable", w.Notes!);
         Assert.Equal(1, engine.Step("depth").Snapshot().Skips["model unavailable"]);
         Assert.True(step.AppliesTo(Settings(AiSteps.Depth)));
         Assert.False(step.AppliesTo(Settings(AiSteps.Matte)));

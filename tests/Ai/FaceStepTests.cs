@@ -50,10 +50,10 @@ public sealed class FaceStepTests : IDisposable
         using var input = FaceEnv.Astronaut();
         var w = FaceEnv.Frame(input, AiSteps.Mesh);
         RunSteps(_env.Engine, w);
-        var f = Assert.Single(w.Ai.Faces!);
+        var f = Assert.Single(w.Faces!);
         Assert.Equal(468 * 3, f.Mesh!.Length);
-        Assert.True(w.Ai.MeshPresence![0] > 0.5f);
-        Assert.False(w.Ai.FacesReused);
+        Assert.True(w.Ai().MeshPresence![0] > 0.5f);
+        Assert.False(w.Ai().FacesReused);
         Assert.True(FaceEnv.Same(input, w.Image!));
         Assert.Equal(1, _env.Engine.Step("detect").Snapshot().Runs);
         Assert.Equal(1, _env.Engine.Step("mesh").Snapshot().Runs);
@@ -70,10 +70,10 @@ public sealed class FaceStepTests : IDisposable
         var models = FaceModels.For(_env.Engine);
         Assert.Equal(2, models.DetectorRuns);
         Assert.Equal(8, models.DetectionsReused);
-        Assert.All(frames, w => Assert.Single(w.Ai.Faces!));
-        Assert.Equal(8, frames.Count(w => w.Ai.FacesReused));
-        Assert.False(frames[0].Ai.FacesReused);
-        Assert.False(frames[5].Ai.FacesReused);
+        Assert.All(frames, w => Assert.Single(w.Faces!));
+        Assert.Equal(8, frames.Count(w => w.Ai().FacesReused));
+        Assert.False(frames[0].Ai().FacesReused);
+        Assert.False(frames[5].Ai().FacesReused);
 
         // Another source has its own count; a batch with both runs each source's detector once at its start.
         var other = FaceEnv.Frame(input, AiSteps.Detect, "cam-other", interval: 5);
@@ -100,7 +100,7 @@ public sealed class FaceStepTests : IDisposable
         var models = FaceModels.For(_env.Engine);
         var last = frames[^1].Image!;
         var truth = models.Mesh("cpu0")!.Run(last, Assert.Single(models.Detector("cpu0")!.Detect(last)))!;
-        var tracked = Assert.Single(frames[^1].Ai.Faces!).Mesh;
+        var tracked = Assert.Single(frames[^1].Faces!).Mesh;
         Assert.NotNull(tracked);
         double err = 0;
         for (var i = 0; i < 468; i++)
@@ -117,12 +117,12 @@ public sealed class FaceStepTests : IDisposable
         using var grey = new Mat(512, 512, MatType.CV_8UC3, Scalar.All(128));
         var frames = new[] { face, grey, face }.Select((m, i) => FaceEnv.Frame(m, AiSteps.Mesh, "cam-lost", interval: 5, seq: i + 1)).ToArray();
         foreach (var w in frames) RunSteps(_env.Engine, w);
-        Assert.True(frames[1].Ai.FacesReused);
-        Assert.Null(Assert.Single(frames[1].Ai.Faces!).Mesh);
-        Assert.True(frames[1].Ai.MeshPresence![0] < 0.5f);
-        Assert.False(frames[2].Ai.FacesReused);
+        Assert.True(frames[1].Ai().FacesReused);
+        Assert.Null(Assert.Single(frames[1].Faces!).Mesh);
+        Assert.True(frames[1].Ai().MeshPresence![0] < 0.5f);
+        Assert.False(frames[2].Ai().FacesReused);
         Assert.Equal(2, _env.Engine.Step("detect").Snapshot().Runs);
-        Assert.NotNull(Assert.Single(frames[2].Ai.Faces!).Mesh);
+        Assert.NotNull(Assert.Single(frames[2].Faces!).Mesh);
     }
 
     [Fact]
@@ -138,13 +138,13 @@ public sealed class FaceStepTests : IDisposable
             RunSteps(env.Engine, w);
             Assert.False(w.Failed);
             Assert.True(FaceEnv.Same(input, w.Image!));
-            Assert.Null(w.Ai.Faces);
+            Assert.Null(w.Faces);
             foreach (var step in new[] { "detect", "mesh", "swap" })
             {
                 var s = env.Engine.Step(step).Snapshot();
                 Assert.Equal(0, s.Runs);
                 Assert.Equal(1, s.Skips["model unavailable"]);
-                Assert.Contains($"{step}: model unavailable", w.Ai.Notes!);
+                Assert.Contains($"{step}: model unavailable", w.Notes!);
             }
             var status = FaceModels.For(env.Engine).Status;
             Assert.Contains("unavailable: model file not found", status["detect"]);

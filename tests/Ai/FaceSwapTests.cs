@@ -44,7 +44,7 @@ public sealed class FaceSwapTests(ITestOutputHelper output) : IDisposable
         var w = FaceEnv.Frame(input, AiSteps.Swap);
         RunAll(_env.Engine, w);
         Assert.False(w.Failed, w.Error);
-        var face = Assert.Single(w.Ai.Faces!);
+        var face = Assert.Single(w.Faces!);
         Assert.NotNull(face.Mesh);
         var (runs, _, _, _, skips) = _env.Engine.Step("swap").Snapshot();
         Assert.Equal(1, runs);
@@ -76,7 +76,7 @@ public sealed class FaceSwapTests(ITestOutputHelper output) : IDisposable
         {
             File.WriteAllBytes(Path.Combine(dir, "swap.jpg"), jpeg);
             using var drawn = w.Image!.Clone();
-            FaceDraw.Draw(drawn, w.Ai.Faces);
+            FaceDraw.Draw(drawn, w.Faces);
             Cv2.ImWrite(Path.Combine(dir, "drawn.png"), drawn);
         }
     }
@@ -140,11 +140,11 @@ public sealed class FaceSwapTests(ITestOutputHelper output) : IDisposable
         RunAll(_env.Engine, w);
         Assert.False(w.Failed);
         Assert.True(FaceEnv.Same(input, w.Image!));
-        Assert.Single(w.Ai.Faces!);
+        Assert.Single(w.Faces!);
         var snap = _env.Engine.Step("swap").Snapshot();
         Assert.Equal(0, snap.Runs);
         Assert.Equal(1, snap.Skips["no reference face"]);
-        Assert.Contains("swap: no reference face", w.Ai.Notes!);
+        Assert.Contains("swap: no reference face", w.Notes!);
     }
 
     [Fact]

@@ -25,7 +25,7 @@ public sealed class MatteCompositeTests
         var tl = Pixel(outImg, 300, 5);
         Assert.True(tl.Item0 <= 10 && tl.Item1 >= 245 && tl.Item2 <= 10, $"top, right of the head {tl}");
         Assert.True(MeanAbsDiff(outImg, img, MatteSegmentationTests.Face) < 3, $"face changed by {MeanAbsDiff(outImg, img, MatteSegmentationTests.Face):F2}");
-        Assert.Contains("matte", w.Ai.Notes!);
+        Assert.Contains("matte", w.Notes!);
         var (runs, frames, ms, _, skips) = engine.Step("matte").Snapshot();
         Assert.Equal(1, runs);
         Assert.Equal(1, frames);
@@ -91,7 +91,7 @@ public sealed class MatteCompositeTests
         step.Run([w4]);
         Assert.Null(w4.Error);
         Assert.True(Near(Pixel(w4.Image!, 500, 10), 0, 0, 255, 8));
-        Assert.Contains("matte: color (no background image)", w4.Ai.Notes!);
+        Assert.Contains("matte: color (no background image)", w4.Notes!);
         w4.Image!.Dispose();
     }
 

@@ -126,7 +126,7 @@ public sealed class MatteStateTests
         step.Run([w]);
         Assert.Null(w.Error);
         Assert.Equal(0, MatteCompositeTests.MeanAbsDiff(w.Image!, img, new Rect(0, 0, 512, 512)));
-        Assert.Contains("matte: model unavailable", w.Ai.Notes!);
+        Assert.Contains("matte: model unavailable", w.Notes!);
         Assert.Equal(1, engine.Step("matte").Snapshot().Skips["model unavailable"]);
         Assert.StartsWith("unavailable: model file not found: /nonexistent-models/", step.Status, StringComparison.Ordinal);
         w.Image!.Dispose();

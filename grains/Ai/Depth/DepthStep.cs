@@ -74,7 +74,7 @@ public sealed class DepthStep : IFrameStep, IAiStepStatus, IDisposable
                 {
                     var why = model is null ? "model unavailable" : "not a BGR image";
                     _engine.Skip(StepName, why);
-                    w.Ai.Note($"{StepName}: {why}");
+                    w.Note($"{StepName}: {why}");
                     continue;
                 }
                 var state = _engine.StateFor(w.Source);
@@ -96,7 +96,7 @@ public sealed class DepthStep : IFrameStep, IAiStepStatus, IDisposable
                     }
                 }
                 _engine.Record(StepName, start);
-                w.Ai.Note(StepName);
+                w.Note(StepName);
             }
             catch (Exception e) when (!OrtBuffers.IsFatal(e))
             {

@@ -46,12 +46,12 @@ public sealed class FaceDetectStep(AiEngine engine) : FaceStep(engine, StepName,
             else
             {
                 faces = state.LastFaces!;
-                w.Ai.FacesReused = true;
+                w.Ai().FacesReused = true;
                 Models.CountReuse();
             }
         }
         // A copy: later steps replace entries (mesh) and must not touch the per-source array.
-        w.Ai.Faces = faces.Length == 0 ? [] : (AiFace[])faces.Clone();
+        w.Faces = faces.Length == 0 ? [] : (AiFace[])faces.Clone();
     }
 }
 
@@ -73,10 +73,10 @@ public sealed class FaceMeshStep(AiEngine engine) : FaceStep(engine, StepName, A
             FaceStepErrors.Unavailable(Engine, w, Name);
             return;
         }
-        if (w.Ai.Faces is not { } faces)
+        if (w.Faces is not { } faces)
         {
             Engine.Skip(Name, "no detections");
-            w.Ai.Note($"{Name}: no detections");
+            w.Note($"{Name}: no detections");
             return;
         }
         if (faces.Length == 0) return;
@@ -88,7 +88,7 @@ public sealed class FaceMeshStep(AiEngine engine) : FaceStep(engine, StepName, A
         {
             // Between detector runs each face's crop comes from its previous mesh (MediaPipe's tracking);
             // on a detector frame, from the detection.
-            var track = w.Ai.FacesReused && state.TrackRois is { } t && t.Length == next.Length ? t : null;
+            var track = w.Ai().FacesReused && state.TrackRois is { } t && t.Length == next.Length ? t : null;
             var lost = false;
             for (var i = 0; i < faces.Length; i++)
             {
@@ -108,9 +108,9 @@ public sealed class FaceMeshStep(AiEngine engine) : FaceStep(engine, StepName, A
             }
             state.TrackRois = lost ? null : next;
             // A tracked face that got lost makes the next frame run the detector.
-            if (lost && w.Ai.FacesReused) state.LastFaces = null;
+            if (lost && w.Ai().FacesReused) state.LastFaces = null;
         }
-        w.Ai.MeshPresence = presence;
+        w.Ai().MeshPresence = presence;
         Engine.Record(Name, t0);
     }
 }
@@ -129,7 +129,7 @@ public sealed class FaceSwapStep(AiEngine engine) : FaceStep(engine, StepName, A
         if (Engine.Asset(AiAssetKind.ReferenceFace) is not { } asset)
         {
             Engine.Skip(Name, "no reference face");
-            w.Ai.Note($"{Name}: no reference face");
+            w.Note($"{Name}: no reference face");
             return;
         }
         if (Models.Detector(w.Device) is null || Models.Mesh(w.Device) is null)
@@ -141,16 +141,16 @@ public sealed class FaceSwapStep(AiEngine engine) : FaceStep(engine, StepName, A
         if (!reference.Usable)
         {
             Engine.Skip(Name, "reference unusable");
-            w.Ai.Note($"{Name}: {reference.Error}");
+            w.Note($"{Name}: {reference.Error}");
             return;
         }
         if (image.Type() != MatType.CV_8UC3)
         {
             Engine.Skip(Name, "unsupported image format");
-            w.Ai.Note($"{Name}: image is {image.Type()}, not 8-bit BGR");
+            w.Note($"{Name}: image is {image.Type()}, not 8-bit BGR");
             return;
         }
-        if (w.Ai.Faces is not { Length: > 0 } faces)
+        if (w.Faces is not { Length: > 0 } faces)
         {
             Engine.Skip(Name, "no face");
             return;
@@ -178,13 +178,13 @@ internal static class FaceStepErrors
     public static void Unavailable(AiEngine engine, FrameWork w, string step)
     {
         engine.Skip(step, "model unavailable");
-        w.Ai.Note($"{step}: model unavailable");
+        w.Note($"{step}: model unavailable");
     }
 
     public static void Skip(AiEngine engine, FrameWork w, string step, Exception e)
     {
         engine.Skip(step, "error");
-        w.Ai.Note($"{step}: {e.GetType().Name}: {e.Message}");
+        w.Note($"{step}: {e.GetType().Name}: {e.Message}");
     }
 }
 

@@ -80,11 +80,11 @@ public sealed class MatteStep : IFrameStep, IAiStepStatus, IDisposable
                 if (Process(w, image, MatteDevices.Of(w)) is { } skipped)
                 {
                     _engine.Skip(StepName, skipped);
-                    w.Ai.Note($"{StepName}: {skipped}");
+                    w.Note($"{StepName}: {skipped}");
                     continue;
                 }
                 _engine.Record(StepName, start);
-                w.Ai.Note(StepName);
+                w.Note(StepName);
             }
             catch (Exception e) when (!OrtBuffers.IsFatal(e))
             {
@@ -126,7 +126,7 @@ public sealed class MatteStep : IFrameStep, IAiStepStatus, IDisposable
                 Cv2.Resize(scratch.MaskSmall8, scratch.Mask8, image.Size(), 0, 0, InterpolationFlags.Linear);
             }
             var used = Compositor.Composite(image, scratch.Mask8, w.Settings.MatteBackground, scratch);
-            if (used.Length > 5) w.Ai.Note($"{StepName}: {used}"); // "color (no background image)"
+            if (used.Length > 5) w.Note($"{StepName}: {used}"); // "color (no background image)"
             state.MatteFrames++;
         }
         return null;

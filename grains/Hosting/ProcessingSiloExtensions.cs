@@ -5,7 +5,9 @@ using Microsoft.Extensions.DependencyInjection;
 using Orleans.Hosting;
 using Orleans.Runtime.MembershipService.SiloMetadata;
 
-namespace Blankend.Orleans.Grains.Devices;
+using Blankend.Orleans.Grains.Devices;
+
+namespace Blankend.Orleans.Grains.Hosting;
 
 public static class ProcessingSiloExtensions
 {
@@ -26,6 +28,7 @@ public static class ProcessingSiloExtensions
         // AI steps (issue 6): sessions load on first use, so a silo with the realtime pipeline off loads no model.
         services.AddSingleton<Ai.Runtime.OnnxRuntimeHost>();
         services.AddSingleton<Ai.AiEngine>();
+        services.AddSingleton<IFrameStepPreparation, Ai.AiAssetPreparation>();
         // Step order is the frame's order: faces (detect, mesh, swap) first, then matte and depth.
         services.AddBlankendFaceSteps();
         services.AddBlankendMatteSteps();

@@ -2,6 +2,8 @@ using Blankend.Orleans.Grains.Codec;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
+using Blankend.Orleans.Grains.Placement;
+
 namespace Blankend.Orleans.Grains.Hosting;
 
 public static class CodecHosting
