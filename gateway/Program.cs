@@ -7,6 +7,5 @@ return await BlankendStartup.RunAsync("gateway", async () =>
 {
     var app = BlankendGatewayApp.Create(args);
     await app.RunAsync();
-    // The NetMQ context is process-wide (the bus link's sockets are already closed): release it without waiting.
-    NetMQ.NetMQConfig.Cleanup(block: false);
+    EmbeddedSilo.ReleaseProcessResources();
 });

@@ -1,15 +1,32 @@
 #!/usr/bin/env bash
 # Runs the whole test suite (unit, Orleans TestCluster, real WebSockets, real processes) and ends with
 # one summary line "tests: N passed, N failed, N skipped". Exit code 0 only when nothing failed.
+#   scripts/test.sh                  everything (what .ci/run and the README run)
+#   scripts/test.sh --fast           the unit tests only (the developer's quick loop)
+#   scripts/test.sh --kind KIND      one kind: Unit, Integration or Process (tests/Support/TestKind.cs)
+#   scripts/test.sh ... -- ARGS      extra arguments for dotnet test (e.g. --filter "FullyQualifiedName~Relay")
 set -euo pipefail
 cd "$(dirname "$0")/.."
+filter=()
+extra=()
+while (($#)); do
+  case "$1" in
+    --fast) filter=(--filter "Kind=Unit"); shift ;;
+    --kind) [[ $# -ge 2 ]] || { echo "test.sh: --kind needs Unit, Integration or Process" >&2; exit 2; }
+            case "$2" in Unit|Integration|Process) filter=(--filter "Kind=$2") ;;
+              *) echo "test.sh: unknown kind '$2' (Unit, Integration or Process)" >&2; exit 2 ;; esac
+            shift 2 ;;
+    --) shift; extra=("$@"); break ;;
+    *) echo "test.sh: unknown option '$1' (use --fast, --kind KIND, or -- ARGS for dotnet test)" >&2; exit 2 ;;
+  esac
+done
 scripts/install-deps.sh --test
 
 results=artifacts/test-results
 rm -rf "$results"
 dotnet build Blankend.Orleans.sln -c Release -nologo -v quiet
 set +e
-dotnet test tests/Blankend.Orleans.Tests.csproj -c Release --no-build -nologo \
+dotnet test tests/Blankend.Orleans.Tests.csproj -c Release --no-build -nologo "${filter[@]}" "${extra[@]}" \
   --logger "console;verbosity=normal" --logger "trx;LogFileName=results.trx" \
   --results-directory "$results" --blame-hang-timeout 10m
 status=$?

@@ -10,4 +10,8 @@ internal static class EmbeddedSilo
 
     public static void AddEmbeddedSilo(this WebApplicationBuilder builder, IConfiguration config) =>
         builder.UseOrleans(silo => silo.AddBlankendSilo(config));
+
+    /// <summary>After the host stopped: the NetMQ context is process-wide (the bus link's sockets are already
+    /// closed), release it without waiting.</summary>
+    public static void ReleaseProcessResources() => NetMQ.NetMQConfig.Cleanup(block: false);
 }

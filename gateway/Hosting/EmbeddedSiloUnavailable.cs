@@ -1,4 +1,5 @@
 using Blankend.Orleans.Configuration;
+using Blankend.Orleans.Hosting;
 
 namespace Blankend.Orleans.Gateway.Hosting;
 
@@ -12,4 +13,9 @@ internal static class EmbeddedSilo
         throw new BlankendConfigurationException([
             $"{ClusterSettings.Section}.mode: 'embedded' needs the embedded build of the gateway; this one was built " +
             "client-only (BlankendEmbedded=false): set cluster.mode=client (BLANKEND_CLUSTER_MODE) and point it at the silos"]);
+
+    /// <summary>Nothing to release: this build opens no ZeroMQ socket.</summary>
+    public static void ReleaseProcessResources()
+    {
+    }
 }

@@ -19,6 +19,7 @@ public sealed class AiGatewayFixture : IAsyncLifetime
 }
 
 /// <summary>/api/v1/ai/* and /api/v1/realtime_pipeline/* over the real gateway (embedded silo, real models).</summary>
+[Trait(TestKind.Name, TestKind.Integration)]
 [Collection(SerialCollection.Name)]
 public sealed class AiApiTests(AiGatewayFixture fixture) : IClassFixture<AiGatewayFixture>
 {
@@ -268,6 +269,7 @@ public sealed class AiApiTests(AiGatewayFixture fixture) : IClassFixture<AiGatew
 }
 
 /// <summary>The AI instruments on /metrics after real work: sessions by provider, step time, skips, detector runs.</summary>
+[Trait(TestKind.Name, TestKind.Integration)]
 [Collection(SerialCollection.Name)]
 public sealed class AiMetricsTests
 {

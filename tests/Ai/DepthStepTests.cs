@@ -14,6 +14,7 @@ namespace Blankend.Orleans.Tests.Ai;
 
 /// <summary>Depth with tests/testdata/models/depth_test.onnx: depth = the normalised R channel of its
 /// [1,3,256,256] input, so a red half is near (255) and a black half far (0).</summary>
+[Trait(TestKind.Name, TestKind.Unit)]
 public sealed class DepthStepTests
 {
     private static Mat RedLeftBlackRight()

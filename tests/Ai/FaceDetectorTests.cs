@@ -1,3 +1,4 @@
+using Blankend.Orleans.Tests.Support;
 using Blankend.Orleans.Grains.Ai.Face;
 using Blankend.Orleans.Grains.Ai.Runtime;
 using OpenCvSharp;
@@ -7,6 +8,7 @@ using Blankend.Orleans.Ai;
 
 namespace Blankend.Orleans.Tests.Ai;
 
+[Trait(TestKind.Name, TestKind.Unit)]
 public sealed class FaceDetectorTests(Xunit.Abstractions.ITestOutputHelper output) : IDisposable
 {
     private readonly FaceEnv _env = new();

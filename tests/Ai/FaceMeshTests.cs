@@ -1,8 +1,10 @@
+using Blankend.Orleans.Tests.Support;
 using Blankend.Orleans.Grains.Ai.Face;
 using Xunit;
 
 namespace Blankend.Orleans.Tests.Ai;
 
+[Trait(TestKind.Name, TestKind.Unit)]
 public sealed class FaceMeshTests : IDisposable
 {
     private readonly FaceEnv _env = new();

@@ -1,3 +1,4 @@
+using Blankend.Orleans.Tests.Support;
 using Blankend.Orleans.Ai;
 using Blankend.Orleans.Processing;
 using Blankend.Orleans.Grains.Ai;
@@ -9,6 +10,7 @@ using Xunit;
 
 namespace Blankend.Orleans.Tests.Ai;
 
+[Trait(TestKind.Name, TestKind.Unit)]
 public sealed class FaceStepTests : IDisposable
 {
     private readonly FaceEnv _env = new();

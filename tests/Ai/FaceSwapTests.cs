@@ -1,3 +1,4 @@
+using Blankend.Orleans.Tests.Support;
 using System.Diagnostics;
 using Blankend.Orleans.Ai;
 using Blankend.Orleans.Grains.Ai;
@@ -9,6 +10,7 @@ using Xunit.Abstractions;
 
 namespace Blankend.Orleans.Tests.Ai;
 
+[Trait(TestKind.Name, TestKind.Unit)]
 public sealed class FaceSwapTests(ITestOutputHelper output) : IDisposable
 {
     private readonly FaceEnv _env = new();

@@ -1,3 +1,4 @@
+using Blankend.Orleans.Tests.Support;
 using Blankend.Orleans.Ai;
 using Blankend.Orleans.Grains.Ai;
 using Blankend.Orleans.Grains.Ai.Matting;
@@ -7,6 +8,7 @@ using static Blankend.Orleans.Tests.Ai.MatteTestKit;
 
 namespace Blankend.Orleans.Tests.Ai;
 
+[Trait(TestKind.Name, TestKind.Unit)]
 public sealed class MatteCompositeTests
 {
     [Fact]

@@ -1,3 +1,4 @@
+using Blankend.Orleans.Tests.Support;
 using Blankend.Orleans.Ai;
 using Blankend.Orleans.Grains.Ai.Matting;
 using Blankend.Orleans.Grains.Ai.Runtime;
@@ -9,6 +10,7 @@ namespace Blankend.Orleans.Tests.Ai;
 
 /// <summary>RVM with tests/testdata/models/rvm_test.onnx: pha = mean of src over RGB, r1o = r1i + 1,
 /// r2o = r2i + downsample_ratio (scripts/make-test-models.py).</summary>
+[Trait(TestKind.Name, TestKind.Unit)]
 public sealed class MatteRvmTests
 {
     [Fact]

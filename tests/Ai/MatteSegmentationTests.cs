@@ -1,3 +1,4 @@
+using Blankend.Orleans.Tests.Support;
 using Blankend.Orleans.Ai;
 using Blankend.Orleans.Grains.Ai.Matting;
 using Blankend.Orleans.Grains.Ai.Runtime;
@@ -7,6 +8,7 @@ using static Blankend.Orleans.Tests.Ai.MatteTestKit;
 
 namespace Blankend.Orleans.Tests.Ai;
 
+[Trait(TestKind.Name, TestKind.Unit)]
 public sealed class MatteSegmentationTests
 {
     // Checked on the dumped mask and the image (BLANKEND_MATTE_DUMP=1): the face, the upper suit, the empty top-right.

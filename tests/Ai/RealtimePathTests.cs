@@ -16,6 +16,7 @@ namespace Blankend.Orleans.Tests.Ai;
 /// real models -> /video_out (and back to the bus). Each test starts its own gateway (embedded silo): the
 /// realtime settings and the step counters are per cluster.
 /// </summary>
+[Trait(TestKind.Name, TestKind.Integration)]
 [Collection(SerialCollection.Name)]
 public sealed class RealtimePathTests
 {

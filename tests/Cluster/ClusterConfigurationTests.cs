@@ -15,6 +15,7 @@ namespace Blankend.Orleans.Tests.Cluster;
 
 /// <summary>Cluster keys: membership chosen by configuration alone, failure-detection settings, silo metadata, and
 /// refusal of bad values naming the key. The apps are built, not started (nothing connects to Redis).</summary>
+[Trait(TestKind.Name, TestKind.Unit)]
 public sealed class ClusterConfigurationTests
 {
     private static string[] Args(params string[] extra) => TestEnv.GatewayArgs(extra);

@@ -14,6 +14,7 @@ namespace Blankend.Orleans.Tests.Cluster;
 /// holding the source's grain; frames resume within 5 s and the membership table shows the silo dead. Serial for the
 /// same reason as <see cref="RedisClusterTests"/> (a timing claim on two shared cores).
 /// </summary>
+[Trait(TestKind.Name, TestKind.Process)]
 [Collection(SerialCollection.Name)]
 public sealed class PostgresClusterTests(ITestOutputHelper output)
 {

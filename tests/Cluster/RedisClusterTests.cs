@@ -12,6 +12,7 @@ namespace Blankend.Orleans.Tests.Cluster;
 /// operator starts them, then killed with SIGKILL (Process.Kill) as a crash would. Serial: the 5-second resume
 /// goal is a timing claim, and several .NET processes share two cores here.
 /// </summary>
+[Trait(TestKind.Name, TestKind.Process)]
 [Collection(SerialCollection.Name)]
 public sealed class RedisClusterTests(ITestOutputHelper output)
 {

@@ -15,6 +15,7 @@ namespace Blankend.Orleans.Tests.Cluster;
 /// is active): the other silo opens it (one DEALER for the identity again), frames from the bus reach the viewer
 /// again and camera frames reach the ROUTER again, within 5 s. Serial: a timing claim on two shared cores.
 /// </summary>
+[Trait(TestKind.Name, TestKind.Process)]
 [Collection(SerialCollection.Name)]
 public sealed class RelayFailoverProcessTests(ITestOutputHelper output)
 {

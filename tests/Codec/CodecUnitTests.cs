@@ -1,3 +1,4 @@
+using Blankend.Orleans.Tests.Support;
 using Blankend.Orleans.Codec;
 using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Grains.Codec;
@@ -6,6 +7,7 @@ using Xunit;
 
 namespace Blankend.Orleans.Tests.Codec;
 
+[Trait(TestKind.Name, TestKind.Unit)]
 public sealed class AnnexBScannerTests
 {
     private static readonly byte[] Sps = [0x00, 0x00, 0x00, 0x01, 0x67, 0x42, 0x00, 0x1E];
@@ -80,6 +82,7 @@ public sealed class AnnexBScannerTests
     }
 }
 
+[Trait(TestKind.Name, TestKind.Unit)]
 public sealed class DecoderSelectionTests
 {
     private static FfmpegCapabilities Caps(bool preferGpu = true, IEnumerable<GpuProbe>? probes = null, string version = "5.1.9-0+deb12u1",

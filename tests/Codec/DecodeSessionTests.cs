@@ -11,6 +11,7 @@ using Xunit.Abstractions;
 namespace Blankend.Orleans.Tests.Codec;
 
 /// <summary>The decode session against real ffmpeg processes, without Orleans (frames go to a list).</summary>
+[Trait(TestKind.Name, TestKind.Unit)]
 public sealed class DecodeSessionTests(ITestOutputHelper output)
 {
     private sealed class Events : DecodeSession.IEvents

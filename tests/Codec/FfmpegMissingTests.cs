@@ -25,6 +25,7 @@ public sealed class MissingFfmpegGatewayFixture : IAsyncLifetime
 }
 
 /// <summary>A host without ffmpeg (a fresh machine before the scripts install it) says so everywhere it matters.</summary>
+[Trait(TestKind.Name, TestKind.Integration)]
 public sealed class FfmpegMissingTests(MissingFfmpegGatewayFixture fixture) : IClassFixture<MissingFfmpegGatewayFixture>
 {
     private EmbeddedGateway Gw => fixture.Gateway;
@@ -68,6 +69,7 @@ public sealed class FfmpegMissingTests(MissingFfmpegGatewayFixture fixture) : IC
     }
 }
 
+[Trait(TestKind.Name, TestKind.Unit)]
 public sealed class CodecConfigTests
 {
     private static string[] Args(params string[] extra) => ["--urls", "http://127.0.0.1:0", .. TestEnv.SiloPortArgs(), .. extra];
@@ -106,6 +108,7 @@ public sealed class CodecConfigTests
 }
 
 /// <summary>The gateway as an operator runs it: SIGTERM with a live decode session.</summary>
+[Trait(TestKind.Name, TestKind.Process)]
 public sealed class CodecProcessTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     [Fact]

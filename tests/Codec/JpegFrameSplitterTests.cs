@@ -8,6 +8,7 @@ using Xunit;
 
 namespace Blankend.Orleans.Tests.Codec;
 
+[Trait(TestKind.Name, TestKind.Unit)]
 public sealed class JpegFrameSplitterTests
 {
     /// <summary>A structurally complete JPEG whose segments hold the byte patterns a naive FFD8/FFD9 search trips

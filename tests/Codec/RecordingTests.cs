@@ -10,6 +10,7 @@ using Xunit.Abstractions;
 namespace Blankend.Orleans.Tests.Codec;
 
 /// <summary>POST /api/v1/realtime_pipeline/record/start|stop against the real gateway; files checked with ffprobe.</summary>
+[Trait(TestKind.Name, TestKind.Integration)]
 public sealed class RecordingTests(CodecGatewayFixture fixture, ITestOutputHelper output) : IClassFixture<CodecGatewayFixture>
 {
     private EmbeddedGateway Gw => fixture.Gateway;

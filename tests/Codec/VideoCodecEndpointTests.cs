@@ -41,6 +41,7 @@ public sealed class CodecGatewayFixture : IAsyncLifetime
 }
 
 /// <summary>/video_codec over real WebSockets, decoded by real ffmpeg processes on the embedded silo.</summary>
+[Trait(TestKind.Name, TestKind.Integration)]
 public sealed class VideoCodecEndpointTests(CodecGatewayFixture fixture, ITestOutputHelper output) : IClassFixture<CodecGatewayFixture>
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);

@@ -16,6 +16,7 @@ public sealed class GatewayFixture : IAsyncLifetime
 }
 
 /// <summary>/video_in -> ClientGrain -> observer -> /video_out over real WebSockets on the real gateway.</summary>
+[Trait(TestKind.Name, TestKind.Integration)]
 public sealed class VideoPathTests(GatewayFixture fixture) : IClassFixture<GatewayFixture>
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);
@@ -305,6 +306,7 @@ public sealed class GatewayProcessFixture : IAsyncLifetime
 /// Slow-viewer isolation at 60 fps against a real gateway process, alone on the machine (see
 /// <see cref="SerialCollection"/>): a rate criterion measures the service, not the test process around it.
 /// </summary>
+[Trait(TestKind.Name, TestKind.Process)]
 [Collection(SerialCollection.Name)]
 public sealed class SlowViewerTests(GatewayProcessFixture fixture) : IClassFixture<GatewayProcessFixture>
 {

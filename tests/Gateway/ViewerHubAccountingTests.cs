@@ -1,3 +1,4 @@
+using Blankend.Orleans.Tests.Support;
 using System.Net.WebSockets;
 using Blankend.Orleans.Gateway.Fanout;
 using Xunit;
@@ -8,6 +9,7 @@ namespace Blankend.Orleans.Tests.Gateway;
 
 /// <summary>The gateway's per-source cursor: what is delivered, and how each frame that is not is counted
 /// (lost: never arrived; stale: arrived late; duplicate: arrived twice), across a grain's re-activation.</summary>
+[Trait(TestKind.Name, TestKind.Unit)]
 public sealed class ViewerHubAccountingTests
 {
     private const string Source = "acc";

@@ -5,6 +5,7 @@ using Xunit;
 namespace Blankend.Orleans.Tests.Grains;
 
 /// <summary>Routing of ClientGrain and the source directory across a 2-silo cluster.</summary>
+[Trait(TestKind.Name, TestKind.Integration)]
 public sealed class ClientGrainTests(TwoSiloClusterFixture fixture) : IClassFixture<TwoSiloClusterFixture>
 {
     private IClusterClient Client => fixture.Cluster.Client;

@@ -11,6 +11,7 @@ using Xunit;
 namespace Blankend.Orleans.Tests.Hosting;
 
 /// <summary>config/blankend.json, the contract's environment overrides, and start-up refusal of bad values.</summary>
+[Trait(TestKind.Name, TestKind.Unit)]
 public sealed class ConfigurationTests
 {
     private static string[] Args(params string[] extra) => TestEnv.GatewayArgs(extra);

@@ -5,6 +5,7 @@ using Xunit;
 namespace Blankend.Orleans.Tests.Hosting;
 
 /// <summary>The gateway and silo as real processes: clean stop on SIGTERM, split mode, refusal of bad config.</summary>
+[Trait(TestKind.Name, TestKind.Process)]
 public sealed class ProcessTests
 {
     [Fact]

@@ -1,3 +1,4 @@
+using Blankend.Orleans.Tests.Support;
 using System.Net;
 using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Grains.Devices;
@@ -55,6 +56,7 @@ public sealed class GpuClusterFixture : IAsyncLifetime
 }
 
 /// <summary>DeviceWorkerGrain placement by device id and silo metadata (custom placement director).</summary>
+[Trait(TestKind.Name, TestKind.Integration)]
 public sealed class DevicePlacementTests(GpuClusterFixture fixture) : IClassFixture<GpuClusterFixture>
 {
     private IClusterClient Client => fixture.Cluster.Client;
@@ -132,6 +134,7 @@ public sealed class DevicePlacementTests(GpuClusterFixture fixture) : IClassFixt
 }
 
 /// <summary>The director's rules on their own, with a fake placement context.</summary>
+[Trait(TestKind.Name, TestKind.Unit)]
 public sealed class DevicePlacementDirectorTests
 {
     private static readonly SiloAddress A = SiloAddress.New(new IPEndPoint(IPAddress.Loopback, 1001), 1);
@@ -193,6 +196,7 @@ public sealed class DevicePlacementDirectorTests
 }
 
 /// <summary>Parsing of <c>nvidia-smi -L</c> output (the format seen on an H100 host) and the metadata format.</summary>
+[Trait(TestKind.Name, TestKind.Unit)]
 public sealed class GpuDetectionTests
 {
     [Fact]

@@ -17,6 +17,7 @@ public sealed class EnvEnabledGatewayFixture : IAsyncLifetime
 }
 
 /// <summary>The contract's variables turn processing (and the GPU request) on for every source from the start.</summary>
+[Trait(TestKind.Name, TestKind.Integration)]
 public sealed class ProcessingEnvironmentTests(EnvEnabledGatewayFixture fixture) : IClassFixture<EnvEnabledGatewayFixture>
 {
     private EmbeddedGateway Gw => fixture.Gateway;

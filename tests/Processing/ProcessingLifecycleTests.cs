@@ -18,6 +18,7 @@ public sealed class LifecycleGatewayFixture : IAsyncLifetime
 
 /// <summary>Global settings (live), the worker loop's life, GPU reporting and the provider metric, on a gateway
 /// of their own (the tests of this class run one after the other and change global settings).</summary>
+[Trait(TestKind.Name, TestKind.Integration)]
 public sealed class ProcessingLifecycleTests(LifecycleGatewayFixture fixture, ITestOutputHelper output) : IClassFixture<LifecycleGatewayFixture>
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15);

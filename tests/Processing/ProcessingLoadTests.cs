@@ -19,6 +19,7 @@ public sealed class SmallQueueGatewayFixture : IAsyncLifetime
 }
 
 /// <summary>Rate-dependent behaviour (fps limit, saturation), alone on the machine (<see cref="SerialCollection"/>).</summary>
+[Trait(TestKind.Name, TestKind.Integration)]
 [Collection(SerialCollection.Name)]
 public sealed class ProcessingLoadTests(SmallQueueGatewayFixture fixture, ITestOutputHelper output) : IClassFixture<SmallQueueGatewayFixture>
 {

@@ -20,6 +20,7 @@ public sealed class ProcessingGatewayFixture : IAsyncLifetime
 /// (cpu0) -> /video_out. Each test turns processing on for its own source through the API (per-source
 /// override), so the tests of this class do not see each other's settings.
 /// </summary>
+[Trait(TestKind.Name, TestKind.Integration)]
 public sealed class ProcessingPathTests(ProcessingGatewayFixture fixture) : IClassFixture<ProcessingGatewayFixture>
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15);

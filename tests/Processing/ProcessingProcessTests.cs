@@ -7,6 +7,7 @@ namespace Blankend.Orleans.Tests.Processing;
 
 /// <summary>The processing path with the gateway and the silo as separate real processes (split mode): the API goes
 /// through the Orleans client, the codec's native library loads in the silo process.</summary>
+[Trait(TestKind.Name, TestKind.Process)]
 public sealed class ProcessingProcessTests
 {
     [Fact]

@@ -1,8 +1,10 @@
+using Blankend.Orleans.Tests.Support;
 using Blankend.Orleans.Grains.Relay;
 using Xunit;
 
 namespace Blankend.Orleans.Tests.Relay;
 
+[Trait(TestKind.Name, TestKind.Unit)]
 public sealed class EchoFilterTests
 {
     [Fact]

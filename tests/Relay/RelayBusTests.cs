@@ -16,6 +16,7 @@ namespace Blankend.Orleans.Tests.Relay;
 /// The ZeroMQ bus over real sockets: a NetMQ ROUTER in the test process, the real gateway (embedded silo, so the
 /// real RelayBridge and RelayGrain) and real WebSockets. Each test has its own ROUTER, identity and gateway.
 /// </summary>
+[Trait(TestKind.Name, TestKind.Integration)]
 public sealed class RelayBusTests
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);
@@ -462,6 +463,7 @@ public sealed class RelayBusTests
 
 /// <summary>A ROUTER that stops reading: ZeroMQ's pipes and TCP fill up, the send queue drops its oldest frames
 /// (counted), and neither the camera nor the viewer notices. Throughput-sensitive, so it runs alone.</summary>
+[Trait(TestKind.Name, TestKind.Integration)]
 [Collection(SerialCollection.Name)]
 public sealed class RelayBackpressureTests
 {

@@ -17,6 +17,7 @@ namespace Blankend.Orleans.Tests.Relay;
 /// by the silo where the RelayGrain is active, and taken over by another silo when that one dies. A real 2-silo
 /// cluster (TestingHost) with the project's silo wiring and a real ROUTER. Failure detection makes it slow-ish,
 /// so it runs alone.</summary>
+[Trait(TestKind.Name, TestKind.Integration)]
 [Collection(SerialCollection.Name)]
 public sealed class RelayClusterTests(ITestOutputHelper output)
 {

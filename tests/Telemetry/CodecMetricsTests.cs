@@ -18,6 +18,7 @@ namespace Blankend.Orleans.Tests.Telemetry;
 /// <c>ffmpeg decoded fps</c> line is written. Also the silo process's throughput lines. The instruments are
 /// process-wide (a static meter), so these run in the serial collection.
 /// </summary>
+[Trait(TestKind.Name, TestKind.Integration)]
 [Collection(SerialCollection.Name)]
 public sealed partial class CodecMetricsTests(ITestOutputHelper output)
 {

@@ -8,6 +8,7 @@ using Xunit;
 
 namespace Blankend.Orleans.Tests.Telemetry;
 
+[Trait(TestKind.Name, TestKind.Integration)]
 public sealed class DashboardAndHealthTests
 {
     [Fact]

@@ -11,6 +11,7 @@ namespace Blankend.Orleans.Tests.Telemetry;
 /// project's instruments are process-wide (a static meter), so these run in the serial collection, where no other
 /// gateway of the test process carries frames at the same time.
 /// </summary>
+[Trait(TestKind.Name, TestKind.Integration)]
 [Collection(SerialCollection.Name)]
 public sealed class MetricsTests(ITestOutputHelper output)
 {

@@ -8,6 +8,7 @@ namespace Blankend.Orleans.Tests.Telemetry;
 
 /// <summary>The periodic throughput lines: written while there is traffic, at the configured interval, with the
 /// true totals; none once the last connection is gone.</summary>
+[Trait(TestKind.Name, TestKind.Integration)]
 public sealed partial class ThroughputLogTests
 {
     [Fact]

@@ -15,6 +15,7 @@ namespace Blankend.Orleans.Tests.Telemetry;
 /// processing on" cannot be traced yet: a frame's trace here is the gateway's frame span and the grain calls it
 /// causes, ClientGrain.Publish (gateway and silo side) and the observer call back to the gateway.
 /// </summary>
+[Trait(TestKind.Name, TestKind.Integration)]
 public sealed class TracingTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);
