@@ -87,6 +87,7 @@ export class FrameView {
     this.stats.width = bitmap.width;
     this.stats.height = bitmap.height;
     this.ctx.drawImage(bitmap, 0, 0);
+    if (!this.drawn) { this.drawn = true; this.render(); } // the overlay at once, not at the next tick
     const faces = meta && meta.faces;
     if (faces && faces.length) {
       const ctx = this.ctx;

@@ -38,7 +38,7 @@ export async function render(main, { params, control }) {
     const div = document.createElement('div');
     div.className = 'view';
     div.dataset.kind = kind;
-    div.innerHTML = `<h4>${esc(title)}</h4><canvas></canvas><div class="overlay"></div>`;
+    div.innerHTML = `<h4>${esc(title)}</h4><div class="frame"><canvas></canvas><div class="overlay"></div></div>`;
     box.appendChild(div);
     return new FrameView(div.querySelector('canvas'), {
       source, kind, overlay: div.querySelector('.overlay'),

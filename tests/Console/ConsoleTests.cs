@@ -20,32 +20,40 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
 
     private static string Url(EmbeddedGateway gw, string pathAndQuery) => new Uri(gw.Http, pathAndQuery).ToString();
 
-    /// <summary>The RGB of the centre pixel of the canvas matched by <paramref name="selector"/>, or null before
-    /// a frame is drawn.</summary>
-    private static Task<int[]?> CentrePixelAsync(IPage page, string selector) => page.EvaluateAsync<int[]?>(
+    /// <summary>The RGB of one pixel (at fractions <paramref name="fx"/>, <paramref name="fy"/> of the size) of the
+    /// canvas matched by <paramref name="selector"/>, or null before a frame is drawn.</summary>
+    private static Task<int[]?> PixelAsync(IPage page, string selector, double fx = 0.5, double fy = 0.5) => page.EvaluateAsync<int[]?>(
         """
-        (sel) => {
+        ([sel, fx, fy]) => {
           const c = document.querySelector(sel);
           if (!c || c.width < 2) return null;
-          const d = c.getContext('2d').getImageData(c.width >> 1, c.height >> 1, 1, 1).data;
+          const d = c.getContext('2d').getImageData(Math.floor(c.width * fx), Math.floor(c.height * fy), 1, 1).data;
           return [d[0], d[1], d[2]];
         }
-        """, selector);
+        """, new object[] { selector, fx, fy });
 
     private static bool Near(int[]? rgb, (byte R, byte G, byte B) c, int tolerance = 16) =>
         rgb is not null && Math.Abs(rgb[0] - c.R) <= tolerance && Math.Abs(rgb[1] - c.G) <= tolerance && Math.Abs(rgb[2] - c.B) <= tolerance;
 
-    private static async Task<int[]?> WaitColourAsync(IPage page, string selector, Func<int[]?, bool> ok, TimeSpan timeout)
+    private static async Task<int[]?> WaitColourAsync(IPage page, string selector, Func<int[]?, bool> ok, TimeSpan timeout, double fx = 0.5, double fy = 0.5)
     {
         var deadline = DateTime.UtcNow + timeout;
         int[]? last = null;
         while (DateTime.UtcNow < deadline)
         {
-            last = await CentrePixelAsync(page, selector);
+            last = await PixelAsync(page, selector, fx, fy);
             if (ok(last)) return last;
             await Task.Delay(50);
         }
-        throw new TimeoutException($"{selector} never showed the expected colour within {timeout.TotalSeconds} s; last centre pixel {(last is null ? "none" : string.Join(",", last))}");
+        throw new TimeoutException($"{selector} never showed the expected colour within {timeout.TotalSeconds} s; last pixel at ({fx}, {fy}) {(last is null ? "none" : string.Join(",", last))}");
+    }
+
+    /// <summary>The RGB of a JPEG's pixel at 2% of its width and height (what the test reads on the canvas).</summary>
+    private static (byte R, byte G, byte B) CornerColour(byte[] jpeg)
+    {
+        using var m = OpenCvSharp.Cv2.ImDecode(jpeg, OpenCvSharp.ImreadModes.Color);
+        var bgr = m.At<OpenCvSharp.Vec3b>((int)(m.Rows * 0.02), (int)(m.Cols * 0.02));
+        return (bgr.Item2, bgr.Item1, bgr.Item0);
     }
 
     [Fact]
@@ -104,7 +112,7 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
         await WaitColourAsync(page, ".view canvas", rgb => Near(rgb, Magenta), TimeSpan.FromSeconds(3));
 
         var overlay = page.Locator(".view .overlay");
-        Assert.Equal("raw", await overlay.GetAttributeAsync("data-kind"));
+        await page.Locator(".view .overlay[data-kind=raw]").WaitForAsync(new LocatorWaitForOptions { Timeout = 5000 });
         // The overlay's rate is over its last 3 s: wait for a full window, then read it.
         await page.WaitForFunctionAsync("() => Number(document.querySelector('.view .overlay').dataset.frames) >= 40", null,
             new PageWaitForFunctionOptions { Timeout = 20000 });
@@ -121,20 +129,23 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
     public async Task EnablingMatteFromTheConsoleMakesTheViewProcessedWithRawBesideIt()
     {
         var source = NewSource("matte");
-        await using var camera = await ConsoleBrowser.StartCameraAsync(Gw, source, ConsoleBrowser.SolidJpeg(640, 360, Magenta), 8);
+        // A portrait: the matte keeps the person and puts the default solid green (#00FF00) behind; the top-left
+        // corner is background.
+        var portrait = await File.ReadAllBytesAsync(TestEnv.TestData("astronaut.jpg"));
+        var corner = CornerColour(portrait);
+        await using var camera = await ConsoleBrowser.StartCameraAsync(Gw, source, portrait, 8);
         var (page, errors) = await fixture.NewPageAsync();
         await page.GotoAsync(Url(Gw, "?source=" + source));
-        await WaitColourAsync(page, ".view[data-kind=any] canvas", rgb => Near(rgb, Magenta), TimeSpan.FromSeconds(10));
+        await WaitColourAsync(page, ".view[data-kind=any] canvas", rgb => Near(rgb, corner, 24), TimeSpan.FromSeconds(10), 0.02, 0.02);
 
         await page.Locator("#steps-form input[value=matte]").CheckAsync();
         await page.Locator("#steps-apply").ClickAsync();
-        // Raw beside processed: the raw view keeps the camera's colour; the processed one is the matte over the
-        // default solid green (#00FF00): a flat colour has no person in it.
-        var raw = await WaitColourAsync(page, ".view[data-kind=raw] canvas", rgb => Near(rgb, Magenta), TimeSpan.FromSeconds(15));
-        var processed = await WaitColourAsync(page, ".view[data-kind=processed] canvas", rgb => rgb is not null && rgb[1] > 150 && rgb[0] < 100 && rgb[2] < 100,
-            TimeSpan.FromSeconds(15));
-        Assert.Equal("raw", await page.Locator(".view[data-kind=raw] .overlay").GetAttributeAsync("data-kind"));
-        Assert.Equal("processed", await page.Locator(".view[data-kind=processed] .overlay").GetAttributeAsync("data-kind"));
+        // Raw beside processed: the raw view keeps the camera's corner colour, the processed one is green there.
+        await WaitColourAsync(page, ".view[data-kind=raw] canvas", rgb => Near(rgb, corner, 24), TimeSpan.FromSeconds(15), 0.02, 0.02);
+        await WaitColourAsync(page, ".view[data-kind=processed] canvas", rgb => rgb is not null && rgb[1] > 150 && rgb[0] < 100 && rgb[2] < 100,
+            TimeSpan.FromSeconds(15), 0.02, 0.02);
+        await page.Locator(".view[data-kind=raw] .overlay[data-kind=raw]").WaitForAsync(new LocatorWaitForOptions { Timeout = 5000 });
+        await page.Locator(".view[data-kind=processed] .overlay[data-kind=processed]").WaitForAsync(new LocatorWaitForOptions { Timeout = 5000 });
         var config = await Gw.Client.GetJsonAsync("api/v1/realtime_pipeline/config");
         var own = config.GetProperty("sources").EnumerateArray().Single(s => s.GetProperty("source").GetString() == source);
         Assert.Equal("matte", own.GetProperty("steps").GetString());
@@ -145,8 +156,23 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
         // Back to the global settings (off): one view again, raw.
         await page.Locator("#steps-reset").ClickAsync();
         await page.Locator(".view[data-kind=any] .overlay[data-kind=raw]").WaitForAsync(new LocatorWaitForOptions { Timeout = 15000 });
-        _ = raw;
-        _ = processed;
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
+    public async Task TheSourcesPageShowsALiveThumbnailOfEachSourceAndOpensItsViewer()
+    {
+        var source = NewSource("thumb");
+        await using var camera = await ConsoleBrowser.StartCameraAsync(Gw, source, ConsoleBrowser.SolidJpeg(320, 180, Magenta), 10);
+        var (page, errors) = await fixture.NewPageAsync();
+        await page.GotoAsync(Url(Gw, ""));
+        var card = $".source-card[data-source='{source}']";
+        await WaitColourAsync(page, card + " canvas", rgb => Near(rgb, Magenta), TimeSpan.FromSeconds(15));
+        await page.Locator(card + " [data-field=kind]:text-is('raw')").WaitForAsync(new LocatorWaitForOptions { Timeout = 10000 });
+        await page.Locator(card).ClickAsync();
+        await page.WaitForURLAsync("**/?source=" + source);
+        await WaitColourAsync(page, ".view canvas", rgb => Near(rgb, Magenta), TimeSpan.FromSeconds(10));
+        Assert.Empty(errors);
         await page.Context.CloseAsync();
     }
 
