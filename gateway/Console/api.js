@@ -18,6 +18,8 @@ export function askToken(message) {
       asking = null;
       setToken(input.value.trim());
       resolve(getToken());
+      // Start the page again with the token: its sockets and what it may change (canControl) depend on it.
+      location.reload();
     }, { once: true });
   });
   dialog.showModal();
@@ -90,8 +92,10 @@ export function wsUrl(path, params) {
 }
 
 /** Whether this token may change settings. A body the service refuses (unknown key: 400, nothing changes) tells
- *  it without changing anything: 400 = allowed, 403 = a read-only (view) token. */
+ *  it without changing anything: 400 = allowed, 403 = a read-only (view) token. Without a token the service is
+ *  open (or its first answer is a 401, and the page starts again with the token asked for). */
 export async function canControl() {
+  if (!getToken()) return true;
   try {
     const res = await request('/api/v1/video_processing/pipeline/config', {
       method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"console_probe":true}',

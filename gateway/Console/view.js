@@ -52,6 +52,7 @@ export class FrameView {
     this.stats.frames++;
     if (meta) {
       this.stats.kind = meta.kind;
+      this.stats.faces = meta.faces ? meta.faces.length : null;
       this.stats.source = meta.source;
       this.stats.latency = Date.now() - meta.ts_ms;
       // Gaps per source (and epoch: a new activation starts its seq again).
@@ -118,7 +119,8 @@ export class FrameView {
       const o = this.options.overlay;
       o.textContent = `${s.source}  ${s.kind}  ${s.state}\n` +
         `${s.fps.toFixed(1)} fps  ${s.width}x${s.height}\n` +
-        `latency ${s.latency === null ? '-' : s.latency + ' ms'}  gaps ${s.gaps}  frames ${s.frames}`;
+        `latency ${s.latency === null ? '-' : s.latency + ' ms'}  gaps ${s.gaps}  frames ${s.frames}` +
+        (s.faces == null ? '' : `\nfaces ${s.faces}`);
       // Machine-readable copies for tests and scripts.
       o.dataset.fps = s.fps.toFixed(2);
       o.dataset.kind = s.kind;
@@ -126,6 +128,7 @@ export class FrameView {
       o.dataset.latency = s.latency === null ? '' : String(s.latency);
       o.dataset.gaps = String(s.gaps);
       o.dataset.state = s.state;
+      o.dataset.faces = s.faces == null ? '' : String(s.faces);
     }
     if (this.options.onStats) this.options.onStats(s);
   }

@@ -177,6 +177,35 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
     }
 
     [Fact]
+    public async Task WithDetectOnTheViewerDrawsTheFaceBoxFromTheFramesMeta()
+    {
+        var source = NewSource("face");
+        await using var camera = await ConsoleBrowser.StartCameraAsync(Gw, source, await File.ReadAllBytesAsync(TestEnv.TestData("astronaut.jpg")), 5);
+        await using var meta = await MetaViewer.ConnectAsync(Gw.Ws($"/video_out?source={source}&meta=1&kind=processed"));
+        var (page, errors) = await fixture.NewPageAsync();
+        await page.GotoAsync(Url(Gw, "?source=" + source));
+        await page.Locator(".view[data-kind=any] .overlay[data-kind=raw]").WaitForAsync(new LocatorWaitForOptions { Timeout = 10000 });
+        await page.Locator("#steps-form input[value=detect]").CheckAsync();
+        await page.Locator("#steps-apply").ClickAsync();
+        var overlay = page.Locator(".view[data-kind=processed] .overlay[data-faces='1']");
+        await overlay.WaitForAsync(new LocatorWaitForOptions { Timeout = 20000 });
+
+        // The box the service sent, drawn in the console's box colour (#22d3ee) on its left edge.
+        await meta.WaitCountAsync(1, TimeSpan.FromSeconds(10));
+        var box = meta.Frames[^1].Meta.GetProperty("faces")[0].GetProperty("box").EnumerateArray().Select(v => v.GetDouble()).ToArray();
+        var edge = await page.EvaluateAsync<int[]>(
+            """
+            ([x, y]) => {
+              const d = document.querySelector('.view[data-kind=processed] canvas').getContext('2d').getImageData(x, y, 1, 1).data;
+              return [d[0], d[1], d[2]];
+            }
+            """, new object[] { (int)Math.Round(box[0]), (int)Math.Round((box[1] + box[3]) / 2) });
+        Assert.True(Near(edge, (0x22, 0xd3, 0xee), 40), $"pixel on the box's left edge {string.Join(",", edge)}, box {string.Join(",", box)}");
+        Assert.Empty(errors);
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
     public async Task TheCameraPagesFakeCameraReachesAVideoOutViewer()
     {
         var source = NewSource("browser");
