@@ -206,6 +206,50 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
     }
 
     [Fact]
+    public async Task TheControlsChangeThePipelinesPerSourceOverridesAndTheReferenceFace()
+    {
+        var source = NewSource("ctl");
+        var (page, errors) = await fixture.NewPageAsync();
+        await page.GotoAsync(Url(Gw, "?page=controls"));
+        await page.Locator("#realtime-version:text('v')").WaitForAsync(new LocatorWaitForOptions { Timeout = 15000 });
+
+        // Per source: processing on at 5 fps, shown in the table, then reset.
+        await page.Locator("#override-form input[name=source]").FillAsync(source);
+        await page.Locator("#override-form select[name=vp_enabled]").SelectOptionAsync("true");
+        await page.Locator("#override-form input[name=vp_fps_limit]").FillAsync("5");
+        await page.Locator("#override-form button[type=submit]").ClickAsync();
+        await page.Locator($"#overrides tr:has(td:text-is('{source}'))").WaitForAsync(new LocatorWaitForOptions { Timeout = 10000 });
+        var own = (await Gw.Client.GetJsonAsync(ProcessingApi.Config)).GetProperty("sources").EnumerateArray().Single(s => s.GetProperty("source").GetString() == source);
+        Assert.True(own.GetProperty("enabled").GetBoolean());
+        Assert.Equal(5, own.GetProperty("fps_limit").GetDouble());
+        await page.Locator("#override-reset").ClickAsync();
+        await page.Locator($"#overrides tr:has(td:text-is('{source}'))").WaitForAsync(new LocatorWaitForOptions { State = WaitForSelectorState.Detached, Timeout = 10000 });
+
+        // Global: the realtime face detect interval (put back afterwards: the fixture's gateway is shared).
+        var before = (await Gw.Client.GetJsonAsync("api/v1/realtime_pipeline/config")).GetProperty("face_detect_interval").GetInt32();
+        await page.Locator("#realtime-form input[name=face_detect_interval]").FillAsync("7");
+        await page.Locator("#realtime-form button[type=submit]").ClickAsync();
+        await page.Locator("#realtime-form [data-note]:text-is('applied')").WaitForAsync(new LocatorWaitForOptions { Timeout = 10000 });
+        Assert.Equal(7, (await Gw.Client.GetJsonAsync("api/v1/realtime_pipeline/config")).GetProperty("face_detect_interval").GetInt32());
+        await page.Locator("#realtime-form input[name=face_detect_interval]").FillAsync(before.ToString(CultureInfo.InvariantCulture));
+        await page.Locator("#realtime-form button[type=submit]").ClickAsync();
+        for (var i = 0; i < 100 && (await Gw.Client.GetJsonAsync("api/v1/realtime_pipeline/config")).GetProperty("face_detect_interval").GetInt32() != before; i++)
+            await Task.Delay(100);
+
+        // The reference face: a preview before the upload, then the service holds it.
+        await page.Locator("#reference-file").SetInputFilesAsync(TestEnv.TestData("astronaut.jpg"));
+        await page.WaitForFunctionAsync("() => document.querySelector('#reference-preview').naturalWidth === 512", null,
+            new PageWaitForFunctionOptions { Timeout = 10000 });
+        await page.Locator("#reference-upload").ClickAsync();
+        await page.Locator("#images-note:text('reference uploaded')").WaitForAsync(new LocatorWaitForOptions { Timeout = 30000 });
+        Assert.True((await Gw.Client.GetJsonAsync("api/v1/realtime_pipeline/config")).GetProperty("reference_version").GetInt64() > 0);
+        await page.Locator("#reference-clear").ClickAsync();
+        await page.Locator("#images-note:text('reference cleared')").WaitForAsync(new LocatorWaitForOptions { Timeout = 10000 });
+        Assert.Empty(errors);
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
     public async Task TheCameraPagesFakeCameraReachesAVideoOutViewer()
     {
         var source = NewSource("browser");
