@@ -57,7 +57,7 @@ export async function render(main, { control }) {
       <h3>Recordings</h3>
       <form class="row" id="record-form">
         <label>source <input name="source" list="source-list" required></label>
-        <label>kind <select name="kind"><option>processed</option><option>raw</option></select></label>
+        <label>kind <select name="kind"><option>raw</option><option>processed</option></select></label>
         <label>fps <input type="number" name="fps" min="1" max="120" value="30"></label>
         <button type="submit" id="record-start">Start</button><button type="button" id="record-stop">Stop</button>
         <span class="muted" data-note></span>
