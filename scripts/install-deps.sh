@@ -10,7 +10,7 @@ set -euo pipefail
 want=(ffmpeg)                               # /video_codec decode, recording
 want+=(libgtk-3-0)                          # OpenCvSharp's official linux-x64 runtime links GTK (processing path, JPEG codec)
 case "${1:-}" in
-  --test) want+=(redis-server postgresql) ;; # cluster tests: membership stores on free loopback ports
+  --test) want+=(redis-server postgresql chromium) ;; # cluster tests: membership stores; console tests: a browser
   --cluster) want+=(redis-server) ;;        # scripts/cluster-up.sh
   --postgres) want+=(postgresql) ;;         # scripts/cluster-up.sh --postgres
   "") ;;
@@ -26,6 +26,7 @@ missing=()
 for pkg in "${want[@]}"; do
   case "$pkg" in
     ffmpeg) command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg) ;;
+    chromium) [[ -x /usr/bin/chromium ]] || missing+=(chromium) ;;
     redis-server) command -v redis-server >/dev/null 2>&1 || missing+=(redis-server) ;;
     # The tests run initdb/postgres themselves (as the postgres user); the package's own cluster is not used.
     postgresql) compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql) ;;

@@ -14,22 +14,30 @@ public static partial class VideoOutEndpoint
 {
     public static async Task<IResult> HandleAsync(HttpContext context, ViewerHub hub, SourceSubscriptions subscriptions,
         IOptions<GatewayOptions> gatewayOptions, GatewayCounters counters, ThroughputLog throughput, IHostApplicationLifetime lifetime,
-        ILoggerFactory loggers)
+        ILoggerFactory loggers, RawFanout raw)
     {
         if (!QueryRules.TryClientId(context.Request, "source", null, out var source, out var error)
-            || !QueryRules.TryFlag(context.Request, "meta", out var meta, out error))
+            || !QueryRules.TryFlag(context.Request, "meta", out var meta, out error)
+            || !QueryRules.TryViewerKind(context.Request, source, out var kind, out error))
             return QueryRules.BadRequest(context, "invalid query", error!, counters);
+        // kind=raw: the raw side of the fan-out (its own hub and cluster registration); any and processed share
+        // the main one (processed viewers filter there).
+        if (kind == ViewerKind.Raw)
+        {
+            hub = raw.Hub;
+            subscriptions = raw.Subscriptions;
+        }
         if (!context.WebSockets.IsWebSocketRequest)
             return QueryRules.BadRequest(context, "WebSocket upgrade required", "/video_out takes a WebSocket connection and sends one JPEG per binary message", counters);
 
         var log = loggers.CreateLogger("Blankend.VideoOut");
         using var socket = await context.WebSockets.AcceptWebSocketAsync();
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
-        var viewer = new Viewer(socket, source, meta, gatewayOptions.Value.ViewerQueueSize, counters);
+        var viewer = new Viewer(socket, source, meta, gatewayOptions.Value.ViewerQueueSize, counters, kind);
         hub.Add(viewer);
         counters.ViewerConnected();
         throughput.Acquire();
-        LogConnected(log, source ?? "*", meta);
+        LogConnected(log, source ?? "*", meta, kind);
         var sendLoop = Task.CompletedTask;
         try
         {
@@ -68,8 +76,8 @@ public static partial class VideoOutEndpoint
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "viewer of {Source} connected (meta={Meta})")]
-    private static partial void LogConnected(ILogger log, string source, bool meta);
+    [LoggerMessage(Level = LogLevel.Information, Message = "viewer of {Source} connected (meta={Meta}, kind={Kind})")]
+    private static partial void LogConnected(ILogger log, string source, bool meta, ViewerKind kind);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "viewer of {Source} disconnected: {Sent} frames sent, {Dropped} dropped (slow reader)")]
     private static partial void LogDisconnected(ILogger log, string source, long sent, long dropped);

@@ -16,6 +16,7 @@ public sealed partial class SourceSubscriptions : IAsyncDisposable
 {
     private readonly IGrainFactory _grains;
     private readonly FrameObserver _observer;
+    private readonly bool _raw; // registers with IClientGrain.SubscribeRaw (RawFanout) instead of Subscribe
     private readonly ILogger<SourceSubscriptions> _log;
     private readonly TimeSpan _refresh;
     private readonly Lock _gate = new();
@@ -41,9 +42,16 @@ public sealed partial class SourceSubscriptions : IAsyncDisposable
 
     public SourceSubscriptions(IGrainFactory grains, FrameObserver observer, IOptions<ClusterSettings> cluster,
         ClusterChangeSignal clusterChanges, ILogger<SourceSubscriptions> log)
+        : this(grains, observer, cluster, clusterChanges, log, raw: false)
+    {
+    }
+
+    internal SourceSubscriptions(IGrainFactory grains, FrameObserver observer, IOptions<ClusterSettings> cluster,
+        ClusterChangeSignal clusterChanges, ILogger<SourceSubscriptions> log, bool raw)
     {
         _grains = grains;
         _observer = observer;
+        _raw = raw;
         _log = log;
         _refresh = TimeSpan.FromMilliseconds(cluster.Value.ObserverRefreshMs);
         FastPeriod = TimeSpan.FromMilliseconds(Math.Min(250, cluster.Value.ObserverRefreshMs));
@@ -120,13 +128,14 @@ public sealed partial class SourceSubscriptions : IAsyncDisposable
 
     private Task SubscribeAsync(string? source) => source is null
         ? _grains.GetGrain<ISourceDirectoryGrain>(ISourceDirectoryGrain.Key).SubscribeAll(Reference)
-        : _grains.GetGrain<IClientGrain>(source).Subscribe(Reference);
+        : _raw ? _grains.GetGrain<IClientGrain>(source).SubscribeRaw(Reference) : _grains.GetGrain<IClientGrain>(source).Subscribe(Reference);
 
     private async Task UnsubscribeAsync(string? source)
     {
         try
         {
             if (source is null) await _grains.GetGrain<ISourceDirectoryGrain>(ISourceDirectoryGrain.Key).UnsubscribeAll(Reference);
+            else if (_raw) await _grains.GetGrain<IClientGrain>(source).UnsubscribeRaw(Reference);
             else await _grains.GetGrain<IClientGrain>(source).Unsubscribe(Reference);
 
             // A viewer may have come back while the unsubscribe was in flight: its subscribe may have landed

@@ -18,11 +18,12 @@ public sealed class Viewer
     private long _sent;
     private long _dropped;
 
-    public Viewer(WebSocket socket, string? source, bool meta, int queueSize, GatewayCounters counters)
+    public Viewer(WebSocket socket, string? source, bool meta, int queueSize, GatewayCounters counters, ViewerKind kind = ViewerKind.Any)
     {
         Socket = socket;
         Source = source;
         Meta = meta;
+        Kind = kind;
         _counters = counters;
         _queue = Channel.CreateBounded<OutFrame>(
             new BoundedChannelOptions(queueSize)
@@ -41,6 +42,14 @@ public sealed class Viewer
     public string? Source { get; }
 
     public bool Meta { get; }
+
+    /// <summary>Which form of the frames this viewer asked for (<c>kind=</c>); raw viewers are fed by
+    /// <see cref="RawFanout"/>, the others by the main hub.</summary>
+    public ViewerKind Kind { get; }
+
+    /// <summary>A <c>kind=processed</c> viewer skips the raw frames the main hub carries (processing off for
+    /// the source, or a frame that bypassed a saturated worker).</summary>
+    public bool Accepts(FrameKind kind) => Kind != ViewerKind.Processed || kind == FrameKind.Processed;
 
     public long Sent => Interlocked.Read(ref _sent);
 

@@ -158,9 +158,15 @@ public sealed class ViewerHub(GatewayCounters counters)
             var item = new OutFrame(frame);
             if (_bySource.TryGetValue(frame.Source, out var viewers))
             {
-                foreach (var v in viewers) v.Enqueue(item);
+                foreach (var v in viewers)
+                {
+                    if (v.Accepts(frame.Kind)) v.Enqueue(item);
+                }
             }
-            foreach (var v in _allSources) v.Enqueue(item);
+            foreach (var v in _allSources)
+            {
+                if (v.Accepts(frame.Kind)) v.Enqueue(item);
+            }
         }
     }
 

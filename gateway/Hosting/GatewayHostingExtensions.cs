@@ -60,6 +60,7 @@ public static partial class GatewayHostingExtensions
         builder.Services.AddSingleton<ViewerHub>();
         builder.Services.AddSingleton<FrameObserver>();
         builder.Services.AddSingleton<SourceSubscriptions>();
+        builder.Services.AddSingleton<RawFanout>();
         builder.Services.AddSingleton<ThroughputLog>();
         builder.Services.AddSingleton<IHealthComponent, ClusterHealthComponent>();
         builder.Services.AddSingleton<IHealthComponent, BusHealthComponent>();
@@ -96,14 +97,7 @@ public static partial class GatewayHostingExtensions
         app.MapPrometheusScrapingEndpoint("/metrics");
         var dashboard = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<TelemetryOptions>>().Value.DashboardEnabled;
         if (dashboard) app.MapOrleansDashboard(routePrefix: "/dashboard");
-        app.MapGet("/", (GatewayMode mode) => Results.Text(
-            $"Blankend.Orleans gateway ({mode.Name}). WebSockets: /video_in?client_id=SRC, /video_codec?codec=h264&client_id=SRC, " +
-            "/video_out?source=SRC&meta=1. " +
-            "HTTP: /healthz, /metrics, /api/v1/stream/status, /api/v1/cluster/status, /api/v1/relay/status, " +
-            "/api/v1/video_processing/pipeline/status|config, /api/v1/video_processing/gpu/status, " +
-            "/api/v1/video_processing/codec/status, POST /api/v1/realtime_pipeline/record/start|stop, " +
-            "/api/v1/realtime_pipeline/status|config, /api/v1/ai/status, POST /api/v1/ai/process?steps=detect,mesh,swap,matte,depth&format=jpeg|json, " +
-            "POST|DELETE /api/v1/ai/reference, POST|DELETE /api/v1/ai/background" + (dashboard ? ", /dashboard" : "") + "\n"));
+        app.MapBlankendConsole(); // GET / and /console/*: the web console (docs/console.md)
 
         app.Lifetime.ApplicationStarted.Register(() =>
         {
