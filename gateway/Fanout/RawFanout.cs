@@ -1,5 +1,5 @@
 using Blankend.Orleans.Configuration;
-using Blankend.Orleans.Gateway.Hosting;
+using Blankend.Orleans.Gateway.Cluster;
 using Microsoft.Extensions.Options;
 
 namespace Blankend.Orleans.Gateway.Fanout;

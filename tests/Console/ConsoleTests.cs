@@ -7,6 +7,8 @@ using Blankend.Orleans.Tests.Support;
 using Microsoft.Playwright;
 using Xunit;
 
+using Blankend.Orleans.Gateway.Cluster;
+
 namespace Blankend.Orleans.Tests.Console;
 
 /// <summary>The web console (GET /) in a real chromium against the real gateway.</summary>

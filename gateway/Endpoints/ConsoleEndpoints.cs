@@ -1,7 +1,7 @@
 using System.Collections.Frozen;
 using System.Reflection;
 
-namespace Blankend.Orleans.Gateway.Hosting;
+namespace Blankend.Orleans.Gateway.Endpoints;
 
 /// <summary>
 /// The web console (docs/console.md): static files embedded in this assembly (gateway/Console), so it works
