@@ -170,6 +170,14 @@ public sealed class AiOptions
     [ConfigurationKeyName("rvm_model")] public string RvmModel { get; set; } = "";
     [ConfigurationKeyName("depth_model")] public string DepthModel { get; set; } = "";
 
+    /// <summary>ArcFace recognition ONNX (insightface <c>w600k_r50.onnx</c> / <c>w600k_mbf.onnx</c>): the source
+    /// embedding the inswapper <c>swap_model</c> needs.</summary>
+    [ConfigurationKeyName("arcface_model")] public string ArcfaceModel { get; set; } = "";
+
+    /// <summary>An insightface model-pack folder (e.g. <c>buffalo_l</c>): its <c>det_*.onnx</c> (SCRFD) and
+    /// <c>w600k_*.onnx</c> are used when <c>face_detect_model</c> / <c>arcface_model</c> are empty.</summary>
+    [ConfigurationKeyName("insightface_dir")] public string InsightfaceDir { get; set; } = "";
+
     /// <summary>Folder of the shipped models (BlazeFace, face mesh, selfie segmentation); empty = <c>models/</c>
     /// next to the service's binaries.</summary>
     [ConfigurationKeyName("models_dir")] public string ModelsDir { get; set; } = "";

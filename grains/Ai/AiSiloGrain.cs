@@ -24,16 +24,21 @@ public interface IAiStepStatus
 [SiloKeyedPlacement, Reentrant]
 public sealed class AiSiloGrain(AiEngine engine, DeviceWorkerHost host, LocalDevices local) : Grain, IAiSiloGrain
 {
-    public Task<AiSiloReport> GetReport()
+    // Off the scheduler: the first report may load the swap engine's models (inswapper is ~550 MB).
+    public Task<AiSiloReport> GetReport() => Task.Run(Report);
+
+    private AiSiloReport Report()
     {
         var rt = engine.Runtime;
+        var faces = FaceModels.For(engine);
+        var swapEngine = faces.Swapper.Engine;
         var models = new List<AiModelReport>();
         foreach (var kind in Enum.GetValues<AiModelKind>())
         {
             var path = rt.PathOf(kind);
             var sessions = rt.Loaded().Where(m => m.Kind == kind).Select(m => $"{m.Device}: {m.Provider} ({m.ProviderReason})").ToArray();
             var reason = sessions.Length > 0 ? null : rt.UnavailableReason(kind);
-            models.Add(new AiModelReport(KindName(kind), path, reason is null, reason, sessions));
+            models.Add(new AiModelReport(KindName(kind), path, reason is null, reason, sessions, Format(kind, faces, swapEngine.Name)));
         }
         var statuses = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var s in host.Steps) if (s is IAiStepStatus st) statuses[st.Name] = st.Status;
@@ -57,9 +62,18 @@ public sealed class AiSiloGrain(AiEngine engine, DeviceWorkerHost host, LocalDev
             ["reference_face"] = engine.Asset(AiAssetKind.ReferenceFace)?.Version ?? 0,
             ["background"] = engine.Asset(AiAssetKind.Background)?.Version ?? 0,
         };
-        return Task.FromResult(new AiSiloReport(RuntimeIdentity, [.. rt.AvailableProviders], rt.CudaAvailable, [.. models], [.. steps],
-            [.. devices], engine.SourceCount, versions, engine.Options.SimpleForward));
+        return new AiSiloReport(RuntimeIdentity, [.. rt.AvailableProviders], rt.CudaAvailable, [.. models], [.. steps],
+            [.. devices], engine.SourceCount, versions, engine.Options.SimpleForward, swapEngine.Name, swapEngine.Reason);
     }
+
+    /// <summary>What a loaded file of a kind is (the status' model "format").</summary>
+    private static string? Format(AiModelKind kind, FaceModels faces, string swapEngine) => kind switch
+    {
+        AiModelKind.FaceDetect => faces.LoadedDetectorFormat,
+        AiModelKind.Swap => swapEngine == "inswapper" ? "inswapper" : null,
+        AiModelKind.ArcFace => swapEngine == "inswapper" ? "arcface" : null,
+        _ => null,
+    };
 
     public static string KindName(AiModelKind kind) => kind switch
     {
@@ -69,6 +83,7 @@ public sealed class AiSiloGrain(AiEngine engine, DeviceWorkerHost host, LocalDev
         AiModelKind.SegmentationLandscape => "segmentation_landscape",
         AiModelKind.Swap => "swap",
         AiModelKind.Rvm => "rvm",
+        AiModelKind.ArcFace => "arcface",
         _ => "depth",
     };
 

@@ -16,6 +16,8 @@ public enum AiModelKind
     Swap,
     Rvm,
     Depth,
+    /// <summary>ArcFace recognition (the inswapper's source embedding); insightface's w600k_*.onnx.</summary>
+    ArcFace,
 }
 
 /// <summary>
@@ -57,9 +59,11 @@ public sealed partial class OnnxRuntimeHost : IDisposable
             AiModelKind.Swap => _options.SwapModel,
             AiModelKind.Rvm => _options.RvmModel,
             AiModelKind.Depth => _options.DepthModel,
+            AiModelKind.ArcFace => _options.ArcfaceModel,
             _ => "",
         };
         if (!string.IsNullOrWhiteSpace(configured)) return Path.GetFullPath(configured);
+        if (InsightFacePack.Pick(_options.InsightfaceDir, kind) is { } packed) return packed;
         var shipped = kind switch
         {
             AiModelKind.FaceDetect => "blazeface_front_128.onnx",
@@ -176,6 +180,7 @@ public sealed partial class OnnxRuntimeHost : IDisposable
         AiModelKind.Swap => "SWAP_MODEL / ai:swap_model",
         AiModelKind.Rvm => "RVM_MODEL / ai:rvm_model",
         AiModelKind.Depth => "DEPTH_MODEL / ai:depth_model",
+        AiModelKind.ArcFace => "ARCFACE_MODEL / ai:arcface_model, or INSIGHTFACE_APP / ai:insightface_dir",
         _ => "ai:models_dir",
     };
 
