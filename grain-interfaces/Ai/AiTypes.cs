@@ -22,7 +22,8 @@ public enum AiSteps
 /// <summary>One detected face in frame pixels.</summary>
 /// <param name="Box">x0, y0, x1, y1.</param>
 /// <param name="Keypoints">6 x (x, y): right eye, left eye, nose tip, mouth centre, right ear, left ear
-/// (the subject's right and left).</param>
+/// (the subject's right and left); from a SCRFD detector 5 x (x, y): right eye, left eye, nose tip, right and
+/// left mouth corner.</param>
 /// <param name="Mesh">468 x (x, y, z) when the mesh step ran, else null.</param>
 [GenerateSerializer, Immutable, Alias("blankend.AiFace")]
 public sealed record AiFace(

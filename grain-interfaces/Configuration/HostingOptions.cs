@@ -188,7 +188,7 @@ public sealed class AiOptions
     /// <summary>Append the CUDA execution provider on gpuN devices when the installed ONNX Runtime has it.</summary>
     [ConfigurationKeyName("use_cuda")] public bool UseCuda { get; set; } = true;
 
-    /// <summary>Minimum BlazeFace score kept (MediaPipe: 0.5).</summary>
+    /// <summary>Minimum face detector score kept (MediaPipe and insightface SCRFD: 0.5).</summary>
     [ConfigurationKeyName("face_min_score")] public double FaceMinScore { get; set; } = 0.5;
 
     /// <summary>Weight of the new mask in the per-source temporal smoothing of the matte (1 = no smoothing).</summary>
