@@ -20,6 +20,8 @@ feeds them and how it reads their outputs.
                        only stride 32 passes a 0.5 threshold); box distances 2 (x stride) on every side; keypoint
                        offsets (x stride) (-0.5,-0.25) (0.5,-0.25) (0,0.25) (-0.4,0.9) (0.4,0.9). A white 32x32
                        square on one stride-32 cell of a black image is one face with a known box and keypoints.
+  gfpgan_test.onnx     GFPGAN 1.4 signature: input "input" [1,3,512,512] in [-1,1] -> "output" = -input (the face
+                       comes back with its colours inverted).
 
 Needs apt's python3-onnx and python3-numpy.  Run from the repository root:
     /usr/bin/python3 scripts/make-insightface-test-models.py
@@ -122,9 +124,16 @@ def scrfd():
     save(graph, "scrfd_test.onnx", "Test model with the SCRFD (det_10g) signature: scores = pooled normalised R, constant distances.")
 
 
+def gfpgan():
+    nodes = [helper.make_node("Neg", ["input"], ["output"])]
+    graph = helper.make_graph(nodes, "gfpgan_test", [f32("input", [1, 3, 512, 512])], [f32("output", [1, 3, 512, 512])])
+    save(graph, "gfpgan_test.onnx", "Test model with the GFPGAN 1.4 signature: output = -input (colours inverted in [-1, 1]).")
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     arcface()
     inswapper(True)
     inswapper(False)
     scrfd()
+    gfpgan()

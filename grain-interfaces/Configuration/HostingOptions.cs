@@ -178,6 +178,9 @@ public sealed class AiOptions
     /// <c>w600k_*.onnx</c> are used when <c>face_detect_model</c> / <c>arcface_model</c> are empty.</summary>
     [ConfigurationKeyName("insightface_dir")] public string InsightfaceDir { get; set; } = "";
 
+    /// <summary>GFPGAN 1.4 ONNX (512x512) for the optional <c>enhance</c> step; the step is unavailable without it.</summary>
+    [ConfigurationKeyName("enhancer_model")] public string EnhancerModel { get; set; } = "";
+
     /// <summary>Folder of the shipped models (BlazeFace, face mesh, selfie segmentation); empty = <c>models/</c>
     /// next to the service's binaries.</summary>
     [ConfigurationKeyName("models_dir")] public string ModelsDir { get; set; } = "";

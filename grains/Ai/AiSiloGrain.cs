@@ -84,6 +84,7 @@ public sealed class AiSiloGrain(AiEngine engine, DeviceWorkerHost host, LocalDev
         AiModelKind.Swap => "swap",
         AiModelKind.Rvm => "rvm",
         AiModelKind.ArcFace => "arcface",
+        AiModelKind.Enhancer => "enhancer",
         _ => "depth",
     };
 
@@ -99,6 +100,7 @@ public sealed class AiSiloGrain(AiEngine engine, DeviceWorkerHost host, LocalDev
         AiSteps.Swap => [AiModelKind.FaceDetect, AiModelKind.FaceMesh],
         AiSteps.Matte => rvm ? [AiModelKind.Rvm] : [AiModelKind.Segmentation, AiModelKind.SegmentationLandscape],
         AiSteps.Depth => [AiModelKind.Depth],
+        AiSteps.Enhance => [AiModelKind.FaceDetect, AiModelKind.FaceMesh, AiModelKind.Enhancer],
         _ => [],
     };
 
@@ -159,7 +161,7 @@ public sealed class AiSiloGrain(AiEngine engine, DeviceWorkerHost host, LocalDev
             if (!request.Json)
             {
                 // "detect" alone answers the image with the boxes and keypoints drawn (contract).
-                if ((request.Steps & (AiSteps.Swap | AiSteps.Matte | AiSteps.Depth)) == 0)
+                if ((request.Steps & (AiSteps.Swap | AiSteps.Matte | AiSteps.Depth | AiSteps.Enhance)) == 0)
                     FaceDraw.Draw(work.Image!, faces);
                 Cv2.ImEncode(".jpg", work.Image!, out jpeg, new ImageEncodingParam(ImwriteFlags.JpegQuality, request.JpegQuality));
             }

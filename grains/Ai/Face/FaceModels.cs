@@ -11,7 +11,7 @@ namespace Blankend.Orleans.Grains.Ai.Face;
 /// face swapper, and the detector run/reuse counters. One per engine (<see cref="For"/>), shared by the three
 /// face steps and the status API.
 /// </summary>
-public sealed class FaceModels : IDisposable
+public sealed partial class FaceModels : IDisposable
 {
     private static readonly ConditionalWeakTable<AiEngine, FaceModels> All = new();
     private readonly ConcurrentDictionary<string, Lazy<IFaceDetector?>> _detectors = new(StringComparer.Ordinal);
@@ -77,6 +77,7 @@ public sealed class FaceModels : IDisposable
             + $"; {DetectorRuns} detector runs, {DetectionsReused} frames reused the last faces",
         ["mesh"] = Describe(_meshes, MeshUnavailable, m => $"face mesh 468 ({m.Model.Provider})"),
         ["swap"] = Swapper.Status,
+        ["enhance"] = EnhancerStatus,
     };
 
     private static string Describe<T>(ConcurrentDictionary<string, Lazy<T?>> loaded, string? unavailable, Func<T, string> text) where T : class

@@ -18,6 +18,8 @@ public enum AiModelKind
     Depth,
     /// <summary>ArcFace recognition (the inswapper's source embedding); insightface's w600k_*.onnx.</summary>
     ArcFace,
+    /// <summary>Face enhancer (GFPGAN 1.4, 512x512) for the optional enhance step.</summary>
+    Enhancer,
 }
 
 /// <summary>
@@ -60,6 +62,7 @@ public sealed partial class OnnxRuntimeHost : IDisposable
             AiModelKind.Rvm => _options.RvmModel,
             AiModelKind.Depth => _options.DepthModel,
             AiModelKind.ArcFace => _options.ArcfaceModel,
+            AiModelKind.Enhancer => _options.EnhancerModel,
             _ => "",
         };
         if (!string.IsNullOrWhiteSpace(configured)) return Path.GetFullPath(configured);
@@ -181,6 +184,7 @@ public sealed partial class OnnxRuntimeHost : IDisposable
         AiModelKind.Rvm => "RVM_MODEL / ai:rvm_model",
         AiModelKind.Depth => "DEPTH_MODEL / ai:depth_model",
         AiModelKind.ArcFace => "ARCFACE_MODEL / ai:arcface_model, or INSIGHTFACE_APP / ai:insightface_dir",
+        AiModelKind.Enhancer => "ENHANCER_MODEL / ai:enhancer_model",
         _ => "ai:models_dir",
     };
 
