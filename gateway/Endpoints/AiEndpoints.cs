@@ -35,7 +35,7 @@ public sealed record RealtimeSourceView(string Source, bool? Enabled, string? St
 public sealed record RealtimeStatusView(RealtimeView Config, SourceProcessingStats[] Sources, AiStepReport[] Steps, DeviceStatus[] Devices, string[] Errors);
 
 public sealed record AiStatusView(string Provider, string ProviderReason, string[] Providers, AiModelReport[] Models, AiSiloReport[] Silos,
-    RealtimeView? Realtime, string[] Errors);
+    RealtimeView? Realtime, string[] Errors, string SwapEngine = "mesh", string? SwapEngineReason = null);
 
 public sealed record AiDetectionsView(int Width, int Height, AiFace[] Faces, Dictionary<string, double> StepMs, string[] Notes,
     string Silo, string Device, string Provider);
@@ -115,10 +115,15 @@ public static class AiEndpoints
         var models = reports.SelectMany(r => r.Models).GroupBy(m => m.Kind).Select(g =>
         {
             var bad = g.FirstOrDefault(m => !m.Available);
-            return new AiModelReport(g.Key, g.First().Path, bad is null, bad?.Reason, [.. g.SelectMany(m => m.Sessions)], [.. g.SelectMany(m => m.Providers).Distinct()]);
+            return new AiModelReport(g.Key, g.First().Path, bad is null, bad?.Reason, [.. g.SelectMany(m => m.Sessions)],
+                [.. g.SelectMany(m => m.Providers).Distinct()], g.Select(m => m.Format).FirstOrDefault(f => f is not null));
         }).ToArray();
+        // The swap engine of the cluster: inswapper only when every silo runs it (else a silo's frames get the mesh).
+        var mesh = reports.FirstOrDefault(r => r.SwapEngine != "inswapper");
+        var swap = reports.Count == 0 ? ("mesh", "no silo reported") : mesh is null ? ("inswapper", reports[0].SwapEngineReason)
+            : ("mesh", reports.Count > 1 ? $"{mesh.Silo}: {mesh.SwapEngineReason}" : mesh.SwapEngineReason);
         var view = new AiStatusView(provider, reason, [.. reports.SelectMany(r => r.Providers).Distinct()], models, [.. reports],
-            config is null ? null : View(config), [.. errors]);
+            config is null ? null : View(config), [.. errors], swap.Item1, swap.Item2);
         return Results.Json(view, AiJson.Default.AiStatusView);
     }
 

@@ -11,6 +11,10 @@ public enum AiModelKind
     Swap,
     Rvm,
     Depth,
+    /// <summary>insightface recognition (ArcFace): the reference face's embedding for inswapper.</summary>
+    ArcFace,
+    /// <summary>Face enhancer (GFPGAN), the optional step after swap.</summary>
+    Enhancer,
 }
 
 /// <summary>The rules both the silos and the gateways read about models: their names in reports and which a
@@ -26,6 +30,8 @@ public static class AiModels
         AiModelKind.SegmentationLandscape => "segmentation_landscape",
         AiModelKind.Swap => "swap",
         AiModelKind.Rvm => "rvm",
+        AiModelKind.ArcFace => "arcface",
+        AiModelKind.Enhancer => "enhancer",
         _ => "depth",
     };
 
@@ -39,6 +45,7 @@ public static class AiModels
         AiSteps.Swap => [AiModelKind.FaceDetect, AiModelKind.FaceMesh],
         AiSteps.Matte => rvm ? [AiModelKind.Rvm] : [AiModelKind.Segmentation, AiModelKind.SegmentationLandscape],
         AiSteps.Depth => [AiModelKind.Depth],
+        AiSteps.Enhance => [AiModelKind.FaceDetect, AiModelKind.FaceMesh, AiModelKind.Enhancer],
         _ => [],
     };
 }

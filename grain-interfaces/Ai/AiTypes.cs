@@ -17,12 +17,15 @@ public enum AiSteps
     Matte = 8,
     /// <summary>Depth map (needs <c>DEPTH_MODEL</c>).</summary>
     Depth = 16,
+    /// <summary>Face enhancer (GFPGAN, needs <c>ENHANCER_MODEL</c>) on every face, after swap (implies Detect and Mesh).</summary>
+    Enhance = 32,
 }
 
 /// <summary>One detected face in frame pixels.</summary>
 /// <param name="Box">x0, y0, x1, y1.</param>
 /// <param name="Keypoints">6 x (x, y): right eye, left eye, nose tip, mouth centre, right ear, left ear
-/// (the subject's right and left).</param>
+/// (the subject's right and left); from a SCRFD detector 5 x (x, y): right eye, left eye, nose tip, right and
+/// left mouth corner.</param>
 /// <param name="Mesh">468 x (x, y, z) when the mesh step ran, else null.</param>
 [GenerateSerializer, Immutable, Alias("blankend.AiFace")]
 public sealed record AiFace(
@@ -51,6 +54,7 @@ public static class AiStepNames
     public static readonly (string Name, AiSteps Step)[] All =
     [
         ("detect", AiSteps.Detect), ("mesh", AiSteps.Mesh), ("swap", AiSteps.Swap), ("matte", AiSteps.Matte), ("depth", AiSteps.Depth),
+        ("enhance", AiSteps.Enhance),
     ];
 
     /// <summary>Parses "detect,swap,matte"; null and an error naming the bad item when one is unknown.</summary>
@@ -68,7 +72,7 @@ public static class AiStepNames
             }
             if (!found)
             {
-                error = $"unknown step '{(raw.Length > 40 ? raw[..40] + "..." : raw)}' (known: detect, mesh, swap, matte, depth)";
+                error = $"unknown step '{(raw.Length > 40 ? raw[..40] + "..." : raw)}' (known: detect, mesh, swap, matte, depth, enhance)";
                 return null;
             }
         }
@@ -78,7 +82,7 @@ public static class AiStepNames
     /// <summary>The steps with what they need: mesh needs detect; swap needs detect and mesh.</summary>
     public static AiSteps WithPrerequisites(AiSteps s)
     {
-        if ((s & AiSteps.Swap) != 0) s |= AiSteps.Mesh;
+        if ((s & (AiSteps.Swap | AiSteps.Enhance)) != 0) s |= AiSteps.Mesh;
         if ((s & AiSteps.Mesh) != 0) s |= AiSteps.Detect;
         return s;
     }

@@ -87,10 +87,14 @@ public sealed record AiSiloReport(
     [property: Id(5)] AiDeviceLoad[] Devices,
     [property: Id(6)] int Sources,
     [property: Id(7)] Dictionary<string, long> AssetVersions,
-    [property: Id(8)] bool SimpleForward);
+    [property: Id(8)] bool SimpleForward,
+    [property: Id(9)] string SwapEngine = "mesh",
+    [property: Id(10)] string? SwapEngineReason = null);
 
-/// <param name="Kind">face_detect, face_mesh, segmentation, segmentation_landscape, swap, rvm, depth.</param>
+/// <param name="Kind">face_detect, face_mesh, segmentation, segmentation_landscape, swap, rvm, depth, arcface.</param>
 /// <param name="Sessions">Loaded sessions: "device: provider (reason)".</param>
+/// <param name="Format">What the loaded file is, where a kind accepts several: face_detect "blazeface" or
+/// "scrfd", swap "inswapper"; null when not loaded or not recognised.</param>
 [GenerateSerializer, Immutable, Alias("blankend.AiModelReport")]
 public sealed record AiModelReport(
     [property: Id(0)] string Kind,
@@ -98,7 +102,8 @@ public sealed record AiModelReport(
     [property: Id(2)] bool Available,
     [property: Id(3)] string? Reason,
     [property: Id(4)] string[] Sessions,
-    [property: Id(5)] string[] Providers);
+    [property: Id(5)] string[] Providers,
+    [property: Id(6)] string? Format = null);
 
 [GenerateSerializer, Immutable, Alias("blankend.AiStepReport")]
 public sealed record AiStepReport(

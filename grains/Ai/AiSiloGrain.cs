@@ -28,9 +28,14 @@ public interface IAiStepStatus
 [SiloKeyedPlacement, Reentrant]
 public sealed class AiSiloGrain(AiEngine engine, DeviceWorkerHost host, LocalDevices local) : Grain, IAiSiloGrain
 {
-    public Task<AiSiloReport> GetReport()
+    // Off the scheduler: the first report may load the swap engine's models (inswapper is ~550 MB).
+    public Task<AiSiloReport> GetReport() => Task.Run(Report);
+
+    private AiSiloReport Report()
     {
         var rt = engine.Runtime;
+        var faces = FaceModels.For(engine);
+        var swapEngine = faces.Swapper.Engine;
         var models = new List<AiModelReport>();
         foreach (var kind in Enum.GetValues<AiModelKind>())
         {
@@ -38,7 +43,8 @@ public sealed class AiSiloGrain(AiEngine engine, DeviceWorkerHost host, LocalDev
             var sessions = rt.Loaded().Where(m => m.Kind == kind).ToArray();
             var reason = sessions.Length > 0 ? null : rt.UnavailableReason(kind);
             models.Add(new AiModelReport(AiModels.Name(kind), path, reason is null, reason,
-                [.. sessions.Select(m => $"{m.Device}: {m.Provider} ({m.ProviderReason})")], [.. sessions.Select(m => m.Provider).Distinct()]));
+                [.. sessions.Select(m => $"{m.Device}: {m.Provider} ({m.ProviderReason})")], [.. sessions.Select(m => m.Provider).Distinct()],
+                Format(kind, faces, swapEngine.Name)));
         }
         var statuses = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var s in host.Steps) if (s is IAiStepStatus st) statuses[st.Name] = st.Status;
@@ -62,9 +68,18 @@ public sealed class AiSiloGrain(AiEngine engine, DeviceWorkerHost host, LocalDev
             ["reference_face"] = engine.Asset(AiAssetKind.ReferenceFace)?.Version ?? 0,
             ["background"] = engine.Asset(AiAssetKind.Background)?.Version ?? 0,
         };
-        return Task.FromResult(new AiSiloReport(RuntimeIdentity, [.. rt.AvailableProviders], rt.CudaAvailable, [.. models], [.. steps],
-            [.. devices], engine.SourceCount, versions, engine.Options.SimpleForward));
+        return new AiSiloReport(RuntimeIdentity, [.. rt.AvailableProviders], rt.CudaAvailable, [.. models], [.. steps],
+            [.. devices], engine.SourceCount, versions, engine.Options.SimpleForward, swapEngine.Name, swapEngine.Reason);
     }
+
+    /// <summary>What a loaded file of a kind is (the status' model "format").</summary>
+    private static string? Format(AiModelKind kind, FaceModels faces, string swapEngine) => kind switch
+    {
+        AiModelKind.FaceDetect => faces.LoadedDetectorFormat,
+        AiModelKind.Swap => swapEngine == "inswapper" ? "inswapper" : null,
+        AiModelKind.ArcFace => swapEngine == "inswapper" ? "arcface" : null,
+        _ => null,
+    };
 
     /// <summary>The device the one-shot work uses on this silo: its first GPU, else cpu0.</summary>
     private string Device => local.Devices.FirstOrDefault(LocalDevices.IsGpu) ?? "cpu0";
@@ -126,7 +141,7 @@ public sealed class AiSiloGrain(AiEngine engine, DeviceWorkerHost host, LocalDev
             if (!request.Json)
             {
                 // "detect" alone answers the image with the boxes and keypoints drawn (contract).
-                if ((request.Steps & (AiSteps.Swap | AiSteps.Matte | AiSteps.Depth)) == 0)
+                if ((request.Steps & (AiSteps.Swap | AiSteps.Matte | AiSteps.Depth | AiSteps.Enhance)) == 0)
                     FaceDraw.Draw(work.Image!, faces);
                 Cv2.ImEncode(".jpg", work.Image!, out jpeg, new ImageEncodingParam(ImwriteFlags.JpegQuality, request.JpegQuality));
             }

@@ -28,6 +28,9 @@ public static class BlankendEnvironment
         new("SWAP_MODEL", "ai:swap_model", ValueKind.Text),
         new("RVM_MODEL", "ai:rvm_model", ValueKind.Text),
         new("DEPTH_MODEL", "ai:depth_model", ValueKind.Text),
+        new("ARCFACE_MODEL", "ai:arcface_model", ValueKind.Text),
+        new("INSIGHTFACE_APP", "ai:insightface_dir", ValueKind.Text),
+        new("ENHANCER_MODEL", "ai:enhancer_model", ValueKind.Text),
         // The project's own additions (documented in README / docs/configuration.md).
         new("BLANKEND_CLUSTER_MODE", "cluster:mode", ValueKind.Text),
         new("BLANKEND_CLUSTERING", "cluster:clustering", ValueKind.Text),

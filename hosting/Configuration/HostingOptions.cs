@@ -170,6 +170,17 @@ public sealed class AiOptions
     [ConfigurationKeyName("rvm_model")] public string RvmModel { get; set; } = "";
     [ConfigurationKeyName("depth_model")] public string DepthModel { get; set; } = "";
 
+    /// <summary>ArcFace recognition ONNX (insightface <c>w600k_r50.onnx</c> / <c>w600k_mbf.onnx</c>): the source
+    /// embedding the inswapper <c>swap_model</c> needs.</summary>
+    [ConfigurationKeyName("arcface_model")] public string ArcfaceModel { get; set; } = "";
+
+    /// <summary>An insightface model-pack folder (e.g. <c>buffalo_l</c>): its <c>det_*.onnx</c> (SCRFD) and
+    /// <c>w600k_*.onnx</c> are used when <c>face_detect_model</c> / <c>arcface_model</c> are empty.</summary>
+    [ConfigurationKeyName("insightface_dir")] public string InsightfaceDir { get; set; } = "";
+
+    /// <summary>GFPGAN 1.4 ONNX (512x512) for the optional <c>enhance</c> step; the step is unavailable without it.</summary>
+    [ConfigurationKeyName("enhancer_model")] public string EnhancerModel { get; set; } = "";
+
     /// <summary>Folder of the shipped models (BlazeFace, face mesh, selfie segmentation); empty = <c>models/</c>
     /// next to the service's binaries.</summary>
     [ConfigurationKeyName("models_dir")] public string ModelsDir { get; set; } = "";
@@ -180,7 +191,7 @@ public sealed class AiOptions
     /// <summary>Append the CUDA execution provider on gpuN devices when the installed ONNX Runtime has it.</summary>
     [ConfigurationKeyName("use_cuda")] public bool UseCuda { get; set; } = true;
 
-    /// <summary>Minimum BlazeFace score kept (MediaPipe: 0.5).</summary>
+    /// <summary>Minimum face detector score kept (MediaPipe and insightface SCRFD: 0.5).</summary>
     [ConfigurationKeyName("face_min_score")] public double FaceMinScore { get; set; } = 0.5;
 
     /// <summary>Weight of the new mask in the per-source temporal smoothing of the matte (1 = no smoothing).</summary>

@@ -186,12 +186,12 @@ public sealed class FaceStepTests : IDisposable
     }
 
     [Fact]
-    public void Service_registration_gives_the_three_steps_in_order()
+    public void Service_registration_gives_the_face_steps_in_order()
     {
         var services = new ServiceCollection();
         services.AddSingleton(_env.Engine);
         services.AddBlankendFaceSteps();
         using var sp = services.BuildServiceProvider();
-        Assert.Equal(["detect", "mesh", "swap"], sp.GetServices<IFrameStep>().Select(s => s.Name));
+        Assert.Equal(["detect", "mesh", "swap", "enhance"], sp.GetServices<IFrameStep>().Select(s => s.Name));
     }
 }

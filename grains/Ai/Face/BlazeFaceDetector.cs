@@ -11,7 +11,7 @@ namespace Blankend.Orleans.Grains.Ai.Face;
 /// score &gt;= min score, MediaPipe weighted NMS (IoU &gt; 0.3 merged, boxes and keypoints averaged by score),
 /// undo the letterbox. Thread-safe: each call rents its own buffers from a small pool.
 /// </summary>
-public sealed class BlazeFaceDetector : IDisposable
+public sealed class BlazeFaceDetector : IFaceDetector
 {
     public const int Anchors = 896;
     private const int Grid16 = 16 * 16 * 2; // 512 anchors, 2 per cell
@@ -76,6 +76,8 @@ public sealed class BlazeFaceDetector : IDisposable
     }
 
     public OnnxModel Model { get; }
+
+    public string Describe => $"BlazeFace {InputSize}x{InputSize} ({Model.Provider})";
 
     /// <summary>Side of the square model input (128 or 256).</summary>
     public int InputSize { get; }

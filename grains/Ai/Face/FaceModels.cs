@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
+using Blankend.Orleans.Grains.Ai.Face.Insight;
 using Blankend.Orleans.Grains.Ai.Runtime;
 
 using Blankend.Orleans.Ai;
@@ -12,10 +13,10 @@ namespace Blankend.Orleans.Grains.Ai.Face;
 /// face swapper, and the detector run/reuse counters. One per engine (<see cref="For"/>), shared by the three
 /// face steps and the status API.
 /// </summary>
-public sealed class FaceModels : IDisposable
+public sealed partial class FaceModels : IDisposable
 {
     private static readonly ConditionalWeakTable<AiEngine, FaceModels> All = new();
-    private readonly ConcurrentDictionary<string, Lazy<BlazeFaceDetector?>> _detectors = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Lazy<IFaceDetector?>> _detectors = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Lazy<FaceMeshModel?>> _meshes = new(StringComparer.Ordinal);
     private volatile string? _detectorError, _meshError;
     private long _detectorRuns, _reused;
@@ -42,9 +43,13 @@ public sealed class FaceModels : IDisposable
 
     internal void CountReuse() => Interlocked.Increment(ref _reused);
 
-    /// <summary>The detector on a device, or null when its model is unavailable (<see cref="DetectorUnavailable"/>).</summary>
-    public BlazeFaceDetector? Detector(string device) =>
-        _detectors.GetOrAdd(device, d => new Lazy<BlazeFaceDetector?>(() => LoadDetector(d))).Value;
+    /// <summary>The detector on a device (BlazeFace or SCRFD, told from the model's outputs), or null when its
+    /// model is unavailable (<see cref="DetectorUnavailable"/>).</summary>
+    public IFaceDetector? FaceDetector(string device) =>
+        _detectors.GetOrAdd(device, d => new Lazy<IFaceDetector?>(() => LoadDetector(d))).Value;
+
+    /// <summary>The detector on a device when it is BlazeFace (the shipped default), else null.</summary>
+    public BlazeFaceDetector? Detector(string device) => FaceDetector(device) as BlazeFaceDetector;
 
     /// <summary>The face mesh on a device, or null when its model is unavailable (<see cref="MeshUnavailable"/>).</summary>
     public FaceMeshModel? Mesh(string device) =>
@@ -54,13 +59,27 @@ public sealed class FaceModels : IDisposable
 
     public string? MeshUnavailable => _meshError ?? Engine.Runtime.UnavailableReason(AiModelKind.FaceMesh);
 
+    /// <summary>"blazeface" or "scrfd" once a detector has loaded, else null.</summary>
+    public string? LoadedDetectorFormat
+    {
+        get
+        {
+            foreach (var lazy in _detectors.Values)
+            {
+                if (lazy.IsValueCreated && lazy.Value is { } d) return d is ScrfdDetector ? "scrfd" : "blazeface";
+            }
+            return null;
+        }
+    }
+
     /// <summary>One line per face step for the status API.</summary>
     public IReadOnlyDictionary<string, string> Status => new Dictionary<string, string>(StringComparer.Ordinal)
     {
-        ["detect"] = Describe(_detectors, DetectorUnavailable, d => $"BlazeFace {d.InputSize}x{d.InputSize} ({d.Model.Provider})")
+        ["detect"] = Describe(_detectors, DetectorUnavailable, d => d.Describe)
             + $"; {DetectorRuns} detector runs, {DetectionsReused} frames reused the last faces",
         ["mesh"] = Describe(_meshes, MeshUnavailable, m => $"face mesh 468 ({m.Model.Provider})"),
         ["swap"] = Swapper.Status,
+        ["enhance"] = EnhancerStatus,
     };
 
     private static string Describe<T>(ConcurrentDictionary<string, Lazy<T?>> loaded, string? unavailable, Func<T, string> text) where T : class
@@ -74,17 +93,18 @@ public sealed class FaceModels : IDisposable
         return unavailable is null ? "not loaded yet" : $"unavailable: {unavailable}";
     }
 
-    private BlazeFaceDetector? LoadDetector(string device)
+    private IFaceDetector? LoadDetector(string device)
     {
         var model = Engine.Runtime.Get(AiModelKind.FaceDetect, device);
         if (model is null) return null;
+        var scrfd = ScrfdDetector.IsScrfd([.. model.Session.OutputMetadata.Values.Select(m => m.Dimensions)]);
         try
         {
-            return new BlazeFaceDetector(model, Engine.Options.FaceMinScore);
+            return scrfd ? new ScrfdDetector(model, Engine.Options.FaceMinScore) : new BlazeFaceDetector(model, Engine.Options.FaceMinScore);
         }
         catch (InvalidDataException e)
         {
-            _detectorError = $"not a BlazeFace model: {e.Message}";
+            _detectorError = scrfd ? $"not a usable SCRFD model: {e.Message}" : $"neither a BlazeFace nor a SCRFD model: {e.Message}";
             return null;
         }
     }

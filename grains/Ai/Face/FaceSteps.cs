@@ -18,7 +18,7 @@ public sealed class FaceDetectStep(AiEngine engine) : FaceStep(engine, StepName,
 
     protected override void RunOne(FrameWork w, Mat image)
     {
-        var detector = Models.Detector(w.Device);
+        var detector = Models.FaceDetector(w.Device);
         if (detector is null)
         {
             FaceStepErrors.Unavailable(Engine, w, Name);
@@ -116,9 +116,9 @@ public sealed class FaceMeshStep(AiEngine engine) : FaceStep(engine, StepName, A
 }
 
 /// <summary>
-/// Face swap: every face with a mesh receives the uploaded reference face (<see cref="FaceSwapper"/>). No
-/// reference asset: skipped ("no reference face"), frame unchanged. The reference is analysed once per
-/// asset version.
+/// Face swap: every face receives the uploaded reference face (<see cref="FaceSwapper.SwapFace"/>: inswapper
+/// when it and an ArcFace model are usable, else the mesh warp). No reference asset: skipped ("no reference
+/// face"), frame unchanged. The reference is analysed (and embedded) once per asset version.
 /// </summary>
 public sealed class FaceSwapStep(AiEngine engine) : FaceStep(engine, StepName, AiSteps.Swap)
 {
@@ -132,7 +132,7 @@ public sealed class FaceSwapStep(AiEngine engine) : FaceStep(engine, StepName, A
             w.Note($"{Name}: no reference face");
             return;
         }
-        if (Models.Detector(w.Device) is null || Models.Mesh(w.Device) is null)
+        if (Models.FaceDetector(w.Device) is null || Models.Mesh(w.Device) is null)
         {
             FaceStepErrors.Unavailable(Engine, w, Name);
             return;
@@ -159,7 +159,7 @@ public sealed class FaceSwapStep(AiEngine engine) : FaceStep(engine, StepName, A
         var swapped = 0;
         foreach (var f in faces)
         {
-            if (f.Mesh is { } m && Models.Swapper.Swap(image, m, reference)) swapped++;
+            if (Models.Swapper.SwapFace(image, f, reference, w.Device)) swapped++;
         }
         if (swapped == 0)
         {

@@ -10,7 +10,7 @@ namespace Blankend.Orleans.Grains.Ai.Face;
 /// mesh points in crop pixels (OpenCV index coordinates) and a Delaunay triangulation of them (Subdiv2D),
 /// reused for every target face. <see cref="Error"/> says why a reference cannot be used (shown by the API).
 /// </summary>
-public sealed class FaceReference
+public sealed partial class FaceReference
 {
     internal FaceReference(long version, string? error, Mat? image = null, float[]? points = null, int[]? triangles = null, AiFace? face = null)
     {
@@ -48,11 +48,11 @@ public sealed class FaceReference
 /// affine map per triangle of the reference's Delaunay triangulation, rasterised into a remap table, then one
 /// bilinear <c>Remap</c>), colour-matched in Lab (mean/std inside the face), and blended with
 /// <c>SeamlessClone</c> over the face hull; a face touching the frame border is alpha-blended with a feathered
-/// mask instead. A configured <c>swap_model</c> is inspected and reported (<see cref="SwapStatus"/>) but not
-/// used: an inswapper-style model needs an ArcFace embedding of the source face, and no such model is
-/// configured. Thread-safe.
+/// mask instead. With an inswapper <c>swap_model</c> and an ArcFace <c>arcface_model</c> that load, faces go
+/// through inswapper instead (FaceSwapper.Insight.cs); <see cref="SwapStatus"/> says which engine and why.
+/// Thread-safe.
 /// </summary>
-public sealed class FaceSwapper : IDisposable
+public sealed partial class FaceSwapper : IDisposable
 {
     /// <summary>Margin in pixels around the face hull for the blend region.</summary>
     private const int Margin = 4;
@@ -63,24 +63,22 @@ public sealed class FaceSwapper : IDisposable
     private readonly FaceModels _models;
     private readonly Lock _refGate = new();
     private readonly ConcurrentBag<SwapBuffers> _pool = [];
-    private readonly Lazy<string> _swapStatus;
     private volatile FaceReference? _reference;
 
     public FaceSwapper(FaceModels models)
     {
         _models = models;
-        _swapStatus = new Lazy<string>(InspectSwapModel, LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
-    /// <summary>How faces are swapped and why (about <c>swap_model</c>); inspects the model once.</summary>
-    public string SwapStatus => _swapStatus.Value;
+    /// <summary>How faces are swapped and why (about <c>swap_model</c>, <c>arcface_model</c>); inspects the models once.</summary>
+    public string SwapStatus => Engine.Reason;
 
     /// <summary>The reference in use: "none", "v3: ready (...)", or "v3: &lt;error&gt;".</summary>
     public string ReferenceStatus => _reference switch
     {
         null => "no reference face analysed yet",
         { Error: { } e } r => $"reference v{r.Version}: {e}",
-        { } r => $"reference v{r.Version}: ready ({r.TriangleCount} triangles, score {r.Face?.Score:0.00})",
+        { } r => $"reference v{r.Version}: ready ({r.TriangleCount} triangles, score {r.Face?.Score:0.00}{EmbeddingNote(r)})",
     };
 
     /// <summary>Swap status and reference status in one line, for the status API.</summary>
@@ -97,20 +95,20 @@ public sealed class FaceSwapper : IDisposable
             r = _reference;
             if (r is not null && r.Version == asset.Version) return r;
             // Older references are left to the GC (a worker thread may still be warping from one).
-            r = Analyse(asset, device);
+            r = Reused(asset) ?? Analyse(asset, device);
             _reference = r;
             return r;
         }
     }
 
     /// <summary>Analyses an image without caching it (the upload check: the cached reference stays in use).</summary>
-    public FaceReference Inspect(AiAsset asset, string device = "cpu0") => Analyse(asset, device);
+    public FaceReference Inspect(AiAsset asset, string device = "cpu0") => Remember(asset, Analyse(asset, device));
 
     private FaceReference Analyse(AiAsset asset, string device)
     {
         var v = asset.Version;
         if (asset.Image is not { Length: > 0 }) return new FaceReference(v, "reference image is empty");
-        var detector = _models.Detector(device);
+        var detector = _models.FaceDetector(device);
         if (detector is null) return new FaceReference(v, $"face detector unavailable: {_models.DetectorUnavailable}");
         var mesh = _models.Mesh(device);
         if (mesh is null) return new FaceReference(v, $"face mesh unavailable: {_models.MeshUnavailable}");
@@ -157,7 +155,9 @@ public sealed class FaceSwapper : IDisposable
             if (triangles.Length < 3) return new FaceReference(v, "reference face mesh could not be triangulated");
             Mat crop;
             using (var roi = image.SubMat(y0, y1, x0, x1)) crop = roi.Clone();
-            return new FaceReference(v, null, crop, points, triangles, face with { Mesh = m.Points });
+            var reference = new FaceReference(v, null, crop, points, triangles, face with { Mesh = m.Points });
+            Embed(reference, image, device);
+            return reference;
         }
     }
 
@@ -378,23 +378,6 @@ public sealed class FaceSwapper : IDisposable
         Cv2.Subtract(Scalar.All(1), b.Alpha, b.Beta);
         Cv2.BlendLinear(b.Warped, target, b.Alpha, b.Beta, b.Blend);
         b.Blend.CopyTo(target);
-    }
-
-    private string InspectSwapModel()
-    {
-        var runtime = _models.Engine.Runtime;
-        if (runtime.PathOf(AiModelKind.Swap) is null)
-            return "mesh warp + seamless clone (no swap_model configured)";
-        var model = runtime.Get(AiModelKind.Swap, "cpu0");
-        if (model is null)
-            return $"mesh warp + seamless clone (swap_model unavailable: {runtime.UnavailableReason(AiModelKind.Swap)})";
-        var inputs = model.Session.InputMetadata;
-        var sig = string.Join(", ", inputs.Select(kv => $"{kv.Key} [{string.Join(',', kv.Value.Dimensions)}]"));
-        var inswapper = inputs.TryGetValue("target", out var t) && t.Dimensions is [_, 3, 128, 128]
-            && inputs.TryGetValue("source", out var s) && s.Dimensions is [_, 512];
-        return inswapper
-            ? $"mesh warp + seamless clone: swap_model loaded ({Path.GetFileName(model.Path)}, inswapper-style: {sig}) but inswapper needs a source embedding (no arcface model configured)"
-            : $"mesh warp + seamless clone: swap_model loaded ({Path.GetFileName(model.Path)}) but its inputs ({sig}) are not inswapper-style (target [1,3,128,128], source [1,512])";
     }
 
     public void Dispose()

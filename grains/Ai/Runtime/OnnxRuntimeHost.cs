@@ -47,9 +47,12 @@ public sealed partial class OnnxRuntimeHost : IDisposable
             AiModelKind.Swap => _options.SwapModel,
             AiModelKind.Rvm => _options.RvmModel,
             AiModelKind.Depth => _options.DepthModel,
+            AiModelKind.ArcFace => _options.ArcfaceModel,
+            AiModelKind.Enhancer => _options.EnhancerModel,
             _ => "",
         };
         if (!string.IsNullOrWhiteSpace(configured)) return Path.GetFullPath(configured);
+        if (InsightFacePack.Pick(_options.InsightfaceDir, kind) is { } packed) return packed;
         var shipped = kind switch
         {
             AiModelKind.FaceDetect => "blazeface_front_128.onnx",
@@ -166,6 +169,8 @@ public sealed partial class OnnxRuntimeHost : IDisposable
         AiModelKind.Swap => "SWAP_MODEL / ai:swap_model",
         AiModelKind.Rvm => "RVM_MODEL / ai:rvm_model",
         AiModelKind.Depth => "DEPTH_MODEL / ai:depth_model",
+        AiModelKind.ArcFace => "ARCFACE_MODEL / ai:arcface_model, or INSIGHTFACE_APP / ai:insightface_dir",
+        AiModelKind.Enhancer => "ENHANCER_MODEL / ai:enhancer_model",
         _ => "ai:models_dir",
     };
 

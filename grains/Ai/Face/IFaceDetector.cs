@@ -1,0 +1,17 @@
+using Blankend.Orleans.Ai;
+using Blankend.Orleans.Grains.Ai.Runtime;
+using OpenCvSharp;
+
+namespace Blankend.Orleans.Grains.Ai.Face;
+
+/// <summary>A face detector over one ONNX session: BlazeFace (shipped) or SCRFD (insightface).</summary>
+public interface IFaceDetector : IDisposable
+{
+    OnnxModel Model { get; }
+
+    /// <summary>"BlazeFace 128x128 (CPU)", "SCRFD 640x640 (CPU)": for the status API.</summary>
+    string Describe { get; }
+
+    /// <summary>Faces in frame pixels (continuous coordinates), best score first.</summary>
+    AiFace[] Detect(Mat image);
+}

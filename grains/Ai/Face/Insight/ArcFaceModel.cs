@@ -1,0 +1,68 @@
+using Blankend.Orleans.Grains.Ai.Runtime;
+using OpenCvSharp;
+
+namespace Blankend.Orleans.Grains.Ai.Face.Insight;
+
+/// <summary>
+/// ArcFace recognition (insightface <c>arcface_onnx.py</c>; w600k_r50 / w600k_mbf): the face aligned to the
+/// 112x112 template (<see cref="FaceAlign"/>), RGB, (x − 127.5) / 127.5, NCHW; the 512-d output L2-normalised
+/// (insightface's <c>normed_embedding</c>). Thread-safe (buffers per call: it runs once per reference upload).
+/// </summary>
+internal sealed class ArcFaceModel
+{
+    public const int Dim = 512;
+    private readonly string _input, _output;
+    private long _runs;
+
+    /// <exception cref="InvalidDataException">Not the ArcFace signature.</exception>
+    public ArcFaceModel(OnnxModel model)
+    {
+        Model = model;
+        var file = Path.GetFileName(model.Path);
+        var inputs = model.Session.InputMetadata;
+        var outputs = model.Session.OutputMetadata;
+        if (inputs.Count != 1 || outputs.Count < 1)
+            throw new InvalidDataException($"{file} has {inputs.Count} inputs and {outputs.Count} outputs; ArcFace has 1 input [N,3,112,112] and an output [N,512]");
+        var (iname, imeta) = inputs.First();
+        var (oname, ometa) = outputs.First();
+        var d = imeta.Dimensions;
+        if (!NchwImage.IsFloat(imeta) || d.Length != 4 || d[1] != 3 || d[2] != 112 || d[3] != 112)
+            throw new InvalidDataException($"{file} input is {NchwImage.Describe(iname, imeta)}; ArcFace takes float [N,3,112,112]");
+        var od = ometa.Dimensions;
+        if (!NchwImage.IsFloat(ometa) || od.Length != 2 || od[1] != Dim)
+            throw new InvalidDataException($"{file} output is {NchwImage.Describe(oname, ometa)}; ArcFace gives float [N,512]");
+        _input = iname;
+        _output = oname;
+    }
+
+    public OnnxModel Model { get; }
+
+    /// <summary>Embeddings computed (the reference is embedded once per upload, never per frame).</summary>
+    public long Runs => Interlocked.Read(ref _runs);
+
+    /// <summary>The normalised 512-d embedding of the face with these five keypoints (index coordinates).</summary>
+    public float[] Embed(Mat bgr, ReadOnlySpan<float> kps)
+    {
+        var m = FaceAlign.EstimateNorm(kps, 112);
+        using var crop = new Mat();
+        FaceAlign.Crop(bgr, m, 112, crop);
+        var input = new float[3 * 112 * 112];
+        NchwImage.Fill(crop, input, 127.5, 127.5);
+        var e = NchwImage.Run(Model, [_input], [(input, [1, 3, 112, 112])], _output);
+        Interlocked.Increment(ref _runs);
+        if (e.Length < Dim) throw new InvalidDataException($"ArcFace gave {e.Length} values, 512 expected");
+        return Normalise(e.AsSpan(0, Dim));
+    }
+
+    /// <summary>x / ‖x‖ (a zero vector stays zero).</summary>
+    public static float[] Normalise(ReadOnlySpan<float> x)
+    {
+        double s = 0;
+        foreach (var v in x) s += (double)v * v;
+        var n = Math.Sqrt(s);
+        var r = new float[x.Length];
+        if (n <= 0 || !double.IsFinite(n)) return r;
+        for (var i = 0; i < x.Length; i++) r[i] = (float)(x[i] / n);
+        return r;
+    }
+}
