@@ -217,7 +217,7 @@ public sealed class Relay(bool stripCom = false)
             peerClosed ? null : "server stopping");
         try
         {
-            await drain.WaitAsync(TimeSpan.FromSeconds(2));
+            await drain.WaitAsync(TimeSpan.FromSeconds(2), CancellationToken.None); // the server is stopping: ct is already cancelled
         }
         catch (TimeoutException)
         {

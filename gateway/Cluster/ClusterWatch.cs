@@ -8,7 +8,7 @@ namespace Blankend.Orleans.Gateway.Cluster;
 /// joined or died). Grain state on a lost silo is gone, so whoever registered something there (the source
 /// subscriptions) re-registers now instead of at its next periodic refresh.
 /// </summary>
-public sealed class ClusterChangeSignal
+internal sealed class ClusterChangeSignal : IDisposable
 {
     /// <summary>How long a call in flight when a silo connection is lost may still answer before it is given up
     /// (<see cref="LossToken"/>): a call that went through a live connection answers in milliseconds; one that
@@ -43,6 +43,8 @@ public sealed class ClusterChangeSignal
         }
         Changed?.Invoke(reason);
     }
+
+    public void Dispose() => Volatile.Read(ref _loss).Dispose();
 }
 
 /// <summary>Client mode: the Orleans client reports its gateway connections here (one per silo).</summary>

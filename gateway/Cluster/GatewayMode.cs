@@ -1,7 +1,7 @@
 namespace Blankend.Orleans.Gateway.Cluster;
 
 /// <summary>Which way this gateway reaches the cluster (reported by /healthz and the status API).</summary>
-public sealed record GatewayMode(string Name)
+internal sealed record GatewayMode(string Name)
 {
     public bool Embedded => Name == "embedded";
 }

@@ -3,7 +3,7 @@ using Blankend.Orleans.Configuration;
 namespace Blankend.Orleans.Gateway.Cluster;
 
 /// <summary>The ZeroMQ bus link's status, asked of the RelayGrain that holds it (docs/protocol.md).</summary>
-public static class RelayQuery
+internal static class RelayQuery
 {
     /// <summary>The link's status, for this endpoint, /healthz and any status page that embeds a <c>relay</c> object.
     /// An embedded gateway shares its silo's configuration, so with the relay off it answers without a grain call;

@@ -8,7 +8,7 @@ namespace Blankend.Orleans.Gateway.Cluster;
 /// parallel: the per-silo status APIs (codec, AI) never read a stale registry. A silo that does not answer in
 /// time is listed with why; an unreachable cluster is one error with key "*".
 /// </summary>
-public static class SiloReports
+internal static class SiloReports
 {
     public static async Task<(List<T> Reports, List<(string Silo, string Error)> Errors)> CollectAsync<T>(
         IGrainFactory grains, Func<string, Task<T>> ask, TimeSpan timeout) where T : class
@@ -64,4 +64,4 @@ public static class SiloReports
 }
 
 /// <summary>A silo that did not give its codec report, and why.</summary>
-public sealed record CodecSiloError(string Silo, string Error);
+internal sealed record CodecSiloError(string Silo, string Error);

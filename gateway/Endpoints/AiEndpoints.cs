@@ -12,7 +12,7 @@ using Blankend.Orleans.Media;
 namespace Blankend.Orleans.Gateway.Endpoints;
 
 /// <summary>Body of <c>POST /api/v1/realtime_pipeline/config</c> (snake_case, unknown keys refused).</summary>
-public sealed record RealtimeConfigBody(
+internal sealed record RealtimeConfigBody(
     string? Source = null,
     bool? Enabled = null,
     int? Workers = null,
@@ -23,29 +23,29 @@ public sealed record RealtimeConfigBody(
     string? DepthMode = null,
     bool? Reset = null);
 
-public sealed record BackgroundBody(string? Kind = null, string? Color = null, int? BlurRadius = null);
+internal sealed record BackgroundBody(string? Kind = null, string? Color = null, int? BlurRadius = null);
 
 /// <summary>The realtime settings as the API shows them (steps as the comma list the config file uses).</summary>
-public sealed record RealtimeView(
+internal sealed record RealtimeView(
     long ConfigVersion, bool Enabled, int Workers, string Steps, MatteBackground Background, int FaceDetectInterval,
     bool SimpleForward, string DepthMode, long ReferenceVersion, RealtimeSourceView[] Sources);
 
-public sealed record RealtimeSourceView(string Source, bool? Enabled, string? Steps);
+internal sealed record RealtimeSourceView(string Source, bool? Enabled, string? Steps);
 
-public sealed record RealtimeStatusView(RealtimeView Config, SourceProcessingStats[] Sources, AiStepReport[] Steps, DeviceStatus[] Devices, string[] Errors);
+internal sealed record RealtimeStatusView(RealtimeView Config, SourceProcessingStats[] Sources, AiStepReport[] Steps, DeviceStatus[] Devices, string[] Errors);
 
-public sealed record AiStatusView(string Provider, string ProviderReason, string[] Providers, AiModelReport[] Models, AiSiloReport[] Silos,
+internal sealed record AiStatusView(string Provider, string ProviderReason, string[] Providers, AiModelReport[] Models, AiSiloReport[] Silos,
     RealtimeView? Realtime, string[] Errors, string SwapEngine = "mesh", string? SwapEngineReason = null);
 
-public sealed record AiDetectionsView(int Width, int Height, AiFace[] Faces, Dictionary<string, double> StepMs, string[] Notes,
+internal sealed record AiDetectionsView(int Width, int Height, AiFace[] Faces, Dictionary<string, double> StepMs, string[] Notes,
     string Silo, string Device, string Provider);
 
-public sealed record AssetView(string Kind, long Version, int Bytes);
+internal sealed record AssetView(string Kind, long Version, int Bytes);
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
     UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow, AllowDuplicateProperties = false)]
 [JsonSerializable(typeof(RealtimeConfigBody))]
-public sealed partial class AiRequestJson : JsonSerializerContext;
+internal sealed partial class AiRequestJson : JsonSerializerContext;
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
 [JsonSerializable(typeof(RealtimeView))]
@@ -53,14 +53,14 @@ public sealed partial class AiRequestJson : JsonSerializerContext;
 [JsonSerializable(typeof(AiStatusView))]
 [JsonSerializable(typeof(AiDetectionsView))]
 [JsonSerializable(typeof(AssetView))]
-public sealed partial class AiJson : JsonSerializerContext;
+internal sealed partial class AiJson : JsonSerializerContext;
 
 /// <summary>
 /// <c>/api/v1/ai/*</c> (status, one-shot processing, the reference face and background uploads) and
 /// <c>/api/v1/realtime_pipeline/status|config</c>. The gateway holds no model: the work runs on a silo
 /// (<see cref="IAiSiloGrain"/>), chosen round-robin among the active ones.
 /// </summary>
-public static class AiEndpoints
+internal static class AiEndpoints
 {
     private const int MaxConfigBytes = 64 * 1024;
     private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(10);

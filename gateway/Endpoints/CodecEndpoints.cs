@@ -12,15 +12,15 @@ using Blankend.Orleans.Gateway.Cluster;
 
 namespace Blankend.Orleans.Gateway.Endpoints;
 
-public sealed record CodecSessionView(string Silo, string ClientId, string Codec, string Decoder, bool Gpu, double Fps, long Frames,
+internal sealed record CodecSessionView(string Silo, string ClientId, string Codec, string Decoder, bool Gpu, double Fps, long Frames,
     long BytesIn, long Chunks, long Errors, long DroppedFrames, DateTimeOffset Started, int? Pid, int Restarts, double? FirstFrameMs);
 
-public sealed record CodecDecodersView(string[] Cpu, string[] Gpu);
+internal sealed record CodecDecodersView(string[] Cpu, string[] Gpu);
 
-public sealed record CodecGatewayView(long Connections, long ConnectionsTotal, long ChunksIn, long BytesIn, long PushCalls, long Refused);
+internal sealed record CodecGatewayView(long Connections, long ConnectionsTotal, long ChunksIn, long BytesIn, long PushCalls, long Refused);
 
 
-public sealed record CodecStatus(
+internal sealed record CodecStatus(
     bool FfmpegAvailable,
     bool GpuUsable,
     CodecDecodersView Decoders,
@@ -31,13 +31,13 @@ public sealed record CodecStatus(
     List<CodecSiloReport> Silos,
     List<CodecSiloError> UnreachableSilos);
 
-public sealed record RecordStartBody(string? Source, string? Kind, double? Fps);
+internal sealed record RecordStartBody(string? Source, string? Kind, double? Fps);
 
-public sealed record RecordStopBody(string? Source);
+internal sealed record RecordStopBody(string? Source);
 
-public sealed record RecordStarted(string Id, string Source, string Path, string Kind, double Fps);
+internal sealed record RecordStarted(string Id, string Source, string Path, string Kind, double Fps);
 
-public sealed record RecordStopped(
+internal sealed record RecordStopped(
     string Id,
     string Source,
     string Path,
@@ -58,10 +58,10 @@ public sealed record RecordStopped(
 [JsonSerializable(typeof(RecordStopBody))]
 [JsonSerializable(typeof(RecordStarted))]
 [JsonSerializable(typeof(RecordStopped))]
-public sealed partial class CodecJson : JsonSerializerContext;
+internal sealed partial class CodecJson : JsonSerializerContext;
 
 /// <summary><c>GET /api/v1/video_processing/codec/status</c> and the recording API.</summary>
-public static partial class CodecEndpoints
+internal static partial class CodecEndpoints
 {
     private static readonly TimeSpan ReportTimeout = TimeSpan.FromSeconds(5);
 

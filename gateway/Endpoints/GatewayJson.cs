@@ -10,4 +10,4 @@ namespace Blankend.Orleans.Gateway.Endpoints;
 [JsonSerializable(typeof(StreamStatus))]
 [JsonSerializable(typeof(ClusterStatus))]
 [JsonSerializable(typeof(RelayStatus))]
-public sealed partial class GatewayJson : JsonSerializerContext;
+internal sealed partial class GatewayJson : JsonSerializerContext;

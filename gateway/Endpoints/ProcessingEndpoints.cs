@@ -11,7 +11,7 @@ namespace Blankend.Orleans.Gateway.Endpoints;
 /// keys are left unchanged. With <c>source</c> the change is that source's override (<c>reset: true</c>
 /// removes it). Unknown keys, wrong types and values out of range answer 400 and change nothing.
 /// </summary>
-public sealed record PipelineConfigBody(
+internal sealed record PipelineConfigBody(
     string? Source = null,
     bool? Enabled = null,
     bool? ReencodeEnabled = null,
@@ -25,15 +25,15 @@ public sealed record PipelineConfigBody(
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
     UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow, AllowDuplicateProperties = false)]
 [JsonSerializable(typeof(PipelineConfigBody))]
-public sealed partial class ProcessingRequestJson : JsonSerializerContext;
+internal sealed partial class ProcessingRequestJson : JsonSerializerContext;
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
 [JsonSerializable(typeof(PipelineConfig))]
 [JsonSerializable(typeof(PipelineStatus))]
 [JsonSerializable(typeof(GpuStatus))]
-public sealed partial class ProcessingJson : JsonSerializerContext;
+internal sealed partial class ProcessingJson : JsonSerializerContext;
 
-public static class ProcessingEndpoints
+internal static class ProcessingEndpoints
 {
     private const int MaxBodyBytes = 64 * 1024;
     private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(10);

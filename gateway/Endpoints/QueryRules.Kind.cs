@@ -2,7 +2,7 @@ using Blankend.Orleans.Gateway.Fanout;
 
 namespace Blankend.Orleans.Gateway.Endpoints;
 
-public static partial class QueryRules
+internal static partial class QueryRules
 {
     /// <summary><c>kind=any|raw|processed</c> (default any). Raw frames are asked of one source's grain, so
     /// <c>kind=raw</c> needs a <c>source</c>.</summary>

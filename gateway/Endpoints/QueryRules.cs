@@ -5,7 +5,7 @@ using Blankend.Orleans.Gateway.Telemetry;
 namespace Blankend.Orleans.Gateway.Endpoints;
 
 /// <summary>Parses the WebSocket query values; a bad value is refused before the upgrade with 400.</summary>
-public static partial class QueryRules
+internal static partial class QueryRules
 {
     public static bool TryClientId(HttpRequest request, string name, string? fallback, out string? value, out string? error)
     {

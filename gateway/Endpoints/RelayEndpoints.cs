@@ -5,7 +5,7 @@ using Microsoft.Extensions.Options;
 namespace Blankend.Orleans.Gateway.Endpoints;
 
 /// <summary><c>GET /api/v1/relay/status</c>: the ZeroMQ bus link (docs/protocol.md), answered by the silo holding it.</summary>
-public static class RelayEndpoints
+internal static class RelayEndpoints
 {
     public static async Task<IResult> StatusAsync(IGrainFactory grains, GatewayMode mode, IOptions<StreamOptions> stream)
     {

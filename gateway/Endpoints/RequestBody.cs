@@ -1,7 +1,7 @@
 namespace Blankend.Orleans.Gateway.Endpoints;
 
 /// <summary>Reads a request body up to a bound, without trusting Content-Length (chunked bodies have none).</summary>
-public static class RequestBody
+internal static class RequestBody
 {
     /// <returns>The body, or null with <c>TooLarge</c> as soon as it passes <paramref name="max"/> bytes.</returns>
     public static async Task<(byte[]? Body, bool TooLarge)> ReadAsync(HttpContext context, int max)

@@ -8,25 +8,25 @@ using Blankend.Orleans.Gateway.Telemetry;
 namespace Blankend.Orleans.Gateway.Endpoints;
 
 
-public sealed record ViewerStatus(string Source, bool Meta, long Sent, long Dropped, int Queued);
+internal sealed record ViewerStatus(string Source, bool Meta, long Sent, long Dropped, int Queued);
 
-public sealed record SourceStatus(string Source, long Epoch, long Seq, long FramesIn, long BytesIn, long LastFrameUnixMs,
+internal sealed record SourceStatus(string Source, long Epoch, long Seq, long FramesIn, long BytesIn, long LastFrameUnixMs,
     int Observers, int WildcardObservers, string Silo);
 
-public sealed record StreamStatus(
+internal sealed record StreamStatus(
     string Mode, long FramesIn, long BytesIn, long InvalidFrames, long OversizeFrames, long IngestDrops, long IngestErrors, long CamerasConnected,
     long ViewersConnected, long FramesFromCluster, long StaleFrames, long LostFrames, long DuplicateFrames, long FramesSent, long BytesSent,
     long ViewerDrops,
     long RejectedRequests, string[] SubscribedSources, bool AllSourcesSubscribed, List<ViewerStatus> Viewers,
     List<ViewerHub.WatchedSource> Watched, List<SourceStatus> Sources);
 
-public sealed record SiloStatusEntry(string Address, string Name, string Status, string Host, string Ip, int SiloPort, int GatewayPort,
+internal sealed record SiloStatusEntry(string Address, string Name, string Status, string Host, string Ip, int SiloPort, int GatewayPort,
     DateTime StartTime, DateTime IAmAliveTime, string Role, string[] Devices);
 
-public sealed record ClusterStatus(string Mode, string Clustering, string ClusterId, string ServiceId, int ActiveSilos, int DeadSilos,
+internal sealed record ClusterStatus(string Mode, string Clustering, string ClusterId, string ServiceId, int ActiveSilos, int DeadSilos,
     int? ConnectedGateways, long ClusterChanges, long SubscriptionRefreshFailures, List<SiloStatusEntry> Silos, string? Error = null);
 
-public static class StatusEndpoints
+internal static class StatusEndpoints
 {
     /// <summary><c>/api/v1/cluster/status</c>: every silo of the membership table with its status (Active, Dead,
     /// ...) and the compute devices it announced. 503 when the cluster does not answer.</summary>

@@ -20,7 +20,7 @@ namespace Blankend.Orleans.Gateway.Endpoints;
 /// frames and reach viewers the same way. When the session ends on its own (undecodable input, idle, ffmpeg
 /// gone) the client gets a text message <c>{"error":...,"detail":...}</c> and a close with a reason.
 /// </summary>
-public static partial class VideoCodecEndpoint
+internal static partial class VideoCodecEndpoint
 {
     private static readonly TimeSpan CloseHandshake = TimeSpan.FromSeconds(2);
 
@@ -88,7 +88,7 @@ public static partial class VideoCodecEndpoint
             try
             {
                 await RunAsync(socket, grain, connection, observer, stream.MaxFrameBytes, codecOptions.Value.ChunkQueueSize,
-                    counters, codecCounters, lifetime, context.RequestAborted, clientId!, log);
+                    counters, codecCounters, lifetime, clientId!, log, context.RequestAborted);
             }
             finally
             {
@@ -104,7 +104,7 @@ public static partial class VideoCodecEndpoint
 
     private static async Task RunAsync(WebSocket socket, ICodecSessionGrain grain, Guid connection, SessionEndObserver observer,
         int maxFrameBytes, int queueSize, GatewayCounters counters, CodecGatewayCounters codecCounters,
-        IHostApplicationLifetime lifetime, CancellationToken requestAborted, string clientId, ILogger log)
+        IHostApplicationLifetime lifetime, string clientId, ILogger log, CancellationToken requestAborted)
     {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(requestAborted, lifetime.ApplicationStopping);
         using var sendLock = new SemaphoreSlim(1, 1);
@@ -320,6 +320,6 @@ public static partial class VideoCodecEndpoint
     private static partial void LogOversize(ILogger log, string clientId, int max);
 }
 
-public sealed record CodecErrorMessage(
+internal sealed record CodecErrorMessage(
     [property: System.Text.Json.Serialization.JsonPropertyName("error")] string Error,
     [property: System.Text.Json.Serialization.JsonPropertyName("detail")] string Detail);

@@ -18,7 +18,7 @@ namespace Blankend.Orleans.Gateway.Endpoints;
 /// ClientGrain (through the connection's <see cref="IngestPump"/>: the camera never waits on routing). Step 1 of
 /// a frame's life. Every <c>telemetry.trace_sample_every</c>-th frame gets a trace of its own.
 /// </summary>
-public static partial class VideoInEndpoint
+internal static partial class VideoInEndpoint
 {
     public static async Task<IResult> HandleAsync(HttpContext context, IGrainFactory grains,
         IOptions<StreamOptions> streamOptions, IOptions<GatewayOptions> gatewayOptions, IOptions<TelemetryOptions> telemetryOptions,
@@ -204,7 +204,7 @@ public static partial class VideoInEndpoint
     private static partial void LogOversize(ILogger log, string clientId, int max);
 }
 
-public sealed record ErrorMessage(
+internal sealed record ErrorMessage(
     [property: System.Text.Json.Serialization.JsonPropertyName("error")] string Error,
     [property: System.Text.Json.Serialization.JsonPropertyName("detail")] string Detail,
     [property: System.Text.Json.Serialization.JsonPropertyName("bytes")] int Bytes);

@@ -10,7 +10,7 @@ namespace Blankend.Orleans.Gateway.Endpoints;
 /// <c>/video_out?source=SRC&amp;meta=0|1</c>: a viewer. It joins the local fan-out (step 5 of a frame's life);
 /// the gateway subscribes to the source in the cluster only for its first viewer.
 /// </summary>
-public static partial class VideoOutEndpoint
+internal static partial class VideoOutEndpoint
 {
     public static async Task<IResult> HandleAsync(HttpContext context, ViewerHub hub, SourceSubscriptions subscriptions,
         IOptions<GatewayOptions> gatewayOptions, GatewayCounters counters, ThroughputLog throughput, IHostApplicationLifetime lifetime,

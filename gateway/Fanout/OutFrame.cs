@@ -7,7 +7,7 @@ namespace Blankend.Orleans.Gateway.Fanout;
 /// One frame as the viewers of this gateway get it: the payload and its meta text are shared by every viewer
 /// (one allocation per frame, none per viewer).
 /// </summary>
-public sealed class OutFrame(FrameEnvelope frame)
+internal sealed class OutFrame(FrameEnvelope frame)
 {
     private byte[]? _meta;
 

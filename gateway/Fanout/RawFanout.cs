@@ -2,6 +2,8 @@ using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Gateway.Cluster;
 using Microsoft.Extensions.Options;
 
+using Blankend.Orleans.Gateway.Telemetry;
+
 namespace Blankend.Orleans.Gateway.Fanout;
 
 /// <summary>
@@ -11,7 +13,7 @@ namespace Blankend.Orleans.Gateway.Fanout;
 /// per gateway however many raw viewers there are; the main hub and its subscription are untouched, so
 /// <c>kind=any</c> viewers get exactly what v1 gave them.
 /// </summary>
-public sealed class RawFanout : IAsyncDisposable
+internal sealed class RawFanout : IAsyncDisposable
 {
     public RawFanout(IGrainFactory grains, GatewayCounters counters, IOptions<ClusterSettings> cluster,
         ClusterChangeSignal clusterChanges, ILogger<SourceSubscriptions> log)

@@ -12,7 +12,7 @@ namespace Blankend.Orleans.Gateway.Fanout;
 /// every <see cref="FastPeriod"/> for <see cref="FastWindow"/> and for as long as a registration fails (the
 /// lost grains come back on another silo once the dead one is declared dead), then every observer_refresh_ms.
 /// </summary>
-public sealed partial class SourceSubscriptions : IAsyncDisposable
+internal sealed partial class SourceSubscriptions : IAsyncDisposable
 {
     private readonly IGrainFactory _grains;
     private readonly FrameObserver _observer;

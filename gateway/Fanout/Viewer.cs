@@ -11,7 +11,7 @@ namespace Blankend.Orleans.Gateway.Fanout;
 /// One <c>/video_out</c> connection: a bounded queue (drop-oldest: a viewer always sees the newest frames) and
 /// one async send loop. A viewer that stops reading only fills its own queue.
 /// </summary>
-public sealed class Viewer
+internal sealed class Viewer
 {
     private readonly Channel<OutFrame> _queue;
     private readonly GatewayCounters _counters;

@@ -6,7 +6,7 @@ namespace Blankend.Orleans.Gateway.Fanout;
 /// The local fan-out of one gateway: frames that come back from the cluster (one observer call per frame per
 /// gateway) go to every local viewer of that source, and to the viewers of all sources.
 /// </summary>
-public sealed class ViewerHub(GatewayCounters counters)
+internal sealed class ViewerHub(GatewayCounters counters)
 {
     private readonly Lock _gate = new();
 

@@ -1,7 +1,7 @@
 namespace Blankend.Orleans.Gateway.Fanout;
 
 /// <summary><c>/video_out?kind=</c>: which form of a source's frames a viewer gets.</summary>
-public enum ViewerKind
+internal enum ViewerKind
 {
     /// <summary>The v1 rule: each frame once, processed when processing took it, raw otherwise.</summary>
     Any,

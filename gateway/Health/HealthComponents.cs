@@ -1,7 +1,7 @@
 namespace Blankend.Orleans.Gateway.Health;
 
 /// <summary>States a component reports in <c>/healthz</c>.</summary>
-public static class HealthStates
+internal static class HealthStates
 {
     public const string Ok = "ok";
     /// <summary>Working with less than it should (e.g. the bus link is down): frames still flow.</summary>
@@ -14,14 +14,14 @@ public static class HealthStates
 }
 
 /// <summary>One component's entry in <c>/healthz</c>.</summary>
-public sealed record ComponentHealth(string State, string? Detail = null, double? LatencyMs = null);
+internal sealed record ComponentHealth(string State, string? Detail = null, double? LatencyMs = null);
 
 /// <summary>
 /// A part of the service that <c>/healthz</c> reports on. Register implementations in DI
 /// (<c>services.AddSingleton&lt;IHealthComponent, MyCheck&gt;()</c>); a registered component replaces the
 /// gateway's placeholder of the same name (<c>bus</c>, <c>decoders</c>, <c>models</c>).
 /// </summary>
-public interface IHealthComponent
+internal interface IHealthComponent
 {
     /// <summary>Key in the <c>components</c> object (snake_case).</summary>
     string Name { get; }
@@ -36,4 +36,4 @@ public interface IHealthComponent
     Task<ComponentHealth> CheckAsync(CancellationToken cancellationToken);
 }
 
-public sealed record HealthReport(string Status, string Mode, Dictionary<string, ComponentHealth> Components);
+internal sealed record HealthReport(string Status, string Mode, Dictionary<string, ComponentHealth> Components);

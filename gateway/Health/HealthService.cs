@@ -15,7 +15,7 @@ namespace Blankend.Orleans.Gateway.Health;
 /// <c>ok</c>. <c>disabled</c> and <c>not_configured</c> components do not count. Placeholders stand in for
 /// <c>bus</c>, <c>decoders</c> and <c>models</c> until the parts that own them register a component of that name.
 /// </summary>
-public sealed class HealthService
+internal sealed class HealthService
 {
     public static readonly TimeSpan CheckTimeout = TimeSpan.FromSeconds(2);
 
@@ -99,7 +99,7 @@ public sealed class HealthService
 }
 
 /// <summary>The cluster answers: a round trip to the source directory grain. Critical: without it no frame flows.</summary>
-public sealed class ClusterHealthComponent(IGrainFactory grains) : IHealthComponent
+internal sealed class ClusterHealthComponent(IGrainFactory grains) : IHealthComponent
 {
     public const string ComponentName = "cluster";
 
@@ -119,7 +119,7 @@ public sealed class ClusterHealthComponent(IGrainFactory grains) : IHealthCompon
 /// The ZeroMQ bus link, as the silo holding it reports (docs/protocol.md). Never critical: cameras and viewers
 /// keep working without the bus, so a down link is <c>degraded</c> with 200, never 503.
 /// </summary>
-public sealed class BusHealthComponent(IGrainFactory grains, GatewayMode mode, IOptions<StreamOptions> stream) : IHealthComponent
+internal sealed class BusHealthComponent(IGrainFactory grains, GatewayMode mode, IOptions<StreamOptions> stream) : IHealthComponent
 {
     public string Name => "bus";
 
@@ -141,7 +141,7 @@ public sealed class BusHealthComponent(IGrainFactory grains, GatewayMode mode, I
 /// ffmpeg decoders on the silos (docs/codec.md). Not critical: without ffmpeg only <c>/video_codec</c> and recording
 /// stop working, JPEG cameras and viewers do not, so a missing decoder shows as <c>degraded</c> with 200.
 /// </summary>
-public sealed class DecodersHealthComponent(IGrainFactory grains) : IHealthComponent
+internal sealed class DecodersHealthComponent(IGrainFactory grains) : IHealthComponent
 {
     public string Name => "decoders";
 
@@ -170,7 +170,7 @@ public sealed class DecodersHealthComponent(IGrainFactory grains) : IHealthCompo
 /// counted) and frames keep flowing, so a model that an enabled realtime step needs and cannot load shows as
 /// <c>degraded</c> with 200; optional models that are not configured are listed, not held against the service.
 /// </summary>
-public sealed class ModelsHealthComponent(IGrainFactory grains) : IHealthComponent
+internal sealed class ModelsHealthComponent(IGrainFactory grains) : IHealthComponent
 {
     public string Name => "models";
 

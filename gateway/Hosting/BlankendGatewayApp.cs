@@ -3,7 +3,7 @@ using Blankend.Orleans.Hosting;
 namespace Blankend.Orleans.Gateway.Hosting;
 
 /// <summary>Builds the gateway application; Program.cs and the tests use the same path.</summary>
-public static class BlankendGatewayApp
+internal static class BlankendGatewayApp
 {
     public const string DefaultUrl = "http://127.0.0.1:8000";
 

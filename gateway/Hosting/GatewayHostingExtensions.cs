@@ -14,7 +14,7 @@ using Blankend.Orleans.Gateway.Cluster;
 
 namespace Blankend.Orleans.Gateway.Hosting;
 
-public static partial class GatewayHostingExtensions
+internal static partial class GatewayHostingExtensions
 {
     /// <summary>
     /// Options, the Orleans side (an embedded silo, or a client of separate silos) and the fan-out services.

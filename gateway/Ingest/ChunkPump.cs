@@ -10,7 +10,7 @@ namespace Blankend.Orleans.Gateway.Ingest;
 /// the WebSocket receive loop wait, which pushes back on the camera through TCP. Chunks waiting together are
 /// sent in one call (fewer grain calls when a client splits its stream finely).
 /// </summary>
-public sealed partial class ChunkPump : IAsyncDisposable
+internal sealed partial class ChunkPump : IAsyncDisposable
 {
     /// <summary>Largest coalesced call.</summary>
     public const int MaxBatchBytes = 256 * 1024;
@@ -114,7 +114,7 @@ public sealed partial class ChunkPump : IAsyncDisposable
 }
 
 /// <summary>This gateway's <c>/video_codec</c> counters (the sessions' own counters live on the silos).</summary>
-public sealed class CodecGatewayCounters
+internal sealed class CodecGatewayCounters
 {
     public long Connections;
     public long ConnectionsTotal;

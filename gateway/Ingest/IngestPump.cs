@@ -15,7 +15,7 @@ namespace Blankend.Orleans.Gateway.Ingest;
 /// Records the ingest_to_grain latency of every frame, and carries the trace of the frames picked for tracing
 /// into the grain call.
 /// </summary>
-public sealed partial class IngestPump : IAsyncDisposable
+internal sealed partial class IngestPump : IAsyncDisposable
 {
     /// <summary>A frame, when its message was complete (<see cref="Stopwatch.GetTimestamp"/>), and its trace span
     /// when the frame was picked for tracing.</summary>

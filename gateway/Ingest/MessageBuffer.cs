@@ -8,7 +8,7 @@ namespace Blankend.Orleans.Gateway.Ingest;
 /// <c>maxBytes + 1</c>: one byte past the limit is enough to know a message is too big, without buffering it
 /// whole. Shared by <c>/video_in</c> and <c>/video_codec</c>.
 /// </summary>
-public sealed class MessageBuffer(int initialBytes, int maxBytes) : IDisposable
+internal sealed class MessageBuffer(int initialBytes, int maxBytes) : IDisposable
 {
     private byte[] _buffer = ArrayPool<byte>.Shared.Rent(Math.Min(initialBytes, maxBytes + 1));
 

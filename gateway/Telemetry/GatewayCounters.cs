@@ -7,7 +7,7 @@ namespace Blankend.Orleans.Gateway.Telemetry;
 /// throughput log read, and the OpenTelemetry instruments of <see cref="BlankendMetrics"/> that /metrics exports;
 /// nothing here allocates. Record through these methods (not the fields) so that both stay equal.
 /// </summary>
-public sealed class GatewayCounters
+internal sealed class GatewayCounters
 {
     private long _framesIn;
     private long _bytesIn;

@@ -10,7 +10,7 @@ namespace Blankend.Orleans.Gateway.Telemetry;
 /// while a camera or viewer is connected (no resident loop when idle) and a line is written only for an interval
 /// that had traffic.
 /// </summary>
-public sealed partial class ThroughputLog : IAsyncDisposable
+internal sealed partial class ThroughputLog : IAsyncDisposable
 {
     private readonly GatewayCounters _counters;
     private readonly ILogger<ThroughputLog> _log;

@@ -7,7 +7,7 @@ namespace Blankend.Orleans.Grains.Ai;
 
 /// <summary>The cluster's uploaded assets (reference face, background image), versioned and stored.</summary>
 [Reentrant]
-public sealed partial class AiAssetGrain(
+internal sealed partial class AiAssetGrain(
     [PersistentState("ai-assets", Blankend.Orleans.Hosting.ClusterMembership.GrainStorageName)] IPersistentState<AiAssetState> state,
     ILogger<AiAssetGrain> log) : Grain, IAiAssetGrain
 {
@@ -50,7 +50,7 @@ public sealed partial class AiAssetGrain(
 }
 
 [GenerateSerializer, Alias("blankend.AiAssetState")]
-public sealed class AiAssetState
+internal sealed class AiAssetState
 {
     /// <summary>Versions are unix ms based and only grow, so a re-activated grain never reuses one.</summary>
     [Id(0)] public long LastVersion { get; set; }
@@ -61,14 +61,14 @@ public sealed class AiAssetState
 /// version, then every frame uses the local copy).</summary>
 /// <summary>Fetches the uploaded reference face and background a frame's settings name before the frame is
 /// queued on this silo's device worker.</summary>
-public sealed class AiAssetPreparation(AiEngine engine) : IFrameStepPreparation
+internal sealed class AiAssetPreparation(AiEngine engine) : IFrameStepPreparation
 {
     public ValueTask PrepareAsync(IGrainFactory grains, EffectiveSettings settings) =>
         AiAssetSync.EnsureAsync(engine, grains, settings.ReferenceVersion,
             settings.MatteBackground.Kind == "image" ? settings.MatteBackground.ImageVersion : 0);
 }
 
-public static class AiAssetSync
+internal static class AiAssetSync
 {
     public static ValueTask EnsureAsync(AiEngine engine, IGrainFactory grains, long referenceVersion, long backgroundVersion)
     {

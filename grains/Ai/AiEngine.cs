@@ -13,7 +13,7 @@ namespace Blankend.Orleans.Grains.Ai;
 /// (reference face, background image) and the per-step counters the status shows. Steps run on the device
 /// worker threads, so everything here is thread-safe.
 /// </summary>
-public sealed class AiEngine
+internal sealed class AiEngine
 {
     private readonly ConcurrentDictionary<string, AiSourceState> _sources = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, AiStepCounters> _steps = new(StringComparer.Ordinal);
@@ -84,10 +84,10 @@ public sealed class AiEngine
 
 
 /// <summary>An uploaded image (JPEG or PNG bytes) with its cluster-wide version.</summary>
-public sealed record AiAsset(AiAssetKind Kind, long Version, byte[] Image);
+internal sealed record AiAsset(AiAssetKind Kind, long Version, byte[] Image);
 
 /// <summary>Per-source AI state. Partial: each step family keeps its own fields in its own file.</summary>
-public sealed partial class AiSourceState(string source)
+internal sealed partial class AiSourceState(string source)
 {
     public string Source { get; } = source;
 
@@ -101,7 +101,7 @@ public sealed partial class AiSourceState(string source)
 }
 
 /// <summary>Counters of one step: runs, frames, mean ms per frame (EMA), skips by reason.</summary>
-public sealed class AiStepCounters(string name)
+internal sealed class AiStepCounters(string name)
 {
     private readonly Lock _gate = new();
     private readonly Dictionary<string, long> _skips = new(StringComparer.Ordinal);

@@ -6,7 +6,7 @@ using Blankend.Orleans.Ai;
 namespace Blankend.Orleans.Grains.Ai;
 
 /// <summary>The AI steps' instruments on the project's meter (docs/operations.md lists them).</summary>
-public static class AiMetrics
+internal static class AiMetrics
 {
     private static readonly InstrumentAdvice<double> MsBuckets = new()
     {

@@ -13,7 +13,7 @@ using Blankend.Orleans.Grains.Placement;
 namespace Blankend.Orleans.Grains.Ai;
 
 /// <summary>A step that can say which model or method it uses (or why it cannot run), for the status API.</summary>
-public interface IAiStepStatus
+internal interface IAiStepStatus
 {
     string Name { get; }
 
@@ -26,7 +26,7 @@ public interface IAiStepStatus
 /// workers, on the thread pool (never on the Orleans scheduler), with a throw-away source state.
 /// </summary>
 [SiloKeyedPlacement, Reentrant]
-public sealed class AiSiloGrain(AiEngine engine, DeviceWorkerHost host, LocalDevices local) : Grain, IAiSiloGrain
+internal sealed class AiSiloGrain(AiEngine engine, DeviceWorkerHost host, LocalDevices local) : Grain, IAiSiloGrain
 {
     // Off the scheduler: the first report may load the swap engine's models (inswapper is ~550 MB).
     public Task<AiSiloReport> GetReport() => Task.Run(Report);

@@ -13,7 +13,7 @@ namespace Blankend.Orleans.Grains.Client;
 /// is handed, one-way, to each gateway observer that has viewers for it, and (relay enabled, camera frames only)
 /// to the bus link's RelayGrain. Nothing is awaited per frame.
 /// </summary>
-public sealed partial class ClientGrain : Grain, IClientGrain
+internal sealed partial class ClientGrain : Grain, IClientGrain
 {
     private readonly ILogger<ClientGrain> _log;
     private readonly long _expiryMs;

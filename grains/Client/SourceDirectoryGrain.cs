@@ -10,7 +10,7 @@ namespace Blankend.Orleans.Grains.Client;
 /// must not deadlock.
 /// </summary>
 [Reentrant]
-public sealed partial class SourceDirectoryGrain : Grain, ISourceDirectoryGrain
+internal sealed partial class SourceDirectoryGrain : Grain, ISourceDirectoryGrain
 {
     private readonly ILogger<SourceDirectoryGrain> _log;
     private readonly long _expiryMs;

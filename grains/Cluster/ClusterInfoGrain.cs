@@ -9,7 +9,7 @@ namespace Blankend.Orleans.Grains.Cluster;
 /// <summary>Membership entries (from the management grain) joined with the silo metadata this silo has cached.
 /// Lives in the silo assembly because silo metadata is a runtime service.</summary>
 [StatelessWorker]
-public sealed class ClusterInfoGrain(IServiceProvider services) : Grain, IClusterInfoGrain
+internal sealed class ClusterInfoGrain(IServiceProvider services) : Grain, IClusterInfoGrain
 {
     public async Task<SiloInfo[]> GetSilos()
     {

@@ -5,7 +5,7 @@ namespace Blankend.Orleans.Grains.Codec;
 /// included): whether any start code (<c>00 00 01</c>) has been seen, and where parameter sets begin (H.264 SPS;
 /// HEVC VPS), the points a replacement decoder can start from.
 /// </summary>
-public sealed class AnnexBScanner(string codec)
+internal sealed class AnnexBScanner(string codec)
 {
     private readonly bool _hevc = codec == Blankend.Orleans.Codec.VideoCodecs.Hevc;
     private int _carriedZeros;     // zero bytes at the end of the previous chunk (at most 2 matter)
@@ -78,7 +78,7 @@ public sealed class AnnexBScanner(string codec)
 /// begin from a point it can decode instead of erroring until the next keyframe. Bounded: past
 /// <see cref="MaxBytes"/> it gives up until the next parameter set.
 /// </summary>
-public sealed class ReplayBuffer(int maxBytes)
+internal sealed class ReplayBuffer(int maxBytes)
 {
     private static readonly byte[] StartCode = [0, 0, 0, 1];
     private readonly List<byte[]> _parts = [];

@@ -10,7 +10,7 @@ namespace Blankend.Orleans.Grains.Codec;
 /// The ffmpeg side of one silo: its probed capabilities (once, at start-up), the decoder choice, the live decode
 /// sessions and recordings (so that none outlives the silo), and the counters the status API shows.
 /// </summary>
-public sealed partial class CodecHost : DecodeSession.IEvents, IAsyncDisposable
+internal sealed partial class CodecHost : DecodeSession.IEvents, IAsyncDisposable
 {
     /// <summary>GPU decoders failing this many times on a host make it stop choosing the GPU.</summary>
     public const int GpuFailuresBeforeDisable = 3;

@@ -10,7 +10,7 @@ namespace Blankend.Orleans.Grains.Codec;
 /// sessions of every codec host in the process (one per silo). No tag carries a client_id: per-session fps is in
 /// <c>/api/v1/video_processing/codec/status</c> and in the <c>ffmpeg decoded fps</c> log lines.
 /// </summary>
-public static class CodecMetrics
+internal static class CodecMetrics
 {
     /// <summary>Frames out of ffmpeg (each decoded JPEG once; frames a replacement decoder repeats after a GPU
     /// fallback are not counted again), by codec and decoder kind.</summary>

@@ -9,7 +9,7 @@ namespace Blankend.Orleans.Grains.Codec;
 /// (Push is not reentrant: the gateway's calls are awaited one at a time anyway). The session itself does its
 /// I/O on the thread pool, never on this grain's scheduler.
 /// </summary>
-public sealed partial class CodecSessionGrain(CodecHost host, ILogger<CodecSessionGrain> log) : Grain, ICodecSessionGrain
+internal sealed partial class CodecSessionGrain(CodecHost host, ILogger<CodecSessionGrain> log) : Grain, ICodecSessionGrain
 {
     private DecodeSession? _session;
     private Guid _connection;

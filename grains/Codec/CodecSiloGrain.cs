@@ -5,7 +5,7 @@ namespace Blankend.Orleans.Grains.Codec;
 
 /// <summary>Answers for the silo it lives on (see <see cref="SiloKeyedPlacementDirector"/>).</summary>
 [SiloKeyedPlacement]
-public sealed class CodecSiloGrain(CodecHost host) : Grain, ICodecSiloGrain
+internal sealed class CodecSiloGrain(CodecHost host) : Grain, ICodecSiloGrain
 {
     public Task<CodecSiloReport> GetReport() => host.ReportAsync(RuntimeIdentity);
 }

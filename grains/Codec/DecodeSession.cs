@@ -25,7 +25,10 @@ namespace Blankend.Orleans.Grains.Codec;
 /// </list>
 /// Thread-safe: called from a grain, its loops run on the thread pool.
 /// </summary>
-public sealed partial class DecodeSession
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification =
+    "_idle is a one-shot timer re-armed per chunk, unrooted once it fired, and collected with the session; " +
+    "_writeLock is a SemaphoreSlim whose wait handle is never created, so it holds no OS resource.")]
+internal sealed partial class DecodeSession
 {
     public static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(2);
 

@@ -3,7 +3,7 @@ using Blankend.Orleans.Codec;
 
 namespace Blankend.Orleans.Grains.Codec;
 
-public enum GpuMethod : byte
+internal enum GpuMethod : byte
 {
     /// <summary><c>-c:v h264_cuvid</c> / <c>hevc_cuvid</c>: NVDEC through ffmpeg's CUVID decoders.</summary>
     Cuvid,
@@ -13,7 +13,7 @@ public enum GpuMethod : byte
 
 /// <summary>How one session's ffmpeg decodes: the decoder's name (as reported) and the arguments placed before
 /// <c>-i</c>.</summary>
-public sealed record DecoderPlan(string Codec, string Decoder, bool Gpu, IReadOnlyList<string> InputArgs)
+internal sealed record DecoderPlan(string Codec, string Decoder, bool Gpu, IReadOnlyList<string> InputArgs)
 {
     /// <summary>CPU decoder. Slice threading only: frame threading holds one frame per thread back, which
     /// adds latency to a live stream (measured: 2-3 frames more in flight on 2 cores).</summary>
@@ -25,13 +25,13 @@ public sealed record DecoderPlan(string Codec, string Decoder, bool Gpu, IReadOn
 }
 
 /// <summary>The result of one GPU probe decode on this host.</summary>
-public sealed record GpuProbe(string Codec, GpuMethod Method, bool Ok, string Detail, double Ms)
+internal sealed record GpuProbe(string Codec, GpuMethod Method, bool Ok, string Detail, double Ms)
 {
     public string Decoder => DecoderPlan.ForGpu(Codec, Method).Decoder;
 }
 
 /// <summary>What this host's ffmpeg can do, probed once at start-up.</summary>
-public sealed record FfmpegCapabilities(
+internal sealed record FfmpegCapabilities(
     string ConfiguredPath,
     string? ResolvedPath,
     string? Version,
@@ -75,7 +75,7 @@ public sealed record FfmpegCapabilities(
 }
 
 /// <summary>The decision, kept pure so it can be tested with any probe outcome (a GPU fault cannot be staged here).</summary>
-public static class DecoderSelector
+internal static class DecoderSelector
 {
     /// <summary>Primary decoder for <paramref name="codec"/> and the CPU fallback when the primary is a GPU one.</summary>
     /// <param name="gpuDisabledReason">Set when this host stopped trusting its GPU (repeated mid-session failures).</param>
@@ -132,7 +132,7 @@ public static class DecoderSelector
     }
 }
 
-public sealed record DecoderChoice(DecoderPlan? Primary, DecoderPlan? Fallback, string? Unavailable)
+internal sealed record DecoderChoice(DecoderPlan? Primary, DecoderPlan? Fallback, string? Unavailable)
 {
     public static DecoderChoice None(string why) => new(null, null, why);
 }

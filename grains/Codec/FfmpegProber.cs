@@ -8,7 +8,7 @@ namespace Blankend.Orleans.Grains.Codec;
 /// listed and the GPU is preferred, a real decode of a tiny embedded stream through it (listed is not usable:
 /// Debian's ffmpeg lists h264_cuvid on machines without any NVIDIA driver).
 /// </summary>
-public static class FfmpegProber
+internal static class FfmpegProber
 {
     private static readonly TimeSpan ListTimeout = TimeSpan.FromSeconds(15);
     private static readonly TimeSpan GpuProbeTimeout = TimeSpan.FromSeconds(20);
@@ -141,7 +141,7 @@ public static class FfmpegProber
         return n;
     }
 
-    private static IEnumerable<string> Lines(byte[] data) =>
+    private static string[] Lines(byte[] data) =>
         System.Text.Encoding.UTF8.GetString(data).Split('\n');
 
     private static string FirstLine(byte[] data)

@@ -10,7 +10,7 @@ namespace Blankend.Orleans.Grains.Codec;
 /// <c>-loglevel error</c>, so every line is an error). Kill + reap is bounded: <see cref="DisposeAsync"/> never
 /// leaves a process or a zombie behind.
 /// </summary>
-public sealed class FfmpegProcess : IAsyncDisposable
+internal sealed class FfmpegProcess : IAsyncDisposable
 {
     /// <summary>The contract's bound: a process we end is gone (killed and reaped) within this time.</summary>
     public static readonly TimeSpan ReapTimeout = TimeSpan.FromSeconds(5);
@@ -212,7 +212,7 @@ public sealed class FfmpegProcess : IAsyncDisposable
     }
 }
 
-public sealed class FfmpegStartException(string message, Exception? inner = null) : Exception(message, inner);
+internal sealed class FfmpegStartException(string message, Exception? inner = null) : Exception(message, inner);
 
 internal static partial class FfmpegLog
 {

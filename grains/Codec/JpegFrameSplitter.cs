@@ -15,7 +15,7 @@ namespace Blankend.Orleans.Grains.Codec;
 /// next time, i.e. <c>AdvanceTo(buffer.Start, buffer.End)</c>.
 /// </para>
 /// </summary>
-public sealed class JpegFrameSplitter(int maxFrameBytes = JpegFrameSplitter.DefaultMaxFrameBytes)
+internal sealed class JpegFrameSplitter(int maxFrameBytes = JpegFrameSplitter.DefaultMaxFrameBytes)
 {
     public const int DefaultMaxFrameBytes = 64 * 1024 * 1024;
 

@@ -3,7 +3,7 @@ using System.Buffers.Binary;
 namespace Blankend.Orleans.Grains.Codec;
 
 /// <summary>Frame size from a JPEG's SOF segment, found by walking the marker segments (no decode).</summary>
-public static class JpegInfo
+internal static class JpegInfo
 {
     public static bool TryGetSize(ReadOnlySpan<byte> jpeg, out int width, out int height)
     {

@@ -11,7 +11,7 @@ namespace Blankend.Orleans.Grains.Codec;
 /// that one loop on the thread pool writes to ffmpeg's stdin, so the grain never waits on ffmpeg.
 /// ffmpeg starts with the first frame, whose size fixes the video size (later frames of another size are scaled).
 /// </summary>
-public sealed partial class Recorder
+internal sealed partial class Recorder
 {
     /// <summary>Time ffmpeg gets to finalize the MP4 (moov atom, faststart rewrite) before it is killed.</summary>
     public static readonly TimeSpan FinalizeTimeout = TimeSpan.FromSeconds(20);

@@ -13,7 +13,7 @@ namespace Blankend.Orleans.Grains.Codec;
 /// <c>cluster:observer_refresh_ms</c>) and ends the recording when the source stops sending for
 /// <c>recording:idle_timeout_s</c>. The timer exists only while recording.
 /// </summary>
-public sealed partial class RecordingGrain(CodecHost host, IOptions<ClusterSettings> cluster, ILogger<RecordingGrain> log)
+internal sealed partial class RecordingGrain(CodecHost host, IOptions<ClusterSettings> cluster, ILogger<RecordingGrain> log)
     : Grain, IRecordingGrain, IFrameObserver
 {
     private Recorder? _live;

@@ -7,7 +7,7 @@ namespace Blankend.Orleans.Grains.Codec;
 /// in the configured folder. The source must be a valid client_id (letters, digits, - _ . : @; no separator),
 /// and the final absolute path is checked to sit directly in the folder.
 /// </summary>
-public static class RecordingPaths
+internal static class RecordingPaths
 {
     /// <summary>Absolute form of the configured folder (relative: against the working directory).</summary>
     public static string Folder(string configured) => Path.TrimEndingDirectorySeparator(Path.GetFullPath(configured));

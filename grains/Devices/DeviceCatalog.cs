@@ -3,7 +3,7 @@ using Orleans.Runtime.MembershipService.SiloMetadata;
 namespace Blankend.Orleans.Grains.Devices;
 
 /// <summary>Which silo owns which compute device: the placement director and the routing ask this.</summary>
-public interface IDeviceCatalog
+internal interface IDeviceCatalog
 {
     /// <summary>Device ids the silo publishes (empty when its metadata is not known yet).</summary>
     IReadOnlyList<string> DevicesOf(SiloAddress silo);
@@ -14,7 +14,7 @@ public interface IDeviceCatalog
 /// start; Orleans' metadata cache follows membership). The local silo's come straight from
 /// <see cref="LocalDevices"/>, so a single silo never waits for the cache.
 /// </summary>
-public sealed class DeviceCatalog(
+internal sealed class DeviceCatalog(
     IClusterMembershipService membership,
     ISiloMetadataCache metadata,
     ILocalSiloDetails localSilo,

@@ -11,7 +11,7 @@ namespace Blankend.Orleans.Grains.Devices;
 /// off the Orleans scheduler. A full queue answers <see cref="ProcessResult.Saturated"/> at once (the source
 /// forwards its raw frame); nothing waits on it.
 /// </summary>
-public sealed class DeviceLoop
+internal sealed class DeviceLoop
 {
     private readonly DeviceWorkerHost _host;
     private readonly Channel<FrameWork> _queue;

@@ -5,13 +5,13 @@ namespace Blankend.Orleans.Grains.Devices;
 
 /// <summary>Places a device worker grain (key = device id) on a silo that owns the device.</summary>
 [GenerateSerializer, Immutable]
-public sealed class DevicePlacement : PlacementStrategy
+internal sealed class DevicePlacement : PlacementStrategy
 {
     public static readonly DevicePlacement Instance = new();
 }
 
 [AttributeUsage(AttributeTargets.Class, AllowMultiple = false)]
-public sealed class DevicePlacementAttribute() : PlacementAttribute(DevicePlacement.Instance);
+internal sealed class DevicePlacementAttribute() : PlacementAttribute(DevicePlacement.Instance);
 
 /// <summary>
 /// <c>gpuN</c>: only on a silo whose metadata lists it (the GPU host); <c>cpuN</c>: on the silo asking when it
@@ -19,7 +19,7 @@ public sealed class DevicePlacementAttribute() : PlacementAttribute(DevicePlacem
 /// fails the call with a clear message rather than land on a silo that cannot run it. Placement is decided at
 /// activation; when the owning silo dies its activations die with it and the next call is placed again.
 /// </summary>
-public sealed class DevicePlacementDirector(IDeviceCatalog catalog) : IPlacementDirector
+internal sealed class DevicePlacementDirector(IDeviceCatalog catalog) : IPlacementDirector
 {
     public Task<SiloAddress> OnAddActivation(PlacementStrategy strategy, PlacementTarget target, IPlacementContext context)
     {

@@ -10,7 +10,7 @@ namespace Blankend.Orleans.Grains.Devices;
 /// batch them.
 /// </summary>
 [DevicePlacement, Reentrant]
-public sealed partial class DeviceWorkerGrain(DeviceWorkerHost host, LocalDevices local, IEnumerable<IFrameStepPreparation> preparations,
+internal sealed partial class DeviceWorkerGrain(DeviceWorkerHost host, LocalDevices local, IEnumerable<IFrameStepPreparation> preparations,
     ILogger<DeviceWorkerGrain> log)
     : Grain, IDeviceWorkerGrain
 {

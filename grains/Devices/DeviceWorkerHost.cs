@@ -11,7 +11,7 @@ namespace Blankend.Orleans.Grains.Devices;
 /// Creating a loop object starts nothing: its threads start on the first frame and end after
 /// <c>video_processing.idle_stop_ms</c> without work, so a silo with processing off has no worker thread.
 /// </summary>
-public sealed partial class DeviceWorkerHost : IDisposable
+internal sealed partial class DeviceWorkerHost : IDisposable
 {
     private readonly Dictionary<string, DeviceLoop> _loops = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();

@@ -6,7 +6,7 @@ using Blankend.Orleans.Media;
 namespace Blankend.Orleans.Grains.Devices;
 
 /// <summary>One frame on a device worker: its request, the decoded image while the steps run, the result.</summary>
-public sealed class FrameWork(ProcessRequest request)
+internal sealed class FrameWork(ProcessRequest request)
 {
     public ProcessRequest Request { get; } = request;
 
@@ -52,7 +52,7 @@ public sealed class FrameWork(ProcessRequest request)
 /// <c>jpeg_quality</c>. A step that fails for one frame marks that frame (<see cref="FrameWork.Fail"/>) and
 /// the rest go on. The AI steps plug in here.
 /// </summary>
-public interface IFrameStep
+internal interface IFrameStep
 {
     /// <summary>Name shown in the status.</summary>
     string Name { get; }
@@ -67,7 +67,7 @@ public interface IFrameStep
 /// What a step family must have on this silo before a frame is queued (the AI steps: the uploaded reference face
 /// and background, fetched once per new version). Registered by the step family; the worker grain awaits it.
 /// </summary>
-public interface IFrameStepPreparation
+internal interface IFrameStepPreparation
 {
     ValueTask PrepareAsync(IGrainFactory grains, EffectiveSettings settings);
 }
@@ -76,7 +76,7 @@ public interface IFrameStepPreparation
 /// Re-encode (<c>reencode_enabled</c>): leaves the pixels as they are; its presence makes the worker decode and
 /// encode the frame at <c>jpeg_quality</c> (the original service's re-encode).
 /// </summary>
-public sealed class ReencodeStep : IFrameStep
+internal sealed class ReencodeStep : IFrameStep
 {
     public string Name => "reencode";
 
@@ -88,7 +88,7 @@ public sealed class ReencodeStep : IFrameStep
 }
 
 /// <summary>JPEG decode / encode with OpenCV (libjpeg-turbo), on the CPU.</summary>
-public static class JpegCodec
+internal static class JpegCodec
 {
     /// <summary>Decodes to BGR; a JPEG that passed the SOI/EOI check but does not decode fails the frame.</summary>
     public static void Decode(FrameWork w)

@@ -9,7 +9,7 @@ namespace Blankend.Orleans.Grains.Devices;
 /// <see cref="DevicesKey"/>, <see cref="GpusKey"/>, <see cref="DetectionKey"/>) so that every silo can place
 /// device workers and report GPUs without asking this one.
 /// </summary>
-public sealed class LocalDevices
+internal sealed class LocalDevices
 {
     public const string DevicesKey = "blankend_devices";
     public const string GpusKey = "blankend_gpus";
@@ -90,7 +90,7 @@ public sealed class LocalDevices
 
 /// <summary>Finds NVIDIA GPUs: <c>nvidia-smi -L</c> when it is on PATH, else <c>/proc/driver/nvidia/gpus</c>.
 /// No GPU is a valid answer; the text says how it was looked for.</summary>
-public static class GpuDetector
+internal static class GpuDetector
 {
     public sealed record Result(GpuInfo[] Gpus, string Detection);
 

@@ -7,7 +7,7 @@ namespace Blankend.Orleans.Grains.Devices;
 /// of each device worker (never a silent CPU fallback: <c>blankend.processing.provider</c> = 1 with tags
 /// device and provider). Observable instruments cost nothing until a collector reads them.
 /// </summary>
-public sealed class ProcessingMetrics : IDisposable
+internal sealed class ProcessingMetrics : IDisposable
 {
     public const string MeterName = "Blankend.Processing";
 
@@ -49,7 +49,7 @@ public sealed class ProcessingMetrics : IDisposable
 }
 
 /// <summary>Sum of values over the last few whole seconds (rates, busy time); cheap to add to per frame.</summary>
-public sealed class WindowCounter(int seconds = 3)
+internal sealed class WindowCounter(int seconds = 3)
 {
     private readonly long[] _buckets = new long[seconds + 1];
     private readonly Lock _gate = new();

@@ -6,7 +6,7 @@ using Blankend.Orleans.Grains.Placement;
 
 namespace Blankend.Orleans.Grains.Hosting;
 
-public static class CodecHosting
+internal static class CodecHosting
 {
     /// <summary>The silo's ffmpeg side: <see cref="CodecHost"/> (probed at start-up), the per-silo placement of
     /// the codec status grain.</summary>

@@ -9,7 +9,7 @@ using Blankend.Orleans.Grains.Devices;
 
 namespace Blankend.Orleans.Grains.Hosting;
 
-public static class ProcessingSiloExtensions
+internal static class ProcessingSiloExtensions
 {
     /// <summary>
     /// The processing path's silo side: device detection (published as silo metadata), the device placement

@@ -6,15 +6,15 @@ namespace Blankend.Orleans.Grains.Placement;
 /// <summary>Places a grain on the silo its key names (<c>SiloAddress.ToParsableString()</c>); refuses when that
 /// silo is not an active member. For per-silo reports without any registration or timer.</summary>
 [Serializable, GenerateSerializer, Immutable, SuppressReferenceTracking]
-public sealed class SiloKeyedPlacement : PlacementStrategy
+internal sealed class SiloKeyedPlacement : PlacementStrategy
 {
     public static readonly SiloKeyedPlacement Instance = new();
 }
 
 [AttributeUsage(AttributeTargets.Class, AllowMultiple = false)]
-public sealed class SiloKeyedPlacementAttribute() : PlacementAttribute(SiloKeyedPlacement.Instance);
+internal sealed class SiloKeyedPlacementAttribute() : PlacementAttribute(SiloKeyedPlacement.Instance);
 
-public sealed class SiloKeyedPlacementDirector : IPlacementDirector
+internal sealed class SiloKeyedPlacementDirector : IPlacementDirector
 {
     public Task<SiloAddress> OnAddActivation(PlacementStrategy strategy, PlacementTarget target, IPlacementContext context)
     {

@@ -13,7 +13,9 @@ namespace Blankend.Orleans.Grains.Processing;
 /// between awaits only.
 /// </summary>
 [Reentrant]
-public sealed partial class PipelineConfigGrain : Grain, IPipelineConfigGrain
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification =
+    "_updates is a SemaphoreSlim whose wait handle is never created: nothing to release when the activation goes.")]
+internal sealed partial class PipelineConfigGrain : Grain, IPipelineConfigGrain
 {
     /// <summary>Grain storage of state that must outlive a silo: Redis with cluster.clustering=redis, in memory
     /// otherwise (registered by the silo wiring).</summary>
@@ -215,7 +217,7 @@ public sealed partial class PipelineConfigGrain : Grain, IPipelineConfigGrain
 /// <summary>What <see cref="PipelineConfigGrain"/> stores: the live config and the start settings (from the
 /// configuration files) it grew from.</summary>
 [GenerateSerializer, Alias("blankend.PipelineConfigState")]
-public sealed class PipelineConfigState
+internal sealed class PipelineConfigState
 {
     [Id(0)] public PipelineConfig? Config { get; set; }
     [Id(1)] public PipelineSettings? Start { get; set; }

@@ -12,7 +12,7 @@ namespace Blankend.Orleans.Grains.Processing;
 /// <c>[client_id, out]</c> once. Frames it does not take follow the RelayGrain's echo / forward rules.
 /// The pipeline config is cached here and refreshed in the background at most once a second.
 /// </summary>
-public sealed partial class RealtimeBusPipeline(IGrainFactory grains, ILogger<RealtimeBusPipeline> log) : IBusFramePipeline
+internal sealed partial class RealtimeBusPipeline(IGrainFactory grains, ILogger<RealtimeBusPipeline> log) : IBusFramePipeline
 {
     private static readonly long RefreshTicks = Stopwatch.Frequency;
     private PipelineConfig? _config;

@@ -170,7 +170,7 @@ internal sealed class SourceRoute
         _config.Version, _settings, _lastError);
 }
 
-public static class PipelineConfigDefaults
+internal static class PipelineConfigDefaults
 {
     /// <summary>The start configuration: <c>video_processing</c> plus the re-encode keys of <c>stream</c>.</summary>
     public static PipelineConfig FromOptions(long version, VideoProcessingOptions vp, StreamOptions stream, RealtimePipelineOptions rt, AiOptions ai) =>

@@ -8,7 +8,7 @@ namespace Blankend.Orleans.Grains.Relay;
 /// unanswered send of those bytes outstanding. Bounded: past <see cref="Capacity"/> entries the oldest go first.
 /// Not thread-safe: the RelayGrain (single-threaded) owns it.
 /// </summary>
-public sealed class EchoFilter(TimeSpan ttl, int capacity)
+internal sealed class EchoFilter(TimeSpan ttl, int capacity)
 {
     public static readonly TimeSpan DefaultTtl = TimeSpan.FromSeconds(5);
     public const int DefaultCapacity = 16_384;

@@ -5,7 +5,7 @@ namespace Blankend.Orleans.Grains.Relay;
 /// thread. The RelayGrain opens it when it activates on this silo (so exactly one silo holds the link of an
 /// identity) and closes it when it deactivates. Every method returns at once: nothing here waits on the bus.
 /// </summary>
-public interface IRelayLink
+internal interface IRelayLink
 {
     /// <summary>Starts the DEALER (identity and endpoint from <c>stream.*</c>); idempotent. Never throws: when the
     /// socket cannot be set up (an unusable endpoint) the link stays closed and <see cref="LastError"/> says why.</summary>
@@ -32,7 +32,7 @@ public interface IRelayLink
 /// (<c>[client_id, out]</c> to the bus; local viewers are the pipeline's to feed). No implementation is registered
 /// yet: until the pipeline issue plugs one in, none takes a frame.
 /// </summary>
-public interface IBusFramePipeline
+internal interface IBusFramePipeline
 {
     bool TryTake(FrameEnvelope frame);
 }

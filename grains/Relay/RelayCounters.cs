@@ -1,7 +1,7 @@
 namespace Blankend.Orleans.Grains.Relay;
 
 /// <summary>Why a bus message was not sent or not routed. Names (snake_case) are the status API's and the metric tag's.</summary>
-public enum RelayDropReason
+internal enum RelayDropReason
 {
     /// <summary>Outbound: the send queue (<c>stream.send_queue_size</c>) was full; the OLDEST queued frame was dropped.</summary>
     QueueFull,
@@ -28,7 +28,7 @@ public enum RelayDropReason
 /// Plain fields updated with Interlocked: the status API reads them, the "Blankend.Relay" meter observes them, and
 /// nothing is allocated per frame.
 /// </summary>
-public sealed class RelayCounters
+internal sealed class RelayCounters
 {
     public static readonly string[] DropReasonNames =
     [

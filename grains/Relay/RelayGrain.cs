@@ -23,7 +23,7 @@ namespace Blankend.Orleans.Grains.Relay;
 /// the first surviving silo to ask takes the link over).
 /// </summary>
 [global::Orleans.Placement.PreferLocalPlacement]
-public sealed partial class RelayGrain : Grain, IRelayGrain
+internal sealed partial class RelayGrain : Grain, IRelayGrain
 {
     private readonly ILogger<RelayGrain> _log;
     private readonly StreamOptions _options;

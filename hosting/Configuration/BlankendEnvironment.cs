@@ -9,7 +9,7 @@ namespace Blankend.Orleans.Hosting;
 /// </summary>
 public static class BlankendEnvironment
 {
-    public enum ValueKind { Text, Bool, Int }
+    public enum ValueKind { Text, Bool, Number }
 
     public sealed record Mapping(string Variable, string Key, ValueKind Kind);
 
@@ -21,8 +21,8 @@ public static class BlankendEnvironment
         new("BLANKEND_HW_TRANSCODE", "video_processing:hw_transcode", ValueKind.Bool),
         new("BLANKEND_VIDEO_PROCESSING_ENABLED", "video_processing:enabled", ValueKind.Bool),
         new("BLANKEND_REALTIME_PIPELINE_ENABLED", "realtime_pipeline:enabled", ValueKind.Bool),
-        new("BLANKEND_REALTIME_PIPELINE_WORKERS", "realtime_pipeline:workers", ValueKind.Int),
-        new("FACE_DETECT_INTERVAL", "ai:face_detect_interval", ValueKind.Int),
+        new("BLANKEND_REALTIME_PIPELINE_WORKERS", "realtime_pipeline:workers", ValueKind.Number),
+        new("FACE_DETECT_INTERVAL", "ai:face_detect_interval", ValueKind.Number),
         new("SIMPLE_FORWARD", "ai:simple_forward", ValueKind.Bool),
         new("FACE_DETECT_MODEL", "ai:face_detect_model", ValueKind.Text),
         new("SWAP_MODEL", "ai:swap_model", ValueKind.Text),
@@ -38,8 +38,8 @@ public static class BlankendEnvironment
         new("BLANKEND_POSTGRES", "cluster:postgres", ValueKind.Text),
         new("BLANKEND_CLUSTER_ID", "cluster:cluster_id", ValueKind.Text),
         new("BLANKEND_ADVERTISED_IP", "cluster:advertised_ip", ValueKind.Text),
-        new("BLANKEND_SILO_PORT", "cluster:silo_port", ValueKind.Int),
-        new("BLANKEND_GATEWAY_PORT", "cluster:gateway_port", ValueKind.Int),
+        new("BLANKEND_SILO_PORT", "cluster:silo_port", ValueKind.Number),
+        new("BLANKEND_GATEWAY_PORT", "cluster:gateway_port", ValueKind.Number),
     ];
 
     /// <summary>Name of the variable that points at another config file.</summary>
@@ -60,7 +60,7 @@ public static class BlankendEnvironment
                     if (TryParseBool(value, out var b)) result[m.Key] = b ? "true" : "false";
                     else errors.Add($"{m.Variable}='{raw}' is not a boolean (use 1/0, true/false, yes/no, on/off)");
                     break;
-                case ValueKind.Int:
+                case ValueKind.Number:
                     if (int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var i)) result[m.Key] = i.ToString(CultureInfo.InvariantCulture);
                     else errors.Add($"{m.Variable}='{raw}' is not an integer");
                     break;

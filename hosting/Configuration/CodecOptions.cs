@@ -78,7 +78,7 @@ public sealed class RecordingOptionsValidator : IValidateOptions<RecordingOption
     {
         var f = new Failures();
         f.NotEmpty("recording:folder", o.Folder);
-        if (o.Folder.IndexOf('\0') >= 0) f.Add("recording:folder must not contain NUL");
+        if (o.Folder.Contains('\0', StringComparison.Ordinal)) f.Add("recording:folder must not contain NUL");
         if (double.IsNaN(o.DefaultFps) || o.DefaultFps < 1 || o.DefaultFps > 240) f.Add($"recording:default_fps must be between 1 and 240 (got {o.DefaultFps})");
         f.Range("recording:idle_timeout_s", o.IdleTimeoutSeconds, 1, 3600);
         f.Range("recording:queue_frames", o.QueueFrames, 1, 100_000);

@@ -12,7 +12,7 @@ using OpenCvSharp;
 namespace Blankend.Orleans.Tests.Ai;
 
 /// <summary>An AI engine over the shipped models (or another models folder), built without a host.</summary>
-public sealed class FaceEnv : IDisposable
+internal sealed class FaceEnv : IDisposable
 {
     public FaceEnv(string? modelsDir = null, Action<AiOptions>? configure = null)
     {

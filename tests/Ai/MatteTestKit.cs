@@ -13,7 +13,7 @@ using OpenCvSharp;
 namespace Blankend.Orleans.Tests.Ai;
 
 /// <summary>Builds an AiEngine over the shipped models (and the tiny test models), frames and settings.</summary>
-public static class MatteTestKit
+internal static class MatteTestKit
 {
     public static string ModelsDir => Path.Combine(AppContext.BaseDirectory, "models");
 

@@ -15,7 +15,7 @@ namespace Blankend.Orleans.Grains.Ai.Depth;
 /// is relative inverse depth (larger = nearer); it is min-max normalised to 0..255 per frame.
 /// Thread-safe: each call rents pinned buffers from a pool.
 /// </summary>
-public sealed class DepthEstimator(OnnxRuntimeHost runtime) : IDisposable
+internal sealed class DepthEstimator(OnnxRuntimeHost runtime) : IDisposable
 {
     /// <summary>Input side used when the model's H/W are dynamic (MiDaS v2.1 small is 256x256).</summary>
     public const int DefaultSide = 256;

@@ -15,7 +15,7 @@ namespace Blankend.Orleans.Grains.Ai.Depth;
 /// (normalised inverse depth &gt;= <see cref="CutThreshold"/>) and composites the rest over the configured
 /// matte background. No model: the frame passes unchanged, counted as skipped ("model unavailable").
 /// </summary>
-public sealed class DepthStep : IFrameStep, IAiStepStatus, IDisposable
+internal sealed class DepthStep : IFrameStep, IAiStepStatus, IDisposable
 {
     public const string StepName = "depth";
 

@@ -1,7 +1,7 @@
 namespace Blankend.Orleans.Grains.Ai;
 
 /// <summary>The face steps' per-frame results beyond <see cref="Devices.FrameWork.Faces"/>.</summary>
-public sealed partial class AiFrameData
+internal sealed partial class AiFrameData
 {
     /// <summary>True when <see cref="Devices.FrameWork.Faces"/> were reused from an earlier frame (no detector run on this one).</summary>
     public bool FacesReused { get; set; }

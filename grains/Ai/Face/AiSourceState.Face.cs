@@ -3,7 +3,7 @@ using Blankend.Orleans.Ai;
 namespace Blankend.Orleans.Grains.Ai;
 
 /// <summary>The face steps' per-source state (read and written under <see cref="Gate"/>).</summary>
-public sealed partial class AiSourceState
+internal sealed partial class AiSourceState
 {
     /// <summary>Faces of the last detector run, reused until the next one (face_detect_interval).</summary>
     public AiFace[]? LastFaces;

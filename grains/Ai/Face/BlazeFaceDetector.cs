@@ -11,7 +11,7 @@ namespace Blankend.Orleans.Grains.Ai.Face;
 /// score &gt;= min score, MediaPipe weighted NMS (IoU &gt; 0.3 merged, boxes and keypoints averaged by score),
 /// undo the letterbox. Thread-safe: each call rents its own buffers from a small pool.
 /// </summary>
-public sealed class BlazeFaceDetector : IFaceDetector
+internal sealed class BlazeFaceDetector : IFaceDetector
 {
     public const int Anchors = 896;
     private const int Grid16 = 16 * 16 * 2; // 512 anchors, 2 per cell

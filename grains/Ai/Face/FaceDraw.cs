@@ -4,7 +4,7 @@ using OpenCvSharp;
 namespace Blankend.Orleans.Grains.Ai.Face;
 
 /// <summary>Draws faces for the /ai/process "detect" image: box, score, the 6 keypoints, and the mesh points.</summary>
-public static class FaceDraw
+internal static class FaceDraw
 {
     private static readonly Scalar BoxColour = new(0, 255, 0);
     private static readonly Scalar[] KeypointColours =

@@ -11,7 +11,7 @@ namespace Blankend.Orleans.Grains.Ai.Face;
 /// restored at 512x512 and pasted back, after swap when both are on. Off unless the step is asked for; without
 /// the model it is skipped per frame ("model unavailable"). Slow on a CPU: its ms per frame is in the status.
 /// </summary>
-public sealed class FaceEnhanceStep(AiEngine engine) : FaceStep(engine, StepName, AiSteps.Enhance)
+internal sealed class FaceEnhanceStep(AiEngine engine) : FaceStep(engine, StepName, AiSteps.Enhance)
 {
     public const string StepName = "enhance";
 

@@ -6,7 +6,7 @@ using OpenCvSharp;
 namespace Blankend.Orleans.Grains.Ai.Face;
 
 /// <summary>One face mesh: 468 x (x, y, z) in frame pixels (z in the same unit), and MediaPipe's presence.</summary>
-public sealed record FaceMeshResult(float[] Points, float Presence)
+internal sealed record FaceMeshResult(float[] Points, float Presence)
 {
     public const int Count = 468;
 
@@ -21,7 +21,7 @@ public sealed record FaceMeshResult(float[] Points, float Presence)
 /// (border replicated) straight into the tensor; the landmarks are mapped back with the same transform.
 /// Thread-safe: each call rents its own buffers.
 /// </summary>
-public sealed class FaceMeshModel : IDisposable
+internal sealed class FaceMeshModel : IDisposable
 {
     public const int Size = 192;
     private readonly string _inputName;

@@ -7,7 +7,7 @@ using Blankend.Orleans.Ai;
 namespace Blankend.Orleans.Grains.Ai.Face;
 
 /// <summary>The optional face enhancer (GFPGAN, <c>enhancer_model</c>) of the engine, per device.</summary>
-public sealed partial class FaceModels
+internal sealed partial class FaceModels
 {
     private readonly ConcurrentDictionary<string, Lazy<GfpganModel?>> _enhancers = new(StringComparer.Ordinal);
     private volatile string? _enhancerError;

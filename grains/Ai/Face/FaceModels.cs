@@ -13,7 +13,7 @@ namespace Blankend.Orleans.Grains.Ai.Face;
 /// face swapper, and the detector run/reuse counters. One per engine (<see cref="For"/>), shared by the three
 /// face steps and the status API.
 /// </summary>
-public sealed partial class FaceModels : IDisposable
+internal sealed partial class FaceModels : IDisposable
 {
     private static readonly ConditionalWeakTable<AiEngine, FaceModels> All = new();
     private readonly ConcurrentDictionary<string, Lazy<IFaceDetector?>> _detectors = new(StringComparer.Ordinal);

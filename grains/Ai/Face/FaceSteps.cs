@@ -12,7 +12,7 @@ namespace Blankend.Orleans.Grains.Ai.Face;
 /// Counters: <c>Engine.Step("detect")</c> records one run per detector run (its ms); the reused frames are
 /// <see cref="FaceModels.DetectionsReused"/>.
 /// </summary>
-public sealed class FaceDetectStep(AiEngine engine) : FaceStep(engine, StepName, AiSteps.Detect)
+internal sealed class FaceDetectStep(AiEngine engine) : FaceStep(engine, StepName, AiSteps.Detect)
 {
     public const string StepName = "detect";
 
@@ -61,7 +61,7 @@ public sealed class FaceDetectStep(AiEngine engine) : FaceStep(engine, StepName,
 /// Between detector runs the crop follows the face from the previous frame's landmarks (per source); a face
 /// lost while tracked makes the next frame run the detector.
 /// </summary>
-public sealed class FaceMeshStep(AiEngine engine) : FaceStep(engine, StepName, AiSteps.Mesh)
+internal sealed class FaceMeshStep(AiEngine engine) : FaceStep(engine, StepName, AiSteps.Mesh)
 {
     public const string StepName = "mesh";
 
@@ -120,7 +120,7 @@ public sealed class FaceMeshStep(AiEngine engine) : FaceStep(engine, StepName, A
 /// when it and an ArcFace model are usable, else the mesh warp). No reference asset: skipped ("no reference
 /// face"), frame unchanged. The reference is analysed (and embedded) once per asset version.
 /// </summary>
-public sealed class FaceSwapStep(AiEngine engine) : FaceStep(engine, StepName, AiSteps.Swap)
+internal sealed class FaceSwapStep(AiEngine engine) : FaceStep(engine, StepName, AiSteps.Swap)
 {
     public const string StepName = "swap";
 
@@ -192,7 +192,7 @@ internal static class FaceStepErrors
 /// What the three face steps share: their name and flag, the status line from <see cref="FaceModels"/>, and the
 /// per-frame loop in which an expected failure (OpenCV, ONNX Runtime) skips that frame only, counted.
 /// </summary>
-public abstract class FaceStep(AiEngine engine, string name, AiSteps flag) : IFrameStep, IAiStepStatus
+internal abstract class FaceStep(AiEngine engine, string name, AiSteps flag) : IFrameStep, IAiStepStatus
 {
     protected AiEngine Engine { get; } = engine;
 

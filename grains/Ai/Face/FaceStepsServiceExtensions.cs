@@ -3,7 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace Blankend.Orleans.Grains.Ai.Face;
 
-public static class FaceStepsServiceExtensions
+internal static class FaceStepsServiceExtensions
 {
     /// <summary>Registers the face steps as <see cref="IFrameStep"/> singletons, in their run order: detect, mesh,
     /// swap, enhance. They need <see cref="AiEngine"/> (and so <c>OnnxRuntimeHost</c>) registered by the caller; their

@@ -10,7 +10,7 @@ using OpenCvSharp;
 namespace Blankend.Orleans.Grains.Ai.Face;
 
 /// <summary>The reference's ArcFace embedding and inswapper latent (when the inswapper engine is in use).</summary>
-public sealed partial class FaceReference
+internal sealed partial class FaceReference
 {
     /// <summary>The normalised 512-d ArcFace embedding of the reference face; null under the mesh engine.</summary>
     internal float[]? Embedding { get; set; }
@@ -34,7 +34,7 @@ internal sealed record InsightModels(ArcFaceModel ArcFace, InswapperModel Swappe
 /// reference face is embedded once per asset version (on upload, when the check analysed the same bytes, else
 /// on the first frame that needs it), never per frame.
 /// </summary>
-public sealed partial class FaceSwapper
+internal sealed partial class FaceSwapper
 {
     private readonly ConcurrentDictionary<string, Lazy<(InsightModels? Models, string Reason)>> _insight = new(StringComparer.Ordinal);
     private Lazy<OnnxTensor>? _emap;

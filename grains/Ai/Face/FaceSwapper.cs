@@ -10,7 +10,7 @@ namespace Blankend.Orleans.Grains.Ai.Face;
 /// mesh points in crop pixels (OpenCV index coordinates) and a Delaunay triangulation of them (Subdiv2D),
 /// reused for every target face. <see cref="Error"/> says why a reference cannot be used (shown by the API).
 /// </summary>
-public sealed partial class FaceReference
+internal sealed partial class FaceReference
 {
     internal FaceReference(long version, string? error, Mat? image = null, float[]? points = null, int[]? triangles = null, AiFace? face = null)
     {
@@ -52,7 +52,7 @@ public sealed partial class FaceReference
 /// through inswapper instead (FaceSwapper.Insight.cs); <see cref="SwapStatus"/> says which engine and why.
 /// Thread-safe.
 /// </summary>
-public sealed partial class FaceSwapper : IDisposable
+internal sealed partial class FaceSwapper : IDisposable
 {
     /// <summary>Margin in pixels around the face hull for the blend region.</summary>
     private const int Margin = 4;

@@ -5,7 +5,7 @@ using OpenCvSharp;
 namespace Blankend.Orleans.Grains.Ai.Face;
 
 /// <summary>A face detector over one ONNX session: BlazeFace (shipped) or SCRFD (insightface).</summary>
-public interface IFaceDetector : IDisposable
+internal interface IFaceDetector : IDisposable
 {
     OnnxModel Model { get; }
 

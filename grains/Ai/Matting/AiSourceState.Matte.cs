@@ -4,7 +4,7 @@ using OpenCvSharp;
 namespace Blankend.Orleans.Grains.Ai;
 
 /// <summary>The matte and depth steps' per-source state. Read and written only under <see cref="Gate"/>.</summary>
-public sealed partial class AiSourceState
+internal sealed partial class AiSourceState
 {
     /// <summary>Frame width the matte state (previous mask, RVM recurrent states) belongs to; 0 = none yet.</summary>
     public int MatteWidth { get; private set; }

@@ -15,7 +15,7 @@ namespace Blankend.Orleans.Grains.Ai.Matting;
 /// copy and scale it back, which looks the same at a fraction of the cost). Thread-safe: the cached
 /// backgrounds are read-only once published; per-call scratch comes from the caller's <see cref="MatteScratch"/>.
 /// </summary>
-public sealed class Compositor(Func<AiAsset?> backgroundImage)
+internal sealed class Compositor(Func<AiAsset?> backgroundImage)
 {
     /// <summary>Largest blur radius honoured (pixels).</summary>
     public const int MaxBlurRadius = 200;
@@ -215,7 +215,7 @@ public sealed class Compositor(Func<AiAsset?> backgroundImage)
 
 /// <summary>Reusable images of the matte and depth steps for one source (kept in its <see cref="AiSourceState"/>
 /// and used under its lock): OpenCV reallocates one only when the frame size changes.</summary>
-public sealed class MatteScratch : IDisposable
+internal sealed class MatteScratch : IDisposable
 {
     /// <summary>Mask at model resolution, CV_32FC1.</summary>
     public Mat MaskSmall { get; } = new();

@@ -17,7 +17,7 @@ namespace Blankend.Orleans.Grains.Ai.Matting;
 /// changes. A frame whose model is unavailable passes unchanged and is counted as skipped; an error on one
 /// frame fails that frame only (its raw bytes are forwarded); nothing throws out of <see cref="Run"/>.
 /// </summary>
-public sealed class MatteStep : IFrameStep, IAiStepStatus, IDisposable
+internal sealed class MatteStep : IFrameStep, IAiStepStatus, IDisposable
 {
     public const string StepName = "matte";
 

@@ -4,7 +4,7 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace Blankend.Orleans.Grains.Ai.Matting;
 
-public static class MatteStepsServiceExtensions
+internal static class MatteStepsServiceExtensions
 {
     /// <summary>Registers <see cref="MatteStep"/> then <see cref="DepthStep"/> as <see cref="IFrameStep"/> singletons
     /// (each also resolvable as itself, for its Status). Needs <see cref="AiEngine"/> registered.</summary>

@@ -13,7 +13,7 @@ namespace Blankend.Orleans.Grains.Ai.Matting;
 /// states are fetched (not <c>fgr</c>). Stateless itself; the per-source <see cref="RvmState"/> is used
 /// under the source's lock.
 /// </summary>
-public static class RvmMatter
+internal static class RvmMatter
 {
     public static readonly string[] StateInputs = ["r1i", "r2i", "r3i", "r4i"];
     public static readonly string[] Outputs = ["pha", "r1o", "r2o", "r3o", "r4o"];
@@ -65,7 +65,7 @@ public static class RvmMatter
 
 /// <summary>One source's RVM recurrent states r1..r4 (managed float arrays with their shapes, so a forgotten
 /// source holds no native memory) and its reusable pinned NCHW input buffer.</summary>
-public sealed class RvmState : IDisposable
+internal sealed class RvmState : IDisposable
 {
     private static readonly long[] Initial = [1, 1, 1, 1];
 

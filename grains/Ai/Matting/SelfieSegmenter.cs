@@ -16,7 +16,7 @@ namespace Blankend.Orleans.Grains.Ai.Matting;
 /// their OrtValues and Mat headers) from a per-model pool, so concurrent callers never share one and no
 /// large array is allocated per frame.
 /// </summary>
-public sealed class SelfieSegmenter(OnnxRuntimeHost runtime) : IDisposable
+internal sealed class SelfieSegmenter(OnnxRuntimeHost runtime) : IDisposable
 {
     /// <summary>Aspect (width/height) from which the landscape model is used: 16:9 = 1.78 qualifies, 4:3 does not.</summary>
     public const double LandscapeAspect = 1.5;

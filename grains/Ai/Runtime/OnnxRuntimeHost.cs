@@ -15,7 +15,7 @@ namespace Blankend.Orleans.Grains.Ai.Runtime;
 /// CPUExecutionProvider, and its CUDA entry points throw); otherwise the CPU provider runs it, and the status
 /// says which and why. A model that is missing or does not load is reported unavailable with the reason, once.
 /// </summary>
-public sealed partial class OnnxRuntimeHost : IDisposable
+internal sealed partial class OnnxRuntimeHost : IDisposable
 {
     private readonly AiOptions _options;
     private readonly ILogger<OnnxRuntimeHost> _log;
@@ -203,7 +203,7 @@ public sealed partial class OnnxRuntimeHost : IDisposable
 }
 
 /// <summary>One loaded session: the model, the device it is for, and the provider that runs it.</summary>
-public sealed class OnnxModel(AiModelKind kind, string device, string path, InferenceSession session, SessionOptions options, string provider, string providerReason) : IDisposable
+internal sealed class OnnxModel(AiModelKind kind, string device, string path, InferenceSession session, SessionOptions options, string provider, string providerReason) : IDisposable
 {
     public AiModelKind Kind { get; } = kind;
     public string Device { get; } = device;

@@ -19,7 +19,7 @@ namespace Blankend.Orleans.Grains.Relay.Bridge;
 /// </list>
 /// With the relay disabled nothing runs: no socket, no poller thread, no keeper loop.
 /// </summary>
-public sealed partial class RelayBridge : IRelayLink, IHostedService, IDisposable
+internal sealed partial class RelayBridge : IRelayLink, IHostedService, IDisposable
 {
     /// <summary>How often each silo checks that the link owner is active.</summary>
     public static readonly TimeSpan KeeperInterval = TimeSpan.FromSeconds(1);

@@ -8,7 +8,7 @@ namespace Blankend.Orleans.Grains.Relay.Bridge;
 /// setup). Observable instruments over <see cref="RelayCounters"/>: read at collection time, nothing per frame.
 /// A silo that does not hold the link reports zeros and <c>link.state</c> 0.
 /// </summary>
-public sealed class RelayMetrics : IDisposable
+internal sealed class RelayMetrics : IDisposable
 {
     public const string MeterName = "Blankend.Relay";
 
