@@ -1,9 +1,10 @@
 // Decoder check of one host, without Orleans: what the silo's start-up probe sees, then real decode sessions
 // (the service's own DecodeSession class and ffmpeg command lines) on Annex-B files.
-//   dotnet run --project bench/CodecProbe -c Release -- [--ffmpeg PATH] [--cpu] [--seconds S] FILE.h264|FILE.hevc ...
+//   dotnet run --project bench/CodecProbe -c Release -- [--ffmpeg PATH] [--cpu] [--seconds S] [--probe-size BYTES] FILE.h264|FILE.hevc ...
 // For each file: a live-paced run (the whole file spread over S seconds, default 10: give the file's duration;
 // first-frame latency) and a full-speed run (decode throughput), with the decoder the silo would choose (GPU when
 // its probe decode succeeds).
+// --probe-size sets ffmpeg's probesize (codec:probe_size, default 4096; the first-frame latency depends on it).
 // --cpu forces the CPU decoder (comparison). A file named *444* is expected to fail on NVDEC (4:4:4 H.264 is not
 // supported) and shows the GPU -> CPU fallback on real hardware.
 using System.Diagnostics;
@@ -15,11 +16,13 @@ using Microsoft.Extensions.Logging.Abstractions;
 var ffmpeg = "ffmpeg";
 var forceCpu = false;
 var liveSeconds = 10.0;
+var probeSize = 4096;
 var files = new List<string>();
 for (var i = 0; i < args.Length; i++)
 {
     if (args[i] == "--ffmpeg") ffmpeg = args[++i];
     else if (args[i] == "--cpu") forceCpu = true;
+    else if (args[i] == "--probe-size") probeSize = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
     else if (args[i] == "--seconds") liveSeconds = double.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
     else files.Add(args[i]);
 }
@@ -53,7 +56,7 @@ async Task<Result> RunAsync(string codec, DecoderPlan plan, DecoderPlan? fallbac
     var events = new Events();
     long frames = 0;
     long firstTick = 0;
-    var settings = new DecodeSession.Settings("probe", codec, ffmpeg, plan, fallback, 4096, 5, caps.HasFpsMode,
+    var settings = new DecodeSession.Settings("probe", codec, ffmpeg, plan, fallback, probeSize, 5, caps.HasFpsMode,
         TimeSpan.FromSeconds(30), 30, 64 * 1024 * 1024);
     var session = new DecodeSession(settings, _ =>
     {

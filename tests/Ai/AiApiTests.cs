@@ -221,27 +221,28 @@ public sealed class AiApiTests(AiGatewayFixture fixture) : IClassFixture<AiGatew
     public async Task RealtimeConfigValidatesEverythingAndChangesNothingOnA400()
     {
         var before = await Http.GetJsonAsync("api/v1/realtime_pipeline/config");
-        string[] bad =
+        // Each bad body with a word its problem detail must name (the field, or what is wrong).
+        (string Json, string Mention)[] bad =
         [
-            """{"steps":"matte,teleport"}""",
-            """{"workers":0}""",
-            """{"face_detect_interval":0}""",
-            """{"background":{"color":"green"}}""",
-            """{"background":{"kind":"image"}}""",
-            """{"depth_mode":"sideways"}""",
-            """{"enabled":"yes"}""",
-            """{"unknown_key":1}""",
-            """{"source":"cam 1","steps":"detect"}""",
-            """{"source":"camx","workers":2}""",
-            """{"reset":true}""",
-            """{}""",
-            """[1,2]""",
-            """{"steps":""",
+            ("""{"steps":"matte,teleport"}""", "teleport"),
+            ("""{"workers":0}""", "workers"),
+            ("""{"face_detect_interval":0}""", "face_detect_interval"),
+            ("""{"background":{"color":"green"}}""", "background.color"),
+            ("""{"background":{"kind":"image"}}""", "POST /api/v1/ai/background"),
+            ("""{"depth_mode":"sideways"}""", "depth_mode"),
+            ("""{"enabled":"yes"}""", "enabled"),
+            ("""{"unknown_key":1}""", "unknown_key"),
+            ("""{"source":"cam 1","steps":"detect"}""", "source"),
+            ("""{"source":"camx","workers":2}""", "only enabled, steps and reset"),
+            ("""{"reset":true}""", "reset needs a source"),
+            ("""{}""", "no setting given"),
+            ("""[1,2]""", "invalid realtime config"),
+            ("""{"steps":""", "invalid realtime config"),
         ];
-        foreach (var json in bad)
+        foreach (var (json, mention) in bad)
         {
             using var r = await Http.PostAsync("api/v1/realtime_pipeline/config", new StringContent(json, Encoding.UTF8, "application/json"));
-            await AssertProblemAsync(r, HttpStatusCode.BadRequest, "");
+            await AssertProblemAsync(r, HttpStatusCode.BadRequest, mention);
         }
         var after = await Http.GetJsonAsync("api/v1/realtime_pipeline/config");
         Assert.Equal(before.GetProperty("config_version").GetInt64(), after.GetProperty("config_version").GetInt64());
@@ -260,8 +261,9 @@ public sealed class AiApiTests(AiGatewayFixture fixture) : IClassFixture<AiGatew
             Assert.Equal("detect,mesh", s.GetProperty("steps").GetString());
         }
         var status = await Http.GetJsonAsync("api/v1/realtime_pipeline/status");
-        Assert.True(status.TryGetProperty("steps", out _));
-        Assert.Contains(status.GetProperty("config").GetProperty("sources").EnumerateArray(), x => x.GetProperty("source").GetString() == source);
+        var inStatus = status.GetProperty("config").GetProperty("sources").EnumerateArray().Single(x => x.GetProperty("source").GetString() == source);
+        Assert.Equal("detect,mesh", inStatus.GetProperty("steps").GetString());
+        Assert.True(inStatus.GetProperty("enabled").GetBoolean());
         using var reset = await Http.PostAsync("api/v1/realtime_pipeline/config",
             new StringContent($$"""{"source":"{{source}}","reset":true}""", Encoding.UTF8, "application/json"));
         Assert.True(reset.IsSuccessStatusCode);

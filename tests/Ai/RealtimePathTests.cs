@@ -180,15 +180,30 @@ public sealed class RealtimePathTests
         await using var _ = viewer;
         await VideoPathTests.WaitSubscribedAsync(gw.StreamStatusAsync, client);
 
-        // The bus pipeline reads the pipeline config in the background (at most once a second): a first frame of
-        // another client primes it, so the frame under test meets a pipeline that knows the settings.
-        router.Send(identity, NewId("prime"), TestJpeg.Tagged(0));
-        await Task.Delay(1500);
+        // The bus pipeline reads the pipeline config in the background (at most once a second): frames of other
+        // clients prime it until one is taken (pipeline_taken counts it), so the frame under test meets a pipeline
+        // that knows the settings; then every taken prime is answered before the counted frame goes.
+        var primeDeadline = DateTime.UtcNow + Wait;
+        var relay0 = await RelayBusTests.RelayStatusAsync(gw);
+        while (relay0.GetProperty("pipeline_taken").GetInt64() == 0)
+        {
+            Assert.True(DateTime.UtcNow < primeDeadline, $"no priming bus frame was taken by the realtime pipeline: {relay0}");
+            router.Send(identity, NewId("prime"), TestJpeg.Tagged(0));
+            await Task.Delay(200);
+            relay0 = await RelayBusTests.RelayStatusAsync(gw);
+        }
+        relay0 = await RelayBusTests.WaitRelayAsync(gw, s => s.GetProperty("processed_sent").GetInt64() == s.GetProperty("pipeline_taken").GetInt64(),
+            Wait, "every taken priming frame answered");
+        var taken0 = relay0.GetProperty("pipeline_taken").GetInt64();
         var input = Astronaut;
         router.Send(identity, client, input);
         await router.WaitForAsync(r => r.Any(m => m.ClientId == client), Wait, "the answer to the bus frame");
         await viewer.WaitCountAsync(1, Wait);
-        await Task.Delay(500); // a second answer (the original's double send) would arrive now
+        // A marker: a frame of another client, answered after ours; a second answer to ours (the original's
+        // double send) would have been sent on the same socket before the marker's answer.
+        var marker = NewId("marker");
+        router.Send(identity, marker, TestJpeg.Tagged(1));
+        await router.WaitForAsync(r => r.Any(m => m.ClientId == marker), Wait, "the answer to the marker frame");
         var replies = router.For(client);                            // (heartbeats go to their reserved id)
         var processed = Assert.Single(replies);                      // exactly once back to the bus
         Assert.NotEqual(input, processed.Data);                       // the composite, not an echo
@@ -202,8 +217,8 @@ public sealed class RealtimePathTests
         Assert.Equal("bus", view.Meta.GetProperty("origin").GetString());
         Assert.Equal(processed.Data, view.Data);
         var relay = await RelayBusTests.RelayStatusAsync(gw);
-        Assert.Equal(1, relay.GetProperty("pipeline_taken").GetInt64());
-        Assert.Equal(1, relay.GetProperty("processed_sent").GetInt64());
+        Assert.Equal(taken0 + 2, relay.GetProperty("pipeline_taken").GetInt64());  // ours and the marker
+        Assert.Equal(taken0 + 2, relay.GetProperty("processed_sent").GetInt64());
     }
 }
 

@@ -107,7 +107,8 @@ public sealed class DecodeSessionTests(ITestOutputHelper output)
         var stamps = sink.Frames.Select(f => f.Frame.TimestampMs).ToList();
         Assert.Equal(stamps.Order().ToList(), stamps);
         Assert.True(await Procs.WaitGoneAsync(pid, TimeSpan.FromSeconds(5)));
-        Assert.Same(end, events.Ended ?? end);
+        Assert.NotNull(events.Ended); // the owner is told the session ended (before Completion completes)
+        Assert.Same(end, events.Ended);
         output.WriteLine($"{codec}: first frame {firstFrame - firstChunk} ms after the first chunk; {beforeEnd}/{TestStreams.Frames} frames before end-of-input; session stats first_frame_ms={session.Snapshot().FirstFrameMs}");
     }
 
@@ -229,17 +230,20 @@ public sealed class DecodeSessionTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task KillEndsAtOnce()
+    public async Task KillEndsTheSessionAndReapsFfmpegWithinFiveSeconds()
     {
-        var (session, _, _) = Create("h264");
+        var (session, _, events) = Create("h264");
         var data = TestStreams.H264();
         await session.PushAsync(data[..20000]);
         var pid = session.Pid!.Value;
-        var watch = Stopwatch.StartNew();
         session.Kill(DecodeEndReasons.ServiceStopping, "service_stopping", "stopping", 1001);
-        await EndOf(session);
-        Assert.True(await Procs.WaitGoneAsync(pid, TimeSpan.FromSeconds(5)));
-        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"took {watch.Elapsed}");
+        // Liveness bounds, not speed figures: the contract promises that a session releases everything (its
+        // ffmpeg process included) within 5 s.
+        var end = await session.Completion.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.Equal(DecodeEndReasons.ServiceStopping, end.Reason);
+        Assert.Equal(1001, end.CloseStatus);
+        Assert.Same(end, events.Ended);
+        Assert.True(await Procs.WaitGoneAsync(pid, TimeSpan.FromSeconds(5)), $"ffmpeg {pid} still running 5 s after the kill");
     }
 
     [Fact]
@@ -255,9 +259,11 @@ public sealed class DecodeSessionTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task FirstFrameLatencyAtTwoProbeSizes()
+    public async Task FramesFlowWhileStreamingAtBothProbeSizes()
     {
-        // Not a pass/fail number: the measurement behind codec:probe_size (printed in the test output).
+        // The latency is printed, not asserted (speed belongs to bench/CodecProbe, which takes --probe-size): what
+        // is asserted is that a first frame comes while the stream is still being fed, at the old and the new
+        // codec:probe_size.
         var data = TestStreams.H264Live(2);
         foreach (var probe in new[] { 32768, 4096 })
         {
@@ -267,11 +273,12 @@ public sealed class DecodeSessionTests(ITestOutputHelper output)
             var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
             while (sink.Frames.IsEmpty && DateTime.UtcNow < deadline) await Task.Delay(5);
             var latency = sink.Frames.TryPeek(out var f) ? f.Tick - first : -1;
-            await feed;
+            var fedUntil = await feed;
             session.Stop(DecodeEndReasons.ClientClosed);
             var end = await EndOf(session);
             output.WriteLine($"probe_size {probe}: first frame {latency} ms after the first chunk ({data.Length / 2 / 1024} KiB/s stream), {end.Frames} frames");
-            Assert.InRange(latency, 0, 1500);
+            Assert.True(latency >= 0, $"probe_size {probe}: no frame within 5 s");
+            Assert.True(f.Tick <= fedUntil, $"probe_size {probe}: the first frame came only after the last chunk");
         }
     }
 }

@@ -36,7 +36,8 @@ public sealed class RecordingTests(CodecGatewayFixture fixture, ITestOutputHelpe
         return JsonDocument.Parse(body).RootElement.Clone();
     }
 
-    /// <summary>Sends distinct JPEGs to /video_in, paced so that none is dropped at ingest.</summary>
+    /// <summary>Sends distinct JPEGs to /video_in, paced so that none is dropped at ingest, then waits until the
+    /// source's recording has taken all of them (written or counted dropped), within a bound.</summary>
     private async Task SendFramesAsync(string source, int n)
     {
         using var cam = await Ws.ConnectAsync(Gw.Ws($"/video_in?client_id={source}"));
@@ -45,8 +46,25 @@ public sealed class RecordingTests(CodecGatewayFixture fixture, ITestOutputHelpe
             await cam.SendBinaryAsync(TestJpeg.Tagged(i));
             await Task.Delay(40);
         }
-        await Task.Delay(300);
+        await WaitRecordedAsync(source, n);
         await cam.CloseQuietlyAsync();
+    }
+
+    /// <summary>Polls the codec status until the source's recording has written or dropped <paramref name="n"/>
+    /// frames (the one-way deliveries to the recorder have landed), or 15 s pass; returns what it saw last.</summary>
+    private async Task<(long Frames, long Dropped)> WaitRecordedAsync(string source, long n)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
+        (long Frames, long Dropped) seen = (-1, -1);
+        while (DateTime.UtcNow < deadline)
+        {
+            var status = await Gw.Client.GetFromJsonAsync<JsonElement>("api/v1/video_processing/codec/status");
+            foreach (var r in status.GetProperty("recordings").EnumerateArray().Where(r => r.GetProperty("source").GetString() == source))
+                seen = (r.GetProperty("frames").GetInt64(), r.GetProperty("dropped").GetInt64());
+            if (seen.Frames + seen.Dropped >= n) break;
+            await Task.Delay(50);
+        }
+        return seen;
     }
 
     [Fact]
@@ -211,8 +229,11 @@ public sealed class RecordingTests(CodecGatewayFixture fixture, ITestOutputHelpe
         await StopAsync(source);
     }
 
+    /// <summary>Every frame the decode session handed to the source is in the file. (Frames the session itself
+    /// drops when its publisher is starved, counted in its dropped_frames, never reach the source: the recording
+    /// cannot hold those.)</summary>
     [Fact]
-    public async Task RecordingAVideoCodecStreamHoldsEveryDecodedFrame()
+    public async Task RecordingAVideoCodecStreamHoldsEveryFrameTheSourceGot()
     {
         var source = NewSource();
         await StartAsync(source, ",\"fps\":25");
@@ -225,25 +246,32 @@ public sealed class RecordingTests(CodecGatewayFixture fixture, ITestOutputHelpe
             }
             await cam.CloseQuietlyAsync();
         }
-        // The session drains after the close; wait until it is over.
+        // The session drains after the close; wait until it is over. Then the source's frames_in is the number of
+        // frames the session published.
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
-        long decoded = -1;
+        long framesIn = -1;
         while (DateTime.UtcNow < deadline)
         {
             var status = await Gw.Client.GetFromJsonAsync<JsonElement>("api/v1/video_processing/codec/status");
             if (!status.GetProperty("sessions").EnumerateArray().Any(s => s.GetProperty("client_id").GetString() == source))
             {
-                decoded = status.GetProperty("counters").GetProperty("frames_decoded").GetInt64();
+                var stream = await Gw.StreamStatusAsync();
+                framesIn = stream.GetProperty("sources").EnumerateArray().Single(s => s.GetProperty("source").GetString() == source)
+                    .GetProperty("frames_in").GetInt64();
                 break;
             }
             await Task.Delay(100);
         }
-        Assert.True(decoded >= TestStreams.Frames);
-        await Task.Delay(500); // the last one-way deliveries to the recorder
+        Assert.True(framesIn > 0, $"the session did not end, or published nothing (frames_in {framesIn})");
+        var seen = await WaitRecordedAsync(source, framesIn); // the last one-way deliveries to the recorder
         var stopped = await StopAsync(source);
         var frames = stopped.GetProperty("frames").GetInt64();
-        output.WriteLine($"recorded {frames} of {TestStreams.Frames} decoded frames, dropped {stopped.GetProperty("dropped")}");
-        Assert.InRange(frames, TestStreams.Frames - 5, TestStreams.Frames);
+        output.WriteLine($"recorded {frames} of the source's {framesIn} frames ({TestStreams.Frames} in the stream), dropped {stopped.GetProperty("dropped")}; status before stop {seen}");
+        // "idle" here means no frame came within recording:idle_timeout_s (5 s in this fixture) of the start: a
+        // machine too loaded for this test, not a lost frame.
+        Assert.Equal("stopped", stopped.GetProperty("ended").GetString());
+        Assert.Equal(0, stopped.GetProperty("dropped").GetInt64());
+        Assert.Equal(framesIn, frames);
         var info = await FfProbe.ReadAsync(stopped.GetProperty("path").GetString()!);
         Assert.Equal(frames, info.Frames);
         Assert.Equal((320, 240), (info.Width, info.Height));

@@ -16,7 +16,8 @@ namespace Blankend.Orleans.Tests.Codec;
 public sealed class CodecGatewayFixture : IAsyncLifetime
 {
     public const int IdleSeconds = 3;
-    public const int RecordingIdleSeconds = 2;
+    // Long enough that a loaded machine gets a recording's first frame in before the idle rule ends it.
+    public const int RecordingIdleSeconds = 5;
 
     public EmbeddedGateway Gateway { get; private set; } = null!;
 
@@ -261,7 +262,10 @@ public sealed class VideoCodecEndpointTests(CodecGatewayFixture fixture, ITestOu
         var (error, status, _) = await ReadErrorAndCloseAsync(cam);
         Assert.Equal("idle_timeout", error.GetProperty("error").GetString());
         Assert.Equal(WebSocketCloseStatus.EndpointUnavailable, status); // 1001
-        Assert.InRange(watch.Elapsed.TotalSeconds, CodecGatewayFixture.IdleSeconds - 1, CodecGatewayFixture.IdleSeconds + 5);
+        // Not before codec:idle_timeout_s (it is the idle rule that closed it, not something else); the upper end
+        // is only ReadErrorAndCloseAsync's liveness bound, not a speed criterion.
+        Assert.True(watch.Elapsed.TotalSeconds >= CodecGatewayFixture.IdleSeconds - 1, $"closed after {watch.Elapsed}, idle timeout {CodecGatewayFixture.IdleSeconds} s");
+        // The contract's promise: a session that ends releases its ffmpeg process within 5 s.
         Assert.True(await Procs.WaitGoneAsync(pid, TimeSpan.FromSeconds(5)));
     }
 

@@ -46,10 +46,12 @@ public sealed class ClientGrainTests(TwoSiloClusterFixture fixture) : IClassFixt
         await grain.Subscribe(reference);
 
         for (var i = 0; i < 100; i++) await grain.Publish(Frame(source, i));
-        await WaitForAsync(() => observer.Frames.Count >= 100);
-        await Task.Delay(200); // a duplicate would show up now
+        // A marker frame after the 100: once it is here, a duplicate of any of them would have come before it.
+        await grain.Publish(Frame(source, 100));
+        await WaitForAsync(() => observer.Frames.Any(f => TestJpeg.ReadTag(f.Payload) == 100));
+        await WaitForAsync(() => observer.Frames.Count >= 101);
 
-        var frames = observer.Frames.ToArray();
+        var frames = observer.Frames.Where(f => TestJpeg.ReadTag(f.Payload) < 100).ToArray();
         Assert.Equal(100, frames.Length);
         // The grain numbers frames in the order they were published (observer calls may still overtake each
         // other on the way back; the gateway's per-source cursor handles that).
@@ -60,8 +62,8 @@ public sealed class ClientGrainTests(TwoSiloClusterFixture fixture) : IClassFixt
         Assert.All(frames, f => Assert.Equal(source, f.Source));
 
         var stats = await grain.GetStats();
-        Assert.Equal(100, stats.FramesIn);
-        Assert.Equal(100, stats.Seq);
+        Assert.Equal(101, stats.FramesIn);
+        Assert.Equal(101, stats.Seq);
         Assert.Equal(1, stats.Observers);
     }
 
@@ -90,9 +92,11 @@ public sealed class ClientGrainTests(TwoSiloClusterFixture fixture) : IClassFixt
 
         await grain.Unsubscribe(reference);
         await grain.Publish(Frame(source, 2));
-        await grain.GetStats(); // a round trip after the publish: it has been routed by now
-        await Task.Delay(200);
-        Assert.Single(observer.Frames);
+        // Subscribed again, a marker frame: once it is here, frame 2 would have been too.
+        await grain.Subscribe(reference);
+        await grain.Publish(Frame(source, 3));
+        await WaitForAsync(() => observer.Frames.Any(f => TestJpeg.ReadTag(f.Payload) == 3));
+        Assert.Equal([1, 3], observer.Frames.Select(f => TestJpeg.ReadTag(f.Payload)).Order());
     }
 
     [Fact]
@@ -102,15 +106,19 @@ public sealed class ClientGrainTests(TwoSiloClusterFixture fixture) : IClassFixt
         var observer = new RecordingObserver();
         var grain = Client.GetGrain<IClientGrain>(source);
         await grain.Subscribe(Client.CreateObjectReference<IFrameObserver>(observer));
-        await Task.Delay(TwoSiloClusterFixture.RefreshMs * 3 + 1200); // past the 3-refresh expiry and the purge tick
+        // The expiry is what is tested: a wait of 3 refresh periods (plus the purge tick) is its condition.
+        await Task.Delay(TwoSiloClusterFixture.RefreshMs * 3 + 1200);
 
         await grain.Publish(Frame(source, 1)); // purges, then routes to nobody
         await grain.Publish(Frame(source, 2));
         var stats = await grain.GetStats();
-        await Task.Delay(200);
-        Assert.Empty(observer.Frames);
         Assert.Equal(0, stats.Observers);
         Assert.Equal(2, stats.FramesIn);
+        // Subscribed again, a marker frame: once it is here, frames 1 and 2 would have been too.
+        await grain.Subscribe(Client.CreateObjectReference<IFrameObserver>(observer));
+        await grain.Publish(Frame(source, 3));
+        await WaitForAsync(() => !observer.Frames.IsEmpty);
+        Assert.Equal([3], observer.Frames.Select(f => TestJpeg.ReadTag(f.Payload)));
     }
 
     [Fact]
@@ -130,14 +138,14 @@ public sealed class ClientGrainTests(TwoSiloClusterFixture fixture) : IClassFixt
 
         await ga.Publish(Frame(a, 1));
         await gb.Publish(Frame(b, 2));
-        await WaitForAsync(() => observer.Frames.Count >= 2);
-        await ga.GetStats();
-        await gb.GetStats();
-        await Task.Delay(300);
+        // Marker frames after them: once both are here, a second copy of 1 or 2 would have come before.
+        await ga.Publish(Frame(a, 3));
+        await gb.Publish(Frame(b, 4));
+        await WaitForAsync(() => observer.Frames.Count(f => TestJpeg.ReadTag(f.Payload) is 3 or 4) == 2);
 
         var frames = observer.Frames.ToArray();
-        Assert.Equal(2, frames.Length); // a's frame once, not once per registration
-        Assert.Equal(new[] { a, b }.Order(), frames.Select(f => f.Source).Order());
+        Assert.Equal(4, frames.Length); // a's frames once each, not once per registration
+        Assert.Equal([(a, 1), (a, 3), (b, 2), (b, 4)], frames.Select(f => (f.Source, TestJpeg.ReadTag(f.Payload))).Order());
 
         var sources = await Client.GetGrain<ISourceDirectoryGrain>(ISourceDirectoryGrain.Key).ListSources();
         Assert.Contains(a, sources);
@@ -156,6 +164,9 @@ public sealed class ClientGrainTests(TwoSiloClusterFixture fixture) : IClassFixt
         var late = NewSource();
         await Client.GetGrain<IClientGrain>(late).Publish(Frame(late, 5));
         await WaitForAsync(() => observer.Frames.Any(f => f.Source == late));
+        var got = Assert.Single(observer.Frames, f => f.Source == late);
+        Assert.Equal(5, TestJpeg.ReadTag(got.Payload));
+        Assert.Equal(1, got.Seq); // the late source's first frame, stamped by its grain
         await directory.UnsubscribeAll(reference);
     }
 

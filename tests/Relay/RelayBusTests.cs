@@ -157,7 +157,7 @@ public sealed class RelayBusTests
     }
 
     /// <summary>A ROUTER that echoes everything back: each camera frame reaches the viewer once (not once more as a
-    /// bus frame) and the ROUTER once (not again as an echo of the echo), counted over 3 s.</summary>
+    /// bus frame) and the ROUTER once (not again as an echo of the echo), counted once every echo came back.</summary>
     [Fact]
     public async Task EchoingRouterCausesNoDoublePathAndNoLoop()
     {
@@ -172,12 +172,15 @@ public sealed class RelayBusTests
 
         const int n = 20;
         for (var i = 0; i < n; i++) await cam.SendBinaryAsync(TestJpeg.Tagged(i));
-        await Task.Delay(TimeSpan.FromSeconds(3));
+        // Drained when the last frame reached the viewer and the ROUTER, and the gateway has seen all n echoes
+        // come back (each suppressed): a double path or a loop would have shown by then.
+        await viewer.WaitForAsync(f => f.Any(x => x.Tag == n - 1), Wait, "the last frame at the viewer");
+        await router.WaitForAsync(r => r.Any(m => m.ClientId == camera && m.Tag == n - 1), Wait, "the last frame at the ROUTER");
+        var status = await WaitRelayAsync(gw, s => s.GetProperty("echo_suppressed").GetInt64() >= n, Wait, $"{n} echoes suppressed");
 
         Assert.Equal(Enumerable.Range(0, n), viewer.Frames.Select(f => f.Tag));
         Assert.All(viewer.Frames, f => Assert.Equal(camera, f.Source));
         Assert.Equal(Enumerable.Range(0, n), router.For(camera).Select(m => m.Tag));
-        var status = await RelayStatusAsync(gw);
         Assert.Equal(n, status.GetProperty("echo_suppressed").GetInt64());
         Assert.Equal(0, status.GetProperty("echoed_back").GetInt64());
         Assert.Equal(0, status.GetProperty("delivered_to_viewers").GetInt64());
@@ -201,8 +204,13 @@ public sealed class RelayBusTests
 
         const int n = 10;
         for (var i = 0; i < n; i++) router.Send(identity, source, TestJpeg.Tagged(500 + i));
-        await viewer.WaitForAsync(f => f.Count >= n, Wait, $"{n} bus frames");
-        await Task.Delay(TimeSpan.FromSeconds(3));
+        // Drained when the last frame reached both viewers and came back to the ROUTER, and the ROUTER's echoes
+        // of all n send-backs came back to the gateway (each suppressed): a second send-back or a viewer copy of
+        // an echo would have shown by then.
+        await viewer.WaitForAsync(f => f.Any(x => x.Tag == 500 + n - 1), Wait, $"{n} bus frames");
+        await all.WaitForAsync(f => f.Any(x => x.Source == source && x.Tag == 500 + n - 1), Wait, "the last bus frame at the all-sources viewer");
+        await router.WaitForAsync(r => r.Any(m => m.ClientId == source && m.Tag == 500 + n - 1), Wait, "the last bus frame back at the ROUTER");
+        await WaitRelayAsync(gw, s => s.GetProperty("echo_suppressed").GetInt64() >= n, Wait, $"{n} echoes of the send-backs suppressed");
 
         Assert.Equal(Enumerable.Range(500, n), viewer.Frames.Select(f => f.Tag));
         Assert.Equal(Enumerable.Range(1, n).Select(i => (long)i), viewer.Frames.Select(f => f.Seq));
@@ -351,8 +359,8 @@ public sealed class RelayBusTests
     }
 
     /// <summary>No ROUTER at start, then one appears, then it restarts: WebSockets serve throughout, frames sent
-    /// while down are dropped and counted (not queued stale), the link comes back within 10 s each time, /healthz
-    /// says degraded (200) meanwhile, and shutdown is quick.</summary>
+    /// while down are dropped and counted (not queued stale), the link comes back each time, /healthz
+    /// says degraded (200) meanwhile, and shutdown does not hang.</summary>
     [Fact]
     public async Task NoRouterAtStartThenRouterAppearsAndRestarts()
     {
@@ -377,11 +385,11 @@ public sealed class RelayBusTests
                 Assert.Equal("degraded", body.GetProperty("components").GetProperty("bus").GetProperty("state").GetString());
             }
 
-            var watch = Stopwatch.StartNew();
+            // WaitConnectedAsync's 10 s is a liveness bound (protocol.md: a ROUTER that appears is connected within
+            // about a second, tested within 10 s), not a speed figure.
             using (var router = TestRouter.Bind(port))
             {
                 await WaitConnectedAsync(gw);
-                Assert.True(watch.Elapsed < TimeSpan.FromSeconds(10), $"link up after {watch.Elapsed}");
                 await cam.SendBinaryAsync(TestJpeg.Tagged(100));
                 var got = await router.WaitForAsync(r => r.Any(m => m.ClientId == camera), Wait, "a frame after the ROUTER appeared");
                 Assert.Equal([100], got.Where(m => m.ClientId == camera).Select(m => m.Tag)); // nothing stale from before
@@ -391,11 +399,9 @@ public sealed class RelayBusTests
             await cam.SendBinaryAsync(TestJpeg.Tagged(101));
             await viewer.WaitForAsync(f => f.Any(x => x.Tag == 101), Wait, "a frame while the ROUTER is gone");
 
-            watch.Restart();
             using (var router = TestRouter.Bind(port))
             {
                 await WaitConnectedAsync(gw);
-                Assert.True(watch.Elapsed < TimeSpan.FromSeconds(10), $"link back after {watch.Elapsed}");
                 await cam.SendBinaryAsync(TestJpeg.Tagged(102));
                 var got = await router.WaitForAsync(r => r.Any(m => m.ClientId == camera), Wait, "a frame after the ROUTER restarted");
                 Assert.Equal([102], got.Where(m => m.ClientId == camera).Select(m => m.Tag));
@@ -407,9 +413,11 @@ public sealed class RelayBusTests
         }
         finally
         {
+            // A liveness bound, not a speed figure (protocol.md: a process with a bus link stops within the host's
+            // 8 s shutdown timeout; a socket that lingers or a poller that never stops would hang it).
             var stop = Stopwatch.StartNew();
             await gw.DisposeAsync();
-            Assert.True(stop.Elapsed < TimeSpan.FromSeconds(5), $"gateway with a bus link (ROUTER gone) took {stop.Elapsed} to stop");
+            Assert.True(stop.Elapsed < TimeSpan.FromSeconds(8), $"gateway with a bus link (ROUTER gone) took {stop.Elapsed} to stop");
         }
     }
 
@@ -484,12 +492,11 @@ public sealed class RelayBackpressureTests
         // ~60 MB at 200 KB a frame: far more than the ROUTER's pipe, both kernel buffers and our queue hold.
         const int n = 300;
         var frames = Enumerable.Range(0, n).Select(i => TestJpeg.Tagged(i, 200_000)).ToArray();
-        var watch = Stopwatch.StartNew();
-        foreach (var f in frames) await cam.SendBinaryAsync(f);
-        var sendTime = watch.Elapsed;
+        // Every send completes (a camera blocked by the stuck bus would hang here) and the viewer gets the last
+        // frame; the 20 s bounds are liveness, not speed.
+        await Task.Run(async () => { foreach (var f in frames) await cam.SendBinaryAsync(f); }).WaitAsync(TimeSpan.FromSeconds(60));
         await viewer.WaitForAsync(f => f.Any(x => x.Tag == n - 1), TimeSpan.FromSeconds(20), "the last frame");
 
-        Assert.True(sendTime < TimeSpan.FromSeconds(20), $"camera sends took {sendTime}");
         var status = await RelayBusTests.WaitRelayAsync(gw,
             s => s.GetProperty("drops_by_reason").TryGetProperty("queue_full", out var d) && d.GetInt64() > 0,
             TimeSpan.FromSeconds(10), "queue_full drops");

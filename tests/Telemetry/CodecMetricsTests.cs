@@ -68,7 +68,10 @@ public sealed partial class CodecMetricsTests(ITestOutputHelper output)
                 output.WriteLine(string.Join("\n", live.Raw.Split('\n').Where(l => l.Contains("codec", StringComparison.Ordinal))));
             }
         }
-        await Task.Delay(1200); // one more log interval while the session is still open
+        // The session stays open until the stats loop has written two lines for it (one a second).
+        var linesDeadline = DateTime.UtcNow + Wait;
+        while (capture.Lines.Count(l => l.StartsWith("ffmpeg decoded fps", StringComparison.Ordinal)) < 2 && DateTime.UtcNow < linesDeadline)
+            await Task.Delay(100);
         await cam.CloseQuietlyAsync();
         await receive.WaitAsync(TimeSpan.FromSeconds(30));
 
