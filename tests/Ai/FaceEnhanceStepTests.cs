@@ -1,3 +1,4 @@
+using Blankend.Orleans.Tests.Support;
 using Blankend.Orleans.Ai;
 using Blankend.Orleans.Grains.Ai;
 using Blankend.Orleans.Grains.Ai.Face;
@@ -9,6 +10,7 @@ using Xunit.Abstractions;
 namespace Blankend.Orleans.Tests.Ai;
 
 /// <summary>The optional GFPGAN enhance step on a generated model with GFPGAN 1.4's signature.</summary>
+[Trait(TestKind.Name, TestKind.Unit)]
 public sealed class FaceEnhanceStepTests(ITestOutputHelper output)
 {
     private static void RunAll(AiEngine engine, FrameWork w)

@@ -1,3 +1,4 @@
+using Blankend.Orleans.Tests.Support;
 using Blankend.Orleans.Ai;
 using Blankend.Orleans.Grains.Ai.Face.Insight;
 using Xunit;
@@ -5,6 +6,7 @@ using Xunit;
 namespace Blankend.Orleans.Tests.Ai;
 
 /// <summary>insightface's 5-point similarity alignment (estimate_norm) against hand-computed matrices.</summary>
+[Trait(TestKind.Name, TestKind.Unit)]
 public sealed class InsightFaceAlignTests
 {
     private static float[] Template112() => [.. FaceAlign.ArcFaceTemplate.Select(v => (float)v)];

@@ -11,6 +11,7 @@ namespace Blankend.Orleans.Tests.Ai;
 
 /// <summary>The emap reader, the latent, ArcFace's input and inswapper's paste-back, on generated models with
 /// the real signatures (scripts/make-insightface-test-models.py).</summary>
+[Trait(TestKind.Name, TestKind.Unit)]
 public sealed class InsightFaceModelTests
 {
     public static string Model(string file) => TestEnv.TestData(Path.Combine("models", file));

@@ -1,3 +1,4 @@
+using Blankend.Orleans.Tests.Support;
 using Blankend.Orleans.Ai;
 using Blankend.Orleans.Grains.Ai.Face;
 using Blankend.Orleans.Grains.Ai.Face.Insight;
@@ -9,6 +10,7 @@ namespace Blankend.Orleans.Tests.Ai;
 
 /// <summary>SCRFD decoding (strides 8/16/32, 2 anchors, distance boxes and keypoints, NMS), the detector on a
 /// generated SCRFD-signature model, and the insightface model pack folder.</summary>
+[Trait(TestKind.Name, TestKind.Unit)]
 public sealed class InsightFaceScrfdTests
 {
     [Fact]

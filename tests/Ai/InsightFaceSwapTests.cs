@@ -16,6 +16,7 @@ namespace Blankend.Orleans.Tests.Ai;
 
 /// <summary>The swap engine choice (inswapper or mesh, and why), the reference embedded once, the swap through
 /// inswapper with faces from BlazeFace + mesh or from SCRFD, and the same through the service.</summary>
+[Trait(TestKind.Name, TestKind.Integration)]
 public sealed class InsightFaceSwapTests(ITestOutputHelper output)
 {
     private static string Model(string file) => InsightFaceModelTests.Model(file);

@@ -15,6 +15,7 @@ namespace Blankend.Orleans.Tests.Ai;
 /// settings of <c>POST /api/v1/realtime_pipeline/config</c>. Each test starts its own gateway (the realtime
 /// settings are per cluster).
 /// </summary>
+[Trait(TestKind.Name, TestKind.Integration)]
 [Collection(SerialCollection.Name)]
 public sealed class RealtimeBackgroundTests
 {
@@ -168,6 +169,7 @@ public sealed class RealtimeBackgroundTests
 }
 
 /// <summary><c>POST /api/v1/ai/process?steps=mesh</c> on the real models.</summary>
+[Trait(TestKind.Name, TestKind.Integration)]
 [Collection(SerialCollection.Name)]
 public sealed class AiProcessMeshTests(AiGatewayFixture fixture) : IClassFixture<AiGatewayFixture>
 {

@@ -10,6 +10,7 @@ namespace Blankend.Orleans.Tests.Cluster;
 /// A client-mode gateway and a cluster that is not there: before any silo runs (split-mode start order), and after
 /// the only silo is gone. Real processes on a real Redis membership.
 /// </summary>
+[Trait(TestKind.Name, TestKind.Process)]
 [Collection(SerialCollection.Name)]
 public sealed class ClusterReachabilityTests(ITestOutputHelper output)
 {

@@ -12,6 +12,7 @@ using Blankend.Orleans.Gateway.Cluster;
 namespace Blankend.Orleans.Tests.Console;
 
 /// <summary>The web console (GET /) in a real chromium against the real gateway.</summary>
+[Trait(TestKind.Name, TestKind.Process)]
 [Collection(ConsoleCollection.Name)]
 public sealed class ConsoleTests(ConsoleBrowser fixture)
 {

@@ -8,6 +8,7 @@ namespace Blankend.Orleans.Tests.Console;
 /// The console with tokens configured (contract v2 "Access control"): it asks for a token on 401, keeps it for
 /// the tab, and a <c>view</c> token shows the controls disabled (the service refuses its POSTs with 403).
 /// </summary>
+[Trait(TestKind.Name, TestKind.Process)]
 [Collection(ConsoleCollection.Name)]
 public sealed class ConsoleTokenTests(ConsoleBrowser fixture)
 {

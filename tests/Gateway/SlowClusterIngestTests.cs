@@ -14,6 +14,7 @@ namespace Blankend.Orleans.Tests.Gateway;
 /// (it pushes back on the camera instead). The cluster is made slow by a grain call filter on the embedded silo
 /// that holds the source's grain calls until the test opens it: everything else is the real gateway.
 /// </summary>
+[Trait(TestKind.Name, TestKind.Integration)]
 public sealed class SlowClusterIngestTests(ITestOutputHelper output)
 {
     /// <summary>Holds every incoming call of <paramref name="method"/> (on any grain) until <see cref="Open"/>.</summary>

@@ -10,6 +10,7 @@ namespace Blankend.Orleans.Tests.Gateway;
 /// form processing gave it), raw gives the frames as they entered even while processing is on, processed only
 /// the processed ones. Processing here is the video-processing re-encode (its output differs from its input).
 /// </summary>
+[Trait(TestKind.Name, TestKind.Integration)]
 public sealed class ViewerKindTests(GatewayFixture fixture) : IClassFixture<GatewayFixture>
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15);

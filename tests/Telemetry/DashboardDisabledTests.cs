@@ -7,6 +7,7 @@ namespace Blankend.Orleans.Tests.Telemetry;
 
 /// <summary><c>telemetry.dashboard_enabled=false</c>: no /dashboard route and none of the dashboard's services
 /// (neither the client's nor the embedded silo's), checked against the default (enabled) on the same probe.</summary>
+[Trait(TestKind.Name, TestKind.Integration)]
 public sealed class DashboardDisabledTests
 {
     // Keyed descriptors throw on the unkeyed implementation getters.
