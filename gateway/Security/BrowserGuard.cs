@@ -17,6 +17,7 @@ internal sealed partial class BrowserGuard
     private readonly HashSet<string> _origins;
     private readonly bool _anyHost;
     private readonly ILogger<BrowserGuard> _log;
+    private readonly RefusalLog _throttle = new();
 
     public BrowserGuard(IOptions<AuthOptions> auth, IConfiguration config, ILogger<BrowserGuard> log)
     {
@@ -33,7 +34,7 @@ internal sealed partial class BrowserGuard
         if (!_anyHost && !HostAllowed(request.Host.Host))
         {
             SecurityMetrics.Refused(SecurityMetrics.Reasons.Host);
-            LogRefused(_log, 400, request.Method, request.Path.Value ?? "", ProblemAuthorizationResultHandler.Remote(context), $"host '{Cut(request.Host.Value ?? "")}' not in auth.allowed_hosts");
+            Log(400, request.Method, request.Path.Value ?? "", ProblemAuthorizationResultHandler.Remote(context), $"host '{Cut(request.Host.Value ?? "")}' not in auth.allowed_hosts");
             await Results.Problem(title: "host not allowed", detail: "the Host header is not in auth.allowed_hosts",
                 statusCode: StatusCodes.Status400BadRequest).ExecuteAsync(context);
             return;
@@ -43,7 +44,7 @@ internal sealed partial class BrowserGuard
         if ((changes || context.WebSockets.IsWebSocketRequest) && request.Headers.Origin.Count > 0 && !OriginAllowed(request))
         {
             SecurityMetrics.Refused(SecurityMetrics.Reasons.Origin);
-            LogRefused(_log, 403, request.Method, request.Path.Value ?? "", ProblemAuthorizationResultHandler.Remote(context), $"cross-origin request from '{Cut(request.Headers.Origin.ToString())}'");
+            Log(403, request.Method, request.Path.Value ?? "", ProblemAuthorizationResultHandler.Remote(context), $"cross-origin request from '{Cut(request.Headers.Origin.ToString())}'");
             await Results.Problem(title: "origin not allowed",
                 detail: "a page from another origin may not use this route; add it to auth.allowed_origins if it is trusted",
                 statusCode: StatusCodes.Status403Forbidden, instance: request.Path).ExecuteAsync(context);
@@ -52,7 +53,7 @@ internal sealed partial class BrowserGuard
         if (changes && !ContentTypeAllowed(request))
         {
             SecurityMetrics.Refused(SecurityMetrics.Reasons.ContentType);
-            LogRefused(_log, 415, request.Method, request.Path.Value ?? "", ProblemAuthorizationResultHandler.Remote(context), $"content type '{Cut(request.ContentType ?? "(none)")}'");
+            Log(415, request.Method, request.Path.Value ?? "", ProblemAuthorizationResultHandler.Remote(context), $"content type '{Cut(request.ContentType ?? "(none)")}'");
             await Results.Problem(title: "unsupported content type",
                 detail: $"declare the body as application/json (images: image/jpeg or image/png); got '{Cut(request.ContentType ?? "(none)")}'",
                 statusCode: StatusCodes.Status415UnsupportedMediaType, instance: request.Path).ExecuteAsync(context);
@@ -101,6 +102,11 @@ internal sealed partial class BrowserGuard
 
     private static string Cut(string s) => s.Length > 80 ? s[..80] + "..." : s;
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "refused {Method} {Path} from {Remote} with {Status}: {Why}")]
-    private static partial void LogRefused(ILogger log, int status, string method, string path, string remote, string why);
+    private void Log(int status, string method, string path, string remote, string why)
+    {
+        if (_throttle.TryEnter(out var skipped)) LogRefused(_log, status, method, path, remote, why, skipped);
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "refused {Method} {Path} from {Remote} with {Status}: {Why} ({Skipped} more refusals not logged since the last line)")]
+    private static partial void LogRefused(ILogger log, int status, string method, string path, string remote, string why, int skipped);
 }

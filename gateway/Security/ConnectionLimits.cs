@@ -20,6 +20,7 @@ internal sealed partial class ConnectionLimits(IOptions<LimitsOptions> limits, I
     private readonly object _lock = new();
     private int _total;
     private int _codec;
+    private readonly RefusalLog _throttle = new();
 
     public int Open => Volatile.Read(ref _total);
 
@@ -61,7 +62,7 @@ internal sealed partial class ConnectionLimits(IOptions<LimitsOptions> limits, I
         if (refused is { } which)
         {
             SecurityMetrics.Limit(which);
-            LogRefused(log, path, ip.ToString(), detail);
+            if (_throttle.TryEnter(out var skipped)) LogRefused(log, path, ip.ToString(), detail, skipped);
             context.Response.Headers.RetryAfter = "5";
             await Results.Problem(title: "too many connections", detail: detail, statusCode: StatusCodes.Status429TooManyRequests,
                 instance: context.Request.Path).ExecuteAsync(context);
@@ -96,8 +97,8 @@ internal sealed partial class ConnectionLimits(IOptions<LimitsOptions> limits, I
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "refused {Path} from {Remote} with 429: {Detail}")]
-    private static partial void LogRefused(ILogger log, string path, string remote, string detail);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "refused {Path} from {Remote} with 429: {Detail} ({Skipped} more refusals not logged since the last line)")]
+    private static partial void LogRefused(ILogger log, string path, string remote, string detail, int skipped);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "{Path} {Source}: nothing received for {Seconds} s (stream.idle_timeout_s); closing with 1001")]
     private static partial void LogIdle(ILogger log, string path, string source, int seconds);

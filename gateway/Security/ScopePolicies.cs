@@ -88,6 +88,7 @@ internal sealed class SourceHandler(IOptions<StreamOptions> stream) : Authorizat
 internal sealed partial class ProblemAuthorizationResultHandler(ILogger<ProblemAuthorizationResultHandler> log) : IAuthorizationMiddlewareResultHandler
 {
     private readonly AuthorizationMiddlewareResultHandler _default = new();
+    private readonly RefusalLog _throttle = new();
 
     public async Task HandleAsync(RequestDelegate next, HttpContext context, AuthorizationPolicy policy, PolicyAuthorizationResult result)
     {
@@ -95,7 +96,7 @@ internal sealed partial class ProblemAuthorizationResultHandler(ILogger<ProblemA
         {
             var invalid = context.Items.ContainsKey(TokenAuthenticationHandler.InvalidTokenKey);
             SecurityMetrics.Refused(invalid ? SecurityMetrics.Reasons.InvalidToken : SecurityMetrics.Reasons.NoToken);
-            LogRefused(log, 401, context.Request.Method, context.Request.Path.Value ?? "", Remote(context), "-", invalid ? "unknown token" : "no token");
+            Log(401, context.Request.Method, context.Request.Path.Value ?? "", Remote(context), "-", invalid ? "unknown token" : "no token");
             context.Response.Headers.WWWAuthenticate = invalid ? "Bearer error=\"invalid_token\"" : "Bearer";
             await Results.Problem(title: "authentication required",
                 detail: invalid ? "the token is not known" : "send a token: Authorization: Bearer <token> (or ?access_token= on WebSocket paths)",
@@ -106,7 +107,7 @@ internal sealed partial class ProblemAuthorizationResultHandler(ILogger<ProblemA
         {
             var why = result.AuthorizationFailure?.FailureReasons.Select(r => r.Message).FirstOrDefault() ?? "not allowed";
             SecurityMetrics.Refused(SecurityMetrics.Reasons.Forbidden);
-            LogRefused(log, 403, context.Request.Method, context.Request.Path.Value ?? "", Remote(context), context.User.Identity?.Name ?? "-", why);
+            Log(403, context.Request.Method, context.Request.Path.Value ?? "", Remote(context), context.User.Identity?.Name ?? "-", why);
             await Results.Problem(title: "forbidden", detail: why, statusCode: StatusCodes.Status403Forbidden, instance: context.Request.Path)
                 .ExecuteAsync(context);
             return;
@@ -116,6 +117,11 @@ internal sealed partial class ProblemAuthorizationResultHandler(ILogger<ProblemA
 
     internal static string Remote(HttpContext context) => context.Connection.RemoteIpAddress?.ToString() ?? "?";
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "refused {Method} {Path} from {Remote} with {Status} (token {Token}): {Why}")]
-    private static partial void LogRefused(ILogger log, int status, string method, string path, string remote, string token, string why);
+    private void Log(int status, string method, string path, string remote, string token, string why)
+    {
+        if (_throttle.TryEnter(out var skipped)) LogRefused(log, status, method, path, remote, token, why, skipped);
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "refused {Method} {Path} from {Remote} with {Status} (token {Token}): {Why} ({Skipped} more refusals not logged since the last line)")]
+    private static partial void LogRefused(ILogger log, int status, string method, string path, string remote, string token, string why, int skipped);
 }
