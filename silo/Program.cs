@@ -11,6 +11,7 @@ return await BlankendStartup.RunAsync("silo", async () =>
     builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(8));
     builder.Services.AddBlankendSiloProcessTelemetry(builder.Configuration);
     builder.UseOrleans(silo => silo.AddBlankendSilo(builder.Configuration));
+    builder.Services.MaskSecretsInLogs();
     var host = builder.Build();
     host.Services.ValidateBlankendOptions();
     await host.RunAsync();

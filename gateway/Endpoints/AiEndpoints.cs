@@ -67,7 +67,7 @@ internal static class AiEndpoints
     private static readonly TimeSpan ProcessTimeout = TimeSpan.FromSeconds(60);
     private static int _next;
 
-    public static void MapAiEndpoints(this WebApplication app)
+    public static void MapAiEndpoints(this IEndpointRouteBuilder app)
     {
         app.MapGet("/api/v1/ai/status", StatusAsync);
         app.MapPost("/api/v1/ai/process", ProcessAsync);

@@ -47,8 +47,9 @@ internal static class ConsoleEndpoints
 
     public static WebApplication MapBlankendConsole(this WebApplication app)
     {
-        app.MapGet("/", (HttpContext context) => Serve(context, "index.html"));
-        app.MapGet("/console/{**path}", (HttpContext context, string path) => Serve(context, path));
+        // The console loads without a token (it holds no data); it asks for one when the API answers 401.
+        app.MapGet("/", (HttpContext context) => Serve(context, "index.html")).AllowAnonymous();
+        app.MapGet("/console/{**path}", (HttpContext context, string path) => Serve(context, path)).AllowAnonymous();
         return app;
     }
 

@@ -38,7 +38,7 @@ internal static class ProcessingEndpoints
     private const int MaxBodyBytes = 64 * 1024;
     private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(10);
 
-    public static void MapProcessingEndpoints(this WebApplication app)
+    public static void MapProcessingEndpoints(this IEndpointRouteBuilder app)
     {
         app.MapGet("/api/v1/video_processing/pipeline/status", PipelineStatusAsync);
         app.MapGet("/api/v1/video_processing/pipeline/config", GetConfigAsync);

@@ -54,11 +54,14 @@ internal static class StatusEndpoints
 
     /// <summary><c>/healthz</c>: 200 while frames can flow, 503 while a critical component (the cluster) is
     /// unavailable; the body lists every component (see <see cref="HealthService"/>).</summary>
-    public static async Task<IResult> HealthAsync(HealthService health, GatewayMode mode, CancellationToken ct)
+    public static async Task<IResult> HealthAsync(HealthService health, GatewayMode mode, HttpContext context, CancellationToken ct)
     {
         var report = await health.CheckAsync(mode.Name, ct);
-        return Results.Json(report, GatewayJson.Default.HealthReport,
-            statusCode: report.Status == HealthStates.Unavailable ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status200OK);
+        var code = report.Status == HealthStates.Unavailable ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status200OK;
+        // Without a valid token (tokens configured): the status only, no component details (docs/security.md).
+        if (context.User.Identity?.IsAuthenticated != true)
+            return Results.Text($"{{\"status\":\"{report.Status}\"}}", "application/json", statusCode: code);
+        return Results.Json(report, GatewayJson.Default.HealthReport, statusCode: code);
     }
 
     /// <summary><c>/api/v1/stream/status</c>: this gateway's counters, viewers and the sources it watches.</summary>

@@ -140,7 +140,7 @@ internal static partial class VideoCodecEndpoint
             {
             }
             if (receive.IsCompleted) await DrainUntilCloseAsync(socket);
-            else if (await Task.WhenAny(receive, Task.Delay(CloseHandshake)) != receive)
+            else if (await Task.WhenAny(receive, Task.Delay(CloseHandshake, CancellationToken.None)) != receive) // the close handshake is waited for even when the request was aborted
             {
                 socket.Abort();
                 await cts.CancelAsync(); // also frees a receive loop waiting on the pump's queue

@@ -19,6 +19,7 @@ internal static class BlankendGatewayApp
             builder.WebHost.UseUrls(DefaultUrl);
         builder.AddBlankendGateway();
         configure?.Invoke(builder);
+        builder.Services.MaskSecretsInLogs();
         var app = builder.Build();
         app.Services.ValidateBlankendOptions();
         app.MapBlankendEndpoints();

@@ -4,6 +4,7 @@ using Blankend.Orleans.Gateway.Fanout;
 using Blankend.Orleans.Gateway.Telemetry;
 using Blankend.Orleans.Gateway.Health;
 using Blankend.Orleans.Gateway.Ingest;
+using Blankend.Orleans.Gateway.Security;
 using Blankend.Orleans.Hosting;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Trace;
@@ -51,7 +52,7 @@ internal static partial class GatewayHostingExtensions
                 client.UseConnectionRetryFilter<WaitForClusterFilter>();
                 client.Services.AddSingleton<IClusterConnectionStatusObserver, ClientConnectionWatcher>();
                 client.AddActivityPropagation();
-                if (telemetry.DashboardEnabled) client.AddDashboard();
+                if (telemetry.DashboardEnabled) client.AddDashboard(o => o.HideTrace = telemetry.DashboardHideTrace);
             });
             builder.Services.AddHostedService<ClientMembershipPoller>();
         }
@@ -69,6 +70,7 @@ internal static partial class GatewayHostingExtensions
         builder.Services.AddSingleton<HealthService>();
         builder.Services.AddSingleton<CodecGatewayCounters>();
         builder.Services.AddProblemDetails();
+        builder.AddBlankendSecurity();
         return builder;
     }
 
@@ -81,23 +83,26 @@ internal static partial class GatewayHostingExtensions
     {
         var gateway = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<GatewayOptions>>().Value;
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(gateway.WebSocketKeepAliveSeconds) });
+        app.UseBlankendSecurity();
 
-        app.Map("/video_in", VideoInEndpoint.HandleAsync);
-        app.Map("/video_out", VideoOutEndpoint.HandleAsync);
-        app.Map("/video_codec", VideoCodecEndpoint.HandleAsync);
-        app.MapGet("/healthz", StatusEndpoints.HealthAsync);
-        app.MapGet("/api/v1/stream/status", StatusEndpoints.StreamStatusAsync);
-        app.MapGet("/api/v1/cluster/status", StatusEndpoints.ClusterStatusAsync);
-        app.MapGet("/api/v1/relay/status", RelayEndpoints.StatusAsync);
-        app.MapProcessingEndpoints();
-        app.MapGet("/api/v1/video_processing/codec/status", CodecEndpoints.StatusAsync);
-        app.MapPost("/api/v1/realtime_pipeline/record/start", CodecEndpoints.RecordStartAsync);
-        app.MapPost("/api/v1/realtime_pipeline/record/stop", CodecEndpoints.RecordStopAsync);
-        app.MapAiEndpoints();
-        app.MapPrometheusScrapingEndpoint("/metrics");
+        // Scopes (docs/security.md): one policy per route family; anything mapped without one is admin-only.
+        app.Map("/video_in", VideoInEndpoint.HandleAsync).RequireAuthorization(ScopePolicies.Ingest);
+        app.Map("/video_out", VideoOutEndpoint.HandleAsync).RequireAuthorization(ScopePolicies.View);
+        app.Map("/video_codec", VideoCodecEndpoint.HandleAsync).RequireAuthorization(ScopePolicies.Ingest);
+        app.MapGet("/healthz", StatusEndpoints.HealthAsync).AllowAnonymous();
+        var api = app.MapGroup("").RequireApiScopes(); // GET: view, POST/DELETE: control
+        api.MapGet("/api/v1/stream/status", StatusEndpoints.StreamStatusAsync);
+        api.MapGet("/api/v1/cluster/status", StatusEndpoints.ClusterStatusAsync).RequireAuthorization(ScopePolicies.Admin);
+        api.MapGet("/api/v1/relay/status", RelayEndpoints.StatusAsync);
+        api.MapProcessingEndpoints();
+        api.MapGet("/api/v1/video_processing/codec/status", CodecEndpoints.StatusAsync);
+        api.MapPost("/api/v1/realtime_pipeline/record/start", CodecEndpoints.RecordStartAsync);
+        api.MapPost("/api/v1/realtime_pipeline/record/stop", CodecEndpoints.RecordStopAsync);
+        api.MapAiEndpoints();
+        app.MapPrometheusScrapingEndpoint("/metrics").RequireAuthorization(ScopePolicies.Metrics);
         var dashboard = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<TelemetryOptions>>().Value.DashboardEnabled;
-        if (dashboard) app.MapOrleansDashboard(routePrefix: "/dashboard");
-        app.MapBlankendConsole(); // GET / and /console/*: the web console (docs/console.md)
+        if (dashboard) app.MapOrleansDashboard(routePrefix: "/dashboard").RequireAuthorization(ScopePolicies.Admin);
+        app.MapBlankendConsole(); // GET / and /console/*: the web console (docs/console.md), no token needed to load it
 
         app.Lifetime.ApplicationStarted.Register(() =>
         {
@@ -119,7 +124,7 @@ internal static partial class GatewayHostingExtensions
         public async Task<bool> ShouldRetryConnectionAttempt(Exception exception, CancellationToken cancellationToken)
         {
             if (lifetime.ApplicationStopping.IsCancellationRequested || cancellationToken.IsCancellationRequested) return false;
-            LogRetry(log, ++_attempt, exception.Message);
+            LogRetry(log, ++_attempt, SecretMask.Apply(exception.Message));
             await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
             return true;
         }

@@ -5,6 +5,7 @@ using Blankend.Orleans.Grains.Relay.Bridge;
 using Blankend.Orleans.Hosting;
 using Blankend.Orleans.Grains.Codec;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Blankend.Orleans.Grains.Devices;
 using Microsoft.Extensions.Configuration;
@@ -31,7 +32,7 @@ public static class SiloHostingExtensions
         // span and the grain spans of the same frame or request form one trace.
         silo.AddActivityPropagation();
         var telemetry = BlankendConfiguration.Read<TelemetryOptions, TelemetryOptionsValidator>(config, TelemetryOptions.Section);
-        if (telemetry.DashboardEnabled) silo.AddDashboard();
+        if (telemetry.DashboardEnabled) silo.AddDashboard(o => o.HideTrace = telemetry.DashboardHideTrace);
         silo.AddBlankendProcessing(config);
         silo.AddBlankendCodec();
         silo.AddBlankendRelay();
@@ -45,6 +46,7 @@ public static class SiloHostingExtensions
         var services = silo.Services;
         if (services.Any(d => d.ServiceType == typeof(RelayBridge))) return silo;
         services.AddSingleton<RelayCounters>();
+        services.TryAddSingleton<Blankend.Orleans.Limits.LiveSources>(); // shared with an embedding gateway
         services.AddSingleton<RelayMetrics>();
         services.AddSingleton<RelayBridge>();
         services.AddSingleton<IRelayLink>(sp => sp.GetRequiredService<RelayBridge>());

@@ -21,6 +21,8 @@ internal enum RelayDropReason
     NotJpeg,
     /// <summary>Inbound: handing the batch to the RelayGrain failed (silo stopping, grain moving).</summary>
     RouteFailed,
+    /// <summary>Inbound: a new client_id beyond limits.max_sources / limits.max_bus_sources.</summary>
+    TooManySources,
 }
 
 /// <summary>
@@ -33,7 +35,7 @@ internal sealed class RelayCounters
     public static readonly string[] DropReasonNames =
     [
         "queue_full", "link_down", "control_unsent", "no_link", "inbound_queue_full", "malformed", "invalid_client_id",
-        "not_jpeg", "route_failed",
+        "not_jpeg", "route_failed", "too_many_sources",
     ];
 
     public const int StateDisabled = 0;

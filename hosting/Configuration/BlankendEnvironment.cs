@@ -40,6 +40,11 @@ public static class BlankendEnvironment
         new("BLANKEND_ADVERTISED_IP", "cluster:advertised_ip", ValueKind.Text),
         new("BLANKEND_SILO_PORT", "cluster:silo_port", ValueKind.Number),
         new("BLANKEND_GATEWAY_PORT", "cluster:gateway_port", ValueKind.Number),
+        // Access control (docs/security.md): the token and the lists are read as given (lists as comma lists).
+        new("BLANKEND_API_TOKEN", "auth:api_token", ValueKind.Text),
+        new("BLANKEND_ALLOW_ANONYMOUS", "auth:allow_anonymous", ValueKind.Bool),
+        new("BLANKEND_ALLOWED_ORIGINS", "auth:allowed_origins:0", ValueKind.Text),
+        new("BLANKEND_ALLOWED_HOSTS", "auth:allowed_hosts:0", ValueKind.Text),
     ];
 
     /// <summary>Name of the variable that points at another config file.</summary>

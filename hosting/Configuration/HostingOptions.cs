@@ -108,10 +108,13 @@ public sealed class TelemetryOptions
     /// per-frame traces. HTTP requests are traced regardless.</summary>
     [ConfigurationKeyName("trace_sample_every")] public int TraceSampleEvery { get; set; } = 300;
 
-    /// <summary>Orleans Dashboard: profiler on the silos and <c>/dashboard</c> on the gateway. It has no
-    /// authentication: switch it off where the gateway port is reachable by untrusted clients. Silos and
-    /// gateways of one cluster must agree.</summary>
+    /// <summary>Orleans Dashboard: profiler on the silos and <c>/dashboard</c> on the gateway (scope <c>admin</c>
+    /// when tokens are configured, docs/security.md). Silos and gateways of one cluster must agree.</summary>
     [ConfigurationKeyName("dashboard_enabled")] public bool DashboardEnabled { get; set; } = true;
+
+    /// <summary>Dashboard: no live log stream (its trace page shows every log line of the silos, secrets and
+    /// source ids included).</summary>
+    [ConfigurationKeyName("dashboard_hide_trace")] public bool DashboardHideTrace { get; set; } = true;
 }
 
 /// <summary>Section <c>video_processing</c>: the processing path (device workers). <c>enabled</c>,

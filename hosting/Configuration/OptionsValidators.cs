@@ -39,6 +39,7 @@ public sealed class StreamOptionsValidator : IValidateOptions<StreamOptions>
         var f = new Failures();
         f.ClientId("stream:default_client_id", o.DefaultClientId);
         f.Range("stream:max_frame_bytes", o.MaxFrameBytes, 1024, 64 * 1024 * 1024);
+        f.Range("stream:idle_timeout_s", o.IdleTimeoutSeconds, 0, 86_400);
         f.NotEmpty("stream:zmq_endpoint", o.ZmqEndpoint);
         if (!o.ZmqEndpoint.Contains("://", StringComparison.Ordinal)) f.Add($"stream:zmq_endpoint must look like tcp://host:port (got '{o.ZmqEndpoint}')");
         f.NotEmpty("stream:zmq_identity", o.ZmqIdentity);

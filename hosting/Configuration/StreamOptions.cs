@@ -27,4 +27,8 @@ public sealed class StreamOptions
 
     [ConfigurationKeyName("reencode_enabled")] public bool ReencodeEnabled { get; set; }
     [ConfigurationKeyName("jpeg_quality")] public int JpegQuality { get; set; } = 80;
+
+    /// <summary>An ingest socket (/video_in, /video_codec) that sends nothing for this long is closed with 1001;
+    /// also how long a bus source counts as live. 0 = never.</summary>
+    [ConfigurationKeyName("idle_timeout_s")] public int IdleTimeoutSeconds { get; set; } = 60;
 }

@@ -32,10 +32,10 @@ public static class ClusterMembership
         }
         catch (Exception e) when (e is ArgumentException or FormatException or NotSupportedException)
         {
-            throw new BlankendConfigurationException([$"cluster:redis is not a valid Redis connection string ('{connectionString}'): {e.Message}"]);
+            throw new BlankendConfigurationException([$"cluster:redis is not a valid Redis connection string ('{SecretMask.Apply(connectionString)}'): {SecretMask.Apply(e.Message)}"]);
         }
         if (options.EndPoints.Count == 0)
-            throw new BlankendConfigurationException([$"cluster:redis names no Redis endpoint (got '{connectionString}'; e.g. 127.0.0.1:6379)"]);
+            throw new BlankendConfigurationException([$"cluster:redis names no Redis endpoint (got '{SecretMask.Apply(connectionString)}'; e.g. 127.0.0.1:6379)"]);
         // A process that starts before Redis (or outlives a Redis restart) keeps reconnecting instead of failing
         // on its first connect; membership calls fail (and are retried by Orleans) until Redis answers.
         options.AbortOnConnectFail = false;
@@ -56,7 +56,7 @@ public static class ClusterMembership
         }
         catch (Exception e) when (e is ArgumentException or FormatException or KeyNotFoundException)
         {
-            throw new BlankendConfigurationException([$"cluster:postgres is not a valid Npgsql connection string: {e.Message}"]);
+            throw new BlankendConfigurationException([$"cluster:postgres is not a valid Npgsql connection string: {SecretMask.Apply(e.Message)}"]);
         }
         if (string.IsNullOrWhiteSpace(builder.Host))
             throw new BlankendConfigurationException(["cluster:postgres names no Host (e.g. Host=127.0.0.1;Port=5432;Database=blankend;Username=blankend)"]);

@@ -50,7 +50,7 @@ public sealed partial class PostgresSchema(string connectionString, ILogger<Post
                         $"cluster:postgres: the Orleans schema is missing and this user may not create it ({pg.MessageText}); " +
                         "run deploy/sql/postgresql/blankend-orleans.sql (scripts/pg-init.sh) as the database owner", e);
                 }
-                if (attempt++ % 10 == 0) LogWaiting(log, attempt, e.Message);
+                if (attempt++ % 10 == 0) LogWaiting(log, attempt, Blankend.Orleans.Configuration.SecretMask.Apply(e.Message));
                 await Task.Delay(TimeSpan.FromSeconds(1), ct).ConfigureAwait(false);
             }
         }

@@ -16,7 +16,8 @@ public static class BlankendStartup
         }
         catch (Exception e) when (Describe(e) is { } message)
         {
-            await Console.Error.WriteLineAsync($"blankend {role}: configuration error: {message}");
+            // Masked: a bad connection string or token may be quoted by the message (docs/security.md).
+            await Console.Error.WriteLineAsync($"blankend {role}: configuration error: {Blankend.Orleans.Configuration.SecretMask.Apply(message)}");
             return ConfigErrorExitCode;
         }
     }

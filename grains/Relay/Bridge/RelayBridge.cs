@@ -1,5 +1,6 @@
 using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Grains.Relay;
+using Blankend.Orleans.Limits;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -33,9 +34,12 @@ internal sealed partial class RelayBridge : IRelayLink, IHostedService, IDisposa
     private Task _keeper = Task.CompletedTask;
     private int _disposed;
 
+    private readonly LiveSources? _sources;
+
     public RelayBridge(IOptions<StreamOptions> options, IGrainFactory grains, RelayCounters counters, RelayMetrics metrics,
-        ILogger<RelayBridge> log)
+        ILogger<RelayBridge> log, LiveSources? sources = null)
     {
+        _sources = sources;
         _options = options.Value;
         _grains = grains;
         Counters = counters;
@@ -59,7 +63,7 @@ internal sealed partial class RelayBridge : IRelayLink, IHostedService, IDisposa
             if (_link is not null || !_options.RelayEnabled) return;
             try
             {
-                _link = new RelayLink(_options, Counters, _grains.GetGrain<IRelayGrain>(_options.ZmqIdentity), _log);
+                _link = new RelayLink(_options, Counters, _grains.GetGrain<IRelayGrain>(_options.ZmqIdentity), _log, _sources);
                 LastError = null;
             }
             catch (Exception e) when (e is not OutOfMemoryException)

@@ -3,7 +3,9 @@ using System.Text.Json;
 using System.Threading.Channels;
 using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Grains.Relay;
+using Blankend.Orleans.Limits;
 using Blankend.Orleans.Media;
+using Blankend.Orleans.Telemetry;
 using Microsoft.Extensions.Logging;
 using NetMQ;
 using NetMQ.Monitoring;
@@ -55,8 +57,11 @@ internal sealed partial class RelayLink : IDisposable
     private readonly byte[] _linkRequestId;
     private volatile bool _closed;
 
-    public RelayLink(StreamOptions options, RelayCounters counters, IRelayGrain grain, ILogger log)
+    private readonly LiveSources? _sources;
+
+    public RelayLink(StreamOptions options, RelayCounters counters, IRelayGrain grain, ILogger log, LiveSources? sources = null)
     {
+        _sources = sources;
         _options = options;
         _c = counters;
         _grain = grain;
@@ -70,6 +75,9 @@ internal sealed partial class RelayLink : IDisposable
         _socket.Options.Linger = TimeSpan.Zero;                 // shutdown never waits on unsent frames
         _socket.Options.SendHighWatermark = ZmqSendHighWatermark(options.SendQueueSize);
         _socket.Options.ReceiveHighWatermark = 1000;
+        // A message part over max_frame_bytes is refused by ZeroMQ while it is read (never buffered whole): the
+        // link drops and reconnects, counted in Disconnects (blankend.relay.link.disconnects).
+        _socket.Options.MaxMsgSize = options.MaxFrameBytes;
         _socket.Options.ReconnectInterval = TimeSpan.FromMilliseconds(100);
         _socket.Options.ReconnectIntervalMax = TimeSpan.FromSeconds(1);
         // Queue to a peer only once it is connected: with no ROUTER a frame is dropped now (counted link_down)
@@ -307,6 +315,13 @@ internal sealed partial class RelayLink : IDisposable
         if (Jpeg.Check(data) is not null)
         {
             _c.Drop(RelayDropReason.NotJpeg);
+            return;
+        }
+        if (_sources is not null && !_sources.TryTouchBus(clientId, Environment.TickCount64))
+        {
+            // limits.max_sources / max_bus_sources: a new id beyond them gets no grain.
+            _c.Drop(RelayDropReason.TooManySources);
+            SecurityMetrics.Limit(SecurityMetrics.Limits.BusSources);
             return;
         }
         Interlocked.Increment(ref _c.FramesReceived);

@@ -32,6 +32,8 @@ internal sealed class RelayMetrics : IDisposable
         _meter.CreateObservableCounter("blankend.relay.heartbeats.received", () => Interlocked.Read(ref c.HeartbeatsReceived), "{message}");
         _meter.CreateObservableCounter("blankend.relay.control.received", () => Interlocked.Read(ref c.ControlReceived), "{message}", "Inbound control messages (reserved client_ids)");
         _meter.CreateObservableCounter("blankend.relay.link.connects", () => Interlocked.Read(ref c.Connects), "{connect}");
+        _meter.CreateObservableCounter("blankend.relay.link.disconnects", () => Interlocked.Read(ref c.Disconnects), "{disconnect}",
+            "Link drops (router gone, or a message over stream.max_frame_bytes refused by ZeroMQ)");
         _meter.CreateObservableGauge("blankend.relay.link.state", () => Volatile.Read(ref c.State), description: "0 disabled / not held here, 1 connecting, 2 connected");
         _meter.CreateObservableGauge("blankend.relay.queue.depth", () => Volatile.Read(ref c.QueueDepth), "{frame}", "Frames waiting in the send queue");
         _meter.CreateObservableGauge("blankend.relay.heartbeat.last_sent", () => Seconds(Interlocked.Read(ref c.LastHeartbeatSentUnixMs)), "s", "Unix time of the last heartbeat sent");

@@ -1,0 +1,139 @@
+using System.Net.WebSockets;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace Blankend.Orleans.Gateway.Security;
+
+/// <summary>
+/// An ingest socket that is closed with 1001 ("going away") once it has sent nothing for the idle timeout while
+/// the endpoint was waiting for a message (a stalled reader is not the client's silence). The endpoint then sees
+/// the client's close (or an abort 2 s later) like any other end. Sends are serialized with the idle close: a
+/// WebSocket allows one send at a time.
+/// </summary>
+internal sealed class IdleTimeoutWebSocket : WebSocket
+{
+    private readonly WebSocket _inner;
+    private readonly long _idleMs;
+    private readonly Action _onIdle;
+    private readonly Timer _timer;
+    private readonly SemaphoreSlim _send = new(1, 1);
+    private long _lastMs = Environment.TickCount64;
+    private int _receiving;
+    private int _idleClosed;
+
+    public IdleTimeoutWebSocket(WebSocket inner, TimeSpan idle, Action onIdle)
+    {
+        _inner = inner;
+        _idleMs = (long)idle.TotalMilliseconds;
+        _onIdle = onIdle;
+        var period = TimeSpan.FromMilliseconds(Math.Clamp(_idleMs / 4, 50, 1000));
+        _timer = new Timer(_ => Check(), null, period, period);
+    }
+
+    private void Check()
+    {
+        if (Volatile.Read(ref _receiving) == 0 || _inner.State != WebSocketState.Open) return;
+        if (Environment.TickCount64 - Volatile.Read(ref _lastMs) < _idleMs) return;
+        if (Interlocked.Exchange(ref _idleClosed, 1) != 0) return;
+        _ = CloseForIdleAsync();
+    }
+
+    private async Task CloseForIdleAsync()
+    {
+        _onIdle();
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            await _send.WaitAsync(timeout.Token);
+            try { await _inner.CloseOutputAsync(WebSocketCloseStatus.EndpointUnavailable, "idle timeout", timeout.Token); }
+            finally { _send.Release(); }
+            await Task.Delay(TimeSpan.FromSeconds(2));
+        }
+        catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException)
+        {
+        }
+        if (_inner.State is not (WebSocketState.Closed or WebSocketState.Aborted)) _inner.Abort();
+    }
+
+    private void Began()
+    {
+        Volatile.Write(ref _lastMs, Environment.TickCount64);
+        Volatile.Write(ref _receiving, 1);
+    }
+
+    private void Ended()
+    {
+        Volatile.Write(ref _receiving, 0);
+        Volatile.Write(ref _lastMs, Environment.TickCount64);
+    }
+
+    public override WebSocketCloseStatus? CloseStatus => _inner.CloseStatus;
+    public override string? CloseStatusDescription => _inner.CloseStatusDescription;
+    public override WebSocketState State => _inner.State;
+    public override string? SubProtocol => _inner.SubProtocol;
+
+    public override void Abort() => _inner.Abort();
+
+    public override async Task CloseAsync(WebSocketCloseStatus closeStatus, string? statusDescription, CancellationToken cancellationToken)
+    {
+        await _send.WaitAsync(cancellationToken);
+        try { await _inner.CloseAsync(closeStatus, statusDescription, cancellationToken); }
+        finally { _send.Release(); }
+    }
+
+    public override async Task CloseOutputAsync(WebSocketCloseStatus closeStatus, string? statusDescription, CancellationToken cancellationToken)
+    {
+        await _send.WaitAsync(cancellationToken);
+        try { await _inner.CloseOutputAsync(closeStatus, statusDescription, cancellationToken); }
+        finally { _send.Release(); }
+    }
+
+    public override async Task<WebSocketReceiveResult> ReceiveAsync(ArraySegment<byte> buffer, CancellationToken cancellationToken)
+    {
+        Began();
+        try { return await _inner.ReceiveAsync(buffer, cancellationToken); }
+        finally { Ended(); }
+    }
+
+    public override async ValueTask<ValueWebSocketReceiveResult> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        Began();
+        try { return await _inner.ReceiveAsync(buffer, cancellationToken); }
+        finally { Ended(); }
+    }
+
+    public override async Task SendAsync(ArraySegment<byte> buffer, WebSocketMessageType messageType, bool endOfMessage, CancellationToken cancellationToken)
+    {
+        await _send.WaitAsync(cancellationToken);
+        try { await _inner.SendAsync(buffer, messageType, endOfMessage, cancellationToken); }
+        finally { _send.Release(); }
+    }
+
+    public override async ValueTask SendAsync(ReadOnlyMemory<byte> buffer, WebSocketMessageType messageType, bool endOfMessage, CancellationToken cancellationToken)
+    {
+        await _send.WaitAsync(cancellationToken);
+        try { await _inner.SendAsync(buffer, messageType, endOfMessage, cancellationToken); }
+        finally { _send.Release(); }
+    }
+
+    public override async ValueTask SendAsync(ReadOnlyMemory<byte> buffer, WebSocketMessageType messageType, WebSocketMessageFlags messageFlags, CancellationToken cancellationToken)
+    {
+        await _send.WaitAsync(cancellationToken);
+        try { await _inner.SendAsync(buffer, messageType, messageFlags, cancellationToken); }
+        finally { _send.Release(); }
+    }
+
+    public override void Dispose()
+    {
+        _timer.Dispose();
+        _inner.Dispose();
+    }
+}
+
+/// <summary>Hands the endpoint an <see cref="IdleTimeoutWebSocket"/> instead of the accepted socket.</summary>
+internal sealed class IdleTimeoutWebSocketFeature(IHttpWebSocketFeature inner, TimeSpan idle, Action onIdle) : IHttpWebSocketFeature
+{
+    public bool IsWebSocketRequest => inner.IsWebSocketRequest;
+
+    public async Task<WebSocket> AcceptAsync(WebSocketAcceptContext context) =>
+        new IdleTimeoutWebSocket(await inner.AcceptAsync(context), idle, onIdle);
+}
