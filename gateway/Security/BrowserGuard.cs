@@ -92,7 +92,7 @@ internal sealed partial class BrowserGuard
     {
         var type = request.ContentType;
         if (type is null)
-            return !HttpMethods.IsPost(request.Method) && (request.ContentLength ?? 0) == 0 && !request.Headers.TransferEncoding.Any();
+            return !HttpMethods.IsPost(request.Method) && (request.ContentLength ?? 0) == 0 && request.Headers.TransferEncoding.Count == 0;
         var media = type.Split(';', 2)[0].Trim();
         return media.Equals("application/json", StringComparison.OrdinalIgnoreCase) || media.Equals("image/jpeg", StringComparison.OrdinalIgnoreCase)
             || media.Equals("image/png", StringComparison.OrdinalIgnoreCase);

@@ -57,7 +57,7 @@ internal static class SecurityHosting
     }
 
     /// <summary>The keys of each <c>auth.tokens</c> element (the section check sees only <c>tokens</c>).</summary>
-    private static void CheckTokenKeys(IConfiguration config)
+    private static void CheckTokenKeys(ConfigurationManager config)
     {
         var errors = new List<string>();
         foreach (var token in config.GetSection("auth:tokens").GetChildren())
