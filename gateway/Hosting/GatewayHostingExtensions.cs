@@ -97,6 +97,7 @@ public static partial class GatewayHostingExtensions
         app.MapGet("/api/v1/video_processing/codec/status", CodecEndpoints.StatusAsync);
         app.MapPost("/api/v1/realtime_pipeline/record/start", CodecEndpoints.RecordStartAsync);
         app.MapPost("/api/v1/realtime_pipeline/record/stop", CodecEndpoints.RecordStopAsync);
+        app.MapRecordingEndpoints();
         app.MapAiEndpoints();
         app.MapPrometheusScrapingEndpoint("/metrics");
         var dashboard = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<TelemetryOptions>>().Value.DashboardEnabled;
@@ -107,6 +108,7 @@ public static partial class GatewayHostingExtensions
             "HTTP: /healthz, /metrics, /api/v1/stream/status, /api/v1/cluster/status, /api/v1/relay/status, " +
             "/api/v1/video_processing/pipeline/status|config, /api/v1/video_processing/gpu/status, " +
             "/api/v1/video_processing/codec/status, POST /api/v1/realtime_pipeline/record/start|stop, " +
+            "GET /api/v1/recordings, GET /api/v1/recordings/{id}/file, DELETE /api/v1/recordings/{id}, " +
             "/api/v1/realtime_pipeline/status|config, /api/v1/ai/status, POST /api/v1/ai/process?steps=detect,mesh,swap,matte,depth&format=jpeg|json, " +
             "POST|DELETE /api/v1/ai/reference, POST|DELETE /api/v1/ai/background" + (dashboard ? ", /dashboard" : "") + "\n"));
 

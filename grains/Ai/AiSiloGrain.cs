@@ -179,9 +179,10 @@ public sealed class AiSiloGrain(AiEngine engine, DeviceWorkerHost host, LocalDev
             return null;
         }
         // A few KB can declare a gigapixel image: refuse by the header before anything is allocated.
-        if (ImageSniffer.TryReadSize(bytes, out var w, out var h) && (long)w * h > ImageSniffer.MaxPixels)
+        // One whose header gives no size is refused too: the decoder would find it out by allocating.
+        if (ImageSniffer.SizeProblem(bytes) is { } tooBig)
         {
-            error = $"the image declares {w}x{h} pixels, more than the {ImageSniffer.MaxPixels / 1_000_000} megapixels accepted";
+            error = tooBig;
             return null;
         }
         try
@@ -212,6 +213,17 @@ public static class ImageSniffer
 
     public static bool IsJpegOrPng(ReadOnlySpan<byte> b) =>
         (b.Length >= 4 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF) || (b.Length >= 16 && b[..8].SequenceEqual(Png));
+
+    /// <summary>Why the image may not be decoded: its header gives no size (or a zero one), or more than
+    /// <see cref="MaxPixels"/>. Null when it may.</summary>
+    public static string? SizeProblem(ReadOnlySpan<byte> b)
+    {
+        if (!TryReadSize(b, out var w, out var h) || w <= 0 || h <= 0)
+            return "the image header does not give its size (no PNG IHDR or JPEG SOF before the image data)";
+        if ((long)w * h > MaxPixels)
+            return $"the image declares {w}x{h} pixels, more than the {MaxPixels / 1_000_000} megapixels accepted";
+        return null;
+    }
 
     /// <summary>The size a PNG (IHDR) or JPEG (first SOFn) header declares; false when none is found.</summary>
     public static bool TryReadSize(ReadOnlySpan<byte> b, out int width, out int height)

@@ -72,9 +72,9 @@ public static class JpegCodec
     public static void Decode(FrameWork w)
     {
         // A frame's few KB can declare a gigapixel picture: refused by its header before anything is allocated.
-        if (Ai.ImageSniffer.TryReadSize(w.Request.Frame.Payload, out var width, out var height) && (long)width * height > Ai.ImageSniffer.MaxPixels)
+        if (Ai.ImageSniffer.SizeProblem(w.Request.Frame.Payload) is { } refused)
         {
-            w.Fail("decode", $"the JPEG declares {width}x{height} pixels, more than {Ai.ImageSniffer.MaxPixels / 1_000_000} megapixels");
+            w.Fail("decode", refused);
             return;
         }
         try

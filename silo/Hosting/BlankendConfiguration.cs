@@ -19,6 +19,7 @@ public static class BlankendConfiguration
     [
         StreamOptions.Section, ClusterSettings.Section, GatewayOptions.Section, VideoProcessingOptions.Section,
         RealtimePipelineOptions.Section, AiOptions.Section, TelemetryOptions.Section, CodecOptions.Section, RecordingOptions.Section,
+        LimitsOptions.Section,
         // Standard .NET sections that may live in the same file.
         "Logging", "Kestrel", "Orleans", "AllowedHosts",
     ];
@@ -94,6 +95,7 @@ public static class BlankendConfiguration
         Add<TelemetryOptions, TelemetryOptionsValidator>(services, config, TelemetryOptions.Section);
         Add<CodecOptions, CodecOptionsValidator>(services, config, CodecOptions.Section);
         Add<RecordingOptions, RecordingOptionsValidator>(services, config, RecordingOptions.Section);
+        Add<LimitsOptions, LimitsOptionsValidator>(services, config, LimitsOptions.Section);
         return services;
     }
 
@@ -115,6 +117,7 @@ public static class BlankendConfiguration
         (RealtimePipelineOptions.Section, typeof(RealtimePipelineOptions)), (AiOptions.Section, typeof(AiOptions)),
         (TelemetryOptions.Section, typeof(TelemetryOptions)),
         (CodecOptions.Section, typeof(CodecOptions)), (RecordingOptions.Section, typeof(RecordingOptions)),
+        (LimitsOptions.Section, typeof(LimitsOptions)),
     ];
 
     /// <summary>
@@ -155,6 +158,7 @@ public static class BlankendConfiguration
         _ = services.GetRequiredService<IOptions<TelemetryOptions>>().Value;
         _ = services.GetRequiredService<IOptions<CodecOptions>>().Value;
         _ = services.GetRequiredService<IOptions<RecordingOptions>>().Value;
+        _ = services.GetRequiredService<IOptions<LimitsOptions>>().Value;
     }
 
     /// <summary>Reads a section right away (for settings needed while the host is being built), with the same
