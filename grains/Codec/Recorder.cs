@@ -116,6 +116,14 @@ public sealed partial class Recorder
         }
     }
 
+    /// <summary>How ffmpeg ended (.NET reports a signal as 128 + its number).</summary>
+    private static string Exit(FfmpegProcess? p) => p?.ExitCode switch
+    {
+        null => "still running or unknown exit",
+        > 128 and < 160 and var code => $"killed by signal {code - 128}",
+        var code => $"exit code {code}",
+    };
+
     private void Check()
     {
         lock (_gate)
@@ -125,9 +133,7 @@ public sealed partial class Recorder
         // ffmpeg may die between frames (killed, out of memory): noticed here, not only on the next write.
         if (_process is { HasExited: true } p && Failure is null)
         {
-            var code = p.ExitCode;
-            var how = code is > 128 and < 160 ? $"killed by signal {code - 128}" : $"exit code {code?.ToString(CultureInfo.InvariantCulture) ?? "?"}";
-            Fail($"ffmpeg exited unexpectedly ({how}): {p.StderrSummary()}".TrimEnd(' ', ':'));
+            Fail($"ffmpeg exited unexpectedly ({Exit(p)}): {p.StderrSummary()}".TrimEnd(' ', ':'));
         }
         var bytes = FileBytes();
         string? limit = null;
@@ -222,7 +228,7 @@ public sealed partial class Recorder
             catch (Exception e) when (e is IOException or ObjectDisposedException)
             {
                 await Task.Delay(100).ConfigureAwait(false); // let stderr say why
-                Fail($"ffmpeg stopped taking frames (exit {_process?.ExitCode?.ToString() ?? "?"}): {_process?.StderrSummary()}");
+                Fail($"ffmpeg stopped taking frames ({Exit(_process)}): {_process?.StderrSummary()}".TrimEnd(' ', ':'));
             }
         }
     }

@@ -241,7 +241,7 @@ public sealed class RecordingTests(CodecGatewayFixture fixture, ITestOutputHelpe
         await Task.Delay(500); // the last one-way deliveries to the recorder
         var stopped = await StopAsync(source);
         var frames = stopped.GetProperty("frames").GetInt64();
-        output.WriteLine($"recorded {frames} of {TestStreams.Frames} decoded frames, dropped {stopped.GetProperty("dropped")}");
+        output.WriteLine($"recorded {frames} of {TestStreams.Frames} decoded frames: {stopped}");
         Assert.InRange(frames, TestStreams.Frames - 5, TestStreams.Frames);
         var info = await FfProbe.ReadAsync(stopped.GetProperty("path").GetString()!);
         Assert.Equal(frames, info.Frames);
