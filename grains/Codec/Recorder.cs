@@ -19,11 +19,16 @@ namespace Blankend.Orleans.Grains.Codec;
 public sealed partial class Recorder
 {
     /// <summary>Time ffmpeg gets to write its last fragment before it is killed (the file stays playable then
-    /// too). With <see cref="DrainTimeout"/> it fits in the host's 8 s shutdown timeout.</summary>
-    public static readonly TimeSpan FinalizeTimeout = TimeSpan.FromSeconds(4);
+    /// too), and the time the queued frames get to reach it, on a stop call (a busy host may need a while).</summary>
+    public static readonly TimeSpan FinalizeTimeout = TimeSpan.FromSeconds(10);
 
-    /// <summary>Time the queued frames get to reach ffmpeg at the end.</summary>
-    public static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(2);
+    public static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>The same two bounds while the service stops: together they fit in the host's 8 s shutdown
+    /// timeout. What they cut off is at most the last fragment.</summary>
+    public static readonly TimeSpan ShutdownFinalizeTimeout = TimeSpan.FromSeconds(4);
+
+    public static readonly TimeSpan ShutdownDrainTimeout = TimeSpan.FromSeconds(2);
 
     /// <summary>Period of the sidecar heartbeat and of the limit checks.</summary>
     public static readonly TimeSpan MonitorInterval = TimeSpan.FromSeconds(1);
@@ -305,8 +310,9 @@ public sealed partial class Recorder
     {
         await _monitorStop.CancelAsync().ConfigureAwait(false);
         await _monitor.ConfigureAwait(false);
+        var shutdown = ended == "service_stopping";
         _queue.Writer.TryComplete();
-        try { await _writer.WaitAsync(DrainTimeout).ConfigureAwait(false); }
+        try { await _writer.WaitAsync(shutdown ? ShutdownDrainTimeout : DrainTimeout).ConfigureAwait(false); }
         catch (TimeoutException) { Fail("writing queued frames timed out"); }
 
         var written = false;
@@ -315,10 +321,11 @@ public sealed partial class Recorder
         if (_process is { } p)
         {
             p.CloseStdin();
-            var exited = await p.WaitForExitAsync(FinalizeTimeout).ConfigureAwait(false);
+            var finalize = shutdown ? ShutdownFinalizeTimeout : FinalizeTimeout;
+            var exited = await p.WaitForExitAsync(finalize).ConfigureAwait(false);
             if (!exited)
             {
-                detail ??= $"ffmpeg did not finalize the file within {FinalizeTimeout.TotalSeconds:0} s";
+                detail ??= $"ffmpeg did not finalize the file within {finalize.TotalSeconds:0} s";
             }
             else if (p.ExitCode != 0)
             {
