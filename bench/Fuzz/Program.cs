@@ -11,7 +11,7 @@ var count = 1_000_000L;
 var targets = FuzzTargets.All.Keys.ToList();
 var corpus = Path.Combine("tests", "testdata", "fuzz");
 var findings = Path.Combine("bench", "Fuzz", "findings");
-var hangMs = 2000;
+var hangMs = 5000;
 var seed = (string?)null;
 for (var i = 0; i < args.Length; i++)
 {
@@ -163,12 +163,29 @@ internal sealed class Watchdog : IDisposable
 
     public void Leave() => _input = null;
 
+    /// <summary>An input is a hang when it has run longer than the bound AND the process then burned that much CPU
+    /// more without it returning: on a starved machine (another build, a low nice) wall time alone is no proof.</summary>
     private void Watch()
     {
+        using var self = Process.GetCurrentProcess();
+        byte[]? suspect = null;
+        var cpuAtSuspicion = TimeSpan.Zero;
         while (!_stop)
         {
             Thread.Sleep(100);
-            if (_input is { } input && Environment.TickCount64 - Volatile.Read(ref _since) > _hangMs)
+            var input = _input;
+            if (input is null || Environment.TickCount64 - Volatile.Read(ref _since) <= _hangMs)
+            {
+                suspect = null;
+                continue;
+            }
+            self.Refresh();
+            if (!ReferenceEquals(suspect, input))
+            {
+                (suspect, cpuAtSuspicion) = (input, self.TotalProcessorTime);
+                continue;
+            }
+            if ((self.TotalProcessorTime - cpuAtSuspicion).TotalMilliseconds > _hangMs)
             {
                 Corpus.Save(_findings, _target, input, new TimeoutException($"{_target}: one input ran over {_hangMs} ms"));
                 Console.WriteLine($"{_target}: HANG (an input ran over {_hangMs} ms), saved under {_findings}");

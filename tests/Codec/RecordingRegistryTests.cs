@@ -86,6 +86,22 @@ internal static class Rec
         return 0;
     }
 
+    /// <summary>Frames ffprobe can read from <paramref name="path"/> (0 while none), polled until at least
+    /// <paramref name="atLeast"/> or the timeout.</summary>
+    public static async Task<int> PlayableFramesAsync(string path, int atLeast, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        var frames = 0;
+        while (DateTime.UtcNow < deadline)
+        {
+            try { frames = (await FfProbe.ReadAsync(path)).Frames; }
+            catch (Exception e) when (e is FormatException or InvalidOperationException or IOException or KeyNotFoundException) { frames = 0; }
+            if (frames >= atLeast) break;
+            await Task.Delay(200);
+        }
+        return frames;
+    }
+
     public static void Kill9(int pid)
     {
         using var kill = Process.Start("kill", ["-9", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
@@ -112,7 +128,11 @@ public sealed class RecordingRegistryTests(CodecGatewayFixture fixture, ITestOut
         const int n = 35;
         await Rec.SendAsync(cam, n);
         var pid = await Rec.WriterPidAsync(path, TimeSpan.FromSeconds(5));
-        await Task.Delay(500); // the last frames reach ffmpeg
+        // On a loaded machine ffmpeg may lag behind its stdin: kill it once it has encoded all but the fragment in
+        // progress (what it holds in its pipe is not the file's to keep). The point is that the kill leaves
+        // what was written playable: a plain MP4 would have no index at all.
+        var encoded = await Rec.PlayableFramesAsync(path, n - 10, TimeSpan.FromSeconds(20));
+        output.WriteLine($"{encoded} frames playable before the kill");
         Rec.Kill9(pid);
         Assert.True(await Procs.WaitGoneAsync(pid, TimeSpan.FromSeconds(5)));
         await Rec.SendAsync(cam, 5, n); // frames after the kill: refused by the dead writer, nothing else

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Blankend.Bench.Fuzz;
+using Blankend.Orleans.Tests.Support;
 using Xunit;
 
 namespace Blankend.Orleans.Tests.Fuzz;
