@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Http.Json;
 using System.Net.WebSockets;
 using System.Text.Json;
 using Blankend.Orleans.Tests.Support;
@@ -203,6 +204,11 @@ public sealed class RecordingLimitsTests(ITestOutputHelper output)
         var (gw, folder) = await StartAsync("--codec:max_pixels=10000");
         try
         {
+            // A fresh gateway probes ffmpeg first (slow on a loaded machine); the session opens after it.
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+            while (DateTime.UtcNow < deadline
+                && !(await gw.Client.GetFromJsonAsync<JsonElement>("api/v1/video_processing/codec/status")).GetProperty("ffmpeg_available").GetBoolean())
+                await Task.Delay(200);
             using var cam = await Ws.ConnectAsync(gw.Ws($"/video_codec?codec=h264&client_id={Rec.NewSource()}"));
             JsonElement? error = null;
             var reading = Task.Run(async () =>
