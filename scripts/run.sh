@@ -6,4 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 dotnet build gateway/Blankend.Orleans.Gateway.csproj -c Release -nologo -v quiet
+# Recordings go to the repository's git-ignored data/ (recording:folder defaults to data/recordings under the
+# working directory, which is the repository root here).
+mkdir -p data/recordings
 exec dotnet gateway/bin/Release/net10.0/Blankend.Orleans.Gateway.dll --urls "${BLANKEND_URLS:-http://127.0.0.1:8000}" "$@"

@@ -46,7 +46,13 @@ internal sealed record RecordStopped(
     long Dropped,
     string Ended,
     string? Detail,
-    bool FileWritten);
+    bool FileWritten)
+{
+    /// <summary><c>done</c> or <c>failed</c>, as in the recordings list.</summary>
+    public string State { get; init; } = "done";
+
+    public string? Reason { get; init; }
+}
 
 /// <summary>JSON of the codec and recording API (snake_case like the config file; request bodies refuse unknown fields).</summary>
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
@@ -112,21 +118,34 @@ internal static partial class CodecEndpoints
         {
             RecordingStartStatus.Started => Results.Json(new RecordStarted(result.Id, result.Source, result.Path, result.Kind, result.Fps), CodecJson.Default.RecordStarted),
             RecordingStartStatus.AlreadyRecording => Results.Problem(title: "already recording", detail: result.Detail, statusCode: StatusCodes.Status409Conflict, instance: context.Request.Path),
+            RecordingStartStatus.Limited => Results.Problem(title: "recording limit reached", detail: result.Detail, statusCode: StatusCodes.Status429TooManyRequests, instance: context.Request.Path),
             RecordingStartStatus.Unavailable => Results.Problem(title: "recording unavailable", detail: result.Detail, statusCode: StatusCodes.Status503ServiceUnavailable, instance: context.Request.Path),
             _ => Results.Problem(title: "recording failed", detail: result.Detail, statusCode: StatusCodes.Status500InternalServerError, instance: context.Request.Path),
         };
     }
 
-    public static async Task<IResult> RecordStopAsync(HttpContext context, IGrainFactory grains, GatewayCounters counters)
+    public static async Task<IResult> RecordStopAsync(HttpContext context, IGrainFactory grains, GatewayCounters counters,
+        Microsoft.Extensions.Options.IOptions<Configuration.RecordingOptions> recording)
     {
         var (body, problem) = await ReadBodyAsync(context, CodecJson.Default.RecordStopBody, counters);
         if (problem is not null) return problem;
         if (!ValidSource(context, body!.Source, counters, out problem)) return problem!;
-        var result = await grains.GetGrain<IRecordingGrain>(body.Source!).Stop();
+        RecordingResult? result;
+        try
+        {
+            result = await grains.GetGrain<IRecordingGrain>(body.Source!).Stop();
+        }
+        catch (Exception e) when (e is OrleansException or TimeoutException or IOException)
+        {
+            // The silo holding the recording died or does not answer: the registry says what is known, never a 5xx.
+            if (RecordingEndpoints.FromRegistry(recording, body.Source!, e.GetType().Name) is { } known)
+                return Results.Json(known, CodecJson.Default.RecordStopped);
+            result = null;
+        }
         if (result is null)
             return Results.Problem(title: "not recording", detail: $"source '{body.Source}' has no recording to stop", statusCode: StatusCodes.Status404NotFound, instance: context.Request.Path);
         return Results.Json(new RecordStopped(result.Id, result.Source, result.Path, result.Frames, result.DurationSeconds, result.Dropped,
-            result.Ended, result.Detail, result.FileWritten), CodecJson.Default.RecordStopped);
+            result.Ended, result.Detail, result.FileWritten) { State = result.State, Reason = result.Reason }, CodecJson.Default.RecordStopped);
     }
 
     private static bool ValidSource(HttpContext context, string? source, GatewayCounters counters, out IResult? problem)

@@ -98,6 +98,7 @@ internal static partial class GatewayHostingExtensions
         api.MapGet("/api/v1/video_processing/codec/status", CodecEndpoints.StatusAsync);
         api.MapPost("/api/v1/realtime_pipeline/record/start", CodecEndpoints.RecordStartAsync);
         api.MapPost("/api/v1/realtime_pipeline/record/stop", CodecEndpoints.RecordStopAsync);
+        api.MapRecordingEndpoints();
         api.MapAiEndpoints();
         app.MapPrometheusScrapingEndpoint("/metrics").RequireAuthorization(ScopePolicies.Metrics);
         var dashboard = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<TelemetryOptions>>().Value.DashboardEnabled;

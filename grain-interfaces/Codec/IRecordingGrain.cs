@@ -34,6 +34,9 @@ public enum RecordingStartStatus : byte
     AlreadyRecording = 1,
     Unavailable = 2,
     Failed = 3,
+
+    /// <summary>A limit (<c>limits:max_recordings</c>, <c>recording:min_free_mb</c>) refuses it: HTTP 429.</summary>
+    Limited = 4,
 }
 
 [GenerateSerializer, Immutable, Alias("blankend.RecordingStartResult")]
@@ -58,4 +61,11 @@ public sealed record RecordingResult(
     [property: Id(5)] long Dropped,
     [property: Id(6)] string Ended,
     [property: Id(7)] string? Detail,
-    [property: Id(8)] bool FileWritten);
+    [property: Id(8)] bool FileWritten)
+{
+    /// <summary><c>done</c> or <c>failed</c> (the list API's state).</summary>
+    [Id(9)] public string State { get; init; } = "done";
+
+    /// <summary>Why it ended when not by a plain stop (a limit, idle, a failure); null otherwise.</summary>
+    [Id(10)] public string? Reason { get; init; }
+}

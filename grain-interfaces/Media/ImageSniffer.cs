@@ -11,6 +11,17 @@ public static class ImageSniffer
     public static bool IsJpegOrPng(ReadOnlySpan<byte> b) =>
         (b.Length >= 4 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF) || (b.Length >= 16 && b[..8].SequenceEqual(Png));
 
+    /// <summary>Why the image may not be decoded: its header gives no size (or a zero one), or more than
+    /// <see cref="MaxPixels"/>. Null when it may.</summary>
+    public static string? SizeProblem(ReadOnlySpan<byte> b)
+    {
+        if (!TryReadSize(b, out var w, out var h) || w <= 0 || h <= 0)
+            return "the image header does not give its size (no PNG IHDR or JPEG SOF before the image data)";
+        if ((long)w * h > MaxPixels)
+            return $"the image declares {w}x{h} pixels, more than the {MaxPixels / 1_000_000} megapixels accepted";
+        return null;
+    }
+
     /// <summary>The size a PNG (IHDR) or JPEG (first SOFn) header declares; false when none is found.</summary>
     public static bool TryReadSize(ReadOnlySpan<byte> b, out int width, out int height)
     {

@@ -176,9 +176,10 @@ internal sealed class AiSiloGrain(AiEngine engine, DeviceWorkerHost host, LocalD
             return null;
         }
         // A few KB can declare a gigapixel image: refuse by the header before anything is allocated.
-        if (ImageSniffer.TryReadSize(bytes, out var w, out var h) && (long)w * h > ImageSniffer.MaxPixels)
+        // One whose header gives no size is refused too: the decoder would find it out by allocating.
+        if (ImageSniffer.SizeProblem(bytes) is { } tooBig)
         {
-            error = $"the image declares {w}x{h} pixels, more than the {ImageSniffer.MaxPixels / 1_000_000} megapixels accepted";
+            error = tooBig;
             return null;
         }
         try

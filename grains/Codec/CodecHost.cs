@@ -96,7 +96,7 @@ internal sealed partial class CodecHost : DecodeSession.IEvents, IAsyncDisposabl
         if (choice.Primary is null) return (null, choice.Unavailable);
         var settings = new DecodeSession.Settings(clientId, codec, _options.FfmpegPath, choice.Primary, choice.Fallback,
             _options.ProbeSize, _options.MjpegQscale, caps.HasFpsMode, TimeSpan.FromSeconds(_options.IdleTimeoutSeconds),
-            _options.MaxErrorsWithoutFrame, _options.MaxBytesWithoutFrame);
+            _options.MaxErrorsWithoutFrame, _options.MaxBytesWithoutFrame, _options.MaxPixels);
         var client = _grains.GetGrain<IClientGrain>(clientId);
         var session = new DecodeSession(settings, client.Publish, this, _loggers.CreateLogger<DecodeSession>());
         _sessions[session] = onEnded;
@@ -232,7 +232,8 @@ internal sealed partial class CodecHost : DecodeSession.IEvents, IAsyncDisposabl
             ends.Add(s.Completion);
         }
         foreach (var r in _recorders.Keys) ends.Add(r.StopAsync("service_stopping"));
-        try { await Task.WhenAll(ends).WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false); }
+        // Within the host's 8 s shutdown timeout (a recorder's stop is bounded by its drain + finalize, 6 s).
+        try { await Task.WhenAll(ends).WaitAsync(TimeSpan.FromSeconds(7)).ConfigureAwait(false); }
         catch (Exception e) when (e is TimeoutException or IOException) { }
         lock (_statsGate) _stopping.Cancel();
         await _statsLoop.ConfigureAwait(false);

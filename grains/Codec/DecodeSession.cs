@@ -54,7 +54,8 @@ internal sealed partial class DecodeSession
         bool FpsModeOption,
         TimeSpan IdleTimeout,
         int MaxErrorsWithoutFrame,
-        long MaxBytesWithoutFrame);
+        long MaxBytesWithoutFrame,
+        long MaxPixels = 40_000_000);
 
     /// <summary>What the session tells its owner (the silo's codec host).</summary>
     public interface IEvents
@@ -324,7 +325,7 @@ internal sealed partial class DecodeSession
     /// <summary>Starts ffmpeg with <paramref name="plan"/>; null (and the session ending) when it cannot start.</summary>
     private Run? StartRunLocked(DecoderPlan plan, long skip, bool awaitReplay = false)
     {
-        var args = DecoderSelector.DecodeArgs(plan, _s.ProbeSize, _s.Qscale, _s.FpsModeOption);
+        var args = DecoderSelector.DecodeArgs(plan, _s.ProbeSize, _s.Qscale, _s.FpsModeOption, _s.MaxPixels);
         Run? run = null;
         FfmpegProcess process;
         try
@@ -352,6 +353,17 @@ internal sealed partial class DecodeSession
         FfmpegLog.Stderr(_log, run?.Process.Pid ?? 0, line);
         Interlocked.Increment(ref _errors);
         var n = Interlocked.Increment(ref _errorsSinceFrame);
+        // libavutil's av_image_check_size2 refusing a frame: the stream is too big, not something a retry fixes.
+        if (run is not null && line.Contains("exceeds specified max pixel count", StringComparison.Ordinal))
+        {
+            lock (_gate)
+            {
+                if (_endRequest is not null || _run != run) return;
+                RequestEndLocked(End(DecodeEndReasons.DecodeFailed, "decode_failed",
+                    $"the stream's frames are bigger than codec:max_pixels ({_s.MaxPixels}): {line.Trim()}", 1007), graceful: false);
+            }
+            return;
+        }
         if (n < _s.MaxErrorsWithoutFrame || run is null) return;
         lock (_gate)
         {

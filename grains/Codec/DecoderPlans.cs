@@ -114,10 +114,12 @@ internal static class DecoderSelector
     }
 
     /// <summary>The ffmpeg command line of a decode session (stdin: Annex-B, stdout: concatenated JPEGs).</summary>
-    public static List<string> DecodeArgs(DecoderPlan plan, int probeSize, int qscale, bool fpsModeOption)
+    public static List<string> DecodeArgs(DecoderPlan plan, int probeSize, int qscale, bool fpsModeOption, long maxPixels = 40_000_000)
     {
         var args = new List<string> { "-hide_banner", "-nostats", "-loglevel", "error" };
         args.AddRange(plan.InputArgs);
+        // A decoder option (input side): the decoder refuses frames declaring more pixels before allocating them.
+        args.AddRange(["-max_pixels", maxPixels.ToString(CultureInfo.InvariantCulture)]);
         args.AddRange([
             "-probesize", probeSize.ToString(CultureInfo.InvariantCulture),
             "-analyzeduration", "0",

@@ -4,6 +4,8 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Dashboard;
 
+using Blankend.Orleans.Hosting;
+
 namespace Blankend.Orleans.Grains.Codec;
 
 /// <summary>
@@ -13,7 +15,8 @@ namespace Blankend.Orleans.Grains.Codec;
 /// <c>cluster:observer_refresh_ms</c>) and ends the recording when the source stops sending for
 /// <c>recording:idle_timeout_s</c>. The timer exists only while recording.
 /// </summary>
-internal sealed partial class RecordingGrain(CodecHost host, IOptions<ClusterSettings> cluster, ILogger<RecordingGrain> log)
+internal sealed partial class RecordingGrain(CodecHost host, IOptions<ClusterSettings> cluster, IOptions<LimitsOptions> limits,
+    ILogger<RecordingGrain> log)
     : Grain, IRecordingGrain, IFrameObserver
 {
     private Recorder? _live;
@@ -46,6 +49,8 @@ internal sealed partial class RecordingGrain(CodecHost host, IOptions<ClusterSet
         try
         {
             Directory.CreateDirectory(host.RecordingFolder);
+            if (Refusal(host.RecordingFolder) is { } refused)
+                return new RecordingStartResult(RecordingStartStatus.Limited, "", source, "", kind, fps, refused);
             path = RecordingPaths.NewPath(host.RecordingFolder, source, DateTime.UtcNow);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
@@ -55,8 +60,18 @@ internal sealed partial class RecordingGrain(CodecHost host, IOptions<ClusterSet
         }
 
         var id = Guid.NewGuid().ToString("N");
-        var recorder = host.StartRecorder(new Recorder.Settings(id, source, path, kind, fps, caps.ConfiguredPath,
-            host.Recording.QueueFrames, caps.HasFpsMode));
+        var o = host.Recording;
+        Recorder recorder;
+        try
+        {
+            recorder = host.StartRecorder(new Recorder.Settings(id, source, path, kind, fps, caps.ConfiguredPath,
+                o.QueueFrames, caps.HasFpsMode, o.MaxDurationSeconds, o.MaxBytes, o.MinFreeMb, o.MaxPixels));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return new RecordingStartResult(RecordingStartStatus.Failed, "", source, "", kind, fps,
+                $"cannot write to the recordings folder {host.RecordingFolder} (recording:folder): {e.Message}");
+        }
         var reference = this.AsReference<IFrameObserver>();
         _live = recorder;
         try
@@ -86,11 +101,30 @@ internal sealed partial class RecordingGrain(CodecHost host, IOptions<ClusterSet
         return Task.CompletedTask;
     }
 
+    /// <summary>Why a new recording may not start now (a limit, naming its key); null when it may.</summary>
+    private string? Refusal(string folder)
+    {
+        var max = limits.Value.MaxRecordings;
+        var live = RecordingRegistry.CountLive(folder, DateTimeOffset.UtcNow);
+        if (live >= max)
+        {
+            RecordingMetrics.Refuse("max_recordings");
+            return $"{live} recordings are live, the limit is {max} (limits:max_recordings)";
+        }
+        var minFree = host.Recording.MinFreeMb;
+        if (minFree > 0 && RecordingRegistry.FreeMb(folder) is { } free && free < minFree)
+        {
+            RecordingMetrics.Refuse("min_free_mb");
+            return $"the recordings folder's disk has {free} MiB free, less than recording:min_free_mb ({minFree})";
+        }
+        return null;
+    }
+
     public async Task<RecordingResult?> Stop()
     {
         if (_live is null)
         {
-            var finished = _finished;
+            var finished = _finished ?? Orphan();
             _finished = null;
             return finished;
         }
@@ -102,9 +136,9 @@ internal sealed partial class RecordingGrain(CodecHost host, IOptions<ClusterSet
     private async Task TickAsync(CancellationToken ct)
     {
         if (_live is not { } live) return;
-        if (live.Failure is not null)
+        if (live.IsOver)
         {
-            await EndAsync("failed");
+            await EndAsync(live.Failure is not null ? "failed" : "limit");
             return;
         }
         if (live.IdleMs > host.Recording.IdleTimeoutSeconds * 1000L)
@@ -143,6 +177,34 @@ internal sealed partial class RecordingGrain(CodecHost host, IOptions<ClusterSet
         _live = null;
         _finished = result;
         return result;
+    }
+
+    /// <summary>A recording of this source that a previous activation (a silo that died) left live in the
+    /// registry and that no writer refreshes any more: marked failed, and handed over as the stop's result.</summary>
+    private RecordingResult? Orphan()
+    {
+        var folder = host.RecordingFolder;
+        var now = DateTimeOffset.UtcNow;
+        RecordingEntry? orphan;
+        try
+        {
+            orphan = RecordingRegistry.Stored(folder).FirstOrDefault(e => e.Source == Source && e.State == RecordingStates.Live
+                && RecordingRegistry.Effective(e, now).State == RecordingStates.Failed);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+        if (orphan is null) return null;
+        var effective = RecordingRegistry.Effective(orphan, now);
+        try { RecordingRegistry.Write(folder, effective); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { LogRefreshFailed(log, e, Source); }
+        return new RecordingResult(orphan.Id, orphan.Source, Path.Combine(folder, orphan.File), 0, 0, 0, "failed",
+            effective.Reason, orphan.Bytes > 0)
+        {
+            State = RecordingStates.Failed,
+            Reason = effective.Reason,
+        };
     }
 
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)

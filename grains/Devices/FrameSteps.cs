@@ -94,9 +94,9 @@ internal static class JpegCodec
     public static void Decode(FrameWork w)
     {
         // A frame's few KB can declare a gigapixel picture: refused by its header before anything is allocated.
-        if (ImageSniffer.TryReadSize(w.Request.Frame.Payload, out var width, out var height) && (long)width * height > ImageSniffer.MaxPixels)
+        if (ImageSniffer.SizeProblem(w.Request.Frame.Payload) is { } refused)
         {
-            w.Fail("decode", $"the JPEG declares {width}x{height} pixels, more than {ImageSniffer.MaxPixels / 1_000_000} megapixels");
+            w.Fail("decode", refused);
             return;
         }
         try

@@ -36,6 +36,10 @@ public sealed class CodecOptions
     /// <summary>Gateway: chunks of one connection waiting to enter the cluster. When full, the WebSocket receive
     /// loop waits (backpressure to the camera): chunks of a coded stream are never dropped.</summary>
     [ConfigurationKeyName("chunk_queue_size")] public int ChunkQueueSize { get; set; } = 16;
+
+    /// <summary>Largest decoded frame (width x height), ffmpeg's <c>-max_pixels</c>: a stream declaring bigger
+    /// frames ends its session (close 1007) before a frame buffer is allocated for it.</summary>
+    [ConfigurationKeyName("max_pixels")] public long MaxPixels { get; set; } = 40_000_000;
 }
 
 /// <summary>Section <c>recording</c>: <c>/api/v1/realtime_pipeline/record/*</c> (MP4 files written on the silo).</summary>
@@ -44,7 +48,7 @@ public sealed class RecordingOptions
     public const string Section = "recording";
 
     /// <summary>Where MP4 files go; relative paths are resolved against the process's working directory.</summary>
-    [ConfigurationKeyName("folder")] public string Folder { get; set; } = "recordings";
+    [ConfigurationKeyName("folder")] public string Folder { get; set; } = "data/recordings";
 
     /// <summary>Frame rate written into the MP4 when the start request gives none (one frame per tick).</summary>
     [ConfigurationKeyName("default_fps")] public double DefaultFps { get; set; } = 30;
@@ -54,6 +58,20 @@ public sealed class RecordingOptions
 
     /// <summary>Frames waiting to be written to ffmpeg; when full, new frames are dropped and counted.</summary>
     [ConfigurationKeyName("queue_frames")] public int QueueFrames { get; set; } = 64;
+
+    /// <summary>A recording this long ends by itself (state <c>done</c>, reason naming the key). 0: no limit.</summary>
+    [ConfigurationKeyName("max_duration_s")] public int MaxDurationSeconds { get; set; } = 6 * 3600;
+
+    /// <summary>A recording whose file reaches this size ends by itself. 0: no limit.</summary>
+    [ConfigurationKeyName("max_bytes")] public long MaxBytes { get; set; } = 16L << 30;
+
+    /// <summary>Free space (MiB) the recordings folder's disk must keep: a start is refused below it, and a running
+    /// recording ends when it is reached. 0: no check.</summary>
+    [ConfigurationKeyName("min_free_mb")] public long MinFreeMb { get; set; } = 512;
+
+    /// <summary>Largest frame (width x height) a recording takes; a bigger first frame fails the recording, and
+    /// ffmpeg's <c>-max_pixels</c> refuses a bigger later one.</summary>
+    [ConfigurationKeyName("max_pixels")] public long MaxPixels { get; set; } = 40_000_000;
 }
 
 public sealed class CodecOptionsValidator : IValidateOptions<CodecOptions>
@@ -68,6 +86,7 @@ public sealed class CodecOptionsValidator : IValidateOptions<CodecOptions>
         f.Range("codec:max_errors_without_frame", o.MaxErrorsWithoutFrame, 1, 1_000_000);
         f.Range("codec:max_bytes_without_frame", o.MaxBytesWithoutFrame, 65536, 1 << 30);
         f.Range("codec:chunk_queue_size", o.ChunkQueueSize, 1, 4096);
+        f.Range("codec:max_pixels", o.MaxPixels, 64, 1L << 30);
         return f.Result;
     }
 }
@@ -82,6 +101,10 @@ public sealed class RecordingOptionsValidator : IValidateOptions<RecordingOption
         if (double.IsNaN(o.DefaultFps) || o.DefaultFps < 1 || o.DefaultFps > 240) f.Add($"recording:default_fps must be between 1 and 240 (got {o.DefaultFps})");
         f.Range("recording:idle_timeout_s", o.IdleTimeoutSeconds, 1, 3600);
         f.Range("recording:queue_frames", o.QueueFrames, 1, 100_000);
+        f.Range("recording:max_duration_s", o.MaxDurationSeconds, 0, 30 * 86400);
+        f.Range("recording:max_bytes", o.MaxBytes, 0, 1L << 50);
+        f.Range("recording:min_free_mb", o.MinFreeMb, 0, 1L << 30);
+        f.Range("recording:max_pixels", o.MaxPixels, 64, 1L << 30);
         return f.Result;
     }
 }

@@ -26,6 +26,10 @@ public sealed class LimitsOptions
 
     /// <summary>/video_codec connections (each one an ffmpeg decode session) open on this gateway at once.</summary>
     [ConfigurationKeyName("max_codec_sessions")] public int MaxCodecSessions { get; set; } = 64;
+
+    /// <summary>Live recordings (each one an ffmpeg libx264 process), counted from the recordings folder's
+    /// registry: cluster-wide when the folder is shared, per host otherwise. A start beyond it answers 429.</summary>
+    [ConfigurationKeyName("max_recordings")] public int MaxRecordings { get; set; } = 16;
 }
 
 public sealed class LimitsOptionsValidator : IValidateOptions<LimitsOptions>
@@ -38,6 +42,7 @@ public sealed class LimitsOptionsValidator : IValidateOptions<LimitsOptions>
         f.Range("limits:max_sources", o.MaxSources, 1, 1_000_000);
         f.Range("limits:max_bus_sources", o.MaxBusSources, 1, 1_000_000);
         f.Range("limits:max_codec_sessions", o.MaxCodecSessions, 0, 100_000);
+        f.Range("limits:max_recordings", o.MaxRecordings, 0, 10_000);
         return f.Result;
     }
 }

@@ -74,7 +74,10 @@ public sealed class AiApiTests(AiGatewayFixture fixture) : IClassFixture<AiGatew
     {
         using (var r = await PostImageAsync(Http, "api/v1/ai/process", Encoding.UTF8.GetBytes("definitely not an image")))
             await AssertProblemAsync(r, HttpStatusCode.BadRequest, "not a JPEG or PNG");
+        // Cut before its SOF: the header gives no size, refused like an oversize one; cut after it: no decode.
         using (var r = await PostImageAsync(Http, "api/v1/ai/process", Astronaut[..600]))
+            await AssertProblemAsync(r, HttpStatusCode.BadRequest, "does not give its size");
+        using (var r = await PostImageAsync(Http, "api/v1/ai/process", Astronaut[..4000]))
             await AssertProblemAsync(r, HttpStatusCode.BadRequest, "does not decode");
         using (var r = await PostImageAsync(Http, "api/v1/ai/process", []))
             await AssertProblemAsync(r, HttpStatusCode.BadRequest, "empty body");
@@ -86,7 +89,7 @@ public sealed class AiApiTests(AiGatewayFixture fixture) : IClassFixture<AiGatew
         // A hostile header: PNG magic, then garbage.
         byte[] fakePng = [0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A, .. new byte[64]];
         using (var r = await PostImageAsync(Http, "api/v1/ai/process", fakePng, "image/png"))
-            await AssertProblemAsync(r, HttpStatusCode.BadRequest, "does not decode");
+            await AssertProblemAsync(r, HttpStatusCode.BadRequest, "does not give its size");
     }
 
     [Fact]
@@ -102,6 +105,23 @@ public sealed class AiApiTests(AiGatewayFixture fixture) : IClassFixture<AiGatew
             0x00, 0x01, 0x86, 0xA0, 0x00, 0x01, 0x86, 0xA0, 8, 2, 0, 0, 0, 0, 0, 0, 0];
         using (var r = await PostImageAsync(Http, "api/v1/ai/reference", png, "image/png"))
             await AssertProblemAsync(r, HttpStatusCode.BadRequest, "megapixels");
+    }
+
+    [Fact]
+    public async Task ImagesWhoseHeaderGivesNoSizeAreRefusedLikeOversizeOnes()
+    {
+        // A JPEG that reaches its scan (SOS) with no SOF before it: libjpeg would have to guess; refused.
+        var jpeg = Astronaut;
+        var sof = Enumerable.Range(2, jpeg.Length - 10).First(i => jpeg[i] == 0xFF && jpeg[i + 1] is 0xC0 or 0xC2);
+        var length = (jpeg[sof + 2] << 8) | jpeg[sof + 3];
+        byte[] noSof = [.. jpeg[..sof], .. jpeg[(sof + 2 + length)..]];
+        using (var r = await PostImageAsync(Http, "api/v1/ai/process", noSof))
+            await AssertProblemAsync(r, HttpStatusCode.BadRequest, "does not give its size");
+        // A zero width in the SOF is no size either.
+        var zero = Astronaut;
+        zero[sof + 7] = 0; zero[sof + 8] = 0;
+        using (var r = await PostImageAsync(Http, "api/v1/ai/process", zero))
+            await AssertProblemAsync(r, HttpStatusCode.BadRequest, "does not give its size");
     }
 
     [Fact]

@@ -266,7 +266,7 @@ public sealed class RecordingTests(CodecGatewayFixture fixture, ITestOutputHelpe
         var seen = await WaitRecordedAsync(source, framesIn); // the last one-way deliveries to the recorder
         var stopped = await StopAsync(source);
         var frames = stopped.GetProperty("frames").GetInt64();
-        output.WriteLine($"recorded {frames} of the source's {framesIn} frames ({TestStreams.Frames} in the stream), dropped {stopped.GetProperty("dropped")}; status before stop {seen}");
+        output.WriteLine($"recorded {frames} of the source's {framesIn} frames ({TestStreams.Frames} in the stream), dropped {stopped.GetProperty("dropped")}; status before stop {seen}: {stopped}");
         // "idle" here means no frame came within recording:idle_timeout_s (5 s in this fixture) of the start: a
         // machine too loaded for this test, not a lost frame.
         Assert.Equal("stopped", stopped.GetProperty("ended").GetString());
