@@ -18,6 +18,8 @@ namespace Blankend.Orleans.Grains.Codec;
 /// second while it is live; the same loop enforces <c>recording:max_duration_s</c>, <c>max_bytes</c> and
 /// <c>min_free_mb</c> and notices an ffmpeg that died between frames.
 /// </summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification =
+    "_monitorStop is disposed by the one shared stop path (every recording ends through it), not by a Dispose.")]
 internal sealed partial class Recorder
 {
     /// <summary>Time ffmpeg gets to write its last fragment before it is killed (the file stays playable then

@@ -299,7 +299,7 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
         await page.Context.CloseAsync();
     }
 
-    [Fact(Skip = "needs the recordings merge: GET /api/v1/recordings and /api/v1/recordings/{id}/file are not in this branch")]
+    [Fact]
     public async Task RecordingStartedAndStoppedFromTheConsoleIsListedAndItsDownloadPlays()
     {
         var source = NewSource("rec");
