@@ -1,4 +1,4 @@
+global using Blankend.Orleans.Processing;
 global using Orleans;
 global using Orleans.Concurrency;
 global using Orleans.Runtime;
-global using Blankend.Orleans.Processing;

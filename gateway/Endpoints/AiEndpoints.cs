@@ -2,12 +2,10 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Blankend.Orleans.Ai;
 using Blankend.Orleans.Configuration;
+using Blankend.Orleans.Gateway.Cluster;
+using Blankend.Orleans.Media;
 using Blankend.Orleans.Processing;
 using Microsoft.Extensions.Options;
-
-using Blankend.Orleans.Gateway.Cluster;
-
-using Blankend.Orleans.Media;
 
 namespace Blankend.Orleans.Gateway.Endpoints;
 

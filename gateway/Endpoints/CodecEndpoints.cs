@@ -1,14 +1,12 @@
-using Blankend.Orleans.Gateway.Health;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Blankend.Orleans.Codec;
-using Blankend.Orleans.Gateway.Fanout;
-using Blankend.Orleans.Gateway.Ingest;
-using Orleans.Runtime;
-
-using Blankend.Orleans.Gateway.Telemetry;
-
 using Blankend.Orleans.Gateway.Cluster;
+using Blankend.Orleans.Gateway.Fanout;
+using Blankend.Orleans.Gateway.Health;
+using Blankend.Orleans.Gateway.Ingest;
+using Blankend.Orleans.Gateway.Telemetry;
+using Orleans.Runtime;
 
 namespace Blankend.Orleans.Gateway.Endpoints;
 
@@ -145,7 +143,8 @@ internal static partial class CodecEndpoints
         if (result is null)
             return Results.Problem(title: "not recording", detail: $"source '{body.Source}' has no recording to stop", statusCode: StatusCodes.Status404NotFound, instance: context.Request.Path);
         return Results.Json(new RecordStopped(result.Id, result.Source, result.Path, result.Frames, result.DurationSeconds, result.Dropped,
-            result.Ended, result.Detail, result.FileWritten) { State = result.State, Reason = result.Reason }, CodecJson.Default.RecordStopped);
+            result.Ended, result.Detail, result.FileWritten)
+        { State = result.State, Reason = result.Reason }, CodecJson.Default.RecordStopped);
     }
 
     private static bool ValidSource(HttpContext context, string? source, GatewayCounters counters, out IResult? problem)

@@ -1,8 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Blankend.Orleans.Processing;
-
 using Blankend.Orleans.Gateway.Cluster;
+using Blankend.Orleans.Processing;
 
 namespace Blankend.Orleans.Gateway.Endpoints;
 

@@ -1,6 +1,5 @@
-using Blankend.Orleans.Telemetry;
-
 using Blankend.Orleans.Gateway.Telemetry;
+using Blankend.Orleans.Telemetry;
 
 namespace Blankend.Orleans.Gateway.Endpoints;
 

@@ -1,9 +1,8 @@
 using System.Text.Json.Serialization;
 using Blankend.Orleans.Codec;
 using Blankend.Orleans.Configuration;
-using Microsoft.Extensions.Options;
-
 using Blankend.Orleans.Hosting;
+using Microsoft.Extensions.Options;
 
 namespace Blankend.Orleans.Gateway.Endpoints;
 

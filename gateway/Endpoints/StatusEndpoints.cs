@@ -1,8 +1,7 @@
 using Blankend.Orleans.Configuration;
-using Blankend.Orleans.Gateway.Fanout;
 using Blankend.Orleans.Gateway.Cluster;
+using Blankend.Orleans.Gateway.Fanout;
 using Blankend.Orleans.Gateway.Health;
-
 using Blankend.Orleans.Gateway.Telemetry;
 
 namespace Blankend.Orleans.Gateway.Endpoints;

@@ -7,9 +7,8 @@ using Blankend.Orleans.Codec;
 using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Gateway.Fanout;
 using Blankend.Orleans.Gateway.Ingest;
-using Microsoft.Extensions.Options;
-
 using Blankend.Orleans.Gateway.Telemetry;
+using Microsoft.Extensions.Options;
 
 namespace Blankend.Orleans.Gateway.Endpoints;
 

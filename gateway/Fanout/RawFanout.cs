@@ -1,8 +1,7 @@
 using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Gateway.Cluster;
-using Microsoft.Extensions.Options;
-
 using Blankend.Orleans.Gateway.Telemetry;
+using Microsoft.Extensions.Options;
 
 namespace Blankend.Orleans.Gateway.Fanout;
 

@@ -1,9 +1,8 @@
 using System.Diagnostics;
 using System.Net.WebSockets;
 using System.Threading.Channels;
-using Blankend.Orleans.Telemetry;
-
 using Blankend.Orleans.Gateway.Telemetry;
+using Blankend.Orleans.Telemetry;
 
 namespace Blankend.Orleans.Gateway.Fanout;
 

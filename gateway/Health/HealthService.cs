@@ -1,6 +1,6 @@
 using System.Diagnostics;
-using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Ai;
+using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Gateway.Cluster;
 using Blankend.Orleans.Gateway.Health;
 using Blankend.Orleans.Processing;

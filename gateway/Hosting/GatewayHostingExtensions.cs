@@ -1,17 +1,16 @@
 using Blankend.Orleans.Configuration;
+using Blankend.Orleans.Gateway.Cluster;
 using Blankend.Orleans.Gateway.Endpoints;
 using Blankend.Orleans.Gateway.Fanout;
-using Blankend.Orleans.Gateway.Telemetry;
 using Blankend.Orleans.Gateway.Health;
 using Blankend.Orleans.Gateway.Ingest;
 using Blankend.Orleans.Gateway.Security;
+using Blankend.Orleans.Gateway.Telemetry;
 using Blankend.Orleans.Hosting;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Trace;
 using Orleans.Dashboard;
 using Orleans.Runtime;
-
-using Blankend.Orleans.Gateway.Cluster;
 
 namespace Blankend.Orleans.Gateway.Hosting;
 

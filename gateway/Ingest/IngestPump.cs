@@ -1,11 +1,10 @@
 using System.Diagnostics;
 using System.Threading.Channels;
-using Blankend.Orleans.Gateway.Fanout;
 using Blankend.Orleans.Gateway.Cluster;
+using Blankend.Orleans.Gateway.Fanout;
+using Blankend.Orleans.Gateway.Telemetry;
 using Blankend.Orleans.Telemetry;
 using OpenTelemetry;
-
-using Blankend.Orleans.Gateway.Telemetry;
 
 namespace Blankend.Orleans.Gateway.Ingest;
 

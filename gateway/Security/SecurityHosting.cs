@@ -1,6 +1,6 @@
 using Blankend.Orleans.Configuration;
-using Blankend.Orleans.Limits;
 using Blankend.Orleans.Hosting;
+using Blankend.Orleans.Limits;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 

@@ -1,7 +1,6 @@
 using Blankend.Orleans.Ai;
-using Microsoft.Extensions.Logging;
-
 using Blankend.Orleans.Grains.Devices;
+using Microsoft.Extensions.Logging;
 
 namespace Blankend.Orleans.Grains.Ai;
 

@@ -1,7 +1,6 @@
 using System.Diagnostics.Metrics;
-using Blankend.Orleans.Telemetry;
-
 using Blankend.Orleans.Ai;
+using Blankend.Orleans.Telemetry;
 
 namespace Blankend.Orleans.Grains.Ai;
 

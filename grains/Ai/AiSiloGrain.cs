@@ -4,11 +4,9 @@ using Blankend.Orleans.Grains.Ai.Face;
 using Blankend.Orleans.Grains.Ai.Runtime;
 using Blankend.Orleans.Grains.Codec;
 using Blankend.Orleans.Grains.Devices;
-using OpenCvSharp;
-
-using Blankend.Orleans.Media;
-
 using Blankend.Orleans.Grains.Placement;
+using Blankend.Orleans.Media;
+using OpenCvSharp;
 
 namespace Blankend.Orleans.Grains.Ai;
 

@@ -51,93 +51,93 @@ internal sealed class JpegFrameSplitter(int maxFrameBytes = JpegFrameSplitter.De
                     break;
 
                 case Phase.Marker:
-                {
-                    var reader = new SequenceReader<byte>(buffer);
-                    if (_offset + 2 > buffer.Length) return false;
-                    reader.Advance(_offset);
-                    reader.TryRead(out var ff);
-                    if (ff != 0xFF) { Corrupt(ref buffer); break; }
-                    reader.TryRead(out var marker);
-                    // Fill bytes: any number of FF before the marker code.
-                    while (marker == 0xFF)
                     {
-                        _offset++;
-                        if (!reader.TryRead(out marker)) return false;
-                    }
-                    switch (marker)
-                    {
-                        case 0xD9: // EOI
+                        var reader = new SequenceReader<byte>(buffer);
+                        if (_offset + 2 > buffer.Length) return false;
+                        reader.Advance(_offset);
+                        reader.TryRead(out var ff);
+                        if (ff != 0xFF) { Corrupt(ref buffer); break; }
+                        reader.TryRead(out var marker);
+                        // Fill bytes: any number of FF before the marker code.
+                        while (marker == 0xFF)
                         {
-                            var end = _offset + 2;
-                            frame = buffer.Slice(0, end);
-                            buffer = buffer.Slice(end);
-                            _phase = Phase.SeekSoi;
-                            _offset = 0;
-                            Frames++;
-                            return true;
+                            _offset++;
+                            if (!reader.TryRead(out marker)) return false;
                         }
-                        case 0xD8: // SOI before EOI: the frame we were in is cut short; the new one starts here.
-                            CorruptFrames++;
-                            SkippedBytes += _offset;
-                            buffer = buffer.Slice(_offset);
-                            _offset = 2;
-                            break;
-                        case >= 0xD0 and <= 0xD7 or 0x01: // RSTn, TEM: no length
-                            _offset += 2;
-                            break;
-                        case 0x00:
-                            Corrupt(ref buffer);
-                            break;
-                        default:
+                        switch (marker)
                         {
-                            if (!reader.TryReadBigEndian(out short signed)) return false;
-                            var length = (ushort)signed;
-                            if (length < 2) { Corrupt(ref buffer); break; }
-                            _offset += 2 + length;
-                            if (_offset > maxFrameBytes) { Corrupt(ref buffer); break; }
-                            if (marker == 0xDA) _phase = Phase.Entropy; // SOS: its header is skipped, the scan follows
-                            break;
+                            case 0xD9: // EOI
+                                {
+                                    var end = _offset + 2;
+                                    frame = buffer.Slice(0, end);
+                                    buffer = buffer.Slice(end);
+                                    _phase = Phase.SeekSoi;
+                                    _offset = 0;
+                                    Frames++;
+                                    return true;
+                                }
+                            case 0xD8: // SOI before EOI: the frame we were in is cut short; the new one starts here.
+                                CorruptFrames++;
+                                SkippedBytes += _offset;
+                                buffer = buffer.Slice(_offset);
+                                _offset = 2;
+                                break;
+                            case >= 0xD0 and <= 0xD7 or 0x01: // RSTn, TEM: no length
+                                _offset += 2;
+                                break;
+                            case 0x00:
+                                Corrupt(ref buffer);
+                                break;
+                            default:
+                                {
+                                    if (!reader.TryReadBigEndian(out short signed)) return false;
+                                    var length = (ushort)signed;
+                                    if (length < 2) { Corrupt(ref buffer); break; }
+                                    _offset += 2 + length;
+                                    if (_offset > maxFrameBytes) { Corrupt(ref buffer); break; }
+                                    if (marker == 0xDA) _phase = Phase.Entropy; // SOS: its header is skipped, the scan follows
+                                    break;
+                                }
                         }
-                    }
-                    break;
-                }
-
-                case Phase.Entropy:
-                {
-                    if (_offset >= buffer.Length) return false;
-                    var reader = new SequenceReader<byte>(buffer);
-                    reader.Advance(_offset);
-                    while (true)
-                    {
-                        if (!reader.TryAdvanceTo(0xFF, advancePastDelimiter: false))
-                        {
-                            _offset = buffer.Length;
-                            if (_offset > maxFrameBytes) { Corrupt(ref buffer); break; }
-                            return false;
-                        }
-                        var at = reader.Consumed;
-                        if (!reader.TryPeek(1, out var next))
-                        {
-                            _offset = at; // resume at this FF when more arrives
-                            return false;
-                        }
-                        if (next == 0x00 || next is >= 0xD0 and <= 0xD7)
-                        {
-                            reader.Advance(2); // stuffed FF, or a restart marker inside the scan
-                            continue;
-                        }
-                        if (next == 0xFF)
-                        {
-                            reader.Advance(1); // fill byte
-                            continue;
-                        }
-                        _offset = at; // a real marker: the scan is over (EOI, or DHT/SOS of a next scan)
-                        _phase = Phase.Marker;
                         break;
                     }
-                    if (_offset > maxFrameBytes) Corrupt(ref buffer);
-                    break;
-                }
+
+                case Phase.Entropy:
+                    {
+                        if (_offset >= buffer.Length) return false;
+                        var reader = new SequenceReader<byte>(buffer);
+                        reader.Advance(_offset);
+                        while (true)
+                        {
+                            if (!reader.TryAdvanceTo(0xFF, advancePastDelimiter: false))
+                            {
+                                _offset = buffer.Length;
+                                if (_offset > maxFrameBytes) { Corrupt(ref buffer); break; }
+                                return false;
+                            }
+                            var at = reader.Consumed;
+                            if (!reader.TryPeek(1, out var next))
+                            {
+                                _offset = at; // resume at this FF when more arrives
+                                return false;
+                            }
+                            if (next == 0x00 || next is >= 0xD0 and <= 0xD7)
+                            {
+                                reader.Advance(2); // stuffed FF, or a restart marker inside the scan
+                                continue;
+                            }
+                            if (next == 0xFF)
+                            {
+                                reader.Advance(1); // fill byte
+                                continue;
+                            }
+                            _offset = at; // a real marker: the scan is over (EOI, or DHT/SOS of a next scan)
+                            _phase = Phase.Marker;
+                            break;
+                        }
+                        if (_offset > maxFrameBytes) Corrupt(ref buffer);
+                        break;
+                    }
             }
         }
     }

@@ -1,9 +1,8 @@
 using System.Globalization;
 using System.Threading.Channels;
 using Blankend.Orleans.Codec;
-using Microsoft.Extensions.Logging;
-
 using Blankend.Orleans.Hosting;
+using Microsoft.Extensions.Logging;
 
 namespace Blankend.Orleans.Grains.Codec;
 

@@ -1,10 +1,9 @@
 using Blankend.Orleans.Codec;
 using Blankend.Orleans.Configuration;
+using Blankend.Orleans.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Dashboard;
-
-using Blankend.Orleans.Hosting;
 
 namespace Blankend.Orleans.Grains.Codec;
 

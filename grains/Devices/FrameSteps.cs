@@ -1,7 +1,6 @@
 using Blankend.Orleans.Ai;
-using OpenCvSharp;
-
 using Blankend.Orleans.Media;
+using OpenCvSharp;
 
 namespace Blankend.Orleans.Grains.Devices;
 

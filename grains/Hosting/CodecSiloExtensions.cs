@@ -1,8 +1,7 @@
 using Blankend.Orleans.Grains.Codec;
+using Blankend.Orleans.Grains.Placement;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-
-using Blankend.Orleans.Grains.Placement;
 
 namespace Blankend.Orleans.Grains.Hosting;
 

@@ -1,11 +1,10 @@
 using Blankend.Orleans.Grains.Ai.Face;
 using Blankend.Orleans.Grains.Ai.Matting;
+using Blankend.Orleans.Grains.Devices;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Orleans.Hosting;
 using Orleans.Runtime.MembershipService.SiloMetadata;
-
-using Blankend.Orleans.Grains.Devices;
 
 namespace Blankend.Orleans.Grains.Hosting;
 

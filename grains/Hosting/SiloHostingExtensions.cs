@@ -1,14 +1,14 @@
-using Blankend.Orleans.Grains.Processing;
 using Blankend.Orleans.Configuration;
+using Blankend.Orleans.Grains.Codec;
+using Blankend.Orleans.Grains.Devices;
+using Blankend.Orleans.Grains.Processing;
 using Blankend.Orleans.Grains.Relay;
 using Blankend.Orleans.Grains.Relay.Bridge;
 using Blankend.Orleans.Hosting;
-using Blankend.Orleans.Grains.Codec;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
-using Blankend.Orleans.Grains.Devices;
-using Microsoft.Extensions.Configuration;
 using Orleans.Configuration;
 using Orleans.Dashboard;
 

@@ -1,7 +1,7 @@
 using Blankend.Orleans.Tests.Support;
-using Xunit;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
+using Xunit;
 
 namespace Blankend.Orleans.Tests.Ai;
 

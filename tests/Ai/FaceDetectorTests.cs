@@ -1,10 +1,9 @@
-using Blankend.Orleans.Tests.Support;
+using Blankend.Orleans.Ai;
 using Blankend.Orleans.Grains.Ai.Face;
 using Blankend.Orleans.Grains.Ai.Runtime;
+using Blankend.Orleans.Tests.Support;
 using OpenCvSharp;
 using Xunit;
-
-using Blankend.Orleans.Ai;
 
 namespace Blankend.Orleans.Tests.Ai;
 
@@ -110,14 +109,14 @@ public sealed class FaceDetectorTests(Xunit.Abstractions.ITestOutputHelper outpu
         var d = Detector();
         var g = new byte[360 * 640 * 3];
         for (var y = 0; y < 360; y++)
-        for (var x = 0; x < 640; x++)
-        {
-            var checker = ((x / 40) + (y / 40)) % 2 == 0 ? 60 : 0;
-            var i = (y * 640 + x) * 3;
-            g[i] = (byte)(x * 255 / 640);
-            g[i + 1] = (byte)(y * 255 / 360);
-            g[i + 2] = (byte)(128 + checker);
-        }
+            for (var x = 0; x < 640; x++)
+            {
+                var checker = ((x / 40) + (y / 40)) % 2 == 0 ? 60 : 0;
+                var i = (y * 640 + x) * 3;
+                g[i] = (byte)(x * 255 / 640);
+                g[i + 1] = (byte)(y * 255 / 360);
+                g[i + 2] = (byte)(128 + checker);
+            }
         using var gradient = Mat.FromPixelData(360, 640, MatType.CV_8UC3, g);
         Assert.Empty(d.Detect(gradient));
         var n = new byte[480 * 640 * 3];

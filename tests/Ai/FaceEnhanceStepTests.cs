@@ -1,8 +1,8 @@
-using Blankend.Orleans.Tests.Support;
 using Blankend.Orleans.Ai;
 using Blankend.Orleans.Grains.Ai;
 using Blankend.Orleans.Grains.Ai.Face;
 using Blankend.Orleans.Grains.Devices;
+using Blankend.Orleans.Tests.Support;
 using OpenCvSharp;
 using Xunit;
 using Xunit.Abstractions;

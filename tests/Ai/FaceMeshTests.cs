@@ -1,5 +1,5 @@
-using Blankend.Orleans.Tests.Support;
 using Blankend.Orleans.Grains.Ai.Face;
+using Blankend.Orleans.Tests.Support;
 using Xunit;
 
 namespace Blankend.Orleans.Tests.Ai;

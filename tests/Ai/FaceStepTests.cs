@@ -1,9 +1,9 @@
-using Blankend.Orleans.Tests.Support;
 using Blankend.Orleans.Ai;
-using Blankend.Orleans.Processing;
 using Blankend.Orleans.Grains.Ai;
 using Blankend.Orleans.Grains.Ai.Face;
 using Blankend.Orleans.Grains.Devices;
+using Blankend.Orleans.Processing;
+using Blankend.Orleans.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;
 using OpenCvSharp;
 using Xunit;

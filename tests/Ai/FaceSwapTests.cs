@@ -1,9 +1,9 @@
-using Blankend.Orleans.Tests.Support;
 using System.Diagnostics;
 using Blankend.Orleans.Ai;
 using Blankend.Orleans.Grains.Ai;
 using Blankend.Orleans.Grains.Ai.Face;
 using Blankend.Orleans.Grains.Devices;
+using Blankend.Orleans.Tests.Support;
 using OpenCvSharp;
 using Xunit;
 using Xunit.Abstractions;

@@ -1,9 +1,9 @@
 using Blankend.Orleans.Ai;
-using Blankend.Orleans.Processing;
 using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Grains.Ai;
 using Blankend.Orleans.Grains.Ai.Runtime;
 using Blankend.Orleans.Grains.Devices;
+using Blankend.Orleans.Processing;
 using Blankend.Orleans.Tests.Support;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;

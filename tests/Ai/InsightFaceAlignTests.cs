@@ -1,6 +1,6 @@
-using Blankend.Orleans.Tests.Support;
 using Blankend.Orleans.Ai;
 using Blankend.Orleans.Grains.Ai.Face.Insight;
+using Blankend.Orleans.Tests.Support;
 using Xunit;
 
 namespace Blankend.Orleans.Tests.Ai;

@@ -1,11 +1,10 @@
+using Blankend.Orleans.Ai;
 using Blankend.Orleans.Grains.Ai.Face;
 using Blankend.Orleans.Grains.Ai.Face.Insight;
 using Blankend.Orleans.Grains.Ai.Runtime;
 using Blankend.Orleans.Tests.Support;
 using OpenCvSharp;
 using Xunit;
-
-using Blankend.Orleans.Ai;
 
 namespace Blankend.Orleans.Tests.Ai;
 
@@ -25,8 +24,8 @@ public sealed class InsightFaceModelTests
         Assert.Equal("emap", t.Name);
         Assert.Equal([512L, 512L], t.Dims);
         for (var i = 0; i < 512; i++)
-        for (var j = 0; j < 512; j++)
-            Assert.Equal(Emap(i, j), t.Values[i * 512 + j]);
+            for (var j = 0; j < 512; j++)
+                Assert.Equal(Emap(i, j), t.Values[i * 512 + j]);
 
         // float_data instead of raw_data.
         var q = OnnxInitializerReader.ReadLast(Model("inswapper_noemap_test.onnx"));
@@ -50,8 +49,8 @@ public sealed class InsightFaceModelTests
     {
         var emap = new float[512 * 512];
         for (var i = 0; i < 512; i++)
-        for (var j = 0; j < 512; j++)
-            emap[i * 512 + j] = Emap(i, j);
+            for (var j = 0; j < 512; j++)
+                emap[i * 512 + j] = Emap(i, j);
 
         // A one-hot embedding picks the emap's row, normalised.
         var e = new float[512];
@@ -66,8 +65,8 @@ public sealed class InsightFaceModelTests
         latent = InswapperModel.Latent(x, emap);
         var l = new double[512];
         for (var i = 0; i < 512; i++)
-        for (var j = 0; j < 512; j++)
-            l[j] += x[i] * (double)Emap(i, j);
+            for (var j = 0; j < 512; j++)
+                l[j] += x[i] * (double)Emap(i, j);
         var n = Math.Sqrt(l.Sum(v => v * v));
         for (var j = 0; j < 512; j++) Assert.Equal(l[j] / n, latent[j], 5);
         Assert.Equal(1.0, Math.Sqrt(latent.Sum(v => (double)v * v)), 5);

@@ -1,7 +1,7 @@
-using Blankend.Orleans.Tests.Support;
 using Blankend.Orleans.Ai;
 using Blankend.Orleans.Grains.Ai.Matting;
 using Blankend.Orleans.Grains.Ai.Runtime;
+using Blankend.Orleans.Tests.Support;
 using OpenCvSharp;
 using Xunit;
 using static Blankend.Orleans.Tests.Ai.MatteTestKit;

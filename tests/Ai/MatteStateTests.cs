@@ -1,6 +1,6 @@
-using Blankend.Orleans.Tests.Support;
 using Blankend.Orleans.Ai;
 using Blankend.Orleans.Grains.Ai.Matting;
+using Blankend.Orleans.Tests.Support;
 using OpenCvSharp;
 using Xunit;
 using static Blankend.Orleans.Tests.Ai.MatteTestKit;

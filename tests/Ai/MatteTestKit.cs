@@ -1,4 +1,3 @@
-using Xunit;
 using Blankend.Orleans.Ai;
 using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Grains.Ai;
@@ -9,6 +8,7 @@ using Blankend.Orleans.Tests.Support;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using OpenCvSharp;
+using Xunit;
 
 namespace Blankend.Orleans.Tests.Ai;
 

@@ -1,8 +1,8 @@
 using System.Collections;
 using System.Net;
 using Blankend.Orleans.Configuration;
-using Blankend.Orleans.Gateway.Hosting;
 using Blankend.Orleans.Gateway.Cluster;
+using Blankend.Orleans.Gateway.Hosting;
 using Blankend.Orleans.Hosting;
 using Blankend.Orleans.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;

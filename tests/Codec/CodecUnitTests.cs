@@ -1,7 +1,7 @@
-using Blankend.Orleans.Tests.Support;
 using Blankend.Orleans.Codec;
 using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Grains.Codec;
+using Blankend.Orleans.Tests.Support;
 using Microsoft.Extensions.Logging.Abstractions;
 using Xunit;
 

@@ -5,11 +5,10 @@ using System.Net.Http.Json;
 using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json;
+using Blankend.Orleans.Hosting;
 using Blankend.Orleans.Tests.Support;
 using Xunit;
 using Xunit.Abstractions;
-
-using Blankend.Orleans.Hosting;
 
 namespace Blankend.Orleans.Tests.Codec;
 

@@ -1,13 +1,12 @@
 using System.Globalization;
 using System.Net;
 using System.Text.Json;
+using Blankend.Orleans.Gateway.Cluster;
 using Blankend.Orleans.Gateway.Hosting;
 using Blankend.Orleans.Tests.Processing;
 using Blankend.Orleans.Tests.Support;
 using Microsoft.Playwright;
 using Xunit;
-
-using Blankend.Orleans.Gateway.Cluster;
 
 namespace Blankend.Orleans.Tests.Console;
 

@@ -1,9 +1,8 @@
-using Blankend.Orleans.Tests.Support;
 using System.Net.WebSockets;
 using Blankend.Orleans.Gateway.Fanout;
-using Xunit;
-
 using Blankend.Orleans.Gateway.Telemetry;
+using Blankend.Orleans.Tests.Support;
+using Xunit;
 
 namespace Blankend.Orleans.Tests.Gateway;
 

@@ -1,11 +1,10 @@
 using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Grains.Devices;
+using Blankend.Orleans.Grains.Hosting;
 using Blankend.Orleans.Hosting;
 using Microsoft.Extensions.Configuration;
 using Orleans.TestingHost;
 using Xunit;
-
-using Blankend.Orleans.Grains.Hosting;
 
 namespace Blankend.Orleans.Tests.Grains;
 

@@ -1,7 +1,7 @@
 using System.Collections;
 using Blankend.Orleans.Configuration;
-using Blankend.Orleans.Gateway.Hosting;
 using Blankend.Orleans.Gateway.Cluster;
+using Blankend.Orleans.Gateway.Hosting;
 using Blankend.Orleans.Hosting;
 using Blankend.Orleans.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;

@@ -1,15 +1,14 @@
-using Blankend.Orleans.Tests.Support;
 using System.Net;
 using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Grains.Devices;
-using Blankend.Orleans.Processing;
+using Blankend.Orleans.Grains.Hosting;
 using Blankend.Orleans.Hosting;
+using Blankend.Orleans.Processing;
+using Blankend.Orleans.Tests.Support;
 using Microsoft.Extensions.Configuration;
 using Orleans.Runtime.Placement;
 using Orleans.TestingHost;
 using Xunit;
-
-using Blankend.Orleans.Grains.Hosting;
 
 namespace Blankend.Orleans.Tests.Processing;
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Blankend.Orleans.Configuration;
+using Blankend.Orleans.Grains.Hosting;
 using Blankend.Orleans.Hosting;
 using Blankend.Orleans.Tests.Support;
 using Microsoft.Extensions.Configuration;
@@ -8,8 +9,6 @@ using Orleans.TestingHost;
 using Xunit;
 using Xunit.Abstractions;
 using Bridge = Blankend.Orleans.Grains.Relay.Bridge.RelayBridge;
-
-using Blankend.Orleans.Grains.Hosting;
 
 namespace Blankend.Orleans.Tests.Relay;
 

@@ -1,8 +1,8 @@
 using System.Collections;
 using System.Net.Http.Json;
 using System.Text.Json;
-using Blankend.Orleans.Gateway.Hosting;
 using Blankend.Orleans.Gateway.Cluster;
+using Blankend.Orleans.Gateway.Hosting;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Logging;
 

@@ -1,5 +1,5 @@
-using Xunit;
 using System.Reflection;
+using Xunit;
 
 namespace Blankend.Orleans.Tests.Support;
 

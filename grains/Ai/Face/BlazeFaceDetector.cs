@@ -66,12 +66,12 @@ internal sealed class BlazeFaceDetector : IFaceDetector
         foreach (var (g, per) in new[] { (16, 2), (8, 6) })
         {
             for (var y = 0; y < g; y++)
-            for (var x = 0; x < g; x++)
-            for (var k = 0; k < per; k++)
-            {
-                _anchors[a++] = (x + 0.5f) / g;
-                _anchors[a++] = (y + 0.5f) / g;
-            }
+                for (var x = 0; x < g; x++)
+                    for (var k = 0; k < per; k++)
+                    {
+                        _anchors[a++] = (x + 0.5f) / g;
+                        _anchors[a++] = (y + 0.5f) / g;
+                    }
         }
     }
 

@@ -1,8 +1,7 @@
 using System.Collections.Concurrent;
+using Blankend.Orleans.Ai;
 using Blankend.Orleans.Grains.Ai.Face.Insight;
 using Blankend.Orleans.Grains.Ai.Runtime;
-
-using Blankend.Orleans.Ai;
 
 namespace Blankend.Orleans.Grains.Ai.Face;
 

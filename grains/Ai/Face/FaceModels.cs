@@ -1,9 +1,8 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
+using Blankend.Orleans.Ai;
 using Blankend.Orleans.Grains.Ai.Face.Insight;
 using Blankend.Orleans.Grains.Ai.Runtime;
-
-using Blankend.Orleans.Ai;
 
 namespace Blankend.Orleans.Grains.Ai.Face;
 

@@ -1,10 +1,9 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using Blankend.Orleans.Ai;
 using Blankend.Orleans.Grains.Ai.Runtime;
 using Microsoft.ML.OnnxRuntime;
 using OpenCvSharp;
-
-using Blankend.Orleans.Ai;
 
 namespace Blankend.Orleans.Grains.Ai.Matting;
 

@@ -1,10 +1,9 @@
 using System.Collections.Concurrent;
+using Blankend.Orleans.Ai;
 using Blankend.Orleans.Configuration;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Microsoft.ML.OnnxRuntime;
-
-using Blankend.Orleans.Ai;
 
 namespace Blankend.Orleans.Grains.Ai.Runtime;
 

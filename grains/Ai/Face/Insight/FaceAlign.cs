@@ -105,8 +105,8 @@ internal static class FaceAlign
     {
         var mat = new Mat(2, 3, MatType.CV_64FC1);
         for (var r = 0; r < 2; r++)
-        for (var c = 0; c < 3; c++)
-            mat.Set(r, c, m[r * 3 + c]);
+            for (var c = 0; c < 3; c++)
+                mat.Set(r, c, m[r * 3 + c]);
         return mat;
     }
 
