@@ -63,7 +63,7 @@ internal static partial class VideoInEndpoint
     {
         using var buffer = new MessageBuffer(256 * 1024, maxFrameBytes);
         long frames = 0;
-        var refusals = new RefusalLimiter();
+        var refusals = default(LogRateLimit);
         while (true)
         {
             var (type, tooBig) = await buffer.ReceiveAsync(socket, ct);
@@ -134,32 +134,11 @@ internal static partial class VideoInEndpoint
     /// <summary>One line per refused message, at most one a second per connection (a broken camera sending 30
     /// bad messages a second must not flood the log); the next line says how many were not written. Every refusal
     /// is counted in blankend.frames.dropped{reason="invalid_input"} and answered on the socket.</summary>
-    private static void LogRefusal(ILogger log, ref RefusalLimiter limiter, string clientId, int bytes, string code, string why)
+    private static void LogRefusal(ILogger log, ref LogRateLimit limiter, string clientId, int bytes, string code, string why)
     {
         if (!limiter.TryEnter(out var notLogged)) return;
         if (notLogged == 0) LogRefused(log, clientId, bytes, code, why);
         else LogRefusedWithSkipped(log, clientId, bytes, code, why, notLogged);
-    }
-
-    private struct RefusalLimiter
-    {
-        private long _next;
-        private int _skipped;
-
-        public bool TryEnter(out int skipped)
-        {
-            var now = Environment.TickCount64;
-            if (now < _next)
-            {
-                _skipped++;
-                skipped = 0;
-                return false;
-            }
-            _next = now + 1000;
-            skipped = _skipped;
-            _skipped = 0;
-            return true;
-        }
     }
 
     /// <summary>Picks the frames of one connection that get a trace, and starts their span.</summary>

@@ -1,3 +1,5 @@
+using Blankend.Orleans.Gateway.Telemetry;
+
 namespace Blankend.Orleans.Gateway.Security;
 
 /// <summary>At most one refusal line a second per kind (a client hammering a closed door must not flood the log);
@@ -5,25 +7,11 @@ namespace Blankend.Orleans.Gateway.Security;
 internal sealed class RefusalLog
 {
     private readonly Lock _gate = new();
-    private long _next;
-    private int _skipped;
+    private LogRateLimit _limit;
 
     /// <returns>True when this refusal gets a line; <paramref name="skipped"/> = refusals not logged since the last one.</returns>
     public bool TryEnter(out int skipped)
     {
-        var now = Environment.TickCount64;
-        lock (_gate)
-        {
-            if (now < _next)
-            {
-                _skipped++;
-                skipped = 0;
-                return false;
-            }
-            _next = now + 1000;
-            skipped = _skipped;
-            _skipped = 0;
-            return true;
-        }
+        lock (_gate) return _limit.TryEnter(out skipped);
     }
 }
