@@ -1,5 +1,5 @@
 // The console's entry: picks the page from the query (?page=..., ?source=SRC opens the viewer).
-import { canControl, getToken } from './api.js';
+import { canControl, getToken, request } from './api.js';
 
 const pages = {
   sources: () => import('./sources.js'),
@@ -16,6 +16,9 @@ async function main() {
   for (const a of document.querySelectorAll('header nav a')) a.classList.toggle('active', a.dataset.page === page);
   const main = document.getElementById('main');
   main.dataset.page = page;
+  // A locked service answers 401 here and the token is asked for before any socket opens (a WebSocket refused
+  // with 401 only shows as a failed connection); an open one answers at once.
+  if (!getToken()) await request('/api/v1/stream/status');
   const module = await pages[page]();
   // Asked lazily by the pages that change things; a read-only (view) token shows their controls disabled.
   const control = page === 'controls' || page === 'viewer' ? await canControl() : true;

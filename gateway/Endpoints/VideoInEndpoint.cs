@@ -21,7 +21,7 @@ namespace Blankend.Orleans.Gateway.Endpoints;
 internal static partial class VideoInEndpoint
 {
     public static async Task<IResult> HandleAsync(HttpContext context, IGrainFactory grains,
-        IOptions<StreamOptions> streamOptions, IOptions<GatewayOptions> gatewayOptions, IOptions<TelemetryOptions> telemetryOptions,
+        IOptions<StreamOptions> streamOptions, IOptions<GatewaySettings> gatewayOptions, IOptions<TelemetryOptions> telemetryOptions,
         GatewayCounters counters, ThroughputLog throughput, IHostApplicationLifetime lifetime, ILoggerFactory loggers)
     {
         var stream = streamOptions.Value;

@@ -13,7 +13,7 @@ namespace Blankend.Orleans.Gateway.Endpoints;
 internal static partial class VideoOutEndpoint
 {
     public static async Task<IResult> HandleAsync(HttpContext context, ViewerHub hub, SourceSubscriptions subscriptions,
-        IOptions<GatewayOptions> gatewayOptions, GatewayCounters counters, ThroughputLog throughput, IHostApplicationLifetime lifetime,
+        IOptions<GatewaySettings> gatewayOptions, GatewayCounters counters, ThroughputLog throughput, IHostApplicationLifetime lifetime,
         ILoggerFactory loggers, RawFanout raw)
     {
         if (!QueryRules.TryClientId(context.Request, "source", null, out var source, out var error)

@@ -18,8 +18,7 @@ internal sealed record ComponentHealth(string State, string? Detail = null, doub
 
 /// <summary>
 /// A part of the service that <c>/healthz</c> reports on. Register implementations in DI
-/// (<c>services.AddSingleton&lt;IHealthComponent, MyCheck&gt;()</c>); a registered component replaces the
-/// gateway's placeholder of the same name (<c>bus</c>, <c>decoders</c>, <c>models</c>).
+/// (<c>services.AddSingleton&lt;IHealthComponent, MyCheck&gt;()</c>).
 /// </summary>
 internal interface IHealthComponent
 {

@@ -12,8 +12,7 @@ namespace Blankend.Orleans.Gateway.Health;
 /// Runs every <see cref="IHealthComponent"/> registered in DI, concurrently and each within
 /// <see cref="CheckTimeout"/>, and folds them into one status: <c>unavailable</c> (503) when a critical component
 /// is unavailable, <c>degraded</c> when any component is degraded or a non-critical one is unavailable, else
-/// <c>ok</c>. <c>disabled</c> and <c>not_configured</c> components do not count. Placeholders stand in for
-/// <c>bus</c>, <c>decoders</c> and <c>models</c> until the parts that own them register a component of that name.
+/// <c>ok</c>. <c>disabled</c> and <c>not_configured</c> components do not count.
 /// </summary>
 internal sealed class HealthService
 {
@@ -21,19 +20,9 @@ internal sealed class HealthService
 
     private readonly IHealthComponent[] _components;
 
-    public HealthService(IEnumerable<IHealthComponent> registered, IOptions<StreamOptions> stream)
+    public HealthService(IEnumerable<IHealthComponent> registered)
     {
         var list = registered.ToList();
-        IHealthComponent[] placeholders =
-        [
-            new BusPlaceholder(stream.Value.RelayEnabled),
-            new NotConfigured("decoders"),
-            new NotConfigured("models"),
-        ];
-        foreach (var p in placeholders)
-        {
-            if (!list.Any(c => string.Equals(c.Name, p.Name, StringComparison.Ordinal))) list.Add(p);
-        }
         // The cluster first, then the order of registration: a stable, readable body.
         _components = [.. list.OrderBy(c => c.Name == ClusterHealthComponent.ComponentName ? 0 : 1)];
     }
@@ -74,28 +63,6 @@ internal sealed class HealthService
         }
     }
 
-    /// <summary>Until the relay registers its own <c>bus</c> component: the configured intent, never a 503.</summary>
-    private sealed class BusPlaceholder(bool relayEnabled) : IHealthComponent
-    {
-        public string Name => "bus";
-
-        public bool Critical => false;
-
-        public Task<ComponentHealth> CheckAsync(CancellationToken cancellationToken) => Task.FromResult(relayEnabled
-            ? new ComponentHealth(HealthStates.Degraded, "stream.relay_enabled is set but this build has no ZeroMQ relay yet")
-            : new ComponentHealth(HealthStates.Disabled, "stream.relay_enabled is false"));
-    }
-
-    private sealed class NotConfigured(string name) : IHealthComponent
-    {
-        private static readonly Task<ComponentHealth> Result = Task.FromResult(new ComponentHealth(HealthStates.NotConfigured));
-
-        public string Name => name;
-
-        public bool Critical => false;
-
-        public Task<ComponentHealth> CheckAsync(CancellationToken cancellationToken) => Result;
-    }
 }
 
 /// <summary>The cluster answers: a round trip to the source directory grain. Critical: without it no frame flows.</summary>

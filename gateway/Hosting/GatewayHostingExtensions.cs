@@ -80,7 +80,7 @@ internal static partial class GatewayHostingExtensions
     /// <summary>The contract's endpoints.</summary>
     public static WebApplication MapBlankendEndpoints(this WebApplication app)
     {
-        var gateway = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<GatewayOptions>>().Value;
+        var gateway = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<GatewaySettings>>().Value;
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(gateway.WebSocketKeepAliveSeconds) });
         app.UseBlankendSecurity();
 

@@ -24,7 +24,7 @@ internal static class ProcessingSiloExtensions
         services.AddSingleton<IDeviceCatalog>(sp => sp.GetRequiredService<DeviceCatalog>());
         services.AddPlacementDirector<DevicePlacement, DevicePlacementDirector>();
         services.AddSingleton<IFrameStep, ReencodeStep>();
-        // AI steps (issue 6): sessions load on first use, so a silo with the realtime pipeline off loads no model.
+        // AI steps: sessions load on first use, so a silo with the realtime pipeline off loads no model.
         services.AddSingleton<Ai.Runtime.OnnxRuntimeHost>();
         services.AddSingleton<Ai.AiEngine>();
         services.AddSingleton<IFrameStepPreparation, Ai.AiAssetPreparation>();

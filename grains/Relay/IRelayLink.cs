@@ -1,7 +1,7 @@
 namespace Blankend.Orleans.Grains.Relay;
 
 /// <summary>
-/// This silo's end of the bus: the RelayBridge (silo/RelayBridge) implements it with a NetMQ DEALER on one poller
+/// This silo's end of the bus: the RelayBridge (Relay/Bridge) implements it with a NetMQ DEALER on one poller
 /// thread. The RelayGrain opens it when it activates on this silo (so exactly one silo holds the link of an
 /// identity) and closes it when it deactivates. Every method returns at once: nothing here waits on the bus.
 /// </summary>

@@ -17,7 +17,7 @@ public static class BlankendConfiguration
 {
     public static readonly string[] KnownSections =
     [
-        StreamOptions.Section, ClusterSettings.Section, GatewayOptions.Section, VideoProcessingOptions.Section,
+        StreamOptions.Section, ClusterSettings.Section, GatewaySettings.Section, VideoProcessingOptions.Section,
         RealtimePipelineOptions.Section, AiOptions.Section, TelemetryOptions.Section, CodecOptions.Section, RecordingOptions.Section,
         AuthOptions.Section, LimitsOptions.Section,
         // Standard .NET sections that may live in the same file.
@@ -88,7 +88,7 @@ public static class BlankendConfiguration
         CheckKnownKeys(config);
         Add<StreamOptions, StreamOptionsValidator>(services, config, StreamOptions.Section);
         Add<ClusterSettings, ClusterSettingsValidator>(services, config, ClusterSettings.Section);
-        Add<GatewayOptions, GatewayOptionsValidator>(services, config, GatewayOptions.Section);
+        Add<GatewaySettings, GatewaySettingsValidator>(services, config, GatewaySettings.Section);
         Add<VideoProcessingOptions, VideoProcessingOptionsValidator>(services, config, VideoProcessingOptions.Section);
         Add<RealtimePipelineOptions, RealtimePipelineOptionsValidator>(services, config, RealtimePipelineOptions.Section);
         Add<AiOptions, AiOptionsValidator>(services, config, AiOptions.Section);
@@ -114,7 +114,7 @@ public static class BlankendConfiguration
     private static readonly (string Section, Type Type)[] Sections =
     [
         (StreamOptions.Section, typeof(StreamOptions)), (ClusterSettings.Section, typeof(ClusterSettings)),
-        (GatewayOptions.Section, typeof(GatewayOptions)), (VideoProcessingOptions.Section, typeof(VideoProcessingOptions)),
+        (GatewaySettings.Section, typeof(GatewaySettings)), (VideoProcessingOptions.Section, typeof(VideoProcessingOptions)),
         (RealtimePipelineOptions.Section, typeof(RealtimePipelineOptions)), (AiOptions.Section, typeof(AiOptions)),
         (TelemetryOptions.Section, typeof(TelemetryOptions)),
         (CodecOptions.Section, typeof(CodecOptions)), (RecordingOptions.Section, typeof(RecordingOptions)),
@@ -152,7 +152,7 @@ public static class BlankendConfiguration
     {
         _ = services.GetRequiredService<IOptions<StreamOptions>>().Value;
         _ = services.GetRequiredService<IOptions<ClusterSettings>>().Value;
-        _ = services.GetRequiredService<IOptions<GatewayOptions>>().Value;
+        _ = services.GetRequiredService<IOptions<GatewaySettings>>().Value;
         _ = services.GetRequiredService<IOptions<VideoProcessingOptions>>().Value;
         _ = services.GetRequiredService<IOptions<RealtimePipelineOptions>>().Value;
         _ = services.GetRequiredService<IOptions<AiOptions>>().Value;

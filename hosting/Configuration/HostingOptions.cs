@@ -82,7 +82,7 @@ public sealed class ClusterSettings
 }
 
 /// <summary>Section <c>gateway</c>: WebSocket fan-out.</summary>
-public sealed class GatewayOptions
+public sealed class GatewaySettings
 {
     public const string Section = "gateway";
 

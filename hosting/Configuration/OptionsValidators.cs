@@ -85,9 +85,9 @@ public sealed class ClusterSettingsValidator : IValidateOptions<ClusterSettings>
     }
 }
 
-public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
+public sealed class GatewaySettingsValidator : IValidateOptions<GatewaySettings>
 {
-    public ValidateOptionsResult Validate(string? name, GatewayOptions o)
+    public ValidateOptionsResult Validate(string? name, GatewaySettings o)
     {
         var f = new Failures();
         f.Range("gateway:viewer_queue_size", o.ViewerQueueSize, 1, 1024);
@@ -151,7 +151,7 @@ public sealed class AiOptionsValidator : IValidateOptions<AiOptions>
             f.Add($"ai:matte_smoothing must be in (0, 1] (got {o.MatteSmoothing})");
         if (double.IsNaN(o.RvmDownsampleRatio) || o.RvmDownsampleRatio <= 0 || o.RvmDownsampleRatio > 1)
             f.Add($"ai:rvm_downsample_ratio must be in (0, 1] (got {o.RvmDownsampleRatio})");
-        // A model path that does not exist is NOT a start-up error: its step reports unavailable (issue 6).
+        // A model path that does not exist is NOT a start-up error: its step reports unavailable.
         return f.Result;
     }
 }

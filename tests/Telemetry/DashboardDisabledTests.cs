@@ -27,13 +27,12 @@ public sealed class DashboardDisabledTests
     private static string Describe(ServiceDescriptor d) =>
         $"{d.ServiceType.FullName} -> {(d.IsKeyedService ? d.KeyedImplementationType ?? d.KeyedImplementationInstance?.GetType() : d.ImplementationType ?? d.ImplementationInstance?.GetType())?.FullName ?? "factory"}";
 
-    private static async Task<(HttpStatusCode Dashboard, string Root, string[] DashboardServices)> ProbeAsync(params string[] args)
+    private static async Task<(HttpStatusCode Dashboard, string[] DashboardServices)> ProbeAsync(params string[] args)
     {
         IServiceCollection? services = null;
         await using var gw = await EmbeddedGateway.StartAsync(args, configure: b => services = b.Services);
         using var page = await gw.Client.GetAsync("dashboard");
-        var root = await gw.Client.GetStringAsync("");
-        return (page.StatusCode, root, [.. services!.Where(IsDashboard).Select(Describe)]);
+        return (page.StatusCode, [.. services!.Where(IsDashboard).Select(Describe)]);
     }
 
     [Fact]
@@ -42,11 +41,9 @@ public sealed class DashboardDisabledTests
         var on = await ProbeAsync();
         Assert.Equal(HttpStatusCode.OK, on.Dashboard);
         Assert.True(on.DashboardServices.Length > 0, "the probe finds no dashboard service even when it is enabled");
-        Assert.Contains("/dashboard", on.Root);
 
         var off = await ProbeAsync("--telemetry:dashboard_enabled=false");
         Assert.Equal(HttpStatusCode.NotFound, off.Dashboard);
         Assert.True(off.DashboardServices.Length == 0, "dashboard services left: " + string.Join("; ", off.DashboardServices));
-        Assert.DoesNotContain("/dashboard", off.Root);
     }
 }
