@@ -6,31 +6,17 @@ using Microsoft.Extensions.Configuration;
 using Orleans.TestingHost;
 using Xunit;
 
+using Blankend.Orleans.Tests.Support;
+
 namespace Blankend.Orleans.Tests.Grains;
 
 /// <summary>A real 2-silo Orleans cluster (TestingHost) running the project's grains and silo wiring.</summary>
-public sealed class TwoSiloClusterFixture : IAsyncLifetime
+public sealed class TwoSiloClusterFixture : TwoSiloCluster<TwoSiloClusterFixture.SiloConfigurator>
 {
     /// <summary>Short refresh so that expiry is observable in a test: registrations live 3 x 300 ms.</summary>
     public const int RefreshMs = 300;
 
-    public TestCluster Cluster { get; private set; } = null!;
-
-    public async Task InitializeAsync()
-    {
-        var builder = new TestClusterBuilder(2);
-        builder.AddSiloBuilderConfigurator<SiloConfigurator>();
-        Cluster = builder.Build();
-        await Cluster.DeployAsync();
-    }
-
-    public async Task DisposeAsync()
-    {
-        await Cluster.StopAllSilosAsync();
-        await Cluster.DisposeAsync();
-    }
-
-    private sealed class SiloConfigurator : ISiloConfigurator
+    public sealed class SiloConfigurator : ISiloConfigurator
     {
         public void Configure(ISiloBuilder siloBuilder)
         {

@@ -13,27 +13,11 @@ using Xunit;
 namespace Blankend.Orleans.Tests.Processing;
 
 /// <summary>Two silos: the primary publishes only cpu0, the secondary (the "GPU host") gpu0, gpu1 and cpu0.</summary>
-public sealed class GpuClusterFixture : IAsyncLifetime
+public sealed class GpuClusterFixture : TwoSiloCluster<GpuClusterFixture.SiloConfigurator>
 {
     public const string GpuSiloName = "Secondary_1";
 
-    public TestCluster Cluster { get; private set; } = null!;
-
-    public async Task InitializeAsync()
-    {
-        var builder = new TestClusterBuilder(2);
-        builder.AddSiloBuilderConfigurator<SiloConfigurator>();
-        Cluster = builder.Build();
-        await Cluster.DeployAsync();
-    }
-
-    public async Task DisposeAsync()
-    {
-        await Cluster.StopAllSilosAsync();
-        await Cluster.DisposeAsync();
-    }
-
-    private sealed class SiloConfigurator : ISiloConfigurator
+    public sealed class SiloConfigurator : ISiloConfigurator
     {
         public void Configure(ISiloBuilder siloBuilder)
         {

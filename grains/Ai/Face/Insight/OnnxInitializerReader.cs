@@ -20,42 +20,36 @@ internal static class OnnxInitializerReader
     {
         using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.RandomAccess);
         var r = new Reader(stream);
-        long graphStart = -1, graphEnd = -1;
-        while (r.Position < stream.Length)
-        {
-            var (field, wire) = r.Tag();
-            if (field == 7 && wire == 2)
-            {
-                var len = r.Length();
-                graphStart = r.Position;
-                graphEnd = graphStart + len;
-                r.Seek(graphEnd);
-            }
-            else
-            {
-                r.Skip(wire);
-            }
-        }
+        // ModelProto.graph is field 7; GraphProto.initializer is field 5 (length-delimited), the last one is emap.
+        var (graphStart, graphEnd) = LastField(r, stream.Length, 7);
         if (graphStart < 0) throw new InvalidDataException("no graph in the file (not an ONNX model?)");
-        long lastStart = -1, lastEnd = -1;
         r.Seek(graphStart);
-        while (r.Position < graphEnd)
-        {
-            var (field, wire) = r.Tag();
-            if (field == 5 && wire == 2)
-            {
-                var len = r.Length();
-                lastStart = r.Position;
-                lastEnd = lastStart + len;
-                r.Seek(lastEnd);
-            }
-            else
-            {
-                r.Skip(wire);
-            }
-        }
+        var (lastStart, lastEnd) = LastField(r, graphEnd, 5);
         if (lastStart < 0) throw new InvalidDataException("the graph has no initializer");
         return ReadTensor(r, lastStart, lastEnd);
+    }
+
+    /// <summary>Where the last length-delimited field <paramref name="wanted"/> lies between the reader's position
+    /// and <paramref name="end"/> (its payload, start and end); (-1, -1) when there is none.</summary>
+    private static (long Start, long End) LastField(Reader r, long end, int wanted)
+    {
+        long start = -1, stop = -1;
+        while (r.Position < end)
+        {
+            var (field, wire) = r.Tag();
+            if (field == wanted && wire == 2)
+            {
+                var len = r.Length();
+                start = r.Position;
+                stop = start + len;
+                r.Seek(stop);
+            }
+            else
+            {
+                r.Skip(wire);
+            }
+        }
+        return (start, stop);
     }
 
     private static OnnxTensor ReadTensor(Reader r, long start, long end)

@@ -1,0 +1,25 @@
+using Orleans.TestingHost;
+using Xunit;
+
+namespace Blankend.Orleans.Tests.Support;
+
+/// <summary>A real 2-silo Orleans cluster (TestingHost) whose silos <typeparamref name="TConfigurator"/> sets up;
+/// the fixtures of the TestCluster tests derive from it.</summary>
+public abstract class TwoSiloCluster<TConfigurator> : IAsyncLifetime where TConfigurator : ISiloConfigurator, new()
+{
+    public TestCluster Cluster { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        var builder = new TestClusterBuilder(2);
+        builder.AddSiloBuilderConfigurator<TConfigurator>();
+        Cluster = builder.Build();
+        await Cluster.DeployAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await Cluster.StopAllSilosAsync();
+        await Cluster.DisposeAsync();
+    }
+}
