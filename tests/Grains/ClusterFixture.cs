@@ -2,11 +2,10 @@ using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Grains.Devices;
 using Blankend.Orleans.Grains.Hosting;
 using Blankend.Orleans.Hosting;
+using Blankend.Orleans.Tests.Support;
 using Microsoft.Extensions.Configuration;
 using Orleans.TestingHost;
 using Xunit;
-
-using Blankend.Orleans.Tests.Support;
 
 namespace Blankend.Orleans.Tests.Grains;
 
