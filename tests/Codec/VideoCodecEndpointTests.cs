@@ -148,7 +148,9 @@ public sealed class VideoCodecEndpointTests(CodecGatewayFixture fixture, ITestOu
         });
 
         var firstChunk = Environment.TickCount64;
-        var send = SendLiveAsync(cam, data, 11, TimeSpan.FromSeconds(2));
+        // Spread over 5 s: "while the stream is open" must not depend on ffmpeg starting within a loaded machine's
+        // first seconds (the session's start-up, not the flow, is what a short feed would measure).
+        var send = SendLiveAsync(cam, data, 11, TimeSpan.FromSeconds(5));
         var pid = await WaitPidAsync(source);
         var lastChunk = await send;
         int beforeClose;

@@ -145,7 +145,8 @@ public sealed class ClientGrainTests(TwoSiloClusterFixture fixture) : IClassFixt
 
         var frames = observer.Frames.ToArray();
         Assert.Equal(4, frames.Length); // a's frames once each, not once per registration
-        Assert.Equal([(a, 1), (a, 3), (b, 2), (b, 4)], frames.Select(f => (f.Source, TestJpeg.ReadTag(f.Payload))).Order());
+        (string, int)[] expected = [(a, 1), (a, 3), (b, 2), (b, 4)];
+        Assert.Equal(expected.Order(), frames.Select(f => (f.Source, TestJpeg.ReadTag(f.Payload))).Order());
 
         var sources = await Client.GetGrain<ISourceDirectoryGrain>(ISourceDirectoryGrain.Key).ListSources();
         Assert.Contains(a, sources);
