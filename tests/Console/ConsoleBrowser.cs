@@ -83,25 +83,44 @@ public sealed class ConsoleBrowser : IAsyncLifetime
     }
 
     /// <summary>A test camera: sends <paramref name="jpeg"/> to /video_in at <paramref name="fps"/> until disposed.</summary>
-    public static async Task<IAsyncDisposable> StartCameraAsync(EmbeddedGateway gw, string source, byte[] jpeg, double fps)
+    public static async Task<TestCamera> StartCameraAsync(EmbeddedGateway gw, string source, byte[] jpeg, double fps)
     {
         var ws = await Ws.ConnectAsync(gw.Ws($"/video_in?client_id={source}"));
         var cts = new CancellationTokenSource();
+        var sent = new List<long>();
         var loop = Task.Run(async () =>
         {
             using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1 / fps));
             try
             {
-                do await ws.SendBinaryAsync(jpeg, cts.Token);
+                do
+                {
+                    await ws.SendBinaryAsync(jpeg, cts.Token);
+                    lock (sent) sent.Add(Environment.TickCount64);
+                }
                 while (await timer.WaitForNextTickAsync(cts.Token));
             }
             catch (OperationCanceledException) { }
         });
-        return new Camera(ws, cts, loop);
+        return new TestCamera(ws, cts, loop, sent);
     }
 
-    private sealed class Camera(System.Net.WebSockets.ClientWebSocket ws, CancellationTokenSource cts, Task loop) : IAsyncDisposable
+    /// <summary>A camera sending one JPEG at a rate; it may fall behind that rate on a busy machine (a timer
+    /// tick that is late is not made up), so what it really sent is what a viewer's figures are compared with.</summary>
+    public sealed class TestCamera(System.Net.WebSockets.ClientWebSocket ws, CancellationTokenSource cts, Task loop, List<long> sent) : IAsyncDisposable
     {
+        /// <summary>Frames per second actually sent over the last <paramref name="window"/>, computed as the console
+        /// computes its own: (frames - 1) / (last - first) within the window.</summary>
+        public double SentFps(TimeSpan window)
+        {
+            lock (sent)
+            {
+                var since = Environment.TickCount64 - (long)window.TotalMilliseconds;
+                var recent = sent.Where(t => t >= since).ToArray();
+                return recent.Length < 2 ? 0 : (recent.Length - 1) * 1000.0 / (recent[^1] - recent[0]);
+            }
+        }
+
         public async ValueTask DisposeAsync()
         {
             await cts.CancelAsync();

@@ -120,7 +120,9 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
             new PageWaitForFunctionOptions { Timeout = 20000 });
         await page.WaitForTimeoutAsync(600); // the overlay refreshes every 500 ms
         var shown = double.Parse((await overlay.GetAttributeAsync("data-fps"))!, CultureInfo.InvariantCulture);
-        Assert.InRange(shown, fps * 0.9, fps * 1.1);
+        var sent = camera.SentFps(TimeSpan.FromSeconds(3));
+        Assert.True(sent > fps / 2, $"the test camera sent only {sent:0.0} fps of {fps}: the machine is too busy for this test");
+        Assert.InRange(shown, sent * 0.9, sent * 1.1);
         Assert.Equal("0", await overlay.GetAttributeAsync("data-gaps"));
         Assert.Matches(@"^\d+$", (await overlay.GetAttributeAsync("data-latency"))!);
         Assert.Empty(errors);
