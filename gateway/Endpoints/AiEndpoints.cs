@@ -33,7 +33,11 @@ internal sealed record RealtimeSourceView(string Source, bool? Enabled, string? 
 internal sealed record RealtimeStatusView(RealtimeView Config, SourceProcessingStats[] Sources, AiStepReport[] Steps, DeviceStatus[] Devices, string[] Errors);
 
 internal sealed record AiStatusView(string Provider, string ProviderReason, string[] Providers, AiModelReport[] Models, AiSiloReport[] Silos,
-    RealtimeView? Realtime, string[] Errors, string SwapEngine = "mesh", string? SwapEngineReason = null);
+    RealtimeView? Realtime, string[] Errors, string SwapEngine = "mesh", string? SwapEngineReason = null,
+    bool ProviderFallback = false, AiBatchView[]? Batches = null);
+
+/// <summary>Cross-stream batching of one model over the cluster: inference calls, images, mean and largest batch.</summary>
+internal sealed record AiBatchView(string Model, long Calls, long Images, double MeanBatch, int MaxBatch);
 
 internal sealed record AiDetectionsView(int Width, int Height, AiFace[] Faces, Dictionary<string, double> StepMs, string[] Notes,
     string Silo, string Device, string Provider);
@@ -97,7 +101,14 @@ internal static class AiEndpoints
 
         // One line for the operator: CUDA as soon as one loaded session runs on it, else CPU with why.
         string provider, reason;
-        if (SiloReports.RunsOnCuda(reports))
+        var fallback = reports.Where(r => r.Provider is { Fallback: true }).ToArray();
+        if (fallback.Length > 0)
+        {
+            // Never silent: a GPU that is wanted and not used is the headline, whatever else runs.
+            provider = fallback[0].Provider!.Active;
+            reason = string.Join("; ", fallback.Select(r => $"{r.Silo}: {r.Provider!.Reason}"));
+        }
+        else if (SiloReports.RunsOnCuda(reports))
         {
             provider = "CUDA";
             reason = "at least one loaded model runs on the CUDA execution provider";
@@ -120,8 +131,14 @@ internal static class AiEndpoints
         var mesh = reports.FirstOrDefault(r => r.SwapEngine != "inswapper");
         var swap = reports.Count == 0 ? ("mesh", "no silo reported") : mesh is null ? ("inswapper", reports[0].SwapEngineReason)
             : ("mesh", reports.Count > 1 ? $"{mesh.Silo}: {mesh.SwapEngineReason}" : mesh.SwapEngineReason);
+        var batches = reports.SelectMany(r => r.Batches ?? []).GroupBy(b => b.Model, StringComparer.Ordinal).Select(g =>
+        {
+            var calls = g.Sum(b => b.Calls);
+            var images = g.Sum(b => b.Images);
+            return new AiBatchView(g.Key, calls, images, calls == 0 ? 0 : Math.Round((double)images / calls, 2), g.Max(b => b.MaxBatch));
+        }).OrderBy(b => b.Model, StringComparer.Ordinal).ToArray();
         var view = new AiStatusView(provider, reason, [.. reports.SelectMany(r => r.Providers).Distinct()], models, [.. reports],
-            config is null ? null : View(config), [.. errors], swap.Item1, swap.Item2);
+            config is null ? null : View(config), [.. errors], swap.Item1, swap.Item2, fallback.Length > 0, batches);
         return Results.Json(view, AiJson.Default.AiStatusView);
     }
 

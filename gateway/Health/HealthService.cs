@@ -165,8 +165,15 @@ internal sealed class ModelsHealthComponent(IGrainFactory grains) : IHealthCompo
         var available = reports.SelectMany(r => r.Models).Where(m => m.Available).Select(m => m.Kind).Distinct().Order(StringComparer.Ordinal);
         var provider = SiloReports.RunsOnCuda(reports) ? AiProviders.Cuda : AiProviders.Cpu;
         var detail = $"available: {string.Join(", ", available)}; provider {provider}; realtime pipeline {(rt.Enabled ? "on (" + AiStepNames.Format(rt.Steps) + ")" : "off")}";
-        return missing.Length > 0
-            ? new ComponentHealth(HealthStates.Degraded, "an enabled step's model is unavailable: " + string.Join("; ", missing) + "; " + detail)
+        // A GPU that is wanted and not used (docs/ai.md, "Providers"): degraded whether or not a step runs yet.
+        var fallback = reports.Where(r => r.Provider is { Fallback: true }).Select(r =>
+            $"{r.Silo}: ai.provider {r.Provider!.Requested} runs on {r.Provider.Active}" +
+            (r.Provider.MissingLibrary is { } lib ? $", missing {lib}" : "") + $" ({r.Provider.Reason})").ToArray();
+        var problems = new List<string>();
+        if (fallback.Length > 0) problems.Add("GPU provider fallback: " + string.Join("; ", fallback));
+        if (missing.Length > 0) problems.Add("an enabled step's model is unavailable: " + string.Join("; ", missing));
+        return problems.Count > 0
+            ? new ComponentHealth(HealthStates.Degraded, string.Join("; ", problems) + "; " + detail)
             : new ComponentHealth(HealthStates.Ok, detail);
     }
 }

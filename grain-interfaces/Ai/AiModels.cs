@@ -55,4 +55,8 @@ public static class AiProviders
 {
     public const string Cpu = "CPU";
     public const string Cuda = "CUDA";
+    public const string TensorRt = "TensorRT";
+
+    /// <summary>True for the providers that run on a GPU.</summary>
+    public static bool IsGpu(string provider) => provider is Cuda or TensorRt;
 }

@@ -89,7 +89,38 @@ public sealed record AiSiloReport(
     [property: Id(7)] Dictionary<string, long> AssetVersions,
     [property: Id(8)] bool SimpleForward,
     [property: Id(9)] string SwapEngine = "mesh",
-    [property: Id(10)] string? SwapEngineReason = null);
+    [property: Id(10)] string? SwapEngineReason = null,
+    [property: Id(11)] AiProviderState? Provider = null,
+    [property: Id(12)] AiBatchReport[]? Batches = null);
+
+/// <summary>The execution provider a silo chose for its GPU devices, decided once at start.</summary>
+/// <param name="Requested"><c>ai.provider</c>: auto, cuda, tensorrt or cpu.</param>
+/// <param name="Active">The provider gpuN sessions use: CUDA, TensorRT or CPU.</param>
+/// <param name="GpuSeen">nvidia-smi or /proc/driver/nvidia found a GPU on this host.</param>
+/// <param name="Detection">How the GPU detection went ("nvidia-smi: 1 GPU(s)", "none: ...").</param>
+/// <param name="Fallback">A GPU provider was wanted (auto with a GPU seen, cuda, tensorrt) and is not what runs.</param>
+/// <param name="Reason">Why <paramref name="Active"/> was chosen, with the loader's error on a fallback.</param>
+/// <param name="MissingLibrary">The shared library the loader could not find (e.g. libcudnn.so.9), when named.</param>
+[GenerateSerializer, Immutable, Alias("blankend.AiProviderState")]
+public sealed record AiProviderState(
+    [property: Id(0)] string Requested,
+    [property: Id(1)] string Active,
+    [property: Id(2)] bool GpuSeen,
+    [property: Id(3)] string Detection,
+    [property: Id(4)] bool Fallback,
+    [property: Id(5)] string Reason,
+    [property: Id(6)] string? MissingLibrary);
+
+/// <summary>Cross-stream batching of one model on one silo: inference calls, frames (images) they took, the
+/// mean batch, and how long frames waited for their batch to fill.</summary>
+[GenerateSerializer, Immutable, Alias("blankend.AiBatchReport")]
+public sealed record AiBatchReport(
+    [property: Id(0)] string Model,
+    [property: Id(1)] string Device,
+    [property: Id(2)] long Calls,
+    [property: Id(3)] long Images,
+    [property: Id(4)] double MeanBatch,
+    [property: Id(5)] int MaxBatch);
 
 /// <param name="Kind">face_detect, face_mesh, segmentation, segmentation_landscape, swap, rvm, depth, arcface.</param>
 /// <param name="Sessions">Loaded sessions: "device: provider (reason)".</param>

@@ -43,4 +43,15 @@ internal static class AiMetrics
 
     public static readonly Counter<long> Detections = BlankendMetrics.Meter.CreateCounter<long>("blankend.ai.detector.runs", "{run}",
         "Face detector runs (the detector runs every face_detect_interval frames per source)");
+
+    /// <summary>Times a wanted GPU provider could not be used and the silo ran the gpuN devices on another one.</summary>
+    public static readonly Counter<long> ProviderFallback = BlankendMetrics.Meter.CreateCounter<long>("blankend.ai.provider.fallback", "{fallback}",
+        "A GPU execution provider was wanted (auto with a GPU seen, cuda, tensorrt) and could not be loaded, by requested and active provider");
+
+    private static readonly InstrumentAdvice<int> BatchBuckets = new() { HistogramBucketBoundaries = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128] };
+
+    /// <summary>Frames (images) per inference call, by model: cross-stream batching at work.</summary>
+    public static readonly Histogram<int> BatchSize = BlankendMetrics.Meter.CreateHistogram<int>("blankend.ai.batch.size", "{frame}",
+        "Frames (images) per ONNX Runtime inference call, by model", advice: BatchBuckets);
+
 }

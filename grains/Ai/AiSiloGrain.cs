@@ -66,8 +66,15 @@ internal sealed class AiSiloGrain(AiEngine engine, DeviceWorkerHost host, LocalD
             ["reference_face"] = engine.Asset(AiAssetKind.ReferenceFace)?.Version ?? 0,
             ["background"] = engine.Asset(AiAssetKind.Background)?.Version ?? 0,
         };
+        var batches = new List<AiBatchReport>();
+        foreach (var m in rt.Loaded().OrderBy(m => AiModels.Name(m.Kind), StringComparer.Ordinal).ThenBy(m => m.Device, StringComparer.Ordinal))
+        {
+            var (calls, images, max) = m.Batches;
+            if (calls > 0) batches.Add(new AiBatchReport(AiModels.Name(m.Kind), m.Device, calls, images, Math.Round((double)images / calls, 2), max));
+        }
         return new AiSiloReport(RuntimeIdentity, [.. rt.AvailableProviders], rt.CudaAvailable, [.. models], [.. steps],
-            [.. devices], engine.SourceCount, versions, engine.Options.SimpleForward, swapEngine.Name, swapEngine.Reason);
+            [.. devices], engine.SourceCount, versions, engine.Options.SimpleForward, swapEngine.Name, swapEngine.Reason,
+            rt.ProviderState, [.. batches]);
     }
 
     /// <summary>What a loaded file of a kind is (the status' model "format").</summary>

@@ -1,3 +1,4 @@
+using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Grains.Ai.Face;
 using Blankend.Orleans.Grains.Ai.Matting;
 using Blankend.Orleans.Grains.Devices;
@@ -17,6 +18,7 @@ internal static class ProcessingSiloExtensions
     public static ISiloBuilder AddBlankendProcessing(this ISiloBuilder silo, IConfiguration config)
     {
         var local = LocalDevices.Create(config);
+        Ai.Runtime.AiProviderStartup.RequireGpu(config.GetSection(AiOptions.Section).Get<AiOptions>() ?? new AiOptions(), local);
         silo.UseSiloMetadata(local.ToMetadata(config));
         var services = silo.Services;
         services.AddSingleton(local);
@@ -26,6 +28,7 @@ internal static class ProcessingSiloExtensions
         services.AddSingleton<IFrameStep, ReencodeStep>();
         // AI steps: sessions load on first use, so a silo with the realtime pipeline off loads no model.
         services.AddSingleton<Ai.Runtime.OnnxRuntimeHost>();
+        services.AddHostedService<Ai.Runtime.AiProviderStartup>();
         services.AddSingleton<Ai.AiEngine>();
         services.AddSingleton<IFrameStepPreparation, Ai.AiAssetPreparation>();
         // Step order is the frame's order: faces (detect, mesh, swap) first, then matte and depth.

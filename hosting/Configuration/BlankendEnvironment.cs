@@ -31,6 +31,10 @@ public static class BlankendEnvironment
         new("ARCFACE_MODEL", "ai:arcface_model", ValueKind.Text),
         new("INSIGHTFACE_APP", "ai:insightface_dir", ValueKind.Text),
         new("ENHANCER_MODEL", "ai:enhancer_model", ValueKind.Text),
+        new("BLANKEND_AI_PROVIDER", "ai:provider", ValueKind.Text),
+        new("BLANKEND_AI_REQUIRE_GPU", "ai:require_gpu", ValueKind.Bool),
+        new("BLANKEND_AI_MAX_BATCH", "ai:max_batch", ValueKind.Number),
+        new("BLANKEND_AI_BATCH_TIMEOUT_MS", "ai:batch_timeout_ms", ValueKind.Number),
         // The project's own additions (documented in README / docs/configuration.md).
         new("BLANKEND_CLUSTER_MODE", "cluster:mode", ValueKind.Text),
         new("BLANKEND_CLUSTERING", "cluster:clustering", ValueKind.Text),

@@ -133,7 +133,7 @@ public sealed class VideoProcessingOptions
     [ConfigurationKeyName("queue_size")] public int QueueSize { get; set; } = 4;
 
     /// <summary>Most frames a worker loop takes from its queue for one batch (frames of several sources).</summary>
-    [ConfigurationKeyName("batch_max")] public int BatchMax { get; set; } = 8;
+    [ConfigurationKeyName("batch_max")] public int BatchMax { get; set; } = 32;
 
     /// <summary>A worker loop with nothing to do for this long ends (its thread goes away).</summary>
     [ConfigurationKeyName("idle_stop_ms")] public int IdleStopMs { get; set; } = 10_000;
@@ -166,6 +166,9 @@ public sealed class AiOptions
 {
     public const string Section = "ai";
 
+    /// <summary>The values of <c>ai.provider</c>.</summary>
+    public static readonly string[] Providers = ["auto", "cuda", "tensorrt", "cpu"];
+
     [ConfigurationKeyName("face_detect_interval")] public int FaceDetectInterval { get; set; } = 5;
     [ConfigurationKeyName("simple_forward")] public bool SimpleForward { get; set; }
     [ConfigurationKeyName("face_detect_model")] public string FaceDetectModel { get; set; } = "";
@@ -191,8 +194,26 @@ public sealed class AiOptions
     /// <summary>ONNX Runtime intra-op threads per session (1 keeps one frame per core; raise for big models).</summary>
     [ConfigurationKeyName("intra_op_threads")] public int IntraOpThreads { get; set; } = 1;
 
-    /// <summary>Append the CUDA execution provider on gpuN devices when the installed ONNX Runtime has it.</summary>
+    /// <summary>Kept for old config files: <c>false</c> means <c>provider: cpu</c> (docs/configuration.md).</summary>
     [ConfigurationKeyName("use_cuda")] public bool UseCuda { get; set; } = true;
+
+    /// <summary>Execution provider of the gpuN devices' sessions: <c>auto</c> (CUDA when a GPU and the CUDA
+    /// provider are present, else CPU), <c>cuda</c>, <c>tensorrt</c> or <c>cpu</c>. A GPU that is seen but not
+    /// used is never silent: /healthz degraded, an error line, <c>blankend_ai_provider_fallback_total</c>.</summary>
+    [ConfigurationKeyName("provider")] public string Provider { get; set; } = "auto";
+
+    /// <summary>Stop start-up (exit 2) instead of running on the CPU when the GPU provider cannot be used.</summary>
+    [ConfigurationKeyName("require_gpu")] public bool RequireGpu { get; set; }
+
+    /// <summary>TensorRT engine and timing caches (provider <c>tensorrt</c>); empty = <c>data/tensorrt</c>.</summary>
+    [ConfigurationKeyName("tensorrt_cache_dir")] public string TensorrtCacheDir { get; set; } = "";
+
+    /// <summary>Most frames one inference call takes (cross-stream batching on a device worker).</summary>
+    [ConfigurationKeyName("max_batch")] public int MaxBatch { get; set; } = 32;
+
+    /// <summary>How long a device worker waits for the frames of its other live sources before it runs a batch
+    /// (milliseconds; 0 = never wait, run what is queued).</summary>
+    [ConfigurationKeyName("batch_timeout_ms")] public int BatchTimeoutMs { get; set; } = 3;
 
     /// <summary>Minimum face detector score kept (MediaPipe and insightface SCRFD: 0.5).</summary>
     [ConfigurationKeyName("face_min_score")] public double FaceMinScore { get; set; } = 0.5;

@@ -145,6 +145,9 @@ public sealed class AiOptionsValidator : IValidateOptions<AiOptions>
         f.Range("ai:face_detect_interval", o.FaceDetectInterval, 1, 10_000);
         f.Range("ai:intra_op_threads", o.IntraOpThreads, 1, 64);
         f.Range("ai:max_image_bytes", o.MaxImageBytes, 1024, 256L * 1024 * 1024);
+        f.OneOf("ai:provider", o.Provider, AiOptions.Providers);
+        f.Range("ai:max_batch", o.MaxBatch, 1, 256);
+        f.Range("ai:batch_timeout_ms", o.BatchTimeoutMs, 0, 100);
         if (double.IsNaN(o.FaceMinScore) || o.FaceMinScore <= 0 || o.FaceMinScore >= 1)
             f.Add($"ai:face_min_score must be between 0 and 1, exclusive (got {o.FaceMinScore})");
         if (double.IsNaN(o.MatteSmoothing) || o.MatteSmoothing <= 0 || o.MatteSmoothing > 1)

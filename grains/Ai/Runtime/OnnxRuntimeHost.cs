@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Blankend.Orleans.Ai;
 using Blankend.Orleans.Configuration;
+using Blankend.Orleans.Grains.Devices;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Microsoft.ML.OnnxRuntime;
@@ -21,13 +22,73 @@ internal sealed partial class OnnxRuntimeHost : IDisposable
     private readonly ConcurrentDictionary<(AiModelKind, string), Lazy<OnnxModel?>> _sessions = new();
     private readonly ConcurrentDictionary<AiModelKind, string> _errors = new();
     private readonly Lazy<(string[] Providers, string? Error)> _providers = new(ReadProviders);
+    private readonly Func<GpuDetector.Result> _detectGpus;
+    private readonly Lock _providerGate = new();
+    private AiProviderState? _provider;
 
-    public OnnxRuntimeHost(IOptions<AiOptions> options, ILogger<OnnxRuntimeHost> log)
+    /// <param name="devices">This silo's devices (the GPU detection made at start); null: detect here.</param>
+    public OnnxRuntimeHost(IOptions<AiOptions> options, ILogger<OnnxRuntimeHost> log, LocalDevices? devices = null)
     {
         _options = options.Value;
         _log = log;
+        _detectGpus = devices is null ? GpuDetector.Detect : () => new GpuDetector.Result([.. devices.Gpus], devices.Detection);
         AiMetrics.Hosts.TryAdd(this, 0);
     }
+
+    /// <summary>The provider of the gpuN devices, decided on first use (the silo asks at start); a fallback is
+    /// logged once as an error and counted in <c>blankend_ai_provider_fallback_total</c>.</summary>
+    public AiProviderState ProviderState
+    {
+        get
+        {
+            lock (_providerGate)
+            {
+                if (_provider is null)
+                {
+                    var requested = AiProviderChoice.Requested(_options);
+                    var gpus = requested == AiProviderChoice.Cpu ? new GpuDetector.Result([], "not looked for (ai.provider is cpu)") : _detectGpus();
+                    var seen = gpus.Gpus.Length > 0;
+                    // The ONNX Runtime native library is only loaded here when there is a GPU to use or an
+                    // explicit GPU request: a CPU host with processing off loads nothing at start.
+                    var wantsRuntime = seen || requested is AiProviderChoice.Cuda or AiProviderChoice.TensorRt;
+                    var (available, error) = wantsRuntime ? _providers.Value : ([], null);
+                    _provider = AiProviderChoice.Decide(requested, new AiProviderChoice.Host(seen, gpus.Detection, available, error, TryLoadProvider));
+                    if (_provider.Fallback) ReportFallback(_provider);
+                    else LogProvider(_provider.Requested, _provider.Active, _provider.Reason);
+                }
+                return _provider;
+            }
+        }
+    }
+
+    private void ReportFallback(AiProviderState state)
+    {
+        AiMetrics.ProviderFallback.Add(1, new KeyValuePair<string, object?>("requested", state.Requested),
+            new KeyValuePair<string, object?>("active", state.Active));
+        LogFallback(state.Requested, state.Active, state.Reason, state.MissingLibrary ?? "-");
+    }
+
+    /// <summary>Loads a GPU provider for real (a CUDA session on the smallest shipped model, so that cuBLAS and
+    /// cuDNN load too): null when it works, else the loader's error.</summary>
+    private string? TryLoadProvider(string provider)
+    {
+        try
+        {
+            using var so = NewOptions();
+            AiProviderChoice.Append(so, provider, 0, TensorRtCacheDir);
+            if (provider == AiProviders.Cuda && PathOf(AiModelKind.FaceDetect) is { } probe && File.Exists(probe))
+            {
+                using var session = new InferenceSession(probe, so);
+            }
+            return null;
+        }
+        catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException or TypeInitializationException or IOException or UnauthorizedAccessException)
+        {
+            return $"{e.GetType().Name}: {e.GetBaseException().Message}";
+        }
+    }
+
+    private string TensorRtCacheDir => Path.GetFullPath(string.IsNullOrWhiteSpace(_options.TensorrtCacheDir) ? Path.Combine("data", "tensorrt") : _options.TensorrtCacheDir);
 
     public AiOptions Options => _options;
 
@@ -107,18 +168,23 @@ internal sealed partial class OnnxRuntimeHost : IDisposable
         try
         {
             so = NewOptions();
-            if (provider == "CUDA")
+            if (AiProviders.IsGpu(provider))
             {
                 try
                 {
-                    so.AppendExecutionProvider_CUDA(GpuIndex(device));
+                    AiProviderChoice.Append(so, provider, GpuIndex(device), TensorRtCacheDir);
                 }
-                catch (Exception e) when (e is EntryPointNotFoundException or OnnxRuntimeException or DllNotFoundException)
+                catch (Exception e) when (e is EntryPointNotFoundException or OnnxRuntimeException or DllNotFoundException or IOException)
                 {
+                    // The start-up check loaded it; a later failure is still a fallback, never silent.
                     so.Dispose();
                     so = NewOptions();
-                    provider = "CPU";
-                    reason = $"CUDA provider did not load ({e.GetType().Name}: {e.Message}); running on CPU";
+                    var wanted = provider;
+                    provider = AiProviders.Cpu;
+                    reason = $"{wanted} provider did not load for {AiModels.Name(kind)} on {device} ({e.GetType().Name}: {e.Message}); running on CPU";
+                    var changed = ProviderState with { Active = AiProviders.Cpu, Fallback = true, Reason = reason, MissingLibrary = AiProviderChoice.MissingLibrary(e.Message) };
+                    lock (_providerGate) _provider = changed;
+                    ReportFallback(changed);
                 }
             }
             var session = new InferenceSession(path, so);
@@ -151,13 +217,11 @@ internal sealed partial class OnnxRuntimeHost : IDisposable
     /// <summary>(provider, reason) for a device, before loading.</summary>
     public (string Provider, string Reason) ChooseProvider(string device)
     {
-        if (!device.StartsWith("gpu", StringComparison.Ordinal)) return ("CPU", "cpu device");
-        if (!_options.UseCuda) return ("CPU", "ai:use_cuda is false");
-        var (providers, error) = _providers.Value;
-        if (error is not null) return ("CPU", $"ONNX Runtime providers unreadable: {error}");
-        if (Array.IndexOf(providers, "CUDAExecutionProvider") < 0)
-            return ("CPU", $"this ONNX Runtime build has no CUDA provider ({string.Join(", ", providers)}); build with -p:OnnxRuntimePackage=Microsoft.ML.OnnxRuntime.Gpu");
-        return ("CUDA", $"CUDAExecutionProvider on device {GpuIndex(device)}");
+        if (!LocalDevices.IsGpu(device)) return (AiProviders.Cpu, "cpu device");
+        var state = ProviderState;
+        return AiProviders.IsGpu(state.Active)
+            ? (state.Active, $"{state.Reason}; device {GpuIndex(device)}")
+            : (AiProviders.Cpu, state.Reason);
     }
 
     private static int GpuIndex(string device) => int.TryParse(device.AsSpan(3), out var i) ? i : 0;
@@ -194,6 +258,12 @@ internal sealed partial class OnnxRuntimeHost : IDisposable
         }
     }
 
+    [LoggerMessage(Level = LogLevel.Error, Message = "ai provider: {Requested} requested, running on {Active}: {Reason} (missing library: {Library}); set ai.require_gpu to stop instead")]
+    private partial void LogFallback(string requested, string active, string reason, string library);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "ai provider: {Requested} requested, gpu devices run on {Active} ({Reason})")]
+    private partial void LogProvider(string requested, string active, string reason);
+
     [LoggerMessage(Level = LogLevel.Information, Message = "ai model {Kind} on {Device}: {Path} loaded, provider {Provider} ({Reason})")]
     private partial void LogLoaded(AiModelKind kind, string device, string path, string provider, string reason);
 
@@ -211,6 +281,26 @@ internal sealed class OnnxModel(AiModelKind kind, string device, string path, In
     /// <summary>"CUDA" or "CPU".</summary>
     public string Provider { get; } = provider;
     public string ProviderReason { get; } = providerReason;
+
+    private long _calls, _images, _maxBatch;
+
+    /// <summary>Inference calls and the images they took (cross-stream batching), for the status.</summary>
+    public (long Calls, long Images, int MaxBatch) Batches => (Interlocked.Read(ref _calls), Interlocked.Read(ref _images), (int)Interlocked.Read(ref _maxBatch));
+
+    /// <summary>Records one session.Run over <paramref name="images"/> images that took <paramref name="ms"/>:
+    /// the inference time and batch-size histograms, and this session's counters.</summary>
+    public void RecordBatch(int images, double ms)
+    {
+        Interlocked.Increment(ref _calls);
+        Interlocked.Add(ref _images, images);
+        long seen;
+        while (images > (seen = Interlocked.Read(ref _maxBatch)) && Interlocked.CompareExchange(ref _maxBatch, images, seen) != seen)
+        {
+        }
+        var name = new KeyValuePair<string, object?>("model", AiModels.Name(Kind));
+        AiMetrics.InferenceMs.Record(ms, name, new KeyValuePair<string, object?>("provider", Provider));
+        AiMetrics.BatchSize.Record(images, name);
+    }
 
     public void Dispose()
     {
