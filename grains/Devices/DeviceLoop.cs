@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Threading.Channels;
 using Blankend.Orleans.Configuration;
+using Blankend.Orleans.Telemetry;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -20,7 +21,7 @@ internal sealed class DeviceLoop
     private readonly TimeSpan _idle;
     private readonly CancellationToken _stopping;
     private readonly Lock _gate = new();
-    private int _running;
+    private int _loops;
     private int _desired = 1;
     private int _nextThread;
 
@@ -33,12 +34,22 @@ internal sealed class DeviceLoop
     private double _decodeMs, _stepsMs, _encodeMs;
     private string? _lastError;
 
-    internal DeviceLoop(DeviceWorkerHost host, string device, VideoProcessingOptions options, CancellationToken stopping)
+    // Push timeout (cross-stream batching): per source, when its last frame came and its mean interval, so a
+    // batch waits only for sources whose next frame is due within the timeout (one camera never waits).
+    private readonly Dictionary<string, (long Last, double Interval)> _arrivals = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int> _running = new(StringComparer.Ordinal);
+    private readonly long _batchTimeout;
+    private long _nextArrivalPrune;
+    private long _waits;
+    private double _waitMsTotal;
+
+    internal DeviceLoop(DeviceWorkerHost host, string device, VideoProcessingOptions options, AiOptions ai, CancellationToken stopping)
     {
         _host = host;
         Device = device;
         _capacity = options.QueueSize;
         _batchMax = options.BatchMax;
+        _batchTimeout = (long)(ai.BatchTimeoutMs * Stopwatch.Frequency / 1000.0);
         _idle = TimeSpan.FromMilliseconds(options.IdleStopMs);
         _stopping = stopping;
         _queue = Channel.CreateBounded<FrameWork>(new BoundedChannelOptions(_capacity)
@@ -56,9 +67,15 @@ internal sealed class DeviceLoop
 
     public int QueueDepth => _queue.Reader.Count;
 
+    /// <summary>Batches that waited for other sources' frames (the push timeout), and their total wait.</summary>
+    public (long Waits, double Ms) BatchWaits
+    {
+        get { lock (_gate) return (_waits, _waitMsTotal); }
+    }
+
     public int Running
     {
-        get { lock (_gate) return _running; }
+        get { lock (_gate) return _loops; }
     }
 
     public Task<ProcessResult> Submit(ProcessRequest request)
@@ -72,6 +89,7 @@ internal sealed class DeviceLoop
         }
         Interlocked.Increment(ref _submitted);
         _in.Add();
+        if (_batchTimeout > 0) NoteArrival(request.Frame.Source);
         EnsureLoops(request.Settings.Workers);
         return work.Completion.Task;
     }
@@ -83,9 +101,9 @@ internal sealed class DeviceLoop
         lock (_gate)
         {
             _desired = Math.Max(1, workers);
-            while (_running < _desired)
+            while (_loops < _desired)
             {
-                _running++;
+                _loops++;
                 _starts++;
                 var name = $"{_host.Tag}-{Device}-{_nextThread++}";
                 if (name.Length > 15) name = name[..15];
@@ -110,11 +128,20 @@ internal sealed class DeviceLoop
                 {
                     batch.Add(first);
                     while (batch.Count < _batchMax && reader.TryRead(out var more)) batch.Add(more);
-                    RunBatch(batch);
+                    if (_batchTimeout > 0 && batch.Count < _batchMax) WaitForDueSources(batch, reader);
+                    MarkRunning(batch, +1);
+                    try
+                    {
+                        RunBatch(batch);
+                    }
+                    finally
+                    {
+                        MarkRunning(batch, -1);
+                    }
                     batch.Clear();
                     lock (_gate)
                     {
-                        if (_running > _desired) { _running--; _stops++; reason = "workers lowered"; return; }
+                        if (_loops > _desired) { _loops--; _stops++; reason = "workers lowered"; return; }
                     }
                     continue;
                 }
@@ -137,7 +164,7 @@ internal sealed class DeviceLoop
                 lock (_gate)
                 {
                     if (reader.Count > 0 && !_stopping.IsCancellationRequested) continue;
-                    _running--;
+                    _loops--;
                     _stops++;
                     if (_stopping.IsCancellationRequested) reason = "stopping";
                     return;
@@ -148,6 +175,104 @@ internal sealed class DeviceLoop
         {
             _host.LogLoopStopped(Device, name, reason);
         }
+    }
+
+    private void NoteArrival(string source)
+    {
+        var now = Stopwatch.GetTimestamp();
+        lock (_gate)
+        {
+            if (_arrivals.TryGetValue(source, out var a))
+            {
+                var gap = now - a.Last;
+                _arrivals[source] = (now, a.Interval == 0 ? gap : a.Interval * 0.8 + gap * 0.2);
+            }
+            else
+            {
+                _arrivals[source] = (now, 0);
+            }
+            if (now < _nextArrivalPrune) return;
+            _nextArrivalPrune = now + 5 * Stopwatch.Frequency;
+            foreach (var (k, v) in _arrivals)
+            {
+                if (now - v.Last > 5 * Stopwatch.Frequency) _arrivals.Remove(k);
+            }
+        }
+    }
+
+    private void MarkRunning(List<FrameWork> batch, int delta)
+    {
+        if (_batchTimeout <= 0) return;
+        lock (_gate)
+        {
+            foreach (var w in batch)
+            {
+                var n = _running.GetValueOrDefault(w.Source) + delta;
+                if (n <= 0) _running.Remove(w.Source);
+                else _running[w.Source] = n;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The push timeout: waits up to <c>ai.batch_timeout_ms</c> for the next frames of the live sources that are
+    /// neither in this batch nor running on another loop and whose next frame is due before the deadline (from
+    /// their mean interval), so frames of several cameras share one inference call. A single camera, or cameras
+    /// whose frames are not due, never wait.
+    /// </summary>
+    private void WaitForDueSources(List<FrameWork> batch, ChannelReader<FrameWork> reader)
+    {
+        var start = Stopwatch.GetTimestamp();
+        var deadline = start + _batchTimeout;
+        var waited = false;
+        while (batch.Count < _batchMax && !_stopping.IsCancellationRequested)
+        {
+            if (reader.TryRead(out var more))
+            {
+                batch.Add(more);
+                continue;
+            }
+            var now = Stopwatch.GetTimestamp();
+            if (now >= deadline || !AnySourceDue(batch, deadline, now)) break;
+            waited = true;
+            try
+            {
+                var wait = reader.WaitToReadAsync(_stopping);
+                if (!wait.IsCompleted && !wait.AsTask().Wait(TimeSpan.FromTicks(Math.Max(1, (deadline - now) * TimeSpan.TicksPerSecond / Stopwatch.Frequency)))) break;
+            }
+            catch (AggregateException e) when (e.InnerException is OperationCanceledException)
+            {
+                break;
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+        }
+        if (!waited) return;
+        var ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        DeviceMetrics.BatchWaitMs.Record(ms, new KeyValuePair<string, object?>("device", Device));
+        lock (_gate)
+        {
+            _waits++;
+            _waitMsTotal += ms;
+        }
+    }
+
+    private bool AnySourceDue(List<FrameWork> batch, long deadline, long now)
+    {
+        lock (_gate)
+        {
+            foreach (var (source, (last, interval)) in _arrivals)
+            {
+                // Not yet a rate (one frame seen), or gone quiet for over two intervals: not expected.
+                if (interval <= 0 || now - last > 2 * interval + Stopwatch.Frequency / 10) continue;
+                if (last + interval > deadline || _running.ContainsKey(source)) continue;
+                if (batch.Exists(w => w.Source == source)) continue;
+                return true;
+            }
+        }
+        return false;
     }
 
     private void RunBatch(List<FrameWork> batch)
@@ -264,7 +389,7 @@ internal sealed class DeviceLoop
         long starts, stops;
         lock (_gate)
         {
-            running = _running;
+            running = _loops;
             desired = _desired;
             decode = _decodeMs;
             steps = _stepsMs;
@@ -285,4 +410,13 @@ internal sealed class DeviceLoop
             Math.Round(_in.PerSecond, 2), Math.Round(_out.PerSecond, 2), Math.Round(decode, 3), Math.Round(steps, 3), Math.Round(encode, 3),
             Math.Round(load, 3), health, starts, stops, _lastError, $"{_host.Tag}-{Device}");
     }
+}
+
+/// <summary>The device workers' instruments on the project's meter.</summary>
+internal static class DeviceMetrics
+{
+    /// <summary>Time a batch waited for the frames of its device's other live sources (the push timeout).</summary>
+    public static readonly System.Diagnostics.Metrics.Histogram<double> BatchWaitMs = BlankendMetrics.Meter.CreateHistogram<double>(
+        "blankend.ai.batch.wait", "ms", "Time a device worker waited for the frames of its other live sources before running a batch (ai.batch_timeout_ms)",
+        advice: new System.Diagnostics.Metrics.InstrumentAdvice<double> { HistogramBucketBoundaries = [0.25, 0.5, 1, 2, 3, 5, 10, 20, 50, 100] });
 }

@@ -20,9 +20,12 @@ internal sealed partial class DeviceWorkerHost : IDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Lazy<(bool? Cuda, string Detail)> _openCvCuda = new(JpegCodec.OpenCvCuda);
 
-    public DeviceWorkerHost(IOptions<VideoProcessingOptions> options, ILogger<DeviceWorkerHost> log, IEnumerable<IFrameStep> steps)
+    private readonly AiOptions _ai;
+
+    public DeviceWorkerHost(IOptions<VideoProcessingOptions> options, IOptions<AiOptions> ai, ILogger<DeviceWorkerHost> log, IEnumerable<IFrameStep> steps)
     {
         _options = options.Value;
+        _ai = ai.Value;
         _log = log;
         Steps = [.. steps];
         // Short and unique per host: thread names are cut to 15 characters on Linux (/proc/self/task/*/comm).
@@ -40,7 +43,7 @@ internal sealed partial class DeviceWorkerHost : IDisposable
         {
             if (!_loops.TryGetValue(device, out var loop))
             {
-                _loops[device] = loop = new DeviceLoop(this, device, _options, _stop.Token);
+                _loops[device] = loop = new DeviceLoop(this, device, _options, _ai, _stop.Token);
             }
             return loop;
         }

@@ -44,6 +44,27 @@ internal sealed class FrameWork(ProcessRequest request)
     public void Fail(string step, string why) => Error ??= $"{step}: {why}";
 }
 
+/// <summary>Splits a batch into rounds in which each source has at most one frame, each source's frames in queue
+/// order (round k holds every source's k-th frame): what a step with per-source state batches over.</summary>
+internal static class FrameRounds
+{
+    public static IReadOnlyList<FrameWork[]> Split(ReadOnlySpan<FrameWork> batch)
+    {
+        var rounds = new List<List<FrameWork>>();
+        var seen = new Dictionary<string, int>(batch.Length, StringComparer.Ordinal);
+        foreach (var w in batch)
+        {
+            var k = seen.GetValueOrDefault(w.Source);
+            seen[w.Source] = k + 1;
+            if (k == rounds.Count) rounds.Add(new List<FrameWork>(batch.Length));
+            rounds[k].Add(w);
+        }
+        var result = new FrameWork[rounds.Count][];
+        for (var i = 0; i < result.Length; i++) result[i] = [.. rounds[i]];
+        return result;
+    }
+}
+
 /// <summary>
 /// A processing step. The worker decodes the frames of a batch that have at least one applicable step, runs
 /// each step ONCE over all the frames of the batch it applies to (frames of several sources when they share

@@ -77,11 +77,13 @@ public sealed class FaceStepTests : IDisposable
         Assert.False(frames[0].Ai().FacesReused);
         Assert.False(frames[5].Ai().FacesReused);
 
-        // Another source has its own count; a batch with both runs each source's detector once at its start.
+        // Another source has its own count; a batch with both detects each source's frame at its start, in one
+        // detector call (cross-stream batching): 3 calls, 4 frames detected.
         var other = FaceEnv.Frame(input, AiSteps.Detect, "cam-other", interval: 5);
         var again = FaceEnv.Frame(input, AiSteps.Detect, "cam-interval", interval: 5, seq: 11);
         RunSteps(_env.Engine, other, again);
-        Assert.Equal(4, _env.Engine.Step("detect").Snapshot().Runs);
+        Assert.Equal((3L, 4L), (_env.Engine.Step("detect").Snapshot().Runs, _env.Engine.Step("detect").Snapshot().Frames));
+        Assert.Equal(4, models.DetectorRuns);
     }
 
     [Fact]

@@ -59,7 +59,7 @@ internal sealed class DepthEstimator(OnnxRuntimeHost runtime) : IDisposable
             }
             var t = Stopwatch.GetTimestamp();
             using var results = model.Session.Run(slot.RunOptions, slot.InNames, slot.InValues, slot.OutNames);
-            var ms = OrtBuffers.RecordInference(t, "depth", model);
+            var ms = OrtBuffers.RecordInference(t, model);
             var output = results[0];
             var shape = output.GetTensorTypeAndShape().Shape;
             int oh = shape.Length >= 2 ? (int)shape[^2] : 1, ow = (int)shape[^1];

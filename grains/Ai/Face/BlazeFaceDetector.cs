@@ -25,7 +25,8 @@ internal sealed class BlazeFaceDetector : IFaceDetector
     private volatile bool _disposed;
 
     /// <exception cref="InvalidDataException">The model does not have BlazeFace's signature.</exception>
-    public BlazeFaceDetector(OnnxModel model, double minScore)
+    /// <param name="maxBatch">Most images per inference call (<c>ai.max_batch</c>) when the model's batch is dynamic.</param>
+    public BlazeFaceDetector(OnnxModel model, double minScore, int maxBatch = 1)
     {
         Model = model;
         _minScore = (float)minScore;
@@ -37,6 +38,7 @@ internal sealed class BlazeFaceDetector : IFaceDetector
             throw new InvalidDataException($"BlazeFace input is [1,S,S,3]; {Path.GetFileName(model.Path)} has [{string.Join(',', d)}]");
         _inputName = name;
         InputSize = d[1];
+        BatchCapacity = FaceOrtIo.BatchCapacity(d, maxBatch);
 
         // Outputs by shape: scores 16x16 [1,512,1], scores 8x8 [1,384,1], regressors [1,512,16], [1,384,16].
         var outs = new (string, long[])[4];
@@ -82,23 +84,57 @@ internal sealed class BlazeFaceDetector : IFaceDetector
     /// <summary>Side of the square model input (128 or 256).</summary>
     public int InputSize { get; }
 
+    /// <summary>Most images per inference call.</summary>
+    public int BatchCapacity { get; }
+
     /// <summary>Faces in frame pixels (continuous coordinates: pixel k spans [k, k+1)), best score first.
     /// Any image type is accepted (gray and BGRA are converted); an empty image gives none.</summary>
-    public AiFace[] Detect(Mat image)
+    public AiFace[] Detect(Mat image) => DetectMany(new ReadOnlySpan<Mat>(ref image))[0];
+
+    /// <summary>The faces of each image, in order, with one inference call per <see cref="BatchCapacity"/>
+    /// images: each image is letterboxed straight into its slot of the batch tensor. The result of an image is
+    /// the same as <see cref="Detect"/> on it alone (the model treats the images of a batch independently).</summary>
+    public AiFace[][] DetectMany(ReadOnlySpan<Mat> images)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        var bgr = FaceOrtIo.AsBgr(image, out var owned);
-        if (bgr is null) return [];
+        var result = new AiFace[images.Length][];
         var b = Rent();
         try
         {
-            var (sx, sy, padX, padY) = Letterbox(bgr, b);
-            b.Io.Run(Model);
-            return Decode(b, sx, sy, padX, padY);
+            for (var start = 0; start < images.Length; start += BatchCapacity)
+            {
+                var count = Math.Min(BatchCapacity, images.Length - start);
+                var slots = 0;
+                for (var i = 0; i < count; i++)
+                {
+                    var bgr = FaceOrtIo.AsBgr(images[start + i], out var owned);
+                    if (bgr is null)
+                    {
+                        result[start + i] = [];
+                        continue;
+                    }
+                    try
+                    {
+                        b.Place[slots] = (start + i, Letterbox(bgr, b, slots));
+                        slots++;
+                    }
+                    finally
+                    {
+                        owned?.Dispose();
+                    }
+                }
+                if (slots == 0) continue;
+                b.Io.Run(Model, slots);
+                for (var k = 0; k < slots; k++)
+                {
+                    var (index, (sx, sy, padX, padY)) = b.Place[k];
+                    result[index] = Decode(b, k, sx, sy, padX, padY);
+                }
+            }
+            return result;
         }
         finally
         {
-            owned?.Dispose();
             _pool.Add(b);
         }
     }
@@ -106,7 +142,7 @@ internal sealed class BlazeFaceDetector : IFaceDetector
     private Buffers Rent() => _pool.TryTake(out var b) ? b : new Buffers(this);
 
     /// <summary>Letterboxes into the input tensor; returns the scale per axis and the padding (input pixels).</summary>
-    private (float Sx, float Sy, int PadX, int PadY) Letterbox(Mat bgr, Buffers b)
+    private (float Sx, float Sy, int PadX, int PadY) Letterbox(Mat bgr, Buffers b, int slot)
     {
         var s = InputSize;
         var w = bgr.Cols;
@@ -122,21 +158,24 @@ internal sealed class BlazeFaceDetector : IFaceDetector
             Cv2.Resize(bgr, roi, new Size(nw, nh), 0, 0, scale < 1 ? InterpolationFlags.Area : InterpolationFlags.Linear);
         }
         Cv2.CvtColor(b.Square, b.Rgb, ColorConversionCodes.BGR2RGB);
-        b.Rgb.ConvertTo(b.Io.InputMat, MatType.CV_32FC3, 1 / 127.5, -1);
+        b.Rgb.ConvertTo(b.Io.InputMats[slot], MatType.CV_32FC3, 1 / 127.5, -1);
         return ((float)nw / w, (float)nh / h, padX, padY);
     }
 
-    private AiFace[] Decode(Buffers b, float sx, float sy, int padX, int padY)
+    private AiFace[] Decode(Buffers b, int slot, float sx, float sy, int padX, int padY)
     {
         var s = (float)InputSize;
-        var outs = b.Io.Outputs;
+        var scores16 = b.Io.Output(0, slot);
+        var scores8 = b.Io.Output(1, slot);
+        var regs16 = b.Io.Output(2, slot);
+        var regs8 = b.Io.Output(3, slot);
         var n = 0;
         for (var i = 0; i < Anchors; i++)
         {
-            var logit = i < Grid16 ? outs[0][i] : outs[1][i - Grid16];
+            var logit = i < Grid16 ? scores16[i] : scores8[i - Grid16];
             var score = 1f / (1f + MathF.Exp(-Math.Clamp(logit, -100f, 100f)));
             if (score < _minScore || float.IsNaN(score)) continue;
-            var reg = i < Grid16 ? outs[2].AsSpan(i * 16, 16) : outs[3].AsSpan((i - Grid16) * 16, 16);
+            var reg = i < Grid16 ? regs16.Slice(i * 16, 16) : regs8.Slice((i - Grid16) * 16, 16);
             var ax = _anchors[i * 2];
             var ay = _anchors[i * 2 + 1];
             var cx = ax + reg[0] / s;
@@ -224,10 +263,12 @@ internal sealed class BlazeFaceDetector : IFaceDetector
         public readonly int[] Order = new int[Anchors];
         public readonly float[] Scores = new float[Anchors];
         public readonly bool[] Used = new bool[Anchors];
+        public readonly (int Index, (float Sx, float Sy, int PadX, int PadY) Letterbox)[] Place;
 
         public Buffers(BlazeFaceDetector d)
         {
-            Io = new FaceOrtIo(d._inputName, d.InputSize, d.InputSize, d._outputs);
+            Io = new FaceOrtIo(d._inputName, d.InputSize, d.InputSize, d._outputs, d.BatchCapacity);
+            Place = new (int, (float, float, int, int))[d.BatchCapacity];
             Square = new Mat(d.InputSize, d.InputSize, MatType.CV_8UC3);
             Rgb = new Mat(d.InputSize, d.InputSize, MatType.CV_8UC3);
         }

@@ -99,7 +99,7 @@ internal sealed partial class FaceModels : IDisposable
         var scrfd = ScrfdDetector.IsScrfd([.. model.Session.OutputMetadata.Values.Select(m => m.Dimensions)]);
         try
         {
-            return scrfd ? new ScrfdDetector(model, Engine.Options.FaceMinScore) : new BlazeFaceDetector(model, Engine.Options.FaceMinScore);
+            return scrfd ? new ScrfdDetector(model, Engine.Options.FaceMinScore) : new BlazeFaceDetector(model, Engine.Options.FaceMinScore, Engine.Options.MaxBatch);
         }
         catch (InvalidDataException e)
         {
@@ -114,7 +114,7 @@ internal sealed partial class FaceModels : IDisposable
         if (model is null) return null;
         try
         {
-            return new FaceMeshModel(model);
+            return new FaceMeshModel(model, Engine.Options.MaxBatch);
         }
         catch (InvalidDataException e)
         {

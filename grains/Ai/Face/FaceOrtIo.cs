@@ -7,71 +7,115 @@ using OpenCvSharp;
 namespace Blankend.Orleans.Grains.Ai.Face;
 
 /// <summary>
-/// Reused input and output buffers of one model call: float arrays on the pinned object heap wrapped once in
-/// <see cref="OrtValue"/>s (and, for the NHWC image input, in an OpenCV <see cref="Mat"/> over the same memory,
-/// so the pre-processing writes straight into the tensor). One instance serves one call at a time; the models
-/// keep a pool of them so concurrent worker threads never share one and steady state allocates nothing.
+/// Reused input and output buffers of one model call over a batch of up to <see cref="Capacity"/> images: float
+/// arrays on the pinned object heap wrapped in <see cref="OrtValue"/>s (one set per batch size, made once), and,
+/// for the NHWC image input, one OpenCV <see cref="Mat"/> per batch slot over the same memory, so the
+/// pre-processing writes straight into the batch tensor and the outputs are read where ONNX Runtime wrote them.
+/// One instance serves one call at a time; the models keep a pool of them so concurrent worker threads never
+/// share one and steady state allocates nothing.
 /// </summary>
 internal sealed class FaceOrtIo : IDisposable
 {
-    private readonly OrtValue[] _inputs;
-    private readonly OrtValue[] _outputs;
+    private readonly OrtValue?[][] _inputs;
+    private readonly OrtValue?[][] _outputs;
     private readonly string[] _inputNames;
     private readonly string[] _outputNames;
+    private readonly long[][] _outputShapes;
+    private readonly int[] _outputPerImage;
     private readonly RunOptions _run = new();
 
-    /// <param name="inputName">The single image input, NHWC [1,H,W,3] float.</param>
-    /// <param name="outputs">Output names and their element counts (shapes as the model declares them).</param>
-    public FaceOrtIo(string inputName, int height, int width, (string Name, long[] Shape)[] outputs)
+    /// <param name="inputName">The single image input, NHWC [N,H,W,3] float.</param>
+    /// <param name="outputs">Output names and their shapes for ONE image (batch dimension 1).</param>
+    /// <param name="capacity">Most images per call (1 for a model with a fixed batch of 1).</param>
+    public FaceOrtIo(string inputName, int height, int width, (string Name, long[] Shape)[] outputs, int capacity = 1)
     {
         Height = height;
         Width = width;
-        Input = GC.AllocateArray<float>(height * width * 3, pinned: true);
-        InputMat = Mat.FromPixelData(height, width, MatType.CV_32FC3, Marshal.UnsafeAddrOfPinnedArrayElement(Input, 0));
+        Capacity = Math.Max(1, capacity);
+        var perImage = height * width * 3;
+        Input = GC.AllocateArray<float>(perImage * Capacity, pinned: true);
+        InputMats = new Mat[Capacity];
+        for (var i = 0; i < Capacity; i++)
+            InputMats[i] = Mat.FromPixelData(height, width, MatType.CV_32FC3, Marshal.UnsafeAddrOfPinnedArrayElement(Input, i * perImage));
         _inputNames = [inputName];
-        _inputs = [OrtValue.CreateTensorValueFromMemory(Input, [1, height, width, 3])];
         _outputNames = new string[outputs.Length];
-        _outputs = new OrtValue[outputs.Length];
+        _outputShapes = new long[outputs.Length][];
+        _outputPerImage = new int[outputs.Length];
         Outputs = new float[outputs.Length][];
         for (var i = 0; i < outputs.Length; i++)
         {
             long n = 1;
-            foreach (var d in outputs[i].Shape) n *= d;
-            Outputs[i] = GC.AllocateArray<float>((int)n, pinned: true);
+            for (var d = 1; d < outputs[i].Shape.Length; d++) n *= outputs[i].Shape[d];
+            _outputPerImage[i] = (int)n;
+            _outputShapes[i] = outputs[i].Shape;
+            Outputs[i] = GC.AllocateArray<float>((int)n * Capacity, pinned: true);
             _outputNames[i] = outputs[i].Name;
-            _outputs[i] = OrtValue.CreateTensorValueFromMemory(Outputs[i], outputs[i].Shape);
         }
+        _inputs = new OrtValue?[Capacity + 1][];
+        _outputs = new OrtValue?[Capacity + 1][];
     }
 
     public int Height { get; }
     public int Width { get; }
 
-    /// <summary>The input tensor's memory (NHWC).</summary>
+    /// <summary>Most images one <see cref="Run(OnnxModel, int)"/> takes.</summary>
+    public int Capacity { get; }
+
+    /// <summary>The input tensor's memory (NHWC, image after image).</summary>
     public float[] Input { get; }
 
-    /// <summary>An H x W CV_32FC3 Mat over <see cref="Input"/>: write the normalised RGB image here.</summary>
-    public Mat InputMat { get; }
+    /// <summary>An H x W CV_32FC3 Mat over batch slot i of <see cref="Input"/>: write the normalised RGB image here.</summary>
+    public Mat[] InputMats { get; }
 
-    /// <summary>The outputs, in the order given to the constructor; overwritten by each <see cref="Run"/>.</summary>
+    /// <summary>Slot 0's input (single-image callers).</summary>
+    public Mat InputMat => InputMats[0];
+
+    /// <summary>The outputs, in the order given to the constructor, image after image; overwritten by each run.</summary>
     public float[][] Outputs { get; }
 
-    /// <summary>Runs the session on the current input into the output buffers, recording the inference time.</summary>
-    public void Run(OnnxModel model)
+    /// <summary>Output <paramref name="output"/> of batch slot <paramref name="image"/>.</summary>
+    public Span<float> Output(int output, int image) => Outputs[output].AsSpan(image * _outputPerImage[output], _outputPerImage[output]);
+
+    /// <summary>Runs the session on slot 0.</summary>
+    public void Run(OnnxModel model) => Run(model, 1);
+
+    /// <summary>Runs the session on the first <paramref name="count"/> slots into the output buffers (one call),
+    /// recording the inference time and the batch size.</summary>
+    public void Run(OnnxModel model, int count)
     {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(count, Capacity);
+        var inputs = _inputs[count] ??= [OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance,
+            Input.AsMemory(0, Height * Width * 3 * count), [count, Height, Width, 3])];
+        var outputs = _outputs[count] ??= MakeOutputs(count);
         var t0 = Stopwatch.GetTimestamp();
-        model.Session.Run(_run, _inputNames, _inputs, _outputNames, _outputs);
-        AiMetrics.InferenceMs.Record(Stopwatch.GetElapsedTime(t0).TotalMilliseconds,
-            new KeyValuePair<string, object?>("model", model.Kind.ToString()),
-            new KeyValuePair<string, object?>("provider", model.Provider));
+        model.Session.Run(_run, _inputNames, inputs, _outputNames, outputs);
+        model.RecordBatch(count, Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+    }
+
+    private OrtValue[] MakeOutputs(int count)
+    {
+        var values = new OrtValue[_outputNames.Length];
+        for (var i = 0; i < values.Length; i++)
+        {
+            var shape = (long[])_outputShapes[i].Clone();
+            shape[0] = count;
+            values[i] = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, Outputs[i].AsMemory(0, _outputPerImage[i] * count), shape);
+        }
+        return values;
     }
 
     public void Dispose()
     {
-        foreach (var v in _inputs) v.Dispose();
-        foreach (var v in _outputs) v.Dispose();
+        foreach (var set in _inputs) if (set is not null) foreach (var v in set) v?.Dispose();
+        foreach (var set in _outputs) if (set is not null) foreach (var v in set) v?.Dispose();
         _run.Dispose();
-        InputMat.Dispose();
+        foreach (var m in InputMats) m.Dispose();
     }
+
+    /// <summary>How many images a model takes per call: its batch dimension when fixed, else <paramref name="max"/>.</summary>
+    public static int BatchCapacity(int[] inputDims, int max) => inputDims.Length > 0 && inputDims[0] > 0 ? inputDims[0] : Math.Max(1, max);
 
     /// <summary>Shape of a model value with symbolic dimensions (-1) read as 1 (batch).</summary>
     public static long[] Shape(NodeMetadata meta)

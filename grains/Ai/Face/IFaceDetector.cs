@@ -14,4 +14,13 @@ internal interface IFaceDetector : IDisposable
 
     /// <summary>Faces in frame pixels (continuous coordinates), best score first.</summary>
     AiFace[] Detect(Mat image);
+
+    /// <summary>The faces of several images, in order: one inference call per batch where the model takes a
+    /// batch (BlazeFace), else one call per image.</summary>
+    AiFace[][] DetectMany(ReadOnlySpan<Mat> images)
+    {
+        var result = new AiFace[images.Length][];
+        for (var i = 0; i < images.Length; i++) result[i] = Detect(images[i]);
+        return result;
+    }
 }

@@ -69,67 +69,143 @@ internal sealed class MatteStep : IFrameStep, IAiStepStatus, IDisposable
 
     public bool AppliesTo(EffectiveSettings settings) => (settings.ActiveAiSteps & AiSteps.Matte) != 0;
 
+    /// <summary>Selfie segmentation runs once per model per round (each source once per round, in queue order):
+    /// the frames of several sources share one session.Run. RVM runs frame by frame: its recurrent states are
+    /// per source and their shapes follow each source's frame size, so frames of different sources cannot share
+    /// a call unless they have the same size and downsample ratio (not batched in this build).</summary>
     public void Run(ReadOnlySpan<FrameWork> batch)
     {
-        foreach (var w in batch)
+        if (UsesRvm)
         {
-            if (w.Image is not { } image || w.Failed || image.Empty()) continue;
-            var start = Stopwatch.GetTimestamp();
-            try
-            {
-                if (Process(w, image, MatteDevices.Of(w)) is { } skipped)
-                {
-                    _engine.Skip(StepName, skipped);
-                    w.Note($"{StepName}: {skipped}");
-                    continue;
-                }
-                _engine.Record(StepName, start);
-                w.Note(StepName);
-            }
-            catch (Exception e) when (!OrtBuffers.IsFatal(e))
-            {
-                var state = _engine.StateFor(w.Source);
-                lock (state.Gate) state.ResetMatte();
-                _engine.Skip(StepName, "error");
-                w.Fail(StepName, $"{e.GetType().Name}: {e.Message}");
-            }
+            foreach (var w in batch) RunRvm(w);
+            return;
         }
+        foreach (var round in FrameRounds.Split(batch)) RunSelfieRound(round);
     }
 
-    /// <summary>Processes one frame in place; returns the skip reason, or null when it ran.</summary>
-    private string? Process(FrameWork w, Mat image, string device)
+    private void RunRvm(FrameWork w)
     {
-        var rvm = UsesRvm;
-        var model = rvm ? _engine.Runtime.Get(AiModelKind.Rvm, device) : Segmenter.Pick(image.Width, image.Height, device);
-        if (model is null) return "model unavailable";
-        if (image.Type() != MatType.CV_8UC3) return "not a BGR image";
-        var state = _engine.StateFor(w.Source);
-        lock (state.Gate)
+        if (w.Image is not { } image || w.Failed || image.Empty()) return;
+        var start = Stopwatch.GetTimestamp();
+        try
         {
-            state.EnsureMatteSize(image.Width, image.Height);
-            var scratch = state.Scratch;
-            if (rvm)
+            var model = _engine.Runtime.Get(AiModelKind.Rvm, MatteDevices.Of(w));
+            var skipped = model is null ? "model unavailable" : image.Type() != MatType.CV_8UC3 ? "not a BGR image" : null;
+            if (skipped is not null)
             {
+                Skipped(w, skipped);
+                return;
+            }
+            var state = _engine.StateFor(w.Source);
+            lock (state.Gate)
+            {
+                state.EnsureMatteSize(image.Width, image.Height);
+                var scratch = state.Scratch;
                 state.Rvm ??= new RvmState();
-                RvmMatter.Run(model, image, state.Rvm, (float)_engine.Options.RvmDownsampleRatio, scratch.MaskF);
+                RvmMatter.Run(model!, image, state.Rvm, (float)_engine.Options.RvmDownsampleRatio, scratch.MaskF);
                 state.MatteModel = "rvm";
                 scratch.MaskF.ConvertTo(scratch.Mask8, MatType.CV_8U, 255);
                 if (_edgeLut is not null) ApplyLut(scratch.Mask8);
+                Composite(w, image, state);
             }
-            else
-            {
-                Segmenter.Segment(model, image, scratch.MaskSmall);
-                state.MatteModel = SelfieSegmenter.ModelName(model.Kind);
-                Smooth(state, scratch.MaskSmall);
-                state.MattePrev!.ConvertTo(scratch.MaskSmall8, MatType.CV_8U, 255);
-                if (_edgeLut is not null) ApplyLut(scratch.MaskSmall8);
-                Cv2.Resize(scratch.MaskSmall8, scratch.Mask8, image.Size(), 0, 0, InterpolationFlags.Linear);
-            }
-            var used = Compositor.Composite(image, scratch.Mask8, w.Settings.MatteBackground, scratch);
-            if (used.Length > 5) w.Note($"{StepName}: {used}"); // "color (no background image)"
-            state.MatteFrames++;
+            _engine.Record(StepName, start);
+            w.Note(StepName);
         }
-        return null;
+        catch (Exception e) when (!OrtBuffers.IsFatal(e))
+        {
+            Failed(w, e);
+        }
+    }
+
+    private void RunSelfieRound(FrameWork[] round)
+    {
+        // Frames by model (the landscape model for 16:9 frames, the general one for the rest).
+        var groups = new Dictionary<OnnxModel, List<(FrameWork W, Mat Image, AiSourceState State)>>();
+        foreach (var w in round)
+        {
+            if (w.Image is not { } image || w.Failed || image.Empty()) continue;
+            var model = Segmenter.Pick(image.Width, image.Height, MatteDevices.Of(w));
+            if (model is null)
+            {
+                Skipped(w, "model unavailable");
+                continue;
+            }
+            if (image.Type() != MatType.CV_8UC3)
+            {
+                Skipped(w, "not a BGR image");
+                continue;
+            }
+            var state = _engine.StateFor(w.Source);
+            lock (state.Gate) state.EnsureMatteSize(image.Width, image.Height);
+            if (!groups.TryGetValue(model, out var list)) groups[model] = list = [];
+            list.Add((w, image, state));
+        }
+        foreach (var (model, frames) in groups)
+        {
+            var start = Stopwatch.GetTimestamp();
+            var images = new Mat[frames.Count];
+            var masks = new Mat[frames.Count];
+            for (var i = 0; i < frames.Count; i++)
+            {
+                images[i] = frames[i].Image;
+                masks[i] = frames[i].State.Scratch.MaskSmall;
+            }
+            try
+            {
+                Segmenter.SegmentMany(model, images, masks);
+            }
+            catch (Exception e) when (!OrtBuffers.IsFatal(e))
+            {
+                foreach (var f in frames) Failed(f.W, e);
+                continue;
+            }
+            var done = 0;
+            foreach (var (w, image, state) in frames)
+            {
+                try
+                {
+                    lock (state.Gate)
+                    {
+                        var scratch = state.Scratch;
+                        state.MatteModel = SelfieSegmenter.ModelName(model.Kind);
+                        Smooth(state, scratch.MaskSmall);
+                        state.MattePrev!.ConvertTo(scratch.MaskSmall8, MatType.CV_8U, 255);
+                        if (_edgeLut is not null) ApplyLut(scratch.MaskSmall8);
+                        Cv2.Resize(scratch.MaskSmall8, scratch.Mask8, image.Size(), 0, 0, InterpolationFlags.Linear);
+                        Composite(w, image, state);
+                    }
+                    w.Note(StepName);
+                    done++;
+                }
+                catch (Exception e) when (!OrtBuffers.IsFatal(e))
+                {
+                    Failed(w, e);
+                }
+            }
+            if (done > 0) _engine.Record(StepName, start, done);
+        }
+    }
+
+    /// <summary>Composites the frame over its background with the mask in the source's scratch (lock held).</summary>
+    private void Composite(FrameWork w, Mat image, AiSourceState state)
+    {
+        var used = Compositor.Composite(image, state.Scratch.Mask8, w.Settings.MatteBackground, state.Scratch);
+        if (used.Length > 5) w.Note($"{StepName}: {used}"); // "color (no background image)"
+        state.MatteFrames++;
+    }
+
+    private void Skipped(FrameWork w, string reason)
+    {
+        _engine.Skip(StepName, reason);
+        w.Note($"{StepName}: {reason}");
+    }
+
+    private void Failed(FrameWork w, Exception e)
+    {
+        var state = _engine.StateFor(w.Source);
+        lock (state.Gate) state.ResetMatte();
+        _engine.Skip(StepName, "error");
+        w.Fail(StepName, $"{e.GetType().Name}: {e.Message}");
     }
 
     /// <summary><c>prev = a*mask + (1-a)*prev</c>, or <c>prev = mask</c> on the first frame / after a reset.</summary>

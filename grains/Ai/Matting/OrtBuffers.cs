@@ -26,11 +26,11 @@ internal static class OrtBuffers
     /// <summary>From-to pairs for <see cref="Cv2.MixChannels"/>: BGR channels 2,1,0 into planes R,G,B.</summary>
     public static readonly int[] BgrToRgbPlanes = [2, 0, 1, 1, 0, 2];
 
-    /// <summary>Records one session.Run in <see cref="AiMetrics.InferenceMs"/> (model, provider).</summary>
-    public static double RecordInference(long start, string model, OnnxModel m)
+    /// <summary>Records one session.Run over <paramref name="images"/> images (<see cref="OnnxModel.RecordBatch"/>).</summary>
+    public static double RecordInference(long start, OnnxModel m, int images = 1)
     {
         var ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-        AiMetrics.InferenceMs.Record(ms, new KeyValuePair<string, object?>("model", model), new KeyValuePair<string, object?>("provider", m.Provider));
+        m.RecordBatch(images, ms);
         return ms;
     }
 

@@ -44,7 +44,7 @@ internal static class RvmMatter
             inputs[5] = OrtValue.CreateTensorValueFromMemory(state.Ratio, [1]);
             var t = Stopwatch.GetTimestamp();
             using var results = model.Session.Run(state.RunOptions, InputNames, inputs, Outputs);
-            var ms = OrtBuffers.RecordInference(t, "rvm", model);
+            var ms = OrtBuffers.RecordInference(t, model);
 
             var pha = results[0];
             var shape = pha.GetTensorTypeAndShape().Shape;

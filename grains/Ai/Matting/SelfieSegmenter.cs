@@ -43,23 +43,44 @@ internal sealed class SelfieSegmenter(OnnxRuntimeHost runtime) : IDisposable
     /// <summary>Runs <paramref name="model"/> on a BGR frame; writes the mask (CV_32FC1, 0..1, at the model's
     /// resolution) into <paramref name="mask"/> (reallocated only when its size or type differs).</summary>
     /// <returns>The session.Run time in ms.</returns>
-    public double Segment(OnnxModel model, Mat bgr, Mat mask)
+    public double Segment(OnnxModel model, Mat bgr, Mat mask) =>
+        SegmentMany(model, new ReadOnlySpan<Mat>(ref bgr), new ReadOnlySpan<Mat>(ref mask));
+
+    /// <summary>The masks of several BGR frames (of several sources) with one session.Run per
+    /// <c>ai.max_batch</c> frames: each frame is resized straight into its slot of the batch tensor, each mask
+    /// copied out of its slot of the output. A frame's mask is the same as <see cref="Segment(OnnxModel, Mat, Mat)"/>
+    /// on it alone.</summary>
+    /// <returns>The session.Run time in ms (all calls).</returns>
+    public double SegmentMany(OnnxModel model, ReadOnlySpan<Mat> bgrs, ReadOnlySpan<Mat> masks)
     {
         ArgumentNullException.ThrowIfNull(model);
-        ArgumentNullException.ThrowIfNull(bgr);
-        if (bgr.Empty() || bgr.Type() != MatType.CV_8UC3) throw new ArgumentException($"expected a non-empty CV_8UC3 image, got {bgr.Type()} {bgr.Width}x{bgr.Height}", nameof(bgr));
+        if (bgrs.Length != masks.Length) throw new ArgumentException("one mask per image", nameof(masks));
+        foreach (var bgr in bgrs)
+        {
+            ArgumentNullException.ThrowIfNull(bgr, nameof(bgrs));
+            if (bgr.Empty() || bgr.Type() != MatType.CV_8UC3) throw new ArgumentException($"expected a non-empty CV_8UC3 image, got {bgr.Type()} {bgr.Width}x{bgr.Height}", nameof(bgrs));
+        }
         var pool = _pools.GetOrAdd(model.Kind, static _ => []);
         // A slot depends only on the model's shapes and names, not on the session (device) that runs it.
-        if (!pool.TryTake(out var slot)) slot = new Slot(model.Session);
+        if (!pool.TryTake(out var slot)) slot = new Slot(model.Session, Runtime.Options.MaxBatch);
         try
         {
-            Cv2.Resize(bgr, slot.Small, new Size(slot.W, slot.H), 0, 0, InterpolationFlags.Linear);
-            Cv2.CvtColor(slot.Small, slot.Rgb, ColorConversionCodes.BGR2RGB);
-            slot.Rgb.ConvertTo(slot.InMat, MatType.CV_32FC3, 1.0 / 255);
-            var t = Stopwatch.GetTimestamp();
-            model.Session.Run(slot.RunOptions, slot.InNames, slot.InValues, slot.OutNames, slot.OutValues);
-            var ms = OrtBuffers.RecordInference(t, ModelName(model.Kind), model);
-            slot.OutMat.CopyTo(mask);
+            var ms = 0.0;
+            for (var start = 0; start < bgrs.Length; start += slot.Capacity)
+            {
+                var count = Math.Min(slot.Capacity, bgrs.Length - start);
+                for (var i = 0; i < count; i++)
+                {
+                    Cv2.Resize(bgrs[start + i], slot.Small, new Size(slot.W, slot.H), 0, 0, InterpolationFlags.Linear);
+                    Cv2.CvtColor(slot.Small, slot.Rgb, ColorConversionCodes.BGR2RGB);
+                    slot.Rgb.ConvertTo(slot.InMats[i], MatType.CV_32FC3, 1.0 / 255);
+                }
+                var (inputs, outputs) = slot.Values(count);
+                var t = Stopwatch.GetTimestamp();
+                model.Session.Run(slot.RunOptions, slot.InNames, inputs, slot.OutNames, outputs);
+                ms += OrtBuffers.RecordInference(t, model, count);
+                for (var i = 0; i < count; i++) slot.OutMats[i].CopyTo(masks[start + i]);
+            }
             return ms;
         }
         finally
@@ -91,42 +112,54 @@ internal sealed class SelfieSegmenter(OnnxRuntimeHost runtime) : IDisposable
         }
     }
 
-    /// <summary>One caller's buffers for one model: pinned NHWC input and output arrays, the OrtValues and the
-    /// OpenCV headers over them, and the resize scratch.</summary>
+    /// <summary>One caller's buffers for one model, for up to <see cref="Capacity"/> frames per call: pinned NHWC
+    /// input and output arrays, the OrtValues (one set per batch size, made once) and the OpenCV headers over each
+    /// slot, and the resize scratch.</summary>
     private sealed class Slot : IDisposable
     {
-        public readonly int H, W;
-        public readonly Mat InMat, OutMat;
+        public readonly int H, W, Capacity;
+        public readonly Mat[] InMats, OutMats;
         public readonly Mat Small = new(), Rgb = new();
         public readonly string[] InNames, OutNames;
-        public readonly OrtValue[] InValues, OutValues;
         public readonly RunOptions RunOptions = new();
-        private readonly float[] _in, _out;
+        private readonly OrtValue[]?[] _in, _out;
+        private readonly float[] _inData, _outData;
 
-        public Slot(InferenceSession session)
+        public Slot(InferenceSession session, int maxBatch)
         {
             var inName = session.InputNames[0];
             var outName = session.OutputNames[0];
-            var dims = session.InputMetadata[inName].Dimensions; // [1,H,W,3]
+            var dims = session.InputMetadata[inName].Dimensions; // [N,H,W,3]
             H = OrtBuffers.Dim(dims, 1, 256);
             W = OrtBuffers.Dim(dims, 2, 256);
-            _in = OrtBuffers.Pinned(H * W * 3);
-            _out = OrtBuffers.Pinned(H * W);
-            InMat = OrtBuffers.Header(_in, 0, H, W, 3);
-            OutMat = OrtBuffers.Header(_out, 0, H, W, 1);
+            Capacity = dims.Length > 0 && dims[0] > 0 ? dims[0] : Math.Max(1, maxBatch);
+            _inData = OrtBuffers.Pinned(H * W * 3 * Capacity);
+            _outData = OrtBuffers.Pinned(H * W * Capacity);
+            InMats = new Mat[Capacity];
+            OutMats = new Mat[Capacity];
+            for (var i = 0; i < Capacity; i++)
+            {
+                InMats[i] = OrtBuffers.Header(_inData, i * H * W * 3, H, W, 3);
+                OutMats[i] = OrtBuffers.Header(_outData, i * H * W, H, W, 1);
+            }
             InNames = [inName];
             OutNames = [outName];
-            InValues = [OrtValue.CreateTensorValueFromMemory(_in, [1, H, W, 3])];
-            OutValues = [OrtValue.CreateTensorValueFromMemory(_out, [1, H, W, 1])];
+            _in = new OrtValue[]?[Capacity + 1];
+            _out = new OrtValue[]?[Capacity + 1];
         }
+
+        /// <summary>The input and output values over the first <paramref name="count"/> slots.</summary>
+        public (OrtValue[] In, OrtValue[] Out) Values(int count) =>
+            (_in[count] ??= [OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _inData.AsMemory(0, H * W * 3 * count), [count, H, W, 3])],
+             _out[count] ??= [OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _outData.AsMemory(0, H * W * count), [count, H, W, 1])]);
 
         public void Dispose()
         {
-            InValues[0].Dispose();
-            OutValues[0].Dispose();
+            foreach (var set in _in) if (set is not null) foreach (var v in set) v.Dispose();
+            foreach (var set in _out) if (set is not null) foreach (var v in set) v.Dispose();
             RunOptions.Dispose();
-            InMat.Dispose();
-            OutMat.Dispose();
+            foreach (var m in InMats) m.Dispose();
+            foreach (var m in OutMats) m.Dispose();
             Small.Dispose();
             Rgb.Dispose();
         }

@@ -60,9 +60,7 @@ internal static class NchwImage
             var t0 = Stopwatch.GetTimestamp();
             using var run = new RunOptions();
             using var outputs = model.Session.Run(run, inputNames, values, [outputName]);
-            AiMetrics.InferenceMs.Record(Stopwatch.GetElapsedTime(t0).TotalMilliseconds,
-                new KeyValuePair<string, object?>("model", model.Kind.ToString()),
-                new KeyValuePair<string, object?>("provider", model.Provider));
+            model.RecordBatch(1, Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
             return outputs[0].GetTensorDataAsSpan<float>().ToArray();
         }
         finally

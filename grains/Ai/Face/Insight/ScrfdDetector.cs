@@ -119,9 +119,7 @@ internal sealed class ScrfdDetector : IFaceDetector
         using var run = new Microsoft.ML.OnnxRuntime.RunOptions();
         var t0 = System.Diagnostics.Stopwatch.GetTimestamp();
         using var outputs = Model.Session.Run(run, [_input], [value], _outputs);
-        AiMetrics.InferenceMs.Record(System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds,
-            new KeyValuePair<string, object?>("model", Model.Kind.ToString()),
-            new KeyValuePair<string, object?>("provider", Model.Provider));
+        Model.RecordBatch(1, System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
         var r = new float[outputs.Count][];
         for (var i = 0; i < r.Length; i++) r[i] = outputs[i].GetTensorDataAsSpan<float>().ToArray();
         return r;
