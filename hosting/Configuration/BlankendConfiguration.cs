@@ -129,18 +129,23 @@ public static class BlankendConfiguration
     public static void CheckKnownKeys(IConfiguration config)
     {
         var errors = new List<string>();
-        foreach (var (section, type) in Sections)
-        {
-            var known = type.GetProperties()
-                .Select(p => p.GetCustomAttributes(typeof(ConfigurationKeyNameAttribute), false).OfType<ConfigurationKeyNameAttribute>().FirstOrDefault()?.Name ?? p.Name)
-                .ToHashSet(StringComparer.OrdinalIgnoreCase);
-            foreach (var child in config.GetSection(section).GetChildren())
-            {
-                if (!known.Contains(child.Key))
-                    errors.Add($"{section}:{child.Key} is not a known key (known: {string.Join(", ", known.Order(StringComparer.Ordinal))})");
-            }
-        }
+        foreach (var (section, type) in Sections) CheckKnownKeys(config.GetSection(section), section, type, errors);
         if (errors.Count > 0) throw new BlankendConfigurationException(errors);
+    }
+
+    /// <summary>The keys of one section; a nested options object (<c>cluster:tls</c>) is checked the same way.</summary>
+    private static void CheckKnownKeys(IConfigurationSection section, string path, Type type, List<string> errors)
+    {
+        var known = type.GetProperties().ToDictionary(
+            p => p.GetCustomAttributes(typeof(ConfigurationKeyNameAttribute), false).OfType<ConfigurationKeyNameAttribute>().FirstOrDefault()?.Name ?? p.Name,
+            p => p.PropertyType, StringComparer.OrdinalIgnoreCase);
+        foreach (var child in section.GetChildren())
+        {
+            if (!known.TryGetValue(child.Key, out var childType))
+                errors.Add($"{path}:{child.Key} is not a known key (known: {string.Join(", ", known.Keys.Order(StringComparer.Ordinal))})");
+            else if (childType.IsClass && childType != typeof(string) && !typeof(System.Collections.IEnumerable).IsAssignableFrom(childType))
+                CheckKnownKeys(child, $"{path}:{child.Key}", childType, errors);
+        }
     }
 
     /// <summary>

@@ -44,6 +44,14 @@ public static class BlankendEnvironment
         new("BLANKEND_ADVERTISED_IP", "cluster:advertised_ip", ValueKind.Text),
         new("BLANKEND_SILO_PORT", "cluster:silo_port", ValueKind.Number),
         new("BLANKEND_GATEWAY_PORT", "cluster:gateway_port", ValueKind.Number),
+        // Cluster TLS (docs/security.md): paths, and the password as given (never logged); peers as a comma list.
+        new("BLANKEND_CLUSTER_TLS_ENABLED", "cluster:tls:enabled", ValueKind.Bool),
+        new("BLANKEND_CLUSTER_TLS_CERTIFICATE", "cluster:tls:certificate", ValueKind.Text),
+        new("BLANKEND_CLUSTER_TLS_CERTIFICATE_KEY", "cluster:tls:certificate_key", ValueKind.Text),
+        new("BLANKEND_CLUSTER_TLS_CERTIFICATE_PASSWORD", "cluster:tls:certificate_password", ValueKind.Text),
+        new("BLANKEND_CLUSTER_TLS_CA_CERTIFICATE", "cluster:tls:ca_certificate", ValueKind.Text),
+        new("BLANKEND_CLUSTER_TLS_REQUIRE_CLIENT_CERTIFICATE", "cluster:tls:require_client_certificate", ValueKind.Bool),
+        new("BLANKEND_CLUSTER_TLS_ALLOWED_PEERS", "cluster:tls:allowed_peers:0", ValueKind.Text),
         // Access control (docs/security.md): the token and the lists are read as given (lists as comma lists).
         new("BLANKEND_API_TOKEN", "auth:api_token", ValueKind.Text),
         new("BLANKEND_ALLOW_ANONYMOUS", "auth:allow_anonymous", ValueKind.Bool),

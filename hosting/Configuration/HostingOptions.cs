@@ -79,6 +79,9 @@ public sealed class ClusterSettings
     /// every interface; 0 = none. The gateway (and an embedded silo) always serve <c>/metrics</c> on the
     /// gateway's address.</summary>
     [ConfigurationKeyName("metrics_port")] public int MetricsPort { get; set; }
+
+    /// <summary>Mutual TLS on the cluster's connections (silo to silo, gateway to silo); off by default.</summary>
+    [ConfigurationKeyName("tls")] public ClusterTlsSettings Tls { get; set; } = new();
 }
 
 /// <summary>Section <c>gateway</c>: WebSocket fan-out.</summary>

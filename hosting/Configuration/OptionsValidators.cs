@@ -81,6 +81,11 @@ public sealed class ClusterSettingsValidator : IValidateOptions<ClusterSettings>
         f.Range("cluster:death_vote_expiration_s", o.DeathVoteExpirationSeconds, 5, 3600);
         f.Range("cluster:gateway_list_refresh_ms", o.GatewayListRefreshMs, 100, 600_000);
         f.Range("cluster:metrics_port", o.MetricsPort, 0, 65535);
+        // Files are read only when TLS is on: missing, unreadable, no key, expired, not chaining to the CA.
+        if (o.Tls.Enabled)
+        {
+            foreach (var error in Hosting.ClusterTls.Check(o.Tls, clientOnly: o.Mode == "client")) f.Add(error);
+        }
         return f.Result;
     }
 }

@@ -13,7 +13,8 @@ namespace Blankend.Orleans.Hosting;
 
 /// <summary>
 /// The cluster side of the <c>cluster</c> section, shared by silos (<see cref="SiloHostingExtensions"/>) and
-/// client-mode gateways: the membership store, the advertised address and failure detection. (Each silo's
+/// client-mode gateways: the membership store, the advertised address, failure detection and (<c>cluster.tls</c>,
+/// <see cref="ClusterTls"/>) TLS on the cluster's connections. (Each silo's
 /// devices are announced in silo metadata by the processing path: <c>AddBlankendProcessing</c>.)
 /// </summary>
 public static class ClusterMembership
@@ -78,7 +79,7 @@ public static class ClusterMembership
         throw new BlankendConfigurationException(["cluster:advertised_ip is 'auto' but this host has no non-loopback IPv4 address; set it explicitly"]);
     }
 
-    /// <summary>Membership store and endpoints of a silo.</summary>
+    /// <summary>Membership store, endpoints and connection security (<c>cluster.tls</c>) of a silo.</summary>
     public static ISiloBuilder UseBlankendMembership(this ISiloBuilder silo, ClusterSettings cluster)
     {
         if (cluster.Clustering == "postgres")
@@ -138,10 +139,12 @@ public static class ClusterMembership
             o.DeathVoteExpirationTimeout = TimeSpan.FromSeconds(cluster.DeathVoteExpirationSeconds);
         });
 
+        // cluster.tls: mutual TLS on silo-to-silo and gateway connections (nothing when off).
+        silo.UseBlankendTls(cluster.Tls);
         return silo;
     }
 
-    /// <summary>Membership (gateway discovery) of a client-mode gateway.</summary>
+    /// <summary>Membership (gateway discovery) and connection security (<c>cluster.tls</c>) of a client-mode gateway.</summary>
     public static IClientBuilder UseBlankendMembership(this IClientBuilder client, ClusterSettings cluster)
     {
         if (cluster.Clustering == "redis")
@@ -172,6 +175,8 @@ public static class ClusterMembership
         });
         client.Configure<global::Orleans.Configuration.GatewayOptions>(o =>
             o.GatewayListRefreshPeriod = TimeSpan.FromMilliseconds(cluster.GatewayListRefreshMs));
+        // cluster.tls: TLS to the silos' gateway ports with this gateway's certificate (nothing when off).
+        client.UseBlankendTls(cluster.Tls);
         return client;
     }
 }

@@ -13,13 +13,17 @@ public abstract class TwoSiloCluster<TConfigurator> : IAsyncLifetime where TConf
     {
         var builder = new TestClusterBuilder(2);
         builder.AddSiloBuilderConfigurator<TConfigurator>();
+        Configure(builder);
         Cluster = builder.Build();
         await Cluster.DeployAsync();
     }
 
-    public async Task DisposeAsync()
+    public virtual async Task DisposeAsync()
     {
         await Cluster.StopAllSilosAsync();
         await Cluster.DisposeAsync();
     }
+
+    /// <summary>Last changes to the builder (transport, <c>Properties</c> the configurators read) before the build.</summary>
+    protected virtual void Configure(TestClusterBuilder builder) { }
 }
