@@ -36,6 +36,21 @@ if $gpu && [[ ! -e "$out/libonnxruntime_providers_cuda.so" ]]; then
   echo "publish-aibench: $out has no libonnxruntime_providers_cuda.so (the GPU package did not come in)" >&2
   exit 1
 fi
+# OpenCV's native part (libOpenCvSharpExtern.so: the JPEG codec) links GTK 3 and friends for its window
+# functions, which the service never calls; a headless GPU image (a CUDA/PyTorch one) may lack them. Empty
+# libraries with their names (gui-stubs/) satisfy the loader there (no symbol of theirs is bound before a
+# window function is called: lazy binding, no version requirement on them). scripts/gpu-check.sh puts the
+# stubs of the libraries the loader does not find, and only those, at the end of LD_LIBRARY_PATH.
+if command -v gcc >/dev/null; then
+  mkdir -p "$out/gui-stubs"
+  for lib in libgtk-3.so.0 libgdk-3.so.0 libpangocairo-1.0.so.0 libpango-1.0.so.0 libatk-1.0.so.0 libcairo-gobject.so.2 \
+    libcairo.so.2 libgdk_pixbuf-2.0.so.0 libgio-2.0.so.0 libgobject-2.0.so.0 libglib-2.0.so.0 libfreetype.so.6 \
+    libharfbuzz.so.0 libdrm.so.2 libX11.so.6; do
+    gcc -shared -nostdlib -Wl,-soname,"$lib" -o "$out/gui-stubs/$lib" -x c /dev/null
+  done
+else
+  echo "publish-aibench: no gcc: no gui-stubs/ (a host without GTK 3 cannot load OpenCV's native part)" >&2
+fi
 {
   echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$([[ -n $(git status --porcelain --untracked-files=no 2>/dev/null) ]] && echo -dirty)"
   echo "date_utc=$(date -u '+%Y-%m-%d %H:%M')"

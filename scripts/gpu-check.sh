@@ -109,10 +109,25 @@ else
     BUILT="dotnet $(dotnet --version)"
 fi
 
+# GUI libraries OpenCV's native part links but never calls here (GTK 3 and friends), missing on a headless
+# image: the published bench's empty stand-ins (gui-stubs/, bench/publish-aibench.sh), only for those missing.
+natives=$(dirname "${BENCH[-1]}")
+if [[ -d $natives/gui-stubs ]] && command -v ldd >/dev/null; then
+    stubs=()
+    for lib in $(ldd "$natives/libOpenCvSharpExtern.so" 2>/dev/null | awk '/not found/ {print $1}'); do
+        [[ -e $natives/gui-stubs/$lib ]] && stubs+=("$lib")
+    done
+    if ((${#stubs[@]})); then
+        mkdir -p "$OUT/gui-stubs"
+        for lib in "${stubs[@]}"; do ln -sf "$natives/gui-stubs/$lib" "$OUT/gui-stubs/$lib"; done
+        export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$OUT/gui-stubs
+        log "OpenCV's GUI libraries missing here, empty stand-ins used: ${stubs[*]}"
+    fi
+fi
+
 # Libraries the natives need that the loader does not find (CUDA/cuBLAS/cuRAND for the CUDA provider, which
 # also opens cuDNN 9 at run time; GTK and friends for OpenCV's native part): printed, not fatal.
 if command -v ldd >/dev/null; then
-    natives=$(dirname "${BENCH[-1]}")
     for so in libonnxruntime_providers_cuda.so libOpenCvSharpExtern.so libonnxruntime.so; do
         [[ -e $natives/$so ]] || continue
         missing=$(ldd "$natives/$so" 2>/dev/null | awk '/not found/ {print $1}' | tr '\n' ' ')

@@ -44,7 +44,7 @@ in_mb=$(du -sm "$src" | cut -f1)
 out_b=$(cat "$dest/$name".tar.xz.[0-9]* | wc -c)
 n=$(ls "$dest/$name".tar.xz.[0-9]* | wc -l)
 awk -v name="$name" -v in_mb="$in_mb" -v n="$n" -v b="$out_b" -v l="$level" -v t="$threads" -v c="$chunk" -v t0="$t0" -v t1="$t1" \
-    'BEGIN { printf "stage-gpu: %s (%s MB) -> %d chunk(s), %.1f MB in all (xz -%s -T%s, split %s), %.0f s\n", name, in_mb, n, b / 1048576, l, t, c, t1 - t0 }'
-ls -l "$dest/$name".tar.xz.[0-9]* | awk '{printf "  %s  %.1f MB\n", $NF, $5 / 1048576}'
+    'BEGIN { printf "stage-gpu: %s (%s MB) -> %d chunk(s), %.1f MiB in all (xz -%s -T%s, split %s), %.0f s\n", name, in_mb, n, b / 1048576, l, t, c, t1 - t0 }'
+ls -l "$dest/$name".tar.xz.[0-9]* | awk '{printf "  %s  %.1f MiB\n", $NF, $5 / 1048576}'
 echo "stage-gpu: unpack with (see $dest/UNPACK.txt):"
 tail -1 "$dest/UNPACK.txt" | sed 's/^/  /'
