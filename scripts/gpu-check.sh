@@ -129,9 +129,11 @@ fi
 # also opens cuDNN 9 at run time; GTK and friends for OpenCV's native part): printed, not fatal.
 if command -v ldd >/dev/null; then
     for so in libonnxruntime_providers_cuda.so libOpenCvSharpExtern.so libonnxruntime.so; do
-        [[ -e $natives/$so ]] || continue
-        missing=$(ldd "$natives/$so" 2>/dev/null | awk '/not found/ {print $1}' | tr '\n' ' ')
-        [[ -n $missing ]] && log "$so: not found by the loader: $missing"
+        for f in "$natives/$so" "$natives/runtimes/linux-x64/native/$so"; do
+            [[ -e $f ]] || continue
+            missing=$(ldd "$f" 2>/dev/null | awk '/not found/ {print $1}' | tr '\n' ' ')
+            [[ -n $missing ]] && log "$so: not found by the loader: $missing"
+        done
     done
 fi
 
