@@ -21,7 +21,8 @@
 #   2-4 / every core), GPU_CHECK_ARGS (more bench arguments, e.g. "--batch-max 16"),
 #   GPU_CHECK_TIMEOUT (seconds per bench run, default 20 x GPU_CHECK_SECONDS + 120),
 #   GPU_CHECK_LIB_GLOB (folders put on LD_LIBRARY_PATH, default
-#   /opt/torch/.venv/lib/python3*/site-packages/nvidia/*/lib).
+#   "/opt/torch/.venv/lib/python3*/site-packages/nvidia/*/lib /usr/local/nvidia/lib64": the pip CUDA wheels and
+#   the driver's folder of a container).
 # Libraries: ONNX Runtime's CUDA provider needs the CUDA 13 runtime, cuBLAS, cuRAND and cuDNN 9 folders on
 # LD_LIBRARY_PATH (the pip nvidia-* wheels of a PyTorch venv have them); every folder that matches
 # GPU_CHECK_LIB_GLOB is added. Exit status: 0 when every asked part ran, 1 otherwise (the section is
@@ -38,7 +39,7 @@ SECS=${GPU_CHECK_SECONDS:-5}
 BATCHES=${GPU_CHECK_BATCHES:-1,8,32}
 CAMERAS=${GPU_CHECK_CAMERAS:-1,8,32,64}
 DEVICES=${GPU_CHECK_DEVICES:-"gpu0 cpu0"}
-LIB_GLOB=${GPU_CHECK_LIB_GLOB:-"/opt/torch/.venv/lib/python3*/site-packages/nvidia/*/lib"}
+LIB_GLOB=${GPU_CHECK_LIB_GLOB:-"/opt/torch/.venv/lib/python3*/site-packages/nvidia/*/lib /usr/local/nvidia/lib64"}
 read -r -a EXTRA <<<"${GPU_CHECK_ARGS:-}"
 while (($#)); do
     case "$1" in
@@ -46,7 +47,7 @@ while (($#)); do
         --md-out) MD_OUT=$(realpath -m "$2"); shift ;;
         --out) OUT=$(realpath -m "$2"); shift ;;
         --seconds) SECS=$2; shift ;;
-        -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "gpu-check: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
