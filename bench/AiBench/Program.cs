@@ -17,31 +17,40 @@ using Microsoft.Extensions.Options;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 using OpenCvSharp;
+using Blankend.Bench.AiBench;
 
-// AI steps benchmark (issue 6): per-step ms and end-to-end processed fps at 640x360 and 1280x720, against the
-// bare ONNX Runtime session.Run of each model measured in the same run. The steps are the service's own
-// IFrameStep objects, wired as the silo wires them; a frame = JPEG decode + steps + JPEG encode, as on a
-// device worker.
+// AI bench (issues 6 and 14). Default (no new option): per-step ms and end-to-end processed fps at 640x360 and
+// 1280x720, against the bare ONNX Runtime session.Run of each model measured in the same run; the steps are the
+// service's own IFrameStep objects, wired as the silo wires them; a frame = JPEG decode + steps + JPEG encode,
+// as on a device worker. With --device/--batch/--cameras/--only: per-model bare throughput (images/s at batch N)
+// and C concurrent 720p30 cameras on the device worker (DeviceWorkerHost), on cpu0 or gpu0 (BenchOptions.Usage).
 //
 //   dotnet bench/AiBench/bin/Release/net10.0/Blankend.Bench.AiBench.dll [--seconds S] [--json PATH] [--md PATH]
-var seconds = 5.0;
-string? jsonPath = null, mdPath = null;
-for (var i = 0; i < args.Length; i++)
+//   ... --device gpu0 --batch 1,8,32 --cameras 1,8,32,64 --seconds 10 --md out.md
+var (opt, argError) = BenchOptions.Parse(args);
+if (opt is null)
 {
-    switch (args[i])
-    {
-        case "--seconds": seconds = double.Parse(args[++i], CultureInfo.InvariantCulture); break;
-        case "--json": jsonPath = args[++i]; break;
-        case "--md": mdPath = args[++i]; break;
-        default: Console.Error.WriteLine($"unknown option {args[i]}"); return 2;
-    }
+    if (argError is { Length: > 0 }) Console.Error.WriteLine(argError);
+    Console.Error.WriteLine(BenchOptions.Usage);
+    return argError is { Length: > 0 } ? 2 : 0;
 }
+var seconds = opt.Seconds;
+var device = opt.Legacy ? "cpu0" : opt.Device;
 
-var root = FindRoot();
-var frame720 = File.ReadAllBytes(Path.Combine(root, "bench/media/frame-1280x720-q80.jpg"));
+string frame720Path, astronautPath;
+try
+{
+    (frame720Path, astronautPath) = (Media(opt.Root, "frame-1280x720-q80.jpg", "bench/media"), Media(opt.Root, "astronaut.jpg", "tests/testdata"));
+}
+catch (FileNotFoundException e)
+{
+    Console.Error.WriteLine($"AI bench: {e.Message}");
+    return 2;
+}
+var frame720 = File.ReadAllBytes(frame720Path);
 var services = new ServiceCollection()
     .AddLogging(b => b.SetMinimumLevel(Microsoft.Extensions.Logging.LogLevel.Warning))
-    .AddSingleton(Options.Create(new AiOptions { FaceDetectInterval = 1 }))
+    .AddSingleton(Options.Create(new AiOptions { FaceDetectInterval = 1, IntraOpThreads = opt.IntraOpThreads }))
     .AddSingleton<OnnxRuntimeHost>()
     .AddSingleton<AiEngine>()
     .AddBlankendFaceSteps()
@@ -51,17 +60,110 @@ var engine = services.GetRequiredService<AiEngine>();
 var steps = services.GetServices<IFrameStep>().ToArray();
 
 // The reference face for swap: the astronaut mirrored (a different face geometry on the same person).
-using (var src = Cv2.ImDecode(File.ReadAllBytes(Path.Combine(root, "tests/testdata/astronaut.jpg")), ImreadModes.Color))
+using (var src = Cv2.ImDecode(File.ReadAllBytes(astronautPath), ImreadModes.Color))
 using (var flipped = src.Flip(FlipMode.Y))
 {
     Cv2.ImEncode(".jpg", flipped, out var reference);
     engine.SetAsset(new AiAsset(AiAssetKind.ReferenceFace, 1, reference));
 }
 
+Console.WriteLine($"AI bench: {Environment.ProcessorCount} cores, device {device}, ONNX Runtime providers: " +
+    string.Join(", ", engine.Runtime.AvailableProviders));
+
+// The sessions of the device, loaded now: the provider that really runs each model. A gpu device whose models
+// do not get the CUDA provider stops here (exit 3): the figures would be the CPU's under the GPU's name.
+var providers = new List<ProviderRow>();
+foreach (var (kind, name) in ModelThroughput.Models)
+{
+    var m = engine.Runtime.Get(kind, device);
+    providers.Add(new ProviderRow(device, name, m?.Provider ?? "unavailable", m?.ProviderReason ?? engine.Runtime.UnavailableReason(kind) ?? "?"));
+    Console.WriteLine($"  {device} {name,-30} provider {providers[^1].Provider} ({providers[^1].Reason})");
+}
+if (opt.IsGpu && providers.FirstOrDefault(p => p.Provider != "CUDA") is { } noCuda)
+{
+    Console.Error.WriteLine($"AI bench: {device} was asked but the CUDA provider did not load for {noCuda.Model}: {noCuda.Reason}.");
+    Console.Error.WriteLine("AI bench: nothing measured (the CPU is never measured under a GPU's name). A GPU build needs -p:BlankendGpu=true " +
+        "(Microsoft.ML.OnnxRuntime.Gpu.Linux), an NVIDIA driver, and the CUDA 13 cuBLAS / cuDNN 9 library folders on LD_LIBRARY_PATH (docs/ai.md).");
+    return 3;
+}
+if (providers.FirstOrDefault(p => p.Provider == "unavailable") is { } missing)
+{
+    Console.Error.WriteLine($"AI bench: model {missing.Model} is unavailable: {missing.Reason}");
+    return 2;
+}
+
+if (opt.ProvidersOnly) return 0;
+
+// Measured windows, for gpu-check.sh (GPU utilization over them): "window <label> <unix ms> <unix ms>".
+var windows = new List<WindowRow>();
+void Window(string label, long fromMs, long toMs)
+{
+    windows.Add(new WindowRow(label, fromMs, toMs));
+    Console.WriteLine(FormattableString.Invariant($"window {new string([.. label.Select(ch => char.IsAsciiLetterOrDigit(ch) ? ch : '_')])} {fromMs} {toMs}"));
+}
+
+var modelRows = new List<ModelRow>();
+if (opt.RunModels)
+{
+    Console.WriteLine($"models: bare session.Run on N images, batches {string.Join(",", opt.Batches)}, {seconds} s each after a warm-up");
+    foreach (var (kind, name) in ModelThroughput.Models)
+    {
+        var model = engine.Runtime.Get(kind, device)!;
+        foreach (var n in opt.Batches)
+        {
+            var r = ModelThroughput.Measure(model, name, n, seconds, Window);
+            modelRows.Add(r);
+            Console.WriteLine(r.Runs == 0
+                ? $"  {device} {name,-30} batch {n,3}: {r.Note}"
+                : $"  {device} {name,-30} batch {n,3}: {r.MedianMs,8:F2} ms per run, {r.ImagesPerSecond,9:F1} images/s ({r.Runs} runs, {r.Provider})");
+        }
+    }
+}
+
+var cameraRows = new List<CameraRow>();
+if (opt.RunE2e)
+{
+    var workers = opt.EffectiveWorkers;
+    var e2eSettings = new EffectiveSettings(true, false, 80, 0, workers, opt.IsGpu, 1, AiSteps.Detect | AiSteps.Matte, MatteBackground.Green,
+        FaceDetectInterval: 1, SimpleForward: false, ReferenceVersion: 1, DepthMode: "colormap");
+    var log = services.GetRequiredService<ILogger<DeviceWorkerHost>>();
+    Console.WriteLine($"e2e: 1280x720 JPEG at {CameraBench.CameraFps} fps per camera, detect (every frame) + matte, device worker {device}: " +
+        $"{workers} worker thread(s), batch_max {opt.BatchMax}; {seconds} s measured after a warm-up");
+    foreach (var c in opt.Cameras)
+    {
+        var queue = opt.QueueSize ?? Math.Max(4, c);
+        Console.WriteLine($"  {device} {c} camera(s): running ...");
+        var r = await CameraBench.RunAsync(device, c, workers, opt.BatchMax, queue, e2eSettings, frame720, steps, log, seconds, Window);
+        cameraRows.Add(r);
+        Console.WriteLine(FormattableString.Invariant(
+            $"  {device} {c,3} camera(s): per camera {r.CameraFpsMean:F1} fps (min {r.CameraFpsMin:F1}), total {r.TotalFps:F1} processed fps, ") +
+            FormattableString.Invariant($"drops {r.DropsPerSecond:F1}/s, latency p50 {r.P50Ms:F1} ms p99 {r.P99Ms:F1} ms, {r.MeanBatch:F2} frames/batch, CPU {r.CpuPercent:F0}%") +
+            (r.Saturated + r.Failed > 0 ? $", saturated {r.Saturated}, failed {r.Failed} ({r.LastError})" : ""));
+    }
+}
+
+if (!opt.RunSteps)
+{
+    var summary = new
+    {
+        machine = $"{Environment.ProcessorCount} cores",
+        date = DateTime.UtcNow.ToString("u"),
+        device,
+        onnxruntime_providers = engine.Runtime.AvailableProviders,
+        intra_op_threads = opt.IntraOpThreads,
+        sessions = providers,
+        models = modelRows,
+        cameras = cameraRows,
+        windows,
+    };
+    if (opt.JsonPath is not null) File.WriteAllText(opt.JsonPath, JsonSerializer.Serialize(summary, new JsonSerializerOptions { WriteIndented = true }));
+    if (opt.MdPath is not null) File.WriteAllText(opt.MdPath, Report.Markdown(modelRows, cameraRows));
+    return 0;
+}
+
 var rows = new List<Row>();
 var e2e = new List<E2e>();
-Console.WriteLine($"AI bench: {Environment.ProcessorCount} cores, {seconds} s per end-to-end run, ONNX Runtime providers: " +
-    string.Join(", ", engine.Runtime.AvailableProviders));
+Console.WriteLine($"steps: {seconds} s per end-to-end run");
 
 foreach (var (w, h) in new[] { (640, 360), (1280, 720) })
 {
@@ -77,7 +179,7 @@ foreach (var (w, h) in new[] { (640, 360), (1280, 720) })
     var bare = new Dictionary<AiModelKind, double>();
     foreach (var kind in new[] { AiModelKind.FaceDetect, AiModelKind.FaceMesh, w * 1.0 / h >= 1.5 ? AiModelKind.SegmentationLandscape : AiModelKind.Segmentation })
     {
-        if (engine.Runtime.Get(kind, "cpu0") is { } model) bare[kind] = BareRun(model.Session);
+        if (engine.Runtime.Get(kind, device) is { } model) bare[kind] = BareRun(model.Session);
     }
 
     // Each step alone (its own prerequisites run first, untimed), median over 60 frames after 10 warm-ups.
@@ -92,7 +194,7 @@ foreach (var (w, h) in new[] { (640, 360), (1280, 720) })
         var times = new List<double>();
         for (var n = 0; n < 70; n++)
         {
-            var work = Work(jpeg, settings, "step-" + name);
+            var work = Work(jpeg, settings, "step-" + name, device);
             foreach (var s in steps)
             {
                 if (s == step) break;
@@ -120,18 +222,18 @@ foreach (var (w, h) in new[] { (640, 360), (1280, 720) })
     }
 }
 
-var result = new { machine = $"{Environment.ProcessorCount} cores", date = DateTime.UtcNow.ToString("u"), steps = rows, end_to_end = e2e };
-if (jsonPath is not null) File.WriteAllText(jsonPath, JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
-if (mdPath is not null) File.WriteAllText(mdPath, Markdown(rows, e2e));
+var result = new { machine = $"{Environment.ProcessorCount} cores", date = DateTime.UtcNow.ToString("u"), device, steps = rows, end_to_end = e2e };
+if (opt.JsonPath is not null) File.WriteAllText(opt.JsonPath, JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
+if (opt.MdPath is not null) File.WriteAllText(opt.MdPath, Markdown(rows, e2e));
 return 0;
 
 EffectiveSettings Settings(AiSteps s) =>
     new(true, false, 80, 0, 1, false, 1, s, MatteBackground.Green, FaceDetectInterval: 1, SimpleForward: false, ReferenceVersion: 1, DepthMode: "colormap");
 
-static FrameWork Work(byte[] jpeg, EffectiveSettings settings, string source)
+static FrameWork Work(byte[] jpeg, EffectiveSettings settings, string source, string device)
 {
     var envelope = new FrameEnvelope(source, 0, 0, FrameKind.Raw, 0, FrameOrigin.VideoIn, jpeg);
-    var work = new FrameWork(new ProcessRequest(envelope, settings));
+    var work = new FrameWork(new ProcessRequest(envelope, settings)) { Device = device };
     JpegCodec.Decode(work);
     return work;
 }
@@ -148,7 +250,7 @@ double EndToEnd(byte[] jpeg, EffectiveSettings settings, int threads, double sec
         var source = $"e2e-{t}";
         while (Stopwatch.GetTimestamp() < stop)
         {
-            var work = Work(jpeg, settings, source);
+            var work = Work(jpeg, settings, source, device);
             foreach (var s in steps)
             {
                 if (s.AppliesTo(settings) && !work.Failed) s.Run(new ReadOnlySpan<FrameWork>(ref work));
@@ -188,11 +290,7 @@ static double BareRun(InferenceSession session)
     return Median(times);
 }
 
-static double Median(List<double> xs)
-{
-    var s = xs.Order().ToArray();
-    return s.Length == 0 ? double.NaN : s[s.Length / 2];
-}
+static double Median(List<double> xs) => Stats.Median(xs);
 
 static string Markdown(List<Row> rows, List<E2e> e2e)
 {
@@ -209,19 +307,35 @@ static string Markdown(List<Row> rows, List<E2e> e2e)
     return md.ToString();
 }
 
-static string FindRoot()
+// A bench input: under --root when given; else next to the binary (the build copies it into media/, so a
+// published bench finds it too); else in the repository around the binary or the current folder.
+static string Media(string? root, string file, string repoFolder)
 {
-    for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+    if (root is not null)
     {
-        if (File.Exists(Path.Combine(d.FullName, "Blankend.Orleans.sln"))) return d.FullName;
+        foreach (var p in new[] { Path.Combine(root, repoFolder, file), Path.Combine(root, "media", file), Path.Combine(root, file) })
+        {
+            if (File.Exists(p)) return p;
+        }
+        throw new FileNotFoundException($"{file} is not under --root {root} ({repoFolder}/, media/ or the folder itself)");
     }
-    for (var d = new DirectoryInfo(Environment.CurrentDirectory); d is not null; d = d.Parent)
+    var beside = Path.Combine(AppContext.BaseDirectory, "media", file);
+    if (File.Exists(beside)) return beside;
+    foreach (var start in new[] { AppContext.BaseDirectory, Environment.CurrentDirectory })
     {
-        if (File.Exists(Path.Combine(d.FullName, "Blankend.Orleans.sln"))) return d.FullName;
+        for (var d = new DirectoryInfo(start); d is not null; d = d.Parent)
+        {
+            var p = Path.Combine(d.FullName, repoFolder, file);
+            if (File.Exists(p) && File.Exists(Path.Combine(d.FullName, "Blankend.Orleans.sln"))) return p;
+        }
     }
-    throw new DirectoryNotFoundException("run from inside the repository");
+    throw new FileNotFoundException($"{file} not found: not in {Path.Combine(AppContext.BaseDirectory, "media")} nor in a repository around the binary or the current folder (give --root DIR)");
 }
 
 internal sealed record Row(string Size, string Step, double Ms, double? BareMs);
 
 internal sealed record E2e(string Size, string Steps, int Threads, double Fps);
+
+internal sealed record ProviderRow(string Device, string Model, string Provider, string Reason);
+
+internal sealed record WindowRow(string Label, long FromUnixMs, long ToUnixMs);
