@@ -12,7 +12,13 @@ internal sealed class BenchOptions
     public int[] Batches { get; private set; } = [];
     public int[] Cameras { get; private set; } = [];
     public int? Workers { get; private set; }
-    public int BatchMax { get; private set; } = 8;
+    public int BatchMax { get; private set; } = 32;
+
+    /// <summary><c>ai.max_batch</c>: most images per inference call.</summary>
+    public int MaxBatch { get; private set; } = 32;
+
+    /// <summary><c>ai.batch_timeout_ms</c>: the device worker's push timeout.</summary>
+    public int BatchTimeoutMs { get; private set; } = 3;
     public int? QueueSize { get; private set; }
     public int IntraOpThreads { get; private set; } = 1;
     public string? Only { get; private set; }
@@ -46,7 +52,9 @@ internal sealed class BenchOptions
           --only models|e2e|steps|providers  run one part (models/e2e take the default lists when none is
                                  given; providers: print the provider of each model on the device and stop)
           --workers N            device worker threads (default: cores on cpu0, 2-4 on gpu0)
-          --batch-max N          video_processing.batch_max of the worker (default 8)
+          --batch-max N          video_processing.batch_max of the worker (default 32)
+          --max-batch N          ai.max_batch: most images per inference call (default 32)
+          --batch-timeout MS     ai.batch_timeout_ms: the worker's push timeout (default 3; 0 = off)
           --queue N              video_processing.queue_size (default: max(4, cameras))
           --intra-op N           ONNX Runtime intra-op threads per session (default 1, as the service)
           --seconds S            measured seconds per timed run (default 5)
@@ -77,6 +85,8 @@ internal sealed class BenchOptions
                     case "--cameras": o.Cameras = List(Next()); o.Legacy = false; break;
                     case "--workers": o.Workers = Positive(Next()); o.Legacy = false; break;
                     case "--batch-max": o.BatchMax = Positive(Next()); o.Legacy = false; break;
+                    case "--max-batch": o.MaxBatch = Positive(Next()); o.Legacy = false; break;
+                    case "--batch-timeout": o.BatchTimeoutMs = int.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture); o.Legacy = false; break;
                     case "--queue": o.QueueSize = Positive(Next()); o.Legacy = false; break;
                     case "--intra-op": o.IntraOpThreads = Positive(Next()); break;
                     case "--only": o.Only = Next(); o.Legacy = false; break;

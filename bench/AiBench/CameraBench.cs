@@ -27,10 +27,10 @@ internal static class CameraBench
 
     public static async Task<CameraRow> RunAsync(
         string device, int cameras, int workers, int batchMax, int queue, EffectiveSettings settings, byte[] jpeg,
-        IEnumerable<IFrameStep> steps, ILogger<DeviceWorkerHost> log, double seconds, Action<string, long, long> window)
+        IEnumerable<IFrameStep> steps, AiOptions ai, ILogger<DeviceWorkerHost> log, double seconds, Action<string, long, long> window)
     {
         var options = new VideoProcessingOptions { QueueSize = queue, BatchMax = batchMax, IdleStopMs = 60_000, Workers = workers };
-        using var host = new DeviceWorkerHost(Options.Create(options), log, steps);
+        using var host = new DeviceWorkerHost(Options.Create(options), Options.Create(ai), log, steps);
         var loop = host.Get(device);
 
         // One frame through the worker first (loads the sessions, starts the threads).

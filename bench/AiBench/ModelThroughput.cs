@@ -23,7 +23,10 @@ internal static class ModelThroughput
         (AiModelKind.SegmentationLandscape, "selfie segmentation landscape"),
     ];
 
-    public static ModelRow Measure(OnnxModel model, string name, int batch, double seconds, Action<string, long, long> window)
+    /// <param name="reference">A CPU session of the same model: the batch's outputs are compared with single-image
+    /// runs of it on the same input (relative L2 error per image, the worst in the note).</param>
+    public static ModelRow Measure(OnnxModel model, string name, int batch, double seconds, Action<string, long, long> window,
+        InferenceSession? reference = null)
     {
         var session = model.Session;
         var names = new List<string>();
@@ -71,6 +74,13 @@ internal static class ModelThroughput
                 if (i >= 200) break;
             }
 
+            if (reference is not null && names.Count == 1)
+            {
+                using var batchOut = session.Run(run, names, values, outputs);
+                var error = WorstRelativeError(reference, names[0], values[0], batch, outputs, batchOut);
+                note = (note is null ? "" : note + "; ") + FormattableString.Invariant($"vs CPU single runs: worst relative error {error:E1}");
+            }
+
             var times = new List<double>();
             var startMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
             var end = Stopwatch.GetTimestamp() + (long)(seconds * Stopwatch.Frequency);
@@ -88,6 +98,38 @@ internal static class ModelThroughput
         {
             foreach (var v in values) v.Dispose();
         }
+    }
+
+    /// <summary>The worst relative L2 error, over the images and outputs of a batch run, against single-image
+    /// runs of <paramref name="reference"/> on the same images.</summary>
+    private static double WorstRelativeError(InferenceSession reference, string inputName, OrtValue input, int batch,
+        string[] outputs, IDisposableReadOnlyCollection<OrtValue> batchOut)
+    {
+        var shape = input.GetTensorTypeAndShape().Shape;
+        var all = input.GetTensorDataAsSpan<float>();
+        var per = all.Length / batch;
+        var worst = 0.0;
+        using var run = new RunOptions();
+        for (var k = 0; k < batch; k++)
+        {
+            var one = all.Slice(k * per, per).ToArray();
+            using var value = OrtValue.CreateTensorValueFromMemory(one, [1, .. shape[1..]]);
+            using var single = reference.Run(run, [inputName], [value], outputs);
+            for (var o = 0; o < outputs.Length; o++)
+            {
+                var expected = single[o].GetTensorDataAsSpan<float>();
+                var got = batchOut[o].GetTensorDataAsSpan<float>().Slice(k * expected.Length, expected.Length);
+                double diff = 0, norm = 0;
+                for (var i = 0; i < expected.Length; i++)
+                {
+                    var d = (double)got[i] - expected[i];
+                    diff += d * d;
+                    norm += (double)expected[i] * expected[i];
+                }
+                worst = Math.Max(worst, Math.Sqrt(diff / Math.Max(norm, 1e-30)));
+            }
+        }
+        return worst;
     }
 
     private static string Shape(IEnumerable<int> dims) => "[" + string.Join(",", dims.Select(d => d < 0 ? "N" : d.ToString(System.Globalization.CultureInfo.InvariantCulture))) + "]";

@@ -50,7 +50,10 @@ catch (FileNotFoundException e)
 var frame720 = File.ReadAllBytes(frame720Path);
 var services = new ServiceCollection()
     .AddLogging(b => b.SetMinimumLevel(Microsoft.Extensions.Logging.LogLevel.Warning))
-    .AddSingleton(Options.Create(new AiOptions { FaceDetectInterval = 1, IntraOpThreads = opt.IntraOpThreads }))
+    .AddSingleton(Options.Create(new AiOptions
+    {
+        FaceDetectInterval = 1, IntraOpThreads = opt.IntraOpThreads, MaxBatch = opt.MaxBatch, BatchTimeoutMs = opt.BatchTimeoutMs,
+    }))
     .AddSingleton<OnnxRuntimeHost>()
     .AddSingleton<AiEngine>()
     .AddBlankendFaceSteps()
@@ -111,7 +114,9 @@ if (opt.RunModels)
         var model = engine.Runtime.Get(kind, device)!;
         foreach (var n in opt.Batches)
         {
-            var r = ModelThroughput.Measure(model, name, n, seconds, Window);
+            // On a GPU device the batch's outputs are also compared with CPU single-image runs of the same input.
+            var reference = device == "cpu0" ? null : engine.Runtime.Get(kind, "cpu0")?.Session;
+            var r = ModelThroughput.Measure(model, name, n, seconds, Window, reference);
             modelRows.Add(r);
             Console.WriteLine(r.Runs == 0
                 ? $"  {device} {name,-30} batch {n,3}: {r.Note}"
@@ -133,7 +138,7 @@ if (opt.RunE2e)
     {
         var queue = opt.QueueSize ?? Math.Max(4, c);
         Console.WriteLine($"  {device} {c} camera(s): running ...");
-        var r = await CameraBench.RunAsync(device, c, workers, opt.BatchMax, queue, e2eSettings, frame720, steps, log, seconds, Window);
+        var r = await CameraBench.RunAsync(device, c, workers, opt.BatchMax, queue, e2eSettings, frame720, steps, engine.Options, log, seconds, Window);
         cameraRows.Add(r);
         Console.WriteLine(FormattableString.Invariant(
             $"  {device} {c,3} camera(s): per camera {r.CameraFpsMean:F1} fps (min {r.CameraFpsMin:F1}), total {r.TotalFps:F1} processed fps, ") +
