@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Blankend.Bench.AiBench;
 using Blankend.Orleans;
 using Blankend.Orleans.Ai;
 using Blankend.Orleans.Configuration;
@@ -17,7 +18,6 @@ using Microsoft.Extensions.Options;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 using OpenCvSharp;
-using Blankend.Bench.AiBench;
 
 // AI bench (issues 6 and 14). Default (no new option): per-step ms and end-to-end processed fps at 640x360 and
 // 1280x720, against the bare ONNX Runtime session.Run of each model measured in the same run; the steps are the
@@ -52,7 +52,10 @@ var services = new ServiceCollection()
     .AddLogging(b => b.SetMinimumLevel(Microsoft.Extensions.Logging.LogLevel.Warning))
     .AddSingleton(Options.Create(new AiOptions
     {
-        FaceDetectInterval = 1, IntraOpThreads = opt.IntraOpThreads, MaxBatch = opt.MaxBatch, BatchTimeoutMs = opt.BatchTimeoutMs,
+        FaceDetectInterval = 1,
+        IntraOpThreads = opt.IntraOpThreads,
+        MaxBatch = opt.MaxBatch,
+        BatchTimeoutMs = opt.BatchTimeoutMs,
     }))
     .AddSingleton<OnnxRuntimeHost>()
     .AddSingleton<AiEngine>()
