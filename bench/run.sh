@@ -270,6 +270,20 @@ start_server() { # system [extra gateway args...]; returns 1 when it does not co
     log "$system up on 127.0.0.1:$PORT (pid $SERVER_PID${args:+, ${args[*]}})"
 }
 
+# Waits (up to 20 s) until the server's own start-up work is over: its CPU below 15% of a core over one
+# second (the gateway JITs and loads its models for several seconds after /healthz first answers, which on
+# a busy 2-core machine would otherwise fall into the measured window).
+settle() {
+    local pid=$SERVER_PID i a b
+    for ((i = 0; i < 20; i++)); do
+        a=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)
+        sleep 1
+        b=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)
+        ((b - a < 15)) && return 0
+    done
+    log "$pid still busy after 20 s; measuring anyway"
+}
+
 stop_server() {
     [[ -n "$SERVER_PID" ]] || return 0
     local pid=$SERVER_PID i state
@@ -356,14 +370,14 @@ run_capacity() {
     for v in "${views[@]}"; do
         for system in "${SYSTEMS[@]}"; do
             start_server "$system" || { FAILURES+=("$system 1x$v@30 (start-up)"); continue; }
-            sleep 1
+            settle
             run_load "$system" "1x$v@30" 1 "$v" 30 "$dur" "$warm" "$RESULTS/capacity" --cdf-points 401
             stop_server
         done
     done
     for system in "${SYSTEMS[@]}"; do
         start_server "$system" || { FAILURES+=("$system 1x4@max (start-up)"); continue; }
-        sleep 1
+        settle
         run_load "$system" "1x4@max" 1 4 0 "$maxdur" "$warm" "$RESULTS/capacity" --cdf-points 401
         stop_server
     done
@@ -391,7 +405,7 @@ for s in "${SCENARIOS[@]}"; do
     read -r name cams viewers fps dur <<<"$s"
     for system in "${SYSTEMS[@]}"; do
         start_server "$system" || { FAILURES+=("$system $name (start-up)"); continue; }
-        sleep 1 # first requests / JIT settle before the warm-up starts
+        settle # start-up work over before the warm-up starts
         run_load "$system" "$name" "$cams" "$viewers" "$fps" "$dur" "$WARMUP" "$RESULTS/suite"
         stop_server
     done
