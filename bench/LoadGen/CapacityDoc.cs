@@ -287,7 +287,7 @@ public static partial class BenchDoc
         = `23a310d`, run in turn, load 8-10 from other builds): 128 viewers: CPU 66% -> 56%, p50 14.1 -> 10.9 ms;
         256 viewers: CPU 90% -> 76%, delivery 0.994 -> 0.999, p50 60.3 -> 20.7 ms, p99 207 -> 230 ms (the tail
         is the machine's at that load). The gateway now costs about what the bare relay does per viewer (the
-        capacity table); both are about 4-5x Node's.
+        capacity table); both cost 3.5-5x what Node does (two runs).
 
         **Design** (`gateway/Fanout/`: `WireFrame`, `WireStream`, `Viewer`, `ViewerHub`):
         - **Framed once, shared**: a server-to-client frame is not masked, so its bytes are the same for every
