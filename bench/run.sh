@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Benchmarks: the Orleans gateway against a bare WebSocket relay (bench/BareRelay), same load, same run.
+# Benchmarks: the Orleans gateway against a bare WebSocket relay (bench/BareRelay) and a Node.js + ws
+# relay (bench/NodeWs), same load, same run.
 #
-#   bench/run.sh             the suite (under 10 minutes on 2 cores, build included); writes
-#                            docs/benchmarks.md and its SVG plots
+#   bench/run.sh             the suite, then the capacity sweep (about 15 minutes on 2 cores, build
+#                            included); writes docs/benchmarks.md and its SVG plots
+#   bench/run.sh --capacity  the capacity sweep alone (about 8 minutes): 1xV@30 for V = 4, 64, 100, 128,
+#                            256, 384, 512, 768 and 1x4@max, for every system; capacity = the most viewers
+#                            with delivery >= 0.99 and p99 <= 50 ms (every smaller V passing too)
 #   bench/run.sh --quick     smoke test of the tooling: 3-4 s per scenario (figures mean little)
 #   bench/run.sh --soak      memory soak: orleans at 4x8@30 for 10 min after a 30 s warm-up, server
 #                            RSS every 10 s (about 11 minutes in all)
@@ -12,18 +16,22 @@
 #                            processed fps at 640x360 and 1280x720 (about 2 minutes); writes the table
 #                            between the markers of docs/ai.md
 #
-# Options: --bare-only (suite without the gateway), --no-build, --results DIR (default bench/results),
-#          --doc PATH (default docs/benchmarks.md). --quick also shortens --soak (60 s) and --micro (dry job).
+# Options: --bare-only (suite without the gateway), --no-node (without bench/NodeWs), --no-build,
+#          --results DIR (default bench/results), --doc PATH (default docs/benchmarks.md). --quick also shortens --soak (60 s) and --micro (dry job).
 # Environment: BENCH_PROCESSING_ARGS  gateway arguments of the processing-on run (default
 #                                     "--video_processing:enabled=true --stream:reencode_enabled=true")
 #              BENCH_SOAK_SYSTEMS     systems the soak runs, one after the other (default "orleans")
 #
+# Node: bench/NodeWs runs where node >= 20 and npm are installed (`npm ci` there, from the committed lock
+# file); without them its rows are left out and the doc says so. The test suite does not need Node.
 # Suite: 1x4@30 (15 s), 1x4@max (10 s), 4x8@30 (15 s), 1x100@30 (15 s) and, for the viewer-scaling fit,
 # 1x25@30 and 1x50@30 (8 s); each measured window follows a 3 s warm-up. For every scenario the bare relay
 # runs first, then the gateway: one server at a time (never both), a fresh process per run, on free ports.
 # Then "orleans+processing" at 1x4@30 when the gateway accepts BENCH_PROCESSING_ARGS and
 # GET /api/v1/video_processing/pipeline/status answers 200 (else the doc says it is not available).
-# Results: bench/results/{suite,soak,micro}/ + *-info.txt (git-ignored); server logs in
+# Capacity: each V runs bare, orleans, node in turn (so that load from outside falls on all alike), 8 s measured
+# after a 3 s warm-up, then 1x4@max (10 s) for each; results in bench/results/capacity/.
+# Results: bench/results/{suite,capacity,soak,micro}/ + *-info.txt (git-ignored); server logs in
 # ${TMPDIR:-/tmp}/blankend-bench-$$/.
 set -euo pipefail
 
@@ -42,6 +50,7 @@ SOAK_SYSTEMS=${BENCH_SOAK_SYSTEMS:-orleans}
 MODE=suite
 QUICK=0
 BARE_ONLY=0
+NO_NODE=0
 BUILD=1
 RESULTS="$ROOT/bench/results"
 DOC="$ROOT/docs/benchmarks.md"
@@ -52,11 +61,13 @@ while (($#)); do
         --micro) MODE=micro ;;
         --ai) MODE=ai ;;
         --doc-only) MODE=doc ;;
+        --capacity) MODE=capacity ;;
+        --no-node) NO_NODE=1 ;;
         --bare-only) BARE_ONLY=1 ;;
         --no-build) BUILD=0 ;;
         --results) RESULTS=$(realpath -m "$2"); shift ;;
         --doc) DOC=$(realpath -m "$2"); shift ;;
-        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 1 ;;
     esac
     shift
@@ -176,6 +187,22 @@ if [[ $BARE_ONLY -eq 0 && $BUILD -eq 1 ]]; then
     fi
 fi
 
+# Node.js + ws relay: only where node >= 20 and npm are there.
+USE_NODE=0
+NODE_NOTE="left out (--no-node)"
+if [[ $NO_NODE -eq 0 && $BARE_ONLY -eq 0 ]]; then
+    if command -v node >/dev/null && command -v npm >/dev/null && (($(node -p 'process.versions.node.split(".")[0]') >= 20)); then
+        if [[ $BUILD -eq 1 || ! -d bench/NodeWs/node_modules/ws ]]; then
+            log "npm ci in bench/NodeWs"
+            (cd bench/NodeWs && npm ci --no-audit --no-fund --loglevel=error >&2)
+        fi
+        USE_NODE=1
+        NODE_NOTE="node $(node --version), ws $(node -p 'require("./bench/NodeWs/node_modules/ws/package.json").version')"
+    else
+        NODE_NOTE="left out: node >= 20 and npm are not installed"
+    fi
+fi
+
 PICKED=()
 # A free TCP port (nothing bound or connected on it) in 20000-59999, not handed out before in this run.
 free_port() {
@@ -208,7 +235,10 @@ start_server() { # system [extra gateway args...]; returns 1 when it does not co
     local dll log args=()
     free_port; PORT=$FREE_PORT
     log="$LOGS/$system-$PORT.log"
-    if [[ $system == bare ]]; then
+    if [[ $system == node ]]; then
+        node bench/NodeWs/server.js --port "$PORT" >"$log" 2>&1 &
+        SERVER_PID=$!
+    elif [[ $system == bare ]]; then
         dll=$BARE_DLL
     else
         dll=$GATEWAY_DLL
@@ -217,8 +247,10 @@ start_server() { # system [extra gateway args...]; returns 1 when it does not co
         free_port; gw=$FREE_PORT
         args=(--cluster:silo_port="$silo" --cluster:primary_silo_port="$silo" --cluster:gateway_port="$gw" "$@")
     fi
-    dotnet "$dll" --urls "http://127.0.0.1:$PORT" "${args[@]}" >"$log" 2>&1 &
-    SERVER_PID=$!
+    if [[ $system != node ]]; then
+        dotnet "$dll" --urls "http://127.0.0.1:$PORT" "${args[@]}" >"$log" 2>&1 &
+        SERVER_PID=$!
+    fi
     local deadline=$((SECONDS + 60))
     while ! curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$PORT/healthz" 2>/dev/null; do
         if ! kill -0 "$SERVER_PID" 2>/dev/null || [[ $(awk '{print $3}' "/proc/$SERVER_PID/stat" 2>/dev/null) == Z ]]; then
@@ -236,6 +268,20 @@ start_server() { # system [extra gateway args...]; returns 1 when it does not co
         sleep 0.2
     done
     log "$system up on 127.0.0.1:$PORT (pid $SERVER_PID${args:+, ${args[*]}})"
+}
+
+# Waits (up to 20 s) until the server's own start-up work is over: its CPU below 15% of a core over one
+# second (the gateway JITs and loads its models for several seconds after /healthz first answers, which on
+# a busy 2-core machine would otherwise fall into the measured window).
+settle() {
+    local pid=$SERVER_PID i a b
+    for ((i = 0; i < 20; i++)); do
+        a=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)
+        sleep 1
+        b=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)
+        ((b - a < 15)) && return 0
+    done
+    log "$pid still busy after 20 s; measuring anyway"
 }
 
 stop_server() {
@@ -310,6 +356,48 @@ if [[ $QUICK -eq 1 ]]; then
 fi
 SYSTEMS=(bare)
 [[ $BARE_ONLY -eq 0 ]] && SYSTEMS+=(orleans)
+[[ $USE_NODE -eq 1 ]] && SYSTEMS+=(node)
+
+# ---- capacity ---------------------------------------------------------------------------------
+run_capacity() {
+    local views=(4 64 100 128 256 384 512 768) dur=8 warm=3 maxdur=10 v system saved=("${FAILURES[@]}")
+    [[ $QUICK -eq 1 ]] && views=(4 64 128) dur=3 warm=1 maxdur=3
+    rm -rf "$RESULTS/capacity" "$RESULTS/capacity-info.txt"
+    mkdir -p "$RESULTS/capacity"
+    local t0=$SECONDS load0
+    load0=$(cut -d' ' -f1-3 /proc/loadavg)
+    FAILURES=()
+    for v in "${views[@]}"; do
+        for system in "${SYSTEMS[@]}"; do
+            start_server "$system" || { FAILURES+=("$system 1x$v@30 (start-up)"); continue; }
+            settle
+            run_load "$system" "1x$v@30" 1 "$v" 30 "$dur" "$warm" "$RESULTS/capacity" --cdf-points 401
+            stop_server
+        done
+    done
+    for system in "${SYSTEMS[@]}"; do
+        start_server "$system" || { FAILURES+=("$system 1x4@max (start-up)"); continue; }
+        settle
+        run_load "$system" "1x4@max" 1 4 0 "$maxdur" "$warm" "$RESULTS/capacity" --cdf-points 401
+        stop_server
+    done
+    local mode=full
+    [[ $QUICK -eq 1 ]] && mode=quick
+    # A run that the load generator could not finish (overload: connections refused or closed) is not a
+    # failure of the bench: that V is over the system's capacity. Listed in the info file.
+    LOAD_START=$load0 write_info "$RESULTS/capacity-info.txt" "mode=$mode" "capacity_s=$((SECONDS - t0))" \
+        "jpeg=$JPEG ($(stat -c %s "$JPEG") B, 1280x720, quality 80)" "node=$NODE_NOTE" "incomplete=${FAILURES[*]}"
+    FAILURES=("${saved[@]}")
+}
+
+if [[ $MODE == capacity ]]; then
+    run_capacity
+    make_doc
+    echo
+    dotnet "$LOADGEN" --report-capacity "$RESULTS" --baseline bare
+    log "capacity done in $((SECONDS - T0)) s"
+    exit 0
+fi
 
 rm -rf "$RESULTS/suite" "$RESULTS/suite-info.txt"
 mkdir -p "$RESULTS/suite"
@@ -317,7 +405,7 @@ for s in "${SCENARIOS[@]}"; do
     read -r name cams viewers fps dur <<<"$s"
     for system in "${SYSTEMS[@]}"; do
         start_server "$system" || { FAILURES+=("$system $name (start-up)"); continue; }
-        sleep 1 # first requests / JIT settle before the warm-up starts
+        settle # start-up work over before the warm-up starts
         run_load "$system" "$name" "$cams" "$viewers" "$fps" "$dur" "$WARMUP" "$RESULTS/suite"
         stop_server
     done
@@ -356,12 +444,16 @@ mode=full
 write_info "$RESULTS/suite-info.txt" "mode=$mode" \
     "jpeg=$JPEG ($(stat -c %s "$JPEG") B, 1280x720, quality 80)" \
     "processing=$PROCESSING" "processing_note=$PROCESSING_NOTE" "processing_args=$PROCESSING_ARGS" \
-    "processing_status=$PROCESSING_STATUS" "failures=${FAILURES[*]}"
+    "processing_status=$PROCESSING_STATUS" "node=$NODE_NOTE" "failures=${FAILURES[*]}"
+log "suite done in $((SECONDS - T0)) s; capacity sweep next"
+run_capacity
 make_doc
 echo
-# The figures, as a table, on stdout as well.
+# The figures, as tables, on stdout as well.
 dotnet "$LOADGEN" --report-md - --baseline bare "$RESULTS"/suite/*.json
-log "suite done in $((SECONDS - T0)) s (target: under 600 s on 2 cores)"
+echo
+dotnet "$LOADGEN" --report-capacity "$RESULTS" --baseline bare
+log "suite and capacity done in $((SECONDS - T0)) s (target: about 15 minutes on 2 cores)"
 if ((${#FAILURES[@]})); then
     echo "run.sh: failed runs: ${FAILURES[*]}" >&2
     exit 1

@@ -33,6 +33,9 @@ public sealed class Options
     public string? ReportDoc { get; private set; }
     public string? ResultsDir { get; private set; }
 
+    // Capacity summary on stdout: --report-capacity DIR
+    public string? ReportCapacity { get; private set; }
+
     public bool Help { get; private set; }
 
     public string ScenarioName => Scenario ?? $"{Cameras}x{Viewers}@{(Fps > 0 ? Fps.ToString(CultureInfo.InvariantCulture) : "max")}";
@@ -71,6 +74,9 @@ public sealed class Options
 
         Document mode (docs/benchmarks.md + SVG plots next to it, from bench/run.sh's result folder):
           --report-doc OUT.md --results-dir DIR [--baseline LABEL]
+
+        Capacity summary (the systems side by side, from DIR/capacity/ of bench/run.sh):
+          --report-capacity DIR [--baseline LABEL]
 
         Latency = viewer receive - camera send, one process clock. Each frame carries a COM segment
         "BLANKEND-BENCH seq=.. cam=.. t=.." right after SOI: the frame stays a valid JPEG and the stamp
@@ -120,6 +126,7 @@ public sealed class Options
                 case "--report-md": o.ReportMd = Next(); break;
                 case "--report-doc": o.ReportDoc = Next(); break;
                 case "--results-dir": o.ResultsDir = Next(); break;
+                case "--report-capacity": o.ReportCapacity = Next(); break;
                 case "--baseline": o.Baseline = Next(); break;
                 default:
                     if (o.ReportMd is not null && !a.StartsWith("--", StringComparison.Ordinal))

@@ -30,6 +30,10 @@ public static class Program
         {
             return BenchDoc.Write(o);
         }
+        if (o.ReportCapacity is not null)
+        {
+            return BenchDoc.WriteCapacitySummary(o);
+        }
         if (o.ReportMd is not null)
         {
             return Report.WriteMarkdown(o);
@@ -66,9 +70,12 @@ public static class Program
             Console.Error.WriteLine($"warning: {baseUri.Host} is not a loopback address");
         }
 
-        // Hard bound: everything is cancelled at warmup + duration + 5 s; the watchdog exits
+        // Connecting: 3 s, plus 1 s per 100 viewers (hundreds of handshakes on a 2-core machine shared with the
+        // server take a while).
+        var connectTime = TimeSpan.FromSeconds(3 + o.Cameras * o.Viewers / 100.0);
+        // Hard bound: everything is cancelled at connect + warmup + duration + 5 s; the watchdog exits
         // the process a second later should anything still hang.
-        var cap = TimeSpan.FromSeconds(o.Warmup + o.Duration + 5);
+        var cap = connectTime + TimeSpan.FromSeconds(o.Warmup + o.Duration + 5);
         using var hard = new CancellationTokenSource(cap);
         using var watchdog = new Timer(_ =>
         {
@@ -125,7 +132,7 @@ public static class Program
         {
             using (var connect = CancellationTokenSource.CreateLinkedTokenSource(hard.Token))
             {
-                connect.CancelAfter(TimeSpan.FromSeconds(3));
+                connect.CancelAfter(connectTime);
                 await Task.WhenAll(viewers.Select(v => v.ConnectAsync(connect.Token)));
             }
             viewerTasks.AddRange(viewers.Select(v => Task.Run(() => v.RunAsync(hard.Token))));

@@ -2,6 +2,7 @@ using System.Net.WebSockets;
 using Blankend.Orleans.Configuration;
 using Blankend.Orleans.Gateway.Fanout;
 using Blankend.Orleans.Gateway.Telemetry;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
 
 namespace Blankend.Orleans.Gateway.Endpoints;
@@ -32,17 +33,20 @@ internal static partial class VideoOutEndpoint
 
         var log = loggers.CreateLogger("Blankend.VideoOut");
         using var socket = await context.WebSockets.AcceptWebSocketAsync();
+        // Over HTTP/1.1 the upgrade went through WireUpgradeFeature (installed for /video_out ahead of the WebSocket
+        // middleware): frames are written pre-framed to that stream. Otherwise they go through the WebSocket.
+        var wire = (context.Features.Get<IHttpUpgradeFeature>() as WireUpgradeFeature)?.Stream;
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
-        var viewer = new Viewer(socket, source, meta, gatewayOptions.Value.ViewerQueueSize, counters, kind);
+        using var writes = new CancellationTokenSource(); // cancels a write in flight: only once it is given up on
+        var viewer = new Viewer(socket, source, meta, gatewayOptions.Value.ViewerQueueSize, counters, kind, wire);
         hub.Add(viewer);
         counters.ViewerConnected();
         throughput.Acquire();
         LogConnected(log, source ?? "*", meta, kind);
-        var sendLoop = Task.CompletedTask;
         try
         {
             await subscriptions.AcquireAsync(source);
-            sendLoop = viewer.RunSendLoopAsync(cts.Token);
+            viewer.Start(writes.Token);
             await DrainUntilClosedAsync(socket, cts.Token);
         }
         catch (Exception e) when (e is OperationCanceledException or WebSocketException)
@@ -52,10 +56,11 @@ internal static partial class VideoOutEndpoint
         {
             hub.Remove(viewer);
             subscriptions.Release(source);
-            viewer.Complete();
-            await cts.CancelAsync();
-            try { await sendLoop; }
-            catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException) { }
+            // A frame being written is let finish (briefly) so that the close frame can follow it; a write that
+            // does not finish in that time (a viewer that stopped reading) is cancelled and the socket aborted.
+            var idle = viewer.CompleteAsync();
+            if (await Task.WhenAny(idle, Task.Delay(WriteGrace)) != idle) await writes.CancelAsync();
+            await idle;
             counters.ViewerDisconnected();
             throughput.Release();
             LogDisconnected(log, source ?? "*", viewer.Sent, viewer.Dropped);
@@ -64,6 +69,9 @@ internal static partial class VideoOutEndpoint
         await VideoInEndpoint.CloseQuietlyAsync(socket, status, status == WebSocketCloseStatus.NormalClosure ? "bye" : "service stopping");
         return Results.Empty;
     }
+
+    /// <summary>How long a viewer that leaves (or a stopping service) waits for a frame being written.</summary>
+    internal static readonly TimeSpan WriteGrace = TimeSpan.FromSeconds(1);
 
     /// <summary>Viewers send nothing we need; reading is how a close (or a dead peer) is noticed.</summary>
     private static async Task DrainUntilClosedAsync(WebSocket socket, CancellationToken ct)

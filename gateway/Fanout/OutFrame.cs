@@ -3,19 +3,11 @@ using System.Text.Json;
 
 namespace Blankend.Orleans.Gateway.Fanout;
 
-/// <summary>
-/// One frame as the viewers of this gateway get it: the payload and its meta text are shared by every viewer
-/// (one allocation per frame, none per viewer).
-/// </summary>
-internal sealed class OutFrame(FrameEnvelope frame)
+/// <summary>The <c>meta=1</c> text of a frame: built once per frame (<see cref="WireFrame.Create"/>), shared by every
+/// viewer.</summary>
+internal static class OutFrame
 {
-    private byte[]? _meta;
-
-    public FrameEnvelope Frame { get; } = frame;
-
-    /// <summary>UTF-8 meta JSON (<c>meta=1</c>), built on first use and then shared.</summary>
-    public byte[] Meta => _meta ?? Interlocked.CompareExchange(ref _meta, BuildMeta(Frame), null) ?? _meta!;
-
+    /// <summary>UTF-8 meta JSON.</summary>
     public static byte[] BuildMeta(FrameEnvelope f)
     {
         var buffer = new ArrayBufferWriter<byte>(160);

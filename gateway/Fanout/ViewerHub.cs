@@ -8,7 +8,12 @@ namespace Blankend.Orleans.Gateway.Fanout;
 /// </summary>
 internal sealed class ViewerHub(GatewayCounters counters)
 {
+    /// <summary>Viewers written to on the dispatching thread; the rest go in batches of this size to the thread
+    /// pool (both cores copy into the connections' buffers; one work item per batch, not one per viewer).</summary>
+    internal const int BatchSize = 32;
+
     private readonly Lock _gate = new();
+    private long _order; // WireFrame.Order: +1 per frame dispatched (in order per source: under its cursor lock)
 
     // Copy-on-write arrays: Dispatch reads them without a lock; viewers join and leave rarely.
     private Dictionary<string, Viewer[]> _bySource = new(StringComparer.Ordinal);
@@ -68,6 +73,9 @@ internal sealed class ViewerHub(GatewayCounters counters)
             return n;
         }
     }
+
+    /// <summary>The pool of this hub's framed-frame buffers (<see cref="WireFramePool.Rented"/>: not returned yet).</summary>
+    public WireFramePool Buffers { get; } = new();
 
     public IEnumerable<Viewer> Viewers => _allSources.Concat(_bySource.Values.SelectMany(v => v));
 
@@ -155,17 +163,45 @@ internal sealed class ViewerHub(GatewayCounters counters)
             cursor.Seq = frame.Seq;
             cursor.Delivered++;
 
-            var item = new OutFrame(frame);
-            if (_bySource.TryGetValue(frame.Source, out var viewers))
+            _bySource.TryGetValue(frame.Source, out var viewers);
+            var all = _allSources;
+            var targets = all.Length == 0 ? viewers ?? [] : viewers is null ? all : [.. viewers, .. all];
+            if (targets.Length == 0) return;
+
+            // Framed once for every viewer; the hub's reference is released when the last batch is done.
+            var wire = WireFrame.Create(frame, Interlocked.Increment(ref _order), Buffers);
+            for (var start = BatchSize; start < targets.Length; start += BatchSize)
             {
-                foreach (var v in viewers)
-                {
-                    if (v.Accepts(frame.Kind)) v.Enqueue(item);
-                }
+                wire.AddRef();
+                ThreadPool.UnsafeQueueUserWorkItem(new Batch(wire, targets, start), preferLocal: false);
             }
-            foreach (var v in _allSources)
+            Offer(wire, targets, 0);
+            wire.Release();
+        }
+    }
+
+    private static void Offer(WireFrame wire, Viewer[] targets, int start)
+    {
+        var end = Math.Min(start + BatchSize, targets.Length);
+        var kind = wire.Frame.Kind;
+        for (var i = start; i < end; i++)
+        {
+            var v = targets[i];
+            if (v.Accepts(kind)) v.Offer(wire);
+        }
+    }
+
+    private sealed class Batch(WireFrame wire, Viewer[] targets, int start) : IThreadPoolWorkItem
+    {
+        public void Execute()
+        {
+            try
             {
-                if (v.Accepts(frame.Kind)) v.Enqueue(item);
+                Offer(wire, targets, start);
+            }
+            finally
+            {
+                wire.Release();
             }
         }
     }

@@ -16,6 +16,9 @@ namespace Blankend.Orleans.Gateway.Hosting;
 
 internal static partial class GatewayHostingExtensions
 {
+    /// <summary>Kestrel's per-connection output buffer limit (see <see cref="AddBlankendGateway"/>).</summary>
+    internal const long ViewerResponseBufferBytes = 256 * 1024;
+
     /// <summary>
     /// Options, the Orleans side (an embedded silo, or a client of separate silos) and the fan-out services.
     /// The rest of the gateway only sees <see cref="IGrainFactory"/>, so it never assumes where grains live.
@@ -25,6 +28,12 @@ internal static partial class GatewayHostingExtensions
         var config = builder.Configuration;
         builder.Services.AddBlankendOptions(config);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(8));
+        // Kestrel's output buffer per connection (default 64 KB): a write that leaves more than this unsent
+        // completes only when the socket has taken it. At 64 KB every 720p frame (~100-130 KB) did, so each frame to
+        // each viewer cost a continuation on the thread pool; with room for two frames a viewer that keeps up
+        // completes its writes at once (docs/benchmarks.md, fan-out). A slow viewer still holds at most this much
+        // in Kestrel before its own bounded queue starts dropping.
+        builder.WebHost.ConfigureKestrel(o => o.Limits.MaxResponseBufferSize = ViewerResponseBufferBytes);
         var cluster = BlankendConfiguration.Read<ClusterSettings, ClusterSettingsValidator>(config, ClusterSettings.Section);
         var telemetry = BlankendConfiguration.Read<TelemetryOptions, TelemetryOptionsValidator>(config, TelemetryOptions.Section);
         var mode = new GatewayMode(cluster.Mode);
@@ -81,6 +90,7 @@ internal static partial class GatewayHostingExtensions
     public static WebApplication MapBlankendEndpoints(this WebApplication app)
     {
         var gateway = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<GatewaySettings>>().Value;
+        app.Use(WireUpgradeFeature.WrapAsync); // before UseWebSockets, which captures the upgrade feature
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(gateway.WebSocketKeepAliveSeconds) });
         app.UseBlankendSecurity();
 
