@@ -284,14 +284,17 @@ internal sealed class DeviceLoop
         long t1 = t0, t2 = t0, t3 = t0;
         try
         {
-            // Decode the frames that have something to do; the others pass unchanged.
-            var decoded = 0;
+            // Decode the frames that have something to do (the others pass unchanged), in parallel over the cores:
+            // the steps then run each model once over the whole batch, and the encode is parallel again. One loop
+            // per device thus keeps its batches whole and still uses every core for the JPEG work.
+            var work = new List<FrameWork>(batch.Count);
             foreach (var w in batch)
             {
-                if (!AnyStep(steps, w.Settings)) { w.Output = w.Request.Frame.Payload; continue; }
-                JpegCodec.Decode(w);
-                if (!w.Failed) decoded++;
+                if (!AnyStep(steps, w.Settings)) w.Output = w.Request.Frame.Payload;
+                else work.Add(w);
             }
+            ForEach(work, JpegCodec.Decode);
+            var decoded = work.Count(w => !w.Failed);
             t1 = Stopwatch.GetTimestamp();
             if (decoded > 0)
             {
@@ -311,10 +314,10 @@ internal sealed class DeviceLoop
                     }
                 }
                 t2 = Stopwatch.GetTimestamp();
-                foreach (var w in batch)
+                ForEach(work, static w =>
                 {
                     if (w.Image is not null && !w.Failed) JpegCodec.Encode(w);
-                }
+                });
             }
             else
             {
@@ -366,6 +369,19 @@ internal sealed class DeviceLoop
         }
         _busyTicks.Add(Stopwatch.GetTimestamp() - t0);
     }
+
+    /// <summary>Runs <paramref name="action"/> on every frame, on all cores when there are several frames.</summary>
+    internal static void ForEach(List<FrameWork> frames, Action<FrameWork> action)
+    {
+        if (frames.Count <= 1)
+        {
+            foreach (var w in frames) action(w);
+            return;
+        }
+        Parallel.For(0, frames.Count, Parallelism, i => action(frames[i]));
+    }
+
+    private static readonly ParallelOptions Parallelism = new() { MaxDegreeOfParallelism = Environment.ProcessorCount };
 
     private static bool AnyStep(IReadOnlyList<IFrameStep> steps, EffectiveSettings s)
     {

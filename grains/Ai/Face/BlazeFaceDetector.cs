@@ -113,17 +113,19 @@ internal sealed class BlazeFaceDetector : IFaceDetector
                         result[start + i] = [];
                         continue;
                     }
-                    try
-                    {
-                        b.Place[slots] = (start + i, Letterbox(bgr, b, slots));
-                        slots++;
-                    }
-                    finally
-                    {
-                        owned?.Dispose();
-                    }
+                    b.Sources[slots] = (start + i, bgr, owned);
+                    slots++;
                 }
                 if (slots == 0) continue;
+                // Each image into its own slot (own scratch), on all cores when there are several.
+                try
+                {
+                    BatchSlots.For(slots, k => b.Place[k] = (b.Sources[k].Index, Letterbox(b.Sources[k].Bgr, b, k)));
+                }
+                finally
+                {
+                    for (var k = 0; k < slots; k++) b.Sources[k].Owned?.Dispose();
+                }
                 b.Io.Run(Model, slots);
                 for (var k = 0; k < slots; k++)
                 {
@@ -152,13 +154,15 @@ internal sealed class BlazeFaceDetector : IFaceDetector
         var nh = Math.Clamp((int)Math.Round(h * scale), 1, s);
         var padX = (s - nw) / 2;
         var padY = (s - nh) / 2;
-        b.Square.SetTo(Scalar.All(0));
-        using (var roi = b.Square.SubMat(padY, padY + nh, padX, padX + nw))
+        var square = b.Square[slot];
+        var rgb = b.Rgb[slot];
+        square.SetTo(Scalar.All(0));
+        using (var roi = square.SubMat(padY, padY + nh, padX, padX + nw))
         {
             Cv2.Resize(bgr, roi, new Size(nw, nh), 0, 0, scale < 1 ? InterpolationFlags.Area : InterpolationFlags.Linear);
         }
-        Cv2.CvtColor(b.Square, b.Rgb, ColorConversionCodes.BGR2RGB);
-        b.Rgb.ConvertTo(b.Io.InputMats[slot], MatType.CV_32FC3, 1 / 127.5, -1);
+        Cv2.CvtColor(square, rgb, ColorConversionCodes.BGR2RGB);
+        rgb.ConvertTo(b.Io.InputMats[slot], MatType.CV_32FC3, 1 / 127.5, -1);
         return ((float)nw / w, (float)nh / h, padX, padY);
     }
 
@@ -256,28 +260,35 @@ internal sealed class BlazeFaceDetector : IFaceDetector
     private sealed class Buffers : IDisposable
     {
         public readonly FaceOrtIo Io;
-        public readonly Mat Square;
-        public readonly Mat Rgb;
+        public readonly Mat[] Square;
+        public readonly Mat[] Rgb;
         public readonly float[] Dec = new float[Anchors * 16];
         public readonly float[] Keys = new float[Anchors];
         public readonly int[] Order = new int[Anchors];
         public readonly float[] Scores = new float[Anchors];
         public readonly bool[] Used = new bool[Anchors];
         public readonly (int Index, (float Sx, float Sy, int PadX, int PadY) Letterbox)[] Place;
+        public readonly (int Index, Mat Bgr, Mat? Owned)[] Sources;
 
         public Buffers(BlazeFaceDetector d)
         {
             Io = new FaceOrtIo(d._inputName, d.InputSize, d.InputSize, d._outputs, d.BatchCapacity);
             Place = new (int, (float, float, int, int))[d.BatchCapacity];
-            Square = new Mat(d.InputSize, d.InputSize, MatType.CV_8UC3);
-            Rgb = new Mat(d.InputSize, d.InputSize, MatType.CV_8UC3);
+            Sources = new (int, Mat, Mat?)[d.BatchCapacity];
+            Square = new Mat[d.BatchCapacity];
+            Rgb = new Mat[d.BatchCapacity];
+            for (var i = 0; i < d.BatchCapacity; i++)
+            {
+                Square[i] = new Mat(d.InputSize, d.InputSize, MatType.CV_8UC3);
+                Rgb[i] = new Mat(d.InputSize, d.InputSize, MatType.CV_8UC3);
+            }
         }
 
         public void Dispose()
         {
             Io.Dispose();
-            Square.Dispose();
-            Rgb.Dispose();
+            foreach (var m in Square) m.Dispose();
+            foreach (var m in Rgb) m.Dispose();
         }
     }
 }

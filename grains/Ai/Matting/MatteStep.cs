@@ -160,8 +160,11 @@ internal sealed class MatteStep : IFrameStep, IAiStepStatus, IDisposable
                 continue;
             }
             var done = 0;
-            foreach (var (w, image, state) in frames)
+            // The per-frame half (smoothing, mask to frame size, composite) in parallel: frames of different
+            // sources, each under its own source's lock.
+            Parallel.ForEach(frames, CompositeParallelism, f =>
             {
+                var (w, image, state) = f;
                 try
                 {
                     lock (state.Gate)
@@ -175,16 +178,18 @@ internal sealed class MatteStep : IFrameStep, IAiStepStatus, IDisposable
                         Composite(w, image, state);
                     }
                     w.Note(StepName);
-                    done++;
+                    Interlocked.Increment(ref done);
                 }
                 catch (Exception e) when (!OrtBuffers.IsFatal(e))
                 {
                     Failed(w, e);
                 }
-            }
+            });
             if (done > 0) _engine.Record(StepName, start, done);
         }
     }
+
+    private static readonly ParallelOptions CompositeParallelism = new() { MaxDegreeOfParallelism = Environment.ProcessorCount };
 
     /// <summary>Composites the frame over its background with the mask in the source's scratch (lock held).</summary>
     private void Composite(FrameWork w, Mat image, AiSourceState state)

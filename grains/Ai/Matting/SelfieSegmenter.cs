@@ -69,12 +69,13 @@ internal sealed class SelfieSegmenter(OnnxRuntimeHost runtime) : IDisposable
             for (var start = 0; start < bgrs.Length; start += slot.Capacity)
             {
                 var count = Math.Min(slot.Capacity, bgrs.Length - start);
-                for (var i = 0; i < count; i++)
+                var images = bgrs.Slice(start, count).ToArray();
+                BatchSlots.For(count, i =>
                 {
-                    Cv2.Resize(bgrs[start + i], slot.Small, new Size(slot.W, slot.H), 0, 0, InterpolationFlags.Linear);
-                    Cv2.CvtColor(slot.Small, slot.Rgb, ColorConversionCodes.BGR2RGB);
-                    slot.Rgb.ConvertTo(slot.InMats[i], MatType.CV_32FC3, 1.0 / 255);
-                }
+                    Cv2.Resize(images[i], slot.Small[i], new Size(slot.W, slot.H), 0, 0, InterpolationFlags.Linear);
+                    Cv2.CvtColor(slot.Small[i], slot.Rgb[i], ColorConversionCodes.BGR2RGB);
+                    slot.Rgb[i].ConvertTo(slot.InMats[i], MatType.CV_32FC3, 1.0 / 255);
+                });
                 var (inputs, outputs) = slot.Values(count);
                 var t = Stopwatch.GetTimestamp();
                 model.Session.Run(slot.RunOptions, slot.InNames, inputs, slot.OutNames, outputs);
@@ -119,7 +120,7 @@ internal sealed class SelfieSegmenter(OnnxRuntimeHost runtime) : IDisposable
     {
         public readonly int H, W, Capacity;
         public readonly Mat[] InMats, OutMats;
-        public readonly Mat Small = new(), Rgb = new();
+        public readonly Mat[] Small, Rgb;
         public readonly string[] InNames, OutNames;
         public readonly RunOptions RunOptions = new();
         private readonly OrtValue[]?[] _in, _out;
@@ -137,10 +138,14 @@ internal sealed class SelfieSegmenter(OnnxRuntimeHost runtime) : IDisposable
             _outData = OrtBuffers.Pinned(H * W * Capacity);
             InMats = new Mat[Capacity];
             OutMats = new Mat[Capacity];
+            Small = new Mat[Capacity];
+            Rgb = new Mat[Capacity];
             for (var i = 0; i < Capacity; i++)
             {
                 InMats[i] = OrtBuffers.Header(_inData, i * H * W * 3, H, W, 3);
                 OutMats[i] = OrtBuffers.Header(_outData, i * H * W, H, W, 1);
+                Small[i] = new Mat();
+                Rgb[i] = new Mat();
             }
             InNames = [inName];
             OutNames = [outName];
@@ -160,8 +165,8 @@ internal sealed class SelfieSegmenter(OnnxRuntimeHost runtime) : IDisposable
             RunOptions.Dispose();
             foreach (var m in InMats) m.Dispose();
             foreach (var m in OutMats) m.Dispose();
-            Small.Dispose();
-            Rgb.Dispose();
+            foreach (var m in Small) m.Dispose();
+            foreach (var m in Rgb) m.Dispose();
         }
     }
 }
