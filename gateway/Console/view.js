@@ -123,6 +123,10 @@ export class FrameView {
         (s.faces == null ? '' : `\nfaces ${s.faces}`);
       // Machine-readable copies for tests and scripts.
       o.dataset.fps = s.fps.toFixed(2);
+      // The arrivals the rate is over, as epoch ms: a script can compare with what was sent in the same span.
+      const t = this.times;
+      o.dataset.fpsFrom = t.length ? String(Math.round(performance.timeOrigin + t[0])) : '';
+      o.dataset.fpsTo = t.length ? String(Math.round(performance.timeOrigin + t[t.length - 1])) : '';
       o.dataset.kind = s.kind;
       o.dataset.frames = String(s.frames);
       o.dataset.latency = s.latency === null ? '' : String(s.latency);

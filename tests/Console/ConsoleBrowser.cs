@@ -96,7 +96,7 @@ public sealed class ConsoleBrowser : IAsyncLifetime
                 do
                 {
                     await ws.SendBinaryAsync(jpeg, cts.Token);
-                    lock (sent) sent.Add(Environment.TickCount64);
+                    lock (sent) sent.Add(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
                 }
                 while (await timer.WaitForNextTickAsync(cts.Token));
             }
@@ -113,10 +113,16 @@ public sealed class ConsoleBrowser : IAsyncLifetime
         /// computes its own: (frames - 1) / (last - first) within the window.</summary>
         public double SentFps(TimeSpan window)
         {
+            var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            return SentFps(now - (long)window.TotalMilliseconds, now);
+        }
+
+        /// <summary>Frames per second sent between two epoch-ms instants (inclusive), computed the same way.</summary>
+        public double SentFps(long fromMs, long toMs)
+        {
             lock (sent)
             {
-                var since = Environment.TickCount64 - (long)window.TotalMilliseconds;
-                var recent = sent.Where(t => t >= since).ToArray();
+                var recent = sent.Where(t => t >= fromMs && t <= toMs).ToArray();
                 return recent.Length < 2 ? 0 : (recent.Length - 1) * 1000.0 / (recent[^1] - recent[0]);
             }
         }
