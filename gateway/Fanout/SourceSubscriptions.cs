@@ -23,6 +23,8 @@ internal sealed partial class SourceSubscriptions : IAsyncDisposable
     private readonly Dictionary<string, int> _refCounts = new(StringComparer.Ordinal);
     private int _allSources;
     private IFrameObserver? _reference;
+    private readonly HashSet<string> _confirmed = new(StringComparer.Ordinal);
+    private bool _allConfirmed;
     private CancellationTokenSource? _loopCts;
     private Task _loop = Task.CompletedTask;
     private bool _loopRunning; // under _gate: the loop clears it in the same locked step in which it decides to end
@@ -62,14 +64,18 @@ internal sealed partial class SourceSubscriptions : IAsyncDisposable
     /// <summary>Renewal rounds that failed for at least one registration (status API).</summary>
     public long RefreshFailures => Interlocked.Read(ref _refreshFailures);
 
+    /// <summary>The sources whose grain has confirmed this gateway's registration (status API). A source is
+    /// wanted from the first viewer on, but only listed once its ClientGrain answered the subscribe call: a frame
+    /// published before that reaches no viewer here, so "subscribed" must not be claimed earlier.</summary>
     public IReadOnlyCollection<string> Sources
     {
-        get { lock (_gate) return [.. _refCounts.Keys]; }
+        get { lock (_gate) return [.. _confirmed]; }
     }
 
+    /// <summary>True once the source directory confirmed the all-sources registration.</summary>
     public bool AllSources
     {
-        get { lock (_gate) return _allSources > 0; }
+        get { lock (_gate) return _allSources > 0 && _allConfirmed; }
     }
 
     /// <summary>The observer reference, created once. The runtime holds observers weakly: this instance (a
@@ -114,21 +120,42 @@ internal sealed partial class SourceSubscriptions : IAsyncDisposable
         bool last;
         lock (_gate)
         {
-            if (source is null) last = --_allSources == 0;
+            if (source is null)
+            {
+                last = --_allSources == 0;
+                if (last) _allConfirmed = false;
+            }
             else
             {
                 var n = _refCounts[source] - 1;
                 last = n == 0;
-                if (last) _refCounts.Remove(source); else _refCounts[source] = n;
+                if (last)
+                {
+                    _refCounts.Remove(source);
+                    _confirmed.Remove(source);
+                }
+                else
+                {
+                    _refCounts[source] = n;
+                }
             }
         }
         if (!last) return;
         _ = UnsubscribeAsync(source);
     }
 
-    private Task SubscribeAsync(string? source) => source is null
-        ? _grains.GetGrain<ISourceDirectoryGrain>(ISourceDirectoryGrain.Key).SubscribeAll(Reference)
-        : _raw ? _grains.GetGrain<IClientGrain>(source).SubscribeRaw(Reference) : _grains.GetGrain<IClientGrain>(source).Subscribe(Reference);
+    private async Task SubscribeAsync(string? source)
+    {
+        await (source is null
+            ? _grains.GetGrain<ISourceDirectoryGrain>(ISourceDirectoryGrain.Key).SubscribeAll(Reference)
+            : _raw ? _grains.GetGrain<IClientGrain>(source).SubscribeRaw(Reference) : _grains.GetGrain<IClientGrain>(source).Subscribe(Reference));
+        lock (_gate)
+        {
+            // Confirmed only while still wanted: a late answer for a source every viewer left adds nothing.
+            if (source is null) _allConfirmed = _allSources > 0;
+            else if (_refCounts.ContainsKey(source)) _confirmed.Add(source);
+        }
+    }
 
     private async Task UnsubscribeAsync(string? source)
     {
