@@ -293,7 +293,7 @@ internal sealed class DeviceLoop
                 if (!AnyStep(steps, w.Settings)) w.Output = w.Request.Frame.Payload;
                 else work.Add(w);
             }
-            ForEach(work, JpegCodec.Decode);
+            WorkerParallel.For(work.Count, i => JpegCodec.Decode(work[i]));
             var decoded = work.Count(w => !w.Failed);
             t1 = Stopwatch.GetTimestamp();
             if (decoded > 0)
@@ -314,9 +314,9 @@ internal sealed class DeviceLoop
                     }
                 }
                 t2 = Stopwatch.GetTimestamp();
-                ForEach(work, static w =>
+                WorkerParallel.For(work.Count, i =>
                 {
-                    if (w.Image is not null && !w.Failed) JpegCodec.Encode(w);
+                    if (work[i] is { Image: not null, Failed: false } w) JpegCodec.Encode(w);
                 });
             }
             else
@@ -369,19 +369,6 @@ internal sealed class DeviceLoop
         }
         _busyTicks.Add(Stopwatch.GetTimestamp() - t0);
     }
-
-    /// <summary>Runs <paramref name="action"/> on every frame, on all cores when there are several frames.</summary>
-    internal static void ForEach(List<FrameWork> frames, Action<FrameWork> action)
-    {
-        if (frames.Count <= 1)
-        {
-            foreach (var w in frames) action(w);
-            return;
-        }
-        Parallel.For(0, frames.Count, Parallelism, i => action(frames[i]));
-    }
-
-    private static readonly ParallelOptions Parallelism = new() { MaxDegreeOfParallelism = Environment.ProcessorCount };
 
     private static bool AnyStep(IReadOnlyList<IFrameStep> steps, EffectiveSettings s)
     {

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Blankend.Orleans.Ai;
 using Blankend.Orleans.Grains.Ai.Runtime;
+using Blankend.Orleans.Grains.Devices;
 using OpenCvSharp;
 
 namespace Blankend.Orleans.Grains.Ai.Face;
@@ -120,7 +121,7 @@ internal sealed class BlazeFaceDetector : IFaceDetector
                 // Each image into its own slot (own scratch), on all cores when there are several.
                 try
                 {
-                    BatchSlots.For(slots, k => b.Place[k] = (b.Sources[k].Index, Letterbox(b.Sources[k].Bgr, b, k)));
+                    WorkerParallel.For(slots, k => b.Place[k] = (b.Sources[k].Index, Letterbox(b.Sources[k].Bgr, b, k)));
                 }
                 finally
                 {

@@ -162,9 +162,9 @@ internal sealed class MatteStep : IFrameStep, IAiStepStatus, IDisposable
             var done = 0;
             // The per-frame half (smoothing, mask to frame size, composite) in parallel: frames of different
             // sources, each under its own source's lock.
-            Parallel.ForEach(frames, CompositeParallelism, f =>
+            WorkerParallel.For(frames.Count, i =>
             {
-                var (w, image, state) = f;
+                var (w, image, state) = frames[i];
                 try
                 {
                     lock (state.Gate)
@@ -188,8 +188,6 @@ internal sealed class MatteStep : IFrameStep, IAiStepStatus, IDisposable
             if (done > 0) _engine.Record(StepName, start, done);
         }
     }
-
-    private static readonly ParallelOptions CompositeParallelism = new() { MaxDegreeOfParallelism = Environment.ProcessorCount };
 
     /// <summary>Composites the frame over its background with the mask in the source's scratch (lock held).</summary>
     private void Composite(FrameWork w, Mat image, AiSourceState state)

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using Blankend.Orleans.Ai;
 using Blankend.Orleans.Grains.Ai.Runtime;
+using Blankend.Orleans.Grains.Devices;
 using Microsoft.ML.OnnxRuntime;
 using OpenCvSharp;
 
@@ -70,7 +71,7 @@ internal sealed class SelfieSegmenter(OnnxRuntimeHost runtime) : IDisposable
             {
                 var count = Math.Min(slot.Capacity, bgrs.Length - start);
                 var images = bgrs.Slice(start, count).ToArray();
-                BatchSlots.For(count, i =>
+                WorkerParallel.For(count, i =>
                 {
                     Cv2.Resize(images[i], slot.Small[i], new Size(slot.W, slot.H), 0, 0, InterpolationFlags.Linear);
                     Cv2.CvtColor(slot.Small[i], slot.Rgb[i], ColorConversionCodes.BGR2RGB);
