@@ -10,8 +10,16 @@ public static class ClientIds
 
     public static bool IsValid(string? value, out string why)
     {
-        if (string.IsNullOrEmpty(value)) { why = "must not be empty"; return false; }
-        if (value.Length > MaxLength) { why = $"must be at most {MaxLength} characters"; return false; }
+        if (string.IsNullOrEmpty(value))
+        {
+            why = "must not be empty";
+            return false;
+        }
+        if (value.Length > MaxLength)
+        {
+            why = $"must be at most {MaxLength} characters";
+            return false;
+        }
         foreach (var c in value)
         {
             if (!(char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or ':' or '@'))
@@ -20,7 +28,11 @@ public static class ClientIds
                 return false;
             }
         }
-        if (value.StartsWith(ReservedPrefix, StringComparison.Ordinal)) { why = $"must not start with '{ReservedPrefix}' (reserved for bus control messages)"; return false; }
+        if (value.StartsWith(ReservedPrefix, StringComparison.Ordinal))
+        {
+            why = $"must not start with '{ReservedPrefix}' (reserved for bus control messages)";
+            return false;
+        }
         why = "";
         return true;
     }

@@ -16,6 +16,7 @@ public enum FrameOrigin : byte
     VideoIn = 0,
     VideoCodec = 1,
     Bus = 2,
+
     /// <summary>From the bus and taken by the realtime pipeline: its output (processed, or the raw frame when
     /// processing failed) goes back to the bus once, from the source's ClientGrain.</summary>
     BusPipeline = 3,
@@ -44,7 +45,8 @@ public sealed record FrameEnvelope(
     [property: Id(4)] long TimestampMs,
     [property: Id(5)] FrameOrigin Origin,
     [property: Id(6)] byte[] Payload,
-    [property: Id(7)] Ai.AiFace[]? Faces = null)
+    [property: Id(7)] Ai.AiFace[]? Faces = null
+)
 {
     public string KindName => Kind == FrameKind.Processed ? "processed" : "raw";
 

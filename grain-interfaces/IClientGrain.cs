@@ -55,13 +55,12 @@ public sealed record SourceStats(
     [property: Id(5)] long LastFrameUnixMs,
     [property: Id(6)] int Observers,
     [property: Id(7)] int WildcardObservers,
-    [property: Id(8)] string Silo);
+    [property: Id(8)] string Silo
+);
 
 /// <summary>The gateways that want every source, versioned so that a late, older update never wins.</summary>
 [GenerateSerializer, Immutable, Alias("blankend.WildcardSet")]
-public sealed record WildcardSet(
-    [property: Id(0)] long Version,
-    [property: Id(1)] IFrameObserver[] Observers)
+public sealed record WildcardSet([property: Id(0)] long Version, [property: Id(1)] IFrameObserver[] Observers)
 {
     public static readonly WildcardSet Empty = new(0, []);
 }

@@ -35,4 +35,5 @@ public sealed record SiloInfo(
     [property: Id(7)] DateTime StartTime,
     [property: Id(8)] DateTime IAmAliveTime,
     [property: Id(9)] string Role,
-    [property: Id(10)] string[] Devices);
+    [property: Id(10)] string[] Devices
+);

@@ -31,7 +31,8 @@ internal sealed class BenchOptions
 
     /// <summary>Worker threads of the device loop: every core on a CPU device; on a GPU device a few threads keep
     /// the GPU fed while the others decode and encode (2-4, as the cores allow).</summary>
-    public int EffectiveWorkers => Workers ?? (IsGpu ? Math.Clamp(Environment.ProcessorCount / 4, 2, 4) : Environment.ProcessorCount);
+    public int EffectiveWorkers =>
+        Workers ?? (IsGpu ? Math.Clamp(Environment.ProcessorCount / 4, 2, 4) : Environment.ProcessorCount);
 
     public bool ProvidersOnly => Only == "providers";
 
@@ -76,22 +77,61 @@ internal sealed class BenchOptions
                 string Next() => i + 1 < args.Length ? args[++i] : throw new FormatException($"{a} needs a value");
                 switch (a)
                 {
-                    case "--seconds": o.Seconds = double.Parse(Next(), CultureInfo.InvariantCulture); break;
-                    case "--json": o.JsonPath = Next(); break;
-                    case "--md": o.MdPath = Next(); break;
-                    case "--root": o.Root = Next(); break;
-                    case "--device": o.Device = Next(); o.Legacy = false; break;
-                    case "--batch": o.Batches = List(Next()); o.Legacy = false; break;
-                    case "--cameras": o.Cameras = List(Next()); o.Legacy = false; break;
-                    case "--workers": o.Workers = Positive(Next()); o.Legacy = false; break;
-                    case "--batch-max": o.BatchMax = Positive(Next()); o.Legacy = false; break;
-                    case "--max-batch": o.MaxBatch = Positive(Next()); o.Legacy = false; break;
-                    case "--batch-timeout": o.BatchTimeoutMs = int.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture); o.Legacy = false; break;
-                    case "--queue": o.QueueSize = Positive(Next()); o.Legacy = false; break;
-                    case "--intra-op": o.IntraOpThreads = Positive(Next()); break;
-                    case "--only": o.Only = Next(); o.Legacy = false; break;
-                    case "-h" or "--help": return (null, "");
-                    default: return (null, $"unknown option {a}");
+                    case "--seconds":
+                        o.Seconds = double.Parse(Next(), CultureInfo.InvariantCulture);
+                        break;
+                    case "--json":
+                        o.JsonPath = Next();
+                        break;
+                    case "--md":
+                        o.MdPath = Next();
+                        break;
+                    case "--root":
+                        o.Root = Next();
+                        break;
+                    case "--device":
+                        o.Device = Next();
+                        o.Legacy = false;
+                        break;
+                    case "--batch":
+                        o.Batches = List(Next());
+                        o.Legacy = false;
+                        break;
+                    case "--cameras":
+                        o.Cameras = List(Next());
+                        o.Legacy = false;
+                        break;
+                    case "--workers":
+                        o.Workers = Positive(Next());
+                        o.Legacy = false;
+                        break;
+                    case "--batch-max":
+                        o.BatchMax = Positive(Next());
+                        o.Legacy = false;
+                        break;
+                    case "--max-batch":
+                        o.MaxBatch = Positive(Next());
+                        o.Legacy = false;
+                        break;
+                    case "--batch-timeout":
+                        o.BatchTimeoutMs = int.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture);
+                        o.Legacy = false;
+                        break;
+                    case "--queue":
+                        o.QueueSize = Positive(Next());
+                        o.Legacy = false;
+                        break;
+                    case "--intra-op":
+                        o.IntraOpThreads = Positive(Next());
+                        break;
+                    case "--only":
+                        o.Only = Next();
+                        o.Legacy = false;
+                        break;
+                    case "-h" or "--help":
+                        return (null, "");
+                    default:
+                        return (null, $"unknown option {a}");
                 }
             }
         }
@@ -99,20 +139,29 @@ internal sealed class BenchOptions
         {
             return (null, e.Message);
         }
-        if (o.Only is not (null or "models" or "e2e" or "steps" or "providers")) return (null, $"--only takes models, e2e, steps or providers, not {o.Only}");
-        if (o.Device is not ("cpu0" or "gpu0")) return (null, $"--device takes cpu0 or gpu0, not {o.Device}");
-        if (o.Seconds <= 0) return (null, "--seconds must be > 0");
-        if (o.Only == "models" && o.Batches.Length == 0) o.Batches = DefaultBatches;
-        if (o.Only == "e2e" && o.Cameras.Length == 0) o.Cameras = DefaultCameras;
+        if (o.Only is not (null or "models" or "e2e" or "steps" or "providers"))
+            return (null, $"--only takes models, e2e, steps or providers, not {o.Only}");
+        if (o.Device is not ("cpu0" or "gpu0"))
+            return (null, $"--device takes cpu0 or gpu0, not {o.Device}");
+        if (o.Seconds <= 0)
+            return (null, "--seconds must be > 0");
+        if (o.Only == "models" && o.Batches.Length == 0)
+            o.Batches = DefaultBatches;
+        if (o.Only == "e2e" && o.Cameras.Length == 0)
+            o.Cameras = DefaultCameras;
         return (o, null);
     }
 
     private static int[] List(string s)
     {
-        var xs = s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Positive).ToArray();
+        var xs = s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(Positive)
+            .ToArray();
         return xs.Length == 0 ? throw new FormatException($"empty list '{s}'") : xs;
     }
 
     private static int Positive(string s) =>
-        int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) && v > 0 ? v : throw new FormatException($"'{s}' is not a positive integer");
+        int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) && v > 0
+            ? v
+            : throw new FormatException($"'{s}' is not a positive integer");
 }

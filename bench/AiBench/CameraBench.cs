@@ -10,9 +10,23 @@ namespace Blankend.Bench.AiBench;
 
 /// <summary>End to end on the device worker: C cameras, each one frame in flight at most.</summary>
 internal sealed record CameraRow(
-    string Device, int Cameras, int Workers, int BatchMax, double Seconds,
-    double CameraFpsMean, double CameraFpsMin, double TotalFps, double DropsPerSecond,
-    double P50Ms, double P99Ms, double MeanBatch, long Saturated, long Failed, double CpuPercent, string? LastError);
+    string Device,
+    int Cameras,
+    int Workers,
+    int BatchMax,
+    double Seconds,
+    double CameraFpsMean,
+    double CameraFpsMin,
+    double TotalFps,
+    double DropsPerSecond,
+    double P50Ms,
+    double P99Ms,
+    double MeanBatch,
+    long Saturated,
+    long Failed,
+    double CpuPercent,
+    string? LastError
+);
 
 /// <summary>
 /// C concurrent synthetic 720p30 cameras on one device worker (<see cref="DeviceWorkerHost"/>, as the silo has
@@ -26,16 +40,41 @@ internal static class CameraBench
     public const double CameraFps = 30;
 
     public static async Task<CameraRow> RunAsync(
-        string device, int cameras, int workers, int batchMax, int queue, EffectiveSettings settings, byte[] jpeg,
-        IEnumerable<IFrameStep> steps, AiOptions ai, ILogger<DeviceWorkerHost> log, double seconds, Action<string, long, long> window)
+        string device,
+        int cameras,
+        int workers,
+        int batchMax,
+        int queue,
+        EffectiveSettings settings,
+        byte[] jpeg,
+        IEnumerable<IFrameStep> steps,
+        AiOptions ai,
+        ILogger<DeviceWorkerHost> log,
+        double seconds,
+        Action<string, long, long> window
+    )
     {
-        var options = new VideoProcessingOptions { QueueSize = queue, BatchMax = batchMax, IdleStopMs = 60_000, Workers = workers };
+        var options = new VideoProcessingOptions
+        {
+            QueueSize = queue,
+            BatchMax = batchMax,
+            IdleStopMs = 60_000,
+            Workers = workers,
+        };
         using var host = new DeviceWorkerHost(Options.Create(options), Options.Create(ai), log, steps);
         var loop = host.Get(device);
 
         // One frame through the worker first (loads the sessions, starts the threads).
-        var first = await loop.Submit(new ProcessRequest(new FrameEnvelope("e2e-warm", 0, 0, FrameKind.Raw, 0, FrameOrigin.VideoIn, jpeg), settings));
-        if (first.Outcome != ProcessOutcome.Processed) throw new InvalidOperationException($"the device worker did not process a frame: {first.Outcome} {first.Error}");
+        var first = await loop.Submit(
+            new ProcessRequest(
+                new FrameEnvelope("e2e-warm", 0, 0, FrameKind.Raw, 0, FrameOrigin.VideoIn, jpeg),
+                settings
+            )
+        );
+        if (first.Outcome != ProcessOutcome.Processed)
+            throw new InvalidOperationException(
+                $"the device worker did not process a frame: {first.Outcome} {first.Error}"
+            );
 
         var period = Stopwatch.Frequency / CameraFps;
         var warm = (long)(Math.Clamp(seconds * 0.25, 1, 3) * Stopwatch.Frequency);
@@ -46,7 +85,8 @@ internal static class CameraBench
         var processed = new long[cameras];
         var drops = new long[cameras];
         var latencies = new List<double>[cameras];
-        long saturated = 0, failed = 0;
+        long saturated = 0,
+            failed = 0;
         string? lastError = null;
         DeviceStatus? before = null;
         TimeSpan cpuBefore = TimeSpan.Zero;
@@ -74,31 +114,53 @@ internal static class CameraBench
                 var counted = tick >= measureFrom;
                 if (inflight is { IsCompleted: false })
                 {
-                    if (counted) drops[c]++;
+                    if (counted)
+                        drops[c]++;
                 }
                 else
                 {
                     var submitted = Stopwatch.GetTimestamp();
-                    var envelope = new FrameEnvelope(source, ++seq, 1, FrameKind.Raw, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), FrameOrigin.VideoIn, jpeg);
-                    inflight = loop.Submit(new ProcessRequest(envelope, settings)).ContinueWith(t =>
-                    {
-                        var done = Stopwatch.GetTimestamp();
-                        if (submitted < measureFrom || done > measureTo) return;
-                        var r = t.Result;
-                        switch (r.Outcome)
-                        {
-                            case ProcessOutcome.Processed:
-                                processed[c]++;
-                                latencies[c].Add((done - submitted) * 1000.0 / Stopwatch.Frequency);
-                                break;
-                            case ProcessOutcome.Saturated: Interlocked.Increment(ref saturated); break;
-                            default: Interlocked.Increment(ref failed); lastError = r.Error; break;
-                        }
-                    }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                    var envelope = new FrameEnvelope(
+                        source,
+                        ++seq,
+                        1,
+                        FrameKind.Raw,
+                        DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+                        FrameOrigin.VideoIn,
+                        jpeg
+                    );
+                    inflight = loop.Submit(new ProcessRequest(envelope, settings))
+                        .ContinueWith(
+                            t =>
+                            {
+                                var done = Stopwatch.GetTimestamp();
+                                if (submitted < measureFrom || done > measureTo)
+                                    return;
+                                var r = t.Result;
+                                switch (r.Outcome)
+                                {
+                                    case ProcessOutcome.Processed:
+                                        processed[c]++;
+                                        latencies[c].Add((done - submitted) * 1000.0 / Stopwatch.Frequency);
+                                        break;
+                                    case ProcessOutcome.Saturated:
+                                        Interlocked.Increment(ref saturated);
+                                        break;
+                                    default:
+                                        Interlocked.Increment(ref failed);
+                                        lastError = r.Error;
+                                        break;
+                                }
+                            },
+                            CancellationToken.None,
+                            TaskContinuationOptions.ExecuteSynchronously,
+                            TaskScheduler.Default
+                        );
                 }
                 tick += (long)period;
             }
-            if (inflight is not null) await inflight;
+            if (inflight is not null)
+                await inflight;
         }
 
         await Task.WhenAll(Enumerable.Range(0, cameras).Select(c => Task.Run(() => Camera(c))).Append(opener));
@@ -114,16 +176,31 @@ internal static class CameraBench
         var frames = after.Processed + after.Errors - before.Processed - before.Errors;
         // CPU time until the last result came back (a little past the window; cameras are idle after it).
         var cpuWall = Math.Max(wall, (Stopwatch.GetTimestamp() - measureFrom) / (double)Stopwatch.Frequency);
-        return new CameraRow(device, cameras, workers, batchMax, Math.Round(wall, 2),
-            perCamera.Average(), perCamera.Min(), perCamera.Sum(), drops.Sum() / wall,
-            Stats.Median(all), Stats.Percentile(all, 0.99), batches == 0 ? 0 : (double)frames / batches,
-            saturated, failed, (cpuAfter - cpuBefore).TotalSeconds / cpuWall * 100, lastError ?? after.LastError);
+        return new CameraRow(
+            device,
+            cameras,
+            workers,
+            batchMax,
+            Math.Round(wall, 2),
+            perCamera.Average(),
+            perCamera.Min(),
+            perCamera.Sum(),
+            drops.Sum() / wall,
+            Stats.Median(all),
+            Stats.Percentile(all, 0.99),
+            batches == 0 ? 0 : (double)frames / batches,
+            saturated,
+            failed,
+            (cpuAfter - cpuBefore).TotalSeconds / cpuWall * 100,
+            lastError ?? after.LastError
+        );
     }
 
     private static async Task SleepUntil(long timestamp)
     {
         var left = timestamp - Stopwatch.GetTimestamp();
-        if (left <= 0) return;
+        if (left <= 0)
+            return;
         // The timer's resolution (about 1 ms) is good enough at 30 fps, and no thread spins: the ticks are absolute,
         // so a late wake-up does not shift the next one.
         await Task.Delay(TimeSpan.FromMilliseconds(Math.Max(1, left * 1000.0 / Stopwatch.Frequency)));

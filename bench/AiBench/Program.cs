@@ -30,17 +30,22 @@ using OpenCvSharp;
 var (opt, argError) = BenchOptions.Parse(args);
 if (opt is null)
 {
-    if (argError is { Length: > 0 }) Console.Error.WriteLine(argError);
+    if (argError is { Length: > 0 })
+        Console.Error.WriteLine(argError);
     Console.Error.WriteLine(BenchOptions.Usage);
     return argError is { Length: > 0 } ? 2 : 0;
 }
 var seconds = opt.Seconds;
 var device = opt.Legacy ? "cpu0" : opt.Device;
 
-string frame720Path, astronautPath;
+string frame720Path,
+    astronautPath;
 try
 {
-    (frame720Path, astronautPath) = (Media(opt.Root, "frame-1280x720-q80.jpg", "bench/media"), Media(opt.Root, "astronaut.jpg", "tests/testdata"));
+    (frame720Path, astronautPath) = (
+        Media(opt.Root, "frame-1280x720-q80.jpg", "bench/media"),
+        Media(opt.Root, "astronaut.jpg", "tests/testdata")
+    );
 }
 catch (FileNotFoundException e)
 {
@@ -50,13 +55,17 @@ catch (FileNotFoundException e)
 var frame720 = File.ReadAllBytes(frame720Path);
 var services = new ServiceCollection()
     .AddLogging(b => b.SetMinimumLevel(Microsoft.Extensions.Logging.LogLevel.Warning))
-    .AddSingleton(Options.Create(new AiOptions
-    {
-        FaceDetectInterval = 1,
-        IntraOpThreads = opt.IntraOpThreads,
-        MaxBatch = opt.MaxBatch,
-        BatchTimeoutMs = opt.BatchTimeoutMs,
-    }))
+    .AddSingleton(
+        Options.Create(
+            new AiOptions
+            {
+                FaceDetectInterval = 1,
+                IntraOpThreads = opt.IntraOpThreads,
+                MaxBatch = opt.MaxBatch,
+                BatchTimeoutMs = opt.BatchTimeoutMs,
+            }
+        )
+    )
     .AddSingleton<OnnxRuntimeHost>()
     .AddSingleton<AiEngine>()
     .AddBlankendFaceSteps()
@@ -73,8 +82,10 @@ using (var flipped = src.Flip(FlipMode.Y))
     engine.SetAsset(new AiAsset(AiAssetKind.ReferenceFace, 1, reference));
 }
 
-Console.WriteLine($"AI bench: {Environment.ProcessorCount} cores, device {device}, ONNX Runtime providers: " +
-    string.Join(", ", engine.Runtime.AvailableProviders));
+Console.WriteLine(
+    $"AI bench: {Environment.ProcessorCount} cores, device {device}, ONNX Runtime providers: "
+        + string.Join(", ", engine.Runtime.AvailableProviders)
+);
 
 // The sessions of the device, loaded now: the provider that really runs each model. A gpu device whose models
 // do not get the CUDA provider stops here (exit 3): the figures would be the CPU's under the GPU's name.
@@ -82,14 +93,25 @@ var providers = new List<ProviderRow>();
 foreach (var (kind, name) in ModelThroughput.Models)
 {
     var m = engine.Runtime.Get(kind, device);
-    providers.Add(new ProviderRow(device, name, m?.Provider ?? "unavailable", m?.ProviderReason ?? engine.Runtime.UnavailableReason(kind) ?? "?"));
-    Console.WriteLine($"  {device} {name,-30} provider {providers[^1].Provider} ({providers[^1].Reason})");
+    providers.Add(
+        new ProviderRow(
+            device,
+            name,
+            m?.Provider ?? "unavailable",
+            m?.ProviderReason ?? engine.Runtime.UnavailableReason(kind) ?? "?"
+        )
+    );
+    Console.WriteLine($"  {device} {name, -30} provider {providers[^1].Provider} ({providers[^1].Reason})");
 }
 if (opt.IsGpu && providers.FirstOrDefault(p => p.Provider != "CUDA") is { } noCuda)
 {
-    Console.Error.WriteLine($"AI bench: {device} was asked but the CUDA provider did not load for {noCuda.Model}: {noCuda.Reason}.");
-    Console.Error.WriteLine("AI bench: nothing measured (the CPU is never measured under a GPU's name). A GPU build needs -p:BlankendGpu=true " +
-        "(Microsoft.ML.OnnxRuntime.Gpu.Linux), an NVIDIA driver, and the CUDA 13 cuBLAS / cuDNN 9 library folders on LD_LIBRARY_PATH (docs/ai.md).");
+    Console.Error.WriteLine(
+        $"AI bench: {device} was asked but the CUDA provider did not load for {noCuda.Model}: {noCuda.Reason}."
+    );
+    Console.Error.WriteLine(
+        "AI bench: nothing measured (the CPU is never measured under a GPU's name). A GPU build needs -p:BlankendGpu=true "
+            + "(Microsoft.ML.OnnxRuntime.Gpu.Linux), an NVIDIA driver, and the CUDA 13 cuBLAS / cuDNN 9 library folders on LD_LIBRARY_PATH (docs/ai.md)."
+    );
     return 3;
 }
 if (providers.FirstOrDefault(p => p.Provider == "unavailable") is { } missing)
@@ -98,20 +120,27 @@ if (providers.FirstOrDefault(p => p.Provider == "unavailable") is { } missing)
     return 2;
 }
 
-if (opt.ProvidersOnly) return 0;
+if (opt.ProvidersOnly)
+    return 0;
 
 // Measured windows, for gpu-check.sh (GPU utilization over them): "window <label> <unix ms> <unix ms>".
 var windows = new List<WindowRow>();
 void Window(string label, long fromMs, long toMs)
 {
     windows.Add(new WindowRow(label, fromMs, toMs));
-    Console.WriteLine(FormattableString.Invariant($"window {new string([.. label.Select(ch => char.IsAsciiLetterOrDigit(ch) ? ch : '_')])} {fromMs} {toMs}"));
+    Console.WriteLine(
+        FormattableString.Invariant(
+            $"window {new string([.. label.Select(ch => char.IsAsciiLetterOrDigit(ch) ? ch : '_')])} {fromMs} {toMs}"
+        )
+    );
 }
 
 var modelRows = new List<ModelRow>();
 if (opt.RunModels)
 {
-    Console.WriteLine($"models: bare session.Run on N images, batches {string.Join(",", opt.Batches)}, {seconds} s each after a warm-up");
+    Console.WriteLine(
+        $"models: bare session.Run on N images, batches {string.Join(",", opt.Batches)}, {seconds} s each after a warm-up"
+    );
     foreach (var (kind, name) in ModelThroughput.Models)
     {
         var model = engine.Runtime.Get(kind, device)!;
@@ -121,9 +150,11 @@ if (opt.RunModels)
             var reference = device == "cpu0" ? null : engine.Runtime.Get(kind, "cpu0")?.Session;
             var r = ModelThroughput.Measure(model, name, n, seconds, Window, reference);
             modelRows.Add(r);
-            Console.WriteLine(r.Runs == 0
-                ? $"  {device} {name,-30} batch {n,3}: {r.Note}"
-                : $"  {device} {name,-30} batch {n,3}: {r.MedianMs,8:F2} ms per run, {r.ImagesPerSecond,9:F1} images/s ({r.Runs} runs, {r.Provider})");
+            Console.WriteLine(
+                r.Runs == 0
+                    ? $"  {device} {name, -30} batch {n, 3}: {r.Note}"
+                    : $"  {device} {name, -30} batch {n, 3}: {r.MedianMs, 8:F2} ms per run, {r.ImagesPerSecond, 9:F1} images/s ({r.Runs} runs, {r.Provider})"
+            );
         }
     }
 }
@@ -132,21 +163,54 @@ var cameraRows = new List<CameraRow>();
 if (opt.RunE2e)
 {
     var workers = opt.EffectiveWorkers;
-    var e2eSettings = new EffectiveSettings(true, false, 80, 0, workers, opt.IsGpu, 1, AiSteps.Detect | AiSteps.Matte, MatteBackground.Green,
-        FaceDetectInterval: 1, SimpleForward: false, ReferenceVersion: 1, DepthMode: "colormap");
+    var e2eSettings = new EffectiveSettings(
+        true,
+        false,
+        80,
+        0,
+        workers,
+        opt.IsGpu,
+        1,
+        AiSteps.Detect | AiSteps.Matte,
+        MatteBackground.Green,
+        FaceDetectInterval: 1,
+        SimpleForward: false,
+        ReferenceVersion: 1,
+        DepthMode: "colormap"
+    );
     var log = services.GetRequiredService<ILogger<DeviceWorkerHost>>();
-    Console.WriteLine($"e2e: 1280x720 JPEG at {CameraBench.CameraFps} fps per camera, detect (every frame) + matte, device worker {device}: " +
-        $"{workers} worker thread(s), batch_max {opt.BatchMax}; {seconds} s measured after a warm-up");
+    Console.WriteLine(
+        $"e2e: 1280x720 JPEG at {CameraBench.CameraFps} fps per camera, detect (every frame) + matte, device worker {device}: "
+            + $"{workers} worker thread(s), batch_max {opt.BatchMax}; {seconds} s measured after a warm-up"
+    );
     foreach (var c in opt.Cameras)
     {
         var queue = opt.QueueSize ?? Math.Max(4, c);
         Console.WriteLine($"  {device} {c} camera(s): running ...");
-        var r = await CameraBench.RunAsync(device, c, workers, opt.BatchMax, queue, e2eSettings, frame720, steps, engine.Options, log, seconds, Window);
+        var r = await CameraBench.RunAsync(
+            device,
+            c,
+            workers,
+            opt.BatchMax,
+            queue,
+            e2eSettings,
+            frame720,
+            steps,
+            engine.Options,
+            log,
+            seconds,
+            Window
+        );
         cameraRows.Add(r);
-        Console.WriteLine(FormattableString.Invariant(
-            $"  {device} {c,3} camera(s): per camera {r.CameraFpsMean:F1} fps (min {r.CameraFpsMin:F1}), total {r.TotalFps:F1} processed fps, ") +
-            FormattableString.Invariant($"drops {r.DropsPerSecond:F1}/s, latency p50 {r.P50Ms:F1} ms p99 {r.P99Ms:F1} ms, {r.MeanBatch:F2} frames/batch, CPU {r.CpuPercent:F0}%") +
-            (r.Saturated + r.Failed > 0 ? $", saturated {r.Saturated}, failed {r.Failed} ({r.LastError})" : ""));
+        Console.WriteLine(
+            FormattableString.Invariant(
+                $"  {device} {c, 3} camera(s): per camera {r.CameraFpsMean:F1} fps (min {r.CameraFpsMin:F1}), total {r.TotalFps:F1} processed fps, "
+            )
+                + FormattableString.Invariant(
+                    $"drops {r.DropsPerSecond:F1}/s, latency p50 {r.P50Ms:F1} ms p99 {r.P99Ms:F1} ms, {r.MeanBatch:F2} frames/batch, CPU {r.CpuPercent:F0}%"
+                )
+                + (r.Saturated + r.Failed > 0 ? $", saturated {r.Saturated}, failed {r.Failed} ({r.LastError})" : "")
+        );
     }
 }
 
@@ -164,8 +228,13 @@ if (!opt.RunSteps)
         cameras = cameraRows,
         windows,
     };
-    if (opt.JsonPath is not null) File.WriteAllText(opt.JsonPath, JsonSerializer.Serialize(summary, new JsonSerializerOptions { WriteIndented = true }));
-    if (opt.MdPath is not null) File.WriteAllText(opt.MdPath, Report.Markdown(modelRows, cameraRows));
+    if (opt.JsonPath is not null)
+        File.WriteAllText(
+            opt.JsonPath,
+            JsonSerializer.Serialize(summary, new JsonSerializerOptions { WriteIndented = true })
+        );
+    if (opt.MdPath is not null)
+        File.WriteAllText(opt.MdPath, Report.Markdown(modelRows, cameraRows));
     return 0;
 }
 
@@ -185,17 +254,29 @@ foreach (var (w, h) in new[] { (640, 360), (1280, 720) })
 
     // Bare session.Run of each model the steps use at this size (zero input of the model's shape).
     var bare = new Dictionary<AiModelKind, double>();
-    foreach (var kind in new[] { AiModelKind.FaceDetect, AiModelKind.FaceMesh, w * 1.0 / h >= 1.5 ? AiModelKind.SegmentationLandscape : AiModelKind.Segmentation })
+    foreach (
+        var kind in new[]
+        {
+            AiModelKind.FaceDetect,
+            AiModelKind.FaceMesh,
+            w * 1.0 / h >= 1.5 ? AiModelKind.SegmentationLandscape : AiModelKind.Segmentation,
+        }
+    )
     {
-        if (engine.Runtime.Get(kind, device) is { } model) bare[kind] = BareRun(model.Session);
+        if (engine.Runtime.Get(kind, device) is { } model)
+            bare[kind] = BareRun(model.Session);
     }
 
     // Each step alone (its own prerequisites run first, untimed), median over 60 frames after 10 warm-ups.
-    foreach (var (name, stepFlags, model) in new (string, AiSteps, AiModelKind?)[]
-    {
-        ("detect", AiSteps.Detect, AiModelKind.FaceDetect), ("mesh", AiSteps.Mesh, AiModelKind.FaceMesh),
-        ("swap", AiSteps.Swap, null), ("matte", AiSteps.Matte, w * 1.0 / h >= 1.5 ? AiModelKind.SegmentationLandscape : AiModelKind.Segmentation),
-    })
+    foreach (
+        var (name, stepFlags, model) in new (string, AiSteps, AiModelKind?)[]
+        {
+            ("detect", AiSteps.Detect, AiModelKind.FaceDetect),
+            ("mesh", AiSteps.Mesh, AiModelKind.FaceMesh),
+            ("swap", AiSteps.Swap, null),
+            ("matte", AiSteps.Matte, w * 1.0 / h >= 1.5 ? AiModelKind.SegmentationLandscape : AiModelKind.Segmentation),
+        }
+    )
     {
         var settings = Settings(stepFlags);
         var step = steps.Single(s => s.Name == name);
@@ -205,38 +286,77 @@ foreach (var (w, h) in new[] { (640, 360), (1280, 720) })
             var work = Work(jpeg, settings, "step-" + name, device);
             foreach (var s in steps)
             {
-                if (s == step) break;
-                if (s.AppliesTo(settings)) s.Run(new ReadOnlySpan<FrameWork>(ref work));
+                if (s == step)
+                    break;
+                if (s.AppliesTo(settings))
+                    s.Run(new ReadOnlySpan<FrameWork>(ref work));
             }
             var t = Stopwatch.GetTimestamp();
             step.Run(new ReadOnlySpan<FrameWork>(ref work));
-            if (n >= 10) times.Add(Stopwatch.GetElapsedTime(t).TotalMilliseconds);
+            if (n >= 10)
+                times.Add(Stopwatch.GetElapsedTime(t).TotalMilliseconds);
             work.Image!.Dispose();
         }
         double? bareMs = model is { } k && bare.TryGetValue(k, out var b) ? b : null;
         rows.Add(new Row($"{w}x{h}", name, Median(times), bareMs));
-        Console.WriteLine($"  {w}x{h} {name,-7} {Median(times),7:F2} ms/frame" + (bareMs is { } bm ? $"  (bare session.Run {bm:F2} ms, x{Median(times) / bm:F2})" : ""));
+        Console.WriteLine(
+            $"  {w}x{h} {name, -7} {Median(times), 7:F2} ms/frame"
+                + (bareMs is { } bm ? $"  (bare session.Run {bm:F2} ms, x{Median(times) / bm:F2})" : "")
+        );
     }
 
     // End to end, as a worker does it: decode, steps (detection on every frame), encode; 1 and 2 threads.
-    foreach (var (label, flags) in new[] { ("detect+matte", AiSteps.Detect | AiSteps.Matte), ("detect+swap", AiSteps.Swap), ("detect+mesh+swap+matte", AiSteps.Swap | AiSteps.Matte) })
+    foreach (
+        var (label, flags) in new[]
+        {
+            ("detect+matte", AiSteps.Detect | AiSteps.Matte),
+            ("detect+swap", AiSteps.Swap),
+            ("detect+mesh+swap+matte", AiSteps.Swap | AiSteps.Matte),
+        }
+    )
     {
         foreach (var threads in new[] { 1, 2 })
         {
             var fps = EndToEnd(jpeg, Settings(flags), threads, seconds);
             e2e.Add(new E2e($"{w}x{h}", label, threads, fps));
-            Console.WriteLine($"  {w}x{h} {label,-24} {threads} thread(s): {fps,6:F1} processed fps");
+            Console.WriteLine($"  {w}x{h} {label, -24} {threads} thread(s): {fps, 6:F1} processed fps");
         }
     }
 }
 
-var result = new { machine = $"{Environment.ProcessorCount} cores", date = DateTime.UtcNow.ToString("u"), device, steps = rows, end_to_end = e2e };
-if (opt.JsonPath is not null) File.WriteAllText(opt.JsonPath, JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
-if (opt.MdPath is not null) File.WriteAllText(opt.MdPath, Markdown(rows, e2e));
+var result = new
+{
+    machine = $"{Environment.ProcessorCount} cores",
+    date = DateTime.UtcNow.ToString("u"),
+    device,
+    steps = rows,
+    end_to_end = e2e,
+};
+if (opt.JsonPath is not null)
+    File.WriteAllText(
+        opt.JsonPath,
+        JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true })
+    );
+if (opt.MdPath is not null)
+    File.WriteAllText(opt.MdPath, Markdown(rows, e2e));
 return 0;
 
 EffectiveSettings Settings(AiSteps s) =>
-    new(true, false, 80, 0, 1, false, 1, s, MatteBackground.Green, FaceDetectInterval: 1, SimpleForward: false, ReferenceVersion: 1, DepthMode: "colormap");
+    new(
+        true,
+        false,
+        80,
+        0,
+        1,
+        false,
+        1,
+        s,
+        MatteBackground.Green,
+        FaceDetectInterval: 1,
+        SimpleForward: false,
+        ReferenceVersion: 1,
+        DepthMode: "colormap"
+    );
 
 static FrameWork Work(byte[] jpeg, EffectiveSettings settings, string source, string device)
 {
@@ -253,27 +373,32 @@ double EndToEnd(byte[] jpeg, EffectiveSettings settings, int threads, double sec
     var warm = Stopwatch.GetTimestamp() + (long)(0.5 * Stopwatch.Frequency);
     long counted = 0;
     long start = 0;
-    var workers = Enumerable.Range(0, threads).Select(t => new Thread(() =>
-    {
-        var source = $"e2e-{t}";
-        while (Stopwatch.GetTimestamp() < stop)
+    var workers = Enumerable
+        .Range(0, threads)
+        .Select(t => new Thread(() =>
         {
-            var work = Work(jpeg, settings, source, device);
-            foreach (var s in steps)
+            var source = $"e2e-{t}";
+            while (Stopwatch.GetTimestamp() < stop)
             {
-                if (s.AppliesTo(settings) && !work.Failed) s.Run(new ReadOnlySpan<FrameWork>(ref work));
+                var work = Work(jpeg, settings, source, device);
+                foreach (var s in steps)
+                {
+                    if (s.AppliesTo(settings) && !work.Failed)
+                        s.Run(new ReadOnlySpan<FrameWork>(ref work));
+                }
+                JpegCodec.Encode(work);
+                work.Image?.Dispose();
+                if (work.Failed)
+                    throw new InvalidOperationException(work.Error);
+                if (Stopwatch.GetTimestamp() >= warm)
+                {
+                    Interlocked.CompareExchange(ref start, Stopwatch.GetTimestamp(), 0);
+                    Interlocked.Increment(ref counted);
+                }
+                Interlocked.Increment(ref frames);
             }
-            JpegCodec.Encode(work);
-            work.Image?.Dispose();
-            if (work.Failed) throw new InvalidOperationException(work.Error);
-            if (Stopwatch.GetTimestamp() >= warm)
-            {
-                Interlocked.CompareExchange(ref start, Stopwatch.GetTimestamp(), 0);
-                Interlocked.Increment(ref counted);
-            }
-            Interlocked.Increment(ref frames);
-        }
-    })).ToList();
+        }))
+        .ToList();
     workers.ForEach(x => x.Start());
     workers.ForEach(x => x.Join());
     var elapsed = (Stopwatch.GetTimestamp() - start) / (double)Stopwatch.Frequency;
@@ -293,7 +418,8 @@ static double BareRun(InferenceSession session)
     {
         var t = Stopwatch.GetTimestamp();
         using var _ = session.Run(inputs);
-        if (i >= 10) times.Add(Stopwatch.GetElapsedTime(t).TotalMilliseconds);
+        if (i >= 10)
+            times.Add(Stopwatch.GetElapsedTime(t).TotalMilliseconds);
     }
     return Median(times);
 }
@@ -306,12 +432,20 @@ static string Markdown(List<Row> rows, List<E2e> e2e)
     md.AppendLine("| size | step | ms per frame (median) | bare session.Run ms | step / bare |");
     md.AppendLine("| --- | --- | --- | --- | --- |");
     foreach (var r in rows)
-        md.AppendLine(CultureInfo.InvariantCulture, $"| {r.Size} | {r.Step} | {r.Ms:F2} | {(r.BareMs is { } b ? b.ToString("F2", CultureInfo.InvariantCulture) : "-")} | {(r.BareMs is { } b2 ? (r.Ms / b2).ToString("F2", CultureInfo.InvariantCulture) : "-")} |");
+        md.AppendLine(
+            CultureInfo.InvariantCulture,
+            $"| {r.Size} | {r.Step} | {r.Ms:F2} | {(r.BareMs is { } b ? b.ToString("F2", CultureInfo.InvariantCulture) : "-")} | {(r.BareMs is { } b2 ? (r.Ms / b2).ToString("F2", CultureInfo.InvariantCulture) : "-")} |"
+        );
     md.AppendLine();
-    md.AppendLine("| size | steps (detection every frame) | threads | processed fps (decode + steps + encode) | vs goal 60 fps |");
+    md.AppendLine(
+        "| size | steps (detection every frame) | threads | processed fps (decode + steps + encode) | vs goal 60 fps |"
+    );
     md.AppendLine("| --- | --- | --- | --- | --- |");
     foreach (var x in e2e)
-        md.AppendLine(CultureInfo.InvariantCulture, $"| {x.Size} | {x.Steps} | {x.Threads} | {x.Fps:F1} | {x.Fps / 60:F2}x |");
+        md.AppendLine(
+            CultureInfo.InvariantCulture,
+            $"| {x.Size} | {x.Steps} | {x.Threads} | {x.Fps:F1} | {x.Fps / 60:F2}x |"
+        );
     return md.ToString();
 }
 
@@ -321,23 +455,37 @@ static string Media(string? root, string file, string repoFolder)
 {
     if (root is not null)
     {
-        foreach (var p in new[] { Path.Combine(root, repoFolder, file), Path.Combine(root, "media", file), Path.Combine(root, file) })
+        foreach (
+            var p in new[]
+            {
+                Path.Combine(root, repoFolder, file),
+                Path.Combine(root, "media", file),
+                Path.Combine(root, file),
+            }
+        )
         {
-            if (File.Exists(p)) return p;
+            if (File.Exists(p))
+                return p;
         }
-        throw new FileNotFoundException($"{file} is not under --root {root} ({repoFolder}/, media/ or the folder itself)");
+        throw new FileNotFoundException(
+            $"{file} is not under --root {root} ({repoFolder}/, media/ or the folder itself)"
+        );
     }
     var beside = Path.Combine(AppContext.BaseDirectory, "media", file);
-    if (File.Exists(beside)) return beside;
+    if (File.Exists(beside))
+        return beside;
     foreach (var start in new[] { AppContext.BaseDirectory, Environment.CurrentDirectory })
     {
         for (var d = new DirectoryInfo(start); d is not null; d = d.Parent)
         {
             var p = Path.Combine(d.FullName, repoFolder, file);
-            if (File.Exists(p) && File.Exists(Path.Combine(d.FullName, "Blankend.Orleans.sln"))) return p;
+            if (File.Exists(p) && File.Exists(Path.Combine(d.FullName, "Blankend.Orleans.sln")))
+                return p;
         }
     }
-    throw new FileNotFoundException($"{file} not found: not in {Path.Combine(AppContext.BaseDirectory, "media")} nor in a repository around the binary or the current folder (give --root DIR)");
+    throw new FileNotFoundException(
+        $"{file} not found: not in {Path.Combine(AppContext.BaseDirectory, "media")} nor in a repository around the binary or the current folder (give --root DIR)"
+    );
 }
 
 internal sealed record Row(string Size, string Step, double Ms, double? BareMs);

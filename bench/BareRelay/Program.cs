@@ -14,6 +14,7 @@ var builder = WebApplication.CreateBuilder(args);
 builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
 var stripCom = builder.Configuration.GetValue<bool>("strip_com");
 builder.Services.AddSingleton(_ => new Relay(stripCom));
+
 // Backstop only: the WebSocket handlers finish their close handshakes well within this.
 builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
 

@@ -35,7 +35,8 @@ public sealed class Viewer
                 SingleWriter = false,
                 AllowSynchronousContinuations = false,
             },
-            _ => Interlocked.Increment(ref _dropped));
+            _ => Interlocked.Increment(ref _dropped)
+        );
     }
 
     public string? Source { get; }
@@ -117,9 +118,7 @@ public sealed class Relay(bool stripCom = false)
         {
             // Peer went away.
         }
-        catch (OperationCanceledException)
-        {
-        }
+        catch (OperationCanceledException) { }
     }
 
     private void Publish(string sourceId, SourceState state, ReadOnlySpan<byte> jpeg)
@@ -130,7 +129,13 @@ public sealed class Relay(bool stripCom = false)
             return;
         }
         byte[] payload;
-        if (stripCom && jpeg.Length > 6 && jpeg[2] == 0xFF && jpeg[3] == 0xFE && 4 + ((jpeg[4] << 8) | jpeg[5]) < jpeg.Length)
+        if (
+            stripCom
+            && jpeg.Length > 6
+            && jpeg[2] == 0xFF
+            && jpeg[3] == 0xFE
+            && 4 + ((jpeg[4] << 8) | jpeg[5]) < jpeg.Length
+        )
         {
             var after = 4 + ((jpeg[4] << 8) | jpeg[5]);
             payload = new byte[2 + jpeg.Length - after];
@@ -145,7 +150,8 @@ public sealed class Relay(bool stripCom = false)
             sourceId,
             Interlocked.Increment(ref state.Seq),
             DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
-            payload);
+            payload
+        );
         Interlocked.Add(ref state.Bytes, jpeg.Length);
 
         foreach (var v in _viewers)
@@ -196,28 +202,38 @@ public sealed class Relay(bool stripCom = false)
                 {
                     if (meta)
                     {
-                        await ws.SendAsync((ReadOnlyMemory<byte>)f.Meta, WebSocketMessageType.Text, true, CancellationToken.None);
+                        await ws.SendAsync(
+                            (ReadOnlyMemory<byte>)f.Meta,
+                            WebSocketMessageType.Text,
+                            true,
+                            CancellationToken.None
+                        );
                     }
-                    await ws.SendAsync((ReadOnlyMemory<byte>)f.Payload, WebSocketMessageType.Binary, true, CancellationToken.None);
+                    await ws.SendAsync(
+                        (ReadOnlyMemory<byte>)f.Payload,
+                        WebSocketMessageType.Binary,
+                        true,
+                        CancellationToken.None
+                    );
                     viewer.Sent++;
                 }
             }
         }
-        catch (WebSocketException)
-        {
-        }
-        catch (OperationCanceledException)
-        {
-        }
+        catch (WebSocketException) { }
+        catch (OperationCanceledException) { }
         finally
         {
             RemoveViewer(viewer);
         }
-        await CloseQuietlyAsync(ws, peerClosed ? WebSocketCloseStatus.NormalClosure : WebSocketCloseStatus.EndpointUnavailable,
-            peerClosed ? null : "server stopping");
+        await CloseQuietlyAsync(
+            ws,
+            peerClosed ? WebSocketCloseStatus.NormalClosure : WebSocketCloseStatus.EndpointUnavailable,
+            peerClosed ? null : "server stopping"
+        );
         try
         {
-            await drain.WaitAsync(TimeSpan.FromSeconds(2), CancellationToken.None); // the server is stopping: ct is already cancelled
+            // the server is stopping: ct is already cancelled
+            await drain.WaitAsync(TimeSpan.FromSeconds(2), CancellationToken.None);
         }
         catch (TimeoutException)
         {
@@ -241,12 +257,8 @@ public sealed class Relay(bool stripCom = false)
                 }
             }
         }
-        catch (WebSocketException)
-        {
-        }
-        catch (OperationCanceledException)
-        {
-        }
+        catch (WebSocketException) { }
+        catch (OperationCanceledException) { }
         viewer.Queue.Writer.TryComplete();
     }
 
@@ -261,15 +273,9 @@ public sealed class Relay(bool stripCom = false)
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
             await ws.CloseOutputAsync(status, reason, timeout.Token);
         }
-        catch (WebSocketException)
-        {
-        }
-        catch (OperationCanceledException)
-        {
-        }
-        catch (ObjectDisposedException)
-        {
-        }
+        catch (WebSocketException) { }
+        catch (OperationCanceledException) { }
+        catch (ObjectDisposedException) { }
         catch (InvalidOperationException)
         {
             // A close raced with another send; the socket is going away anyway.
@@ -298,13 +304,22 @@ public sealed class Relay(bool stripCom = false)
         var viewers = _viewers;
         return new
         {
-            sources = _sources.ToDictionary(kv => kv.Key, kv => new
+            sources = _sources.ToDictionary(
+                kv => kv.Key,
+                kv => new
+                {
+                    frames = Interlocked.Read(ref kv.Value.Seq),
+                    bytes = Interlocked.Read(ref kv.Value.Bytes),
+                    invalid = Interlocked.Read(ref kv.Value.Invalid),
+                }
+            ),
+            viewers = viewers.Select(v => new
             {
-                frames = Interlocked.Read(ref kv.Value.Seq),
-                bytes = Interlocked.Read(ref kv.Value.Bytes),
-                invalid = Interlocked.Read(ref kv.Value.Invalid),
+                source = v.Source,
+                meta = v.WantsMeta,
+                sent = v.Sent,
+                dropped = v.Dropped,
             }),
-            viewers = viewers.Select(v => new { source = v.Source, meta = v.WantsMeta, sent = v.Sent, dropped = v.Dropped }),
             dropped_closed_viewers = _droppedByGone,
         };
     }

@@ -11,7 +11,8 @@ using Blankend.Orleans.Processing;
 
 namespace Blankend.Bench.Fuzz;
 
-/// <summary>A parser broke a promise it makes (not a refusal: refusals are the expected outcome of bad input).</summary>
+/// <summary>A parser broke a promise it makes (not a refusal: refusals are the expected outcome of bad
+/// input).</summary>
 internal sealed class FuzzInvariantException(string message) : Exception(message);
 
 /// <summary>
@@ -21,7 +22,9 @@ internal sealed class FuzzInvariantException(string message) : Exception(message
 /// </summary>
 internal static class FuzzTargets
 {
-    public static readonly IReadOnlyDictionary<string, Action<byte[]>> All = new Dictionary<string, Action<byte[]>>(StringComparer.Ordinal)
+    public static readonly IReadOnlyDictionary<string, Action<byte[]>> All = new Dictionary<string, Action<byte[]>>(
+        StringComparer.Ordinal
+    )
     {
         ["jpeg-header"] = JpegHeader,
         ["annexb"] = AnnexB,
@@ -34,18 +37,26 @@ internal static class FuzzTargets
 
     private static void Check(bool ok, string what)
     {
-        if (!ok) throw new FuzzInvariantException(what);
+        if (!ok)
+            throw new FuzzInvariantException(what);
     }
 
     /// <summary>JPEG/PNG header sniffing: the size guards in front of every decode.</summary>
     public static void JpegHeader(byte[] b)
     {
-        if (JpegInfo.TryGetSize(b, out var w, out var h)) Check(w > 0 && h > 0, "JpegInfo gave a zero size");
+        if (JpegInfo.TryGetSize(b, out var w, out var h))
+            Check(w > 0 && h > 0, "JpegInfo gave a zero size");
         _ = ImageSniffer.IsJpegOrPng(b);
-        if (ImageSniffer.TryReadSize(b, out w, out h)) Check(w >= 0 && h >= 0, "ImageSniffer gave a negative size");
+        if (ImageSniffer.TryReadSize(b, out w, out h))
+            Check(w >= 0 && h >= 0, "ImageSniffer gave a negative size");
         var problem = ImageSniffer.SizeProblem(b);
-        Check(problem is not null || (ImageSniffer.TryReadSize(b, out w, out h) && w > 0 && h > 0 && (long)w * h <= ImageSniffer.MaxPixels),
-            "SizeProblem accepted an image without an acceptable size");
+        Check(
+            problem is not null
+                || (
+                    ImageSniffer.TryReadSize(b, out w, out h) && w > 0 && h > 0 && (long)w * h <= ImageSniffer.MaxPixels
+                ),
+            "SizeProblem accepted an image without an acceptable size"
+        );
         _ = Jpeg.Check(b);
     }
 
@@ -55,7 +66,7 @@ internal static class FuzzTargets
     {
         var seed = b.Length > 0 ? b[0] : 0;
         var rng = new Random(seed);
-        for (var i = skip; i < b.Length;)
+        for (var i = skip; i < b.Length; )
         {
             var n = Math.Min(b.Length - i, 1 + rng.Next(seed % 3 == 0 ? 8 : 600));
             yield return b.AsMemory(i, n);
@@ -92,7 +103,10 @@ internal static class FuzzTargets
             {
                 Check(++rounds <= pending.Count + 1, "TryReadFrame returned frames without consuming input");
                 var f = frame.ToArray();
-                Check(f.Length >= 4 && f[0] == 0xFF && f[1] == 0xD8 && f[^2] == 0xFF && f[^1] == 0xD9, "a frame is not SOI .. EOI");
+                Check(
+                    f.Length >= 4 && f[0] == 0xFF && f[1] == 0xD8 && f[^2] == 0xFF && f[^1] == 0xD9,
+                    "a frame is not SOI .. EOI"
+                );
                 Check(f.Length <= 4096, "a frame is over the size limit");
             }
             pending = [.. buffer.ToArray()];
@@ -104,14 +118,22 @@ internal static class FuzzTargets
     /// id's length, then the id, then the data.</summary>
     public static void BusMessage(byte[] b)
     {
-        if (b.Length == 0) return;
+        if (b.Length == 0)
+            return;
         var idLength = Math.Min(b[0] % 80, b.Length - 1);
         var id = b.AsSpan(1, idLength);
         var data = b.AsSpan(1 + idLength);
         string clientId;
-        try { clientId = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(id); }
-        catch (DecoderFallbackException) { return; } // dropped as invalid_client_id
-        if (BusControlIds.IsControl(clientId)) return;
+        try
+        {
+            clientId = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(id);
+        }
+        catch (DecoderFallbackException)
+        {
+            return;
+        } // dropped as invalid_client_id
+        if (BusControlIds.IsControl(clientId))
+            return;
         if (!ClientIds.IsValid(clientId, out var why))
         {
             Check(why is not null, "an invalid id without a reason");
@@ -123,18 +145,41 @@ internal static class FuzzTargets
     public static void JsonPipeline(byte[] b)
     {
         PipelineConfigBody? p;
-        try { p = JsonSerializer.Deserialize(b, ProcessingRequestJson.Default.PipelineConfigBody); }
-        catch (JsonException) { return; }
-        if (p is null) return;
-        _ = PipelineRules.Validate(new PipelineConfigUpdate(p.Source, p.Enabled, p.ReencodeEnabled, p.JpegQuality, p.FpsLimit,
-            p.Workers, p.HwTranscode, p.Reset ?? false));
+        try
+        {
+            p = JsonSerializer.Deserialize(b, ProcessingRequestJson.Default.PipelineConfigBody);
+        }
+        catch (JsonException)
+        {
+            return;
+        }
+        if (p is null)
+            return;
+        _ = PipelineRules.Validate(
+            new PipelineConfigUpdate(
+                p.Source,
+                p.Enabled,
+                p.ReencodeEnabled,
+                p.JpegQuality,
+                p.FpsLimit,
+                p.Workers,
+                p.HwTranscode,
+                p.Reset ?? false
+            )
+        );
     }
 
     public static void JsonRealtime(byte[] b)
     {
         RealtimeConfigBody? p;
-        try { p = JsonSerializer.Deserialize(b, AiRequestJson.Default.RealtimeConfigBody); }
-        catch (JsonException) { return; }
+        try
+        {
+            p = JsonSerializer.Deserialize(b, AiRequestJson.Default.RealtimeConfigBody);
+        }
+        catch (JsonException)
+        {
+            return;
+        }
         if (p?.Steps is not null && Blankend.Orleans.Ai.AiStepNames.Parse(p.Steps, out var error) is null)
             Check(error is not null, "steps refused without a reason");
     }
@@ -144,7 +189,8 @@ internal static class FuzzTargets
         try
         {
             var start = JsonSerializer.Deserialize(b, CodecJson.Default.RecordStartBody);
-            if (start?.Source is { } s) _ = ClientIds.IsValid(s, out _);
+            if (start?.Source is { } s)
+                _ = ClientIds.IsValid(s, out _);
             _ = JsonSerializer.Deserialize(b, CodecJson.Default.RecordStopBody);
         }
         catch (JsonException) { }

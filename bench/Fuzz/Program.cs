@@ -17,13 +17,27 @@ for (var i = 0; i < args.Length; i++)
 {
     switch (args[i])
     {
-        case "--count": count = long.Parse(args[++i], CultureInfo.InvariantCulture); break;
-        case "--target": targets = [.. args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries)]; break;
-        case "--corpus": corpus = args[++i]; break;
-        case "--findings": findings = args[++i]; break;
-        case "--hang-ms": hangMs = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
-        case "--seed": seed = args[++i]; break;
-        default: Console.Error.WriteLine($"unknown argument {args[i]}"); return 2;
+        case "--count":
+            count = long.Parse(args[++i], CultureInfo.InvariantCulture);
+            break;
+        case "--target":
+            targets = [.. args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries)];
+            break;
+        case "--corpus":
+            corpus = args[++i];
+            break;
+        case "--findings":
+            findings = args[++i];
+            break;
+        case "--hang-ms":
+            hangMs = int.Parse(args[++i], CultureInfo.InvariantCulture);
+            break;
+        case "--seed":
+            seed = args[++i];
+            break;
+        default:
+            Console.Error.WriteLine($"unknown argument {args[i]}");
+            return 2;
     }
 }
 
@@ -41,25 +55,34 @@ foreach (var name in targets)
     var clock = Stopwatch.StartNew();
     try
     {
-        Mutations.For(seeds).Sample(input =>
-        {
-            watchdog.Enter(input);
-            try
-            {
-                target(input);
-            }
-            catch (Exception e)
-            {
-                Corpus.Save(findings, name, input, e);
-                throw;
-            }
-            finally
-            {
-                watchdog.Leave();
-            }
-            Interlocked.Increment(ref runs);
-        }, seed: seed, iter: count, threads: 1);
-        Console.WriteLine($"{name}: {runs:N0} inputs, no crash, no hang, {clock.Elapsed.TotalSeconds:F1} s ({runs / clock.Elapsed.TotalSeconds:N0}/s), {seeds.Count} corpus seeds");
+        Mutations
+            .For(seeds)
+            .Sample(
+                input =>
+                {
+                    watchdog.Enter(input);
+                    try
+                    {
+                        target(input);
+                    }
+                    catch (Exception e)
+                    {
+                        Corpus.Save(findings, name, input, e);
+                        throw;
+                    }
+                    finally
+                    {
+                        watchdog.Leave();
+                    }
+                    Interlocked.Increment(ref runs);
+                },
+                seed: seed,
+                iter: count,
+                threads: 1
+            );
+        Console.WriteLine(
+            $"{name}: {runs:N0} inputs, no crash, no hang, {clock.Elapsed.TotalSeconds:F1} s ({runs / clock.Elapsed.TotalSeconds:N0}/s), {seeds.Count} corpus seeds"
+        );
     }
     catch (Exception e)
     {
@@ -77,17 +100,37 @@ internal static class Mutations
 {
     private static readonly byte[][] Tokens =
     [
-        [0xFF, 0xD8], [0xFF, 0xD9], [0xFF, 0xDA], [0xFF, 0xC0, 0x00, 0x11], [0xFF, 0xC4], [0xFF, 0xFF], [0xFF, 0x00],
-        [0x00, 0x00, 0x01], [0x00, 0x00, 0x00, 0x01], [0x00, 0x00, 0x01, 0x67], [0x00, 0x00, 0x01, 0x40], [0x00, 0x00],
-        "{"u8.ToArray(), "}"u8.ToArray(), "\""u8.ToArray(), "null"u8.ToArray(), "1e999"u8.ToArray(), "-1"u8.ToArray(),
-        "[[[[[["u8.ToArray(), "\\u0000"u8.ToArray(), "__"u8.ToArray(),
+        [0xFF, 0xD8],
+        [0xFF, 0xD9],
+        [0xFF, 0xDA],
+        [0xFF, 0xC0, 0x00, 0x11],
+        [0xFF, 0xC4],
+        [0xFF, 0xFF],
+        [0xFF, 0x00],
+        [0x00, 0x00, 0x01],
+        [0x00, 0x00, 0x00, 0x01],
+        [0x00, 0x00, 0x01, 0x67],
+        [0x00, 0x00, 0x01, 0x40],
+        [0x00, 0x00],
+        "{"u8.ToArray(),
+        "}"u8.ToArray(),
+        "\""u8.ToArray(),
+        "null"u8.ToArray(),
+        "1e999"u8.ToArray(),
+        "-1"u8.ToArray(),
+        "[[[[[["u8.ToArray(),
+        "\\u0000"u8.ToArray(),
+        "__"u8.ToArray(),
     ];
 
     public static Gen<byte[]> For(IReadOnlyList<byte[]> seeds)
     {
         var random = Gen.Byte.Array[0, 300];
-        if (seeds.Count == 0) return random;
-        var mutated = Gen.Select(Gen.Int[0, seeds.Count - 1], Gen.Int[1, 8], Gen.ULong, (s, k, r) => Mutate(seeds[s], k, r));
+        if (seeds.Count == 0)
+            return random;
+        var mutated = Gen.Select(Gen.Int[0, seeds.Count - 1], Gen.Int[1, 8], Gen.ULong, (s, k, r) =>
+            Mutate(seeds[s], k, r)
+        );
         return Gen.Frequency((1, random), (4, mutated));
     }
 
@@ -100,22 +143,34 @@ internal static class Mutations
             var at = b.Count == 0 ? 0 : rng.Next(b.Count);
             switch (rng.Next(7))
             {
-                case 0 when b.Count > 0: b[at] = (byte)rng.Next(256); break;
-                case 1 when b.Count > 0: b[at] ^= (byte)(1 << rng.Next(8)); break;
-                case 2: b.InsertRange(at, Tokens[rng.Next(Tokens.Length)]); break;
-                case 3 when b.Count > 0: b.RemoveRange(at, rng.Next(b.Count - at) + 1 > 64 ? 64 : rng.Next(b.Count - at) + 1); break;
+                case 0 when b.Count > 0:
+                    b[at] = (byte)rng.Next(256);
+                    break;
+                case 1 when b.Count > 0:
+                    b[at] ^= (byte)(1 << rng.Next(8));
+                    break;
+                case 2:
+                    b.InsertRange(at, Tokens[rng.Next(Tokens.Length)]);
+                    break;
+                case 3 when b.Count > 0:
+                    b.RemoveRange(at, rng.Next(b.Count - at) + 1 > 64 ? 64 : rng.Next(b.Count - at) + 1);
+                    break;
                 case 4 when b.Count > 0:
                     var n = Math.Min(rng.Next(1, 64), b.Count - at);
                     b.InsertRange(at, b.GetRange(at, n));
                     break;
-                case 5: if (b.Count > 0) b.RemoveRange(at, b.Count - at); break; // cut
+                case 5:
+                    if (b.Count > 0)
+                        b.RemoveRange(at, b.Count - at);
+                    break; // cut
                 default:
                     var other = seed;
                     var from = other.Length == 0 ? 0 : rng.Next(other.Length);
                     b.InsertRange(at, other.AsSpan(from, Math.Min(other.Length - from, rng.Next(1, 128))).ToArray());
                     break;
             }
-            if (b.Count > 64 * 1024) b.RemoveRange(64 * 1024, b.Count - 64 * 1024);
+            if (b.Count > 64 * 1024)
+                b.RemoveRange(64 * 1024, b.Count - 64 * 1024);
         }
         return [.. b];
     }
@@ -125,7 +180,9 @@ internal static class Mutations
 internal static class Corpus
 {
     public static List<byte[]> Load(string folder) =>
-        Directory.Exists(folder) ? [.. Directory.EnumerateFiles(folder).Order(StringComparer.Ordinal).Select(File.ReadAllBytes)] : [];
+        Directory.Exists(folder)
+            ? [.. Directory.EnumerateFiles(folder).Order(StringComparer.Ordinal).Select(File.ReadAllBytes)]
+            : [];
 
     public static void Save(string findings, string target, byte[] input, Exception e)
     {
@@ -137,7 +194,8 @@ internal static class Corpus
     }
 }
 
-/// <summary>The time bound per input: a thread that saves an input running longer than the bound and ends the run.</summary>
+/// <summary>The time bound per input: a thread that saves an input running longer than the bound and ends the
+/// run.</summary>
 internal sealed class Watchdog : IDisposable
 {
     private readonly string _target;
@@ -164,7 +222,8 @@ internal sealed class Watchdog : IDisposable
     public void Leave() => _input = null;
 
     /// <summary>An input is a hang when it has run longer than the bound AND the process then burned that much CPU
-    /// more without it returning: on a starved machine (another build, a low nice) wall time alone is no proof.</summary>
+    /// more without it returning: on a starved machine (another build, a low nice) wall time alone is no
+    /// proof.</summary>
     private void Watch()
     {
         using var self = Process.GetCurrentProcess();
@@ -187,7 +246,12 @@ internal sealed class Watchdog : IDisposable
             }
             if ((self.TotalProcessorTime - cpuAtSuspicion).TotalMilliseconds > _hangMs)
             {
-                Corpus.Save(_findings, _target, input, new TimeoutException($"{_target}: one input ran over {_hangMs} ms"));
+                Corpus.Save(
+                    _findings,
+                    _target,
+                    input,
+                    new TimeoutException($"{_target}: one input ran over {_hangMs} ms")
+                );
                 Console.WriteLine($"{_target}: HANG (an input ran over {_hangMs} ms), saved under {_findings}");
                 Environment.Exit(3);
             }

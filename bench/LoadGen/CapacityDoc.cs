@@ -21,14 +21,27 @@ public static partial class BenchDoc
     private const string CapacitySvg = "benchmarks-capacity.svg";
     private const string CapacityCdfSvg = "benchmarks-capacity-cdf.svg";
 
-    private sealed record SystemCapacity(string Label, int Capacity, List<Result> Points, Result? MaxRate, double? CpuPerViewer, double? CpuIntercept, int CpuPoints);
+    private sealed record SystemCapacity(
+        string Label,
+        int Capacity,
+        List<Result> Points,
+        Result? MaxRate,
+        double? CpuPerViewer,
+        double? CpuIntercept,
+        int CpuPoints
+    );
 
     private static bool Passes(Result r) => (r.Ratio ?? 0) >= CapacityDelivery && r.P99Ms is <= CapacityP99Ms;
 
     private static List<SystemCapacity> Capacities(Part part, string baseline)
     {
         var list = new List<SystemCapacity>();
-        foreach (var g in part.Results.GroupBy(r => r.Label).OrderBy(g => LabelRank(g.Key, baseline)).ThenBy(g => g.Key, StringComparer.Ordinal))
+        foreach (
+            var g in part
+                .Results.GroupBy(r => r.Label)
+                .OrderBy(g => LabelRank(g.Key, baseline))
+                .ThenBy(g => g.Key, StringComparer.Ordinal)
+        )
         {
             var points = g.Where(r => r.Cameras == 1 && r.TargetFps == 30).OrderBy(r => r.ViewersPerCamera).ToList();
             var capacity = 0;
@@ -43,11 +56,15 @@ public static partial class BenchDoc
             // Marginal CPU per viewer: least squares over the points within capacity (past it the machine, not the
             // server, sets the CPU figure).
             var fit = points.Where(p => p.ViewersPerCamera <= capacity && p.ServerCpuPct is not null).ToList();
-            double? slope = null, intercept = null;
+            double? slope = null,
+                intercept = null;
             if (fit.Count >= 2)
             {
-                double n = fit.Count, sx = fit.Sum(p => (double)p.ViewersPerCamera), sy = fit.Sum(p => p.ServerCpuPct!.Value);
-                double sxx = fit.Sum(p => (double)p.ViewersPerCamera * p.ViewersPerCamera), sxy = fit.Sum(p => p.ViewersPerCamera * p.ServerCpuPct!.Value);
+                double n = fit.Count,
+                    sx = fit.Sum(p => (double)p.ViewersPerCamera),
+                    sy = fit.Sum(p => p.ServerCpuPct!.Value);
+                double sxx = fit.Sum(p => (double)p.ViewersPerCamera * p.ViewersPerCamera),
+                    sxy = fit.Sum(p => p.ViewersPerCamera * p.ServerCpuPct!.Value);
                 var den = n * sxx - sx * sx;
                 if (den != 0)
                 {
@@ -55,12 +72,23 @@ public static partial class BenchDoc
                     intercept = (sy - slope * sx) / n;
                 }
             }
-            list.Add(new SystemCapacity(g.Key, capacity, points, g.FirstOrDefault(r => r.TargetFps == 0), slope, intercept, fit.Count));
+            list.Add(
+                new SystemCapacity(
+                    g.Key,
+                    capacity,
+                    points,
+                    g.FirstOrDefault(r => r.TargetFps == 0),
+                    slope,
+                    intercept,
+                    fit.Count
+                )
+            );
         }
         return list;
     }
 
-    private static Result? At(SystemCapacity s, int viewers) => s.Points.FirstOrDefault(p => p.ViewersPerCamera == viewers);
+    private static Result? At(SystemCapacity s, int viewers) =>
+        s.Points.FirstOrDefault(p => p.ViewersPerCamera == viewers);
 
     /// <summary>The systems side by side: capacity, max-rate ratio, added latency, CPU per viewer.</summary>
     private static string CapacitySummaryTable(List<SystemCapacity> systems, string baseline)
@@ -81,7 +109,10 @@ public static partial class BenchDoc
         sb.AppendLine("---:|");
         foreach (var s in systems)
         {
-            double? ratio = bare?.MaxRate is { DelivFpsMean: > 0 } b && s.MaxRate is not null ? s.MaxRate.DelivFpsMean / b.DelivFpsMean : null;
+            double? ratio =
+                bare?.MaxRate is { DelivFpsMean: > 0 } b && s.MaxRate is not null
+                    ? s.MaxRate.DelivFpsMean / b.DelivFpsMean
+                    : null;
             sb.Append(Inv($"| {s.Label} | {s.Capacity} | {F(s.MaxRate?.DelivFpsMean, "F0")} | {F(ratio, "F2")}x |"));
             foreach (var v in LatencyGoalViewers)
             {
@@ -112,25 +143,48 @@ public static partial class BenchDoc
             sb.AppendLine("> **Smoke run (`--quick`)**: seconds per point, to check the tooling; not measurements.");
             sb.AppendLine();
         }
-        sb.AppendLine(CultureInfo.InvariantCulture, $"`bench/run.sh --capacity` (also part of the default run), {Get(cap, "date_utc")} UTC, commit `{Get(cap, "commit")}`, {Get(cap, "nproc")} cores ({Get(cap, "cpu_model")}), load average {Get(cap, "loadavg_start")} at the start, {Get(cap, "loadavg_end")} at the end; {Get(cap, "capacity_s")} s.");
-        sb.AppendLine(CultureInfo.InvariantCulture, $"Frame: {Get(cap, "jpeg")}. Node relay: {Get(cap, "node", "n/a")}.");
+        sb.AppendLine(
+            CultureInfo.InvariantCulture,
+            $"`bench/run.sh --capacity` (also part of the default run), {Get(cap, "date_utc")} UTC, commit `{Get(cap, "commit")}`, {Get(cap, "nproc")} cores ({Get(cap, "cpu_model")}), load average {Get(cap, "loadavg_start")} at the start, {Get(cap, "loadavg_end")} at the end; {Get(cap, "capacity_s")} s."
+        );
+        sb.AppendLine(
+            CultureInfo.InvariantCulture,
+            $"Frame: {Get(cap, "jpeg")}. Node relay: {Get(cap, "node", "n/a")}."
+        );
         var load = Get(cap, "loadavg_start");
-        if (double.TryParse(load.Split(' ')[0], NumberStyles.Float, CultureInfo.InvariantCulture, out var l1)
-            && int.TryParse(Get(cap, "nproc"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var cores) && l1 > 0.5 * cores)
+        if (
+            double.TryParse(load.Split(' ')[0], NumberStyles.Float, CultureInfo.InvariantCulture, out var l1)
+            && int.TryParse(Get(cap, "nproc"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var cores)
+            && l1 > 0.5 * cores
+        )
         {
             sb.AppendLine();
-            sb.AppendLine(CultureInfo.InvariantCulture, $"> The machine was busy when the sweep started (load {l1:F2} on {cores} cores: other builds share it): capacities are lower and tails longer than on a quiet machine; the ratios between systems, measured in turn at each V, are what to read.");
+            sb.AppendLine(
+                CultureInfo.InvariantCulture,
+                $"> The machine was busy when the sweep started (load {l1:F2} on {cores} cores: other builds share it): capacities are lower and tails longer than on a quiet machine; the ratios between systems, measured in turn at each V, are what to read."
+            );
         }
         if (Get(cap, "incomplete", "").Length > 0)
         {
             sb.AppendLine();
-            sb.AppendLine(CultureInfo.InvariantCulture, $"Runs the load generator could not complete (over capacity: counted as failing): {Get(cap, "incomplete")}.");
+            sb.AppendLine(
+                CultureInfo.InvariantCulture,
+                $"Runs the load generator could not complete (over capacity: counted as failing): {Get(cap, "incomplete")}."
+            );
         }
         sb.AppendLine();
-        sb.AppendLine("One camera sends a 720p JPEG at 30 fps to V viewers of it (`1xV@30`); the load generator runs on the same");
-        sb.AppendLine("cores. **Capacity** = the most viewers with delivery >= 0.99 and p99 <= 50 ms, every smaller V passing too.");
-        sb.AppendLine("`1x4@max`: the camera sends back to back (one frame in flight) to 4 viewers. Added latency = the system's");
-        sb.AppendLine("p50 / p99 minus the bare relay's at the same V (the bare relay's own figures in brackets). CPU per viewer =");
+        sb.AppendLine(
+            "One camera sends a 720p JPEG at 30 fps to V viewers of it (`1xV@30`); the load generator runs on the same"
+        );
+        sb.AppendLine(
+            "cores. **Capacity** = the most viewers with delivery >= 0.99 and p99 <= 50 ms, every smaller V passing too."
+        );
+        sb.AppendLine(
+            "`1x4@max`: the camera sends back to back (one frame in flight) to 4 viewers. Added latency = the system's"
+        );
+        sb.AppendLine(
+            "p50 / p99 minus the bare relay's at the same V (the bare relay's own figures in brackets). CPU per viewer ="
+        );
         sb.AppendLine("slope of server CPU over V through the points within the system's capacity.");
         sb.AppendLine();
         sb.Append(CapacitySummaryTable(systems, baseline));
@@ -144,17 +198,41 @@ public static partial class BenchDoc
         sb.AppendLine();
         sb.AppendLine("| goal | target | measured | result |");
         sb.AppendLine("|---|---|---|---|");
-        sb.AppendLine(Inv($"| capacity (orleans) | >= {GoalCapacity} viewers | {F(orl?.Capacity, "F0")} | {Verdict(orl?.Capacity, v => v >= GoalCapacity)} |"));
-        sb.AppendLine(Inv($"| capacity, orleans vs Node ws (same run) | >= | {F(orl?.Capacity, "F0")} vs {F(node?.Capacity, "F0")} | {(orl is null || node is null ? "n/a" : Verdict(orl.Capacity - node.Capacity, v => v >= 0))} |"));
-        double? maxRatio = bare?.MaxRate is { DelivFpsMean: > 0 } bm && orl?.MaxRate is not null ? orl.MaxRate.DelivFpsMean / bm.DelivFpsMean : null;
-        sb.AppendLine(Inv($"| 1x4@max delivered fps, orleans / bare | >= {GoalMaxRateRatio:0.0}x | {F(maxRatio, "F2")}x | {Verdict(maxRatio, v => v >= GoalMaxRateRatio)} |"));
+        sb.AppendLine(
+            Inv(
+                $"| capacity (orleans) | >= {GoalCapacity} viewers | {F(orl?.Capacity, "F0")} | {Verdict(orl?.Capacity, v => v >= GoalCapacity)} |"
+            )
+        );
+        sb.AppendLine(
+            Inv(
+                $"| capacity, orleans vs Node ws (same run) | >= | {F(orl?.Capacity, "F0")} vs {F(node?.Capacity, "F0")} | {(orl is null || node is null ? "n/a" : Verdict(orl.Capacity - node.Capacity, v => v >= 0))} |"
+            )
+        );
+        double? maxRatio =
+            bare?.MaxRate is { DelivFpsMean: > 0 } bm && orl?.MaxRate is not null
+                ? orl.MaxRate.DelivFpsMean / bm.DelivFpsMean
+                : null;
+        sb.AppendLine(
+            Inv(
+                $"| 1x4@max delivered fps, orleans / bare | >= {GoalMaxRateRatio:0.0}x | {F(maxRatio, "F2")}x | {Verdict(maxRatio, v => v >= GoalMaxRateRatio)} |"
+            )
+        );
         foreach (var v in LatencyGoalViewers)
         {
             var r = orl is null ? null : At(orl, v);
             var b = bare is null ? null : At(bare, v);
-            double? d50 = r?.P50Ms - b?.P50Ms, d99 = r?.P99Ms - b?.P99Ms;
-            sb.AppendLine(Inv($"| added latency at {v} viewers, p50 | <= {GoalFanoutAddedP50Ms:0} ms | {S(d50, "F2")} ms ({F(r?.P50Ms, "F2")} vs {F(b?.P50Ms, "F2")}) | {Verdict(d50, x => x <= GoalFanoutAddedP50Ms)} |"));
-            sb.AppendLine(Inv($"| added latency at {v} viewers, p99 | <= {GoalFanoutAddedP99Ms:0} ms | {S(d99, "F2")} ms ({F(r?.P99Ms, "F2")} vs {F(b?.P99Ms, "F2")}) | {Verdict(d99, x => x <= GoalFanoutAddedP99Ms)} |"));
+            double? d50 = r?.P50Ms - b?.P50Ms,
+                d99 = r?.P99Ms - b?.P99Ms;
+            sb.AppendLine(
+                Inv(
+                    $"| added latency at {v} viewers, p50 | <= {GoalFanoutAddedP50Ms:0} ms | {S(d50, "F2")} ms ({F(r?.P50Ms, "F2")} vs {F(b?.P50Ms, "F2")}) | {Verdict(d50, x => x <= GoalFanoutAddedP50Ms)} |"
+                )
+            );
+            sb.AppendLine(
+                Inv(
+                    $"| added latency at {v} viewers, p99 | <= {GoalFanoutAddedP99Ms:0} ms | {S(d99, "F2")} ms ({F(r?.P99Ms, "F2")} vs {F(b?.P99Ms, "F2")}) | {Verdict(d99, x => x <= GoalFanoutAddedP99Ms)} |"
+                )
+            );
         }
         sb.AppendLine();
 
@@ -181,7 +259,11 @@ public static partial class BenchDoc
             {
                 var r = At(s, v);
                 var mark = r is not null && !Passes(r) ? " ✗" : "";
-                sb.Append(Inv($" {F(r?.Ratio, "F3")}{mark} | {F(r?.P50Ms, "F1")} / {F(r?.P99Ms, "F1")} | {F(r?.ServerCpuPct, "F0")} |"));
+                sb.Append(
+                    Inv(
+                        $" {F(r?.Ratio, "F3")}{mark} | {F(r?.P50Ms, "F1")} / {F(r?.P99Ms, "F1")} | {F(r?.ServerCpuPct, "F0")} |"
+                    )
+                );
                 lg ??= r?.LoadgenCpuPct;
             }
             sb.AppendLine(Inv($" {F(lg, "F0")} |"));
@@ -190,23 +272,39 @@ public static partial class BenchDoc
         foreach (var s in systems)
         {
             var r = s.MaxRate;
-            sb.Append(Inv($" {F(r?.DelivFpsMean, "F0")} | {F(r?.P50Ms, "F1")} / {F(r?.P99Ms, "F1")} | {F(r?.ServerCpuPct, "F0")} |"));
+            sb.Append(
+                Inv(
+                    $" {F(r?.DelivFpsMean, "F0")} | {F(r?.P50Ms, "F1")} / {F(r?.P99Ms, "F1")} | {F(r?.ServerCpuPct, "F0")} |"
+                )
+            );
         }
-        sb.AppendLine(Inv($" {F(systems.Select(s => s.MaxRate?.LoadgenCpuPct).FirstOrDefault(x => x is not null), "F0")} |"));
+        sb.AppendLine(
+            Inv($" {F(systems.Select(s => s.MaxRate?.LoadgenCpuPct).FirstOrDefault(x => x is not null), "F0")} |")
+        );
         sb.AppendLine();
-        sb.AppendLine("✗ = over capacity (delivery below 0.99 or p99 above 50 ms). Server CPU in % of one core (200 = both).");
+        sb.AppendLine(
+            "✗ = over capacity (delivery below 0.99 or p99 above 50 ms). Server CPU in % of one core (200 = both)."
+        );
         sb.AppendLine();
 
         WriteCapacitySvg(Path.Combine(outDir, CapacitySvg), systems, baseline);
-        sb.AppendLine(CultureInfo.InvariantCulture, $"![Delivery, p99 latency and server CPU vs viewers, per system]({CapacitySvg})");
+        sb.AppendLine(
+            CultureInfo.InvariantCulture,
+            $"![Delivery, p99 latency and server CPU vs viewers, per system]({CapacitySvg})"
+        );
         sb.AppendLine();
-        var cdf = new[] { "1x4@30", "1x512@30", "1x4@max" }.Where(s => cap.Results.Any(r => r.Scenario == s && r.LatencyCdfMs.Length > 1)).ToList();
+        var cdf = new[] { "1x4@30", "1x512@30", "1x4@max" }
+            .Where(s => cap.Results.Any(r => r.Scenario == s && r.LatencyCdfMs.Length > 1))
+            .ToList();
         if (cdf.Count > 0)
         {
             WriteCdfSvg(Path.Combine(outDir, CapacityCdfSvg), cap.Results, cdf, baseline);
             sb.AppendLine("Latency distribution of every delivered frame (log latency; tail scale; dashed: p50, p99):");
             sb.AppendLine();
-            sb.AppendLine(CultureInfo.InvariantCulture, $"![Latency CDF per system, {string.Join(", ", cdf)}]({CapacityCdfSvg})");
+            sb.AppendLine(
+                CultureInfo.InvariantCulture,
+                $"![Latency CDF per system, {string.Join(", ", cdf)}]({CapacityCdfSvg})"
+            );
             sb.AppendLine();
         }
         return sb.ToString();
@@ -219,26 +317,73 @@ public static partial class BenchDoc
             return;
         }
         var xmax = Svg.NiceMax(systems.Max(s => s.Points.Count == 0 ? 0 : s.Points.Max(p => p.ViewersPerCamera)));
-        List<Series> Make(Func<Result, double?> y) => [.. systems.Select(s => new Series(s.Label, ColorFor(s.Label, baseline),
-            s.Points.Where(p => y(p) is not null).Select(p => ((double)p.ViewersPerCamera, y(p)!.Value)).ToList(), Markers: true))];
+        List<Series> Make(Func<Result, double?> y) =>
+            [
+                .. systems.Select(s => new Series(
+                    s.Label,
+                    ColorFor(s.Label, baseline),
+                    s.Points.Where(p => y(p) is not null)
+                        .Select(p => ((double)p.ViewersPerCamera, y(p)!.Value))
+                        .ToList(),
+                    Markers: true
+                )),
+            ];
         var delivery = Make(r => r.Ratio);
         var p99 = Make(r => r.P99Ms);
         var cpu = Make(r => r.ServerCpuPct);
-        var p99Max = Math.Min(Svg.NiceMax(Math.Max(p99.SelectMany(s => s.Points).DefaultIfEmpty((0, 60)).Max(p => p.Y), 60)), 500);
-        var cpuMax = Svg.NiceMax(Math.Max(cpu.SelectMany(s => s.Points).DefaultIfEmpty((0, 10)).Max(p => p.Y) * 1.1, 10));
+        var p99Max = Math.Min(
+            Svg.NiceMax(Math.Max(p99.SelectMany(s => s.Points).DefaultIfEmpty((0, 60)).Max(p => p.Y), 60)),
+            500
+        );
+        var cpuMax = Svg.NiceMax(
+            Math.Max(cpu.SelectMany(s => s.Points).DefaultIfEmpty((0, 10)).Max(p => p.Y) * 1.1, 10)
+        );
         var parts = new List<string>
         {
-            Svg.Panel(0, 0, "Delivery vs viewers (1 camera, 30 fps)", "viewers", "delivered / sent", false, (0, xmax), (0, 1.05),
-                [0, 0.25, 0.5, 0.75, 0.99], delivery, [CapacityDelivery]),
-            Svg.Panel(Svg.PanelWidth, 0, "p99 latency vs viewers", "viewers", "p99 ms (clipped)", false, (0, xmax), (0, p99Max),
-                Svg.NiceTicks(0, p99Max, 5), p99, [CapacityP99Ms]),
-            Svg.Panel(2 * Svg.PanelWidth, 0, "Server CPU vs viewers", "viewers", "% of one core", false, (0, xmax), (0, cpuMax),
-                Svg.NiceTicks(0, cpuMax, 5), cpu),
+            Svg.Panel(
+                0,
+                0,
+                "Delivery vs viewers (1 camera, 30 fps)",
+                "viewers",
+                "delivered / sent",
+                false,
+                (0, xmax),
+                (0, 1.05),
+                [0, 0.25, 0.5, 0.75, 0.99],
+                delivery,
+                [CapacityDelivery]
+            ),
+            Svg.Panel(
+                Svg.PanelWidth,
+                0,
+                "p99 latency vs viewers",
+                "viewers",
+                "p99 ms (clipped)",
+                false,
+                (0, xmax),
+                (0, p99Max),
+                Svg.NiceTicks(0, p99Max, 5),
+                p99,
+                [CapacityP99Ms]
+            ),
+            Svg.Panel(
+                2 * Svg.PanelWidth,
+                0,
+                "Server CPU vs viewers",
+                "viewers",
+                "% of one core",
+                false,
+                (0, xmax),
+                (0, cpuMax),
+                Svg.NiceTicks(0, cpuMax, 5),
+                cpu
+            ),
         };
         File.WriteAllText(path, Svg.Document(3 * Svg.PanelWidth, Svg.PanelHeight, parts));
     }
 
-    /// <summary><c>--report-capacity DIR</c>: the side-by-side table on stdout (bench/run.sh prints it at the end).</summary>
+    /// <summary><c>--report-capacity DIR</c>: the side-by-side table on stdout (bench/run.sh prints it at the
+    /// end).</summary>
     public static int WriteCapacitySummary(Options o)
     {
         var cap = Load(o.ReportCapacity!, "capacity");
@@ -247,7 +392,9 @@ public static partial class BenchDoc
             Console.Error.WriteLine($"error: no capacity results in {o.ReportCapacity}");
             return 1;
         }
-        Console.WriteLine($"Capacity, commit {Get(cap, "commit")}, {Get(cap, "date_utc")} UTC, load average {Get(cap, "loadavg_start")} -> {Get(cap, "loadavg_end")}:");
+        Console.WriteLine(
+            $"Capacity, commit {Get(cap, "commit")}, {Get(cap, "date_utc")} UTC, load average {Get(cap, "loadavg_start")} -> {Get(cap, "loadavg_end")}:"
+        );
         Console.WriteLine();
         Console.Write(CapacitySummaryTable(Capacities(cap, o.Baseline), o.Baseline));
         return 0;

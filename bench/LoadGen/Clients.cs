@@ -16,11 +16,11 @@ public static class Stamp
     private const int SeqDigits = 10;
     private const int CamDigits = 4;
     private const int TsDigits = 19;
-    private const int SeqAt = 6 + 19;                       // after SOI(2) + COM marker(2) + len(2) + prefix
-    private const int CamAt = SeqAt + SeqDigits + 5;        // " cam="
-    private const int TsAt = CamAt + CamDigits + 3;         // " t="
+    private const int SeqAt = 6 + 19; // after SOI(2) + COM marker(2) + len(2) + prefix
+    private const int CamAt = SeqAt + SeqDigits + 5; // " cam="
+    private const int TsAt = CamAt + CamDigits + 3; // " t="
     public const int StampLength = 19 + SeqDigits + 5 + CamDigits + 3 + TsDigits;
-    public const int Overhead = 4 + StampLength;            // COM marker + length + stamp
+    public const int Overhead = 4 + StampLength; // COM marker + length + stamp
 
     public static byte[] Build(byte[] baseJpeg, int cam)
     {
@@ -47,7 +47,10 @@ public static class Stamp
 
     private static void Write(Span<byte> dst, long v)
     {
-        if (!Utf8Formatter.TryFormat(v, dst, out var n, new System.Buffers.StandardFormat('D', (byte)dst.Length)) || n != dst.Length)
+        if (
+            !Utf8Formatter.TryFormat(v, dst, out var n, new System.Buffers.StandardFormat('D', (byte)dst.Length))
+            || n != dst.Length
+        )
         {
             throw new InvalidOperationException($"stamp field overflow: {v}");
         }
@@ -59,21 +62,28 @@ public static class Stamp
         cam = 0;
         ts = 0;
         return f.Length >= 2 + Overhead + 2
-            && f[0] == 0xFF && f[1] == 0xD8 && f[2] == 0xFF && f[3] == 0xFE
-            && f[4] == (byte)((StampLength + 2) >> 8) && f[5] == (byte)(StampLength + 2)
+            && f[0] == 0xFF
+            && f[1] == 0xD8
+            && f[2] == 0xFF
+            && f[3] == 0xFE
+            && f[4] == (byte)((StampLength + 2) >> 8)
+            && f[5] == (byte)(StampLength + 2)
             && f.Slice(6, Prefix.Length).SequenceEqual(Prefix)
-            && Utf8Parser.TryParse(f.Slice(SeqAt, SeqDigits), out seq, out var a) && a == SeqDigits
-            && Utf8Parser.TryParse(f.Slice(CamAt, CamDigits), out cam, out var b) && b == CamDigits
-            && Utf8Parser.TryParse(f.Slice(TsAt, TsDigits), out ts, out var c) && c == TsDigits;
+            && Utf8Parser.TryParse(f.Slice(SeqAt, SeqDigits), out seq, out var a)
+            && a == SeqDigits
+            && Utf8Parser.TryParse(f.Slice(CamAt, CamDigits), out cam, out var b)
+            && b == CamDigits
+            && Utf8Parser.TryParse(f.Slice(TsAt, TsDigits), out ts, out var c)
+            && c == TsDigits;
     }
 }
 
 /// <summary>Measurement window shared by all clients, in Stopwatch ticks.</summary>
 public sealed class Window
 {
-    public long Start;      // cameras start sending
+    public long Start; // cameras start sending
     public long MeasureFrom; // Start + warmup
-    public long MeasureTo;   // MeasureFrom + duration; cameras stop here
+    public long MeasureTo; // MeasureFrom + duration; cameras stop here
 
     // One reading of both clocks, to turn the service's unix-ms timestamps into Stopwatch ticks.
     private readonly long _anchorTicks = Stopwatch.GetTimestamp();
@@ -81,13 +91,22 @@ public sealed class Window
 
     public bool Contains(long t) => t >= MeasureFrom && t < MeasureTo;
 
-    public long TicksFromUnixMs(double unixMs) => _anchorTicks + (long)((unixMs - _anchorUnixMs) * Stopwatch.Frequency / 1000.0);
+    public long TicksFromUnixMs(double unixMs) =>
+        _anchorTicks + (long)((unixMs - _anchorUnixMs) * Stopwatch.Frequency / 1000.0);
 }
 
 /// <param name="phase">Fraction of a frame period this camera's schedule is offset by, so that
 /// several cameras do not all send at the same instant.</param>
 /// <param name="logCapacity">How many send times to keep (by seq), for matching frames that lost their stamp.</param>
-public sealed class Camera(int index, Uri uri, byte[] baseJpeg, double fps, double phase, Window window, int logCapacity = 0)
+public sealed class Camera(
+    int index,
+    Uri uri,
+    byte[] baseJpeg,
+    double fps,
+    double phase,
+    Window window,
+    int logCapacity = 0
+)
 {
     public int Index { get; } = index;
     public string Id { get; } = $"cam{index}";
@@ -99,6 +118,7 @@ public sealed class Camera(int index, Uri uri, byte[] baseJpeg, double fps, doub
     public long LateSlots;
     public string? Error;
     public volatile bool Closing;
+
     /// <summary>Called once on a failure during the run (Program stops the run early).</summary>
     public Action? OnFailure { get; set; }
     private Task? _drain;
@@ -168,9 +188,7 @@ public sealed class Camera(int index, Uri uri, byte[] baseJpeg, double fps, doub
                 }
             }
         }
-        catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException)
-        {
-        }
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException) { }
     }
 
     public async Task RunAsync(CancellationToken ct)
@@ -223,9 +241,7 @@ public sealed class Camera(int index, Uri uri, byte[] baseJpeg, double fps, doub
                 }
             }
         }
-        catch (OperationCanceledException)
-        {
-        }
+        catch (OperationCanceledException) { }
         catch (WebSocketException e)
         {
             Fail($"{Id}: send failed: {e.Message}");
@@ -247,9 +263,9 @@ public sealed class Camera(int index, Uri uri, byte[] baseJpeg, double fps, doub
                 await _drain.WaitAsync(TimeSpan.FromSeconds(1));
             }
         }
-        catch (Exception e) when (e is WebSocketException or OperationCanceledException or TimeoutException or ObjectDisposedException)
-        {
-        }
+        catch (Exception e)
+            when (e is WebSocketException or OperationCanceledException or TimeoutException or ObjectDisposedException)
+        { }
         Ws.Abort();
         Ws.Dispose();
     }
@@ -313,7 +329,9 @@ public sealed class ViewerClient(Camera camera, int index, Uri uri, bool meta, W
                 {
                     if (!Closing)
                     {
-                        Fail($"{Camera.Id}/viewer{Index}: server closed the socket early ({Ws.CloseStatus} {Ws.CloseStatusDescription})");
+                        Fail(
+                            $"{Camera.Id}/viewer{Index}: server closed the socket early ({Ws.CloseStatus} {Ws.CloseStatusDescription})"
+                        );
                     }
                     return;
                 }
@@ -373,10 +391,12 @@ public sealed class ViewerClient(Camera camera, int index, Uri uri, bool meta, W
                         continue;
                     }
                 }
-                else if (metaTs is { } ms
-                         && window.TicksFromUnixMs(ms + 1) is var entered
-                         && Camera.TryFindSentBefore(entered, out seq, out sentAt)
-                         && entered - sentAt <= maxMatchAge)
+                else if (
+                    metaTs is { } ms
+                    && window.TicksFromUnixMs(ms + 1) is var entered
+                    && Camera.TryFindSentBefore(entered, out seq, out sentAt)
+                    && entered - sentAt <= maxMatchAge
+                )
                 {
                     // Re-encoded on the way (no COM stamp): matched by the service's entry time.
                     MatchedByMeta++;
@@ -406,16 +426,12 @@ public sealed class ViewerClient(Camera camera, int index, Uri uri, bool meta, W
                 }
             }
         }
-        catch (OperationCanceledException)
-        {
-        }
+        catch (OperationCanceledException) { }
         catch (WebSocketException e) when (!Closing)
         {
             Fail($"{Camera.Id}/viewer{Index}: receive failed: {e.Message}");
         }
-        catch (WebSocketException)
-        {
-        }
+        catch (WebSocketException) { }
     }
 
     /// <summary>Returns true when seq was already seen.</summary>
@@ -436,7 +452,13 @@ public sealed class ViewerClient(Camera camera, int index, Uri uri, bool meta, W
     /// <summary>A meta JSON of this viewer's camera with a seq above the last one; its ts_ms when present. seq grows
     /// within an epoch; a new epoch (the source's grain re-activated, e.g. after a silo loss in cluster mode)
     /// restarts it.</summary>
-    private static bool CheckMeta(ReadOnlySpan<byte> json, ReadOnlySpan<byte> camId, ref long lastEpoch, ref long lastSeq, out double? tsMs)
+    private static bool CheckMeta(
+        ReadOnlySpan<byte> json,
+        ReadOnlySpan<byte> camId,
+        ref long lastEpoch,
+        ref long lastSeq,
+        out double? tsMs
+    )
     {
         tsMs = null;
         try
@@ -516,9 +538,9 @@ public sealed class ViewerClient(Camera camera, int index, Uri uri, bool meta, W
             }
             await run.WaitAsync(TimeSpan.FromSeconds(1));
         }
-        catch (Exception e) when (e is WebSocketException or OperationCanceledException or TimeoutException or ObjectDisposedException)
-        {
-        }
+        catch (Exception e)
+            when (e is WebSocketException or OperationCanceledException or TimeoutException or ObjectDisposedException)
+        { }
         Ws.Abort();
         Ws.Dispose();
     }

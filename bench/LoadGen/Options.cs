@@ -6,7 +6,8 @@ public sealed class Options
 {
     public string Url { get; private set; } = "ws://127.0.0.1:8000";
 
-    /// <summary>Where viewers connect; the cameras' <see cref="Url"/> when not given (cross-gateway runs set it).</summary>
+    /// <summary>Where viewers connect; the cameras' <see cref="Url"/> when not given (cross-gateway runs set
+    /// it).</summary>
     public string? ViewerUrl { get; private set; }
     public int Cameras { get; private set; } = 1;
     public int Viewers { get; private set; } = 4;
@@ -38,7 +39,8 @@ public sealed class Options
 
     public bool Help { get; private set; }
 
-    public string ScenarioName => Scenario ?? $"{Cameras}x{Viewers}@{(Fps > 0 ? Fps.ToString(CultureInfo.InvariantCulture) : "max")}";
+    public string ScenarioName =>
+        Scenario ?? $"{Cameras}x{Viewers}@{(Fps > 0 ? Fps.ToString(CultureInfo.InvariantCulture) : "max")}";
 
     public const string Usage = """
         Blankend.Bench.LoadGen: WebSocket load generator for /video_in + /video_out.
@@ -105,29 +107,75 @@ public sealed class Options
             }
             switch (a)
             {
-                case "-h" or "--help": o.Help = true; break;
-                case "--url": o.Url = Next(); break;
-                case "--viewer-url": o.ViewerUrl = Next(); break;
-                case "--cameras": o.Cameras = ParseInt(a, Next(), 1); break;
-                case "--viewers": o.Viewers = ParseInt(a, Next(), 0); break;
-                case "--fps": o.Fps = ParseDouble(a, Next()); break;
-                case "--duration": o.Duration = ParseDouble(a, Next()); break;
-                case "--warmup": o.Warmup = ParseDouble(a, Next()); break;
-                case "--jpeg": o.Jpeg = Next(); break;
-                case "--endpoint": o.Endpoint = Next(); break;
-                case "--server-pid": o.ServerPid = ParseInt(a, Next(), 1); break;
-                case "--json": o.Json = Next(); break;
-                case "--label": o.Label = Next(); break;
-                case "--scenario": o.Scenario = Next(); break;
-                case "--meta": o.Meta = true; break;
-                case "--commit": o.Commit = Next(); break;
-                case "--rss-every": o.RssEvery = ParseDouble(a, Next()); break;
-                case "--cdf-points": o.CdfPoints = ParseInt(a, Next(), 0); break;
-                case "--report-md": o.ReportMd = Next(); break;
-                case "--report-doc": o.ReportDoc = Next(); break;
-                case "--results-dir": o.ResultsDir = Next(); break;
-                case "--report-capacity": o.ReportCapacity = Next(); break;
-                case "--baseline": o.Baseline = Next(); break;
+                case "-h" or "--help":
+                    o.Help = true;
+                    break;
+                case "--url":
+                    o.Url = Next();
+                    break;
+                case "--viewer-url":
+                    o.ViewerUrl = Next();
+                    break;
+                case "--cameras":
+                    o.Cameras = ParseInt(a, Next(), 1);
+                    break;
+                case "--viewers":
+                    o.Viewers = ParseInt(a, Next(), 0);
+                    break;
+                case "--fps":
+                    o.Fps = ParseDouble(a, Next());
+                    break;
+                case "--duration":
+                    o.Duration = ParseDouble(a, Next());
+                    break;
+                case "--warmup":
+                    o.Warmup = ParseDouble(a, Next());
+                    break;
+                case "--jpeg":
+                    o.Jpeg = Next();
+                    break;
+                case "--endpoint":
+                    o.Endpoint = Next();
+                    break;
+                case "--server-pid":
+                    o.ServerPid = ParseInt(a, Next(), 1);
+                    break;
+                case "--json":
+                    o.Json = Next();
+                    break;
+                case "--label":
+                    o.Label = Next();
+                    break;
+                case "--scenario":
+                    o.Scenario = Next();
+                    break;
+                case "--meta":
+                    o.Meta = true;
+                    break;
+                case "--commit":
+                    o.Commit = Next();
+                    break;
+                case "--rss-every":
+                    o.RssEvery = ParseDouble(a, Next());
+                    break;
+                case "--cdf-points":
+                    o.CdfPoints = ParseInt(a, Next(), 0);
+                    break;
+                case "--report-md":
+                    o.ReportMd = Next();
+                    break;
+                case "--report-doc":
+                    o.ReportDoc = Next();
+                    break;
+                case "--results-dir":
+                    o.ResultsDir = Next();
+                    break;
+                case "--report-capacity":
+                    o.ReportCapacity = Next();
+                    break;
+                case "--baseline":
+                    o.Baseline = Next();
+                    break;
                 default:
                     if (o.ReportMd is not null && !a.StartsWith("--", StringComparison.Ordinal))
                     {

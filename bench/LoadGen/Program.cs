@@ -50,7 +50,13 @@ public static class Program
             return 1;
         }
         var baseJpeg = await File.ReadAllBytesAsync(jpegPath);
-        if (baseJpeg.Length < 4 || baseJpeg[0] != 0xFF || baseJpeg[1] != 0xD8 || baseJpeg[^2] != 0xFF || baseJpeg[^1] != 0xD9)
+        if (
+            baseJpeg.Length < 4
+            || baseJpeg[0] != 0xFF
+            || baseJpeg[1] != 0xD8
+            || baseJpeg[^2] != 0xFF
+            || baseJpeg[^1] != 0xD9
+        )
         {
             Console.Error.WriteLine($"error: {jpegPath} is not a JPEG (SOI/EOI missing)");
             return 1;
@@ -77,11 +83,16 @@ public static class Program
         // the process a second later should anything still hang.
         var cap = connectTime + TimeSpan.FromSeconds(o.Warmup + o.Duration + 5);
         using var hard = new CancellationTokenSource(cap);
-        using var watchdog = new Timer(_ =>
-        {
-            Console.Error.WriteLine("error: watchdog: run exceeded its time bound, exiting");
-            Environment.Exit(3);
-        }, null, cap + TimeSpan.FromSeconds(1), Timeout.InfiniteTimeSpan);
+        using var watchdog = new Timer(
+            _ =>
+            {
+                Console.Error.WriteLine("error: watchdog: run exceeded its time bound, exiting");
+                Environment.Exit(3);
+            },
+            null,
+            cap + TimeSpan.FromSeconds(1),
+            Timeout.InfiniteTimeSpan
+        );
 
         var freq = Stopwatch.Frequency;
         var window = new Window();
@@ -89,18 +100,33 @@ public static class Program
         var cameras = new List<Camera>();
         var viewers = new List<ViewerClient>();
         // Send times by seq, only needed to match frames that lost their stamp (--meta).
-        var sendLog = !o.Meta ? 0 : o.Fps > 0 ? (int)(o.Fps * (o.Warmup + o.Duration) * 1.2) + 64 : 1 << 20;
+        var sendLog =
+            !o.Meta ? 0
+            : o.Fps > 0 ? (int)(o.Fps * (o.Warmup + o.Duration) * 1.2) + 64
+            : 1 << 20;
         if (o.Meta && (o.Fps == 0 || o.Fps > 200))
         {
-            Console.Error.WriteLine("warning: frames less than ~5 ms apart: matching re-encoded frames by ts_ms is not exact at this rate");
+            Console.Error.WriteLine(
+                "warning: frames less than ~5 ms apart: matching re-encoded frames by ts_ms is not exact at this rate"
+            );
         }
         for (var i = 0; i < o.Cameras; i++)
         {
-            var cam = new Camera(i, new Uri($"{o.Url}/{o.Endpoint}?client_id=cam{i}"), baseJpeg, o.Fps, (double)i / o.Cameras, window, sendLog);
+            var cam = new Camera(
+                i,
+                new Uri($"{o.Url}/{o.Endpoint}?client_id=cam{i}"),
+                baseJpeg,
+                o.Fps,
+                (double)i / o.Cameras,
+                window,
+                sendLog
+            );
             cameras.Add(cam);
             for (var v = 0; v < o.Viewers; v++)
             {
-                var q = $"{o.ViewerUrl ?? o.Url}/video_out?source={Uri.EscapeDataString(cam.Id)}" + (o.Meta ? "&meta=1" : "");
+                var q =
+                    $"{o.ViewerUrl ?? o.Url}/video_out?source={Uri.EscapeDataString(cam.Id)}"
+                    + (o.Meta ? "&meta=1" : "");
                 viewers.Add(new ViewerClient(cam, v, new Uri(q), o.Meta, window, expected));
             }
         }
@@ -113,9 +139,7 @@ public static class Program
             {
                 abortRun.Cancel();
             }
-            catch (ObjectDisposedException)
-            {
-            }
+            catch (ObjectDisposedException) { }
         }
         foreach (var c in cameras)
         {
@@ -146,7 +170,9 @@ public static class Program
         catch (Exception e) when (e is WebSocketException or OperationCanceledException or HttpRequestException)
         {
             Console.Error.WriteLine($"error: connection to {o.Url} failed: {e.Message}");
-            await Task.WhenAll(cameras.Select(c => c.CloseAsync()).Concat(viewers.Select(v => v.CloseAsync(Task.CompletedTask))));
+            await Task.WhenAll(
+                cameras.Select(c => c.CloseAsync()).Concat(viewers.Select(v => v.CloseAsync(Task.CompletedTask)))
+            );
             return 2;
         }
 
@@ -163,19 +189,22 @@ public static class Program
 
         // 3. Drain: wait (briefly) until every viewer saw its camera's last frame, then close.
         var drainUntil = Stopwatch.GetTimestamp() + freq * 3 / 2;
-        while (Stopwatch.GetTimestamp() < drainUntil && !abortRun.IsCancellationRequested
-               && viewers.Any(v => Volatile.Read(ref v.MaxSeq) < Volatile.Read(ref v.Camera.LastSeq) && v.Error is null))
+        while (
+            Stopwatch.GetTimestamp() < drainUntil
+            && !abortRun.IsCancellationRequested
+            && viewers.Any(v => Volatile.Read(ref v.MaxSeq) < Volatile.Read(ref v.Camera.LastSeq) && v.Error is null)
+        )
         {
             await Task.Delay(10);
         }
-        await Task.WhenAll(viewers.Select((v, i) => v.CloseAsync(viewerTasks[i])).Concat(cameras.Select(c => c.CloseAsync())));
+        await Task.WhenAll(
+            viewers.Select((v, i) => v.CloseAsync(viewerTasks[i])).Concat(cameras.Select(c => c.CloseAsync()))
+        );
         try
         {
             await samplerTask.WaitAsync(TimeSpan.FromSeconds(1));
         }
-        catch (TimeoutException)
-        {
-        }
+        catch (TimeoutException) { }
 
         // 4. Report.
         var result = Result.Compute(o, cameras, viewers, sampler, baseJpeg.Length + Stamp.Overhead);
@@ -197,11 +226,18 @@ public static class Program
         return errors.Count > 0 ? 2 : 0;
     }
 
-    private static async Task ProgressAsync(Options o, List<Camera> cameras, List<ViewerClient> viewers, Window window,
-        Sampler sampler, Task done)
+    private static async Task ProgressAsync(
+        Options o,
+        List<Camera> cameras,
+        List<ViewerClient> viewers,
+        Window window,
+        Sampler sampler,
+        Task done
+    )
     {
         var freq = (double)Stopwatch.Frequency;
-        long lastSent = 0, lastRecv = 0;
+        long lastSent = 0,
+            lastRecv = 0;
         var lastTs = window.Start;
         var next = window.Start;
         while (true)
@@ -218,8 +254,12 @@ public static class Program
             var dt = (now - lastTs) / freq;
             var phase = now < window.MeasureFrom ? "warmup " : "measure";
             var rss = sampler.SampleRss();
-            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"[{o.Label} {(now - window.Start) / freq,5:F1}s] {phase} sent={sent} ({(sent - lastSent) / dt:F1}/s) recv={recv} ({(recv - lastRecv) / dt:F1}/s){(rss is null ? "" : $" server_rss={rss:F0}MB")}"));
+            Console.Error.WriteLine(
+                string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"[{o.Label} {(now - window.Start) / freq, 5:F1}s] {phase} sent={sent} ({(sent - lastSent) / dt:F1}/s) recv={recv} ({(recv - lastRecv) / dt:F1}/s){(rss is null ? "" : $" server_rss={rss:F0}MB")}"
+                )
+            );
             lastSent = sent;
             lastRecv = recv;
             lastTs = now;

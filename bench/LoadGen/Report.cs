@@ -14,7 +14,10 @@ public sealed class Sampler(int? pid, Window window, double rssEvery = 0)
 {
     private const double ClockTicksPerSecond = 100; // USER_HZ, 100 on every Linux ABI .NET runs on
     private readonly Lock _lock = new();
-    public ProcStat? ServerStart, ServerEnd, SelfStart, SelfEnd;
+    public ProcStat? ServerStart,
+        ServerEnd,
+        SelfStart,
+        SelfEnd;
     public double? ServerRssMaxMb;
 
     /// <summary>[seconds into the measured window, server RSS MB] every rssEvery seconds, and at the end.</summary>
@@ -52,13 +55,14 @@ public sealed class Sampler(int? pid, Window window, double rssEvery = 0)
             {
                 lock (_lock)
                 {
-                    _rssSeries.Add([Math.Round((double)(end.Timestamp - window.MeasureFrom) / Stopwatch.Frequency, 1), Math.Round(end.RssKb / 1024.0, 1)]);
+                    _rssSeries.Add([
+                        Math.Round((double)(end.Timestamp - window.MeasureFrom) / Stopwatch.Frequency, 1),
+                        Math.Round(end.RssKb / 1024.0, 1),
+                    ]);
                 }
             }
         }
-        catch (OperationCanceledException)
-        {
-        }
+        catch (OperationCanceledException) { }
     }
 
     private void AddRssPoint()
@@ -70,7 +74,10 @@ public sealed class Sampler(int? pid, Window window, double rssEvery = 0)
         }
         lock (_lock)
         {
-            _rssSeries.Add([Math.Round((double)(s.Value.Timestamp - window.MeasureFrom) / Stopwatch.Frequency, 1), Math.Round(s.Value.RssKb / 1024.0, 1)]);
+            _rssSeries.Add([
+                Math.Round((double)(s.Value.Timestamp - window.MeasureFrom) / Stopwatch.Frequency, 1),
+                Math.Round(s.Value.RssKb / 1024.0, 1),
+            ]);
             ServerRssMaxMb = Math.Max(ServerRssMaxMb ?? 0, s.Value.RssKb / 1024.0);
         }
     }
@@ -123,7 +130,8 @@ public sealed class Sampler(int? pid, Window window, double rssEvery = 0)
             var stat = File.ReadAllText($"/proc/{pid}/stat");
             // Fields after "(comm)": state(3) ... utime(14) stime(15).
             var f = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-            var ticks = long.Parse(f[11], CultureInfo.InvariantCulture) + long.Parse(f[12], CultureInfo.InvariantCulture);
+            var ticks =
+                long.Parse(f[11], CultureInfo.InvariantCulture) + long.Parse(f[12], CultureInfo.InvariantCulture);
             long rssKb = 0;
             foreach (var line in File.ReadLines($"/proc/{pid}/status"))
             {
@@ -135,7 +143,8 @@ public sealed class Sampler(int? pid, Window window, double rssEvery = 0)
             }
             return new ProcStat(ticks, rssKb, ts);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
+        catch (Exception e)
+            when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
         {
             return null;
         }
@@ -199,7 +208,13 @@ public sealed class Result
     /// <summary>[seconds into the measured window, server RSS MB] (--rss-every).</summary>
     public double[][] RssSeries { get; set; } = [];
 
-    public static Result Compute(Options o, List<Camera> cameras, List<ViewerClient> viewers, Sampler sampler, int frameBytes)
+    public static Result Compute(
+        Options o,
+        List<Camera> cameras,
+        List<ViewerClient> viewers,
+        Sampler sampler,
+        int frameBytes
+    )
     {
         var d = o.Duration;
         var r = new Result
@@ -256,7 +271,8 @@ public sealed class Result
         if (all.Length > 0)
         {
             var ms = 1000.0 / Stopwatch.Frequency;
-            double P(double p) => Math.Round(all[Math.Clamp((int)Math.Ceiling(p * all.Length) - 1, 0, all.Length - 1)] * ms, 3);
+            double P(double p) =>
+                Math.Round(all[Math.Clamp((int)Math.Ceiling(p * all.Length) - 1, 0, all.Length - 1)] * ms, 3);
             r.P50Ms = P(0.50);
             r.P90Ms = P(0.90);
             r.P99Ms = P(0.99);
@@ -286,16 +302,30 @@ public sealed class Result
 
     public string SummaryLine()
     {
-        static string F(double? v, string fmt, string unit = "") => v is null ? "n/a" : v.Value.ToString(fmt, CultureInfo.InvariantCulture) + unit;
+        static string F(double? v, string fmt, string unit = "") =>
+            v is null ? "n/a" : v.Value.ToString(fmt, CultureInfo.InvariantCulture) + unit;
         var fps = TargetFps > 0 ? TargetFps.ToString(CultureInfo.InvariantCulture) : "max";
-        return string.Create(CultureInfo.InvariantCulture,
-            $"label={Label} cams={Cameras} viewers={ViewersPerCamera} fps={fps} send_fps={SendFpsMean:F1} " +
-            $"deliv_fps_min={DelivFpsMin:F1} deliv_fps_mean={DelivFpsMean:F1} ratio={F(Ratio, "F3")} dup={Duplicates} " +
-            $"p50={F(P50Ms, "F2", "ms")} p90={F(P90Ms, "F2", "ms")} p99={F(P99Ms, "F2", "ms")} max={F(MaxMs, "F2", "ms")} " +
-            $"cpu={F(ServerCpuPct, "F0", "%")} rss={F(ServerRssMb, "F0", "MB")} lg_cpu={F(LoadgenCpuPct, "F0", "%")} " +
-            $"bytes={FrameBytes}")
-            + (Reordered + Corrupt + WrongSource + Unmatched > 0 ? string.Create(CultureInfo.InvariantCulture, $" reordered={Reordered} corrupt={Corrupt} wrong_source={WrongSource} unmatched={Unmatched}") : "")
-            + (MatchedByMeta > 0 ? string.Create(CultureInfo.InvariantCulture, $" matched_by_meta={MatchedByMeta}") : "")
+        return string.Create(
+                CultureInfo.InvariantCulture,
+                $"label={Label} cams={Cameras} viewers={ViewersPerCamera} fps={fps} send_fps={SendFpsMean:F1} "
+                    + $"deliv_fps_min={DelivFpsMin:F1} deliv_fps_mean={DelivFpsMean:F1} ratio={F(Ratio, "F3")} dup={Duplicates} "
+                    + $"p50={F(P50Ms, "F2", "ms")} p90={F(P90Ms, "F2", "ms")} p99={F(P99Ms, "F2", "ms")} max={F(MaxMs, "F2", "ms")} "
+                    + $"cpu={F(ServerCpuPct, "F0", "%")} rss={F(ServerRssMb, "F0", "MB")} lg_cpu={F(LoadgenCpuPct, "F0", "%")} "
+                    + $"bytes={FrameBytes}"
+            )
+            + (
+                Reordered + Corrupt + WrongSource + Unmatched > 0
+                    ? string.Create(
+                        CultureInfo.InvariantCulture,
+                        $" reordered={Reordered} corrupt={Corrupt} wrong_source={WrongSource} unmatched={Unmatched}"
+                    )
+                    : ""
+            )
+            + (
+                MatchedByMeta > 0
+                    ? string.Create(CultureInfo.InvariantCulture, $" matched_by_meta={MatchedByMeta}")
+                    : ""
+            )
             + (Meta ? string.Create(CultureInfo.InvariantCulture, $" meta_ok={MetaOk} meta_err={MetaErrors}") : "");
     }
 }
@@ -309,8 +339,10 @@ public static class Report
         {
             try
             {
-                results.Add(JsonSerializer.Deserialize<Result>(File.ReadAllText(path), Result.JsonOptions)
-                    ?? throw new JsonException("empty"));
+                results.Add(
+                    JsonSerializer.Deserialize<Result>(File.ReadAllText(path), Result.JsonOptions)
+                        ?? throw new JsonException("empty")
+                );
             }
             catch (Exception e) when (e is IOException or JsonException)
             {
@@ -323,19 +355,28 @@ public static class Report
             return 1;
         }
 
-        static string F(double? v, string fmt) => v is null ? "n/a" : v.Value.ToString(fmt, CultureInfo.InvariantCulture);
-        static string S(double? v, string fmt) => v is null ? "n/a" : (v.Value >= 0 ? "+" : "") + v.Value.ToString(fmt, CultureInfo.InvariantCulture);
+        static string F(double? v, string fmt) =>
+            v is null ? "n/a" : v.Value.ToString(fmt, CultureInfo.InvariantCulture);
+        static string S(double? v, string fmt) =>
+            v is null ? "n/a" : (v.Value >= 0 ? "+" : "") + v.Value.ToString(fmt, CultureInfo.InvariantCulture);
 
         var sb = new StringBuilder();
         var cores = Environment.ProcessorCount;
-        sb.AppendLine(CultureInfo.InvariantCulture, $"Latency benchmark, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {cores} cores, frame {results[0].FrameBytes} B; latency = camera send -> viewer receive (same clock).");
+        sb.AppendLine(
+            CultureInfo.InvariantCulture,
+            $"Latency benchmark, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {cores} cores, frame {results[0].FrameBytes} B; latency = camera send -> viewer receive (same clock)."
+        );
         sb.AppendLine();
-        sb.AppendLine("| system | scenario | send fps | delivered fps (mean) | delivery ratio | p50 ms | p90 ms | p99 ms | max ms | server CPU % | RSS MB |");
+        sb.AppendLine(
+            "| system | scenario | send fps | delivered fps (mean) | delivery ratio | p50 ms | p90 ms | p99 ms | max ms | server CPU % | RSS MB |"
+        );
         sb.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var r in results)
         {
-            sb.AppendLine(CultureInfo.InvariantCulture,
-                $"| {r.Label} | {r.Scenario} | {r.SendFpsMean:F1} | {r.DelivFpsMean:F1} | {F(r.Ratio, "F3")} | {F(r.P50Ms, "F2")} | {F(r.P90Ms, "F2")} | {F(r.P99Ms, "F2")} | {F(r.MaxMs, "F2")} | {F(r.ServerCpuPct, "F0")} | {F(r.ServerRssMb, "F0")} |");
+            sb.AppendLine(
+                CultureInfo.InvariantCulture,
+                $"| {r.Label} | {r.Scenario} | {r.SendFpsMean:F1} | {r.DelivFpsMean:F1} | {F(r.Ratio, "F3")} | {F(r.P50Ms, "F2")} | {F(r.P90Ms, "F2")} | {F(r.P99Ms, "F2")} | {F(r.MaxMs, "F2")} | {F(r.ServerCpuPct, "F0")} | {F(r.ServerRssMb, "F0")} |"
+            );
         }
 
         var comparisons = new List<string>();
@@ -349,15 +390,22 @@ public static class Report
             foreach (var r in group.Where(r => r.Label != o.Baseline))
             {
                 double? fpsRatio = bare.DelivFpsMean > 0 ? r.DelivFpsMean / bare.DelivFpsMean : null;
-                double? cpuRatio = bare.ServerCpuPct is > 0 && r.ServerCpuPct is not null ? r.ServerCpuPct / bare.ServerCpuPct : null;
-                comparisons.Add(string.Create(CultureInfo.InvariantCulture,
-                    $"| {r.Label} vs {bare.Label} | {group.Key} | {F(fpsRatio, "F3")} | {S(r.P50Ms - bare.P50Ms, "F2")} | {S(r.P99Ms - bare.P99Ms, "F2")} | {F(cpuRatio, "F2")} |"));
+                double? cpuRatio =
+                    bare.ServerCpuPct is > 0 && r.ServerCpuPct is not null ? r.ServerCpuPct / bare.ServerCpuPct : null;
+                comparisons.Add(
+                    string.Create(
+                        CultureInfo.InvariantCulture,
+                        $"| {r.Label} vs {bare.Label} | {group.Key} | {F(fpsRatio, "F3")} | {S(r.P50Ms - bare.P50Ms, "F2")} | {S(r.P99Ms - bare.P99Ms, "F2")} | {F(cpuRatio, "F2")} |"
+                    )
+                );
             }
         }
         if (comparisons.Count > 0)
         {
             sb.AppendLine();
-            sb.AppendLine("| comparison | scenario | delivered fps ratio | added p50 ms | added p99 ms | server CPU ratio |");
+            sb.AppendLine(
+                "| comparison | scenario | delivered fps ratio | added p50 ms | added p99 ms | server CPU ratio |"
+            );
             sb.AppendLine("|---|---|---:|---:|---:|---:|");
             foreach (var c in comparisons)
             {

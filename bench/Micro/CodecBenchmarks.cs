@@ -24,15 +24,18 @@ public class CodecBenchmarks
     {
         var frame = Media.Frame();
         _stream = new byte[frame.Length * Frames];
-        for (var i = 0; i < Frames; i++) frame.CopyTo(_stream, i * frame.Length);
+        for (var i = 0; i < Frames; i++)
+            frame.CopyTo(_stream, i * frame.Length);
         _whole = new ReadOnlySequence<byte>(_stream);
         _reads4K = Segments(_stream, 4096);
         _reads64K = Segments(_stream, 65536);
-        if (Split(_whole) != Frames || Split(_reads4K) != Frames) throw new InvalidOperationException("splitter did not find every frame");
+        if (Split(_whole) != Frames || Split(_reads4K) != Frames)
+            throw new InvalidOperationException("splitter did not find every frame");
 
         var probe = File.ReadAllBytes(Media.Find("grains/Codec/Probe/probe.264"));
         _annexB = new byte[1024 * 1024];
-        for (var off = 0; off < _annexB.Length; off += probe.Length) probe.AsSpan(0, Math.Min(probe.Length, _annexB.Length - off)).CopyTo(_annexB.AsSpan(off));
+        for (var off = 0; off < _annexB.Length; off += probe.Length)
+            probe.AsSpan(0, Math.Min(probe.Length, _annexB.Length - off)).CopyTo(_annexB.AsSpan(off));
     }
 
     [Benchmark(Description = "split 30 x 720p JPEG, one segment")]
@@ -48,7 +51,8 @@ public class CodecBenchmarks
     public long ScanAnnexB()
     {
         var scanner = new AnnexBScanner("h264");
-        for (var off = 0; off < _annexB.Length; off += 65536) scanner.Scan(_annexB.AsSpan(off, Math.Min(65536, _annexB.Length - off)));
+        for (var off = 0; off < _annexB.Length; off += 65536)
+            scanner.Scan(_annexB.AsSpan(off, Math.Min(65536, _annexB.Length - off)));
         return scanner.StartCodes;
     }
 
@@ -57,18 +61,22 @@ public class CodecBenchmarks
         var splitter = new JpegFrameSplitter();
         var buffer = input;
         var n = 0;
-        while (splitter.TryReadFrame(ref buffer, out _)) n++;
+        while (splitter.TryReadFrame(ref buffer, out _))
+            n++;
         return n;
     }
 
     private static ReadOnlySequence<byte> Segments(byte[] data, int size)
     {
-        Segment? first = null, last = null;
+        Segment? first = null,
+            last = null;
         for (var off = 0; off < data.Length; off += size)
         {
             var s = new Segment(data.AsMemory(off, Math.Min(size, data.Length - off)));
-            if (first is null) first = last = s;
-            else last = last!.Append(s);
+            if (first is null)
+                first = last = s;
+            else
+                last = last!.Append(s);
         }
         return new ReadOnlySequence<byte>(first!, 0, last!, last!.Memory.Length);
     }

@@ -34,7 +34,11 @@ public class EnvelopeBenchmarks
 
         // What the benchmarks claim, checked once.
         var back = _serializer.Deserialize(_serialized) ?? throw new InvalidOperationException("deserialized to null");
-        if (back.Source != _frame.Source || back.Seq != _frame.Seq || !back.Payload.AsSpan().SequenceEqual(_frame.Payload))
+        if (
+            back.Source != _frame.Source
+            || back.Seq != _frame.Seq
+            || !back.Payload.AsSpan().SequenceEqual(_frame.Payload)
+        )
         {
             throw new InvalidOperationException("FrameEnvelope does not survive a serializer round trip");
         }

@@ -2,7 +2,6 @@ using System.Net.WebSockets;
 using BenchmarkDotNet.Attributes;
 using Blankend.Orleans;
 using Blankend.Orleans.Gateway.Fanout;
-
 using Blankend.Orleans.Gateway.Telemetry;
 
 namespace Blankend.Bench.Micro;
@@ -65,8 +64,19 @@ public class DispatchAndSendBenchmarks
         _viewers = new Viewer[Viewers];
         for (var i = 0; i < Viewers; i++)
         {
-            var socket = WebSocket.CreateFromStream(new DiscardStream(), new WebSocketCreationOptions { IsServer = true });
-            _viewers[i] = new Viewer(socket, "cam0", meta: false, queueSize: 8, counters, ViewerKind.Any, new WireStream(new DiscardStream()));
+            var socket = WebSocket.CreateFromStream(
+                new DiscardStream(),
+                new WebSocketCreationOptions { IsServer = true }
+            );
+            _viewers[i] = new Viewer(
+                socket,
+                "cam0",
+                meta: false,
+                queueSize: 8,
+                counters,
+                ViewerKind.Any,
+                new WireStream(new DiscardStream())
+            );
             _hub.Add(_viewers[i]);
             _viewers[i].Start(_stop.Token);
         }
@@ -104,15 +114,32 @@ public class DispatchAndSendBenchmarks
         public override bool CanSeek => false;
         public override bool CanWrite => true;
         public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override long Position
+        {
+            get => throw new NotSupportedException();
+            set => throw new NotSupportedException();
+        }
+
         public override void Flush() { }
+
         public override Task FlushAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
         public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
         public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
         public override void SetLength(long value) => throw new NotSupportedException();
+
         public override void Write(byte[] buffer, int offset, int count) { }
+
         public override void Write(ReadOnlySpan<byte> buffer) { }
-        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => Task.CompletedTask;
-        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) => ValueTask.CompletedTask;
+
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            Task.CompletedTask;
+
+        public override ValueTask WriteAsync(
+            ReadOnlyMemory<byte> buffer,
+            CancellationToken cancellationToken = default
+        ) => ValueTask.CompletedTask;
     }
 }

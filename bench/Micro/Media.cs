@@ -22,6 +22,8 @@ public static class Media
                 }
             }
         }
-        throw new FileNotFoundException($"{relativePath} not found above {AppContext.BaseDirectory} or {Directory.GetCurrentDirectory()}");
+        throw new FileNotFoundException(
+            $"{relativePath} not found above {AppContext.BaseDirectory} or {Directory.GetCurrentDirectory()}"
+        );
     }
 }

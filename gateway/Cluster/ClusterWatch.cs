@@ -27,7 +27,8 @@ internal sealed class ClusterChangeSignal : IDisposable
     public int? ConnectedGateways { get; set; }
 
     /// <summary>Cancelled <see cref="LossGrace"/> after the next loss of a silo connection. Take it before a call
-    /// and wait on it: a call caught by a silo crash is abandoned at once instead of after its response timeout.</summary>
+    /// and wait on it: a call caught by a silo crash is abandoned at once instead of after its response
+    /// timeout.</summary>
     public CancellationToken LossToken => Volatile.Read(ref _loss).Token;
 
     /// <param name="reason">For the log.</param>
@@ -48,13 +49,21 @@ internal sealed class ClusterChangeSignal : IDisposable
 }
 
 /// <summary>Client mode: the Orleans client reports its gateway connections here (one per silo).</summary>
-internal sealed partial class ClientConnectionWatcher(ClusterChangeSignal signal, ILogger<ClientConnectionWatcher> log) : IClusterConnectionStatusObserver
+internal sealed partial class ClientConnectionWatcher(ClusterChangeSignal signal, ILogger<ClientConnectionWatcher> log)
+    : IClusterConnectionStatusObserver
 {
-    public void NotifyGatewayCountChanged(int currentNumberOfGateways, int previousNumberOfGateways, bool connectionRecovered)
+    public void NotifyGatewayCountChanged(
+        int currentNumberOfGateways,
+        int previousNumberOfGateways,
+        bool connectionRecovered
+    )
     {
         LogGatewayCount(log, previousNumberOfGateways, currentNumberOfGateways);
         signal.ConnectedGateways = currentNumberOfGateways;
-        signal.Raise($"silo gateways {previousNumberOfGateways} -> {currentNumberOfGateways}", siloLost: currentNumberOfGateways < previousNumberOfGateways);
+        signal.Raise(
+            $"silo gateways {previousNumberOfGateways} -> {currentNumberOfGateways}",
+            siloLost: currentNumberOfGateways < previousNumberOfGateways
+        );
     }
 
     public void NotifyClusterConnectionLost()
@@ -72,8 +81,11 @@ internal sealed partial class ClientConnectionWatcher(ClusterChangeSignal signal
 }
 
 /// <summary>Embedded mode with a shared membership store: the co-hosted silo's membership view.</summary>
-internal sealed partial class EmbeddedMembershipWatcher(IClusterMembershipService membership, ClusterChangeSignal signal,
-    ILogger<EmbeddedMembershipWatcher> log) : BackgroundService
+internal sealed partial class EmbeddedMembershipWatcher(
+    IClusterMembershipService membership,
+    ClusterChangeSignal signal,
+    ILogger<EmbeddedMembershipWatcher> log
+) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -85,16 +97,18 @@ internal sealed partial class EmbeddedMembershipWatcher(IClusterMembershipServic
                 var now = snapshot.Members.ToDictionary(m => m.Key, m => m.Value.Status);
                 if (last is not null && !SameStatuses(last, now))
                 {
-                    LogChanged(log, snapshot.Version.Value, string.Join(", ", now.Select(kv => $"{kv.Key}={kv.Value}")));
+                    LogChanged(
+                        log,
+                        snapshot.Version.Value,
+                        string.Join(", ", now.Select(kv => $"{kv.Key}={kv.Value}"))
+                    );
                     // The co-hosted silo breaks calls to a silo it declares dead by itself: nothing to abandon here.
                     signal.Raise($"membership version {snapshot.Version.Value}", siloLost: false);
                 }
                 last = now;
             }
         }
-        catch (OperationCanceledException)
-        {
-        }
+        catch (OperationCanceledException) { }
     }
 
     private static bool SameStatuses(Dictionary<SiloAddress, SiloStatus> a, Dictionary<SiloAddress, SiloStatus> b) =>
@@ -111,8 +125,12 @@ internal sealed partial class EmbeddedMembershipWatcher(IClusterMembershipServic
 /// directory entry it held (they re-activate with no registrations), so every death must reach the
 /// subscriptions.
 /// </summary>
-internal sealed partial class ClientMembershipPoller(IGrainFactory grains, ClusterChangeSignal signal, GatewayCounters counters,
-    ILogger<ClientMembershipPoller> log) : BackgroundService
+internal sealed partial class ClientMembershipPoller(
+    IGrainFactory grains,
+    ClusterChangeSignal signal,
+    GatewayCounters counters,
+    ILogger<ClientMembershipPoller> log
+) : BackgroundService
 {
     public static readonly TimeSpan Period = TimeSpan.FromMilliseconds(500);
 
@@ -132,7 +150,10 @@ internal sealed partial class ClientMembershipPoller(IGrainFactory grains, Clust
                 string[] now;
                 try
                 {
-                    now = await grains.GetGrain<IClusterInfoGrain>(0).GetActiveSilos().WaitAsync(TimeSpan.FromSeconds(2), stoppingToken);
+                    now = await grains
+                        .GetGrain<IClusterInfoGrain>(0)
+                        .GetActiveSilos()
+                        .WaitAsync(TimeSpan.FromSeconds(2), stoppingToken);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
@@ -147,9 +168,7 @@ internal sealed partial class ClientMembershipPoller(IGrainFactory grains, Clust
                 last = now;
             }
         }
-        catch (OperationCanceledException)
-        {
-        }
+        catch (OperationCanceledException) { }
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "cluster: active silos now {Active} (gone: {Gone})")]

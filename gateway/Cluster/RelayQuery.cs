@@ -11,14 +11,30 @@ internal static class RelayQuery
     public static async Task<RelayStatus> StatusAsync(IGrainFactory grains, GatewayMode mode, StreamOptions stream)
     {
         if (mode.Embedded && !stream.RelayEnabled)
-            return new RelayStatus { State = "disabled", Detail = "stream.relay_enabled is false", Identity = stream.ZmqIdentity, Endpoint = stream.ZmqEndpoint, SendQueueSize = stream.SendQueueSize };
+            return new RelayStatus
+            {
+                State = "disabled",
+                Detail = "stream.relay_enabled is false",
+                Identity = stream.ZmqIdentity,
+                Endpoint = stream.ZmqEndpoint,
+                SendQueueSize = stream.SendQueueSize,
+            };
         try
         {
-            return await grains.GetGrain<IRelayGrain>(stream.ZmqIdentity).GetStatus().WaitAsync(TimeSpan.FromSeconds(2));
+            return await grains
+                .GetGrain<IRelayGrain>(stream.ZmqIdentity)
+                .GetStatus()
+                .WaitAsync(TimeSpan.FromSeconds(2));
         }
         catch (Exception e) when (e is TimeoutException or OrleansException or InvalidOperationException)
         {
-            return new RelayStatus { State = "unknown", Detail = $"{e.GetType().Name}: {e.Message}", Identity = stream.ZmqIdentity, Endpoint = stream.ZmqEndpoint };
+            return new RelayStatus
+            {
+                State = "unknown",
+                Detail = $"{e.GetType().Name}: {e.Message}",
+                Identity = stream.ZmqIdentity,
+                Endpoint = stream.ZmqEndpoint,
+            };
         }
     }
 }

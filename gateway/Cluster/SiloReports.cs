@@ -11,7 +11,11 @@ namespace Blankend.Orleans.Gateway.Cluster;
 internal static class SiloReports
 {
     public static async Task<(List<T> Reports, List<(string Silo, string Error)> Errors)> CollectAsync<T>(
-        IGrainFactory grains, Func<string, Task<T>> ask, TimeSpan timeout) where T : class
+        IGrainFactory grains,
+        Func<string, Task<T>> ask,
+        TimeSpan timeout
+    )
+        where T : class
     {
         var reports = new List<T>();
         var errors = new List<(string, string)>();
@@ -25,16 +29,26 @@ internal static class SiloReports
             errors.Add(("*", "cluster unreachable: " + e.Message));
             return (reports, errors);
         }
-        var calls = hosts.Keys.Select(async silo =>
-        {
-            var key = silo.ToParsableString();
-            try { return (key, await ask(key).WaitAsync(timeout), (string?)null); }
-            catch (Exception e) { return (key, (T?)null, $"{e.GetType().Name}: {e.Message}"); }
-        }).ToList();
+        var calls = hosts
+            .Keys.Select(async silo =>
+            {
+                var key = silo.ToParsableString();
+                try
+                {
+                    return (key, await ask(key).WaitAsync(timeout), (string?)null);
+                }
+                catch (Exception e)
+                {
+                    return (key, (T?)null, $"{e.GetType().Name}: {e.Message}");
+                }
+            })
+            .ToList();
         foreach (var (key, report, error) in await Task.WhenAll(calls))
         {
-            if (report is not null) reports.Add(report);
-            else errors.Add((key, error!));
+            if (report is not null)
+                reports.Add(report);
+            else
+                errors.Add((key, error!));
         }
         return (reports, errors);
     }
@@ -45,15 +59,25 @@ internal static class SiloReports
     /// <summary>Every silo's AI report (models, providers, steps), sorted by silo.</summary>
     public static async Task<(List<AiSiloReport> Reports, List<string> Errors)> AiAsync(IGrainFactory grains)
     {
-        var (reports, errors) = await CollectAsync(grains, key => grains.GetGrain<IAiSiloGrain>(key).GetReport(), Timeout);
+        var (reports, errors) = await CollectAsync(
+            grains,
+            key => grains.GetGrain<IAiSiloGrain>(key).GetReport(),
+            Timeout
+        );
         reports.Sort((a, b) => string.CompareOrdinal(a.Silo, b.Silo));
         return (reports, errors.ConvertAll(e => $"{e.Silo}: {e.Error}"));
     }
 
     /// <summary>Every silo's codec report (ffmpeg, decoders, sessions), sorted by silo.</summary>
-    public static async Task<(List<CodecSiloReport> Reports, List<CodecSiloError> Errors)> CodecAsync(IGrainFactory grains)
+    public static async Task<(List<CodecSiloReport> Reports, List<CodecSiloError> Errors)> CodecAsync(
+        IGrainFactory grains
+    )
     {
-        var (reports, errors) = await CollectAsync(grains, key => grains.GetGrain<ICodecSiloGrain>(key).GetReport(), Timeout);
+        var (reports, errors) = await CollectAsync(
+            grains,
+            key => grains.GetGrain<ICodecSiloGrain>(key).GetReport(),
+            Timeout
+        );
         reports.Sort((a, b) => string.CompareOrdinal(a.Silo, b.Silo));
         return (reports, errors.ConvertAll(e => new CodecSiloError(e.Silo, e.Error)));
     }

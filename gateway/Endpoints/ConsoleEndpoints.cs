@@ -12,12 +12,14 @@ namespace Blankend.Orleans.Gateway.Endpoints;
 internal static class ConsoleEndpoints
 {
     internal const string ContentSecurityPolicy =
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; " +
-        "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
+        + "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
     private const string Prefix = "console/";
 
-    private static readonly FrozenDictionary<string, string> Types = new Dictionary<string, string>(StringComparer.Ordinal)
+    private static readonly FrozenDictionary<string, string> Types = new Dictionary<string, string>(
+        StringComparer.Ordinal
+    )
     {
         [".html"] = "text/html; charset=utf-8",
         [".js"] = "text/javascript; charset=utf-8",
@@ -36,7 +38,8 @@ internal static class ConsoleEndpoints
         var files = new Dictionary<string, byte[]>(StringComparer.Ordinal);
         foreach (var name in assembly.GetManifestResourceNames())
         {
-            if (!name.StartsWith(Prefix, StringComparison.Ordinal)) continue;
+            if (!name.StartsWith(Prefix, StringComparison.Ordinal))
+                continue;
             using var stream = assembly.GetManifestResourceStream(name)!;
             using var copy = new MemoryStream();
             stream.CopyTo(copy);
@@ -62,7 +65,12 @@ internal static class ConsoleEndpoints
         // The console is small and changes with the service: always revalidate, never a stale script.
         headers.CacheControl = "no-cache";
         if (!Files.Value.TryGetValue(path, out var bytes) || !Types.TryGetValue(Path.GetExtension(path), out var type))
-            return Results.Problem(title: "not found", detail: $"no console file '{path}'", statusCode: StatusCodes.Status404NotFound, instance: context.Request.Path);
+            return Results.Problem(
+                title: "not found",
+                detail: $"no console file '{path}'",
+                statusCode: StatusCodes.Status404NotFound,
+                instance: context.Request.Path
+            );
         return Results.Bytes(bytes, type);
     }
 }

@@ -18,11 +18,15 @@ internal sealed record PipelineConfigBody(
     double? FpsLimit = null,
     int? Workers = null,
     bool? HwTranscode = null,
-    bool? Reset = null);
+    bool? Reset = null
+);
 
 /// <summary>Strict request parsing: unknown members are errors; numbers must be numbers, booleans booleans.</summary>
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
-    UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow, AllowDuplicateProperties = false)]
+[JsonSourceGenerationOptions(
+    PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
+    UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+    AllowDuplicateProperties = false
+)]
 [JsonSerializable(typeof(PipelineConfigBody))]
 internal sealed partial class ProcessingRequestJson : JsonSerializerContext;
 
@@ -45,12 +49,17 @@ internal static class ProcessingEndpoints
         app.MapGet("/api/v1/video_processing/gpu/status", GpuStatusAsync);
     }
 
-    private static IPipelineConfigGrain Pipeline(IGrainFactory grains) => grains.GetGrain<IPipelineConfigGrain>(IPipelineConfigGrain.Key);
+    private static IPipelineConfigGrain Pipeline(IGrainFactory grains) =>
+        grains.GetGrain<IPipelineConfigGrain>(IPipelineConfigGrain.Key);
 
     /// <summary>The processing pipeline's status, with the bus link's (<c>relay</c>, as /api/v1/relay/status gives
     /// it) alongside: one place for an operator to see where frames go and where they are dropped.</summary>
-    public static async Task<IResult> PipelineStatusAsync(IGrainFactory grains, HttpContext context,
-        GatewayMode mode, Microsoft.Extensions.Options.IOptions<Configuration.StreamOptions> stream)
+    public static async Task<IResult> PipelineStatusAsync(
+        IGrainFactory grains,
+        HttpContext context,
+        GatewayMode mode,
+        Microsoft.Extensions.Options.IOptions<Configuration.StreamOptions> stream
+    )
     {
         try
         {
@@ -60,19 +69,40 @@ internal static class ProcessingEndpoints
             body["relay"] = JsonSerializer.SerializeToNode(relay, GatewayJson.Default.RelayStatus);
             return Results.Text(body.ToJsonString(), "application/json");
         }
-        catch (Exception e) when (e is TimeoutException or OrleansException) { return Unavailable(context, e); }
+        catch (Exception e) when (e is TimeoutException or OrleansException)
+        {
+            return Unavailable(context, e);
+        }
     }
 
     public static async Task<IResult> GpuStatusAsync(IGrainFactory grains, HttpContext context)
     {
-        try { return Results.Json(await Pipeline(grains).GetGpuStatus().WaitAsync(CallTimeout), ProcessingJson.Default.GpuStatus); }
-        catch (Exception e) when (e is TimeoutException or OrleansException) { return Unavailable(context, e); }
+        try
+        {
+            return Results.Json(
+                await Pipeline(grains).GetGpuStatus().WaitAsync(CallTimeout),
+                ProcessingJson.Default.GpuStatus
+            );
+        }
+        catch (Exception e) when (e is TimeoutException or OrleansException)
+        {
+            return Unavailable(context, e);
+        }
     }
 
     public static async Task<IResult> GetConfigAsync(IGrainFactory grains, HttpContext context)
     {
-        try { return Results.Json(await Pipeline(grains).GetConfig().WaitAsync(CallTimeout), ProcessingJson.Default.PipelineConfig); }
-        catch (Exception e) when (e is TimeoutException or OrleansException) { return Unavailable(context, e); }
+        try
+        {
+            return Results.Json(
+                await Pipeline(grains).GetConfig().WaitAsync(CallTimeout),
+                ProcessingJson.Default.PipelineConfig
+            );
+        }
+        catch (Exception e) when (e is TimeoutException or OrleansException)
+        {
+            return Unavailable(context, e);
+        }
     }
 
     public static async Task<IResult> PostConfigAsync(IGrainFactory grains, HttpContext context)
@@ -84,7 +114,8 @@ internal static class ProcessingEndpoints
             return Bad(context, "body too large", $"at most {MaxBodyBytes} bytes");
 
         var (body, tooLarge) = await RequestBody.ReadAsync(context, MaxBodyBytes);
-        if (tooLarge) return Bad(context, "body too large", $"at most {MaxBodyBytes} bytes");
+        if (tooLarge)
+            return Bad(context, "body too large", $"at most {MaxBodyBytes} bytes");
 
         PipelineConfigBody? parsed;
         try
@@ -95,24 +126,51 @@ internal static class ProcessingEndpoints
         {
             return Bad(context, "invalid pipeline config", e.Message);
         }
-        if (parsed is null) return Bad(context, "invalid pipeline config", "the body must be a JSON object");
+        if (parsed is null)
+            return Bad(context, "invalid pipeline config", "the body must be a JSON object");
 
-        var update = new PipelineConfigUpdate(parsed.Source, parsed.Enabled, parsed.ReencodeEnabled, parsed.JpegQuality, parsed.FpsLimit,
-            parsed.Workers, parsed.HwTranscode, parsed.Reset ?? false);
-        if (PipelineRules.Validate(update) is { } error) return Bad(context, "invalid pipeline config", error);
-        if (update == new PipelineConfigUpdate()) return Bad(context, "invalid pipeline config", "no setting given");
+        var update = new PipelineConfigUpdate(
+            parsed.Source,
+            parsed.Enabled,
+            parsed.ReencodeEnabled,
+            parsed.JpegQuality,
+            parsed.FpsLimit,
+            parsed.Workers,
+            parsed.HwTranscode,
+            parsed.Reset ?? false
+        );
+        if (PipelineRules.Validate(update) is { } error)
+            return Bad(context, "invalid pipeline config", error);
+        if (update == new PipelineConfigUpdate())
+            return Bad(context, "invalid pipeline config", "no setting given");
 
         ConfigChangeResult result;
-        try { result = await Pipeline(grains).Update(update).WaitAsync(CallTimeout); }
-        catch (Exception e) when (e is TimeoutException or OrleansException) { return Unavailable(context, e); }
-        if (result.Error is not null) return Bad(context, "invalid pipeline config", result.Error);
+        try
+        {
+            result = await Pipeline(grains).Update(update).WaitAsync(CallTimeout);
+        }
+        catch (Exception e) when (e is TimeoutException or OrleansException)
+        {
+            return Unavailable(context, e);
+        }
+        if (result.Error is not null)
+            return Bad(context, "invalid pipeline config", result.Error);
         return Results.Json(result.Config, ProcessingJson.Default.PipelineConfig);
     }
 
     private static IResult Bad(HttpContext context, string title, string detail) =>
-        Results.Problem(title: title, detail: detail, statusCode: StatusCodes.Status400BadRequest, instance: context.Request.Path);
+        Results.Problem(
+            title: title,
+            detail: detail,
+            statusCode: StatusCodes.Status400BadRequest,
+            instance: context.Request.Path
+        );
 
     private static IResult Unavailable(HttpContext context, Exception e) =>
-        Results.Problem(title: "cluster unavailable", detail: $"{e.GetType().Name}: {e.Message}",
-            statusCode: StatusCodes.Status503ServiceUnavailable, instance: context.Request.Path);
+        Results.Problem(
+            title: "cluster unavailable",
+            detail: $"{e.GetType().Name}: {e.Message}",
+            statusCode: StatusCodes.Status503ServiceUnavailable,
+            instance: context.Request.Path
+        );
 }

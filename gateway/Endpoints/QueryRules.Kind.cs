@@ -11,12 +11,18 @@ internal static partial class QueryRules
         error = null;
         kind = ViewerKind.Any;
         var values = request.Query["kind"];
-        if (values.Count == 0) return true;
+        if (values.Count == 0)
+            return true;
         switch (values.Count == 1 ? values[0] : null)
         {
-            case "any" or "": break;
-            case "raw": kind = ViewerKind.Raw; break;
-            case "processed": kind = ViewerKind.Processed; break;
+            case "any" or "":
+                break;
+            case "raw":
+                kind = ViewerKind.Raw;
+                break;
+            case "processed":
+                kind = ViewerKind.Processed;
+                break;
             default:
                 error = "'kind' must be any, raw or processed";
                 return false;

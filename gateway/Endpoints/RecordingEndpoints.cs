@@ -15,11 +15,15 @@ internal sealed record RecordingView(
     DateTimeOffset Started,
     DateTimeOffset? Ended,
     string State,
-    string? Reason);
+    string? Reason
+);
 
 internal sealed record RecordingListView(List<RecordingView> Recordings);
 
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.Never)]
+[JsonSourceGenerationOptions(
+    PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
+    DefaultIgnoreCondition = JsonIgnoreCondition.Never
+)]
 [JsonSerializable(typeof(RecordingListView))]
 internal sealed partial class RecordingJson : JsonSerializerContext;
 
@@ -39,7 +43,8 @@ internal static class RecordingEndpoints
         return app;
     }
 
-    private static string Folder(IOptions<RecordingOptions> o) => Path.TrimEndingDirectorySeparator(Path.GetFullPath(o.Value.Folder));
+    private static string Folder(IOptions<RecordingOptions> o) =>
+        Path.TrimEndingDirectorySeparator(Path.GetFullPath(o.Value.Folder));
 
     private static RecordingView View(RecordingEntry e) =>
         new(e.Id, e.Source, e.Kind, e.File, e.Bytes, e.Started, e.Ended, e.State, e.Reason);
@@ -54,17 +59,26 @@ internal static class RecordingEndpoints
     private static bool ValidId(string id) => id.Length == 32 && id.All(char.IsAsciiHexDigitLower);
 
     private static IResult NotFound(HttpContext context, string id) =>
-        Results.Problem(title: "no such recording", detail: $"no recording has the id '{(ValidId(id) ? id : "(invalid)")}'",
-            statusCode: StatusCodes.Status404NotFound, instance: context.Request.Path);
+        Results.Problem(
+            title: "no such recording",
+            detail: $"no recording has the id '{(ValidId(id) ? id : "(invalid)")}'",
+            statusCode: StatusCodes.Status404NotFound,
+            instance: context.Request.Path
+        );
 
     private static IResult File(HttpContext context, string id, IOptions<RecordingOptions> o)
     {
         var folder = Folder(o);
-        if (!ValidId(id) || RecordingRegistry.Find(folder, id, DateTimeOffset.UtcNow) is not { } e) return NotFound(context, id);
+        if (!ValidId(id) || RecordingRegistry.Find(folder, id, DateTimeOffset.UtcNow) is not { } e)
+            return NotFound(context, id);
         var path = Path.Combine(folder, e.File);
         if (!System.IO.File.Exists(path))
-            return Results.Problem(title: "recording file missing", detail: $"recording '{id}' has no file (nothing was written, or it was removed)",
-                statusCode: StatusCodes.Status404NotFound, instance: context.Request.Path);
+            return Results.Problem(
+                title: "recording file missing",
+                detail: $"recording '{id}' has no file (nothing was written, or it was removed)",
+                statusCode: StatusCodes.Status404NotFound,
+                instance: context.Request.Path
+            );
         // A live recording is served as it is now (fragmented MP4: every complete fragment plays).
         return Results.File(path, "video/mp4", e.File, enableRangeProcessing: true);
     }
@@ -72,10 +86,15 @@ internal static class RecordingEndpoints
     private static IResult Delete(HttpContext context, string id, IOptions<RecordingOptions> o)
     {
         var folder = Folder(o);
-        if (!ValidId(id) || RecordingRegistry.Find(folder, id, DateTimeOffset.UtcNow) is not { } e) return NotFound(context, id);
+        if (!ValidId(id) || RecordingRegistry.Find(folder, id, DateTimeOffset.UtcNow) is not { } e)
+            return NotFound(context, id);
         if (e.State == RecordingStates.Live)
-            return Results.Problem(title: "recording is live", detail: $"recording '{id}' of source '{e.Source}' is still being written; stop it first",
-                statusCode: StatusCodes.Status409Conflict, instance: context.Request.Path);
+            return Results.Problem(
+                title: "recording is live",
+                detail: $"recording '{id}' of source '{e.Source}' is still being written; stop it first",
+                statusCode: StatusCodes.Status409Conflict,
+                instance: context.Request.Path
+            );
         var path = Path.Combine(folder, e.File);
         try
         {
@@ -84,8 +103,12 @@ internal static class RecordingEndpoints
         }
         catch (Exception x) when (x is IOException or UnauthorizedAccessException)
         {
-            return Results.Problem(title: "cannot delete", detail: $"recording '{id}': {x.Message}",
-                statusCode: StatusCodes.Status409Conflict, instance: context.Request.Path);
+            return Results.Problem(
+                title: "cannot delete",
+                detail: $"recording '{id}': {x.Message}",
+                statusCode: StatusCodes.Status409Conflict,
+                instance: context.Request.Path
+            );
         }
         return Results.NoContent();
     }
@@ -95,14 +118,27 @@ internal static class RecordingEndpoints
     public static RecordStopped? FromRegistry(IOptions<RecordingOptions> o, string source, string why)
     {
         var now = DateTimeOffset.UtcNow;
-        var e = RecordingRegistry.Stored(Folder(o))
+        var e = RecordingRegistry
+            .Stored(Folder(o))
             .Where(x => x.Source == source && x.State == RecordingStates.Live)
             .OrderByDescending(x => x.Started)
             .Select(x => RecordingRegistry.Effective(x, now))
             .FirstOrDefault();
-        if (e is null) return null;
-        var reason = e.Reason ?? $"the silo holding the recording does not answer ({why}); the file holds what was written";
-        return new RecordStopped(e.Id, e.Source, Path.Combine(Folder(o), e.File), 0, 0, 0, "failed", reason, e.Bytes > 0)
+        if (e is null)
+            return null;
+        var reason = e.Reason
+            ?? $"the silo holding the recording does not answer ({why}); the file holds what was written";
+        return new RecordStopped(
+            e.Id,
+            e.Source,
+            Path.Combine(Folder(o), e.File),
+            0,
+            0,
+            0,
+            "failed",
+            reason,
+            e.Bytes > 0
+        )
         {
             State = RecordingStates.Failed,
             Reason = reason,

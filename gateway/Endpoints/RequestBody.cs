@@ -11,7 +11,8 @@ internal static class RequestBody
         int n;
         while ((n = await context.Request.Body.ReadAsync(buffer, context.RequestAborted)) > 0)
         {
-            if (ms.Length + n > max) return (null, true);
+            if (ms.Length + n > max)
+                return (null, true);
             ms.Write(buffer, 0, n);
         }
         return (ms.ToArray(), false);

@@ -20,29 +20,67 @@ namespace Blankend.Orleans.Gateway.Endpoints;
 /// </summary>
 internal static partial class VideoInEndpoint
 {
-    public static async Task<IResult> HandleAsync(HttpContext context, IGrainFactory grains,
-        IOptions<StreamOptions> streamOptions, IOptions<GatewaySettings> gatewayOptions, IOptions<TelemetryOptions> telemetryOptions,
-        GatewayCounters counters, ThroughputLog throughput, IHostApplicationLifetime lifetime, ILoggerFactory loggers)
+    public static async Task<IResult> HandleAsync(
+        HttpContext context,
+        IGrainFactory grains,
+        IOptions<StreamOptions> streamOptions,
+        IOptions<GatewaySettings> gatewayOptions,
+        IOptions<TelemetryOptions> telemetryOptions,
+        GatewayCounters counters,
+        ThroughputLog throughput,
+        IHostApplicationLifetime lifetime,
+        ILoggerFactory loggers
+    )
     {
         var stream = streamOptions.Value;
-        if (!QueryRules.TryClientId(context.Request, "client_id", stream.DefaultClientId, out var clientId, out var error))
+        if (
+            !QueryRules.TryClientId(
+                context.Request,
+                "client_id",
+                stream.DefaultClientId,
+                out var clientId,
+                out var error
+            )
+        )
             return QueryRules.BadRequest(context, "invalid query", error!, counters);
         if (!context.WebSockets.IsWebSocketRequest)
-            return QueryRules.BadRequest(context, "WebSocket upgrade required", "/video_in takes a WebSocket connection carrying one JPEG per binary message", counters);
+            return QueryRules.BadRequest(
+                context,
+                "WebSocket upgrade required",
+                "/video_in takes a WebSocket connection carrying one JPEG per binary message",
+                counters
+            );
 
         var log = loggers.CreateLogger("Blankend.VideoIn");
         using var socket = await context.WebSockets.AcceptWebSocketAsync();
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(
+            context.RequestAborted,
+            lifetime.ApplicationStopping
+        );
         counters.CameraConnected(BlankendMetrics.Endpoints.VideoIn);
         throughput.Acquire();
         LogConnected(log, clientId!, context.Connection.RemoteIpAddress?.ToString() ?? "?");
-        await using var pump = new IngestPump(grains.GetGrain<IClientGrain>(clientId!), gatewayOptions.Value.IngestQueueSize, counters, log,
-            context.RequestServices.GetService<ClusterChangeSignal>());
+        await using var pump = new IngestPump(
+            grains.GetGrain<IClientGrain>(clientId!),
+            gatewayOptions.Value.IngestQueueSize,
+            counters,
+            log,
+            context.RequestServices.GetService<ClusterChangeSignal>()
+        );
         var tracing = new FrameTracing(telemetryOptions.Value.TraceSampleEvery, Activity.Current);
         long frames = 0;
         try
         {
-            frames = await ReceiveLoopAsync(socket, pump, clientId!, stream.MaxFrameBytes, tracing, counters, log, cts.Token);
+            frames = await ReceiveLoopAsync(
+                socket,
+                pump,
+                clientId!,
+                stream.MaxFrameBytes,
+                tracing,
+                counters,
+                log,
+                cts.Token
+            );
         }
         catch (Exception e) when (e is OperationCanceledException or WebSocketException)
         {
@@ -54,12 +92,21 @@ internal static partial class VideoInEndpoint
             throughput.Release();
             LogDisconnected(log, clientId!, frames);
         }
-        if (lifetime.ApplicationStopping.IsCancellationRequested) await CloseQuietlyAsync(socket, WebSocketCloseStatus.EndpointUnavailable, "service stopping");
+        if (lifetime.ApplicationStopping.IsCancellationRequested)
+            await CloseQuietlyAsync(socket, WebSocketCloseStatus.EndpointUnavailable, "service stopping");
         return Results.Empty;
     }
 
-    private static async Task<long> ReceiveLoopAsync(WebSocket socket, IngestPump pump, string clientId, int maxFrameBytes,
-        FrameTracing tracing, GatewayCounters counters, ILogger log, CancellationToken ct)
+    private static async Task<long> ReceiveLoopAsync(
+        WebSocket socket,
+        IngestPump pump,
+        string clientId,
+        int maxFrameBytes,
+        FrameTracing tracing,
+        GatewayCounters counters,
+        ILogger log,
+        CancellationToken ct
+    )
     {
         using var buffer = new MessageBuffer(256 * 1024, maxFrameBytes);
         long frames = 0;
@@ -72,7 +119,11 @@ internal static partial class VideoInEndpoint
             {
                 counters.Oversize();
                 LogOversize(log, clientId, maxFrameBytes);
-                await CloseQuietlyAsync(socket, WebSocketCloseStatus.MessageTooBig, $"frame exceeds max_frame_bytes ({maxFrameBytes})");
+                await CloseQuietlyAsync(
+                    socket,
+                    WebSocketCloseStatus.MessageTooBig,
+                    $"frame exceeds max_frame_bytes ({maxFrameBytes})"
+                );
                 return frames;
             }
 
@@ -85,8 +136,21 @@ internal static partial class VideoInEndpoint
             if (type == WebSocketMessageType.Text)
             {
                 counters.InvalidInput();
-                LogRefusal(log, ref refusals, clientId, count, "expected_binary", "a text message (frames are binary JPEG messages)");
-                await SendErrorAsync(socket, "expected_binary", "send each JPEG frame as one binary message", count, ct);
+                LogRefusal(
+                    log,
+                    ref refusals,
+                    clientId,
+                    count,
+                    "expected_binary",
+                    "a text message (frames are binary JPEG messages)"
+                );
+                await SendErrorAsync(
+                    socket,
+                    "expected_binary",
+                    "send each JPEG frame as one binary message",
+                    count,
+                    ct
+                );
                 continue;
             }
             if (Jpeg.Check(buffer.Span) is { } why)
@@ -99,30 +163,46 @@ internal static partial class VideoInEndpoint
 
             // The one copy of the ingest path: the envelope must own its bytes (the receive buffer is reused).
             var payload = buffer.Span.ToArray();
-            var frame = new FrameEnvelope(clientId, 0, 0, FrameKind.Raw, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), FrameOrigin.VideoIn, payload);
+            var frame = new FrameEnvelope(
+                clientId,
+                0,
+                0,
+                FrameKind.Raw,
+                DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+                FrameOrigin.VideoIn,
+                payload
+            );
             pump.Post(frame, received, tracing.StartFrameSpan(frames, clientId, count));
             frames++;
             counters.FrameReceived(BlankendMetrics.Endpoints.VideoIn, count);
         }
     }
 
-    private static async Task SendErrorAsync(WebSocket socket, string code, string detail, int bytes, CancellationToken ct)
+    private static async Task SendErrorAsync(
+        WebSocket socket,
+        string code,
+        string detail,
+        int bytes,
+        CancellationToken ct
+    )
     {
-        var json = JsonSerializer.SerializeToUtf8Bytes(new ErrorMessage(code, detail, bytes), GatewayJson.Default.ErrorMessage);
+        var json = JsonSerializer.SerializeToUtf8Bytes(
+            new ErrorMessage(code, detail, bytes),
+            GatewayJson.Default.ErrorMessage
+        );
         await socket.SendAsync(json, WebSocketMessageType.Text, true, ct);
     }
 
     internal static async Task CloseQuietlyAsync(WebSocket socket, WebSocketCloseStatus status, string reason)
     {
-        if (socket.State is not (WebSocketState.Open or WebSocketState.CloseReceived)) return;
+        if (socket.State is not (WebSocketState.Open or WebSocketState.CloseReceived))
+            return;
         try
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
             await socket.CloseAsync(status, reason, timeout.Token);
         }
-        catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException)
-        {
-        }
+        catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException) { }
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "camera {ClientId} connected from {Remote}")]
@@ -134,11 +214,21 @@ internal static partial class VideoInEndpoint
     /// <summary>One line per refused message, at most one a second per connection (a broken camera sending 30
     /// bad messages a second must not flood the log); the next line says how many were not written. Every refusal
     /// is counted in blankend.frames.dropped{reason="invalid_input"} and answered on the socket.</summary>
-    private static void LogRefusal(ILogger log, ref LogRateLimit limiter, string clientId, int bytes, string code, string why)
+    private static void LogRefusal(
+        ILogger log,
+        ref LogRateLimit limiter,
+        string clientId,
+        int bytes,
+        string code,
+        string why
+    )
     {
-        if (!limiter.TryEnter(out var notLogged)) return;
-        if (notLogged == 0) LogRefused(log, clientId, bytes, code, why);
-        else LogRefusedWithSkipped(log, clientId, bytes, code, why, notLogged);
+        if (!limiter.TryEnter(out var notLogged))
+            return;
+        if (notLogged == 0)
+            LogRefused(log, clientId, bytes, code, why);
+        else
+            LogRefusedWithSkipped(log, clientId, bytes, code, why, notLogged);
     }
 
     /// <summary>Picks the frames of one connection that get a trace, and starts their span.</summary>
@@ -150,14 +240,20 @@ internal static partial class VideoInEndpoint
         /// request span. It is ended by the pump once the grain took the frame.</summary>
         public Activity? StartFrameSpan(long index, string clientId, int bytes)
         {
-            if (sampleEvery <= 0 || index % sampleEvery != 0 || !BlankendTracing.Source.HasListeners()) return null;
+            if (sampleEvery <= 0 || index % sampleEvery != 0 || !BlankendTracing.Source.HasListeners())
+                return null;
             var current = Activity.Current;
             Activity.Current = null;
             try
             {
                 ActivityLink[]? links = connection is { } c ? [new ActivityLink(c.Context)] : null;
-                var span = BlankendTracing.Source.StartActivity(BlankendTracing.VideoInFrame, ActivityKind.Consumer,
-                    parentContext: default, tags: null, links: links);
+                var span = BlankendTracing.Source.StartActivity(
+                    BlankendTracing.VideoInFrame,
+                    ActivityKind.Consumer,
+                    parentContext: default,
+                    tags: null,
+                    links: links
+                );
                 if (span is { IsAllDataRequested: true })
                 {
                     span.SetTag("blankend.source", clientId);
@@ -173,17 +269,34 @@ internal static partial class VideoInEndpoint
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "camera {ClientId}: refused a {Bytes}-byte message ({Code}): {Why}")]
+    [LoggerMessage(
+        Level = LogLevel.Warning,
+        Message = "camera {ClientId}: refused a {Bytes}-byte message ({Code}): {Why}"
+    )]
     private static partial void LogRefused(ILogger log, string clientId, int bytes, string code, string why);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "camera {ClientId}: refused a {Bytes}-byte message ({Code}): {Why}; {Skipped} more refused since the last line")]
-    private static partial void LogRefusedWithSkipped(ILogger log, string clientId, int bytes, string code, string why, int skipped);
+    [LoggerMessage(
+        Level = LogLevel.Warning,
+        Message = "camera {ClientId}: refused a {Bytes}-byte message ({Code}): {Why}; {Skipped} more refused since the last line"
+    )]
+    private static partial void LogRefusedWithSkipped(
+        ILogger log,
+        string clientId,
+        int bytes,
+        string code,
+        string why,
+        int skipped
+    );
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "camera {ClientId}: frame over max_frame_bytes ({Max}); closing with 1009")]
+    [LoggerMessage(
+        Level = LogLevel.Warning,
+        Message = "camera {ClientId}: frame over max_frame_bytes ({Max}); closing with 1009"
+    )]
     private static partial void LogOversize(ILogger log, string clientId, int max);
 }
 
 internal sealed record ErrorMessage(
     [property: System.Text.Json.Serialization.JsonPropertyName("error")] string Error,
     [property: System.Text.Json.Serialization.JsonPropertyName("detail")] string Detail,
-    [property: System.Text.Json.Serialization.JsonPropertyName("bytes")] int Bytes);
+    [property: System.Text.Json.Serialization.JsonPropertyName("bytes")] int Bytes
+);

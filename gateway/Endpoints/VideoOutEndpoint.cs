@@ -13,13 +13,23 @@ namespace Blankend.Orleans.Gateway.Endpoints;
 /// </summary>
 internal static partial class VideoOutEndpoint
 {
-    public static async Task<IResult> HandleAsync(HttpContext context, ViewerHub hub, SourceSubscriptions subscriptions,
-        IOptions<GatewaySettings> gatewayOptions, GatewayCounters counters, ThroughputLog throughput, IHostApplicationLifetime lifetime,
-        ILoggerFactory loggers, RawFanout raw)
+    public static async Task<IResult> HandleAsync(
+        HttpContext context,
+        ViewerHub hub,
+        SourceSubscriptions subscriptions,
+        IOptions<GatewaySettings> gatewayOptions,
+        GatewayCounters counters,
+        ThroughputLog throughput,
+        IHostApplicationLifetime lifetime,
+        ILoggerFactory loggers,
+        RawFanout raw
+    )
     {
-        if (!QueryRules.TryClientId(context.Request, "source", null, out var source, out var error)
+        if (
+            !QueryRules.TryClientId(context.Request, "source", null, out var source, out var error)
             || !QueryRules.TryFlag(context.Request, "meta", out var meta, out error)
-            || !QueryRules.TryViewerKind(context.Request, source, out var kind, out error))
+            || !QueryRules.TryViewerKind(context.Request, source, out var kind, out error)
+        )
             return QueryRules.BadRequest(context, "invalid query", error!, counters);
         // kind=raw: the raw side of the fan-out (its own hub and cluster registration); any and processed share
         // the main one (processed viewers filter there).
@@ -29,14 +39,22 @@ internal static partial class VideoOutEndpoint
             subscriptions = raw.Subscriptions;
         }
         if (!context.WebSockets.IsWebSocketRequest)
-            return QueryRules.BadRequest(context, "WebSocket upgrade required", "/video_out takes a WebSocket connection and sends one JPEG per binary message", counters);
+            return QueryRules.BadRequest(
+                context,
+                "WebSocket upgrade required",
+                "/video_out takes a WebSocket connection and sends one JPEG per binary message",
+                counters
+            );
 
         var log = loggers.CreateLogger("Blankend.VideoOut");
         using var socket = await context.WebSockets.AcceptWebSocketAsync();
         // Over HTTP/1.1 the upgrade went through WireUpgradeFeature (installed for /video_out ahead of the WebSocket
         // middleware): frames are written pre-framed to that stream. Otherwise they go through the WebSocket.
         var wire = (context.Features.Get<IHttpUpgradeFeature>() as WireUpgradeFeature)?.Stream;
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(
+            context.RequestAborted,
+            lifetime.ApplicationStopping
+        );
         using var writes = new CancellationTokenSource(); // cancels a write in flight: only once it is given up on
         var viewer = new Viewer(socket, source, meta, gatewayOptions.Value.ViewerQueueSize, counters, kind, wire);
         hub.Add(viewer);
@@ -49,9 +67,7 @@ internal static partial class VideoOutEndpoint
             viewer.Start(writes.Token);
             await DrainUntilClosedAsync(socket, cts.Token);
         }
-        catch (Exception e) when (e is OperationCanceledException or WebSocketException)
-        {
-        }
+        catch (Exception e) when (e is OperationCanceledException or WebSocketException) { }
         finally
         {
             hub.Remove(viewer);
@@ -59,14 +75,21 @@ internal static partial class VideoOutEndpoint
             // A frame being written is let finish (briefly) so that the close frame can follow it; a write that
             // does not finish in that time (a viewer that stopped reading) is cancelled and the socket aborted.
             var idle = viewer.CompleteAsync();
-            if (await Task.WhenAny(idle, Task.Delay(WriteGrace)) != idle) await writes.CancelAsync();
+            if (await Task.WhenAny(idle, Task.Delay(WriteGrace)) != idle)
+                await writes.CancelAsync();
             await idle;
             counters.ViewerDisconnected();
             throughput.Release();
             LogDisconnected(log, source ?? "*", viewer.Sent, viewer.Dropped);
         }
-        var status = lifetime.ApplicationStopping.IsCancellationRequested ? WebSocketCloseStatus.EndpointUnavailable : WebSocketCloseStatus.NormalClosure;
-        await VideoInEndpoint.CloseQuietlyAsync(socket, status, status == WebSocketCloseStatus.NormalClosure ? "bye" : "service stopping");
+        var status = lifetime.ApplicationStopping.IsCancellationRequested
+            ? WebSocketCloseStatus.EndpointUnavailable
+            : WebSocketCloseStatus.NormalClosure;
+        await VideoInEndpoint.CloseQuietlyAsync(
+            socket,
+            status,
+            status == WebSocketCloseStatus.NormalClosure ? "bye" : "service stopping"
+        );
         return Results.Empty;
     }
 
@@ -80,13 +103,17 @@ internal static partial class VideoOutEndpoint
         while (true)
         {
             var r = await socket.ReceiveAsync(scratch.AsMemory(), ct);
-            if (r.MessageType == WebSocketMessageType.Close) return;
+            if (r.MessageType == WebSocketMessageType.Close)
+                return;
         }
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "viewer of {Source} connected (meta={Meta}, kind={Kind})")]
     private static partial void LogConnected(ILogger log, string source, bool meta, ViewerKind kind);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "viewer of {Source} disconnected: {Sent} frames sent, {Dropped} dropped (slow reader)")]
+    [LoggerMessage(
+        Level = LogLevel.Information,
+        Message = "viewer of {Source} disconnected: {Sent} frames sent, {Dropped} dropped (slow reader)"
+    )]
     private static partial void LogDisconnected(ILogger log, string source, long sent, long dropped);
 }

@@ -19,7 +19,15 @@ internal static class OutFrame
             w.WriteString("kind", f.KindName);
             w.WriteNumber("ts_ms", f.TimestampMs);
             w.WriteNumber("bytes", f.Payload.Length);
-            w.WriteString("origin", f.Origin switch { FrameOrigin.VideoCodec => "video_codec", FrameOrigin.Bus or FrameOrigin.BusPipeline => "bus", _ => "video_in" });
+            w.WriteString(
+                "origin",
+                f.Origin switch
+                {
+                    FrameOrigin.VideoCodec => "video_codec",
+                    FrameOrigin.Bus or FrameOrigin.BusPipeline => "bus",
+                    _ => "video_in",
+                }
+            );
             w.WriteNumber("epoch", f.Epoch);
             if (f.Faces is { } faces)
             {
@@ -44,7 +52,8 @@ internal static class OutFrame
     private static void WriteRounded(Utf8JsonWriter w, string name, float[] values)
     {
         w.WriteStartArray(name);
-        foreach (var v in values) w.WriteNumberValue(Math.Round(v, 1));
+        foreach (var v in values)
+            w.WriteNumberValue(Math.Round(v, 1));
         w.WriteEndArray();
     }
 }

@@ -14,11 +14,23 @@ namespace Blankend.Orleans.Gateway.Fanout;
 /// </summary>
 internal sealed class RawFanout : IAsyncDisposable
 {
-    public RawFanout(IGrainFactory grains, GatewayCounters counters, IOptions<ClusterSettings> cluster,
-        ClusterChangeSignal clusterChanges, ILogger<SourceSubscriptions> log)
+    public RawFanout(
+        IGrainFactory grains,
+        GatewayCounters counters,
+        IOptions<ClusterSettings> cluster,
+        ClusterChangeSignal clusterChanges,
+        ILogger<SourceSubscriptions> log
+    )
     {
         Hub = new ViewerHub(counters);
-        Subscriptions = new SourceSubscriptions(grains, new FrameObserver(Hub), cluster, clusterChanges, log, raw: true);
+        Subscriptions = new SourceSubscriptions(
+            grains,
+            new FrameObserver(Hub),
+            cluster,
+            clusterChanges,
+            log,
+            raw: true
+        );
     }
 
     public ViewerHub Hub { get; }

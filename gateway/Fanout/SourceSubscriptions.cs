@@ -42,14 +42,23 @@ internal sealed partial class SourceSubscriptions : IAsyncDisposable
     /// a killed silo (about probe_timeout_ms x missed_probes_limit, plus slack on a loaded host).</summary>
     public static readonly TimeSpan FastWindow = TimeSpan.FromSeconds(15);
 
-    public SourceSubscriptions(IGrainFactory grains, FrameObserver observer, IOptions<ClusterSettings> cluster,
-        ClusterChangeSignal clusterChanges, ILogger<SourceSubscriptions> log)
-        : this(grains, observer, cluster, clusterChanges, log, raw: false)
-    {
-    }
+    public SourceSubscriptions(
+        IGrainFactory grains,
+        FrameObserver observer,
+        IOptions<ClusterSettings> cluster,
+        ClusterChangeSignal clusterChanges,
+        ILogger<SourceSubscriptions> log
+    )
+        : this(grains, observer, cluster, clusterChanges, log, raw: false) { }
 
-    internal SourceSubscriptions(IGrainFactory grains, FrameObserver observer, IOptions<ClusterSettings> cluster,
-        ClusterChangeSignal clusterChanges, ILogger<SourceSubscriptions> log, bool raw)
+    internal SourceSubscriptions(
+        IGrainFactory grains,
+        FrameObserver observer,
+        IOptions<ClusterSettings> cluster,
+        ClusterChangeSignal clusterChanges,
+        ILogger<SourceSubscriptions> log,
+        bool raw
+    )
     {
         _grains = grains;
         _observer = observer;
@@ -69,13 +78,21 @@ internal sealed partial class SourceSubscriptions : IAsyncDisposable
     /// published before that reaches no viewer here, so "subscribed" must not be claimed earlier.</summary>
     public IReadOnlyCollection<string> Sources
     {
-        get { lock (_gate) return [.. _confirmed]; }
+        get
+        {
+            lock (_gate)
+                return [.. _confirmed];
+        }
     }
 
     /// <summary>True once the source directory confirmed the all-sources registration.</summary>
     public bool AllSources
     {
-        get { lock (_gate) return _allSources > 0 && _allConfirmed; }
+        get
+        {
+            lock (_gate)
+                return _allSources > 0 && _allConfirmed;
+        }
     }
 
     /// <summary>The observer reference, created once. The runtime holds observers weakly: this instance (a
@@ -84,7 +101,8 @@ internal sealed partial class SourceSubscriptions : IAsyncDisposable
     {
         get
         {
-            lock (_gate) return _reference ??= _grains.CreateObjectReference<IFrameObserver>(_observer);
+            lock (_gate)
+                return _reference ??= _grains.CreateObjectReference<IFrameObserver>(_observer);
         }
     }
 
@@ -94,7 +112,8 @@ internal sealed partial class SourceSubscriptions : IAsyncDisposable
         bool first;
         lock (_gate)
         {
-            if (source is null) first = ++_allSources == 1;
+            if (source is null)
+                first = ++_allSources == 1;
             else
             {
                 _refCounts.TryGetValue(source, out var n);
@@ -103,7 +122,8 @@ internal sealed partial class SourceSubscriptions : IAsyncDisposable
             }
             EnsureLoop();
         }
-        if (!first) return;
+        if (!first)
+            return;
         try
         {
             await SubscribeAsync(source);
@@ -123,7 +143,8 @@ internal sealed partial class SourceSubscriptions : IAsyncDisposable
             if (source is null)
             {
                 last = --_allSources == 0;
-                if (last) _allConfirmed = false;
+                if (last)
+                    _allConfirmed = false;
             }
             else
             {
@@ -140,20 +161,25 @@ internal sealed partial class SourceSubscriptions : IAsyncDisposable
                 }
             }
         }
-        if (!last) return;
+        if (!last)
+            return;
         _ = UnsubscribeAsync(source);
     }
 
     private async Task SubscribeAsync(string? source)
     {
-        await (source is null
-            ? _grains.GetGrain<ISourceDirectoryGrain>(ISourceDirectoryGrain.Key).SubscribeAll(Reference)
-            : _raw ? _grains.GetGrain<IClientGrain>(source).SubscribeRaw(Reference) : _grains.GetGrain<IClientGrain>(source).Subscribe(Reference));
+        await (
+            source is null ? _grains.GetGrain<ISourceDirectoryGrain>(ISourceDirectoryGrain.Key).SubscribeAll(Reference)
+            : _raw ? _grains.GetGrain<IClientGrain>(source).SubscribeRaw(Reference)
+            : _grains.GetGrain<IClientGrain>(source).Subscribe(Reference)
+        );
         lock (_gate)
         {
             // Confirmed only while still wanted: a late answer for a source every viewer left adds nothing.
-            if (source is null) _allConfirmed = _allSources > 0;
-            else if (_refCounts.ContainsKey(source)) _confirmed.Add(source);
+            if (source is null)
+                _allConfirmed = _allSources > 0;
+            else if (_refCounts.ContainsKey(source))
+                _confirmed.Add(source);
         }
     }
 
@@ -161,15 +187,20 @@ internal sealed partial class SourceSubscriptions : IAsyncDisposable
     {
         try
         {
-            if (source is null) await _grains.GetGrain<ISourceDirectoryGrain>(ISourceDirectoryGrain.Key).UnsubscribeAll(Reference);
-            else if (_raw) await _grains.GetGrain<IClientGrain>(source).UnsubscribeRaw(Reference);
-            else await _grains.GetGrain<IClientGrain>(source).Unsubscribe(Reference);
+            if (source is null)
+                await _grains.GetGrain<ISourceDirectoryGrain>(ISourceDirectoryGrain.Key).UnsubscribeAll(Reference);
+            else if (_raw)
+                await _grains.GetGrain<IClientGrain>(source).UnsubscribeRaw(Reference);
+            else
+                await _grains.GetGrain<IClientGrain>(source).Unsubscribe(Reference);
 
             // A viewer may have come back while the unsubscribe was in flight: its subscribe may have landed
             // first, so register again rather than leave it without frames until the next refresh.
             bool back;
-            lock (_gate) back = source is null ? _allSources > 0 : _refCounts.ContainsKey(source);
-            if (back) await SubscribeAsync(source);
+            lock (_gate)
+                back = source is null ? _allSources > 0 : _refCounts.ContainsKey(source);
+            if (back)
+                await SubscribeAsync(source);
         }
         catch (Exception e)
         {
@@ -179,13 +210,15 @@ internal sealed partial class SourceSubscriptions : IAsyncDisposable
 
     private void EnsureLoop()
     {
-        if (_loopRunning) return;
+        if (_loopRunning)
+            return;
         _loopRunning = true;
         _loopCts?.Dispose();
         _loopCts = new CancellationTokenSource();
         // Not in the flow of the viewer request that happened to start it: its span must not parent every
         // refresh for the life of the gateway.
-        using (ExecutionContext.SuppressFlow()) _loop = Task.Run(() => RefreshLoopAsync(_loopCts.Token));
+        using (ExecutionContext.SuppressFlow())
+            _loop = Task.Run(() => RefreshLoopAsync(_loopCts.Token));
     }
 
     private void OnClusterChanged(string reason)
@@ -193,7 +226,8 @@ internal sealed partial class SourceSubscriptions : IAsyncDisposable
         TaskCompletionSource wake;
         lock (_gate)
         {
-            if (_refCounts.Count == 0 && _allSources == 0) return; // nothing registered anywhere
+            if (_refCounts.Count == 0 && _allSources == 0)
+                return; // nothing registered anywhere
             Volatile.Write(ref _fastUntil, Environment.TickCount64 + (long)FastWindow.TotalMilliseconds);
             wake = _wake;
         }
@@ -210,12 +244,14 @@ internal sealed partial class SourceSubscriptions : IAsyncDisposable
             {
                 var fast = failed || Environment.TickCount64 < Volatile.Read(ref _fastUntil);
                 Task wake;
-                lock (_gate) wake = _wake.Task;
+                lock (_gate)
+                    wake = _wake.Task;
                 await Task.WhenAny(wake, Task.Delay(fast ? FastPeriod : _refresh, ct)).ConfigureAwait(false);
                 ct.ThrowIfCancellationRequested();
                 lock (_gate)
                 {
-                    if (_wake.Task.IsCompleted) _wake = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    if (_wake.Task.IsCompleted)
+                        _wake = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
                 }
 
                 string[] sources;
@@ -231,27 +267,32 @@ internal sealed partial class SourceSubscriptions : IAsyncDisposable
                     }
                 }
                 var calls = new List<Task>(sources.Length + 1);
-                foreach (var s in sources) calls.Add(SubscribeAsync(s));
-                if (all) calls.Add(SubscribeAsync(null));
+                foreach (var s in sources)
+                    calls.Add(SubscribeAsync(s));
+                if (all)
+                    calls.Add(SubscribeAsync(null));
                 try
                 {
                     // A call to a grain whose silo just died may hang until the silo is declared dead: give up on
                     // the round after one period and try again (a late success is harmless, it is idempotent).
                     await Task.WhenAll(calls).WaitAsync(fast ? FastPeriod * 2 : _refresh, ct).ConfigureAwait(false);
-                    if (failed) LogRefreshRecovered();
+                    if (failed)
+                        LogRefreshRecovered();
                     failed = false;
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
                     Interlocked.Increment(ref _refreshFailures);
-                    if (!failed) LogRefreshFailed(e, FastPeriod.TotalMilliseconds);
+                    if (!failed)
+                        LogRefreshFailed(e, FastPeriod.TotalMilliseconds);
                     failed = true;
                 }
             }
         }
         catch (OperationCanceledException)
         {
-            lock (_gate) _loopRunning = false;
+            lock (_gate)
+                _loopRunning = false;
         }
     }
 
@@ -263,15 +304,24 @@ internal sealed partial class SourceSubscriptions : IAsyncDisposable
         _loopCts?.Dispose();
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "subscribing to source {Source} failed; retrying on the next refresh")]
+    [LoggerMessage(
+        Level = LogLevel.Warning,
+        Message = "subscribing to source {Source} failed; retrying on the next refresh"
+    )]
     private partial void LogSubscribeFailed(Exception e, string source);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "refreshing source subscriptions failed; retrying every {FastMs} ms until it succeeds")]
+    [LoggerMessage(
+        Level = LogLevel.Warning,
+        Message = "refreshing source subscriptions failed; retrying every {FastMs} ms until it succeeds"
+    )]
     private partial void LogRefreshFailed(Exception e, double fastMs);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "source subscriptions renewed again")]
     private partial void LogRefreshRecovered();
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "cluster changed ({Reason}): renewing source subscriptions now")]
+    [LoggerMessage(
+        Level = LogLevel.Information,
+        Message = "cluster changed ({Reason}): renewing source subscriptions now"
+    )]
     private partial void LogClusterChanged(string reason);
 }

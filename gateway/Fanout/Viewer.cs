@@ -23,7 +23,7 @@ internal sealed class Viewer
     private int _head;
     private int _count;
     private bool _started;
-    private bool _busy;      // a write is in flight (or the loop that drains the queue runs)
+    private bool _busy; // a write is in flight (or the loop that drains the queue runs)
     private bool _closed;
     private long _lastOrder; // per-source viewers: the last frame's order
     private Dictionary<string, long>? _lastOrderBySource; // all-sources viewers
@@ -32,8 +32,15 @@ internal sealed class Viewer
     private long _sent;
     private long _dropped;
 
-    public Viewer(WebSocket socket, string? source, bool meta, int queueSize, GatewayCounters counters, ViewerKind kind = ViewerKind.Any,
-        WireStream? wire = null)
+    public Viewer(
+        WebSocket socket,
+        string? source,
+        bool meta,
+        int queueSize,
+        GatewayCounters counters,
+        ViewerKind kind = ViewerKind.Any,
+        WireStream? wire = null
+    )
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(queueSize, 1);
         Socket = socket;
@@ -56,7 +63,8 @@ internal sealed class Viewer
     /// <see cref="RawFanout"/>, the others by the main hub.</summary>
     public ViewerKind Kind { get; }
 
-    /// <summary>True when frames go straight to the connection (pre-framed), false when through the WebSocket.</summary>
+    /// <summary>True when frames go straight to the connection (pre-framed), false when through the
+    /// WebSocket.</summary>
     public bool WritesFramedBytes => _wire is not null;
 
     /// <summary>A <c>kind=processed</c> viewer skips the raw frames the main hub carries (processing off for
@@ -69,13 +77,21 @@ internal sealed class Viewer
 
     public int Queued
     {
-        get { lock (_lock) return _count; }
+        get
+        {
+            lock (_lock)
+                return _count;
+        }
     }
 
     /// <summary>A write is in flight.</summary>
     public bool Writing
     {
-        get { lock (_lock) return _busy; }
+        get
+        {
+            lock (_lock)
+                return _busy;
+        }
     }
 
     /// <summary>Never blocks on the connection beyond one write that completes at once: when a write is in flight
@@ -84,7 +100,8 @@ internal sealed class Viewer
     {
         lock (_lock)
         {
-            if (_closed) return;
+            if (_closed)
+                return;
             if (!InOrder(frame))
             {
                 // A later frame of the same source got here first (the hub's batches run on several threads):
@@ -112,7 +129,8 @@ internal sealed class Viewer
         {
             _ct = ct;
             _started = true;
-            if (_closed || _busy || !TryPop(out first)) return;
+            if (_closed || _busy || !TryPop(out first))
+                return;
             _busy = true;
         }
         WriteLoop(first);
@@ -126,7 +144,8 @@ internal sealed class Viewer
         {
             _closed = true;
             ReleaseQueued();
-            if (!_busy) return Task.CompletedTask;
+            if (!_busy)
+                return Task.CompletedTask;
             return (_idle ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
         }
     }
@@ -135,12 +154,14 @@ internal sealed class Viewer
     {
         if (Source is not null)
         {
-            if (frame.Order <= _lastOrder) return false;
+            if (frame.Order <= _lastOrder)
+                return false;
             _lastOrder = frame.Order;
             return true;
         }
         _lastOrderBySource ??= new Dictionary<string, long>(StringComparer.Ordinal);
-        if (_lastOrderBySource.TryGetValue(frame.Frame.Source, out var last) && frame.Order <= last) return false;
+        if (_lastOrderBySource.TryGetValue(frame.Frame.Source, out var last) && frame.Order <= last)
+            return false;
         _lastOrderBySource[frame.Frame.Source] = frame.Order;
         return true;
     }
@@ -176,7 +197,8 @@ internal sealed class Viewer
 
     private void ReleaseQueued()
     {
-        while (TryPop(out var f)) f.Release();
+        while (TryPop(out var f))
+            f.Release();
     }
 
     /// <summary>After a write: the next queued frame, or idle.</summary>
@@ -184,7 +206,8 @@ internal sealed class Viewer
     {
         lock (_lock)
         {
-            if (!_closed && TryPop(out frame)) return true;
+            if (!_closed && TryPop(out frame))
+                return true;
             frame = null!;
             _busy = false;
             _idle?.TrySetResult();
@@ -224,7 +247,8 @@ internal sealed class Viewer
                 return;
             }
             Written(frame, start);
-            if (!TryNext(out frame)) return;
+            if (!TryNext(out frame))
+                return;
         }
     }
 
@@ -236,7 +260,8 @@ internal sealed class Viewer
             {
                 await write.ConfigureAwait(false);
                 Written(frame, start);
-                if (!TryNext(out frame)) return;
+                if (!TryNext(out frame))
+                    return;
                 start = Stopwatch.GetTimestamp();
                 write = WriteAsync(frame);
             }
@@ -252,13 +277,19 @@ internal sealed class Viewer
 
     private async ValueTask SendThroughWebSocketAsync(WireFrame frame)
     {
-        if (Meta) await Socket.SendAsync(frame.MetaJson, WebSocketMessageType.Text, true, _ct).ConfigureAwait(false);
+        if (Meta)
+            await Socket.SendAsync(frame.MetaJson, WebSocketMessageType.Text, true, _ct).ConfigureAwait(false);
         await Socket.SendAsync(frame.Frame.Payload, WebSocketMessageType.Binary, true, _ct).ConfigureAwait(false);
     }
 
     private static bool IsConnectionFailure(Exception e) =>
-        e is IOException or WebSocketException or OperationCanceledException or ObjectDisposedException or InvalidOperationException
-            or System.Net.Sockets.SocketException;
+        e
+            is IOException
+                or WebSocketException
+                or OperationCanceledException
+                or ObjectDisposedException
+                or InvalidOperationException
+                or System.Net.Sockets.SocketException;
 
     private void Written(WireFrame frame, long start)
     {
@@ -285,7 +316,10 @@ internal sealed class Viewer
 
     private static void RecordLatency(long sendStart, long enteredUnixMs)
     {
-        BlankendMetrics.StageDuration.Record(Stopwatch.GetElapsedTime(sendStart).TotalSeconds, BlankendMetrics.Stages.ViewerSend);
+        BlankendMetrics.StageDuration.Record(
+            Stopwatch.GetElapsedTime(sendStart).TotalSeconds,
+            BlankendMetrics.Stages.ViewerSend
+        );
         // Unix milliseconds on both ends: 1 ms resolution; when the frame entered on another host, that host's
         // clock offset is in it too (never below zero here).
         var sinceEntry = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - enteredUnixMs;

@@ -29,6 +29,7 @@ internal sealed class ViewerHub(GatewayCounters counters)
     {
         public long Epoch;
         public long Seq;
+
         /// <summary>Seqs of this epoch skipped by a later frame (counted lost until they turn up late). Null
         /// while frames arrive in order: the hot path never touches it.</summary>
         public HashSet<long>? Missing;
@@ -46,18 +47,28 @@ internal sealed class ViewerHub(GatewayCounters counters)
     private const int MaxMissing = 1024;
 
     /// <summary>Per watched source: where its frames stand on this gateway (status API).</summary>
-    public sealed record WatchedSource(string Source, long Epoch, long Seq, long Frames, long Stale, long Lost, long Duplicates);
+    public sealed record WatchedSource(
+        string Source,
+        long Epoch,
+        long Seq,
+        long Frames,
+        long Stale,
+        long Lost,
+        long Duplicates
+    );
 
     public List<WatchedSource> Watched
     {
         get
         {
             KeyValuePair<string, Cursor>[] all;
-            lock (_cursors) all = [.. _cursors];
+            lock (_cursors)
+                all = [.. _cursors];
             var result = new List<WatchedSource>(all.Length);
             foreach (var (source, c) in all)
             {
-                lock (c) result.Add(new WatchedSource(source, c.Epoch, c.Seq, c.Delivered, c.Stale, c.Lost, c.Duplicates));
+                lock (c)
+                    result.Add(new WatchedSource(source, c.Epoch, c.Seq, c.Delivered, c.Stale, c.Lost, c.Duplicates));
             }
             result.Sort((a, b) => string.CompareOrdinal(a.Source, b.Source));
             return result;
@@ -69,12 +80,14 @@ internal sealed class ViewerHub(GatewayCounters counters)
         get
         {
             var n = _allSources.Length;
-            foreach (var v in _bySource.Values) n += v.Length;
+            foreach (var v in _bySource.Values)
+                n += v.Length;
             return n;
         }
     }
 
-    /// <summary>The pool of this hub's framed-frame buffers (<see cref="WireFramePool.Rented"/>: not returned yet).</summary>
+    /// <summary>The pool of this hub's framed-frame buffers (<see cref="WireFramePool.Rented"/>: not returned
+    /// yet).</summary>
     public WireFramePool Buffers { get; } = new();
 
     public IEnumerable<Viewer> Viewers => _allSources.Concat(_bySource.Values.SelectMany(v => v));
@@ -107,21 +120,26 @@ internal sealed class ViewerHub(GatewayCounters counters)
                     {
                         foreach (var source in _cursors.Keys.ToArray())
                         {
-                            if (!_bySource.ContainsKey(source)) _cursors.Remove(source);
+                            if (!_bySource.ContainsKey(source))
+                                _cursors.Remove(source);
                         }
                     }
                 }
                 return;
             }
-            if (!_bySource.TryGetValue(viewer.Source, out var list)) return;
+            if (!_bySource.TryGetValue(viewer.Source, out var list))
+                return;
             var map = new Dictionary<string, Viewer[]>(_bySource, StringComparer.Ordinal);
             var rest = Array.FindAll(list, v => v != viewer);
-            if (rest.Length == 0) map.Remove(viewer.Source);
-            else map[viewer.Source] = rest;
+            if (rest.Length == 0)
+                map.Remove(viewer.Source);
+            else
+                map[viewer.Source] = rest;
             _bySource = map;
             if (rest.Length == 0 && _allSources.Length == 0)
             {
-                lock (_cursors) _cursors.Remove(viewer.Source);
+                lock (_cursors)
+                    _cursors.Remove(viewer.Source);
             }
         }
     }
@@ -133,7 +151,8 @@ internal sealed class ViewerHub(GatewayCounters counters)
         Cursor cursor;
         lock (_cursors)
         {
-            if (!_cursors.TryGetValue(frame.Source, out cursor!)) _cursors[frame.Source] = cursor = new Cursor();
+            if (!_cursors.TryGetValue(frame.Source, out cursor!))
+                _cursors[frame.Source] = cursor = new Cursor();
         }
 
         lock (cursor)
@@ -141,7 +160,11 @@ internal sealed class ViewerHub(GatewayCounters counters)
             // At most once and in order per source: a frame not newer than the last one delivered (of the same
             // activation, or of the one before it) is dropped: "stale" when it is late (it was counted lost
             // when a later frame overtook it, and moves from lost to stale), "duplicate" when it was delivered.
-            if (cursor.Epoch == frame.Epoch ? frame.Seq <= cursor.Seq : cursor.PreviousEpoch == frame.Epoch && frame.Epoch != 0)
+            if (
+                cursor.Epoch == frame.Epoch
+                    ? frame.Seq <= cursor.Seq
+                    : cursor.PreviousEpoch == frame.Epoch && frame.Epoch != 0
+            )
             {
                 DropOld(cursor, frame);
                 return;
@@ -159,14 +182,19 @@ internal sealed class ViewerHub(GatewayCounters counters)
                 cursor.Epoch = frame.Epoch;
                 cursor.Seq = first ? 0 : frame.Seq - 1;
             }
-            if (frame.Seq > cursor.Seq + 1) AddMissing(cursor, cursor.Seq + 1, frame.Seq - 1);
+            if (frame.Seq > cursor.Seq + 1)
+                AddMissing(cursor, cursor.Seq + 1, frame.Seq - 1);
             cursor.Seq = frame.Seq;
             cursor.Delivered++;
 
             _bySource.TryGetValue(frame.Source, out var viewers);
             var all = _allSources;
-            var targets = all.Length == 0 ? viewers ?? [] : viewers is null ? all : [.. viewers, .. all];
-            if (targets.Length == 0) return;
+            var targets =
+                all.Length == 0 ? viewers ?? []
+                : viewers is null ? all
+                : [.. viewers, .. all];
+            if (targets.Length == 0)
+                return;
 
             // Framed once for every viewer; the hub's reference is released when the last batch is done.
             var wire = WireFrame.Create(frame, Interlocked.Increment(ref _order), Buffers);
@@ -187,7 +215,8 @@ internal sealed class ViewerHub(GatewayCounters counters)
         for (var i = start; i < end; i++)
         {
             var v = targets[i];
-            if (v.Accepts(kind)) v.Offer(wire);
+            if (v.Accepts(kind))
+                v.Offer(wire);
         }
     }
 
@@ -212,8 +241,10 @@ internal sealed class ViewerHub(GatewayCounters counters)
         counters.FramesLost(gap);
         cursor.Lost += gap;
         var missing = cursor.Missing ??= [];
-        for (var seq = Math.Max(from, to - MaxMissing + 1); seq <= to; seq++) missing.Add(seq);
-        if (missing.Count > MaxMissing) missing.RemoveWhere(seq => seq <= to - MaxMissing);
+        for (var seq = Math.Max(from, to - MaxMissing + 1); seq <= to; seq++)
+            missing.Add(seq);
+        if (missing.Count > MaxMissing)
+            missing.RemoveWhere(seq => seq <= to - MaxMissing);
     }
 
     private void DropOld(Cursor cursor, FrameEnvelope frame)
@@ -230,7 +261,8 @@ internal sealed class ViewerHub(GatewayCounters counters)
         // Late: overtaken (counted lost until now), or one of the previous activation's last frames arriving
         // after the new one's first (never counted before).
         counters.LateFrame(countedLost);
-        if (countedLost) cursor.Lost--;
+        if (countedLost)
+            cursor.Lost--;
         cursor.Stale++;
     }
 }

@@ -54,7 +54,15 @@ internal sealed class WireFrame
     private readonly int _end;
     private int _refs = 1;
 
-    private WireFrame(FrameEnvelope frame, long order, WireFramePool pool, byte[] buffer, int metaStart, int binaryStart, int end)
+    private WireFrame(
+        FrameEnvelope frame,
+        long order,
+        WireFramePool pool,
+        byte[] buffer,
+        int metaStart,
+        int binaryStart,
+        int end
+    )
     {
         _metaStart = metaStart;
         Frame = frame;
@@ -88,7 +96,8 @@ internal sealed class WireFrame
         return new WireFrame(frame, order, pool, buffer, metaStart, metaLength, total);
     }
 
-    /// <summary>The bytes a viewer writes: both frames with <paramref name="meta"/>, the binary one otherwise.</summary>
+    /// <summary>The bytes a viewer writes: both frames with <paramref name="meta"/>, the binary one
+    /// otherwise.</summary>
     public ReadOnlyMemory<byte> Bytes(bool meta)
     {
         var buffer = _buffer ?? throw new ObjectDisposedException(nameof(WireFrame));
@@ -114,14 +123,20 @@ internal sealed class WireFrame
     public void Release()
     {
         var n = Interlocked.Decrement(ref _refs);
-        if (n > 0) return;
+        if (n > 0)
+            return;
         Debug.Assert(n == 0, "released once too often");
         var buffer = Interlocked.Exchange(ref _buffer, null);
-        if (buffer is not null) _pool.Return(buffer);
+        if (buffer is not null)
+            _pool.Return(buffer);
     }
 
-    /// <summary>The length of a frame header for a payload of <paramref name="payloadLength"/> bytes (unmasked).</summary>
-    public static int HeaderLength(long payloadLength) => payloadLength < 126 ? 2 : payloadLength <= ushort.MaxValue ? 4 : 10;
+    /// <summary>The length of a frame header for a payload of <paramref name="payloadLength"/> bytes
+    /// (unmasked).</summary>
+    public static int HeaderLength(long payloadLength) =>
+        payloadLength < 126 ? 2
+        : payloadLength <= ushort.MaxValue ? 4
+        : 10;
 
     /// <summary>Writes an unmasked, final frame header (RFC 6455 5.2); returns its length.</summary>
     public static int WriteHeader(Span<byte> destination, byte finAndOpcode, long payloadLength)

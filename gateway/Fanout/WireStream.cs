@@ -21,13 +21,18 @@ internal sealed class WireStream(Stream inner) : Stream
 
     public override long Length => throw new NotSupportedException();
 
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+    public override long Position
+    {
+        get => throw new NotSupportedException();
+        set => throw new NotSupportedException();
+    }
 
     /// <summary>Writes under the lock; completes synchronously when the lock is free and the inner write does
     /// (Kestrel's does while its output buffer is below its limit): no allocation on that path.</summary>
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        if (!_writeLock.Wait(0, CancellationToken.None)) return LockedWriteAsync(buffer, cancellationToken);
+        if (!_writeLock.Wait(0, CancellationToken.None))
+            return LockedWriteAsync(buffer, cancellationToken);
         ValueTask write;
         try
         {
@@ -75,11 +80,14 @@ internal sealed class WireStream(Stream inner) : Stream
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
-    public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+    public override void Write(byte[] buffer, int offset, int count) =>
+        WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
 
-    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => inner.ReadAsync(buffer, cancellationToken);
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+        inner.ReadAsync(buffer, cancellationToken);
 
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => inner.ReadAsync(buffer, offset, count, cancellationToken);
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        inner.ReadAsync(buffer, offset, count, cancellationToken);
 
     public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
 
@@ -94,7 +102,8 @@ internal sealed class WireStream(Stream inner) : Stream
     protected override void Dispose(bool disposing)
     {
         // The lock is not disposed: a write may still release it (it never allocates a wait handle).
-        if (disposing) inner.Dispose();
+        if (disposing)
+            inner.Dispose();
         base.Dispose(disposing);
     }
 
@@ -129,8 +138,10 @@ internal sealed class WireUpgradeFeature(IHttpUpgradeFeature inner) : IHttpUpgra
     /// <summary>Middleware: wraps the feature on <c>/video_out</c> upgrade requests.</summary>
     public static Task WrapAsync(HttpContext context, Func<Task> next)
     {
-        if (context.Request.Path.StartsWithSegments("/video_out", StringComparison.Ordinal)
-            && context.Features.Get<IHttpUpgradeFeature>() is { IsUpgradableRequest: true } upgrade)
+        if (
+            context.Request.Path.StartsWithSegments("/video_out", StringComparison.Ordinal)
+            && context.Features.Get<IHttpUpgradeFeature>() is { IsUpgradableRequest: true } upgrade
+        )
         {
             context.Features.Set<IHttpUpgradeFeature>(new WireUpgradeFeature(upgrade));
         }

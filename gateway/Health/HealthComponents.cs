@@ -4,11 +4,14 @@ namespace Blankend.Orleans.Gateway.Health;
 internal static class HealthStates
 {
     public const string Ok = "ok";
+
     /// <summary>Working with less than it should (e.g. the bus link is down): frames still flow.</summary>
     public const string Degraded = "degraded";
     public const string Unavailable = "unavailable";
+
     /// <summary>Switched off by configuration.</summary>
     public const string Disabled = "disabled";
+
     /// <summary>Not part of this deployment (no decoder or model configured): says nothing about health.</summary>
     public const string NotConfigured = "not_configured";
 }

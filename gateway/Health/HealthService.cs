@@ -32,7 +32,8 @@ internal sealed class HealthService
     public async Task<HealthReport> CheckAsync(string mode, CancellationToken ct)
     {
         var checks = new Task<ComponentHealth>[_components.Length];
-        for (var i = 0; i < _components.Length; i++) checks[i] = CheckOneAsync(_components[i], ct);
+        for (var i = 0; i < _components.Length; i++)
+            checks[i] = CheckOneAsync(_components[i], ct);
         await Task.WhenAll(checks);
 
         var results = new Dictionary<string, ComponentHealth>(StringComparer.Ordinal);
@@ -42,8 +43,10 @@ internal sealed class HealthService
             var component = _components[i];
             var result = checks[i].Result;
             results[component.Name] = result;
-            if (result.State == HealthStates.Unavailable && component.Critical) status = HealthStates.Unavailable;
-            else if (status == HealthStates.Ok && result.State is HealthStates.Degraded or HealthStates.Unavailable) status = HealthStates.Degraded;
+            if (result.State == HealthStates.Unavailable && component.Critical)
+                status = HealthStates.Unavailable;
+            else if (status == HealthStates.Ok && result.State is HealthStates.Degraded or HealthStates.Unavailable)
+                status = HealthStates.Degraded;
         }
         return new HealthReport(status, mode, results);
     }
@@ -58,14 +61,16 @@ internal sealed class HealthService
         }
         catch (Exception e) when (!ct.IsCancellationRequested)
         {
-            var why = e is TimeoutException or OperationCanceledException ? $"no answer within {CheckTimeout.TotalSeconds:0} s" : $"{e.GetType().Name}: {e.Message}";
+            var why = e is TimeoutException or OperationCanceledException
+                ? $"no answer within {CheckTimeout.TotalSeconds:0} s"
+                : $"{e.GetType().Name}: {e.Message}";
             return new ComponentHealth(HealthStates.Unavailable, why);
         }
     }
-
 }
 
-/// <summary>The cluster answers: a round trip to the source directory grain. Critical: without it no frame flows.</summary>
+/// <summary>The cluster answers: a round trip to the source directory grain. Critical: without it no frame
+/// flows.</summary>
 internal sealed class ClusterHealthComponent(IGrainFactory grains) : IHealthComponent
 {
     public const string ComponentName = "cluster";
@@ -77,8 +82,15 @@ internal sealed class ClusterHealthComponent(IGrainFactory grains) : IHealthComp
     public async Task<ComponentHealth> CheckAsync(CancellationToken cancellationToken)
     {
         var watch = Stopwatch.StartNew();
-        var silo = await grains.GetGrain<ISourceDirectoryGrain>(ISourceDirectoryGrain.Key).Ping().WaitAsync(cancellationToken);
-        return new ComponentHealth(HealthStates.Ok, $"answered by {silo}", Math.Round(watch.Elapsed.TotalMilliseconds, 3));
+        var silo = await grains
+            .GetGrain<ISourceDirectoryGrain>(ISourceDirectoryGrain.Key)
+            .Ping()
+            .WaitAsync(cancellationToken);
+        return new ComponentHealth(
+            HealthStates.Ok,
+            $"answered by {silo}",
+            Math.Round(watch.Elapsed.TotalMilliseconds, 3)
+        );
     }
 }
 
@@ -86,7 +98,8 @@ internal sealed class ClusterHealthComponent(IGrainFactory grains) : IHealthComp
 /// The ZeroMQ bus link, as the silo holding it reports (docs/protocol.md). Never critical: cameras and viewers
 /// keep working without the bus, so a down link is <c>degraded</c> with 200, never 503.
 /// </summary>
-internal sealed class BusHealthComponent(IGrainFactory grains, GatewayMode mode, IOptions<StreamOptions> stream) : IHealthComponent
+internal sealed class BusHealthComponent(IGrainFactory grains, GatewayMode mode, IOptions<StreamOptions> stream)
+    : IHealthComponent
 {
     public string Name => "bus";
 
@@ -97,7 +110,10 @@ internal sealed class BusHealthComponent(IGrainFactory grains, GatewayMode mode,
         var relay = await RelayQuery.StatusAsync(grains, mode, stream.Value);
         return relay.State switch
         {
-            "connected" => new ComponentHealth(HealthStates.Ok, $"'{relay.Identity}' connected to {relay.Endpoint} (silo {relay.Silo})"),
+            "connected" => new ComponentHealth(
+                HealthStates.Ok,
+                $"'{relay.Identity}' connected to {relay.Endpoint} (silo {relay.Silo})"
+            ),
             "disabled" => new ComponentHealth(HealthStates.Disabled, relay.Detail),
             _ => new ComponentHealth(HealthStates.Degraded, $"{relay.State}: {relay.Detail}"),
         };
@@ -118,17 +134,23 @@ internal sealed class DecodersHealthComponent(IGrainFactory grains) : IHealthCom
     public async Task<ComponentHealth> CheckAsync(CancellationToken cancellationToken)
     {
         var (reports, errors) = await SiloReports.CodecAsync(grains).WaitAsync(cancellationToken);
-        if (reports.Count == 0) return new ComponentHealth(HealthStates.Degraded, errors.FirstOrDefault()?.Error ?? "no silo answered");
+        if (reports.Count == 0)
+            return new ComponentHealth(HealthStates.Degraded, errors.FirstOrDefault()?.Error ?? "no silo answered");
         var ok = reports.Where(r => r.Ffmpeg.State == "ok").ToList();
         if (ok.Count == 0)
         {
             var probing = reports.Any(r => r.Ffmpeg.State == "probing");
-            return new ComponentHealth(probing ? "starting" : HealthStates.Degraded,
-                probing ? "probing ffmpeg" : reports[0].Ffmpeg.Error ?? "ffmpeg unavailable");
+            return new ComponentHealth(
+                probing ? "starting" : HealthStates.Degraded,
+                probing ? "probing ffmpeg" : reports[0].Ffmpeg.Error ?? "ffmpeg unavailable"
+            );
         }
         var gpu = ok.Any(r => r.Gpu.Usable);
-        return new ComponentHealth(HealthStates.Ok, $"ffmpeg on {ok.Count}/{reports.Count} silo(s); {(gpu ? "GPU (NVDEC)" : "CPU")} decoding; " +
-            string.Join(", ", ok[0].Selected.Select(kv => $"{kv.Key}: {kv.Value}")));
+        return new ComponentHealth(
+            HealthStates.Ok,
+            $"ffmpeg on {ok.Count}/{reports.Count} silo(s); {(gpu ? "GPU (NVDEC)" : "CPU")} decoding; "
+                + string.Join(", ", ok[0].Selected.Select(kv => $"{kv.Key}: {kv.Value}"))
+        );
     }
 }
 
@@ -146,32 +168,60 @@ internal sealed class ModelsHealthComponent(IGrainFactory grains) : IHealthCompo
     public async Task<ComponentHealth> CheckAsync(CancellationToken cancellationToken)
     {
         var (reports, errors) = await SiloReports.AiAsync(grains).WaitAsync(cancellationToken);
-        if (reports.Count == 0) return new ComponentHealth(HealthStates.Degraded, "no silo answered: " + string.Join("; ", errors));
-        var config = await grains.GetGrain<IPipelineConfigGrain>(IPipelineConfigGrain.Key).GetConfig().WaitAsync(cancellationToken);
+        if (reports.Count == 0)
+            return new ComponentHealth(HealthStates.Degraded, "no silo answered: " + string.Join("; ", errors));
+        var config = await grains
+            .GetGrain<IPipelineConfigGrain>(IPipelineConfigGrain.Key)
+            .GetConfig()
+            .WaitAsync(cancellationToken);
         var rt = config.Rt;
         var needed = new HashSet<string>(StringComparer.Ordinal);
         if (rt.Enabled && !rt.SimpleForward)
         {
             var steps = AiStepNames.WithPrerequisites(rt.Steps);
-            foreach (var s in rt.Sources) if (s.Steps is { } st) steps |= AiStepNames.WithPrerequisites(st);
-            var rvm = reports.SelectMany(r => r.Models).Any(m => m.Kind == AiModels.Name(AiModelKind.Rvm) && m.Path is not null);
+            foreach (var s in rt.Sources)
+                if (s.Steps is { } st)
+                    steps |= AiStepNames.WithPrerequisites(st);
+            var rvm = reports
+                .SelectMany(r => r.Models)
+                .Any(m => m.Kind == AiModels.Name(AiModelKind.Rvm) && m.Path is not null);
             foreach (var (_, step) in AiStepNames.All)
             {
-                if ((steps & step) == 0) continue;
-                foreach (var kind in AiModels.Needs(step, rvm)) needed.Add(AiModels.Name(kind));
+                if ((steps & step) == 0)
+                    continue;
+                foreach (var kind in AiModels.Needs(step, rvm))
+                    needed.Add(AiModels.Name(kind));
             }
         }
-        var missing = reports.SelectMany(r => r.Models.Where(m => needed.Contains(m.Kind) && !m.Available).Select(m => $"{r.Silo}: {m.Kind}: {m.Reason}")).ToArray();
-        var available = reports.SelectMany(r => r.Models).Where(m => m.Available).Select(m => m.Kind).Distinct().Order(StringComparer.Ordinal);
+        var missing = reports
+            .SelectMany(r =>
+                r.Models.Where(m => needed.Contains(m.Kind) && !m.Available)
+                    .Select(m => $"{r.Silo}: {m.Kind}: {m.Reason}")
+            )
+            .ToArray();
+        var available = reports
+            .SelectMany(r => r.Models)
+            .Where(m => m.Available)
+            .Select(m => m.Kind)
+            .Distinct()
+            .Order(StringComparer.Ordinal);
         var provider = SiloReports.RunsOnCuda(reports) ? AiProviders.Cuda : AiProviders.Cpu;
-        var detail = $"available: {string.Join(", ", available)}; provider {provider}; realtime pipeline {(rt.Enabled ? "on (" + AiStepNames.Format(rt.Steps) + ")" : "off")}";
+        var detail =
+            $"available: {string.Join(", ", available)}; provider {provider}; realtime pipeline {(rt.Enabled ? "on (" + AiStepNames.Format(rt.Steps) + ")" : "off")}";
         // A GPU that is wanted and not used (docs/ai.md, "Providers"): degraded whether or not a step runs yet.
-        var fallback = reports.Where(r => r.Provider is { Fallback: true }).Select(r =>
-            $"{r.Silo}: ai.provider {r.Provider!.Requested} runs on {r.Provider.Active}" +
-            (r.Provider.MissingLibrary is { } lib ? $", missing {lib}" : "") + $" ({r.Provider.Reason})").ToArray();
+        var fallback = reports
+            .Where(r => r.Provider is { Fallback: true })
+            .Select(r =>
+                $"{r.Silo}: ai.provider {r.Provider!.Requested} runs on {r.Provider.Active}"
+                + (r.Provider.MissingLibrary is { } lib ? $", missing {lib}" : "")
+                + $" ({r.Provider.Reason})"
+            )
+            .ToArray();
         var problems = new List<string>();
-        if (fallback.Length > 0) problems.Add("GPU provider fallback: " + string.Join("; ", fallback));
-        if (missing.Length > 0) problems.Add("an enabled step's model is unavailable: " + string.Join("; ", missing));
+        if (fallback.Length > 0)
+            problems.Add("GPU provider fallback: " + string.Join("; ", fallback));
+        if (missing.Length > 0)
+            problems.Add("an enabled step's model is unavailable: " + string.Join("; ", missing));
         return problems.Count > 0
             ? new ComponentHealth(HealthStates.Degraded, string.Join("; ", problems) + "; " + detail)
             : new ComponentHealth(HealthStates.Ok, detail);

@@ -11,11 +11,10 @@ internal static class EmbeddedSilo
 
     public static void AddEmbeddedSilo(this WebApplicationBuilder builder, IConfiguration config) =>
         throw new BlankendConfigurationException([
-            $"{ClusterSettings.Section}.mode: 'embedded' needs the embedded build of the gateway; this one was built " +
-            "client-only (BlankendEmbedded=false): set cluster.mode=client (BLANKEND_CLUSTER_MODE) and point it at the silos"]);
+            $"{ClusterSettings.Section}.mode: 'embedded' needs the embedded build of the gateway; this one was built "
+                + "client-only (BlankendEmbedded=false): set cluster.mode=client (BLANKEND_CLUSTER_MODE) and point it at the silos",
+        ]);
 
     /// <summary>Nothing to release: this build opens no ZeroMQ socket.</summary>
-    public static void ReleaseProcessResources()
-    {
-    }
+    public static void ReleaseProcessResources() { }
 }

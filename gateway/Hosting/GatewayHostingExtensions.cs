@@ -34,14 +34,21 @@ internal static partial class GatewayHostingExtensions
         // completes its writes at once (docs/benchmarks.md, fan-out). A slow viewer still holds at most this much
         // in Kestrel before its own bounded queue starts dropping.
         builder.WebHost.ConfigureKestrel(o => o.Limits.MaxResponseBufferSize = ViewerResponseBufferBytes);
-        var cluster = BlankendConfiguration.Read<ClusterSettings, ClusterSettingsValidator>(config, ClusterSettings.Section);
-        var telemetry = BlankendConfiguration.Read<TelemetryOptions, TelemetryOptionsValidator>(config, TelemetryOptions.Section);
+        var cluster = BlankendConfiguration.Read<ClusterSettings, ClusterSettingsValidator>(
+            config,
+            ClusterSettings.Section
+        );
+        var telemetry = BlankendConfiguration.Read<TelemetryOptions, TelemetryOptionsValidator>(
+            config,
+            TelemetryOptions.Section
+        );
         var mode = new GatewayMode(cluster.Mode);
         builder.Services.AddSingleton(mode);
 
         builder.Services.AddSingleton(cluster);
         builder.Services.AddSingleton<ClusterChangeSignal>();
-        builder.Services.AddBlankendTelemetry(config, mode.Embedded ? "blankend" : "blankend-gateway")
+        builder
+            .Services.AddBlankendTelemetry(config, mode.Embedded ? "blankend" : "blankend-gateway")
             .WithMetrics(m => m.AddMeter("Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel"))
             .WithTracing(t => t.AddAspNetCoreInstrumentation(o => o.Filter = TraceRequest));
 
@@ -60,7 +67,8 @@ internal static partial class GatewayHostingExtensions
                 client.UseConnectionRetryFilter<WaitForClusterFilter>();
                 client.Services.AddSingleton<IClusterConnectionStatusObserver, ClientConnectionWatcher>();
                 client.AddActivityPropagation();
-                if (telemetry.DashboardEnabled) client.AddDashboard(o => o.HideTrace = telemetry.DashboardHideTrace);
+                if (telemetry.DashboardEnabled)
+                    client.AddDashboard(o => o.HideTrace = telemetry.DashboardHideTrace);
             });
             builder.Services.AddHostedService<ClientMembershipPoller>();
         }
@@ -91,7 +99,9 @@ internal static partial class GatewayHostingExtensions
     {
         var gateway = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<GatewaySettings>>().Value;
         app.Use(WireUpgradeFeature.WrapAsync); // before UseWebSockets, which captures the upgrade feature
-        app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(gateway.WebSocketKeepAliveSeconds) });
+        app.UseWebSockets(
+            new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(gateway.WebSocketKeepAliveSeconds) }
+        );
         app.UseBlankendSecurity();
 
         // Scopes (docs/security.md): one policy per route family; anything mapped without one is admin-only.
@@ -101,7 +111,8 @@ internal static partial class GatewayHostingExtensions
         app.MapGet("/healthz", StatusEndpoints.HealthAsync).AllowAnonymous();
         var api = app.MapGroup("").RequireApiScopes(); // GET: view, POST/DELETE: control
         api.MapGet("/api/v1/stream/status", StatusEndpoints.StreamStatusAsync);
-        api.MapGet("/api/v1/cluster/status", StatusEndpoints.ClusterStatusAsync).RequireAuthorization(ScopePolicies.Admin);
+        api.MapGet("/api/v1/cluster/status", StatusEndpoints.ClusterStatusAsync)
+            .RequireAuthorization(ScopePolicies.Admin);
         api.MapGet("/api/v1/relay/status", RelayEndpoints.StatusAsync);
         api.MapProcessingEndpoints();
         api.MapGet("/api/v1/video_processing/codec/status", CodecEndpoints.StatusAsync);
@@ -110,36 +121,55 @@ internal static partial class GatewayHostingExtensions
         api.MapRecordingEndpoints();
         api.MapAiEndpoints();
         app.MapPrometheusScrapingEndpoint("/metrics").RequireAuthorization(ScopePolicies.Metrics);
-        var dashboard = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<TelemetryOptions>>().Value.DashboardEnabled;
-        if (dashboard) app.MapOrleansDashboard(routePrefix: "/dashboard").RequireAuthorization(ScopePolicies.Admin);
+        var dashboard = app
+            .Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<TelemetryOptions>>()
+            .Value.DashboardEnabled;
+        if (dashboard)
+            app.MapOrleansDashboard(routePrefix: "/dashboard").RequireAuthorization(ScopePolicies.Admin);
         app.MapBlankendConsole(); // GET / and /console/*: the web console (docs/console.md), no token needed to load it
 
         app.Lifetime.ApplicationStarted.Register(() =>
         {
             var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Blankend.Gateway");
-            LogStarted(log, string.Join(", ", app.Urls), app.Services.GetRequiredService<GatewayMode>().Name,
-                app.Services.GetRequiredService<ClusterSettings>().Clustering, app.Configuration["blankend:config_path"] ?? "?");
+            LogStarted(
+                log,
+                string.Join(", ", app.Urls),
+                app.Services.GetRequiredService<GatewayMode>().Name,
+                app.Services.GetRequiredService<ClusterSettings>().Clustering,
+                app.Configuration["blankend:config_path"] ?? "?"
+            );
         });
         return app;
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Blankend gateway listening on {Urls} (cluster mode: {Mode}, clustering: {Clustering}, config: {Config})")]
+    [LoggerMessage(
+        Level = LogLevel.Information,
+        Message = "Blankend gateway listening on {Urls} (cluster mode: {Mode}, clustering: {Clustering}, config: {Config})"
+    )]
     private static partial void LogStarted(ILogger log, string urls, string mode, string clustering, string config);
 
-    /// <summary>Client mode: keep trying until the silos answer (they may start after the gateway), logging each try.</summary>
-    private sealed partial class WaitForClusterFilter(ILogger<WaitForClusterFilter> log, IHostApplicationLifetime lifetime) : IClientConnectionRetryFilter
+    /// <summary>Client mode: keep trying until the silos answer (they may start after the gateway), logging each
+    /// try.</summary>
+    private sealed partial class WaitForClusterFilter(
+        ILogger<WaitForClusterFilter> log,
+        IHostApplicationLifetime lifetime
+    ) : IClientConnectionRetryFilter
     {
         private int _attempt;
 
         public async Task<bool> ShouldRetryConnectionAttempt(Exception exception, CancellationToken cancellationToken)
         {
-            if (lifetime.ApplicationStopping.IsCancellationRequested || cancellationToken.IsCancellationRequested) return false;
+            if (lifetime.ApplicationStopping.IsCancellationRequested || cancellationToken.IsCancellationRequested)
+                return false;
             LogRetry(log, ++_attempt, SecretMask.Apply(exception.Message));
             await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
             return true;
         }
 
-        [LoggerMessage(Level = LogLevel.Warning, Message = "cluster not reachable yet (attempt {Attempt}): {Reason}; retrying in 1 s")]
+        [LoggerMessage(
+            Level = LogLevel.Warning,
+            Message = "cluster not reachable yet (attempt {Attempt}): {Reason}; retrying in 1 s"
+        )]
         private static partial void LogRetry(ILogger log, int attempt, string reason);
     }
 }

@@ -20,21 +20,31 @@ internal sealed partial class ChunkPump : IAsyncDisposable
     private readonly Guid _connection;
     private readonly CodecGatewayCounters _counters;
     private readonly ILogger _log;
-    private readonly TaskCompletionSource<DecodeSessionEnd> _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource<DecodeSessionEnd> _ended = new(
+        TaskCreationOptions.RunContinuationsAsynchronously
+    );
     private readonly Task _pump;
 
-    public ChunkPump(ICodecSessionGrain grain, Guid connection, int capacity, CodecGatewayCounters counters, ILogger log)
+    public ChunkPump(
+        ICodecSessionGrain grain,
+        Guid connection,
+        int capacity,
+        CodecGatewayCounters counters,
+        ILogger log
+    )
     {
         _grain = grain;
         _connection = connection;
         _counters = counters;
         _log = log;
-        _queue = Channel.CreateBounded<byte[]>(new BoundedChannelOptions(capacity)
-        {
-            FullMode = BoundedChannelFullMode.Wait,
-            SingleReader = true,
-            SingleWriter = true,
-        });
+        _queue = Channel.CreateBounded<byte[]>(
+            new BoundedChannelOptions(capacity)
+            {
+                FullMode = BoundedChannelFullMode.Wait,
+                SingleReader = true,
+                SingleWriter = true,
+            }
+        );
         _pump = Task.Run(PumpAsync);
     }
 
@@ -58,7 +68,8 @@ internal sealed partial class ChunkPump : IAsyncDisposable
                 batch.Add(chunk);
                 total += chunk.Length;
             }
-            if (batch.Count == 0) continue;
+            if (batch.Count == 0)
+                continue;
             var data = batch.Count == 1 ? batch[0] : Concat(batch, total);
             try
             {
@@ -73,8 +84,15 @@ internal sealed partial class ChunkPump : IAsyncDisposable
             catch (Exception e)
             {
                 LogPushFailed(_log, e);
-                SetEnded(new DecodeSessionEnd("session_lost", "decode_failed",
-                    $"the decode session could not be reached ({e.GetType().Name}: {e.Message})", 1011, 0));
+                SetEnded(
+                    new DecodeSessionEnd(
+                        "session_lost",
+                        "decode_failed",
+                        $"the decode session could not be reached ({e.GetType().Name}: {e.Message})",
+                        1011,
+                        0
+                    )
+                );
                 return;
             }
         }
@@ -103,7 +121,10 @@ internal sealed partial class ChunkPump : IAsyncDisposable
     public async Task CompleteAsync(TimeSpan timeout)
     {
         _queue.Writer.TryComplete();
-        try { await _pump.WaitAsync(timeout).ConfigureAwait(false); }
+        try
+        {
+            await _pump.WaitAsync(timeout).ConfigureAwait(false);
+        }
         catch (TimeoutException) { }
     }
 

@@ -31,18 +31,31 @@ internal sealed partial class IngestPump : IAsyncDisposable
     /// <param name="clusterChanges">When given, a Publish in flight when a silo connection breaks is given up after
     /// <see cref="ClusterChangeSignal.LossGrace"/> (counted as an ingest error) instead of after its 2 s response
     /// timeout, so the camera's next frames reach the source's new activation sooner.</param>
-    public IngestPump(IClientGrain grain, int capacity, GatewayCounters counters, ILogger log, ClusterChangeSignal? clusterChanges = null)
+    public IngestPump(
+        IClientGrain grain,
+        int capacity,
+        GatewayCounters counters,
+        ILogger log,
+        ClusterChangeSignal? clusterChanges = null
+    )
     {
         _grain = grain;
         _clusterChanges = clusterChanges;
         _counters = counters;
         _log = log;
         _queue = Channel.CreateBounded<Item>(
-            new BoundedChannelOptions(capacity) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true, SingleWriter = true },
-            OnDropped);
+            new BoundedChannelOptions(capacity)
+            {
+                FullMode = BoundedChannelFullMode.DropOldest,
+                SingleReader = true,
+                SingleWriter = true,
+            },
+            OnDropped
+        );
         // Not in the flow of the WebSocket request: its span (and RequestContext) must not become the parent of
         // every frame's grain call.
-        using (ExecutionContext.SuppressFlow()) _pump = Task.Run(PumpAsync);
+        using (ExecutionContext.SuppressFlow())
+            _pump = Task.Run(PumpAsync);
     }
 
     /// <param name="frame">The frame.</param>
@@ -74,10 +87,14 @@ internal sealed partial class IngestPump : IAsyncDisposable
                 // noticed (or by its 2 s response timeout), so the next frames go to the re-activated grain.
                 var loss = _clusterChanges?.LossToken ?? CancellationToken.None;
                 var call = item.Span is null ? _grain.Publish(item.Frame) : PublishTracedAsync(item);
-                if (call.IsCompleted || !loss.CanBeCanceled) await call.ConfigureAwait(false);
-                else await call.WaitAsync(loss).ConfigureAwait(false);
-                BlankendMetrics.StageDuration.Record(Stopwatch.GetElapsedTime(item.ReceivedTimestamp).TotalSeconds,
-                    BlankendMetrics.Stages.IngestToGrain);
+                if (call.IsCompleted || !loss.CanBeCanceled)
+                    await call.ConfigureAwait(false);
+                else
+                    await call.WaitAsync(loss).ConfigureAwait(false);
+                BlankendMetrics.StageDuration.Record(
+                    Stopwatch.GetElapsedTime(item.ReceivedTimestamp).TotalSeconds,
+                    BlankendMetrics.Stages.IngestToGrain
+                );
             }
             catch (Exception e)
             {
@@ -89,7 +106,8 @@ internal sealed partial class IngestPump : IAsyncDisposable
                 if (now - _lastErrorLog > 1000)
                 {
                     _lastErrorLog = now;
-                    using (SuppressInstrumentationScope.Begin(false)) LogPublishFailed(_log, e, item.Frame.Source);
+                    using (SuppressInstrumentationScope.Begin(false))
+                        LogPublishFailed(_log, e, item.Frame.Source);
                 }
             }
         }
@@ -123,7 +141,10 @@ internal sealed partial class IngestPump : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _queue.Writer.TryComplete();
-        try { await _pump.WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false); }
+        try
+        {
+            await _pump.WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+        }
         catch (TimeoutException) { }
     }
 

@@ -17,8 +17,12 @@ internal sealed class MessageBuffer(int initialBytes, int maxBytes) : IDisposabl
 
     public ReadOnlySpan<byte> Span => _buffer.AsSpan(0, Count);
 
-    /// <summary>Reads the next whole message. <c>TooBig</c>: it went past <c>maxBytes</c> and was not read to its end.</summary>
-    public async ValueTask<(WebSocketMessageType Type, bool TooBig)> ReceiveAsync(WebSocket socket, CancellationToken ct)
+    /// <summary>Reads the next whole message. <c>TooBig</c>: it went past <c>maxBytes</c> and was not read to its
+    /// end.</summary>
+    public async ValueTask<(WebSocketMessageType Type, bool TooBig)> ReceiveAsync(
+        WebSocket socket,
+        CancellationToken ct
+    )
     {
         Count = 0;
         ValueWebSocketReceiveResult result;
@@ -31,11 +35,14 @@ internal sealed class MessageBuffer(int initialBytes, int maxBytes) : IDisposabl
                 ArrayPool<byte>.Shared.Return(_buffer);
                 _buffer = bigger;
             }
-            result = await socket.ReceiveAsync(_buffer.AsMemory(Count, Math.Min(_buffer.Length, maxBytes + 1) - Count), ct);
+            result = await socket.ReceiveAsync(
+                _buffer.AsMemory(Count, Math.Min(_buffer.Length, maxBytes + 1) - Count),
+                ct
+            );
             Count += result.Count;
-            if (Count > maxBytes) return (result.MessageType, true);
-        }
-        while (!result.EndOfMessage);
+            if (Count > maxBytes)
+                return (result.MessageType, true);
+        } while (!result.EndOfMessage);
         return (result.MessageType, false);
     }
 

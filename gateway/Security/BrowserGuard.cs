@@ -24,7 +24,10 @@ internal sealed partial class BrowserGuard
         var hosts = AuthOptions.Flatten(auth.Value.AllowedHosts);
         _hosts = hosts.Length > 0 ? hosts : ListenAddresses.DefaultHosts(config);
         _anyHost = _hosts.Contains("*");
-        _origins = AuthOptions.Flatten(auth.Value.AllowedOrigins).Select(o => o == "null" ? o : Normalize(new Uri(o))).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        _origins = AuthOptions
+            .Flatten(auth.Value.AllowedOrigins)
+            .Select(o => o == "null" ? o : Normalize(new Uri(o)))
+            .ToHashSet(StringComparer.OrdinalIgnoreCase);
         _log = log;
     }
 
@@ -34,29 +37,69 @@ internal sealed partial class BrowserGuard
         if (!_anyHost && !HostAllowed(request.Host.Host))
         {
             SecurityMetrics.Refused(SecurityMetrics.Reasons.Host);
-            Log(400, request.Method, request.Path.Value ?? "", ProblemAuthorizationResultHandler.Remote(context), $"host '{Cut(request.Host.Value ?? "")}' not in auth.allowed_hosts");
-            await Results.Problem(title: "host not allowed", detail: "the Host header is not in auth.allowed_hosts",
-                statusCode: StatusCodes.Status400BadRequest).ExecuteAsync(context);
+            Log(
+                400,
+                request.Method,
+                request.Path.Value ?? "",
+                ProblemAuthorizationResultHandler.Remote(context),
+                $"host '{Cut(request.Host.Value ?? "")}' not in auth.allowed_hosts"
+            );
+            await Results
+                .Problem(
+                    title: "host not allowed",
+                    detail: "the Host header is not in auth.allowed_hosts",
+                    statusCode: StatusCodes.Status400BadRequest
+                )
+                .ExecuteAsync(context);
             return;
         }
-        var changes = HttpMethods.IsPost(request.Method) || HttpMethods.IsDelete(request.Method) || HttpMethods.IsPut(request.Method)
+        var changes =
+            HttpMethods.IsPost(request.Method)
+            || HttpMethods.IsDelete(request.Method)
+            || HttpMethods.IsPut(request.Method)
             || HttpMethods.IsPatch(request.Method);
-        if ((changes || context.WebSockets.IsWebSocketRequest) && request.Headers.Origin.Count > 0 && !OriginAllowed(request))
+        if (
+            (changes || context.WebSockets.IsWebSocketRequest)
+            && request.Headers.Origin.Count > 0
+            && !OriginAllowed(request)
+        )
         {
             SecurityMetrics.Refused(SecurityMetrics.Reasons.Origin);
-            Log(403, request.Method, request.Path.Value ?? "", ProblemAuthorizationResultHandler.Remote(context), $"cross-origin request from '{Cut(request.Headers.Origin.ToString())}'");
-            await Results.Problem(title: "origin not allowed",
-                detail: "a page from another origin may not use this route; add it to auth.allowed_origins if it is trusted",
-                statusCode: StatusCodes.Status403Forbidden, instance: request.Path).ExecuteAsync(context);
+            Log(
+                403,
+                request.Method,
+                request.Path.Value ?? "",
+                ProblemAuthorizationResultHandler.Remote(context),
+                $"cross-origin request from '{Cut(request.Headers.Origin.ToString())}'"
+            );
+            await Results
+                .Problem(
+                    title: "origin not allowed",
+                    detail: "a page from another origin may not use this route; add it to auth.allowed_origins if it is trusted",
+                    statusCode: StatusCodes.Status403Forbidden,
+                    instance: request.Path
+                )
+                .ExecuteAsync(context);
             return;
         }
         if (changes && !ContentTypeAllowed(request))
         {
             SecurityMetrics.Refused(SecurityMetrics.Reasons.ContentType);
-            Log(415, request.Method, request.Path.Value ?? "", ProblemAuthorizationResultHandler.Remote(context), $"content type '{Cut(request.ContentType ?? "(none)")}'");
-            await Results.Problem(title: "unsupported content type",
-                detail: $"declare the body as application/json (images: image/jpeg or image/png); got '{Cut(request.ContentType ?? "(none)")}'",
-                statusCode: StatusCodes.Status415UnsupportedMediaType, instance: request.Path).ExecuteAsync(context);
+            Log(
+                415,
+                request.Method,
+                request.Path.Value ?? "",
+                ProblemAuthorizationResultHandler.Remote(context),
+                $"content type '{Cut(request.ContentType ?? "(none)")}'"
+            );
+            await Results
+                .Problem(
+                    title: "unsupported content type",
+                    detail: $"declare the body as application/json (images: image/jpeg or image/png); got '{Cut(request.ContentType ?? "(none)")}'",
+                    statusCode: StatusCodes.Status415UnsupportedMediaType,
+                    instance: request.Path
+                )
+                .ExecuteAsync(context);
             return;
         }
         await next(context);
@@ -64,11 +107,15 @@ internal sealed partial class BrowserGuard
 
     private bool HostAllowed(string host)
     {
-        if (host.Length == 0) return true; // HTTP/1.0 without Host: no name a rebinding page could use
+        if (host.Length == 0)
+            return true; // HTTP/1.0 without Host: no name a rebinding page could use
         foreach (var h in _hosts)
         {
-            if (h.StartsWith("*.", StringComparison.Ordinal) ? host.EndsWith(h[1..], StringComparison.OrdinalIgnoreCase)
-                : host.Equals(h, StringComparison.OrdinalIgnoreCase))
+            if (
+                h.StartsWith("*.", StringComparison.Ordinal)
+                    ? host.EndsWith(h[1..], StringComparison.OrdinalIgnoreCase)
+                    : host.Equals(h, StringComparison.OrdinalIgnoreCase)
+            )
                 return true;
         }
         return false;
@@ -77,10 +124,13 @@ internal sealed partial class BrowserGuard
     private bool OriginAllowed(HttpRequest request)
     {
         var origin = request.Headers.Origin.ToString();
-        if (_origins.Contains(origin)) return true;
-        if (!Uri.TryCreate(origin, UriKind.Absolute, out var o)) return false;
+        if (_origins.Contains(origin))
+            return true;
+        if (!Uri.TryCreate(origin, UriKind.Absolute, out var o))
+            return false;
         var normalized = Normalize(o);
-        if (_origins.Contains(normalized)) return true;
+        if (_origins.Contains(normalized))
+            return true;
         // The service's own origin: the scheme and Host this request came with.
         return Uri.TryCreate($"{request.Scheme}://{request.Host.Value}", UriKind.Absolute, out var self)
             && normalized.Equals(Normalize(self), StringComparison.OrdinalIgnoreCase);
@@ -92,9 +142,12 @@ internal sealed partial class BrowserGuard
     {
         var type = request.ContentType;
         if (type is null)
-            return !HttpMethods.IsPost(request.Method) && (request.ContentLength ?? 0) == 0 && request.Headers.TransferEncoding.Count == 0;
+            return !HttpMethods.IsPost(request.Method)
+                && (request.ContentLength ?? 0) == 0
+                && request.Headers.TransferEncoding.Count == 0;
         var media = type.Split(';', 2)[0].Trim();
-        return media.Equals("application/json", StringComparison.OrdinalIgnoreCase) || media.Equals("image/jpeg", StringComparison.OrdinalIgnoreCase)
+        return media.Equals("application/json", StringComparison.OrdinalIgnoreCase)
+            || media.Equals("image/jpeg", StringComparison.OrdinalIgnoreCase)
             || media.Equals("image/png", StringComparison.OrdinalIgnoreCase);
     }
 
@@ -104,9 +157,21 @@ internal sealed partial class BrowserGuard
 
     private void Log(int status, string method, string path, string remote, string why)
     {
-        if (_throttle.TryEnter(out var skipped)) LogRefused(_log, status, method, path, remote, why, skipped);
+        if (_throttle.TryEnter(out var skipped))
+            LogRefused(_log, status, method, path, remote, why, skipped);
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "refused {Method} {Path} from {Remote} with {Status}: {Why} ({Skipped} more refusals not logged since the last line)")]
-    private static partial void LogRefused(ILogger log, int status, string method, string path, string remote, string why, int skipped);
+    [LoggerMessage(
+        Level = LogLevel.Information,
+        Message = "refused {Method} {Path} from {Remote} with {Status}: {Why} ({Skipped} more refusals not logged since the last line)"
+    )]
+    private static partial void LogRefused(
+        ILogger log,
+        int status,
+        string method,
+        string path,
+        string remote,
+        string why,
+        int skipped
+    );
 }

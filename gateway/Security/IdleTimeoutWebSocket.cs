@@ -31,9 +31,12 @@ internal sealed class IdleTimeoutWebSocket : WebSocket
 
     private void Check()
     {
-        if (Volatile.Read(ref _receiving) == 0 || _inner.State != WebSocketState.Open) return;
-        if (Environment.TickCount64 - Volatile.Read(ref _lastMs) < _idleMs) return;
-        if (Interlocked.Exchange(ref _idleClosed, 1) != 0) return;
+        if (Volatile.Read(ref _receiving) == 0 || _inner.State != WebSocketState.Open)
+            return;
+        if (Environment.TickCount64 - Volatile.Read(ref _lastMs) < _idleMs)
+            return;
+        if (Interlocked.Exchange(ref _idleClosed, 1) != 0)
+            return;
         _ = CloseForIdleAsync();
     }
 
@@ -44,14 +47,19 @@ internal sealed class IdleTimeoutWebSocket : WebSocket
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
             await _send.WaitAsync(timeout.Token);
-            try { await _inner.CloseOutputAsync(WebSocketCloseStatus.EndpointUnavailable, "idle timeout", timeout.Token); }
-            finally { _send.Release(); }
+            try
+            {
+                await _inner.CloseOutputAsync(WebSocketCloseStatus.EndpointUnavailable, "idle timeout", timeout.Token);
+            }
+            finally
+            {
+                _send.Release();
+            }
             await Task.Delay(TimeSpan.FromSeconds(2));
         }
-        catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException)
-        {
-        }
-        if (_inner.State is not (WebSocketState.Closed or WebSocketState.Aborted)) _inner.Abort();
+        catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException) { }
+        if (_inner.State is not (WebSocketState.Closed or WebSocketState.Aborted))
+            _inner.Abort();
     }
 
     private void Began()
@@ -73,53 +81,124 @@ internal sealed class IdleTimeoutWebSocket : WebSocket
 
     public override void Abort() => _inner.Abort();
 
-    public override async Task CloseAsync(WebSocketCloseStatus closeStatus, string? statusDescription, CancellationToken cancellationToken)
+    public override async Task CloseAsync(
+        WebSocketCloseStatus closeStatus,
+        string? statusDescription,
+        CancellationToken cancellationToken
+    )
     {
         await _send.WaitAsync(cancellationToken);
-        try { await _inner.CloseAsync(closeStatus, statusDescription, cancellationToken); }
-        finally { _send.Release(); }
+        try
+        {
+            await _inner.CloseAsync(closeStatus, statusDescription, cancellationToken);
+        }
+        finally
+        {
+            _send.Release();
+        }
     }
 
-    public override async Task CloseOutputAsync(WebSocketCloseStatus closeStatus, string? statusDescription, CancellationToken cancellationToken)
+    public override async Task CloseOutputAsync(
+        WebSocketCloseStatus closeStatus,
+        string? statusDescription,
+        CancellationToken cancellationToken
+    )
     {
         await _send.WaitAsync(cancellationToken);
-        try { await _inner.CloseOutputAsync(closeStatus, statusDescription, cancellationToken); }
-        finally { _send.Release(); }
+        try
+        {
+            await _inner.CloseOutputAsync(closeStatus, statusDescription, cancellationToken);
+        }
+        finally
+        {
+            _send.Release();
+        }
     }
 
-    public override async Task<WebSocketReceiveResult> ReceiveAsync(ArraySegment<byte> buffer, CancellationToken cancellationToken)
+    public override async Task<WebSocketReceiveResult> ReceiveAsync(
+        ArraySegment<byte> buffer,
+        CancellationToken cancellationToken
+    )
     {
         Began();
-        try { return await _inner.ReceiveAsync(buffer, cancellationToken); }
-        finally { Ended(); }
+        try
+        {
+            return await _inner.ReceiveAsync(buffer, cancellationToken);
+        }
+        finally
+        {
+            Ended();
+        }
     }
 
-    public override async ValueTask<ValueWebSocketReceiveResult> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken)
+    public override async ValueTask<ValueWebSocketReceiveResult> ReceiveAsync(
+        Memory<byte> buffer,
+        CancellationToken cancellationToken
+    )
     {
         Began();
-        try { return await _inner.ReceiveAsync(buffer, cancellationToken); }
-        finally { Ended(); }
+        try
+        {
+            return await _inner.ReceiveAsync(buffer, cancellationToken);
+        }
+        finally
+        {
+            Ended();
+        }
     }
 
-    public override async Task SendAsync(ArraySegment<byte> buffer, WebSocketMessageType messageType, bool endOfMessage, CancellationToken cancellationToken)
+    public override async Task SendAsync(
+        ArraySegment<byte> buffer,
+        WebSocketMessageType messageType,
+        bool endOfMessage,
+        CancellationToken cancellationToken
+    )
     {
         await _send.WaitAsync(cancellationToken);
-        try { await _inner.SendAsync(buffer, messageType, endOfMessage, cancellationToken); }
-        finally { _send.Release(); }
+        try
+        {
+            await _inner.SendAsync(buffer, messageType, endOfMessage, cancellationToken);
+        }
+        finally
+        {
+            _send.Release();
+        }
     }
 
-    public override async ValueTask SendAsync(ReadOnlyMemory<byte> buffer, WebSocketMessageType messageType, bool endOfMessage, CancellationToken cancellationToken)
+    public override async ValueTask SendAsync(
+        ReadOnlyMemory<byte> buffer,
+        WebSocketMessageType messageType,
+        bool endOfMessage,
+        CancellationToken cancellationToken
+    )
     {
         await _send.WaitAsync(cancellationToken);
-        try { await _inner.SendAsync(buffer, messageType, endOfMessage, cancellationToken); }
-        finally { _send.Release(); }
+        try
+        {
+            await _inner.SendAsync(buffer, messageType, endOfMessage, cancellationToken);
+        }
+        finally
+        {
+            _send.Release();
+        }
     }
 
-    public override async ValueTask SendAsync(ReadOnlyMemory<byte> buffer, WebSocketMessageType messageType, WebSocketMessageFlags messageFlags, CancellationToken cancellationToken)
+    public override async ValueTask SendAsync(
+        ReadOnlyMemory<byte> buffer,
+        WebSocketMessageType messageType,
+        WebSocketMessageFlags messageFlags,
+        CancellationToken cancellationToken
+    )
     {
         await _send.WaitAsync(cancellationToken);
-        try { await _inner.SendAsync(buffer, messageType, messageFlags, cancellationToken); }
-        finally { _send.Release(); }
+        try
+        {
+            await _inner.SendAsync(buffer, messageType, messageFlags, cancellationToken);
+        }
+        finally
+        {
+            _send.Release();
+        }
     }
 
     public override void Dispose()
@@ -130,7 +209,8 @@ internal sealed class IdleTimeoutWebSocket : WebSocket
 }
 
 /// <summary>Hands the endpoint an <see cref="IdleTimeoutWebSocket"/> instead of the accepted socket.</summary>
-internal sealed class IdleTimeoutWebSocketFeature(IHttpWebSocketFeature inner, TimeSpan idle, Action onIdle) : IHttpWebSocketFeature
+internal sealed class IdleTimeoutWebSocketFeature(IHttpWebSocketFeature inner, TimeSpan idle, Action onIdle)
+    : IHttpWebSocketFeature
 {
     public bool IsWebSocketRequest => inner.IsWebSocketRequest;
 

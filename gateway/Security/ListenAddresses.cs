@@ -13,21 +13,27 @@ internal static class ListenAddresses
         var urls = new List<string>();
         foreach (var key in new[] { "urls", WebHostDefaults.ServerUrlsKey })
         {
-            if (config[key] is { Length: > 0 } v) urls.AddRange(v.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+            if (config[key] is { Length: > 0 } v)
+                urls.AddRange(v.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
         }
         foreach (var endpoint in config.GetSection("Kestrel:Endpoints").GetChildren())
         {
-            if (endpoint["Url"] is { Length: > 0 } u) urls.Add(u);
+            if (endpoint["Url"] is { Length: > 0 } u)
+                urls.Add(u);
         }
         return [.. urls.Distinct(StringComparer.OrdinalIgnoreCase)];
     }
 
-    /// <summary>The host part of a listen URL (<c>http://[::1]:8000</c> -> <c>[::1]</c>; <c>http://*:80</c> -> <c>*</c>).</summary>
+    /// <summary>The host part of a listen URL (<c>http://[::1]:8000</c> -> <c>[::1]</c>; <c>http://*:80</c> ->
+    /// <c>*</c>).</summary>
     public static string Host(string url)
     {
-        var rest = url.Contains("://", StringComparison.Ordinal) ? url[(url.IndexOf("://", StringComparison.Ordinal) + 3)..] : url;
+        var rest = url.Contains("://", StringComparison.Ordinal)
+            ? url[(url.IndexOf("://", StringComparison.Ordinal) + 3)..]
+            : url;
         var slash = rest.IndexOf('/');
-        if (slash >= 0) rest = rest[..slash];
+        if (slash >= 0)
+            rest = rest[..slash];
         if (rest.StartsWith('['))
         {
             var end = rest.IndexOf(']');
@@ -40,7 +46,8 @@ internal static class ListenAddresses
     public static bool IsLoopback(string url)
     {
         var host = Host(url);
-        if (host.Equals("localhost", StringComparison.OrdinalIgnoreCase)) return true;
+        if (host.Equals("localhost", StringComparison.OrdinalIgnoreCase))
+            return true;
         return IPAddress.TryParse(host.Trim('[', ']'), out var ip) && IPAddress.IsLoopback(ip);
     }
 
@@ -49,22 +56,27 @@ internal static class ListenAddresses
     public static void CheckOpenMode(IConfiguration config)
     {
         var auth = BlankendConfiguration.Read<AuthOptions, AuthOptionsValidator>(config, AuthOptions.Section);
-        if (auth.HasTokens || auth.AllowAnonymous) return;
+        if (auth.HasTokens || auth.AllowAnonymous)
+            return;
         var exposed = Read(config).Where(u => !IsLoopback(u)).ToList();
-        if (exposed.Count == 0) return;
+        if (exposed.Count == 0)
+            return;
         throw new BlankendConfigurationException([
-            $"auth.tokens: no API token is configured but the gateway would listen on {string.Join(", ", exposed)} (not loopback): " +
-            "configure auth.tokens or BLANKEND_API_TOKEN, listen on 127.0.0.1, or set auth.allow_anonymous=true (BLANKEND_ALLOW_ANONYMOUS=1) on purpose"]);
+            $"auth.tokens: no API token is configured but the gateway would listen on {string.Join(", ", exposed)} (not loopback): "
+                + "configure auth.tokens or BLANKEND_API_TOKEN, listen on 127.0.0.1, or set auth.allow_anonymous=true (BLANKEND_ALLOW_ANONYMOUS=1) on purpose",
+        ]);
     }
 
-    /// <summary>Default <c>auth.allowed_hosts</c>: the listen addresses' names (wildcards excluded) and the loopback names.</summary>
+    /// <summary>Default <c>auth.allowed_hosts</c>: the listen addresses' names (wildcards excluded) and the loopback
+    /// names.</summary>
     public static string[] DefaultHosts(IConfiguration config)
     {
         var hosts = new List<string> { "localhost", "127.0.0.1", "[::1]" };
         foreach (var url in Read(config))
         {
             var h = Host(url);
-            if (h is "*" or "+" or "0.0.0.0" or "[::]" || h.Length == 0) continue;
+            if (h is "*" or "+" or "0.0.0.0" or "[::]" || h.Length == 0)
+                continue;
             hosts.Add(h);
         }
         return [.. hosts.Distinct(StringComparer.OrdinalIgnoreCase)];

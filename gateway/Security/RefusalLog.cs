@@ -9,9 +9,11 @@ internal sealed class RefusalLog
     private readonly Lock _gate = new();
     private LogRateLimit _limit;
 
-    /// <returns>True when this refusal gets a line; <paramref name="skipped"/> = refusals not logged since the last one.</returns>
+    /// <returns>True when this refusal gets a line; <paramref name="skipped"/> = refusals not logged since the last
+    /// one.</returns>
     public bool TryEnter(out int skipped)
     {
-        lock (_gate) return _limit.TryEnter(out skipped);
+        lock (_gate)
+            return _limit.TryEnter(out skipped);
     }
 }

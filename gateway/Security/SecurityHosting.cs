@@ -6,7 +6,8 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Blankend.Orleans.Gateway.Security;
 
-/// <summary>Access control and limits of the gateway (docs/security.md): registration and the middleware order.</summary>
+/// <summary>Access control and limits of the gateway (docs/security.md): registration and the middleware
+/// order.</summary>
 internal static class SecurityHosting
 {
     /// <summary>Checks open mode against the listen addresses (a configuration error, exit 2) and registers the
@@ -19,12 +20,19 @@ internal static class SecurityHosting
         var auth = BlankendConfiguration.Read<AuthOptions, AuthOptionsValidator>(config, AuthOptions.Section);
         var services = builder.Services;
         services.AddSingleton(new TokenStore(auth));
-        services.AddAuthentication(TokenAuthenticationHandler.SchemeName)
-            .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, TokenAuthenticationHandler>(TokenAuthenticationHandler.SchemeName, null);
+        services
+            .AddAuthentication(TokenAuthenticationHandler.SchemeName)
+            .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, TokenAuthenticationHandler>(
+                TokenAuthenticationHandler.SchemeName,
+                null
+            );
         services.AddAuthorization(ScopePolicies.Add);
         services.AddSingleton<IAuthorizationHandler, ScopeHandler>();
         services.AddSingleton<IAuthorizationHandler, SourceHandler>();
-        services.AddSingleton<Microsoft.AspNetCore.Authorization.IAuthorizationMiddlewareResultHandler, ProblemAuthorizationResultHandler>();
+        services.AddSingleton<
+            Microsoft.AspNetCore.Authorization.IAuthorizationMiddlewareResultHandler,
+            ProblemAuthorizationResultHandler
+        >();
         services.AddSingleton<BrowserGuard>();
         services.AddSingleton<ConnectionLimits>();
         services.TryAddSingleton<LiveSources>();
@@ -45,7 +53,8 @@ internal static class SecurityHosting
     }
 
     /// <summary>View for reads, control for changes: the policy of an /api/v1 route follows its HTTP methods.</summary>
-    public static TBuilder RequireApiScopes<TBuilder>(this TBuilder builder) where TBuilder : IEndpointConventionBuilder
+    public static TBuilder RequireApiScopes<TBuilder>(this TBuilder builder)
+        where TBuilder : IEndpointConventionBuilder
     {
         builder.Finally(b =>
         {
@@ -65,9 +74,12 @@ internal static class SecurityHosting
             foreach (var key in token.GetChildren())
             {
                 if (Array.IndexOf(AuthTokenOptions.Keys, key.Key.ToLowerInvariant()) < 0)
-                    errors.Add($"auth:tokens:{token.Key}:{key.Key} is not a known key (known: {string.Join(", ", AuthTokenOptions.Keys)})");
+                    errors.Add(
+                        $"auth:tokens:{token.Key}:{key.Key} is not a known key (known: {string.Join(", ", AuthTokenOptions.Keys)})"
+                    );
             }
         }
-        if (errors.Count > 0) throw new BlankendConfigurationException(errors);
+        if (errors.Count > 0)
+            throw new BlankendConfigurationException(errors);
     }
 }

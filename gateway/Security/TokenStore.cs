@@ -32,14 +32,22 @@ internal sealed class TokenStore
             entries.Add(new TokenEntry(t.Name, hash, t.Scopes.ToHashSet(StringComparer.Ordinal), patterns));
         }
         if (!string.IsNullOrEmpty(options.ApiToken))
-            entries.Add(new TokenEntry("BLANKEND_API_TOKEN", Hash(options.ApiToken), AuthOptions.Scopes.ToHashSet(StringComparer.Ordinal), null));
+            entries.Add(
+                new TokenEntry(
+                    "BLANKEND_API_TOKEN",
+                    Hash(options.ApiToken),
+                    AuthOptions.Scopes.ToHashSet(StringComparer.Ordinal),
+                    null
+                )
+            );
         _entries = [.. entries];
     }
 
     /// <summary>No token configured: open mode (everything allowed; only on loopback unless allow_anonymous).</summary>
     public bool Open => _entries.Length == 0;
 
-    /// <summary>The entry whose hash matches, or null. Every entry is compared (no early exit), each in constant time.</summary>
+    /// <summary>The entry whose hash matches, or null. Every entry is compared (no early exit), each in constant
+    /// time.</summary>
     public TokenEntry? Find(string presented)
     {
         Span<byte> hash = stackalloc byte[32];
@@ -48,15 +56,25 @@ internal sealed class TokenStore
         TokenEntry? found = null;
         foreach (var e in _entries)
         {
-            if (CryptographicOperations.FixedTimeEquals(hash, e.Sha256) && found is null) found = e;
+            if (CryptographicOperations.FixedTimeEquals(hash, e.Sha256) && found is null)
+                found = e;
         }
         return found;
     }
 
     public static byte[] Hash(string token) => SHA256.HashData(Encoding.UTF8.GetBytes(token));
 
-    /// <summary><c>cam-*</c> -> <c>^cam-.*$</c> (<c>*</c> any run, <c>?</c> one character; case-sensitive like source ids).</summary>
+    /// <summary><c>cam-*</c> -> <c>^cam-.*$</c> (<c>*</c> any run, <c>?</c> one character; case-sensitive like source
+    /// ids).</summary>
     public static Regex Glob(string pattern) =>
-        new("^" + Regex.Escape(pattern).Replace("\\*", ".*", StringComparison.Ordinal).Replace("\\?", ".", StringComparison.Ordinal) + "$",
-            RegexOptions.CultureInvariant | RegexOptions.Singleline, TimeSpan.FromMilliseconds(100));
+        new(
+            "^"
+                + Regex
+                    .Escape(pattern)
+                    .Replace("\\*", ".*", StringComparison.Ordinal)
+                    .Replace("\\?", ".", StringComparison.Ordinal)
+                + "$",
+            RegexOptions.CultureInvariant | RegexOptions.Singleline,
+            TimeSpan.FromMilliseconds(100)
+        );
 }

@@ -122,8 +122,10 @@ internal sealed class GatewayCounters
     public void LateFrame(bool countedLost)
     {
         Interlocked.Increment(ref _staleFrames);
-        if (countedLost) Interlocked.Decrement(ref _lostFrames);
-        else BlankendMetrics.FramesDropped.Add(1, BlankendMetrics.DropReasons.Late);
+        if (countedLost)
+            Interlocked.Decrement(ref _lostFrames);
+        else
+            BlankendMetrics.FramesDropped.Add(1, BlankendMetrics.DropReasons.Late);
     }
 
     /// <summary>A frame this gateway had already delivered arrived again and was not delivered twice.</summary>

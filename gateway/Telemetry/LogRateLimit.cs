@@ -7,7 +7,8 @@ internal struct LogRateLimit
     private long _next;
     private int _skipped;
 
-    /// <returns>True when this event gets a line; <paramref name="skipped"/> = events not logged since the last one.</returns>
+    /// <returns>True when this event gets a line; <paramref name="skipped"/> = events not logged since the last
+    /// one.</returns>
     public bool TryEnter(out int skipped)
     {
         var now = Environment.TickCount64;

@@ -31,21 +31,26 @@ internal sealed partial class ThroughputLog : IAsyncDisposable
     /// <summary>A camera or viewer connected: the timer runs (from now) while there is at least one.</summary>
     public void Acquire()
     {
-        if (_interval <= TimeSpan.Zero) return;
+        if (_interval <= TimeSpan.Zero)
+            return;
         lock (_gate)
         {
             _users++;
-            if (_running) return;
+            if (_running)
+                return;
             _running = true;
             // Not in the flow of the request that happened to connect first (its span, its RequestContext).
-            using (ExecutionContext.SuppressFlow()) _loop = Task.Run(LoopAsync);
+            using (ExecutionContext.SuppressFlow())
+                _loop = Task.Run(LoopAsync);
         }
     }
 
     public void Release()
     {
-        if (_interval <= TimeSpan.Zero) return;
-        lock (_gate) _users--;
+        if (_interval <= TimeSpan.Zero)
+            return;
+        lock (_gate)
+            _users--;
     }
 
     private async Task LoopAsync()
@@ -70,9 +75,7 @@ internal sealed partial class ThroughputLog : IAsyncDisposable
                 }
             }
         }
-        catch (OperationCanceledException)
-        {
-        }
+        catch (OperationCanceledException) { }
     }
 
     private void Write(Snapshot d)
@@ -80,13 +83,30 @@ internal sealed partial class ThroughputLog : IAsyncDisposable
         var seconds = _interval.TotalSeconds;
         if (d.FramesIn > 0 || d.InvalidIn > 0)
         {
-            LogRecv(_log, d.FramesIn, d.BytesIn, d.FramesIn / seconds, d.BytesIn * 8 / seconds / 1e6, d.InvalidIn, d.IngestDropped,
-                _counters.CamerasConnected, seconds);
+            LogRecv(
+                _log,
+                d.FramesIn,
+                d.BytesIn,
+                d.FramesIn / seconds,
+                d.BytesIn * 8 / seconds / 1e6,
+                d.InvalidIn,
+                d.IngestDropped,
+                _counters.CamerasConnected,
+                seconds
+            );
         }
         if (d.FramesSent > 0 || d.ViewerDropped > 0)
         {
-            LogSend(_log, d.FramesSent, d.BytesSent, d.ViewerDropped, d.FramesSent / seconds, d.BytesSent * 8 / seconds / 1e6,
-                _counters.ViewersConnected, seconds);
+            LogSend(
+                _log,
+                d.FramesSent,
+                d.BytesSent,
+                d.ViewerDropped,
+                d.FramesSent / seconds,
+                d.BytesSent * 8 / seconds / 1e6,
+                _counters.ViewersConnected,
+                seconds
+            );
         }
     }
 
@@ -97,21 +117,67 @@ internal sealed partial class ThroughputLog : IAsyncDisposable
         _stopping.Dispose();
     }
 
-    private readonly record struct Snapshot(long FramesIn, long BytesIn, long InvalidIn, long IngestDropped, long FramesSent,
-        long BytesSent, long ViewerDropped)
+    private readonly record struct Snapshot(
+        long FramesIn,
+        long BytesIn,
+        long InvalidIn,
+        long IngestDropped,
+        long FramesSent,
+        long BytesSent,
+        long ViewerDropped
+    )
     {
-        public static Snapshot Take(GatewayCounters c) => new(c.FramesIn, c.BytesIn, c.InvalidFrames + c.OversizeFrames,
-            c.IngestDrops + c.IngestErrors, c.FramesSent, c.BytesSent, c.ViewerDrops);
+        public static Snapshot Take(GatewayCounters c) =>
+            new(
+                c.FramesIn,
+                c.BytesIn,
+                c.InvalidFrames + c.OversizeFrames,
+                c.IngestDrops + c.IngestErrors,
+                c.FramesSent,
+                c.BytesSent,
+                c.ViewerDrops
+            );
 
-        public Snapshot Minus(Snapshot o) => new(FramesIn - o.FramesIn, BytesIn - o.BytesIn, InvalidIn - o.InvalidIn,
-            IngestDropped - o.IngestDropped, FramesSent - o.FramesSent, BytesSent - o.BytesSent, ViewerDropped - o.ViewerDropped);
+        public Snapshot Minus(Snapshot o) =>
+            new(
+                FramesIn - o.FramesIn,
+                BytesIn - o.BytesIn,
+                InvalidIn - o.InvalidIn,
+                IngestDropped - o.IngestDropped,
+                FramesSent - o.FramesSent,
+                BytesSent - o.BytesSent,
+                ViewerDropped - o.ViewerDropped
+            );
     }
 
-    [LoggerMessage(Level = LogLevel.Information,
-        Message = "stream recv {Frames} frames {Bytes} bytes ({Fps:F1} fps, {Mbps:F1} Mbit/s), refused {Refused}, ingest dropped {Dropped}; {Cameras} camera(s), last {Seconds:F0} s")]
-    private static partial void LogRecv(ILogger log, long frames, long bytes, double fps, double mbps, long refused, long dropped, long cameras, double seconds);
+    [LoggerMessage(
+        Level = LogLevel.Information,
+        Message = "stream recv {Frames} frames {Bytes} bytes ({Fps:F1} fps, {Mbps:F1} Mbit/s), refused {Refused}, ingest dropped {Dropped}; {Cameras} camera(s), last {Seconds:F0} s"
+    )]
+    private static partial void LogRecv(
+        ILogger log,
+        long frames,
+        long bytes,
+        double fps,
+        double mbps,
+        long refused,
+        long dropped,
+        long cameras,
+        double seconds
+    );
 
-    [LoggerMessage(Level = LogLevel.Information,
-        Message = "relay send {Frames} frames {Bytes} bytes dropped {Dropped} ({Fps:F1} fps, {Mbps:F1} Mbit/s); {Viewers} viewer(s), last {Seconds:F0} s")]
-    private static partial void LogSend(ILogger log, long frames, long bytes, long dropped, double fps, double mbps, long viewers, double seconds);
+    [LoggerMessage(
+        Level = LogLevel.Information,
+        Message = "relay send {Frames} frames {Bytes} bytes dropped {Dropped} ({Fps:F1} fps, {Mbps:F1} Mbit/s); {Viewers} viewer(s), last {Seconds:F0} s"
+    )]
+    private static partial void LogSend(
+        ILogger log,
+        long frames,
+        long bytes,
+        long dropped,
+        double fps,
+        double mbps,
+        long viewers,
+        double seconds
+    );
 }

@@ -11,8 +11,10 @@ public enum AiModelKind
     Swap,
     Rvm,
     Depth,
+
     /// <summary>insightface recognition (ArcFace): the reference face's embedding for inswapper.</summary>
     ArcFace,
+
     /// <summary>Face enhancer (GFPGAN), the optional step after swap.</summary>
     Enhancer,
 }
@@ -22,32 +24,34 @@ public enum AiModelKind
 public static class AiModels
 {
     /// <summary>The kind's name in status reports (<c>/api/v1/ai/status</c>, <c>/healthz</c>).</summary>
-    public static string Name(AiModelKind kind) => kind switch
-    {
-        AiModelKind.FaceDetect => "face_detect",
-        AiModelKind.FaceMesh => "face_mesh",
-        AiModelKind.Segmentation => "segmentation",
-        AiModelKind.SegmentationLandscape => "segmentation_landscape",
-        AiModelKind.Swap => "swap",
-        AiModelKind.Rvm => "rvm",
-        AiModelKind.ArcFace => "arcface",
-        AiModelKind.Enhancer => "enhancer",
-        _ => "depth",
-    };
+    public static string Name(AiModelKind kind) =>
+        kind switch
+        {
+            AiModelKind.FaceDetect => "face_detect",
+            AiModelKind.FaceMesh => "face_mesh",
+            AiModelKind.Segmentation => "segmentation",
+            AiModelKind.SegmentationLandscape => "segmentation_landscape",
+            AiModelKind.Swap => "swap",
+            AiModelKind.Rvm => "rvm",
+            AiModelKind.ArcFace => "arcface",
+            AiModelKind.Enhancer => "enhancer",
+            _ => "depth",
+        };
 
     /// <summary>The models a step cannot run without; empty when it needs none it could lack.</summary>
     /// <param name="step">One step.</param>
     /// <param name="rvm">An RVM model is configured: the matte step uses it instead of selfie segmentation.</param>
-    public static AiModelKind[] Needs(AiSteps step, bool rvm) => step switch
-    {
-        AiSteps.Detect => [AiModelKind.FaceDetect],
-        AiSteps.Mesh => [AiModelKind.FaceDetect, AiModelKind.FaceMesh],
-        AiSteps.Swap => [AiModelKind.FaceDetect, AiModelKind.FaceMesh],
-        AiSteps.Matte => rvm ? [AiModelKind.Rvm] : [AiModelKind.Segmentation, AiModelKind.SegmentationLandscape],
-        AiSteps.Depth => [AiModelKind.Depth],
-        AiSteps.Enhance => [AiModelKind.FaceDetect, AiModelKind.FaceMesh, AiModelKind.Enhancer],
-        _ => [],
-    };
+    public static AiModelKind[] Needs(AiSteps step, bool rvm) =>
+        step switch
+        {
+            AiSteps.Detect => [AiModelKind.FaceDetect],
+            AiSteps.Mesh => [AiModelKind.FaceDetect, AiModelKind.FaceMesh],
+            AiSteps.Swap => [AiModelKind.FaceDetect, AiModelKind.FaceMesh],
+            AiSteps.Matte => rvm ? [AiModelKind.Rvm] : [AiModelKind.Segmentation, AiModelKind.SegmentationLandscape],
+            AiSteps.Depth => [AiModelKind.Depth],
+            AiSteps.Enhance => [AiModelKind.FaceDetect, AiModelKind.FaceMesh, AiModelKind.Enhancer],
+            _ => [],
+        };
 }
 
 /// <summary>Execution provider names as the reports give them.</summary>

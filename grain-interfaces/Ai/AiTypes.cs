@@ -7,17 +7,24 @@ namespace Blankend.Orleans.Ai;
 public enum AiSteps
 {
     None = 0,
+
     /// <summary>BlazeFace boxes + 6 keypoints (every <c>face_detect_interval</c> frames, reused between).</summary>
     Detect = 1,
+
     /// <summary>468-point face mesh per detected face (implies Detect).</summary>
     Mesh = 2,
+
     /// <summary>Replace each face with the uploaded reference face (implies Detect and Mesh).</summary>
     Swap = 4,
+
     /// <summary>Person matte composited over the configured background.</summary>
     Matte = 8,
+
     /// <summary>Depth map (needs <c>DEPTH_MODEL</c>).</summary>
     Depth = 16,
-    /// <summary>Face enhancer (GFPGAN, needs <c>ENHANCER_MODEL</c>) on every face, after swap (implies Detect and Mesh).</summary>
+
+    /// <summary>Face enhancer (GFPGAN, needs <c>ENHANCER_MODEL</c>) on every face, after swap (implies Detect and
+    /// Mesh).</summary>
     Enhance = 32,
 }
 
@@ -32,7 +39,8 @@ public sealed record AiFace(
     [property: Id(0)] float Score,
     [property: Id(1)] float[] Box,
     [property: Id(2)] float[] Keypoints,
-    [property: Id(3)] float[]? Mesh);
+    [property: Id(3)] float[]? Mesh
+);
 
 /// <summary>What the matte step composites the person over.</summary>
 /// <param name="Kind">"color", "image" (the uploaded background) or "blur" (of the frame itself).</param>
@@ -44,7 +52,8 @@ public sealed record MatteBackground(
     [property: Id(0)] string Kind,
     [property: Id(1)] string Color,
     [property: Id(2)] int BlurRadius,
-    [property: Id(3)] long ImageVersion)
+    [property: Id(3)] long ImageVersion
+)
 {
     public static readonly MatteBackground Green = new("color", "#00FF00", 21, 0);
 }
@@ -53,7 +62,11 @@ public static class AiStepNames
 {
     public static readonly (string Name, AiSteps Step)[] All =
     [
-        ("detect", AiSteps.Detect), ("mesh", AiSteps.Mesh), ("swap", AiSteps.Swap), ("matte", AiSteps.Matte), ("depth", AiSteps.Depth),
+        ("detect", AiSteps.Detect),
+        ("mesh", AiSteps.Mesh),
+        ("swap", AiSteps.Swap),
+        ("matte", AiSteps.Matte),
+        ("depth", AiSteps.Depth),
         ("enhance", AiSteps.Enhance),
     ];
 
@@ -62,17 +75,24 @@ public static class AiStepNames
     {
         error = null;
         var steps = AiSteps.None;
-        if (string.IsNullOrWhiteSpace(list)) return steps;
+        if (string.IsNullOrWhiteSpace(list))
+            return steps;
         foreach (var raw in list.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
         {
             var found = false;
             foreach (var (name, step) in All)
             {
-                if (string.Equals(name, raw, StringComparison.OrdinalIgnoreCase)) { steps |= step; found = true; break; }
+                if (string.Equals(name, raw, StringComparison.OrdinalIgnoreCase))
+                {
+                    steps |= step;
+                    found = true;
+                    break;
+                }
             }
             if (!found)
             {
-                error = $"unknown step '{(raw.Length > 40 ? raw[..40] + "..." : raw)}' (known: detect, mesh, swap, matte, depth, enhance)";
+                error =
+                    $"unknown step '{(raw.Length > 40 ? raw[..40] + "..." : raw)}' (known: detect, mesh, swap, matte, depth, enhance)";
                 return null;
             }
         }
@@ -82,15 +102,19 @@ public static class AiStepNames
     /// <summary>The steps with what they need: mesh needs detect; swap needs detect and mesh.</summary>
     public static AiSteps WithPrerequisites(AiSteps s)
     {
-        if ((s & (AiSteps.Swap | AiSteps.Enhance)) != 0) s |= AiSteps.Mesh;
-        if ((s & AiSteps.Mesh) != 0) s |= AiSteps.Detect;
+        if ((s & (AiSteps.Swap | AiSteps.Enhance)) != 0)
+            s |= AiSteps.Mesh;
+        if ((s & AiSteps.Mesh) != 0)
+            s |= AiSteps.Detect;
         return s;
     }
 
     public static string Format(AiSteps s)
     {
         var parts = new List<string>();
-        foreach (var (name, step) in All) if ((s & step) != 0) parts.Add(name);
+        foreach (var (name, step) in All)
+            if ((s & step) != 0)
+                parts.Add(name);
         return string.Join(',', parts);
     }
 }

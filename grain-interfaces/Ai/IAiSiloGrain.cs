@@ -6,6 +6,7 @@ public enum AiAssetKind
 {
     /// <summary>The face the swap step puts on every detected face.</summary>
     ReferenceFace = 0,
+
     /// <summary>The image the matte step composites over (background kind "image").</summary>
     Background = 1,
 }
@@ -47,7 +48,8 @@ public sealed record AiAssetData(
     [property: Id(0)] AiAssetKind Kind,
     [property: Id(1)] long Version,
     [property: Id(2)] byte[] Image,
-    [property: Id(3)] long UploadedUnixMs);
+    [property: Id(3)] long UploadedUnixMs
+);
 
 /// <param name="Json">Answer the detections (faces) as JSON instead of the image.</param>
 [GenerateSerializer, Immutable, Alias("blankend.AiProcessRequest")]
@@ -58,7 +60,8 @@ public sealed record AiProcessRequest(
     [property: Id(3)] MatteBackground Background,
     [property: Id(4)] string DepthMode,
     [property: Id(5)] long ReferenceVersion,
-    [property: Id(6)] int JpegQuality);
+    [property: Id(6)] int JpegQuality
+);
 
 /// <param name="Status">HTTP status the gateway answers: 200, 400 (bad image, missing reference) or 503 (a
 /// step's model is unavailable).</param>
@@ -75,7 +78,8 @@ public sealed record AiProcessResult(
     [property: Id(8)] string[] Notes,
     [property: Id(9)] string Silo,
     [property: Id(10)] string Device,
-    [property: Id(11)] string Provider);
+    [property: Id(11)] string Provider
+);
 
 [GenerateSerializer, Immutable, Alias("blankend.AiSiloReport")]
 public sealed record AiSiloReport(
@@ -91,14 +95,16 @@ public sealed record AiSiloReport(
     [property: Id(9)] string SwapEngine = "mesh",
     [property: Id(10)] string? SwapEngineReason = null,
     [property: Id(11)] AiProviderState? Provider = null,
-    [property: Id(12)] AiBatchReport[]? Batches = null);
+    [property: Id(12)] AiBatchReport[]? Batches = null
+);
 
 /// <summary>The execution provider a silo chose for its GPU devices, decided once at start.</summary>
 /// <param name="Requested"><c>ai.provider</c>: auto, cuda, tensorrt or cpu.</param>
 /// <param name="Active">The provider gpuN sessions use: CUDA, TensorRT or CPU.</param>
 /// <param name="GpuSeen">nvidia-smi or /proc/driver/nvidia found a GPU on this host.</param>
 /// <param name="Detection">How the GPU detection went ("nvidia-smi: 1 GPU(s)", "none: ...").</param>
-/// <param name="Fallback">A GPU provider was wanted (auto with a GPU seen, cuda, tensorrt) and is not what runs.</param>
+/// <param name="Fallback">A GPU provider was wanted (auto with a GPU seen, cuda, tensorrt) and is not what
+/// runs.</param>
 /// <param name="Reason">Why <paramref name="Active"/> was chosen, with the loader's error on a fallback.</param>
 /// <param name="MissingLibrary">The shared library the loader could not find (e.g. libcudnn.so.9), when named.</param>
 [GenerateSerializer, Immutable, Alias("blankend.AiProviderState")]
@@ -109,7 +115,8 @@ public sealed record AiProviderState(
     [property: Id(3)] string Detection,
     [property: Id(4)] bool Fallback,
     [property: Id(5)] string Reason,
-    [property: Id(6)] string? MissingLibrary);
+    [property: Id(6)] string? MissingLibrary
+);
 
 /// <summary>Cross-stream batching of one model on one silo: inference calls, frames (images) they took, the
 /// mean batch, and how long frames waited for their batch to fill.</summary>
@@ -120,7 +127,8 @@ public sealed record AiBatchReport(
     [property: Id(2)] long Calls,
     [property: Id(3)] long Images,
     [property: Id(4)] double MeanBatch,
-    [property: Id(5)] int MaxBatch);
+    [property: Id(5)] int MaxBatch
+);
 
 /// <param name="Kind">face_detect, face_mesh, segmentation, segmentation_landscape, swap, rvm, depth, arcface.</param>
 /// <param name="Sessions">Loaded sessions: "device: provider (reason)".</param>
@@ -134,7 +142,8 @@ public sealed record AiModelReport(
     [property: Id(3)] string? Reason,
     [property: Id(4)] string[] Sessions,
     [property: Id(5)] string[] Providers,
-    [property: Id(6)] string? Format = null);
+    [property: Id(6)] string? Format = null
+);
 
 [GenerateSerializer, Immutable, Alias("blankend.AiStepReport")]
 public sealed record AiStepReport(
@@ -144,7 +153,8 @@ public sealed record AiStepReport(
     [property: Id(3)] double MsPerFrame,
     [property: Id(4)] double LastMs,
     [property: Id(5)] Dictionary<string, long> Skipped,
-    [property: Id(6)] string? Status);
+    [property: Id(6)] string? Status
+);
 
 /// <param name="Load">Busy fraction of the device's worker loops (0..1).</param>
 [GenerateSerializer, Immutable, Alias("blankend.AiDeviceLoad")]
@@ -155,4 +165,5 @@ public sealed record AiDeviceLoad(
     [property: Id(3)] int QueueDepth,
     [property: Id(4)] double FpsOut,
     [property: Id(5)] double StepsMs,
-    [property: Id(6)] double Load);
+    [property: Id(6)] double Load
+);

@@ -36,26 +36,28 @@ public sealed record CodecChunk([property: Id(0)] byte[] Data);
 public enum DecodeOpenStatus : byte
 {
     Opened = 0,
+
     /// <summary>Another connection holds a live session for this client_id.</summary>
     Busy = 1,
+
     /// <summary>No decoder on the silo (ffmpeg missing or unusable); Detail says why.</summary>
     Unavailable = 2,
 }
 
 [GenerateSerializer, Immutable, Alias("blankend.DecodeOpenResult")]
-public sealed record DecodeOpenResult(
-    [property: Id(0)] DecodeOpenStatus Status,
-    [property: Id(1)] string Detail);
+public sealed record DecodeOpenResult([property: Id(0)] DecodeOpenStatus Status, [property: Id(1)] string Detail);
 
 /// <summary>Why a session ended. <see cref="Error"/> is the <c>error</c> value of the text message the client
-/// gets (null: nothing to report, e.g. the client closed), <see cref="CloseStatus"/> the WebSocket close code.</summary>
+/// gets (null: nothing to report, e.g. the client closed), <see cref="CloseStatus"/> the WebSocket close
+/// code.</summary>
 [GenerateSerializer, Immutable, Alias("blankend.DecodeSessionEnd")]
 public sealed record DecodeSessionEnd(
     [property: Id(0)] string Reason,
     [property: Id(1)] string? Error,
     [property: Id(2)] string Detail,
     [property: Id(3)] int CloseStatus,
-    [property: Id(4)] long Frames);
+    [property: Id(4)] long Frames
+);
 
 [GenerateSerializer, Immutable, Alias("blankend.DecodePushResult")]
 public sealed record DecodePushResult([property: Id(0)] DecodeSessionEnd? Ended)

@@ -18,13 +18,15 @@ public sealed record CodecSiloReport(
     [property: Id(3)] Dictionary<string, string> Selected,
     [property: Id(4)] DecodeSessionStats[] Sessions,
     [property: Id(5)] CodecCounterReport Counters,
-    [property: Id(6)] RecordingStats[] Recordings);
+    [property: Id(6)] RecordingStats[] Recordings
+);
 
 /// <param name="Path">As configured (<c>codec:ffmpeg_path</c>).</param>
 /// <param name="Resolved">The file that runs (PATH looked up), null when not found.</param>
 /// <param name="State"><c>probing</c>, <c>ok</c> or <c>unavailable</c>.</param>
 /// <param name="CpuDecoders">CPU decoders ffmpeg lists for the accepted codecs (h264, hevc).</param>
-/// <param name="GpuDecoders">NVDEC decoders ffmpeg lists (h264_cuvid, hevc_cuvid); listed is not usable: see the GPU report.</param>
+/// <param name="GpuDecoders">NVDEC decoders ffmpeg lists (h264_cuvid, hevc_cuvid); listed is not usable: see the GPU
+/// report.</param>
 [GenerateSerializer, Immutable, Alias("blankend.FfmpegReport")]
 public sealed record FfmpegReport(
     [property: Id(0)] string Path,
@@ -35,13 +37,15 @@ public sealed record FfmpegReport(
     [property: Id(5)] string[] CpuDecoders,
     [property: Id(6)] string[] GpuDecoders,
     [property: Id(7)] string[] Hwaccels,
-    [property: Id(8)] bool RecordingEncoder);
+    [property: Id(8)] bool RecordingEncoder
+);
 
 [GenerateSerializer, Immutable, Alias("blankend.GpuReport")]
 public sealed record GpuReport(
     [property: Id(0)] bool Usable,
     [property: Id(1)] string Reason,
-    [property: Id(2)] GpuProbeReport[] Probes);
+    [property: Id(2)] GpuProbeReport[] Probes
+);
 
 [GenerateSerializer, Immutable, Alias("blankend.GpuProbeReport")]
 public sealed record GpuProbeReport(
@@ -49,7 +53,8 @@ public sealed record GpuProbeReport(
     [property: Id(1)] string Decoder,
     [property: Id(2)] bool Ok,
     [property: Id(3)] string Detail,
-    [property: Id(4)] double Ms);
+    [property: Id(4)] double Ms
+);
 
 [GenerateSerializer, Immutable, Alias("blankend.DecodeSessionStats")]
 public sealed record DecodeSessionStats(
@@ -66,7 +71,8 @@ public sealed record DecodeSessionStats(
     [property: Id(10)] long StartedUnixMs,
     [property: Id(11)] int? Pid,
     [property: Id(12)] int Restarts,
-    [property: Id(13)] double? FirstFrameMs);
+    [property: Id(13)] double? FirstFrameMs
+);
 
 [GenerateSerializer, Immutable, Alias("blankend.CodecCounterReport")]
 public sealed record CodecCounterReport(
@@ -75,7 +81,8 @@ public sealed record CodecCounterReport(
     [property: Id(2)] long GpuFallbacks,
     [property: Id(3)] long FramesDecoded,
     [property: Id(4)] long RecordingsStarted,
-    [property: Id(5)] long RecordingsEnded);
+    [property: Id(5)] long RecordingsEnded
+);
 
 [GenerateSerializer, Immutable, Alias("blankend.RecordingStats")]
 public sealed record RecordingStats(
@@ -86,4 +93,5 @@ public sealed record RecordingStats(
     [property: Id(4)] double Fps,
     [property: Id(5)] long Frames,
     [property: Id(6)] long Dropped,
-    [property: Id(7)] long StartedUnixMs);
+    [property: Id(7)] long StartedUnixMs
+);

@@ -23,9 +23,7 @@ public static class RecordingKinds
 }
 
 [GenerateSerializer, Immutable, Alias("blankend.RecordingRequest")]
-public sealed record RecordingRequest(
-    [property: Id(0)] string Kind,
-    [property: Id(1)] double Fps);
+public sealed record RecordingRequest([property: Id(0)] string Kind, [property: Id(1)] double Fps);
 
 [GenerateSerializer, Alias("blankend.RecordingStartStatus")]
 public enum RecordingStartStatus : byte
@@ -47,7 +45,8 @@ public sealed record RecordingStartResult(
     [property: Id(3)] string Path,
     [property: Id(4)] string Kind,
     [property: Id(5)] double Fps,
-    [property: Id(6)] string Detail);
+    [property: Id(6)] string Detail
+);
 
 /// <param name="Ended"><c>stopped</c> (by the stop call), <c>idle</c> (the source stopped sending),
 /// <c>failed</c> (ffmpeg failed; see Detail).</param>
@@ -61,11 +60,14 @@ public sealed record RecordingResult(
     [property: Id(5)] long Dropped,
     [property: Id(6)] string Ended,
     [property: Id(7)] string? Detail,
-    [property: Id(8)] bool FileWritten)
+    [property: Id(8)] bool FileWritten
+)
 {
     /// <summary><c>done</c> or <c>failed</c> (the list API's state).</summary>
-    [Id(9)] public string State { get; init; } = "done";
+    [Id(9)]
+    public string State { get; init; } = "done";
 
     /// <summary>Why it ended when not by a plain stop (a limit, idle, a failure); null otherwise.</summary>
-    [Id(10)] public string? Reason { get; init; }
+    [Id(10)]
+    public string? Reason { get; init; }
 }

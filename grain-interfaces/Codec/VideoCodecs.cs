@@ -11,14 +11,21 @@ public static class VideoCodecs
 
     public static readonly string[] Canonical = [H264, Hevc];
 
-    /// <summary>Canonical name of <paramref name="value"/> (case-insensitive), or false when it is not accepted.</summary>
+    /// <summary>Canonical name of <paramref name="value"/> (case-insensitive), or false when it is not
+    /// accepted.</summary>
     public static bool TryParse(string? value, out string codec)
     {
         switch (value?.Trim().ToLowerInvariant())
         {
-            case "h264": codec = H264; return true;
-            case "hevc" or "h265": codec = Hevc; return true;
-            default: codec = ""; return false;
+            case "h264":
+                codec = H264;
+                return true;
+            case "hevc" or "h265":
+                codec = Hevc;
+                return true;
+            default:
+                codec = "";
+                return false;
         }
     }
 }

@@ -9,7 +9,8 @@ public static class ImageSniffer
     public const long MaxPixels = 40_000_000;
 
     public static bool IsJpegOrPng(ReadOnlySpan<byte> b) =>
-        (b.Length >= 4 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF) || (b.Length >= 16 && b[..8].SequenceEqual(Png));
+        (b.Length >= 4 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF)
+        || (b.Length >= 16 && b[..8].SequenceEqual(Png));
 
     /// <summary>Why the image may not be decoded: its header gives no size (or a zero one), or more than
     /// <see cref="MaxPixels"/>. Null when it may.</summary>
@@ -35,10 +36,19 @@ public static class ImageSniffer
         var i = 2;
         while (i + 9 < b.Length)
         {
-            if (b[i] != 0xFF) return false;
+            if (b[i] != 0xFF)
+                return false;
             var marker = b[i + 1];
-            if (marker == 0xFF) { i++; continue; } // fill byte
-            if (marker is 0xD8 or 0x01 or (>= 0xD0 and <= 0xD7)) { i += 2; continue; }
+            if (marker == 0xFF)
+            {
+                i++;
+                continue;
+            } // fill byte
+            if (marker is 0xD8 or 0x01 or (>= 0xD0 and <= 0xD7))
+            {
+                i += 2;
+                continue;
+            }
             var length = (b[i + 2] << 8) | b[i + 3];
             if (marker is >= 0xC0 and <= 0xCF && marker is not (0xC4 or 0xC8 or 0xCC))
             {
@@ -46,7 +56,8 @@ public static class ImageSniffer
                 width = (b[i + 7] << 8) | b[i + 8];
                 return true;
             }
-            if (length < 2) return false;
+            if (length < 2)
+                return false;
             i += 2 + length;
         }
         return false;

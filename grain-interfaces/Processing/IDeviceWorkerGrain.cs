@@ -17,7 +17,8 @@ public interface IDeviceWorkerGrain : IGrainWithStringKey
 [GenerateSerializer, Immutable, Alias("blankend.ProcessRequest")]
 public sealed record ProcessRequest(
     [property: Id(0)] FrameEnvelope Frame,
-    [property: Id(1)] EffectiveSettings Settings);
+    [property: Id(1)] EffectiveSettings Settings
+);
 
 [GenerateSerializer, Alias("blankend.ProcessOutcome")]
 public enum ProcessOutcome : byte
@@ -32,7 +33,8 @@ public sealed record ProcessResult(
     [property: Id(0)] ProcessOutcome Outcome,
     [property: Id(1)] byte[]? Payload,
     [property: Id(2)] string? Error,
-    [property: Id(3)] Ai.AiFace[]? Faces = null)
+    [property: Id(3)] Ai.AiFace[]? Faces = null
+)
 {
     public static readonly ProcessResult Saturated = new(ProcessOutcome.Saturated, null, "device queue full");
 }
@@ -69,4 +71,5 @@ public sealed record DeviceStatus(
     [property: Id(21)] long LoopStarts,
     [property: Id(22)] long LoopStops,
     [property: Id(23)] string? LastError,
-    [property: Id(24)] string ThreadTag);
+    [property: Id(24)] string ThreadTag
+);

@@ -24,9 +24,7 @@ public interface IPipelineConfigGrain : IGrainWithIntegerKey
 }
 
 [GenerateSerializer, Immutable, Alias("blankend.ConfigChangeResult")]
-public sealed record ConfigChangeResult(
-    [property: Id(0)] PipelineConfig Config,
-    [property: Id(1)] string? Error);
+public sealed record ConfigChangeResult([property: Id(0)] PipelineConfig Config, [property: Id(1)] string? Error);
 
 /// <summary>One source's processing counters (kept by its ClientGrain).</summary>
 /// <param name="FramesIn">Frames that arrived while processing was on for the source.</param>
@@ -34,7 +32,8 @@ public sealed record ConfigChangeResult(
 /// <param name="Bypassed">Delivered raw because the device worker was saturated.</param>
 /// <param name="Errors">Delivered raw because processing failed (e.g. a JPEG that does not decode).</param>
 /// <param name="FpsDropped">Not delivered: over the source's fps_limit.</param>
-/// <param name="OverflowDropped">Not delivered: replaced in the one pending slot by a newer frame (latest wins).</param>
+/// <param name="OverflowDropped">Not delivered: replaced in the one pending slot by a newer frame (latest
+/// wins).</param>
 [GenerateSerializer, Immutable, Alias("blankend.SourceProcessingStats")]
 public sealed record SourceProcessingStats(
     [property: Id(0)] string Source,
@@ -53,7 +52,8 @@ public sealed record SourceProcessingStats(
     [property: Id(13)] double FpsOut,
     [property: Id(14)] long ConfigVersion,
     [property: Id(15)] EffectiveSettings Settings,
-    [property: Id(16)] string? LastError);
+    [property: Id(16)] string? LastError
+);
 
 [GenerateSerializer, Immutable, Alias("blankend.PipelineTotals")]
 public sealed record PipelineTotals(
@@ -65,7 +65,8 @@ public sealed record PipelineTotals(
     [property: Id(5)] long OverflowDropped,
     [property: Id(6)] double FpsIn,
     [property: Id(7)] double FpsOut,
-    [property: Id(8)] int QueueDepth);
+    [property: Id(8)] int QueueDepth
+);
 
 [GenerateSerializer, Immutable, Alias("blankend.PipelineStatus")]
 public sealed record PipelineStatus(
@@ -75,13 +76,15 @@ public sealed record PipelineStatus(
     [property: Id(3)] PipelineTotals Totals,
     [property: Id(4)] SourceProcessingStats[] Sources,
     [property: Id(5)] DeviceStatus[] Devices,
-    [property: Id(6)] string[] Steps);
+    [property: Id(6)] string[] Steps
+);
 
 [GenerateSerializer, Immutable, Alias("blankend.GpuInfo")]
 public sealed record GpuInfo(
     [property: Id(0)] int Index,
     [property: Id(1)] string Name,
-    [property: Id(2)] string? Uuid);
+    [property: Id(2)] string? Uuid
+);
 
 /// <summary>What one silo found at start (published in its silo metadata).</summary>
 /// <param name="Detection">How the GPUs were looked for and what was found (e.g. "nvidia-smi: 1 GPU",
@@ -91,7 +94,8 @@ public sealed record SiloDevices(
     [property: Id(0)] string Silo,
     [property: Id(1)] string[] Devices,
     [property: Id(2)] GpuInfo[] Gpus,
-    [property: Id(3)] string Detection);
+    [property: Id(3)] string Detection
+);
 
 /// <param name="Provider">"CUDA" or "CPU": what the JPEG path of the devices in use runs on.</param>
 /// <param name="ProviderReason">Why the provider is what it is (e.g. hw_transcode requested but no GPU).</param>
@@ -103,4 +107,5 @@ public sealed record GpuStatus(
     [property: Id(3)] string Provider,
     [property: Id(4)] string ProviderReason,
     [property: Id(5)] SiloDevices[] Silos,
-    [property: Id(6)] DeviceStatus[] Devices);
+    [property: Id(6)] DeviceStatus[] Devices
+);

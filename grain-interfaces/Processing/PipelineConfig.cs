@@ -21,7 +21,8 @@ public sealed record PipelineSettings(
     [property: Id(2)] int JpegQuality,
     [property: Id(3)] double FpsLimit,
     [property: Id(4)] int Workers,
-    [property: Id(5)] bool HwTranscode);
+    [property: Id(5)] bool HwTranscode
+);
 
 /// <summary>Per-source override: a null value inherits the global setting.</summary>
 [GenerateSerializer, Immutable, Alias("blankend.SourceOverride")]
@@ -30,7 +31,8 @@ public sealed record SourceOverride(
     [property: Id(1)] bool? Enabled,
     [property: Id(2)] bool? ReencodeEnabled,
     [property: Id(3)] int? JpegQuality,
-    [property: Id(4)] double? FpsLimit);
+    [property: Id(4)] double? FpsLimit
+);
 
 /// <summary>What applies to one source after the overrides.</summary>
 [GenerateSerializer, Immutable, Alias("blankend.EffectiveSettings")]
@@ -47,9 +49,11 @@ public sealed record EffectiveSettings(
     [property: Id(9)] int FaceDetectInterval = 5,
     [property: Id(10)] bool SimpleForward = false,
     [property: Id(11)] long ReferenceVersion = 0,
-    [property: Id(12)] string DepthMode = "colormap")
+    [property: Id(12)] string DepthMode = "colormap"
+)
 {
-    /// <summary>The AI steps that run: none in simple-forward mode (connectivity test: the input is forwarded).</summary>
+    /// <summary>The AI steps that run: none in simple-forward mode (connectivity test: the input is
+    /// forwarded).</summary>
     public AiSteps ActiveAiSteps => SimpleForward ? AiSteps.None : AiStepNames.WithPrerequisites(AiSteps);
 
     /// <summary>True when at least one step changes the pixels or the bytes (else a frame passes unchanged).</summary>
@@ -65,7 +69,8 @@ public sealed record PipelineConfig(
     [property: Id(0)] long Version,
     [property: Id(1)] PipelineSettings Global,
     [property: Id(2)] SourceOverride[] Sources,
-    [property: Id(3)] RealtimeSettings? Realtime = null)
+    [property: Id(3)] RealtimeSettings? Realtime = null
+)
 {
     /// <summary>The realtime (AI) settings; off when none were given.</summary>
     public RealtimeSettings Rt => Realtime ?? RealtimeSettings.Off;
@@ -75,13 +80,21 @@ public sealed record PipelineConfig(
         SourceOverride? o = null;
         foreach (var s in Sources)
         {
-            if (string.Equals(s.Source, source, StringComparison.Ordinal)) { o = s; break; }
+            if (string.Equals(s.Source, source, StringComparison.Ordinal))
+            {
+                o = s;
+                break;
+            }
         }
         RealtimeSourceOverride? ro = null;
         var rt = Rt;
         foreach (var s in rt.Sources)
         {
-            if (string.Equals(s.Source, source, StringComparison.Ordinal)) { ro = s; break; }
+            if (string.Equals(s.Source, source, StringComparison.Ordinal))
+            {
+                ro = s;
+                break;
+            }
         }
         var g = Global;
         var processing = o?.Enabled ?? g.Enabled;
@@ -90,9 +103,20 @@ public sealed record PipelineConfig(
         // The realtime pipeline routes a source to its device worker by itself: the AI steps need no
         // video_processing.enabled; its workers count while it is on.
         return new EffectiveSettings(
-            processing || (realtime && steps != AiSteps.None), o?.ReencodeEnabled ?? g.ReencodeEnabled, o?.JpegQuality ?? g.JpegQuality,
-            o?.FpsLimit ?? g.FpsLimit, realtime ? Math.Max(g.Workers, rt.Workers) : g.Workers, g.HwTranscode, Version,
-            steps, rt.Background, rt.FaceDetectInterval, rt.SimpleForward, rt.ReferenceVersion, rt.DepthMode);
+            processing || (realtime && steps != AiSteps.None),
+            o?.ReencodeEnabled ?? g.ReencodeEnabled,
+            o?.JpegQuality ?? g.JpegQuality,
+            o?.FpsLimit ?? g.FpsLimit,
+            realtime ? Math.Max(g.Workers, rt.Workers) : g.Workers,
+            g.HwTranscode,
+            Version,
+            steps,
+            rt.Background,
+            rt.FaceDetectInterval,
+            rt.SimpleForward,
+            rt.ReferenceVersion,
+            rt.DepthMode
+        );
     }
 }
 
@@ -109,7 +133,8 @@ public sealed record PipelineConfigUpdate(
     [property: Id(4)] double? FpsLimit = null,
     [property: Id(5)] int? Workers = null,
     [property: Id(6)] bool? HwTranscode = null,
-    [property: Id(7)] bool Reset = false);
+    [property: Id(7)] bool Reset = false
+);
 
 /// <summary>Validation of a change, shared by the gateway (400 before anything is sent) and the grain.</summary>
 public static class PipelineRules
@@ -121,16 +146,31 @@ public static class PipelineRules
     public static string? Validate(PipelineConfigUpdate u)
     {
         var errors = new List<string>();
-        if (u.JpegQuality is { } q && (q < 1 || q > 100)) errors.Add($"jpeg_quality must be between 1 and 100 (got {q})");
+        if (u.JpegQuality is { } q && (q < 1 || q > 100))
+            errors.Add($"jpeg_quality must be between 1 and 100 (got {q})");
         if (u.FpsLimit is { } f && (double.IsNaN(f) || f < 0 || f > MaxFps))
-            errors.Add($"fps_limit must be between 0 (no limit) and {MaxFps} (got {f.ToString(CultureInfo.InvariantCulture)})");
-        if (u.Workers is { } w && (w < 1 || w > MaxWorkers)) errors.Add($"workers must be between 1 and {MaxWorkers} (got {w})");
+            errors.Add(
+                $"fps_limit must be between 0 (no limit) and {MaxFps} (got {f.ToString(CultureInfo.InvariantCulture)})"
+            );
+        if (u.Workers is { } w && (w < 1 || w > MaxWorkers))
+            errors.Add($"workers must be between 1 and {MaxWorkers} (got {w})");
         if (u.Source is { } s)
         {
-            if (!ClientIds.IsValid(s, out var why)) errors.Add($"source {why}");
-            if (u.Workers is not null) errors.Add("workers is a global setting (not allowed with source)");
-            if (u.HwTranscode is not null) errors.Add("hw_transcode is a global setting (not allowed with source)");
-            if (u.Reset && (u.Enabled is not null || u.ReencodeEnabled is not null || u.JpegQuality is not null || u.FpsLimit is not null))
+            if (!ClientIds.IsValid(s, out var why))
+                errors.Add($"source {why}");
+            if (u.Workers is not null)
+                errors.Add("workers is a global setting (not allowed with source)");
+            if (u.HwTranscode is not null)
+                errors.Add("hw_transcode is a global setting (not allowed with source)");
+            if (
+                u.Reset
+                && (
+                    u.Enabled is not null
+                    || u.ReencodeEnabled is not null
+                    || u.JpegQuality is not null
+                    || u.FpsLimit is not null
+                )
+            )
                 errors.Add("reset removes the source's override: give no other setting with it");
         }
         else if (u.Reset)
@@ -146,15 +186,27 @@ public static class PipelineRules
         if (u.Source is null)
         {
             var g = c.Global;
-            g = new PipelineSettings(u.Enabled ?? g.Enabled, u.ReencodeEnabled ?? g.ReencodeEnabled, u.JpegQuality ?? g.JpegQuality,
-                u.FpsLimit ?? g.FpsLimit, u.Workers ?? g.Workers, u.HwTranscode ?? g.HwTranscode);
+            g = new PipelineSettings(
+                u.Enabled ?? g.Enabled,
+                u.ReencodeEnabled ?? g.ReencodeEnabled,
+                u.JpegQuality ?? g.JpegQuality,
+                u.FpsLimit ?? g.FpsLimit,
+                u.Workers ?? g.Workers,
+                u.HwTranscode ?? g.HwTranscode
+            );
             return c with { Version = c.Version + 1, Global = g };
         }
         var rest = Array.FindAll(c.Sources, s => !string.Equals(s.Source, u.Source, StringComparison.Ordinal));
-        if (u.Reset) return c with { Version = c.Version + 1, Sources = rest };
+        if (u.Reset)
+            return c with { Version = c.Version + 1, Sources = rest };
         var old = Array.Find(c.Sources, s => string.Equals(s.Source, u.Source, StringComparison.Ordinal));
-        var o = new SourceOverride(u.Source, u.Enabled ?? old?.Enabled, u.ReencodeEnabled ?? old?.ReencodeEnabled,
-            u.JpegQuality ?? old?.JpegQuality, u.FpsLimit ?? old?.FpsLimit);
+        var o = new SourceOverride(
+            u.Source,
+            u.Enabled ?? old?.Enabled,
+            u.ReencodeEnabled ?? old?.ReencodeEnabled,
+            u.JpegQuality ?? old?.JpegQuality,
+            u.FpsLimit ?? old?.FpsLimit
+        );
         var list = new SourceOverride[rest.Length + 1];
         rest.CopyTo(list, 0);
         list[^1] = o;

@@ -22,9 +22,20 @@ public sealed record RealtimeSettings(
     [property: Id(5)] bool SimpleForward,
     [property: Id(6)] string DepthMode,
     [property: Id(7)] long ReferenceVersion,
-    [property: Id(8)] RealtimeSourceOverride[] Sources)
+    [property: Id(8)] RealtimeSourceOverride[] Sources
+)
 {
-    public static readonly RealtimeSettings Off = new(false, 1, AiSteps.None, MatteBackground.Green, 5, false, "colormap", 0, []);
+    public static readonly RealtimeSettings Off = new(
+        false,
+        1,
+        AiSteps.None,
+        MatteBackground.Green,
+        5,
+        false,
+        "colormap",
+        0,
+        []
+    );
 }
 
 /// <summary>Per-source realtime override: a null value inherits.</summary>
@@ -32,7 +43,8 @@ public sealed record RealtimeSettings(
 public sealed record RealtimeSourceOverride(
     [property: Id(0)] string Source,
     [property: Id(1)] bool? Enabled,
-    [property: Id(2)] AiSteps? Steps);
+    [property: Id(2)] AiSteps? Steps
+);
 
 /// <summary>A realtime change: null fields are left as they are. With <see cref="Source"/>, that source's override
 /// (<see cref="Reset"/> removes it); without, the global realtime settings.</summary>
@@ -47,7 +59,8 @@ public sealed record RealtimeConfigUpdate(
     [property: Id(6)] bool? SimpleForward = null,
     [property: Id(7)] string? DepthMode = null,
     [property: Id(8)] long? ReferenceVersion = null,
-    [property: Id(9)] bool Reset = false);
+    [property: Id(9)] bool Reset = false
+);
 
 public static class RealtimeRules
 {
@@ -58,22 +71,38 @@ public static class RealtimeRules
     public static string? Validate(RealtimeConfigUpdate u)
     {
         var errors = new List<string>();
-        if (u.Workers is { } w && (w < 1 || w > PipelineRules.MaxWorkers)) errors.Add($"workers must be between 1 and {PipelineRules.MaxWorkers} (got {w})");
-        if (u.FaceDetectInterval is { } i && (i < 1 || i > 10_000)) errors.Add($"face_detect_interval must be between 1 and 10000 (got {i})");
-        if (u.DepthMode is { } d && Array.IndexOf(DepthModes, d) < 0) errors.Add($"depth_mode must be one of {string.Join(", ", DepthModes)} (got '{Cut(d)}')");
+        if (u.Workers is { } w && (w < 1 || w > PipelineRules.MaxWorkers))
+            errors.Add($"workers must be between 1 and {PipelineRules.MaxWorkers} (got {w})");
+        if (u.FaceDetectInterval is { } i && (i < 1 || i > 10_000))
+            errors.Add($"face_detect_interval must be between 1 and 10000 (got {i})");
+        if (u.DepthMode is { } d && Array.IndexOf(DepthModes, d) < 0)
+            errors.Add($"depth_mode must be one of {string.Join(", ", DepthModes)} (got '{Cut(d)}')");
         if (u.Background is { } b)
         {
-            if (Array.IndexOf(BackgroundKinds, b.Kind) < 0) errors.Add($"background.kind must be one of {string.Join(", ", BackgroundKinds)} (got '{Cut(b.Kind)}')");
-            if (!TryParseColor(b.Color, out _)) errors.Add($"background.color must be #RRGGBB (got '{Cut(b.Color)}')");
-            if (b.BlurRadius < 1 || b.BlurRadius > 200) errors.Add($"background.blur_radius must be between 1 and 200 (got {b.BlurRadius})");
+            if (Array.IndexOf(BackgroundKinds, b.Kind) < 0)
+                errors.Add(
+                    $"background.kind must be one of {string.Join(", ", BackgroundKinds)} (got '{Cut(b.Kind)}')"
+                );
+            if (!TryParseColor(b.Color, out _))
+                errors.Add($"background.color must be #RRGGBB (got '{Cut(b.Color)}')");
+            if (b.BlurRadius < 1 || b.BlurRadius > 200)
+                errors.Add($"background.blur_radius must be between 1 and 200 (got {b.BlurRadius})");
         }
         if (u.Source is { } s)
         {
-            if (!ClientIds.IsValid(s, out var why)) errors.Add($"source {why}");
-            if (u.Workers is not null || u.Background is not null || u.FaceDetectInterval is not null || u.SimpleForward is not null
-                || u.DepthMode is not null || u.ReferenceVersion is not null)
+            if (!ClientIds.IsValid(s, out var why))
+                errors.Add($"source {why}");
+            if (
+                u.Workers is not null
+                || u.Background is not null
+                || u.FaceDetectInterval is not null
+                || u.SimpleForward is not null
+                || u.DepthMode is not null
+                || u.ReferenceVersion is not null
+            )
                 errors.Add("with source, only enabled, steps and reset apply (the others are global)");
-            if (u.Reset && (u.Enabled is not null || u.Steps is not null)) errors.Add("reset removes the source's override: give no other setting with it");
+            if (u.Reset && (u.Enabled is not null || u.Steps is not null))
+                errors.Add("reset removes the source's override: give no other setting with it");
         }
         else if (u.Reset)
         {
@@ -99,7 +128,8 @@ public static class RealtimeRules
             };
         }
         var rest = Array.FindAll(r.Sources, s => !string.Equals(s.Source, u.Source, StringComparison.Ordinal));
-        if (u.Reset) return r with { Sources = rest };
+        if (u.Reset)
+            return r with { Sources = rest };
         var old = Array.Find(r.Sources, s => string.Equals(s.Source, u.Source, StringComparison.Ordinal));
         var list = new RealtimeSourceOverride[rest.Length + 1];
         rest.CopyTo(list, 0);
@@ -112,8 +142,10 @@ public static class RealtimeRules
     public static bool TryParseColor(string? s, out (byte R, byte G, byte B) rgb)
     {
         rgb = default;
-        if (s is not { Length: 7 } || s[0] != '#') return false;
-        if (!int.TryParse(s.AsSpan(1), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var v)) return false;
+        if (s is not { Length: 7 } || s[0] != '#')
+            return false;
+        if (!int.TryParse(s.AsSpan(1), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var v))
+            return false;
         rgb = ((byte)(v >> 16), (byte)(v >> 8), (byte)v);
         return true;
     }

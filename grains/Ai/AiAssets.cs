@@ -7,14 +7,21 @@ namespace Blankend.Orleans.Grains.Ai;
 /// <summary>The cluster's uploaded assets (reference face, background image), versioned and stored.</summary>
 [Reentrant]
 internal sealed partial class AiAssetGrain(
-    [PersistentState("ai-assets", Blankend.Orleans.Hosting.ClusterMembership.GrainStorageName)] IPersistentState<AiAssetState> state,
-    ILogger<AiAssetGrain> log) : Grain, IAiAssetGrain
+    [PersistentState("ai-assets", Blankend.Orleans.Hosting.ClusterMembership.GrainStorageName)]
+        IPersistentState<AiAssetState> state,
+    ILogger<AiAssetGrain> log
+) : Grain, IAiAssetGrain
 {
     public async Task<long> Set(AiAssetKind kind, byte[] image)
     {
         var version = Math.Max(state.State.LastVersion, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()) + 1;
         state.State.LastVersion = version;
-        state.State.Assets[kind] = new AiAssetData(kind, version, image, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        state.State.Assets[kind] = new AiAssetData(
+            kind,
+            version,
+            image,
+            DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()
+        );
         await StoreAsync();
         LogSet(kind, version, image.Length);
         return version;
@@ -34,8 +41,14 @@ internal sealed partial class AiAssetGrain(
 
     private async Task StoreAsync()
     {
-        try { await state.WriteStateAsync(); }
-        catch (Exception e) { LogStoreFailed(e); } // kept in memory; only a loss of this silo would forget it
+        try
+        {
+            await state.WriteStateAsync();
+        }
+        catch (Exception e)
+        {
+            LogStoreFailed(e);
+        } // kept in memory; only a loss of this silo would forget it
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "ai asset {Kind} v{Version} stored ({Bytes} bytes)")]
@@ -44,7 +57,10 @@ internal sealed partial class AiAssetGrain(
     [LoggerMessage(Level = LogLevel.Information, Message = "ai asset {Kind} removed")]
     private partial void LogCleared(AiAssetKind kind);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "storing an ai asset failed: it applies, but a loss of this silo would forget it")]
+    [LoggerMessage(
+        Level = LogLevel.Warning,
+        Message = "storing an ai asset failed: it applies, but a loss of this silo would forget it"
+    )]
     private partial void LogStoreFailed(Exception e);
 }
 
@@ -52,8 +68,11 @@ internal sealed partial class AiAssetGrain(
 internal sealed class AiAssetState
 {
     /// <summary>Versions are unix ms based and only grow, so a re-activated grain never reuses one.</summary>
-    [Id(0)] public long LastVersion { get; set; }
-    [Id(1)] public Dictionary<AiAssetKind, AiAssetData> Assets { get; set; } = [];
+    [Id(0)]
+    public long LastVersion { get; set; }
+
+    [Id(1)]
+    public Dictionary<AiAssetKind, AiAssetData> Assets { get; set; } = [];
 }
 
 /// <summary>Brings this silo's copy of the assets up to the versions a frame's settings name (one fetch per new
@@ -63,18 +82,30 @@ internal sealed class AiAssetState
 internal sealed class AiAssetPreparation(AiEngine engine) : IFrameStepPreparation
 {
     public ValueTask PrepareAsync(IGrainFactory grains, EffectiveSettings settings) =>
-        AiAssetSync.EnsureAsync(engine, grains, settings.ReferenceVersion,
-            settings.MatteBackground.Kind == "image" ? settings.MatteBackground.ImageVersion : 0);
+        AiAssetSync.EnsureAsync(
+            engine,
+            grains,
+            settings.ReferenceVersion,
+            settings.MatteBackground.Kind == "image" ? settings.MatteBackground.ImageVersion : 0
+        );
 }
 
 internal static class AiAssetSync
 {
-    public static ValueTask EnsureAsync(AiEngine engine, IGrainFactory grains, long referenceVersion, long backgroundVersion)
+    public static ValueTask EnsureAsync(
+        AiEngine engine,
+        IGrainFactory grains,
+        long referenceVersion,
+        long backgroundVersion
+    )
     {
         // Version 0 = removed (DELETE /api/v1/ai/reference|background): this silo stops using its copy too.
-        if (referenceVersion == 0 && engine.Asset(AiAssetKind.ReferenceFace) is not null) engine.ClearAsset(AiAssetKind.ReferenceFace);
-        if (backgroundVersion == 0 && engine.Asset(AiAssetKind.Background) is not null) engine.ClearAsset(AiAssetKind.Background);
-        var needRef = referenceVersion > 0 && (engine.Asset(AiAssetKind.ReferenceFace)?.Version ?? 0) < referenceVersion;
+        if (referenceVersion == 0 && engine.Asset(AiAssetKind.ReferenceFace) is not null)
+            engine.ClearAsset(AiAssetKind.ReferenceFace);
+        if (backgroundVersion == 0 && engine.Asset(AiAssetKind.Background) is not null)
+            engine.ClearAsset(AiAssetKind.Background);
+        var needRef =
+            referenceVersion > 0 && (engine.Asset(AiAssetKind.ReferenceFace)?.Version ?? 0) < referenceVersion;
         var needBg = backgroundVersion > 0 && (engine.Asset(AiAssetKind.Background)?.Version ?? 0) < backgroundVersion;
         return needRef || needBg ? FetchAsync(engine, grains, needRef, needBg) : ValueTask.CompletedTask;
     }
@@ -82,7 +113,9 @@ internal static class AiAssetSync
     private static async ValueTask FetchAsync(AiEngine engine, IGrainFactory grains, bool reference, bool background)
     {
         var store = grains.GetGrain<IAiAssetGrain>(IAiAssetGrain.Key);
-        if (reference && await store.Get(AiAssetKind.ReferenceFace) is { } r) engine.SetAsset(new AiAsset(r.Kind, r.Version, r.Image));
-        if (background && await store.Get(AiAssetKind.Background) is { } b) engine.SetAsset(new AiAsset(b.Kind, b.Version, b.Image));
+        if (reference && await store.Get(AiAssetKind.ReferenceFace) is { } r)
+            engine.SetAsset(new AiAsset(r.Kind, r.Version, r.Image));
+        if (background && await store.Get(AiAssetKind.Background) is { } b)
+            engine.SetAsset(new AiAsset(b.Kind, b.Version, b.Image));
     }
 }

@@ -37,7 +37,8 @@ internal sealed class AiEngine
         s.LastUsed = now;
         // Sources that went away leave their history (masks, recurrent states) behind: swept once a minute.
         var next = Volatile.Read(ref _nextPrune);
-        if (now >= next && Interlocked.CompareExchange(ref _nextPrune, now + 60 * Stopwatch.Frequency, next) == next) Prune(SourceIdle);
+        if (now >= next && Interlocked.CompareExchange(ref _nextPrune, now + 60 * Stopwatch.Frequency, next) == next)
+            Prune(SourceIdle);
         return s;
     }
 
@@ -46,14 +47,16 @@ internal sealed class AiEngine
 
     private long _nextPrune;
 
-    /// <summary>Forgets sources without a frame for <paramref name="idle"/> (their recurrent state and history).</summary>
+    /// <summary>Forgets sources without a frame for <paramref name="idle"/> (their recurrent state and
+    /// history).</summary>
     public int Prune(TimeSpan idle)
     {
         var cutoff = Stopwatch.GetTimestamp() - (long)(idle.TotalSeconds * Stopwatch.Frequency);
         var n = 0;
         foreach (var (k, v) in _sources)
         {
-            if (v.LastUsed < cutoff && _sources.TryRemove(k, out _)) n++;
+            if (v.LastUsed < cutoff && _sources.TryRemove(k, out _))
+                n++;
         }
         return n;
     }
@@ -82,7 +85,6 @@ internal sealed class AiEngine
     public void ClearAsset(AiAssetKind kind) => _assets.TryRemove(kind, out _);
 }
 
-
 /// <summary>An uploaded image (JPEG or PNG bytes) with its cluster-wide version.</summary>
 internal sealed record AiAsset(AiAssetKind Kind, long Version, byte[] Image);
 
@@ -105,8 +107,10 @@ internal sealed class AiStepCounters(string name)
 {
     private readonly Lock _gate = new();
     private readonly Dictionary<string, long> _skips = new(StringComparer.Ordinal);
-    private long _runs, _frames;
-    private double _msPerFrame, _lastMs;
+    private long _runs,
+        _frames;
+    private double _msPerFrame,
+        _lastMs;
 
     public string Name { get; } = name;
 
@@ -126,12 +130,18 @@ internal sealed class AiStepCounters(string name)
 
     public void Skipped(string reason)
     {
-        lock (_gate) _skips[reason] = _skips.GetValueOrDefault(reason) + 1;
-        AiMetrics.Skipped.Add(1, new KeyValuePair<string, object?>("step", Name), new KeyValuePair<string, object?>("reason", reason));
+        lock (_gate)
+            _skips[reason] = _skips.GetValueOrDefault(reason) + 1;
+        AiMetrics.Skipped.Add(
+            1,
+            new KeyValuePair<string, object?>("step", Name),
+            new KeyValuePair<string, object?>("reason", reason)
+        );
     }
 
     public (long Runs, long Frames, double MsPerFrame, double LastMs, Dictionary<string, long> Skips) Snapshot()
     {
-        lock (_gate) return (_runs, _frames, _msPerFrame, _lastMs, new Dictionary<string, long>(_skips, StringComparer.Ordinal));
+        lock (_gate)
+            return (_runs, _frames, _msPerFrame, _lastMs, new Dictionary<string, long>(_skips, StringComparer.Ordinal));
     }
 }

@@ -46,23 +46,41 @@ internal sealed partial class ClientGrain : Grain, IClientGrain
     // Processing path of this source (grains/Processing/SourceRoute.cs): off unless the pipeline config says so.
     private readonly SourceRoute _processing;
 
-    public ClientGrain(ILogger<ClientGrain> log, IOptions<ClusterSettings> cluster, IOptions<VideoProcessingOptions> processing,
-        IOptions<StreamOptions> stream, IOptions<RealtimePipelineOptions> realtime, IOptions<AiOptions> ai, DeviceCatalog devices,
-        ProcessingMetrics metrics)
+    public ClientGrain(
+        ILogger<ClientGrain> log,
+        IOptions<ClusterSettings> cluster,
+        IOptions<VideoProcessingOptions> processing,
+        IOptions<StreamOptions> stream,
+        IOptions<RealtimePipelineOptions> realtime,
+        IOptions<AiOptions> ai,
+        DeviceCatalog devices,
+        ProcessingMetrics metrics
+    )
     {
         _log = log;
         _stream = stream.Value;
         _directoryRefreshMs = cluster.Value.ObserverRefreshMs;
         _expiryMs = 3L * cluster.Value.ObserverRefreshMs;
-        _processing = new SourceRoute(this.GetPrimaryKeyString(), RuntimeIdentity, GrainFactory, devices, metrics,
-            processing.Value, stream.Value, realtime.Value, ai.Value, Deliver);
+        _processing = new SourceRoute(
+            this.GetPrimaryKeyString(),
+            RuntimeIdentity,
+            GrainFactory,
+            devices,
+            metrics,
+            processing.Value,
+            stream.Value,
+            realtime.Value,
+            ai.Value,
+            Deliver
+        );
     }
 
     private string Source => this.GetPrimaryKeyString();
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        if (_stream.RelayEnabled) _relay = GrainFactory.GetGrain<IRelayGrain>(_stream.ZmqIdentity);
+        if (_stream.RelayEnabled)
+            _relay = GrainFactory.GetGrain<IRelayGrain>(_stream.ZmqIdentity);
         try
         {
             ApplyWildcard(await Directory.RegisterSource(Source));
@@ -83,9 +101,16 @@ internal sealed partial class ClientGrain : Grain, IClientGrain
         BlankendMetrics.SourcesActive.Add(-1);
         LogDeactivated(Source, reason.Description, _framesIn);
         // When the silo shuts down the directory may be going too; its entries expire by themselves.
-        if (reason.ReasonCode == DeactivationReasonCode.ShuttingDown) return;
-        try { await Directory.UnregisterSource(Source); }
-        catch (Exception e) { LogUnregisterFailed(Source, e.Message); }
+        if (reason.ReasonCode == DeactivationReasonCode.ShuttingDown)
+            return;
+        try
+        {
+            await Directory.UnregisterSource(Source);
+        }
+        catch (Exception e)
+        {
+            LogUnregisterFailed(Source, e.Message);
+        }
     }
 
     /// <summary>Per frame: not profiled by the Orleans Dashboard (its filter would time and record every call);
@@ -94,8 +119,10 @@ internal sealed partial class ClientGrain : Grain, IClientGrain
     public Task Publish(FrameEnvelope frame)
     {
         var now = Environment.TickCount64;
-        if (now >= _nextPurge) Purge(now);
-        if (now >= _nextDirectoryRefresh && !_directoryRefreshInFlight) _ = RefreshDirectoryAsync(now);
+        if (now >= _nextPurge)
+            Purge(now);
+        if (now >= _nextDirectoryRefresh && !_directoryRefreshInFlight)
+            _ = RefreshDirectoryAsync(now);
 
         var stamped = frame with { Source = Source, Seq = ++_seq, Epoch = _epoch };
         _framesIn++;
@@ -108,18 +135,31 @@ internal sealed partial class ClientGrain : Grain, IClientGrain
         // original's bug.
         if (_relay is not null && !frame.FromBus)
         {
-            try { _relay.Send(stamped); }
-            catch (Exception e) { LogRelayFailed(e, Source); }
+            try
+            {
+                _relay.Send(stamped);
+            }
+            catch (Exception e)
+            {
+                LogRelayFailed(e, Source);
+            }
         }
 
         foreach (var raw in _rawTargets)
         {
-            try { raw.OnFrame(stamped); }
-            catch (Exception e) { LogObserverFailed(e, Source); }
+            try
+            {
+                raw.OnFrame(stamped);
+            }
+            catch (Exception e)
+            {
+                LogObserverFailed(e, Source);
+            }
         }
 
         // Viewers get each frame in ONE form: processed when the pipeline takes it, raw otherwise.
-        if (!_processing.TryRoute(stamped)) Deliver(stamped);
+        if (!_processing.TryRoute(stamped))
+            Deliver(stamped);
         return Task.CompletedTask;
     }
 
@@ -131,16 +171,29 @@ internal sealed partial class ClientGrain : Grain, IClientGrain
         {
             // A bus frame the realtime pipeline took: its one answer to the bus, [client_id, out] (processed, or
             // the frame itself when processing failed), exactly once.
-            try { _relay.SendProcessed(frame); }
-            catch (Exception e) { LogRelayFailed(e, Source); }
+            try
+            {
+                _relay.SendProcessed(frame);
+            }
+            catch (Exception e)
+            {
+                LogRelayFailed(e, Source);
+            }
         }
         var targets = _targets;
         foreach (var target in targets)
         {
-            try { target.OnFrame(frame); }
-            catch (Exception e) { LogObserverFailed(e, Source); }
+            try
+            {
+                target.OnFrame(frame);
+            }
+            catch (Exception e)
+            {
+                LogObserverFailed(e, Source);
+            }
         }
-        if (targets.Length > 0) BlankendMetrics.GrainObserverCalls.Add(targets.Length);
+        if (targets.Length > 0)
+            BlankendMetrics.GrainObserverCalls.Add(targets.Length);
     }
 
     public Task Subscribe(IFrameObserver observer)
@@ -157,7 +210,8 @@ internal sealed partial class ClientGrain : Grain, IClientGrain
 
     public Task Unsubscribe(IFrameObserver observer)
     {
-        if (_subscribers.Remove(observer)) RebuildTargets();
+        if (_subscribers.Remove(observer))
+            RebuildTargets();
         return Task.CompletedTask;
     }
 
@@ -165,13 +219,15 @@ internal sealed partial class ClientGrain : Grain, IClientGrain
     {
         var added = !_rawSubscribers.ContainsKey(observer);
         _rawSubscribers[observer] = Environment.TickCount64 + _expiryMs;
-        if (added) _rawTargets = [.. _rawSubscribers.Keys];
+        if (added)
+            _rawTargets = [.. _rawSubscribers.Keys];
         return Task.CompletedTask;
     }
 
     public Task UnsubscribeRaw(IFrameObserver observer)
     {
-        if (_rawSubscribers.Remove(observer)) _rawTargets = [.. _rawSubscribers.Keys];
+        if (_rawSubscribers.Remove(observer))
+            _rawTargets = [.. _rawSubscribers.Keys];
         return Task.CompletedTask;
     }
 
@@ -181,9 +237,20 @@ internal sealed partial class ClientGrain : Grain, IClientGrain
         return Task.CompletedTask;
     }
 
-    public Task<SourceStats> GetStats() => Task.FromResult(new SourceStats(
-        Source, _epoch, _seq, _framesIn, _bytesIn, _lastFrameUnixMs, _subscribers.Count, _wildcard.Observers.Length,
-        RuntimeIdentity));
+    public Task<SourceStats> GetStats() =>
+        Task.FromResult(
+            new SourceStats(
+                Source,
+                _epoch,
+                _seq,
+                _framesIn,
+                _bytesIn,
+                _lastFrameUnixMs,
+                _subscribers.Count,
+                _wildcard.Observers.Length,
+                RuntimeIdentity
+            )
+        );
 
     public Task SetPipelineConfig(PipelineConfig config)
     {
@@ -193,11 +260,18 @@ internal sealed partial class ClientGrain : Grain, IClientGrain
 
     public Task<SourceProcessingStats> GetProcessingStats() => Task.FromResult(_processing.Stats());
 
-    /// <summary>Fetched at activation and with each directory refresh (a missed push heals within one refresh).</summary>
+    /// <summary>Fetched at activation and with each directory refresh (a missed push heals within one
+    /// refresh).</summary>
     private async Task RefreshPipelineConfigAsync()
     {
-        try { _processing.Apply(await GrainFactory.GetGrain<IPipelineConfigGrain>(IPipelineConfigGrain.Key).GetConfig()); }
-        catch (Exception e) { LogPipelineConfigFailed(e, Source); }
+        try
+        {
+            _processing.Apply(await GrainFactory.GetGrain<IPipelineConfigGrain>(IPipelineConfigGrain.Key).GetConfig());
+        }
+        catch (Exception e)
+        {
+            LogPipelineConfigFailed(e, Source);
+        }
     }
 
     private ISourceDirectoryGrain Directory => GrainFactory.GetGrain<ISourceDirectoryGrain>(ISourceDirectoryGrain.Key);
@@ -213,13 +287,20 @@ internal sealed partial class ClientGrain : Grain, IClientGrain
             ApplyWildcard(await Directory.RegisterSource(Source));
             await RefreshPipelineConfigAsync();
         }
-        catch (Exception e) { LogDirectoryFailed(e, Source); }
-        finally { _directoryRefreshInFlight = false; }
+        catch (Exception e)
+        {
+            LogDirectoryFailed(e, Source);
+        }
+        finally
+        {
+            _directoryRefreshInFlight = false;
+        }
     }
 
     private void ApplyWildcard(WildcardSet set)
     {
-        if (set.Version < _wildcard.Version) return;
+        if (set.Version < _wildcard.Version)
+            return;
         _wildcard = set;
         RebuildTargets();
     }
@@ -230,20 +311,25 @@ internal sealed partial class ClientGrain : Grain, IClientGrain
         List<IFrameObserver>? expired = null;
         foreach (var (observer, expiry) in _subscribers)
         {
-            if (expiry <= now) (expired ??= []).Add(observer);
+            if (expiry <= now)
+                (expired ??= []).Add(observer);
         }
         List<IFrameObserver>? expiredRaw = null;
         foreach (var (observer, expiry) in _rawSubscribers)
         {
-            if (expiry <= now) (expiredRaw ??= []).Add(observer);
+            if (expiry <= now)
+                (expiredRaw ??= []).Add(observer);
         }
         if (expiredRaw is not null)
         {
-            foreach (var observer in expiredRaw) _rawSubscribers.Remove(observer);
+            foreach (var observer in expiredRaw)
+                _rawSubscribers.Remove(observer);
             _rawTargets = [.. _rawSubscribers.Keys];
         }
-        if (expired is null) return;
-        foreach (var observer in expired) _subscribers.Remove(observer);
+        if (expired is null)
+            return;
+        foreach (var observer in expired)
+            _subscribers.Remove(observer);
         LogExpired(Source, expired.Count);
         RebuildTargets();
     }
@@ -251,14 +337,18 @@ internal sealed partial class ClientGrain : Grain, IClientGrain
     private void RebuildTargets()
     {
         var set = new HashSet<IFrameObserver>(_subscribers.Keys);
-        foreach (var o in _wildcard.Observers) set.Add(o);
+        foreach (var o in _wildcard.Observers)
+            set.Add(o);
         _targets = [.. set];
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "source {Source} active (epoch {Epoch}) on {Silo}")]
     private partial void LogActivated(string source, long epoch, string silo);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "source {Source} deactivated ({Reason}) after {Frames} frames")]
+    [LoggerMessage(
+        Level = LogLevel.Information,
+        Message = "source {Source} deactivated ({Reason}) after {Frames} frames"
+    )]
     private partial void LogDeactivated(string source, string reason, long frames);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "source {Source}: {Count} gateway observer(s)")]
@@ -270,12 +360,19 @@ internal sealed partial class ClientGrain : Grain, IClientGrain
     [LoggerMessage(Level = LogLevel.Warning, Message = "source {Source}: source directory unreachable")]
     private partial void LogDirectoryFailed(Exception e, string source);
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "source {Source}: unregistering from the directory failed ({Reason}); the entry expires")]
+    [LoggerMessage(
+        Level = LogLevel.Debug,
+        Message = "source {Source}: unregistering from the directory failed ({Reason}); the entry expires"
+    )]
     private partial void LogUnregisterFailed(string source, string reason);
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "source {Source}: handing a frame to the bus link failed")]
     private partial void LogRelayFailed(Exception e, string source);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "source {Source}: pipeline config unreachable (keeps the one it has)")]
+    [LoggerMessage(
+        Level = LogLevel.Warning,
+        Message = "source {Source}: pipeline config unreachable (keeps the one it has)"
+    )]
     private partial void LogPipelineConfigFailed(Exception e, string source);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "source {Source}: observer call failed")]

@@ -58,7 +58,8 @@ internal sealed partial class SourceDirectoryGrain : Grain, ISourceDirectoryGrai
 
     public async Task UnsubscribeAll(IFrameObserver observer)
     {
-        if (_all.Remove(observer)) await PushWildcard();
+        if (_all.Remove(observer))
+            await PushWildcard();
     }
 
     public Task<string[]> ListSources()
@@ -74,13 +75,20 @@ internal sealed partial class SourceDirectoryGrain : Grain, ISourceDirectoryGrai
     /// <summary>Drops expired entries; true when the wildcard set changed.</summary>
     private bool PurgeIfDue(long now)
     {
-        if (now < _nextPurge) return false;
+        if (now < _nextPurge)
+            return false;
         _nextPurge = now + 1000;
-        foreach (var (s, expiry) in _sources.ToArray()) if (expiry <= now) _sources.Remove(s);
+        foreach (var (s, expiry) in _sources.ToArray())
+            if (expiry <= now)
+                _sources.Remove(s);
         var changed = false;
         foreach (var (o, expiry) in _all.ToArray())
         {
-            if (expiry <= now) { _all.Remove(o); changed = true; }
+            if (expiry <= now)
+            {
+                _all.Remove(o);
+                changed = true;
+            }
         }
         return changed;
     }
@@ -95,13 +103,22 @@ internal sealed partial class SourceDirectoryGrain : Grain, ISourceDirectoryGrai
         {
             calls[i] = GrainFactory.GetGrain<IClientGrain>(sources[i]).SetWildcardObservers(set);
         }
-        try { await Task.WhenAll(calls); }
-        catch (Exception e) { LogPushFailed(e); }
+        try
+        {
+            await Task.WhenAll(calls);
+        }
+        catch (Exception e)
+        {
+            LogPushFailed(e);
+        }
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "all-source observers: {Count}")]
     private partial void LogWildcard(int count);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "pushing all-source observers failed for some sources (they catch up on their next refresh)")]
+    [LoggerMessage(
+        Level = LogLevel.Warning,
+        Message = "pushing all-source observers failed for some sources (they catch up on their next refresh)"
+    )]
     private partial void LogPushFailed(Exception e);
 }

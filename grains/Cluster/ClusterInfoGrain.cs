@@ -20,17 +20,34 @@ internal sealed class ClusterInfoGrain(IServiceProvider services) : Grain, IClus
         for (var i = 0; i < hosts.Length; i++)
         {
             var h = hosts[i];
-            IReadOnlyDictionary<string, string> meta = h.Status == SiloStatus.Dead || metadata is null
-                ? System.Collections.Immutable.ImmutableDictionary<string, string>.Empty
-                : metadata.GetSiloMetadata(h.SiloAddress).Metadata;
+            IReadOnlyDictionary<string, string> meta =
+                h.Status == SiloStatus.Dead || metadata is null
+                    ? System.Collections.Immutable.ImmutableDictionary<string, string>.Empty
+                    : metadata.GetSiloMetadata(h.SiloAddress).Metadata;
             var devices = LocalDevices.ParseList(meta.GetValueOrDefault(LocalDevices.DevicesKey));
-            var role = devices.Length == 0 ? "" : devices.Any(LocalDevices.IsGpu) ? "gpu" : "cpu";
+            var role =
+                devices.Length == 0 ? ""
+                : devices.Any(LocalDevices.IsGpu) ? "gpu"
+                : "cpu";
             result[i] = new SiloInfo(
-                h.SiloAddress.ToString(), h.SiloName ?? "", h.Status.ToString(), h.HostName ?? "",
-                h.SiloAddress.Endpoint.Address.ToString(), h.SiloAddress.Endpoint.Port, h.ProxyPort,
-                h.StartTime, h.IAmAliveTime, role, devices);
+                h.SiloAddress.ToString(),
+                h.SiloName ?? "",
+                h.Status.ToString(),
+                h.HostName ?? "",
+                h.SiloAddress.Endpoint.Address.ToString(),
+                h.SiloAddress.Endpoint.Port,
+                h.ProxyPort,
+                h.StartTime,
+                h.IAmAliveTime,
+                role,
+                devices
+            );
         }
-        Array.Sort(result, (a, b) => (a.Status == "Dead").CompareTo(b.Status == "Dead") is var c and not 0 ? c : string.CompareOrdinal(a.Address, b.Address));
+        Array.Sort(result, (a, b) =>
+            (a.Status == "Dead").CompareTo(b.Status == "Dead") is var c and not 0
+                ? c
+                : string.CompareOrdinal(a.Address, b.Address)
+        );
         return result;
     }
 
@@ -40,7 +57,8 @@ internal sealed class ClusterInfoGrain(IServiceProvider services) : Grain, IClus
         var active = new List<string>(snapshot.Members.Count);
         foreach (var (address, member) in snapshot.Members)
         {
-            if (member.Status == SiloStatus.Active) active.Add(address.ToString());
+            if (member.Status == SiloStatus.Active)
+                active.Add(address.ToString());
         }
         active.Sort(StringComparer.Ordinal);
         return Task.FromResult(active.ToArray());

@@ -8,8 +8,8 @@ namespace Blankend.Orleans.Grains.Codec;
 internal sealed class AnnexBScanner(string codec)
 {
     private readonly bool _hevc = codec == Blankend.Orleans.Codec.VideoCodecs.Hevc;
-    private int _carriedZeros;     // zero bytes at the end of the previous chunk (at most 2 matter)
-    private bool _headerPending;   // the previous chunk ended right after a start code
+    private int _carriedZeros; // zero bytes at the end of the previous chunk (at most 2 matter)
+    private bool _headerPending; // the previous chunk ended right after a start code
 
     public bool SawStartCode { get; private set; }
 
@@ -20,18 +20,21 @@ internal sealed class AnnexBScanner(string codec)
     public int Scan(ReadOnlySpan<byte> data)
     {
         var mark = -1;
-        if (data.IsEmpty) return mark;
+        if (data.IsEmpty)
+            return mark;
         if (_headerPending)
         {
             _headerPending = false;
-            if (IsParameterSet(data[0])) mark = 0;
+            if (IsParameterSet(data[0]))
+                mark = 0;
         }
 
         var from = 0;
         while (true)
         {
             var rel = data[from..].IndexOf((byte)0x01);
-            if (rel < 0) break;
+            if (rel < 0)
+                break;
             var j = from + rel;
             if (ZerosBefore(data, j) >= 2)
             {
@@ -39,7 +42,8 @@ internal sealed class AnnexBScanner(string codec)
                 StartCodes++;
                 if (j + 1 < data.Length)
                 {
-                    if (IsParameterSet(data[j + 1])) mark = j + 1;
+                    if (IsParameterSet(data[j + 1]))
+                        mark = j + 1;
                 }
                 else
                 {
@@ -47,12 +51,14 @@ internal sealed class AnnexBScanner(string codec)
                 }
             }
             from = j + 1;
-            if (from >= data.Length) break;
+            if (from >= data.Length)
+                break;
         }
 
         // Trailing zeros carry over to the next chunk (a start code may straddle the boundary).
         var trailing = 0;
-        for (var k = data.Length - 1; k >= 0 && trailing < 2 && data[k] == 0; k--) trailing++;
+        for (var k = data.Length - 1; k >= 0 && trailing < 2 && data[k] == 0; k--)
+            trailing++;
         _carriedZeros = trailing == data.Length ? Math.Min(2, _carriedZeros + trailing) : trailing;
         return mark;
     }
@@ -62,15 +68,17 @@ internal sealed class AnnexBScanner(string codec)
         var zeros = 0;
         for (var k = j - 1; k >= 0 && zeros < 2; k--)
         {
-            if (data[k] != 0) return zeros;
+            if (data[k] != 0)
+                return zeros;
             zeros++;
         }
         return zeros + (zeros == j ? _carriedZeros : 0);
     }
 
-    private bool IsParameterSet(byte header) => _hevc
-        ? ((header >> 1) & 0x3F) == 32      // VPS
-        : (header & 0x1F) == 7;             // SPS
+    private bool IsParameterSet(byte header) =>
+        _hevc
+            ? ((header >> 1) & 0x3F) == 32 // VPS
+            : (header & 0x1F) == 7; // SPS
 }
 
 /// <summary>
@@ -106,7 +114,8 @@ internal sealed class ReplayBuffer(int maxBytes)
             Valid = true;
             return true;
         }
-        if (!Valid) return false;
+        if (!Valid)
+            return false;
         if (_bytes + chunk.Length > MaxBytes)
         {
             _parts.Clear();

@@ -39,17 +39,34 @@ internal sealed partial class CodecHost : DecodeSession.IEvents, IAsyncDisposabl
     private bool _statsRunning;
     private Task _statsLoop = Task.CompletedTask;
 
-    public CodecHost(IOptions<CodecOptions> options, IOptions<RecordingOptions> recording, IOptions<TelemetryOptions> telemetry,
-        IGrainFactory grains, ILoggerFactory loggers)
-        : this(options.Value, recording.Value, grains, loggers, null, TimeSpan.FromSeconds(telemetry.Value.StatsLogIntervalSeconds))
-    {
-    }
+    public CodecHost(
+        IOptions<CodecOptions> options,
+        IOptions<RecordingOptions> recording,
+        IOptions<TelemetryOptions> telemetry,
+        IGrainFactory grains,
+        ILoggerFactory loggers
+    )
+        : this(
+            options.Value,
+            recording.Value,
+            grains,
+            loggers,
+            null,
+            TimeSpan.FromSeconds(telemetry.Value.StatsLogIntervalSeconds)
+        ) { }
 
     /// <param name="probe">Replaces the ffmpeg probe (tests).</param>
-    /// <param name="statsInterval">Period of the <c>ffmpeg decoded fps</c> lines (<c>telemetry:stats_log_interval_s</c>); zero or
+    /// <param name="statsInterval">Period of the <c>ffmpeg decoded fps</c> lines
+    /// (<c>telemetry:stats_log_interval_s</c>); zero or
     /// null: none.</param>
-    public CodecHost(CodecOptions options, RecordingOptions recording, IGrainFactory grains, ILoggerFactory loggers,
-        Func<Task<FfmpegCapabilities>>? probe, TimeSpan? statsInterval = null)
+    public CodecHost(
+        CodecOptions options,
+        RecordingOptions recording,
+        IGrainFactory grains,
+        ILoggerFactory loggers,
+        Func<Task<FfmpegCapabilities>>? probe,
+        TimeSpan? statsInterval = null
+    )
     {
         _options = options;
         _recording = recording;
@@ -83,20 +100,36 @@ internal sealed partial class CodecHost : DecodeSession.IEvents, IAsyncDisposabl
         var h264 = DecoderSelector.Choose(VideoCodecs.H264, caps).Primary?.Decoder ?? "none";
         var hevc = DecoderSelector.Choose(VideoCodecs.Hevc, caps).Primary?.Decoder ?? "none";
         LogProbed(_log, caps.ResolvedPath ?? caps.ConfiguredPath, caps.Version ?? "?", h264, hevc, usable, reason);
-        if (!caps.CanRecord) LogNoRecording(_log);
+        if (!caps.CanRecord)
+            LogNoRecording(_log);
         return caps;
     }
 
     /// <summary>A new session for <paramref name="clientId"/>, or why there can be none.</summary>
-    public async Task<(DecodeSession? Session, string? Unavailable)> OpenSessionAsync(string clientId, string codec,
-        Action<DecodeSessionEnd> onEnded)
+    public async Task<(DecodeSession? Session, string? Unavailable)> OpenSessionAsync(
+        string clientId,
+        string codec,
+        Action<DecodeSessionEnd> onEnded
+    )
     {
         var caps = await Capabilities.ConfigureAwait(false);
         var choice = DecoderSelector.Choose(codec, caps, _gpuDisabled);
-        if (choice.Primary is null) return (null, choice.Unavailable);
-        var settings = new DecodeSession.Settings(clientId, codec, _options.FfmpegPath, choice.Primary, choice.Fallback,
-            _options.ProbeSize, _options.MjpegQscale, caps.HasFpsMode, TimeSpan.FromSeconds(_options.IdleTimeoutSeconds),
-            _options.MaxErrorsWithoutFrame, _options.MaxBytesWithoutFrame, _options.MaxPixels);
+        if (choice.Primary is null)
+            return (null, choice.Unavailable);
+        var settings = new DecodeSession.Settings(
+            clientId,
+            codec,
+            _options.FfmpegPath,
+            choice.Primary,
+            choice.Fallback,
+            _options.ProbeSize,
+            _options.MjpegQscale,
+            caps.HasFpsMode,
+            TimeSpan.FromSeconds(_options.IdleTimeoutSeconds),
+            _options.MaxErrorsWithoutFrame,
+            _options.MaxBytesWithoutFrame,
+            _options.MaxPixels
+        );
         var client = _grains.GetGrain<IClientGrain>(clientId);
         var session = new DecodeSession(settings, client.Publish, this, _loggers.CreateLogger<DecodeSession>());
         _sessions[session] = onEnded;
@@ -108,13 +141,16 @@ internal sealed partial class CodecHost : DecodeSession.IEvents, IAsyncDisposabl
 
     private void EnsureStatsLoop()
     {
-        if (_statsInterval <= TimeSpan.Zero) return;
+        if (_statsInterval <= TimeSpan.Zero)
+            return;
         lock (_statsGate)
         {
-            if (_statsRunning || _stopping.IsCancellationRequested) return;
+            if (_statsRunning || _stopping.IsCancellationRequested)
+                return;
             _statsRunning = true;
             // Not in the flow of the grain call that opened the first session (its RequestContext, its span).
-            using (ExecutionContext.SuppressFlow()) _statsLoop = Task.Run(StatsLoopAsync);
+            using (ExecutionContext.SuppressFlow())
+                _statsLoop = Task.Run(StatsLoopAsync);
         }
     }
 
@@ -130,11 +166,22 @@ internal sealed partial class CodecHost : DecodeSession.IEvents, IAsyncDisposabl
                 var seconds = _statsInterval.TotalSeconds;
                 foreach (var session in _sessions.Keys)
                 {
-                    if (session.IsEnded) continue;
+                    if (session.IsEnded)
+                        continue;
                     var (frames, total, dropped) = session.TakeLogWindow();
                     var plan = session.Plan;
-                    LogDecodedFps(_log, frames / seconds, session.ClientId, frames, seconds, session.Codec, plan.Decoder,
-                        plan.Gpu ? "gpu" : "cpu", total, dropped);
+                    LogDecodedFps(
+                        _log,
+                        frames / seconds,
+                        session.ClientId,
+                        frames,
+                        seconds,
+                        session.Codec,
+                        plan.Decoder,
+                        plan.Gpu ? "gpu" : "cpu",
+                        total,
+                        dropped
+                    );
                 }
                 lock (_statsGate)
                 {
@@ -146,9 +193,7 @@ internal sealed partial class CodecHost : DecodeSession.IEvents, IAsyncDisposabl
                 }
             }
         }
-        catch (OperationCanceledException)
-        {
-        }
+        catch (OperationCanceledException) { }
     }
 
     public void OnGpuFallback(DecodeSession session, string from, string detail)
@@ -156,7 +201,8 @@ internal sealed partial class CodecHost : DecodeSession.IEvents, IAsyncDisposabl
         Interlocked.Increment(ref _gpuFallbacks);
         if (Interlocked.Increment(ref _gpuFailures) >= GpuFailuresBeforeDisable && _gpuDisabled is null)
         {
-            _gpuDisabled = $"disabled after {GpuFailuresBeforeDisable} GPU decoder failures on this host (last: {from}: {detail})";
+            _gpuDisabled =
+                $"disabled after {GpuFailuresBeforeDisable} GPU decoder failures on this host (last: {from}: {detail})";
             LogGpuDisabled(_log, _gpuDisabled);
         }
     }
@@ -166,7 +212,8 @@ internal sealed partial class CodecHost : DecodeSession.IEvents, IAsyncDisposabl
         _ended.AddOrUpdate(end.Reason, 1, (_, n) => n + 1);
         Interlocked.Add(ref _framesDecoded, end.Frames);
         CodecMetrics.SessionEnded(session, end.Reason);
-        if (_sessions.TryRemove(session, out var callback)) callback(end);
+        if (_sessions.TryRemove(session, out var callback))
+            callback(end);
     }
 
     public Recorder StartRecorder(Recorder.Settings settings)
@@ -190,7 +237,10 @@ internal sealed partial class CodecHost : DecodeSession.IEvents, IAsyncDisposabl
     public async Task<CodecSiloReport> ReportAsync(string silo)
     {
         FfmpegCapabilities? caps = null;
-        try { caps = await Capabilities.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false); }
+        try
+        {
+            caps = await Capabilities.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+        }
         catch (TimeoutException) { }
 
         FfmpegReport ffmpeg;
@@ -198,27 +248,63 @@ internal sealed partial class CodecHost : DecodeSession.IEvents, IAsyncDisposabl
         var selected = new Dictionary<string, string>(StringComparer.Ordinal);
         if (caps is null)
         {
-            ffmpeg = new FfmpegReport(_options.FfmpegPath, FfmpegProber.Resolve(_options.FfmpegPath), null, "probing", null, [], [], [], false);
+            ffmpeg = new FfmpegReport(
+                _options.FfmpegPath,
+                FfmpegProber.Resolve(_options.FfmpegPath),
+                null,
+                "probing",
+                null,
+                [],
+                [],
+                [],
+                false
+            );
             gpu = new GpuReport(false, "probing", []);
         }
         else
         {
-            ffmpeg = new FfmpegReport(caps.ConfiguredPath, caps.ResolvedPath, caps.Version, caps.Available ? "ok" : "unavailable",
-                caps.Error, caps.CpuDecoders, caps.GpuDecoders, [.. caps.Hwaccels.Order(StringComparer.Ordinal)], caps.CanRecord);
+            ffmpeg = new FfmpegReport(
+                caps.ConfiguredPath,
+                caps.ResolvedPath,
+                caps.Version,
+                caps.Available ? "ok" : "unavailable",
+                caps.Error,
+                caps.CpuDecoders,
+                caps.GpuDecoders,
+                [.. caps.Hwaccels.Order(StringComparer.Ordinal)],
+                caps.CanRecord
+            );
             var (usable, reason) = DecoderSelector.GpuState(caps, _gpuDisabled);
-            gpu = new GpuReport(usable, reason, [.. caps.GpuProbes.Select(p => new GpuProbeReport(p.Codec, p.Decoder, p.Ok, p.Detail, p.Ms))]);
+            gpu = new GpuReport(
+                usable,
+                reason,
+                [.. caps.GpuProbes.Select(p => new GpuProbeReport(p.Codec, p.Decoder, p.Ok, p.Detail, p.Ms))]
+            );
             foreach (var codec in VideoCodecs.Canonical)
             {
                 var choice = DecoderSelector.Choose(codec, caps, _gpuDisabled);
-                selected[codec] = choice.Primary is { } plan ? plan.Decoder + (plan.Gpu ? " (gpu)" : " (cpu)") : "unavailable: " + choice.Unavailable;
+                selected[codec] = choice.Primary is { } plan
+                    ? plan.Decoder + (plan.Gpu ? " (gpu)" : " (cpu)")
+                    : "unavailable: " + choice.Unavailable;
             }
         }
-        var sessions = _sessions.Keys.Select(s => s.Snapshot()).OrderBy(s => s.ClientId, StringComparer.Ordinal).ToArray();
+        var sessions = _sessions
+            .Keys.Select(s => s.Snapshot())
+            .OrderBy(s => s.ClientId, StringComparer.Ordinal)
+            .ToArray();
         var liveFrames = sessions.Sum(s => s.Frames);
-        var counters = new CodecCounterReport(Interlocked.Read(ref _started),
-            new Dictionary<string, long>(_ended, StringComparer.Ordinal), Interlocked.Read(ref _gpuFallbacks),
-            Interlocked.Read(ref _framesDecoded) + liveFrames, Interlocked.Read(ref _recordingsStarted), Interlocked.Read(ref _recordingsEnded));
-        var recordings = _recorders.Keys.Select(r => r.Snapshot()).OrderBy(r => r.Source, StringComparer.Ordinal).ToArray();
+        var counters = new CodecCounterReport(
+            Interlocked.Read(ref _started),
+            new Dictionary<string, long>(_ended, StringComparer.Ordinal),
+            Interlocked.Read(ref _gpuFallbacks),
+            Interlocked.Read(ref _framesDecoded) + liveFrames,
+            Interlocked.Read(ref _recordingsStarted),
+            Interlocked.Read(ref _recordingsEnded)
+        );
+        var recordings = _recorders
+            .Keys.Select(r => r.Snapshot())
+            .OrderBy(r => r.Source, StringComparer.Ordinal)
+            .ToArray();
         return new CodecSiloReport(silo, ffmpeg, gpu, selected, sessions, counters, recordings);
     }
 
@@ -231,28 +317,62 @@ internal sealed partial class CodecHost : DecodeSession.IEvents, IAsyncDisposabl
             s.Kill(DecodeEndReasons.ServiceStopping, "service_stopping", "the service is stopping", 1001);
             ends.Add(s.Completion);
         }
-        foreach (var r in _recorders.Keys) ends.Add(r.StopAsync("service_stopping"));
+        foreach (var r in _recorders.Keys)
+            ends.Add(r.StopAsync("service_stopping"));
         // Within the host's 8 s shutdown timeout (a recorder's stop is bounded by its drain + finalize, 6 s).
-        try { await Task.WhenAll(ends).WaitAsync(TimeSpan.FromSeconds(7)).ConfigureAwait(false); }
+        try
+        {
+            await Task.WhenAll(ends).WaitAsync(TimeSpan.FromSeconds(7)).ConfigureAwait(false);
+        }
         catch (Exception e) when (e is TimeoutException or IOException) { }
-        lock (_statsGate) _stopping.Cancel();
+        lock (_statsGate)
+            _stopping.Cancel();
         await _statsLoop.ConfigureAwait(false);
         _stopping.Dispose();
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "ffmpeg {Path} ({Version}): h264 -> {H264}, hevc -> {Hevc}; GPU usable: {Usable} ({Reason})")]
-    private static partial void LogProbed(ILogger log, string path, string version, string h264, string hevc, bool usable, string reason);
+    [LoggerMessage(
+        Level = LogLevel.Information,
+        Message = "ffmpeg {Path} ({Version}): h264 -> {H264}, hevc -> {Hevc}; GPU usable: {Usable} ({Reason})"
+    )]
+    private static partial void LogProbed(
+        ILogger log,
+        string path,
+        string version,
+        string h264,
+        string hevc,
+        bool usable,
+        string reason
+    );
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "ffmpeg unavailable: /video_codec sessions and recording are refused until it is installed and the service restarted. {Error}")]
+    [LoggerMessage(
+        Level = LogLevel.Warning,
+        Message = "ffmpeg unavailable: /video_codec sessions and recording are refused until it is installed and the service restarted. {Error}"
+    )]
     private static partial void LogUnavailable(ILogger log, string error);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "this ffmpeg has no libx264 encoder (or no mjpeg decoder): recording is unavailable")]
+    [LoggerMessage(
+        Level = LogLevel.Warning,
+        Message = "this ffmpeg has no libx264 encoder (or no mjpeg decoder): recording is unavailable"
+    )]
     private static partial void LogNoRecording(ILogger log);
 
-    [LoggerMessage(Level = LogLevel.Information,
-        Message = "ffmpeg decoded fps {Fps:F1}: {ClientId} {Frames} frames in {Seconds:0.##} s ({Codec}, decoder {Decoder} on {Device}); {Total} frames, {Dropped} dropped since the start")]
-    private static partial void LogDecodedFps(ILogger log, double fps, string clientId, long frames, double seconds, string codec,
-        string decoder, string device, long total, long dropped);
+    [LoggerMessage(
+        Level = LogLevel.Information,
+        Message = "ffmpeg decoded fps {Fps:F1}: {ClientId} {Frames} frames in {Seconds:0.##} s ({Codec}, decoder {Decoder} on {Device}); {Total} frames, {Dropped} dropped since the start"
+    )]
+    private static partial void LogDecodedFps(
+        ILogger log,
+        double fps,
+        string clientId,
+        long frames,
+        double seconds,
+        string codec,
+        string decoder,
+        string device,
+        long total,
+        long dropped
+    );
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "GPU decoding {Reason}")]
     private static partial void LogGpuDisabled(ILogger log, string reason);

@@ -25,9 +25,12 @@ namespace Blankend.Orleans.Grains.Codec;
 /// </list>
 /// Thread-safe: called from a grain, its loops run on the thread pool.
 /// </summary>
-[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification =
-    "_idle is a one-shot timer re-armed per chunk, unrooted once it fired, and collected with the session; " +
-    "_writeLock is a SemaphoreSlim whose wait handle is never created, so it holds no OS resource.")]
+[System.Diagnostics.CodeAnalysis.SuppressMessage(
+    "Design",
+    "CA1001",
+    Justification = "_idle is a one-shot timer re-armed per chunk, unrooted once it fired, and collected with the session; "
+        + "_writeLock is a SemaphoreSlim whose wait handle is never created, so it holds no OS resource."
+)]
 internal sealed partial class DecodeSession
 {
     public static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(2);
@@ -55,7 +58,8 @@ internal sealed partial class DecodeSession
         TimeSpan IdleTimeout,
         int MaxErrorsWithoutFrame,
         long MaxBytesWithoutFrame,
-        long MaxPixels = 40_000_000);
+        long MaxPixels = 40_000_000
+    );
 
     /// <summary>What the session tells its owner (the silo's codec host).</summary>
     public interface IEvents
@@ -72,7 +76,9 @@ internal sealed partial class DecodeSession
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly Lock _gate = new();
     private readonly Channel<FrameEnvelope> _frames;
-    private readonly TaskCompletionSource<DecodeSessionEnd> _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource<DecodeSessionEnd> _ended = new(
+        TaskCreationOptions.RunContinuationsAsynchronously
+    );
     private readonly Timer _idle;
     private readonly AnnexBScanner _scanner;
     private readonly Task _publisher;
@@ -81,14 +87,14 @@ internal sealed partial class DecodeSession
     private DecoderPlan? _fallback;
     private ReplayBuffer? _replay;
     private Run? _run;
-    private DecodeSessionEnd? _endRequest;   // set once: why we are ending (the monitor finishes with it)
-    private bool _graceful;                  // the end request drains instead of killing
+    private DecodeSessionEnd? _endRequest; // set once: why we are ending (the monitor finishes with it)
+    private bool _graceful; // the end request drains instead of killing
     private bool _finishing;
     private bool _everStarted;
 
     private long _bytesIn;
     private long _chunks;
-    private long _frameCount;                // frames out of ffmpeg (published or queued), across restarts
+    private long _frameCount; // frames out of ffmpeg (published or queued), across restarts
     private long _framesAtMark;
     private long _errors;
     private long _errorsSinceFrame;
@@ -118,14 +124,16 @@ internal sealed partial class DecodeSession
         _fallback = settings.Fallback;
         _scanner = new AnnexBScanner(settings.Codec);
         _codecTag = CodecMetrics.CodecTag(settings.Codec);
-        if (_plan.Gpu && _fallback is not null) _replay = new ReplayBuffer(ReplayMaxBytes);
+        if (_plan.Gpu && _fallback is not null)
+            _replay = new ReplayBuffer(ReplayMaxBytes);
         _frames = Channel.CreateBounded<FrameEnvelope>(
             new BoundedChannelOptions(FrameQueue) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true },
             _ =>
             {
                 Interlocked.Increment(ref _dropped);
                 CodecMetrics.FramesDroppedDecoded.Add(1, _codecTag);
-            });
+            }
+        );
         StartedUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         _publisher = Task.Run(PublishLoopAsync);
         _idle = new Timer(_ => OnIdle(), null, settings.IdleTimeout, Timeout.InfiniteTimeSpan);
@@ -145,12 +153,20 @@ internal sealed partial class DecodeSession
     /// <summary>The decoder in use now (after a fallback: the CPU one).</summary>
     public DecoderPlan Plan
     {
-        get { lock (_gate) return _plan; }
+        get
+        {
+            lock (_gate)
+                return _plan;
+        }
     }
 
     public int? Pid
     {
-        get { lock (_gate) return _run?.Process.Pid; }
+        get
+        {
+            lock (_gate)
+                return _run?.Process.Pid;
+        }
     }
 
     /// <summary>Decoded frames per second over the last second (0 when no frame came for 2 s).</summary>
@@ -158,11 +174,13 @@ internal sealed partial class DecodeSession
     {
         get
         {
-            lock (_gate) return _lastFrameTick == 0 || Environment.TickCount64 - _lastFrameTick > 2000 ? 0 : _fps;
+            lock (_gate)
+                return _lastFrameTick == 0 || Environment.TickCount64 - _lastFrameTick > 2000 ? 0 : _fps;
         }
     }
 
-    /// <summary>Frames decoded since the previous call (the periodic <c>ffmpeg decoded fps</c> line), and the total.</summary>
+    /// <summary>Frames decoded since the previous call (the periodic <c>ffmpeg decoded fps</c> line), and the
+    /// total.</summary>
     public (long Frames, long Total, long Dropped) TakeLogWindow()
     {
         var total = Interlocked.Read(ref _frameCount);
@@ -176,17 +194,31 @@ internal sealed partial class DecodeSession
         {
             var now = Environment.TickCount64;
             var fps = _lastFrameTick == 0 || now - _lastFrameTick > 2000 ? 0 : _fps;
-            return new DecodeSessionStats(_s.ClientId, _s.Codec, _plan.Decoder, _plan.Gpu, Math.Round(fps, 1),
-                Interlocked.Read(ref _frameCount), Interlocked.Read(ref _bytesIn), Interlocked.Read(ref _chunks),
-                Interlocked.Read(ref _errors), Interlocked.Read(ref _dropped), StartedUnixMs, _run?.Process.Pid, _restarts,
-                _firstFrameMs);
+            return new DecodeSessionStats(
+                _s.ClientId,
+                _s.Codec,
+                _plan.Decoder,
+                _plan.Gpu,
+                Math.Round(fps, 1),
+                Interlocked.Read(ref _frameCount),
+                Interlocked.Read(ref _bytesIn),
+                Interlocked.Read(ref _chunks),
+                Interlocked.Read(ref _errors),
+                Interlocked.Read(ref _dropped),
+                StartedUnixMs,
+                _run?.Process.Pid,
+                _restarts,
+                _firstFrameMs
+            );
         }
     }
 
-    /// <summary>Feeds one chunk. Null while the session lives; the end once it is over (the chunk is then not used).</summary>
+    /// <summary>Feeds one chunk. Null while the session lives; the end once it is over (the chunk is then not
+    /// used).</summary>
     public async ValueTask<DecodeSessionEnd?> PushAsync(ReadOnlyMemory<byte> chunk)
     {
-        if (_ended.Task.IsCompleted) return _ended.Task.Result;
+        if (_ended.Task.IsCompleted)
+            return _ended.Task.Result;
         SetIdle(_s.IdleTimeout);
         await _writeLock.WaitAsync().ConfigureAwait(false);
         try
@@ -194,8 +226,10 @@ internal sealed partial class DecodeSession
             Run run;
             lock (_gate)
             {
-                if (_endRequest is not null) return _ended.Task.IsCompleted ? _ended.Task.Result : _endRequest;
-                if (_firstChunkTick == 0) _firstChunkTick = Environment.TickCount64;
+                if (_endRequest is not null)
+                    return _ended.Task.IsCompleted ? _ended.Task.Result : _endRequest;
+                if (_firstChunkTick == 0)
+                    _firstChunkTick = Environment.TickCount64;
                 _chunks++;
                 _bytesIn += chunk.Length;
                 _bytesSinceFrame += chunk.Length;
@@ -203,25 +237,39 @@ internal sealed partial class DecodeSession
                 var mark = _scanner.Scan(chunk.Span);
                 if (!_scanner.SawStartCode && _bytesIn >= StartCodeWindow)
                 {
-                    RequestEndLocked(End(DecodeEndReasons.InvalidStream, "decode_failed",
-                        $"no Annex-B start code (00 00 01) in the first {_bytesIn} bytes: this is not an {_s.Codec.ToUpperInvariant()} elementary stream",
-                        1007), graceful: false);
+                    RequestEndLocked(
+                        End(
+                            DecodeEndReasons.InvalidStream,
+                            "decode_failed",
+                            $"no Annex-B start code (00 00 01) in the first {_bytesIn} bytes: this is not an {_s.Codec.ToUpperInvariant()} elementary stream",
+                            1007
+                        ),
+                        graceful: false
+                    );
                     return _endRequest;
                 }
                 if (_bytesSinceFrame > _s.MaxBytesWithoutFrame)
                 {
-                    RequestEndLocked(End(DecodeEndReasons.DecodeFailed, "decode_failed",
-                        $"no frame decoded from {_bytesSinceFrame} bytes of input (codec:max_bytes_without_frame): is it {_s.Codec}? ffmpeg: {_run?.Process.StderrSummary() ?? "-"}",
-                        1007), graceful: false);
+                    RequestEndLocked(
+                        End(
+                            DecodeEndReasons.DecodeFailed,
+                            "decode_failed",
+                            $"no frame decoded from {_bytesSinceFrame} bytes of input (codec:max_bytes_without_frame): is it {_s.Codec}? ffmpeg: {_run?.Process.StderrSummary() ?? "-"}",
+                            1007
+                        ),
+                        graceful: false
+                    );
                     return _endRequest;
                 }
-                if (_replay is not null && _replay.Append(chunk.Span, mark)) _framesAtMark = _frameCount;
+                if (_replay is not null && _replay.Append(chunk.Span, mark))
+                    _framesAtMark = _frameCount;
 
                 if (_run is null)
                 {
                     // Only the first chunk starts a process; later ones find the current one (a replacement is
                     // started by the monitor of the one it replaces, never here).
-                    if (_everStarted || StartRunLocked(_plan, skip: 0) is null) return _endRequest;
+                    if (_everStarted || StartRunLocked(_plan, skip: 0) is null)
+                        return _endRequest;
                 }
                 run = _run!;
             }
@@ -264,7 +312,10 @@ internal sealed partial class DecodeSession
 
     private void SetIdle(TimeSpan due)
     {
-        try { _idle.Change(due, Timeout.InfiniteTimeSpan); }
+        try
+        {
+            _idle.Change(due, Timeout.InfiniteTimeSpan);
+        }
         catch (ObjectDisposedException) { }
     }
 
@@ -274,11 +325,11 @@ internal sealed partial class DecodeSession
         string detail;
         lock (_gate)
         {
-            detail = _bytesIn == 0
-                ? $"no data for {idleS} s"
+            detail =
+                _bytesIn == 0 ? $"no data for {idleS} s"
                 : _frameCount == 0
                     ? $"no data for {idleS} s and no frame decoded from {_bytesIn} bytes (truncated or not {_s.Codec}?)"
-                    : $"no data for {idleS} s";
+                : $"no data for {idleS} s";
         }
         Stop(DecodeEndReasons.IdleTimeout, "idle_timeout", detail, 1001);
     }
@@ -291,7 +342,11 @@ internal sealed partial class DecodeSession
         if (_endRequest is not null)
         {
             // A graceful end already under way may still be hurried up by a failure (e.g. drain timeout).
-            if (!graceful && _graceful && _run is { } r0) { _graceful = false; r0.Process.Kill(); }
+            if (!graceful && _graceful && _run is { } r0)
+            {
+                _graceful = false;
+                r0.Process.Kill();
+            }
             return;
         }
         _endRequest = end;
@@ -303,8 +358,10 @@ internal sealed partial class DecodeSession
             _ = Task.Run(() => FinishAsync(end));
             return;
         }
-        if (graceful) _ = Task.Run(() => DrainAsync(run));
-        else run.Process.Kill();
+        if (graceful)
+            _ = Task.Run(() => DrainAsync(run));
+        else
+            run.Process.Kill();
     }
 
     private async Task DrainAsync(Run run)
@@ -312,17 +369,25 @@ internal sealed partial class DecodeSession
         // Close stdin once no write is in flight (a write blocked on a stuck ffmpeg must not hold this up).
         if (await _writeLock.WaitAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false))
         {
-            try { run.Process.CloseStdin(); }
-            finally { _writeLock.Release(); }
+            try
+            {
+                run.Process.CloseStdin();
+            }
+            finally
+            {
+                _writeLock.Release();
+            }
         }
         else
         {
             run.Process.Kill();
         }
-        if (!await run.Process.WaitForExitAsync(DrainTimeout).ConfigureAwait(false)) run.Process.Kill();
+        if (!await run.Process.WaitForExitAsync(DrainTimeout).ConfigureAwait(false))
+            run.Process.Kill();
     }
 
-    /// <summary>Starts ffmpeg with <paramref name="plan"/>; null (and the session ending) when it cannot start.</summary>
+    /// <summary>Starts ffmpeg with <paramref name="plan"/>; null (and the session ending) when it cannot
+    /// start.</summary>
     private Run? StartRunLocked(DecoderPlan plan, long skip, bool awaitReplay = false)
     {
         var args = DecoderSelector.DecodeArgs(plan, _s.ProbeSize, _s.Qscale, _s.FpsModeOption, _s.MaxPixels);
@@ -334,11 +399,15 @@ internal sealed partial class DecodeSession
         }
         catch (FfmpegStartException e)
         {
-            RequestEndLocked(End(DecodeEndReasons.DecoderUnavailable, "decoder_unavailable", e.Message, 1011), graceful: false);
+            RequestEndLocked(
+                End(DecodeEndReasons.DecoderUnavailable, "decoder_unavailable", e.Message, 1011),
+                graceful: false
+            );
             return null;
         }
         run = new Run(process, plan, skip);
-        if (!awaitReplay) run.Ready.TrySetResult();
+        if (!awaitReplay)
+            run.Ready.TrySetResult();
         _run = run;
         _everStarted = true;
         _errorsSinceFrame = 0;
@@ -358,16 +427,26 @@ internal sealed partial class DecodeSession
         {
             lock (_gate)
             {
-                if (_endRequest is not null || _run != run) return;
-                RequestEndLocked(End(DecodeEndReasons.DecodeFailed, "decode_failed",
-                    $"the stream's frames are bigger than codec:max_pixels ({_s.MaxPixels}): {line.Trim()}", 1007), graceful: false);
+                if (_endRequest is not null || _run != run)
+                    return;
+                RequestEndLocked(
+                    End(
+                        DecodeEndReasons.DecodeFailed,
+                        "decode_failed",
+                        $"the stream's frames are bigger than codec:max_pixels ({_s.MaxPixels}): {line.Trim()}",
+                        1007
+                    ),
+                    graceful: false
+                );
             }
             return;
         }
-        if (n < _s.MaxErrorsWithoutFrame || run is null) return;
+        if (n < _s.MaxErrorsWithoutFrame || run is null)
+            return;
         lock (_gate)
         {
-            if (_endRequest is not null || _run != run || run.Replacing || _graceUntilFirstFrame) return;
+            if (_endRequest is not null || _run != run || run.Replacing || _graceUntilFirstFrame)
+                return;
             if (run.Plan.Gpu && _fallback is not null)
             {
                 run.Replacing = true;
@@ -375,15 +454,29 @@ internal sealed partial class DecodeSession
                 run.Process.Kill();
                 return;
             }
-            RequestEndLocked(End(DecodeEndReasons.DecodeFailed, "decode_failed",
-                $"ffmpeg cannot decode the input as {_s.Codec} ({n} errors without a frame): {run.Process.StderrSummary()}", 1007), graceful: false);
+            RequestEndLocked(
+                End(
+                    DecodeEndReasons.DecodeFailed,
+                    "decode_failed",
+                    $"ffmpeg cannot decode the input as {_s.Codec} ({n} errors without a frame): {run.Process.StderrSummary()}",
+                    1007
+                ),
+                graceful: false
+            );
         }
     }
 
     private async Task ReadFramesAsync(Run run)
     {
-        var reader = PipeReader.Create(run.Process.Stdout, new StreamPipeReaderOptions(
-            pool: MemoryPool<byte>.Shared, bufferSize: 64 * 1024, minimumReadSize: 16 * 1024, leaveOpen: true));
+        var reader = PipeReader.Create(
+            run.Process.Stdout,
+            new StreamPipeReaderOptions(
+                pool: MemoryPool<byte>.Shared,
+                bufferSize: 64 * 1024,
+                minimumReadSize: 16 * 1024,
+                leaveOpen: true
+            )
+        );
         var splitter = new JpegFrameSplitter();
         try
         {
@@ -391,20 +484,20 @@ internal sealed partial class DecodeSession
             {
                 var result = await reader.ReadAsync().ConfigureAwait(false);
                 var buffer = result.Buffer;
-                while (splitter.TryReadFrame(ref buffer, out var frame)) OnFrame(run, frame);
+                while (splitter.TryReadFrame(ref buffer, out var frame))
+                    OnFrame(run, frame);
                 if (result.IsCompleted)
                 {
                     var truncated = splitter.Complete(buffer);
-                    if (truncated > 0) LogTruncatedOutput(_log, _s.ClientId, truncated);
+                    if (truncated > 0)
+                        LogTruncatedOutput(_log, _s.ClientId, truncated);
                     reader.AdvanceTo(buffer.End);
                     break;
                 }
                 reader.AdvanceTo(buffer.Start, buffer.End);
             }
         }
-        catch (Exception e) when (e is IOException or ObjectDisposedException or OperationCanceledException)
-        {
-        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException or OperationCanceledException) { }
         finally
         {
             await reader.CompleteAsync().ConfigureAwait(false);
@@ -426,8 +519,10 @@ internal sealed partial class DecodeSession
                 return;
             }
             _frameCount++;
-            if (_firstFrameMs is null && _firstChunkTick != 0) _firstFrameMs = now - _firstChunkTick;
-            if (_fpsBucketStart == 0) _fpsBucketStart = now;
+            if (_firstFrameMs is null && _firstChunkTick != 0)
+                _firstFrameMs = now - _firstChunkTick;
+            if (_fpsBucketStart == 0)
+                _fpsBucketStart = now;
             _fpsBucketFrames++;
             if (now - _fpsBucketStart >= 1000)
             {
@@ -443,8 +538,15 @@ internal sealed partial class DecodeSession
         }
         CodecMetrics.FramesDecoded.Add(1, _codecTag, CodecMetrics.DecoderTag(run.Plan));
         var payload = frame.ToArray(); // the envelope owns its bytes; the pipe's pooled buffers are reused
-        var envelope = new FrameEnvelope(_s.ClientId, 0, 0, FrameKind.Raw, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
-            FrameOrigin.VideoCodec, payload);
+        var envelope = new FrameEnvelope(
+            _s.ClientId,
+            0,
+            0,
+            FrameKind.Raw,
+            DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+            FrameOrigin.VideoCodec,
+            payload
+        );
         _frames.Writer.TryWrite(envelope);
     }
 
@@ -483,7 +585,10 @@ internal sealed partial class DecodeSession
             // stderr closed but the process lives on (it should not): make sure it ends.
             await run.Process.KillAndReapAsync().ConfigureAwait(false);
         }
-        try { await run.Output!.WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false); }
+        try
+        {
+            await run.Output!.WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+        }
         catch (TimeoutException) { }
         var exit = run.Process.ExitCode;
         var stderr = run.Process.StderrSummary();
@@ -493,7 +598,8 @@ internal sealed partial class DecodeSession
         ReplayBuffer? replay = null;
         lock (_gate)
         {
-            if (_run == run) _run = null;
+            if (_run == run)
+                _run = null;
             if (_endRequest is not null)
             {
                 end = _endRequest;
@@ -510,16 +616,22 @@ internal sealed partial class DecodeSession
                 var skip = replay is null ? 0 : _frameCount - _framesAtMark;
                 _graceUntilFirstFrame = replay is null; // starting mid-GOP: errors until the next keyframe are expected
                 replacement = StartRunLocked(cpu, skip, awaitReplay: replay is not null);
-                if (replacement is null) end = _endRequest;
+                if (replacement is null)
+                    end = _endRequest;
             }
             else
             {
-                var detail = $"ffmpeg ({run.Plan.Decoder}) exited with code {exit?.ToString() ?? "?"}" +
-                    (stderr.Length > 0 ? ": " + stderr : "");
+                var detail =
+                    $"ffmpeg ({run.Plan.Decoder}) exited with code {exit?.ToString() ?? "?"}"
+                    + (stderr.Length > 0 ? ": " + stderr : "");
                 // Exit 1 with decode errors is bad input; anything else is the decoder's own failure.
                 var input = exit == 1 && run.Process.StderrLines > 0;
-                _endRequest = End(input ? DecodeEndReasons.DecodeFailed : DecodeEndReasons.FfmpegExited, "decode_failed", detail,
-                    input ? 1007 : 1011);
+                _endRequest = End(
+                    input ? DecodeEndReasons.DecodeFailed : DecodeEndReasons.FfmpegExited,
+                    "decode_failed",
+                    detail,
+                    input ? 1007 : 1011
+                );
                 end = _endRequest;
             }
         }
@@ -527,7 +639,15 @@ internal sealed partial class DecodeSession
         if (replacement is not null)
         {
             var detail = run.FailureDetail ?? $"exit {exit?.ToString() ?? "?"}: {stderr}";
-            LogGpuFallback(_log, _s.ClientId, run.Plan.Decoder, replacement.Plan.Decoder, exit?.ToString() ?? "?", detail, replay?.Bytes ?? 0);
+            LogGpuFallback(
+                _log,
+                _s.ClientId,
+                run.Plan.Decoder,
+                replacement.Plan.Decoder,
+                exit?.ToString() ?? "?",
+                detail,
+                replay?.Bytes ?? 0
+            );
             CodecMetrics.DecoderFallbacks.Add(1, _codecTag, CodecMetrics.DecoderTag(run.Plan));
             _events.OnGpuFallback(this, run.Plan.Decoder, detail);
             try
@@ -535,7 +655,8 @@ internal sealed partial class DecodeSession
                 // Chunks pushed meanwhile wait for this (Run.Ready), so the stream stays in order.
                 if (replay is not null)
                 {
-                    foreach (var part in replay.Parts) await replacement.Process.Stdin.WriteAsync(part).ConfigureAwait(false);
+                    foreach (var part in replay.Parts)
+                        await replacement.Process.Stdin.WriteAsync(part).ConfigureAwait(false);
                 }
             }
             catch (Exception e) when (e is IOException or ObjectDisposedException)
@@ -555,17 +676,34 @@ internal sealed partial class DecodeSession
     {
         lock (_gate)
         {
-            if (_finishing) return;
+            if (_finishing)
+                return;
             _finishing = true;
         }
         await _idle.DisposeAsync().ConfigureAwait(false);
         _frames.Writer.TryComplete();
-        try { await _publisher.WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false); }
+        try
+        {
+            await _publisher.WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+        }
         catch (TimeoutException) { }
         var final = end with { Frames = Interlocked.Read(ref _frameCount) };
-        LogEnded(_log, _s.ClientId, final.Reason, final.Frames, Interlocked.Read(ref _bytesIn), Interlocked.Read(ref _dropped));
-        try { _events.OnEnded(this, final); }
-        catch (Exception e) { LogEventFailed(_log, e, _s.ClientId); }
+        LogEnded(
+            _log,
+            _s.ClientId,
+            final.Reason,
+            final.Frames,
+            Interlocked.Read(ref _bytesIn),
+            Interlocked.Read(ref _dropped)
+        );
+        try
+        {
+            _events.OnEnded(this, final);
+        }
+        catch (Exception e)
+        {
+            LogEventFailed(_log, e, _s.ClientId);
+        }
         _ended.TrySetResult(final);
     }
 
@@ -581,19 +719,46 @@ internal sealed partial class DecodeSession
         public string? FailureDetail { get; set; }
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "decode {ClientId}: ffmpeg [{Pid}] started with {Decoder} (skipping {Skip} replayed frames)")]
+    [LoggerMessage(
+        Level = LogLevel.Information,
+        Message = "decode {ClientId}: ffmpeg [{Pid}] started with {Decoder} (skipping {Skip} replayed frames)"
+    )]
     private static partial void LogStarted(ILogger log, string clientId, string decoder, int pid, long skip);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "decode {ClientId}: ending ({Reason}) {Detail}")]
     private static partial void LogEnding(ILogger log, string clientId, string reason, string detail);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "decode {ClientId}: ended ({Reason}) after {Frames} frames, {Bytes} bytes in, {Dropped} frames dropped")]
-    private static partial void LogEnded(ILogger log, string clientId, string reason, long frames, long bytes, long dropped);
+    [LoggerMessage(
+        Level = LogLevel.Information,
+        Message = "decode {ClientId}: ended ({Reason}) after {Frames} frames, {Bytes} bytes in, {Dropped} frames dropped"
+    )]
+    private static partial void LogEnded(
+        ILogger log,
+        string clientId,
+        string reason,
+        long frames,
+        long bytes,
+        long dropped
+    );
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "decode {ClientId}: GPU decoder {From} failed (exit {Exit}: {Detail}); restarting on the CPU decoder {To} with {ReplayBytes} bytes replayed")]
-    private static partial void LogGpuFallback(ILogger log, string clientId, string from, string to, string exit, string detail, long replayBytes);
+    [LoggerMessage(
+        Level = LogLevel.Warning,
+        Message = "decode {ClientId}: GPU decoder {From} failed (exit {Exit}: {Detail}); restarting on the CPU decoder {To} with {ReplayBytes} bytes replayed"
+    )]
+    private static partial void LogGpuFallback(
+        ILogger log,
+        string clientId,
+        string from,
+        string to,
+        string exit,
+        string detail,
+        long replayBytes
+    );
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "decode {ClientId}: {Bytes} bytes of an unfinished JPEG at the end of ffmpeg's output")]
+    [LoggerMessage(
+        Level = LogLevel.Debug,
+        Message = "decode {ClientId}: {Bytes} bytes of an unfinished JPEG at the end of ffmpeg's output"
+    )]
     private static partial void LogTruncatedOutput(ILogger log, string clientId, long bytes);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "decode {ClientId}: publishing a decoded frame failed")]

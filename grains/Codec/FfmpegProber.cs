@@ -19,22 +19,51 @@ internal static class FfmpegProber
         FfmpegProcess.RunResult version;
         try
         {
-            version = await FfmpegProcess.RunAsync(path, ["-hide_banner", "-version"], null, ListTimeout, ct).ConfigureAwait(false);
+            version = await FfmpegProcess
+                .RunAsync(path, ["-hide_banner", "-version"], null, ListTimeout, ct)
+                .ConfigureAwait(false);
         }
         catch (FfmpegStartException e)
         {
             return FfmpegCapabilities.Unavailable(path, resolved, e.Message, preferGpu);
         }
         if (!version.Ok)
-            return FfmpegCapabilities.Unavailable(path, resolved, $"'{path} -version' failed (exit {version.ExitCode?.ToString() ?? "timeout"}): {version.StderrText}", preferGpu);
+            return FfmpegCapabilities.Unavailable(
+                path,
+                resolved,
+                $"'{path} -version' failed (exit {version.ExitCode?.ToString() ?? "timeout"}): {version.StderrText}",
+                preferGpu
+            );
         var versionLine = ShortVersion(FirstLine(version.Stdout));
 
-        var decoders = ParseCodecList(await FfmpegProcess.RunAsync(path, ["-hide_banner", "-decoders"], null, ListTimeout, ct).ConfigureAwait(false));
-        var encoders = ParseCodecList(await FfmpegProcess.RunAsync(path, ["-hide_banner", "-encoders"], null, ListTimeout, ct).ConfigureAwait(false));
-        var hwaccels = ParseHwaccels(await FfmpegProcess.RunAsync(path, ["-hide_banner", "-hwaccels"], null, ListTimeout, ct).ConfigureAwait(false));
+        var decoders = ParseCodecList(
+            await FfmpegProcess
+                .RunAsync(path, ["-hide_banner", "-decoders"], null, ListTimeout, ct)
+                .ConfigureAwait(false)
+        );
+        var encoders = ParseCodecList(
+            await FfmpegProcess
+                .RunAsync(path, ["-hide_banner", "-encoders"], null, ListTimeout, ct)
+                .ConfigureAwait(false)
+        );
+        var hwaccels = ParseHwaccels(
+            await FfmpegProcess
+                .RunAsync(path, ["-hide_banner", "-hwaccels"], null, ListTimeout, ct)
+                .ConfigureAwait(false)
+        );
 
         var probes = new List<GpuProbe>();
-        var caps = new FfmpegCapabilities(path, resolved, versionLine, null, decoders, encoders, hwaccels, probes, preferGpu);
+        var caps = new FfmpegCapabilities(
+            path,
+            resolved,
+            versionLine,
+            null,
+            decoders,
+            encoders,
+            hwaccels,
+            probes,
+            preferGpu
+        );
         if (preferGpu && encoders.Contains("mjpeg"))
         {
             foreach (var codec in VideoCodecs.Canonical)
@@ -42,12 +71,17 @@ internal static class FfmpegProber
                 // Cuvid first; the cuda hwaccel only when there is no cuvid decoder for this codec or it failed.
                 if (decoders.Contains(codec + "_cuvid"))
                 {
-                    var p = await ProbeGpuAsync(path, codec, GpuMethod.Cuvid, caps.HasFpsMode, ct).ConfigureAwait(false);
+                    var p = await ProbeGpuAsync(path, codec, GpuMethod.Cuvid, caps.HasFpsMode, ct)
+                        .ConfigureAwait(false);
                     probes.Add(p);
-                    if (p.Ok) continue;
+                    if (p.Ok)
+                        continue;
                 }
                 if (hwaccels.Contains("cuda") && decoders.Contains(codec))
-                    probes.Add(await ProbeGpuAsync(path, codec, GpuMethod.HwaccelCuda, caps.HasFpsMode, ct).ConfigureAwait(false));
+                    probes.Add(
+                        await ProbeGpuAsync(path, codec, GpuMethod.HwaccelCuda, caps.HasFpsMode, ct)
+                            .ConfigureAwait(false)
+                    );
             }
         }
         if (!decoders.Contains(VideoCodecs.H264) && !decoders.Contains(VideoCodecs.Hevc))
@@ -59,7 +93,13 @@ internal static class FfmpegProber
 
     /// <summary>Decodes the embedded 2-frame sample through the GPU path with the session's own command line;
     /// usable means exit 0 and at least one JPEG out.</summary>
-    public static async Task<GpuProbe> ProbeGpuAsync(string path, string codec, GpuMethod method, bool fpsMode, CancellationToken ct = default)
+    public static async Task<GpuProbe> ProbeGpuAsync(
+        string path,
+        string codec,
+        GpuMethod method,
+        bool fpsMode,
+        CancellationToken ct = default
+    )
     {
         var plan = DecoderPlan.ForGpu(codec, method);
         var args = DecoderSelector.DecodeArgs(plan, 32768, 5, fpsMode);
@@ -67,7 +107,8 @@ internal static class FfmpegProber
         {
             var r = await FfmpegProcess.RunAsync(path, args, Sample(codec), GpuProbeTimeout, ct).ConfigureAwait(false);
             var jpegs = CountJpegs(r.Stdout);
-            if (r.Ok && jpegs > 0) return new GpuProbe(codec, method, true, $"decoded {jpegs} frame(s)", Math.Round(r.Ms, 1));
+            if (r.Ok && jpegs > 0)
+                return new GpuProbe(codec, method, true, $"decoded {jpegs} frame(s)", Math.Round(r.Ms, 1));
             var why = r.ExitCode is null ? "timed out" : $"exit {r.ExitCode}, {jpegs} frame(s)";
             return new GpuProbe(codec, method, false, $"{why}: {FirstError(r.Stderr)}", Math.Round(r.Ms, 1));
         }
@@ -77,11 +118,14 @@ internal static class FfmpegProber
         }
     }
 
-    /// <summary>A 256x144, 2-frame stream of <paramref name="codec"/> (made with ffmpeg's testsrc2; see docs/codec.md).</summary>
+    /// <summary>A 256x144, 2-frame stream of <paramref name="codec"/> (made with ffmpeg's testsrc2; see
+    /// docs/codec.md).</summary>
     public static byte[] Sample(string codec)
     {
         var name = codec == VideoCodecs.Hevc ? "probe.265" : "probe.264";
-        using var s = Assembly.GetExecutingAssembly().GetManifestResourceStream($"Blankend.Orleans.Grains.Codec.Probe.{name}")
+        using var s = Assembly
+            .GetExecutingAssembly()
+            .GetManifestResourceStream($"Blankend.Orleans.Grains.Codec.Probe.{name}")
             ?? throw new InvalidOperationException($"embedded resource {name} missing");
         using var ms = new MemoryStream();
         s.CopyTo(ms);
@@ -91,18 +135,21 @@ internal static class FfmpegProber
     internal static HashSet<string> ParseCodecList(FfmpegProcess.RunResult r)
     {
         var set = new HashSet<string>(StringComparer.Ordinal);
-        if (!r.Ok) return set;
+        if (!r.Ok)
+            return set;
         var pastHeader = false;
         foreach (var raw in Lines(r.Stdout))
         {
             var line = raw.Trim();
             if (!pastHeader)
             {
-                if (line.StartsWith("------", StringComparison.Ordinal)) pastHeader = true;
+                if (line.StartsWith("------", StringComparison.Ordinal))
+                    pastHeader = true;
                 continue;
             }
             var parts = line.Split(' ', 3, StringSplitOptions.RemoveEmptyEntries);
-            if (parts.Length >= 2 && parts[0].Length == 6) set.Add(parts[1]);
+            if (parts.Length >= 2 && parts[0].Length == 6)
+                set.Add(parts[1]);
         }
         return set;
     }
@@ -110,11 +157,13 @@ internal static class FfmpegProber
     internal static HashSet<string> ParseHwaccels(FfmpegProcess.RunResult r)
     {
         var set = new HashSet<string>(StringComparer.Ordinal);
-        if (!r.Ok) return set;
+        if (!r.Ok)
+            return set;
         foreach (var raw in Lines(r.Stdout))
         {
             var line = raw.Trim();
-            if (line.Length == 0 || line.EndsWith(':')) continue;
+            if (line.Length == 0 || line.EndsWith(':'))
+                continue;
             set.Add(line);
         }
         return set;
@@ -123,11 +172,18 @@ internal static class FfmpegProber
     /// <summary>Where <paramref name="path"/> resolves on PATH (what Process.Start will run), or null.</summary>
     public static string? Resolve(string path)
     {
-        if (path.Contains('/')) return File.Exists(path) ? Path.GetFullPath(path) : null;
-        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries))
+        if (path.Contains('/'))
+            return File.Exists(path) ? Path.GetFullPath(path) : null;
+        foreach (
+            var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(
+                ':',
+                StringSplitOptions.RemoveEmptyEntries
+            )
+        )
         {
             var candidate = Path.Combine(dir, path);
-            if (File.Exists(candidate)) return candidate;
+            if (File.Exists(candidate))
+                return candidate;
         }
         return null;
     }
@@ -137,18 +193,19 @@ internal static class FfmpegProber
         var splitter = new JpegFrameSplitter();
         var seq = new System.Buffers.ReadOnlySequence<byte>(data);
         var n = 0;
-        while (splitter.TryReadFrame(ref seq, out _)) n++;
+        while (splitter.TryReadFrame(ref seq, out _))
+            n++;
         return n;
     }
 
-    private static string[] Lines(byte[] data) =>
-        System.Text.Encoding.UTF8.GetString(data).Split('\n');
+    private static string[] Lines(byte[] data) => System.Text.Encoding.UTF8.GetString(data).Split('\n');
 
     private static string FirstLine(byte[] data)
     {
         foreach (var l in Lines(data))
         {
-            if (!string.IsNullOrWhiteSpace(l)) return l.Trim();
+            if (!string.IsNullOrWhiteSpace(l))
+                return l.Trim();
         }
         return "";
     }
@@ -156,9 +213,11 @@ internal static class FfmpegProber
     /// <summary>The first stderr line without ffmpeg's "[h264_cuvid @ 0x55...] " context prefix.</summary>
     internal static string FirstError(string[] stderr)
     {
-        if (stderr.Length == 0) return "no error output";
+        if (stderr.Length == 0)
+            return "no error output";
         var line = stderr[0];
-        if (line.StartsWith('[') && line.IndexOf("] ", StringComparison.Ordinal) is var close and > 0) line = line[(close + 2)..];
+        if (line.StartsWith('[') && line.IndexOf("] ", StringComparison.Ordinal) is var close and > 0)
+            line = line[(close + 2)..];
         return line.Length <= 200 ? line : line[..200];
     }
 

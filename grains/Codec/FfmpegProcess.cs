@@ -49,8 +49,14 @@ internal sealed class FfmpegProcess : IAsyncDisposable
     {
         get
         {
-            try { return _process.HasExited; }
-            catch (Exception e) when (e is InvalidOperationException or ObjectDisposedException) { return true; }
+            try
+            {
+                return _process.HasExited;
+            }
+            catch (Exception e) when (e is InvalidOperationException or ObjectDisposedException)
+            {
+                return true;
+            }
         }
     }
 
@@ -58,8 +64,14 @@ internal sealed class FfmpegProcess : IAsyncDisposable
     {
         get
         {
-            try { return _process.HasExited ? _process.ExitCode : null; }
-            catch (Exception e) when (e is InvalidOperationException or ObjectDisposedException) { return null; }
+            try
+            {
+                return _process.HasExited ? _process.ExitCode : null;
+            }
+            catch (Exception e) when (e is InvalidOperationException or ObjectDisposedException)
+            {
+                return null;
+            }
         }
     }
 
@@ -75,7 +87,8 @@ internal sealed class FfmpegProcess : IAsyncDisposable
             UseShellExecute = false,
             CreateNoWindow = true,
         };
-        foreach (var a in args) psi.ArgumentList.Add(a);
+        foreach (var a in args)
+            psi.ArgumentList.Add(a);
         Process? process;
         try
         {
@@ -85,7 +98,8 @@ internal sealed class FfmpegProcess : IAsyncDisposable
         {
             throw new FfmpegStartException(NotFoundMessage(path, e.Message), e);
         }
-        if (process is null) throw new FfmpegStartException($"ffmpeg ('{path}') did not start");
+        if (process is null)
+            throw new FfmpegStartException($"ffmpeg ('{path}') did not start");
         return new FfmpegProcess(process, onStderrLine);
     }
 
@@ -94,7 +108,8 @@ internal sealed class FfmpegProcess : IAsyncDisposable
 
     public string[] StderrTail()
     {
-        lock (_gate) return [.. _tail];
+        lock (_gate)
+            return [.. _tail];
     }
 
     public string StderrSummary(int maxChars = 600)
@@ -106,15 +121,22 @@ internal sealed class FfmpegProcess : IAsyncDisposable
     /// <summary>End of input: ffmpeg decodes what it holds and exits.</summary>
     public void CloseStdin()
     {
-        if (Interlocked.Exchange(ref _stdinClosed, 1) != 0) return;
-        try { Stdin.Dispose(); }
+        if (Interlocked.Exchange(ref _stdinClosed, 1) != 0)
+            return;
+        try
+        {
+            Stdin.Dispose();
+        }
         catch (Exception e) when (e is IOException or ObjectDisposedException) { }
     }
 
     /// <summary>SIGKILL (whole tree). Safe to call at any time, any number of times.</summary>
     public void Kill()
     {
-        try { _process.Kill(entireProcessTree: true); }
+        try
+        {
+            _process.Kill(entireProcessTree: true);
+        }
         catch (InvalidOperationException) { } // already exited, or disposed
         catch (Win32Exception) { }
     }
@@ -141,7 +163,8 @@ internal sealed class FfmpegProcess : IAsyncDisposable
     /// <summary>Kills (if still running) and waits for the reap, within <see cref="ReapTimeout"/>.</summary>
     public async Task<bool> KillAndReapAsync()
     {
-        if (!HasExited) Kill();
+        if (!HasExited)
+            Kill();
         return await WaitForExitAsync(ReapTimeout).ConfigureAwait(false);
     }
 
@@ -152,33 +175,43 @@ internal sealed class FfmpegProcess : IAsyncDisposable
             var reader = _process.StandardError;
             while (await reader.ReadLineAsync().ConfigureAwait(false) is { } line)
             {
-                if (line.Length == 0) continue;
+                if (line.Length == 0)
+                    continue;
                 Interlocked.Increment(ref _stderrLines);
                 lock (_gate)
                 {
-                    if (_tail.Count == TailLines) _tail.Dequeue();
+                    if (_tail.Count == TailLines)
+                        _tail.Dequeue();
                     _tail.Enqueue(line.Length > 300 ? line[..300] : line);
                 }
                 _onStderrLine?.Invoke(line);
             }
         }
-        catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException)
-        {
-        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException) { }
     }
 
     public async ValueTask DisposeAsync()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+            return;
         CloseStdin();
         await KillAndReapAsync().ConfigureAwait(false);
-        try { await StderrDone.WaitAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false); }
+        try
+        {
+            await StderrDone.WaitAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+        }
         catch (TimeoutException) { }
         _process.Dispose();
     }
 
     /// <summary>Runs ffmpeg to completion (probes): stdin bytes in, stdout bytes and stderr text out.</summary>
-    public static async Task<RunResult> RunAsync(string path, IEnumerable<string> args, byte[]? stdin, TimeSpan timeout, CancellationToken ct = default)
+    public static async Task<RunResult> RunAsync(
+        string path,
+        IEnumerable<string> args,
+        byte[]? stdin,
+        TimeSpan timeout,
+        CancellationToken ct = default
+    )
     {
         var watch = Stopwatch.StartNew();
         await using var p = Start(path, args);
@@ -188,7 +221,8 @@ internal sealed class FfmpegProcess : IAsyncDisposable
         var copy = p.Stdout.CopyToAsync(output, cts.Token);
         try
         {
-            if (stdin is not null) await p.Stdin.WriteAsync(stdin, cts.Token).ConfigureAwait(false);
+            if (stdin is not null)
+                await p.Stdin.WriteAsync(stdin, cts.Token).ConfigureAwait(false);
         }
         catch (IOException)
         {
@@ -196,12 +230,24 @@ internal sealed class FfmpegProcess : IAsyncDisposable
         }
         p.CloseStdin();
         var exited = await p.WaitForExitAsync(timeout).ConfigureAwait(false);
-        if (!exited) p.Kill();
-        try { await copy.ConfigureAwait(false); }
+        if (!exited)
+            p.Kill();
+        try
+        {
+            await copy.ConfigureAwait(false);
+        }
         catch (Exception e) when (e is OperationCanceledException or IOException) { }
-        try { await p.StderrDone.WaitAsync(TimeSpan.FromSeconds(2), CancellationToken.None).ConfigureAwait(false); }
+        try
+        {
+            await p.StderrDone.WaitAsync(TimeSpan.FromSeconds(2), CancellationToken.None).ConfigureAwait(false);
+        }
         catch (TimeoutException) { }
-        return new RunResult(exited ? p.ExitCode : null, output.ToArray(), p.StderrTail(), watch.Elapsed.TotalMilliseconds);
+        return new RunResult(
+            exited ? p.ExitCode : null,
+            output.ToArray(),
+            p.StderrTail(),
+            watch.Elapsed.TotalMilliseconds
+        );
     }
 
     public sealed record RunResult(int? ExitCode, byte[] Stdout, string[] Stderr, double Ms)

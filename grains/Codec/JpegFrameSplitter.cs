@@ -10,7 +10,8 @@ namespace Blankend.Orleans.Grains.Codec;
 /// scans) work the same way.
 /// <para>
 /// Incremental and allocation-free: the splitter keeps how far it has walked into the current frame, so bytes
-/// are examined once however the input is cut. The contract with the caller (a <see cref="System.IO.Pipelines.PipeReader"/>
+/// are examined once however the input is cut. The contract with the caller (a <see
+/// cref="System.IO.Pipelines.PipeReader"/>
 /// loop): after <see cref="TryReadFrame"/> returns false, hand back the SAME remaining bytes (plus whatever arrived)
 /// next time, i.e. <c>AdvanceTo(buffer.Start, buffer.End)</c>.
 /// </para>
@@ -19,7 +20,12 @@ internal sealed class JpegFrameSplitter(int maxFrameBytes = JpegFrameSplitter.De
 {
     public const int DefaultMaxFrameBytes = 64 * 1024 * 1024;
 
-    private enum Phase : byte { SeekSoi, Marker, Entropy }
+    private enum Phase : byte
+    {
+        SeekSoi,
+        Marker,
+        Entropy,
+    }
 
     private Phase _phase = Phase.SeekSoi;
 
@@ -47,97 +53,120 @@ internal sealed class JpegFrameSplitter(int maxFrameBytes = JpegFrameSplitter.De
             switch (_phase)
             {
                 case Phase.SeekSoi:
-                    if (!SeekSoi(ref buffer)) return false;
+                    if (!SeekSoi(ref buffer))
+                        return false;
                     break;
 
                 case Phase.Marker:
+                {
+                    var reader = new SequenceReader<byte>(buffer);
+                    if (_offset + 2 > buffer.Length)
+                        return false;
+                    reader.Advance(_offset);
+                    reader.TryRead(out var ff);
+                    if (ff != 0xFF)
                     {
-                        var reader = new SequenceReader<byte>(buffer);
-                        if (_offset + 2 > buffer.Length) return false;
-                        reader.Advance(_offset);
-                        reader.TryRead(out var ff);
-                        if (ff != 0xFF) { Corrupt(ref buffer); break; }
-                        reader.TryRead(out var marker);
-                        // Fill bytes: any number of FF before the marker code.
-                        while (marker == 0xFF)
+                        Corrupt(ref buffer);
+                        break;
+                    }
+                    reader.TryRead(out var marker);
+                    // Fill bytes: any number of FF before the marker code.
+                    while (marker == 0xFF)
+                    {
+                        _offset++;
+                        if (!reader.TryRead(out marker))
+                            return false;
+                    }
+                    switch (marker)
+                    {
+                        case 0xD9: // EOI
                         {
-                            _offset++;
-                            if (!reader.TryRead(out marker)) return false;
+                            var end = _offset + 2;
+                            frame = buffer.Slice(0, end);
+                            buffer = buffer.Slice(end);
+                            _phase = Phase.SeekSoi;
+                            _offset = 0;
+                            Frames++;
+                            return true;
                         }
-                        switch (marker)
+                        case 0xD8: // SOI before EOI: the frame we were in is cut short; the new one starts here.
+                            CorruptFrames++;
+                            SkippedBytes += _offset;
+                            buffer = buffer.Slice(_offset);
+                            _offset = 2;
+                            break;
+                        case >= 0xD0 and <= 0xD7 or 0x01: // RSTn, TEM: no length
+                            _offset += 2;
+                            break;
+                        case 0x00:
+                            Corrupt(ref buffer);
+                            break;
+                        default:
                         {
-                            case 0xD9: // EOI
-                                {
-                                    var end = _offset + 2;
-                                    frame = buffer.Slice(0, end);
-                                    buffer = buffer.Slice(end);
-                                    _phase = Phase.SeekSoi;
-                                    _offset = 0;
-                                    Frames++;
-                                    return true;
-                                }
-                            case 0xD8: // SOI before EOI: the frame we were in is cut short; the new one starts here.
-                                CorruptFrames++;
-                                SkippedBytes += _offset;
-                                buffer = buffer.Slice(_offset);
-                                _offset = 2;
-                                break;
-                            case >= 0xD0 and <= 0xD7 or 0x01: // RSTn, TEM: no length
-                                _offset += 2;
-                                break;
-                            case 0x00:
+                            if (!reader.TryReadBigEndian(out short signed))
+                                return false;
+                            var length = (ushort)signed;
+                            if (length < 2)
+                            {
                                 Corrupt(ref buffer);
                                 break;
-                            default:
-                                {
-                                    if (!reader.TryReadBigEndian(out short signed)) return false;
-                                    var length = (ushort)signed;
-                                    if (length < 2) { Corrupt(ref buffer); break; }
-                                    _offset += 2 + length;
-                                    if (_offset > maxFrameBytes) { Corrupt(ref buffer); break; }
-                                    if (marker == 0xDA) _phase = Phase.Entropy; // SOS: its header is skipped, the scan follows
-                                    break;
-                                }
-                        }
-                        break;
-                    }
-
-                case Phase.Entropy:
-                    {
-                        if (_offset >= buffer.Length) return false;
-                        var reader = new SequenceReader<byte>(buffer);
-                        reader.Advance(_offset);
-                        while (true)
-                        {
-                            if (!reader.TryAdvanceTo(0xFF, advancePastDelimiter: false))
-                            {
-                                _offset = buffer.Length;
-                                if (_offset > maxFrameBytes) { Corrupt(ref buffer); break; }
-                                return false;
                             }
-                            var at = reader.Consumed;
-                            if (!reader.TryPeek(1, out var next))
+                            _offset += 2 + length;
+                            if (_offset > maxFrameBytes)
                             {
-                                _offset = at; // resume at this FF when more arrives
-                                return false;
+                                Corrupt(ref buffer);
+                                break;
                             }
-                            if (next == 0x00 || next is >= 0xD0 and <= 0xD7)
-                            {
-                                reader.Advance(2); // stuffed FF, or a restart marker inside the scan
-                                continue;
-                            }
-                            if (next == 0xFF)
-                            {
-                                reader.Advance(1); // fill byte
-                                continue;
-                            }
-                            _offset = at; // a real marker: the scan is over (EOI, or DHT/SOS of a next scan)
-                            _phase = Phase.Marker;
+                            if (marker == 0xDA)
+                                _phase = Phase.Entropy; // SOS: its header is skipped, the scan follows
                             break;
                         }
-                        if (_offset > maxFrameBytes) Corrupt(ref buffer);
+                    }
+                    break;
+                }
+
+                case Phase.Entropy:
+                {
+                    if (_offset >= buffer.Length)
+                        return false;
+                    var reader = new SequenceReader<byte>(buffer);
+                    reader.Advance(_offset);
+                    while (true)
+                    {
+                        if (!reader.TryAdvanceTo(0xFF, advancePastDelimiter: false))
+                        {
+                            _offset = buffer.Length;
+                            if (_offset > maxFrameBytes)
+                            {
+                                Corrupt(ref buffer);
+                                break;
+                            }
+                            return false;
+                        }
+                        var at = reader.Consumed;
+                        if (!reader.TryPeek(1, out var next))
+                        {
+                            _offset = at; // resume at this FF when more arrives
+                            return false;
+                        }
+                        if (next == 0x00 || next is >= 0xD0 and <= 0xD7)
+                        {
+                            reader.Advance(2); // stuffed FF, or a restart marker inside the scan
+                            continue;
+                        }
+                        if (next == 0xFF)
+                        {
+                            reader.Advance(1); // fill byte
+                            continue;
+                        }
+                        _offset = at; // a real marker: the scan is over (EOI, or DHT/SOS of a next scan)
+                        _phase = Phase.Marker;
                         break;
                     }
+                    if (_offset > maxFrameBytes)
+                        Corrupt(ref buffer);
+                    break;
+                }
             }
         }
     }
@@ -147,9 +176,11 @@ internal sealed class JpegFrameSplitter(int maxFrameBytes = JpegFrameSplitter.De
     public long Complete(in ReadOnlySequence<byte> remainder)
     {
         var pending = remainder.Length;
-        if (pending > 0) SkippedBytes += pending;
+        if (pending > 0)
+            SkippedBytes += pending;
         var truncated = _phase != Phase.SeekSoi ? pending : 0;
-        if (truncated > 0) CorruptFrames++;
+        if (truncated > 0)
+            CorruptFrames++;
         _phase = Phase.SeekSoi;
         _offset = 0;
         return truncated;

@@ -17,8 +17,11 @@ namespace Blankend.Orleans.Grains.Codec;
 /// second while it is live; the same loop enforces <c>recording:max_duration_s</c>, <c>max_bytes</c> and
 /// <c>min_free_mb</c> and notices an ffmpeg that died between frames.
 /// </summary>
-[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification =
-    "_monitorStop is disposed by the one shared stop path (every recording ends through it), not by a Dispose.")]
+[System.Diagnostics.CodeAnalysis.SuppressMessage(
+    "Design",
+    "CA1001",
+    Justification = "_monitorStop is disposed by the one shared stop path (every recording ends through it), not by a Dispose."
+)]
 internal sealed partial class Recorder
 {
     /// <summary>Time ffmpeg gets to write its last fragment before it is killed (the file stays playable then
@@ -39,9 +42,20 @@ internal sealed partial class Recorder
     /// <param name="MaxDurationSeconds">0: no limit.</param>
     /// <param name="MaxBytes">0: no limit.</param>
     /// <param name="MinFreeMb">0: no check.</param>
-    public sealed record Settings(string Id, string Source, string Path, string Kind, double Fps, string FfmpegPath,
-        int QueueFrames, bool FpsModeOption, int MaxDurationSeconds = 0, long MaxBytes = 0, long MinFreeMb = 0,
-        long MaxPixels = 40_000_000);
+    public sealed record Settings(
+        string Id,
+        string Source,
+        string Path,
+        string Kind,
+        double Fps,
+        string FfmpegPath,
+        int QueueFrames,
+        bool FpsModeOption,
+        int MaxDurationSeconds = 0,
+        long MaxBytes = 0,
+        long MinFreeMb = 0,
+        long MaxPixels = 40_000_000
+    );
 
     private readonly Settings _s;
     private readonly ILogger _log;
@@ -70,8 +84,13 @@ internal sealed partial class Recorder
         _log = log;
         _kindTag = new KeyValuePair<string, object?>("kind", settings.Kind);
         _queue = Channel.CreateBounded<FrameEnvelope>(
-            new BoundedChannelOptions(settings.QueueFrames) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true },
-            _ => Interlocked.Increment(ref _dropped));
+            new BoundedChannelOptions(settings.QueueFrames)
+            {
+                FullMode = BoundedChannelFullMode.DropWrite,
+                SingleReader = true,
+            },
+            _ => Interlocked.Increment(ref _dropped)
+        );
         _lastFrameTick = Environment.TickCount64;
         StartedUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         // The sidecar first: a start that cannot write it fails (the caller reports the folder as unwritable).
@@ -86,27 +105,54 @@ internal sealed partial class Recorder
 
     private long FileBytes()
     {
-        try { return File.Exists(_s.Path) ? new FileInfo(_s.Path).Length : 0; }
-        catch (IOException) { return 0; }
+        try
+        {
+            return File.Exists(_s.Path) ? new FileInfo(_s.Path).Length : 0;
+        }
+        catch (IOException)
+        {
+            return 0;
+        }
     }
 
     private void WriteSidecar(string state, string? reason, DateTimeOffset? ended)
     {
         var now = DateTimeOffset.UtcNow;
-        RecordingRegistry.Write(Folder, new RecordingEntry(_s.Id, _s.Source, _s.Kind, System.IO.Path.GetFileName(_s.Path),
-            FileBytes(), Started, ended, state, reason, now));
+        RecordingRegistry.Write(
+            Folder,
+            new RecordingEntry(
+                _s.Id,
+                _s.Source,
+                _s.Kind,
+                System.IO.Path.GetFileName(_s.Path),
+                FileBytes(),
+                Started,
+                ended,
+                state,
+                reason,
+                now
+            )
+        );
     }
 
     /// <summary>Set when a recording limit ended the recording (its reason names the key).</summary>
     public string? LimitReached
     {
-        get { lock (_gate) return _limit; }
+        get
+        {
+            lock (_gate)
+                return _limit;
+        }
     }
 
     /// <summary>True once the recording is over by itself (failure or limit): its grain collects the result.</summary>
     public bool IsOver
     {
-        get { lock (_gate) return _failure is not null || _limit is not null; }
+        get
+        {
+            lock (_gate)
+                return _failure is not null || _limit is not null;
+        }
     }
 
     private async Task MonitorLoopAsync()
@@ -119,24 +165,24 @@ internal sealed partial class Recorder
                 Check();
             }
         }
-        catch (OperationCanceledException)
-        {
-        }
+        catch (OperationCanceledException) { }
     }
 
     /// <summary>How ffmpeg ended (.NET reports a signal as 128 + its number).</summary>
-    private static string Exit(FfmpegProcess? p) => p?.ExitCode switch
-    {
-        null => "still running or unknown exit",
-        > 128 and < 160 and var code => $"killed by signal {code - 128}",
-        var code => $"exit code {code}",
-    };
+    private static string Exit(FfmpegProcess? p) =>
+        p?.ExitCode switch
+        {
+            null => "still running or unknown exit",
+            > 128 and < 160 and var code => $"killed by signal {code - 128}",
+            var code => $"exit code {code}",
+        };
 
     private void Check()
     {
         lock (_gate)
         {
-            if (_stopping) return;
+            if (_stopping)
+                return;
         }
         // ffmpeg may die between frames (killed, out of memory): noticed here, not only on the next write.
         if (_process is { HasExited: true } p && Failure is null)
@@ -156,13 +202,17 @@ internal sealed partial class Recorder
         }
         else if (_s.MinFreeMb > 0 && RecordingRegistry.FreeMb(Folder) is { } free && free < _s.MinFreeMb)
         {
-            (limit, metric) = ($"recording:min_free_mb reached ({free} MiB free, {_s.MinFreeMb} MiB kept)", "min_free_mb");
+            (limit, metric) = (
+                $"recording:min_free_mb reached ({free} MiB free, {_s.MinFreeMb} MiB kept)",
+                "min_free_mb"
+            );
         }
         if (limit is not null)
         {
             lock (_gate)
             {
-                if (_limit is not null || _failure is not null) return;
+                if (_limit is not null || _failure is not null)
+                    return;
                 _limit = limit;
             }
             RecordingMetrics.LimitReached(metric!);
@@ -170,8 +220,14 @@ internal sealed partial class Recorder
             _ = StopAsync("limit");
             return;
         }
-        try { WriteSidecar(Failure is null ? RecordingStates.Live : RecordingStates.Failed, Failure, null); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { LogSidecarFailed(_log, _s.Source, e.Message); }
+        try
+        {
+            WriteSidecar(Failure is null ? RecordingStates.Live : RecordingStates.Failed, Failure, null);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            LogSidecarFailed(_log, _s.Source, e.Message);
+        }
     }
 
     public Settings Config => _s;
@@ -188,11 +244,14 @@ internal sealed partial class Recorder
     /// <summary>Set when ffmpeg failed; the recording is over (its grain collects the result).</summary>
     public string? Failure
     {
-        get { lock (_gate) return _failure; }
+        get
+        {
+            lock (_gate)
+                return _failure;
+        }
     }
 
-    public RecordingStats Snapshot() =>
-        new(_s.Id, _s.Source, _s.Path, _s.Kind, _s.Fps, Frames, Dropped, StartedUnixMs);
+    public RecordingStats Snapshot() => new(_s.Id, _s.Source, _s.Path, _s.Kind, _s.Fps, Frames, Dropped, StartedUnixMs);
 
     public void Offer(FrameEnvelope frame)
     {
@@ -211,7 +270,8 @@ internal sealed partial class Recorder
             }
             _epoch = frame.Epoch;
             _lastSeq = frame.Seq;
-            if (_failure is not null) return;
+            if (_failure is not null)
+                return;
         }
         Interlocked.Exchange(ref _lastFrameTick, Environment.TickCount64);
         _queue.Writer.TryWrite(frame);
@@ -221,7 +281,8 @@ internal sealed partial class Recorder
     {
         await foreach (var frame in _queue.Reader.ReadAllAsync().ConfigureAwait(false))
         {
-            if (Failure is not null) continue; // drain
+            if (Failure is not null)
+                continue; // drain
             try
             {
                 _process ??= StartFfmpeg(frame.Payload);
@@ -248,7 +309,9 @@ internal sealed partial class Recorder
         if (!JpegInfo.TryGetSize(firstFrame, out var w, out var h))
             throw new FfmpegStartException("the first frame's JPEG header does not give its size");
         if ((long)w * h > _s.MaxPixels)
-            throw new FfmpegStartException($"the first frame is {w}x{h}, more than recording:max_pixels ({_s.MaxPixels})");
+            throw new FfmpegStartException(
+                $"the first frame is {w}x{h}, more than recording:max_pixels ({_s.MaxPixels})"
+            );
         var args = RecorderArgs(_s, w, h);
         var fps = _s.Fps.ToString("0.###", CultureInfo.InvariantCulture);
         var p = FfmpegProcess.Start(_s.FfmpegPath, args);
@@ -256,31 +319,62 @@ internal sealed partial class Recorder
         return p;
     }
 
-    /// <summary>The ffmpeg command line of a recording of <paramref name="width"/> x <paramref name="height"/> frames.</summary>
+    /// <summary>The ffmpeg command line of a recording of <paramref name="width"/> x <paramref name="height"/>
+    /// frames.</summary>
     internal static List<string> RecorderArgs(Settings s, int width, int height)
     {
         var fps = s.Fps.ToString("0.###", CultureInfo.InvariantCulture);
         var gop = Math.Max(1, (int)Math.Ceiling(s.Fps)).ToString(CultureInfo.InvariantCulture);
         var args = new List<string>
         {
-            "-hide_banner", "-nostats", "-loglevel", "error",
+            "-hide_banner",
+            "-nostats",
+            "-loglevel",
+            "error",
             // Start writing with the first frame (the default probe holds ~5 s of input back), and let the mjpeg
             // decoder refuse a later frame bigger than the limit (a frame's few KB can declare a gigapixel).
-            "-probesize", "32", "-analyzeduration", "0",
-            "-max_pixels", s.MaxPixels.ToString(CultureInfo.InvariantCulture),
-            "-f", "image2pipe", "-framerate", fps, "-c:v", "mjpeg", "-i", "pipe:0",
+            "-probesize",
+            "32",
+            "-analyzeduration",
+            "0",
+            "-max_pixels",
+            s.MaxPixels.ToString(CultureInfo.InvariantCulture),
+            "-f",
+            "image2pipe",
+            "-framerate",
+            fps,
+            "-c:v",
+            "mjpeg",
+            "-i",
+            "pipe:0",
             "-an",
             // H.264 in yuv420p needs even dimensions.
-            "-vf", $"scale={width & ~1}:{height & ~1}:flags=bicubic,format=yuv420p",
+            "-vf",
+            $"scale={width & ~1}:{height & ~1}:flags=bicubic,format=yuv420p",
         };
         args.AddRange(s.FpsModeOption ? ["-fps_mode", "passthrough"] : ["-vsync", "passthrough"]);
         // Crash-safe MP4: a keyframe every second (-g = fps frames), one fragment per keyframe written as soon as it
         // is complete, no encoder lookahead holding frames back (zerolatency). A killed writer loses at most the
         // fragment in progress (about a second).
         args.AddRange([
-            "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-g", gop, "-pix_fmt", "yuv420p",
-            "-movflags", "frag_keyframe+empty_moov+default_base_moof", "-flush_packets", "1",
-            "-f", "mp4", "-n", s.Path,
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-tune",
+            "zerolatency",
+            "-g",
+            gop,
+            "-pix_fmt",
+            "yuv420p",
+            "-movflags",
+            "frag_keyframe+empty_moov+default_base_moof",
+            "-flush_packets",
+            "1",
+            "-f",
+            "mp4",
+            "-n",
+            s.Path,
         ]);
         return args;
     }
@@ -289,7 +383,8 @@ internal sealed partial class Recorder
     {
         lock (_gate)
         {
-            if (_failure is not null) return;
+            if (_failure is not null)
+                return;
             _failure = detail;
         }
         RecordingMetrics.Failed.Add(1);
@@ -315,12 +410,19 @@ internal sealed partial class Recorder
         await _monitor.ConfigureAwait(false);
         var shutdown = ended == "service_stopping";
         _queue.Writer.TryComplete();
-        try { await _writer.WaitAsync(shutdown ? ShutdownDrainTimeout : DrainTimeout).ConfigureAwait(false); }
-        catch (TimeoutException) { Fail("writing queued frames timed out"); }
+        try
+        {
+            await _writer.WaitAsync(shutdown ? ShutdownDrainTimeout : DrainTimeout).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            Fail("writing queued frames timed out");
+        }
 
         var written = false;
         string? detail;
-        lock (_gate) detail = _failure;
+        lock (_gate)
+            detail = _failure;
         if (_process is { } p)
         {
             p.CloseStdin();
@@ -344,44 +446,101 @@ internal sealed partial class Recorder
         var frames = Frames;
         string? failure;
         string? limit;
-        lock (_gate) (failure, limit) = (_failure, _limit);
+        lock (_gate)
+            (failure, limit) = (_failure, _limit);
         var failed = detail is not null && failure is not null;
         var state = failed ? RecordingStates.Failed : RecordingStates.Done;
         var reason = failed ? detail : limit ?? (ended == "stopped" ? null : detail ?? ended);
-        var result = new RecordingResult(_s.Id, _s.Source, _s.Path, frames, Math.Round(frames / _s.Fps, 3), Dropped,
-            failed ? "failed" : ended, detail ?? limit, written)
+        var result = new RecordingResult(
+            _s.Id,
+            _s.Source,
+            _s.Path,
+            frames,
+            Math.Round(frames / _s.Fps, 3),
+            Dropped,
+            failed ? "failed" : ended,
+            detail ?? limit,
+            written
+        )
         {
             State = state,
             Reason = reason,
         };
         if (written || File.Exists(_s.Path))
         {
-            try { WriteSidecar(state, reason, DateTimeOffset.UtcNow); }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { LogSidecarFailed(_log, _s.Source, e.Message); }
+            try
+            {
+                WriteSidecar(state, reason, DateTimeOffset.UtcNow);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                LogSidecarFailed(_log, _s.Source, e.Message);
+            }
         }
         else
         {
             // Nothing was recorded: no entry is left in the list.
-            try { File.Delete(RecordingRegistry.SidecarOf(_s.Path)); }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { LogSidecarFailed(_log, _s.Source, e.Message); }
+            try
+            {
+                File.Delete(RecordingRegistry.SidecarOf(_s.Path));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                LogSidecarFailed(_log, _s.Source, e.Message);
+            }
         }
         _monitorStop.Dispose();
-        LogStopped(_log, _s.Source, result.Ended, frames, Dropped, Interlocked.Read(ref _stale), Interlocked.Read(ref _otherKind), _s.Path);
+        LogStopped(
+            _log,
+            _s.Source,
+            result.Ended,
+            frames,
+            Dropped,
+            Interlocked.Read(ref _stale),
+            Interlocked.Read(ref _otherKind),
+            _s.Path
+        );
         return result;
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "recording {Source}: {Limit}, ending it")]
     private static partial void LogLimit(ILogger log, string source, string limit);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "recording {Source}: its registry sidecar could not be written: {Detail}")]
+    [LoggerMessage(
+        Level = LogLevel.Warning,
+        Message = "recording {Source}: its registry sidecar could not be written: {Detail}"
+    )]
     private static partial void LogSidecarFailed(ILogger log, string source, string detail);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "recording {Source}: ffmpeg [{Pid}] writing {Path} ({Width}x{Height} @ {Fps} fps)")]
-    private static partial void LogStarted(ILogger log, string source, int pid, string path, int width, int height, string fps);
+    [LoggerMessage(
+        Level = LogLevel.Information,
+        Message = "recording {Source}: ffmpeg [{Pid}] writing {Path} ({Width}x{Height} @ {Fps} fps)"
+    )]
+    private static partial void LogStarted(
+        ILogger log,
+        string source,
+        int pid,
+        string path,
+        int width,
+        int height,
+        string fps
+    );
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "recording {Source} failed: {Detail}")]
     private static partial void LogFailed(ILogger log, string source, string detail);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "recording {Source} ended ({Ended}): {Frames} frames, {Dropped} dropped, {Stale} stale, {OtherKind} of the other kind -> {Path}")]
-    private static partial void LogStopped(ILogger log, string source, string ended, long frames, long dropped, long stale, long otherKind, string path);
+    [LoggerMessage(
+        Level = LogLevel.Information,
+        Message = "recording {Source} ended ({Ended}): {Frames} frames, {Dropped} dropped, {Stale} stale, {OtherKind} of the other kind -> {Path}"
+    )]
+    private static partial void LogStopped(
+        ILogger log,
+        string source,
+        string ended,
+        long frames,
+        long dropped,
+        long stale,
+        long otherKind,
+        string path
+    );
 }

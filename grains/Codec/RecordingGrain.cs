@@ -14,9 +14,12 @@ namespace Blankend.Orleans.Grains.Codec;
 /// <c>cluster:observer_refresh_ms</c>) and ends the recording when the source stops sending for
 /// <c>recording:idle_timeout_s</c>. The timer exists only while recording.
 /// </summary>
-internal sealed partial class RecordingGrain(CodecHost host, IOptions<ClusterSettings> cluster, IOptions<LimitsOptions> limits,
-    ILogger<RecordingGrain> log)
-    : Grain, IRecordingGrain, IFrameObserver
+internal sealed partial class RecordingGrain(
+    CodecHost host,
+    IOptions<ClusterSettings> cluster,
+    IOptions<LimitsOptions> limits,
+    ILogger<RecordingGrain> log
+) : Grain, IRecordingGrain, IFrameObserver
 {
     private Recorder? _live;
     private IFrameObserver? _reference;
@@ -32,8 +35,15 @@ internal sealed partial class RecordingGrain(CodecHost host, IOptions<ClusterSet
         var source = Source;
         if (_live is { } live)
         {
-            return new RecordingStartResult(RecordingStartStatus.AlreadyRecording, live.Config.Id, source, live.Config.Path,
-                live.Config.Kind, live.Config.Fps, $"source '{source}' is already being recorded to {live.Config.Path}");
+            return new RecordingStartResult(
+                RecordingStartStatus.AlreadyRecording,
+                live.Config.Id,
+                source,
+                live.Config.Path,
+                live.Config.Kind,
+                live.Config.Fps,
+                $"source '{source}' is already being recorded to {live.Config.Path}"
+            );
         }
         var kind = RecordingKinds.IsValid(request.Kind) ? request.Kind : RecordingKinds.Raw;
         var fps = request.Fps > 0 ? request.Fps : host.Recording.DefaultFps;
@@ -54,8 +64,15 @@ internal sealed partial class RecordingGrain(CodecHost host, IOptions<ClusterSet
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
         {
-            return new RecordingStartResult(RecordingStartStatus.Failed, "", source, "", kind, fps,
-                $"cannot write to the recordings folder {host.RecordingFolder} (recording:folder): {e.Message}");
+            return new RecordingStartResult(
+                RecordingStartStatus.Failed,
+                "",
+                source,
+                "",
+                kind,
+                fps,
+                $"cannot write to the recordings folder {host.RecordingFolder} (recording:folder): {e.Message}"
+            );
         }
 
         var id = Guid.NewGuid().ToString("N");
@@ -63,13 +80,34 @@ internal sealed partial class RecordingGrain(CodecHost host, IOptions<ClusterSet
         Recorder recorder;
         try
         {
-            recorder = host.StartRecorder(new Recorder.Settings(id, source, path, kind, fps, caps.ConfiguredPath,
-                o.QueueFrames, caps.HasFpsMode, o.MaxDurationSeconds, o.MaxBytes, o.MinFreeMb, o.MaxPixels));
+            recorder = host.StartRecorder(
+                new Recorder.Settings(
+                    id,
+                    source,
+                    path,
+                    kind,
+                    fps,
+                    caps.ConfiguredPath,
+                    o.QueueFrames,
+                    caps.HasFpsMode,
+                    o.MaxDurationSeconds,
+                    o.MaxBytes,
+                    o.MinFreeMb,
+                    o.MaxPixels
+                )
+            );
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return new RecordingStartResult(RecordingStartStatus.Failed, "", source, "", kind, fps,
-                $"cannot write to the recordings folder {host.RecordingFolder} (recording:folder): {e.Message}");
+            return new RecordingStartResult(
+                RecordingStartStatus.Failed,
+                "",
+                source,
+                "",
+                kind,
+                fps,
+                $"cannot write to the recordings folder {host.RecordingFolder} (recording:folder): {e.Message}"
+            );
         }
         var reference = this.AsReference<IFrameObserver>();
         _live = recorder;
@@ -82,7 +120,15 @@ internal sealed partial class RecordingGrain(CodecHost host, IOptions<ClusterSet
             _live = null;
             await recorder.StopAsync("failed");
             host.RecorderEnded(recorder);
-            return new RecordingStartResult(RecordingStartStatus.Failed, "", source, "", kind, fps, "subscribing to the source failed: " + e.Message);
+            return new RecordingStartResult(
+                RecordingStartStatus.Failed,
+                "",
+                source,
+                "",
+                kind,
+                fps,
+                "subscribing to the source failed: " + e.Message
+            );
         }
         _reference = reference;
         _finished = null;
@@ -134,7 +180,8 @@ internal sealed partial class RecordingGrain(CodecHost host, IOptions<ClusterSet
 
     private async Task TickAsync(CancellationToken ct)
     {
-        if (_live is not { } live) return;
+        if (_live is not { } live)
+            return;
         if (live.IsOver)
         {
             await EndAsync(live.Failure is not null ? "failed" : "limit");
@@ -146,8 +193,14 @@ internal sealed partial class RecordingGrain(CodecHost host, IOptions<ClusterSet
             await EndAsync("idle");
             return;
         }
-        try { await SubscribeAsync(_reference!, live.Config.Kind); }
-        catch (Exception e) { LogRefreshFailed(log, e, Source); }
+        try
+        {
+            await SubscribeAsync(_reference!, live.Config.Kind);
+        }
+        catch (Exception e)
+        {
+            LogRefreshFailed(log, e, Source);
+        }
     }
 
     /// <summary>A raw recording takes every frame as it entered, even while the source is processed for its
@@ -165,10 +218,15 @@ internal sealed partial class RecordingGrain(CodecHost host, IOptions<ClusterSet
         {
             try
             {
-                if (live.Config.Kind == RecordingKinds.Raw) await Client.UnsubscribeRaw(reference);
-                else await Client.Unsubscribe(reference);
+                if (live.Config.Kind == RecordingKinds.Raw)
+                    await Client.UnsubscribeRaw(reference);
+                else
+                    await Client.Unsubscribe(reference);
             }
-            catch (Exception e) { LogRefreshFailed(log, e, Source); }
+            catch (Exception e)
+            {
+                LogRefreshFailed(log, e, Source);
+            }
             _reference = null;
         }
         var result = await live.StopAsync(ended);
@@ -187,19 +245,40 @@ internal sealed partial class RecordingGrain(CodecHost host, IOptions<ClusterSet
         RecordingEntry? orphan;
         try
         {
-            orphan = RecordingRegistry.Stored(folder).FirstOrDefault(e => e.Source == Source && e.State == RecordingStates.Live
-                && RecordingRegistry.Effective(e, now).State == RecordingStates.Failed);
+            orphan = RecordingRegistry
+                .Stored(folder)
+                .FirstOrDefault(e =>
+                    e.Source == Source
+                    && e.State == RecordingStates.Live
+                    && RecordingRegistry.Effective(e, now).State == RecordingStates.Failed
+                );
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return null;
         }
-        if (orphan is null) return null;
+        if (orphan is null)
+            return null;
         var effective = RecordingRegistry.Effective(orphan, now);
-        try { RecordingRegistry.Write(folder, effective); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { LogRefreshFailed(log, e, Source); }
-        return new RecordingResult(orphan.Id, orphan.Source, Path.Combine(folder, orphan.File), 0, 0, 0, "failed",
-            effective.Reason, orphan.Bytes > 0)
+        try
+        {
+            RecordingRegistry.Write(folder, effective);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            LogRefreshFailed(log, e, Source);
+        }
+        return new RecordingResult(
+            orphan.Id,
+            orphan.Source,
+            Path.Combine(folder, orphan.File),
+            0,
+            0,
+            0,
+            "failed",
+            effective.Reason,
+            orphan.Bytes > 0
+        )
         {
             State = RecordingStates.Failed,
             Reason = effective.Reason,
@@ -208,7 +287,8 @@ internal sealed partial class RecordingGrain(CodecHost host, IOptions<ClusterSet
 
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
-        if (_live is not null) await EndAsync("service_stopping");
+        if (_live is not null)
+            await EndAsync("service_stopping");
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "recording {Source} ({Kind}, {Fps} fps) to {Path}")]

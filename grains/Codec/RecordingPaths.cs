@@ -16,15 +16,21 @@ internal static class RecordingPaths
     /// <see cref="ArgumentException"/> when the source cannot name a file inside the folder.</summary>
     public static string NewPath(string folder, string source, DateTime utcNow)
     {
-        if (!ClientIds.IsValid(source, out var why)) throw new ArgumentException($"source {why}", nameof(source));
+        if (!ClientIds.IsValid(source, out var why))
+            throw new ArgumentException($"source {why}", nameof(source));
         var root = Folder(folder);
         var stamp = utcNow.ToUniversalTime().ToString("yyyyMMdd'T'HHmmssfff'Z'", CultureInfo.InvariantCulture);
         for (var n = 0; ; n++)
         {
             var name = n == 0 ? $"{source}-{stamp}.mp4" : $"{source}-{stamp}-{n}.mp4";
             var full = Path.GetFullPath(Path.Combine(root, name));
-            if (!IsDirectlyInside(root, full)) throw new ArgumentException($"source '{source}' does not make a file name inside the recordings folder", nameof(source));
-            if (!File.Exists(full)) return full;
+            if (!IsDirectlyInside(root, full))
+                throw new ArgumentException(
+                    $"source '{source}' does not make a file name inside the recordings folder",
+                    nameof(source)
+                );
+            if (!File.Exists(full))
+                return full;
         }
     }
 
@@ -34,6 +40,8 @@ internal static class RecordingPaths
         var full = Path.GetFullPath(path);
         return string.Equals(Path.GetDirectoryName(full), root, StringComparison.Ordinal)
             && full.StartsWith(root + Path.DirectorySeparatorChar, StringComparison.Ordinal)
-            && Path.GetFileName(full) is { Length: > 0 } file && file != "." && file != "..";
+            && Path.GetFileName(full) is { Length: > 0 } file
+            && file != "."
+            && file != "..";
     }
 }

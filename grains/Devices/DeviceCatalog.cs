@@ -18,7 +18,8 @@ internal sealed class DeviceCatalog(
     IClusterMembershipService membership,
     ISiloMetadataCache metadata,
     ILocalSiloDetails localSilo,
-    LocalDevices local) : IDeviceCatalog
+    LocalDevices local
+) : IDeviceCatalog
 {
     private readonly Lock _gate = new();
     private string[] _gpus = [];
@@ -29,7 +30,9 @@ internal sealed class DeviceCatalog(
     public IReadOnlyList<string> DevicesOf(SiloAddress silo) =>
         silo.Equals(localSilo.SiloAddress)
             ? local.Devices
-            : LocalDevices.ParseList(metadata.GetSiloMetadata(silo).Metadata.GetValueOrDefault(LocalDevices.DevicesKey));
+            : LocalDevices.ParseList(
+                metadata.GetSiloMetadata(silo).Metadata.GetValueOrDefault(LocalDevices.DevicesKey)
+            );
 
     /// <summary>Active silos with what they published.</summary>
     public List<SiloDevices> Silos()
@@ -37,17 +40,24 @@ internal sealed class DeviceCatalog(
         var result = new List<SiloDevices>();
         foreach (var member in membership.CurrentSnapshot.Members.Values)
         {
-            if (member.Status != SiloStatus.Active) continue;
+            if (member.Status != SiloStatus.Active)
+                continue;
             if (member.SiloAddress.Equals(localSilo.SiloAddress))
             {
-                result.Add(new SiloDevices(member.SiloAddress.ToString(), [.. local.Devices], [.. local.Gpus], local.Detection));
+                result.Add(
+                    new SiloDevices(member.SiloAddress.ToString(), [.. local.Devices], [.. local.Gpus], local.Detection)
+                );
                 continue;
             }
             var md = metadata.GetSiloMetadata(member.SiloAddress).Metadata;
-            result.Add(new SiloDevices(member.SiloAddress.ToString(),
-                LocalDevices.ParseList(md.GetValueOrDefault(LocalDevices.DevicesKey)),
-                LocalDevices.ParseGpus(md.GetValueOrDefault(LocalDevices.GpusKey)),
-                md.GetValueOrDefault(LocalDevices.DetectionKey) ?? "unknown (silo metadata not received yet)"));
+            result.Add(
+                new SiloDevices(
+                    member.SiloAddress.ToString(),
+                    LocalDevices.ParseList(md.GetValueOrDefault(LocalDevices.DevicesKey)),
+                    LocalDevices.ParseGpus(md.GetValueOrDefault(LocalDevices.GpusKey)),
+                    md.GetValueOrDefault(LocalDevices.DetectionKey) ?? "unknown (silo metadata not received yet)"
+                )
+            );
         }
         result.Sort((a, b) => string.CompareOrdinal(a.Silo, b.Silo));
         return result;
@@ -57,7 +67,9 @@ internal sealed class DeviceCatalog(
     public string[] AllDevices()
     {
         var set = new SortedSet<string>(StringComparer.Ordinal);
-        foreach (var s in Silos()) foreach (var d in s.Devices) set.Add(d);
+        foreach (var s in Silos())
+        foreach (var d in s.Devices)
+            set.Add(d);
         return [.. set.Where(LocalDevices.IsGpu), .. set.Where(d => !LocalDevices.IsGpu(d))];
     }
 
@@ -67,7 +79,8 @@ internal sealed class DeviceCatalog(
         var now = Environment.TickCount64;
         lock (_gate)
         {
-            if (_gpusAt != 0 && now - _gpusAt < 1000) return _gpus;
+            if (_gpusAt != 0 && now - _gpusAt < 1000)
+                return _gpus;
         }
         var gpus = AllDevices().Where(LocalDevices.IsGpu).ToArray();
         lock (_gate)
@@ -82,9 +95,11 @@ internal sealed class DeviceCatalog(
     /// is requested and the cluster has one, else <c>cpu0</c>.</summary>
     public string Pick(string source, bool hwTranscode)
     {
-        if (!hwTranscode) return "cpu0";
+        if (!hwTranscode)
+            return "cpu0";
         var gpus = GpuDevices();
-        if (gpus.Length == 0) return "cpu0";
+        if (gpus.Length == 0)
+            return "cpu0";
         var h = (uint)StringComparer.Ordinal.GetHashCode(source);
         return gpus[h % (uint)gpus.Length];
     }

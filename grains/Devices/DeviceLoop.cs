@@ -25,13 +25,22 @@ internal sealed class DeviceLoop
     private int _desired = 1;
     private int _nextThread;
 
-    private long _submitted, _processed, _saturated, _errors, _batches, _batchFrames, _starts, _stops;
+    private long _submitted,
+        _processed,
+        _saturated,
+        _errors,
+        _batches,
+        _batchFrames,
+        _starts,
+        _stops;
     private readonly WindowCounter _in = new();
     private readonly WindowCounter _out = new();
     private readonly WindowCounter _busyTicks = new();
     private readonly WindowCounter _recentSaturated = new();
     private readonly WindowCounter _recentErrors = new();
-    private double _decodeMs, _stepsMs, _encodeMs;
+    private double _decodeMs,
+        _stepsMs,
+        _encodeMs;
     private string? _lastError;
 
     // Push timeout (cross-stream batching): per source, when its last frame came and its mean interval, so a
@@ -43,7 +52,13 @@ internal sealed class DeviceLoop
     private long _waits;
     private double _waitMsTotal;
 
-    internal DeviceLoop(DeviceWorkerHost host, string device, VideoProcessingOptions options, AiOptions ai, CancellationToken stopping)
+    internal DeviceLoop(
+        DeviceWorkerHost host,
+        string device,
+        VideoProcessingOptions options,
+        AiOptions ai,
+        CancellationToken stopping
+    )
     {
         _host = host;
         Device = device;
@@ -52,12 +67,14 @@ internal sealed class DeviceLoop
         _batchTimeout = (long)(ai.BatchTimeoutMs * Stopwatch.Frequency / 1000.0);
         _idle = TimeSpan.FromMilliseconds(options.IdleStopMs);
         _stopping = stopping;
-        _queue = Channel.CreateBounded<FrameWork>(new BoundedChannelOptions(_capacity)
-        {
-            FullMode = BoundedChannelFullMode.Wait, // TryWrite answers false when full: the caller bypasses
-            SingleReader = false,
-            SingleWriter = false,
-        });
+        _queue = Channel.CreateBounded<FrameWork>(
+            new BoundedChannelOptions(_capacity)
+            {
+                FullMode = BoundedChannelFullMode.Wait, // TryWrite answers false when full: the caller bypasses
+                SingleReader = false,
+                SingleWriter = false,
+            }
+        );
         Provider = host.ProviderFor(device);
     }
 
@@ -70,12 +87,20 @@ internal sealed class DeviceLoop
     /// <summary>Batches that waited for other sources' frames (the push timeout), and their total wait.</summary>
     public (long Waits, double Ms) BatchWaits
     {
-        get { lock (_gate) return (_waits, _waitMsTotal); }
+        get
+        {
+            lock (_gate)
+                return (_waits, _waitMsTotal);
+        }
     }
 
     public int Running
     {
-        get { lock (_gate) return _loops; }
+        get
+        {
+            lock (_gate)
+                return _loops;
+        }
     }
 
     public Task<ProcessResult> Submit(ProcessRequest request)
@@ -89,7 +114,8 @@ internal sealed class DeviceLoop
         }
         Interlocked.Increment(ref _submitted);
         _in.Add();
-        if (_batchTimeout > 0) NoteArrival(request.Frame.Source);
+        if (_batchTimeout > 0)
+            NoteArrival(request.Frame.Source);
         EnsureLoops(request.Settings.Workers);
         return work.Completion.Task;
     }
@@ -106,7 +132,8 @@ internal sealed class DeviceLoop
                 _loops++;
                 _starts++;
                 var name = $"{_host.Tag}-{Device}-{_nextThread++}";
-                if (name.Length > 15) name = name[..15];
+                if (name.Length > 15)
+                    name = name[..15];
                 var thread = new Thread(Loop) { IsBackground = true, Name = name };
                 thread.Start();
             }
@@ -127,8 +154,10 @@ internal sealed class DeviceLoop
                 if (reader.TryRead(out var first))
                 {
                     batch.Add(first);
-                    while (batch.Count < _batchMax && reader.TryRead(out var more)) batch.Add(more);
-                    if (_batchTimeout > 0 && batch.Count < _batchMax) WaitForDueSources(batch, reader);
+                    while (batch.Count < _batchMax && reader.TryRead(out var more))
+                        batch.Add(more);
+                    if (_batchTimeout > 0 && batch.Count < _batchMax)
+                        WaitForDueSources(batch, reader);
                     MarkRunning(batch, +1);
                     try
                     {
@@ -141,7 +170,13 @@ internal sealed class DeviceLoop
                     batch.Clear();
                     lock (_gate)
                     {
-                        if (_loops > _desired) { _loops--; _stops++; reason = "workers lowered"; return; }
+                        if (_loops > _desired)
+                        {
+                            _loops--;
+                            _stops++;
+                            reason = "workers lowered";
+                            return;
+                        }
                     }
                     continue;
                 }
@@ -160,13 +195,16 @@ internal sealed class DeviceLoop
                 {
                     ready = false;
                 }
-                if (ready && !_stopping.IsCancellationRequested) continue;
+                if (ready && !_stopping.IsCancellationRequested)
+                    continue;
                 lock (_gate)
                 {
-                    if (reader.Count > 0 && !_stopping.IsCancellationRequested) continue;
+                    if (reader.Count > 0 && !_stopping.IsCancellationRequested)
+                        continue;
                     _loops--;
                     _stops++;
-                    if (_stopping.IsCancellationRequested) reason = "stopping";
+                    if (_stopping.IsCancellationRequested)
+                        reason = "stopping";
                     return;
                 }
             }
@@ -191,25 +229,30 @@ internal sealed class DeviceLoop
             {
                 _arrivals[source] = (now, 0);
             }
-            if (now < _nextArrivalPrune) return;
+            if (now < _nextArrivalPrune)
+                return;
             _nextArrivalPrune = now + 5 * Stopwatch.Frequency;
             foreach (var (k, v) in _arrivals)
             {
-                if (now - v.Last > 5 * Stopwatch.Frequency) _arrivals.Remove(k);
+                if (now - v.Last > 5 * Stopwatch.Frequency)
+                    _arrivals.Remove(k);
             }
         }
     }
 
     private void MarkRunning(List<FrameWork> batch, int delta)
     {
-        if (_batchTimeout <= 0) return;
+        if (_batchTimeout <= 0)
+            return;
         lock (_gate)
         {
             foreach (var w in batch)
             {
                 var n = _running.GetValueOrDefault(w.Source) + delta;
-                if (n <= 0) _running.Remove(w.Source);
-                else _running[w.Source] = n;
+                if (n <= 0)
+                    _running.Remove(w.Source);
+                else
+                    _running[w.Source] = n;
             }
         }
     }
@@ -233,12 +276,22 @@ internal sealed class DeviceLoop
                 continue;
             }
             var now = Stopwatch.GetTimestamp();
-            if (now >= deadline || !AnySourceDue(batch, deadline, now)) break;
+            if (now >= deadline || !AnySourceDue(batch, deadline, now))
+                break;
             waited = true;
             try
             {
                 var wait = reader.WaitToReadAsync(_stopping);
-                if (!wait.IsCompleted && !wait.AsTask().Wait(TimeSpan.FromTicks(Math.Max(1, (deadline - now) * TimeSpan.TicksPerSecond / Stopwatch.Frequency)))) break;
+                if (
+                    !wait.IsCompleted
+                    && !wait.AsTask()
+                        .Wait(
+                            TimeSpan.FromTicks(
+                                Math.Max(1, (deadline - now) * TimeSpan.TicksPerSecond / Stopwatch.Frequency)
+                            )
+                        )
+                )
+                    break;
             }
             catch (AggregateException e) when (e.InnerException is OperationCanceledException)
             {
@@ -249,7 +302,8 @@ internal sealed class DeviceLoop
                 break;
             }
         }
-        if (!waited) return;
+        if (!waited)
+            return;
         var ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
         DeviceMetrics.BatchWaitMs.Record(ms, new KeyValuePair<string, object?>("device", Device));
         lock (_gate)
@@ -266,9 +320,12 @@ internal sealed class DeviceLoop
             foreach (var (source, (last, interval)) in _arrivals)
             {
                 // Not yet a rate (one frame seen), or gone quiet for over two intervals: not expected.
-                if (interval <= 0 || now - last > 2 * interval + Stopwatch.Frequency / 10) continue;
-                if (last + interval > deadline || _running.ContainsKey(source)) continue;
-                if (batch.Exists(w => w.Source == source)) continue;
+                if (interval <= 0 || now - last > 2 * interval + Stopwatch.Frequency / 10)
+                    continue;
+                if (last + interval > deadline || _running.ContainsKey(source))
+                    continue;
+                if (batch.Exists(w => w.Source == source))
+                    continue;
                 return true;
             }
         }
@@ -281,7 +338,9 @@ internal sealed class DeviceLoop
         Interlocked.Increment(ref _batches);
         Interlocked.Add(ref _batchFrames, batch.Count);
         var steps = _host.Steps;
-        long t1 = t0, t2 = t0, t3 = t0;
+        long t1 = t0,
+            t2 = t0,
+            t3 = t0;
         try
         {
             // Decode the frames that have something to do (the others pass unchanged), in parallel over the cores:
@@ -290,8 +349,10 @@ internal sealed class DeviceLoop
             var work = new List<FrameWork>(batch.Count);
             foreach (var w in batch)
             {
-                if (!AnyStep(steps, w.Settings)) w.Output = w.Request.Frame.Payload;
-                else work.Add(w);
+                if (!AnyStep(steps, w.Settings))
+                    w.Output = w.Request.Frame.Payload;
+                else
+                    work.Add(w);
             }
             WorkerParallel.For(work.Count, i => JpegCodec.Decode(work[i]));
             var decoded = work.Count(w => !w.Failed);
@@ -304,19 +365,26 @@ internal sealed class DeviceLoop
                     var n = 0;
                     foreach (var w in batch)
                     {
-                        if (w.Image is not null && !w.Failed && step.AppliesTo(w.Settings)) subset[n++] = w;
+                        if (w.Image is not null && !w.Failed && step.AppliesTo(w.Settings))
+                            subset[n++] = w;
                     }
-                    if (n == 0) continue;
-                    try { step.Run(subset.AsSpan(0, n)); }
+                    if (n == 0)
+                        continue;
+                    try
+                    {
+                        step.Run(subset.AsSpan(0, n));
+                    }
                     catch (Exception e)
                     {
-                        for (var i = 0; i < n; i++) subset[i].Fail(step.Name, e.Message);
+                        for (var i = 0; i < n; i++)
+                            subset[i].Fail(step.Name, e.Message);
                     }
                 }
                 t2 = Stopwatch.GetTimestamp();
                 WorkerParallel.For(work.Count, i =>
                 {
-                    if (work[i] is { Image: not null, Failed: false } w) JpegCodec.Encode(w);
+                    if (work[i] is { Image: not null, Failed: false } w)
+                        JpegCodec.Encode(w);
                 });
             }
             else
@@ -330,7 +398,8 @@ internal sealed class DeviceLoop
             // e.g. the native library cannot load: every frame of the batch fails (forwarded raw, counted),
             // the loop keeps running.
             _host.LogBatchFailed(e, Device);
-            foreach (var w in batch) w.Fail("worker", $"{e.GetType().Name}: {e.Message}");
+            foreach (var w in batch)
+                w.Fail("worker", $"{e.GetType().Name}: {e.Message}");
             t3 = Stopwatch.GetTimestamp();
         }
         finally
@@ -372,7 +441,9 @@ internal sealed class DeviceLoop
 
     private static bool AnyStep(IReadOnlyList<IFrameStep> steps, EffectiveSettings s)
     {
-        foreach (var step in steps) if (step.AppliesTo(s)) return true;
+        foreach (var step in steps)
+            if (step.AppliesTo(s))
+                return true;
         return false;
     }
 
@@ -382,14 +453,19 @@ internal sealed class DeviceLoop
 
     internal void FailQueued(string why)
     {
-        while (_queue.Reader.TryRead(out var w)) w.Completion.TrySetResult(new ProcessResult(ProcessOutcome.Failed, null, why));
+        while (_queue.Reader.TryRead(out var w))
+            w.Completion.TrySetResult(new ProcessResult(ProcessOutcome.Failed, null, why));
     }
 
     public DeviceStatus Status(string silo)
     {
-        int running, desired;
-        double decode, steps, encode;
-        long starts, stops;
+        int running,
+            desired;
+        double decode,
+            steps,
+            encode;
+        long starts,
+            stops;
         lock (_gate)
         {
             running = _loops;
@@ -403,15 +479,38 @@ internal sealed class DeviceLoop
         var batches = Interlocked.Read(ref _batches);
         var busyMsPerSecond = _busyTicks.PerSecond * 1000.0 / Stopwatch.Frequency;
         var load = running == 0 ? 0 : Math.Min(1.0, busyMsPerSecond / 1000.0 / Math.Max(1, desired));
-        var health = running == 0 ? "idle"
+        var health =
+            running == 0 ? "idle"
             : _recentSaturated.PerSecond > 0 ? "saturated"
             : _recentErrors.PerSecond > 0 && _out.PerSecond == 0 ? "failing"
             : "ok";
-        return new DeviceStatus(Device, silo, Provider.Name, Provider.Reason, running > 0, running, QueueDepth, _capacity,
-            Interlocked.Read(ref _submitted), Interlocked.Read(ref _processed), Interlocked.Read(ref _saturated),
-            Interlocked.Read(ref _errors), batches, batches == 0 ? 0 : Math.Round((double)Interlocked.Read(ref _batchFrames) / batches, 2),
-            Math.Round(_in.PerSecond, 2), Math.Round(_out.PerSecond, 2), Math.Round(decode, 3), Math.Round(steps, 3), Math.Round(encode, 3),
-            Math.Round(load, 3), health, starts, stops, _lastError, $"{_host.Tag}-{Device}");
+        return new DeviceStatus(
+            Device,
+            silo,
+            Provider.Name,
+            Provider.Reason,
+            running > 0,
+            running,
+            QueueDepth,
+            _capacity,
+            Interlocked.Read(ref _submitted),
+            Interlocked.Read(ref _processed),
+            Interlocked.Read(ref _saturated),
+            Interlocked.Read(ref _errors),
+            batches,
+            batches == 0 ? 0 : Math.Round((double)Interlocked.Read(ref _batchFrames) / batches, 2),
+            Math.Round(_in.PerSecond, 2),
+            Math.Round(_out.PerSecond, 2),
+            Math.Round(decode, 3),
+            Math.Round(steps, 3),
+            Math.Round(encode, 3),
+            Math.Round(load, 3),
+            health,
+            starts,
+            stops,
+            _lastError,
+            $"{_host.Tag}-{Device}"
+        );
     }
 }
 
@@ -419,7 +518,14 @@ internal sealed class DeviceLoop
 internal static class DeviceMetrics
 {
     /// <summary>Time a batch waited for the frames of its device's other live sources (the push timeout).</summary>
-    public static readonly System.Diagnostics.Metrics.Histogram<double> BatchWaitMs = BlankendMetrics.Meter.CreateHistogram<double>(
-        "blankend.ai.batch.wait", "ms", "Time a device worker waited for the frames of its other live sources before running a batch (ai.batch_timeout_ms)",
-        advice: new System.Diagnostics.Metrics.InstrumentAdvice<double> { HistogramBucketBoundaries = [0.25, 0.5, 1, 2, 3, 5, 10, 20, 50, 100] });
+    public static readonly System.Diagnostics.Metrics.Histogram<double> BatchWaitMs =
+        BlankendMetrics.Meter.CreateHistogram<double>(
+            "blankend.ai.batch.wait",
+            "ms",
+            "Time a device worker waited for the frames of its other live sources before running a batch (ai.batch_timeout_ms)",
+            advice: new System.Diagnostics.Metrics.InstrumentAdvice<double>
+            {
+                HistogramBucketBoundaries = [0.25, 0.5, 1, 2, 3, 5, 10, 20, 50, 100],
+            }
+        );
 }

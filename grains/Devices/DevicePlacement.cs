@@ -21,21 +21,28 @@ internal sealed class DevicePlacementAttribute() : PlacementAttribute(DevicePlac
 /// </summary>
 internal sealed class DevicePlacementDirector(IDeviceCatalog catalog) : IPlacementDirector
 {
-    public Task<SiloAddress> OnAddActivation(PlacementStrategy strategy, PlacementTarget target, IPlacementContext context)
+    public Task<SiloAddress> OnAddActivation(
+        PlacementStrategy strategy,
+        PlacementTarget target,
+        IPlacementContext context
+    )
     {
         var device = target.GrainIdentity.Key.ToString() ?? "";
         var compatible = context.GetCompatibleSilos(target);
         var owners = new List<SiloAddress>(compatible.Length);
         foreach (var silo in compatible)
         {
-            if (catalog.DevicesOf(silo).Contains(device, StringComparer.Ordinal)) owners.Add(silo);
+            if (catalog.DevicesOf(silo).Contains(device, StringComparer.Ordinal))
+                owners.Add(silo);
         }
         if (owners.Count == 0)
         {
             throw new OrleansException(
-                $"no active silo owns compute device '{device}' (silo metadata '{LocalDevices.DevicesKey}' of {compatible.Length} compatible silo(s))");
+                $"no active silo owns compute device '{device}' (silo metadata '{LocalDevices.DevicesKey}' of {compatible.Length} compatible silo(s))"
+            );
         }
-        if (owners.Contains(context.LocalSilo)) return Task.FromResult(context.LocalSilo);
+        if (owners.Contains(context.LocalSilo))
+            return Task.FromResult(context.LocalSilo);
         return Task.FromResult(owners[Random.Shared.Next(owners.Count)]);
     }
 }

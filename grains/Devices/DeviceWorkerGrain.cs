@@ -10,9 +10,12 @@ namespace Blankend.Orleans.Grains.Devices;
 /// batch them.
 /// </summary>
 [DevicePlacement, Reentrant]
-internal sealed partial class DeviceWorkerGrain(DeviceWorkerHost host, LocalDevices local, IEnumerable<IFrameStepPreparation> preparations,
-    ILogger<DeviceWorkerGrain> log)
-    : Grain, IDeviceWorkerGrain
+internal sealed partial class DeviceWorkerGrain(
+    DeviceWorkerHost host,
+    LocalDevices local,
+    IEnumerable<IFrameStepPreparation> preparations,
+    ILogger<DeviceWorkerGrain> log
+) : Grain, IDeviceWorkerGrain
 {
     private DeviceLoop _loop = null!;
 
@@ -37,7 +40,8 @@ internal sealed partial class DeviceWorkerGrain(DeviceWorkerHost host, LocalDevi
         foreach (var preparation in preparations)
         {
             var sync = preparation.PrepareAsync(GrainFactory, request.Settings);
-            if (!sync.IsCompletedSuccessfully) (pending ??= []).Add(sync);
+            if (!sync.IsCompletedSuccessfully)
+                (pending ??= []).Add(sync);
         }
         return pending is null ? _loop.Submit(request) : SubmitAfter(pending, request);
     }
@@ -46,20 +50,32 @@ internal sealed partial class DeviceWorkerGrain(DeviceWorkerHost host, LocalDevi
     {
         foreach (var sync in pending)
         {
-            try { await sync; }
-            catch (Exception e) { LogAssetFetchFailed(e.Message); } // the steps skip (counted) without the asset
+            try
+            {
+                await sync;
+            }
+            catch (Exception e)
+            {
+                LogAssetFetchFailed(e.Message);
+            } // the steps skip (counted) without the asset
         }
         return await _loop.Submit(request);
     }
 
     public Task<DeviceStatus> GetStatus() => Task.FromResult(_loop.Status(RuntimeIdentity));
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "device worker {Device} active on {Silo} (codec provider {Provider})")]
+    [LoggerMessage(
+        Level = LogLevel.Information,
+        Message = "device worker {Device} active on {Silo} (codec provider {Provider})"
+    )]
     private partial void LogActivated(string device, string silo, string provider);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "fetching an uploaded ai asset failed: {Reason}")]
     private partial void LogAssetFetchFailed(string reason);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "device worker {Device} activated on {Silo}, which lists only {Devices}")]
+    [LoggerMessage(
+        Level = LogLevel.Warning,
+        Message = "device worker {Device} activated on {Silo}, which lists only {Devices}"
+    )]
     private partial void LogNotOwned(string device, string silo, string devices);
 }

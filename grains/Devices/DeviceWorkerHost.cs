@@ -22,7 +22,12 @@ internal sealed partial class DeviceWorkerHost : IDisposable
 
     private readonly AiOptions _ai;
 
-    public DeviceWorkerHost(IOptions<VideoProcessingOptions> options, IOptions<AiOptions> ai, ILogger<DeviceWorkerHost> log, IEnumerable<IFrameStep> steps)
+    public DeviceWorkerHost(
+        IOptions<VideoProcessingOptions> options,
+        IOptions<AiOptions> ai,
+        ILogger<DeviceWorkerHost> log,
+        IEnumerable<IFrameStep> steps
+    )
     {
         _options = options.Value;
         _ai = ai.Value;
@@ -53,8 +58,10 @@ internal sealed partial class DeviceWorkerHost : IDisposable
     public IEnumerable<(string Device, string Provider, int QueueDepth)> Snapshot()
     {
         DeviceLoop[] loops;
-        lock (_gate) loops = [.. _loops.Values];
-        foreach (var l in loops) yield return (l.Device, l.Provider.Name, l.QueueDepth);
+        lock (_gate)
+            loops = [.. _loops.Values];
+        foreach (var l in loops)
+            yield return (l.Device, l.Provider.Name, l.QueueDepth);
     }
 
     /// <summary>
@@ -63,19 +70,25 @@ internal sealed partial class DeviceWorkerHost : IDisposable
     /// </summary>
     internal (string Name, string Reason) ProviderFor(string device)
     {
-        if (!LocalDevices.IsGpu(device)) return ("CPU", "cpu device: OpenCV (libjpeg-turbo) JPEG codec");
+        if (!LocalDevices.IsGpu(device))
+            return ("CPU", "cpu device: OpenCV (libjpeg-turbo) JPEG codec");
         var (cuda, detail) = _openCvCuda.Value;
-        return ("CPU", cuda == true
-            ? $"{detail}; this build has no CUDA JPEG codec path yet, the JPEG codec runs on the CPU of the GPU host"
-            : $"{detail}: the JPEG codec runs on the CPU of the GPU host");
+        return (
+            "CPU",
+            cuda == true
+                ? $"{detail}; this build has no CUDA JPEG codec path yet, the JPEG codec runs on the CPU of the GPU host"
+                : $"{detail}: the JPEG codec runs on the CPU of the GPU host"
+        );
     }
 
     public void Dispose()
     {
         _stop.Cancel();
         DeviceLoop[] loops;
-        lock (_gate) loops = [.. _loops.Values];
-        foreach (var l in loops) l.FailQueued("silo stopping");
+        lock (_gate)
+            loops = [.. _loops.Values];
+        foreach (var l in loops)
+            l.FailQueued("silo stopping");
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "device {Device}: worker loop {Thread} started")]

@@ -31,14 +31,17 @@ internal sealed class FrameWork(ProcessRequest request)
 
     private object? _stepData;
 
-    /// <summary>A step family's own per-frame data (created on first use): the worker loop does not know its type.</summary>
-    public T StepData<T>() where T : class, new() => (T)(_stepData ??= new T());
+    /// <summary>A step family's own per-frame data (created on first use): the worker loop does not know its
+    /// type.</summary>
+    public T StepData<T>()
+        where T : class, new() => (T)(_stepData ??= new T());
 
     public string? Error { get; private set; }
 
     public bool Failed => Error is not null;
 
-    internal TaskCompletionSource<ProcessResult> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    internal TaskCompletionSource<ProcessResult> Completion { get; } =
+        new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Marks the frame failed; the caller forwards its raw bytes and counts the error.</summary>
     public void Fail(string step, string why) => Error ??= $"{step}: {why}";
@@ -56,11 +59,13 @@ internal static class FrameRounds
         {
             var k = seen.GetValueOrDefault(w.Source);
             seen[w.Source] = k + 1;
-            if (k == rounds.Count) rounds.Add(new List<FrameWork>(batch.Length));
+            if (k == rounds.Count)
+                rounds.Add(new List<FrameWork>(batch.Length));
             rounds[k].Add(w);
         }
         var result = new FrameWork[rounds.Count][];
-        for (var i = 0; i < result.Length; i++) result[i] = [.. rounds[i]];
+        for (var i = 0; i < result.Length; i++)
+            result[i] = [.. rounds[i]];
         return result;
     }
 }
@@ -102,9 +107,7 @@ internal sealed class ReencodeStep : IFrameStep
 
     public bool AppliesTo(EffectiveSettings settings) => settings.ReencodeEnabled;
 
-    public void Run(ReadOnlySpan<FrameWork> batch)
-    {
-    }
+    public void Run(ReadOnlySpan<FrameWork> batch) { }
 }
 
 /// <summary>JPEG decode / encode with OpenCV (libjpeg-turbo), on the CPU.</summary>
@@ -140,9 +143,16 @@ internal static class JpegCodec
     {
         try
         {
-            Cv2.ImEncode(".jpg", w.Image!, out var bytes, new ImageEncodingParam(ImwriteFlags.JpegQuality, w.Settings.JpegQuality));
-            if (bytes.Length == 0) w.Fail("encode", "JPEG encoder produced nothing");
-            else w.Output = bytes;
+            Cv2.ImEncode(
+                ".jpg",
+                w.Image!,
+                out var bytes,
+                new ImageEncodingParam(ImwriteFlags.JpegQuality, w.Settings.JpegQuality)
+            );
+            if (bytes.Length == 0)
+                w.Fail("encode", "JPEG encoder produced nothing");
+            else
+                w.Output = bytes;
         }
         catch (OpenCVException e)
         {
@@ -167,7 +177,9 @@ internal static class JpegCodec
             }
             return (false, $"OpenCV {Cv2.GetVersionString()} built without CUDA");
         }
-        catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or BadImageFormatException or OpenCVException)
+        catch (Exception e)
+            when (e is DllNotFoundException or TypeInitializationException or BadImageFormatException or OpenCVException
+            )
         {
             return (null, $"OpenCV native library not loadable: {e.GetBaseException().Message}");
         }

@@ -26,7 +26,8 @@ internal sealed class LocalDevices
 
     public string Detection { get; }
 
-    /// <summary>Device ids this silo owns: <c>gpuN</c> per GPU, then <c>cpu0</c> (every silo can run the CPU worker).</summary>
+    /// <summary>Device ids this silo owns: <c>gpuN</c> per GPU, then <c>cpu0</c> (every silo can run the CPU
+    /// worker).</summary>
     public IReadOnlyList<string> Devices { get; }
 
     /// <summary>
@@ -45,7 +46,8 @@ internal sealed class LocalDevices
         else
         {
             var list = new List<string>();
-            foreach (var g in detected.Gpus) list.Add("gpu" + g.Index.ToString(CultureInfo.InvariantCulture));
+            foreach (var g in detected.Gpus)
+                list.Add("gpu" + g.Index.ToString(CultureInfo.InvariantCulture));
             list.Add("cpu0");
             devices = list;
         }
@@ -58,7 +60,8 @@ internal sealed class LocalDevices
         var md = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var child in config.GetSection("Orleans:Metadata").GetChildren())
         {
-            if (child.Value is not null) md[child.Key] = child.Value;
+            if (child.Value is not null)
+                md[child.Key] = child.Value;
         }
         md[DevicesKey] = string.Join(',', Devices);
         md[GpusKey] = FormatGpus(Gpus);
@@ -67,19 +70,30 @@ internal sealed class LocalDevices
     }
 
     public static string[] ParseList(string? value) =>
-        string.IsNullOrWhiteSpace(value) ? [] : value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        string.IsNullOrWhiteSpace(value)
+            ? []
+            : value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
     public static string FormatGpus(IEnumerable<GpuInfo> gpus) =>
-        string.Join(';', gpus.Select(g => $"{g.Index.ToString(CultureInfo.InvariantCulture)}|{g.Name.Replace('|', '/').Replace(';', ',')}|{g.Uuid}"));
+        string.Join(
+            ';',
+            gpus.Select(g =>
+                $"{g.Index.ToString(CultureInfo.InvariantCulture)}|{g.Name.Replace('|', '/').Replace(';', ',')}|{g.Uuid}"
+            )
+        );
 
     public static GpuInfo[] ParseGpus(string? value)
     {
-        if (string.IsNullOrWhiteSpace(value)) return [];
+        if (string.IsNullOrWhiteSpace(value))
+            return [];
         var list = new List<GpuInfo>();
         foreach (var item in value.Split(';', StringSplitOptions.RemoveEmptyEntries))
         {
             var parts = item.Split('|');
-            if (parts.Length >= 2 && int.TryParse(parts[0], NumberStyles.Integer, CultureInfo.InvariantCulture, out var index))
+            if (
+                parts.Length >= 2
+                && int.TryParse(parts[0], NumberStyles.Integer, CultureInfo.InvariantCulture, out var index)
+            )
                 list.Add(new GpuInfo(index, parts[1], parts.Length > 2 && parts[2].Length > 0 ? parts[2] : null));
         }
         return [.. list];
@@ -104,7 +118,8 @@ internal static class GpuDetector
             {
                 var output = Run(smi, "-L", TimeSpan.FromSeconds(5));
                 var gpus = ParseNvidiaSmiList(output);
-                if (gpus.Length > 0) return new Result(gpus, $"nvidia-smi: {gpus.Length} GPU(s)");
+                if (gpus.Length > 0)
+                    return new Result(gpus, $"nvidia-smi: {gpus.Length} GPU(s)");
                 smiProblem = "nvidia-smi listed no GPU";
             }
             catch (Exception e)
@@ -113,7 +128,11 @@ internal static class GpuDetector
             }
         }
         var proc = ReadProcGpus("/proc/driver/nvidia/gpus");
-        if (proc.Length > 0) return new Result(proc, $"/proc/driver/nvidia/gpus: {proc.Length} GPU(s)" + (smiProblem is null ? "" : $" ({smiProblem})"));
+        if (proc.Length > 0)
+            return new Result(
+                proc,
+                $"/proc/driver/nvidia/gpus: {proc.Length} GPU(s)" + (smiProblem is null ? "" : $" ({smiProblem})")
+            );
         var why = smiProblem ?? "nvidia-smi not on PATH";
         return new Result([], $"none: {why}, no /proc/driver/nvidia/gpus");
     }
@@ -125,9 +144,19 @@ internal static class GpuDetector
         foreach (var raw in output.Split('\n'))
         {
             var line = raw.Trim();
-            if (!line.StartsWith("GPU ", StringComparison.Ordinal)) continue;
+            if (!line.StartsWith("GPU ", StringComparison.Ordinal))
+                continue;
             var colon = line.IndexOf(':', StringComparison.Ordinal);
-            if (colon < 0 || !int.TryParse(line.AsSpan(4, colon - 4), NumberStyles.Integer, CultureInfo.InvariantCulture, out var index)) continue;
+            if (
+                colon < 0
+                || !int.TryParse(
+                    line.AsSpan(4, colon - 4),
+                    NumberStyles.Integer,
+                    CultureInfo.InvariantCulture,
+                    out var index
+                )
+            )
+                continue;
             var rest = line[(colon + 1)..].Trim();
             string? uuid = null;
             var u = rest.LastIndexOf("(UUID:", StringComparison.Ordinal);
@@ -145,13 +174,18 @@ internal static class GpuDetector
     {
         try
         {
-            if (!Directory.Exists(dir)) return [];
+            if (!Directory.Exists(dir))
+                return [];
             var list = new List<GpuInfo>();
             var i = 0;
             foreach (var d in Directory.GetDirectories(dir).Order(StringComparer.Ordinal))
             {
                 var info = Path.Combine(d, "information");
-                list.Add(File.Exists(info) ? ParseProcInformation(File.ReadAllText(info), i) : new GpuInfo(i, "NVIDIA GPU", null));
+                list.Add(
+                    File.Exists(info)
+                        ? ParseProcInformation(File.ReadAllText(info), i)
+                        : new GpuInfo(i, "NVIDIA GPU", null)
+                );
                 i++;
             }
             return [.. list];
@@ -172,14 +206,22 @@ internal static class GpuDetector
         foreach (var line in text.Split('\n'))
         {
             var colon = line.IndexOf(':', StringComparison.Ordinal);
-            if (colon < 0) continue;
+            if (colon < 0)
+                continue;
             var key = line[..colon].Trim();
             var value = line[(colon + 1)..].Trim();
             switch (key)
             {
-                case "Model": name = value; break;
-                case "GPU UUID": uuid = value; break;
-                case "Device Minor" when int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var minor): index = minor; break;
+                case "Model":
+                    name = value;
+                    break;
+                case "GPU UUID":
+                    uuid = value;
+                    break;
+                case "Device Minor"
+                    when int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var minor):
+                    index = minor;
+                    break;
             }
         }
         return new GpuInfo(index, name, uuid);
@@ -187,25 +229,41 @@ internal static class GpuDetector
 
     private static string? FindOnPath(string name)
     {
-        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries))
+        foreach (
+            var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(
+                ':',
+                StringSplitOptions.RemoveEmptyEntries
+            )
+        )
         {
             var p = Path.Combine(dir, name);
-            if (File.Exists(p)) return p;
+            if (File.Exists(p))
+                return p;
         }
         return null;
     }
 
     private static string Run(string file, string args, TimeSpan timeout)
     {
-        var psi = new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo(file, args)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
         using var p = Process.Start(psi) ?? throw new InvalidOperationException("could not start " + file);
         var stdout = p.StandardOutput.ReadToEndAsync();
         if (!p.WaitForExit(timeout))
         {
-            try { p.Kill(true); } catch (InvalidOperationException) { }
+            try
+            {
+                p.Kill(true);
+            }
+            catch (InvalidOperationException) { }
             throw new TimeoutException($"{file} {args} did not answer in {timeout.TotalSeconds} s");
         }
-        if (p.ExitCode != 0) throw new InvalidOperationException($"exit code {p.ExitCode}: {p.StandardError.ReadToEnd().Trim()}");
+        if (p.ExitCode != 0)
+            throw new InvalidOperationException($"exit code {p.ExitCode}: {p.StandardError.ReadToEnd().Trim()}");
         return stdout.GetAwaiter().GetResult();
     }
 }

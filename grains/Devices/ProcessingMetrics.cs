@@ -19,24 +19,47 @@ internal sealed class ProcessingMetrics : IDisposable
     {
         _meter = new Meter(MeterName);
         _devices = host.Snapshot;
-        _frames = _meter.CreateCounter<long>("blankend.processing.frames", "{frame}",
-            "Frames of the processing path by outcome: processed, bypassed (worker saturated, delivered raw), error (delivered raw), dropped_fps, dropped_overflow");
-        _meter.CreateObservableGauge("blankend.processing.provider", ObserveProvider, "{device}",
-            "1 per device worker, tagged with the execution provider its codec runs on (CPU or CUDA)");
-        _meter.CreateObservableGauge("blankend.processing.queue_depth", ObserveQueue, "{frame}", "Frames waiting per device worker");
-        HwUnavailable = _meter.CreateCounter<long>("blankend.processing.hw_unavailable", "{frame}",
-            "Frames for which hw_transcode asked for a GPU that the cluster does not have (run on cpu0, counted, shown in gpu/status)");
+        _frames = _meter.CreateCounter<long>(
+            "blankend.processing.frames",
+            "{frame}",
+            "Frames of the processing path by outcome: processed, bypassed (worker saturated, delivered raw), error (delivered raw), dropped_fps, dropped_overflow"
+        );
+        _meter.CreateObservableGauge(
+            "blankend.processing.provider",
+            ObserveProvider,
+            "{device}",
+            "1 per device worker, tagged with the execution provider its codec runs on (CPU or CUDA)"
+        );
+        _meter.CreateObservableGauge(
+            "blankend.processing.queue_depth",
+            ObserveQueue,
+            "{frame}",
+            "Frames waiting per device worker"
+        );
+        HwUnavailable = _meter.CreateCounter<long>(
+            "blankend.processing.hw_unavailable",
+            "{frame}",
+            "Frames for which hw_transcode asked for a GPU that the cluster does not have (run on cpu0, counted, shown in gpu/status)"
+        );
     }
 
     public Counter<long> HwUnavailable { get; }
 
     public void Frame(string outcome, string? device) =>
-        _frames.Add(1, new KeyValuePair<string, object?>("outcome", outcome), new KeyValuePair<string, object?>("device", device ?? "none"));
+        _frames.Add(
+            1,
+            new KeyValuePair<string, object?>("outcome", outcome),
+            new KeyValuePair<string, object?>("device", device ?? "none")
+        );
 
     private IEnumerable<Measurement<int>> ObserveProvider()
     {
         foreach (var (device, provider, _) in _devices())
-            yield return new Measurement<int>(1, new KeyValuePair<string, object?>("device", device), new KeyValuePair<string, object?>("provider", provider));
+            yield return new Measurement<int>(
+                1,
+                new KeyValuePair<string, object?>("device", device),
+                new KeyValuePair<string, object?>("provider", provider)
+            );
     }
 
     private IEnumerable<Measurement<int>> ObserveQueue()
@@ -73,7 +96,8 @@ internal sealed class WindowCounter(int seconds = 3)
             {
                 Rotate(Environment.TickCount64 / 1000);
                 long sum = 0;
-                for (var i = 1; i < _buckets.Length; i++) sum += _buckets[(_second - i + _buckets.Length * 2) % _buckets.Length];
+                for (var i = 1; i < _buckets.Length; i++)
+                    sum += _buckets[(_second - i + _buckets.Length * 2) % _buckets.Length];
                 return (double)sum / (_buckets.Length - 1);
             }
         }
@@ -81,9 +105,11 @@ internal sealed class WindowCounter(int seconds = 3)
 
     private void Rotate(long now)
     {
-        if (now == _second) return;
+        if (now == _second)
+            return;
         var steps = Math.Min(now - _second, _buckets.Length);
-        for (var i = 1; i <= steps; i++) _buckets[(_second + i) % _buckets.Length] = 0;
+        for (var i = 1; i <= steps; i++)
+            _buckets[(_second + i) % _buckets.Length] = 0;
         _second = now;
     }
 }

@@ -10,7 +10,9 @@ internal static class WorkerParallel
     /// <summary>Runs <paramref name="body"/> for 0..count-1, in parallel when there are several.</summary>
     public static void For(int count, Action<int> body)
     {
-        if (count == 1) body(0);
-        else if (count > 1) Parallel.For(0, count, Options, body);
+        if (count == 1)
+            body(0);
+        else if (count > 1)
+            Parallel.For(0, count, Options, body);
     }
 }

@@ -18,7 +18,10 @@ internal static class ProcessingSiloExtensions
     public static ISiloBuilder AddBlankendProcessing(this ISiloBuilder silo, IConfiguration config)
     {
         var local = LocalDevices.Create(config);
-        Ai.Runtime.AiProviderStartup.RequireGpu(config.GetSection(AiOptions.Section).Get<AiOptions>() ?? new AiOptions(), local);
+        Ai.Runtime.AiProviderStartup.RequireGpu(
+            config.GetSection(AiOptions.Section).Get<AiOptions>() ?? new AiOptions(),
+            local
+        );
         silo.UseSiloMetadata(local.ToMetadata(config));
         var services = silo.Services;
         services.AddSingleton(local);

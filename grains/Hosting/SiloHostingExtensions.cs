@@ -23,7 +23,10 @@ public static class SiloHostingExtensions
     public static ISiloBuilder AddBlankendSilo(this ISiloBuilder silo, IConfiguration config)
     {
         silo.Services.AddBlankendOptions(config);
-        var cluster = BlankendConfiguration.Read<ClusterSettings, ClusterSettingsValidator>(config, ClusterSettings.Section);
+        var cluster = BlankendConfiguration.Read<ClusterSettings, ClusterSettingsValidator>(
+            config,
+            ClusterSettings.Section
+        );
 
         silo.UseBlankendMembership(cluster);
         silo.AddBlankendGrainDefaults(cluster);
@@ -31,8 +34,12 @@ public static class SiloHostingExtensions
         // Grain calls carry the caller's trace context (W3C traceparent in the RequestContext), so a gateway
         // span and the grain spans of the same frame or request form one trace.
         silo.AddActivityPropagation();
-        var telemetry = BlankendConfiguration.Read<TelemetryOptions, TelemetryOptionsValidator>(config, TelemetryOptions.Section);
-        if (telemetry.DashboardEnabled) silo.AddDashboard(o => o.HideTrace = telemetry.DashboardHideTrace);
+        var telemetry = BlankendConfiguration.Read<TelemetryOptions, TelemetryOptionsValidator>(
+            config,
+            TelemetryOptions.Section
+        );
+        if (telemetry.DashboardEnabled)
+            silo.AddDashboard(o => o.HideTrace = telemetry.DashboardHideTrace);
         silo.AddBlankendProcessing(config);
         silo.AddBlankendCodec();
         silo.AddBlankendRelay();
@@ -44,7 +51,8 @@ public static class SiloHostingExtensions
     public static ISiloBuilder AddBlankendRelay(this ISiloBuilder silo)
     {
         var services = silo.Services;
-        if (services.Any(d => d.ServiceType == typeof(RelayBridge))) return silo;
+        if (services.Any(d => d.ServiceType == typeof(RelayBridge)))
+            return silo;
         services.AddSingleton<RelayCounters>();
         services.TryAddSingleton<Blankend.Orleans.Limits.LiveSources>(); // shared with an embedding gateway
         services.AddSingleton<RelayMetrics>();
@@ -59,8 +67,13 @@ public static class SiloHostingExtensions
     /// shared one), shared with the test clusters (which bring their own membership).</summary>
     public static ISiloBuilder AddBlankendGrainDefaults(this ISiloBuilder silo, ClusterSettings cluster)
     {
-        if (!silo.Services.Any(d => d.IsKeyedService && Equals(d.ServiceKey, PipelineConfigGrain.StorageName)
-                && d.ServiceType == typeof(global::Orleans.Storage.IGrainStorage)))
+        if (
+            !silo.Services.Any(d =>
+                d.IsKeyedService
+                && Equals(d.ServiceKey, PipelineConfigGrain.StorageName)
+                && d.ServiceType == typeof(global::Orleans.Storage.IGrainStorage)
+            )
+        )
             silo.AddMemoryGrainStorage(PipelineConfigGrain.StorageName);
         var idle = TimeSpan.FromSeconds(cluster.GrainIdleSeconds);
         silo.Configure<GrainCollectionOptions>(o =>

@@ -16,12 +16,17 @@ internal sealed class SiloKeyedPlacementAttribute() : PlacementAttribute(SiloKey
 
 internal sealed class SiloKeyedPlacementDirector : IPlacementDirector
 {
-    public Task<SiloAddress> OnAddActivation(PlacementStrategy strategy, PlacementTarget target, IPlacementContext context)
+    public Task<SiloAddress> OnAddActivation(
+        PlacementStrategy strategy,
+        PlacementTarget target,
+        IPlacementContext context
+    )
     {
         var key = target.GrainIdentity.Key.ToString();
         foreach (var silo in context.GetCompatibleSilos(target))
         {
-            if (silo.ToParsableString() == key) return Task.FromResult(silo);
+            if (silo.ToParsableString() == key)
+                return Task.FromResult(silo);
         }
         throw new OrleansException($"silo {key} is not an active member of the cluster");
     }

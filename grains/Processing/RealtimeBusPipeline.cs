@@ -12,7 +12,8 @@ namespace Blankend.Orleans.Grains.Processing;
 /// <c>[client_id, out]</c> once. Frames it does not take follow the RelayGrain's echo / forward rules.
 /// The pipeline config is cached here and refreshed in the background at most once a second.
 /// </summary>
-internal sealed partial class RealtimeBusPipeline(IGrainFactory grains, ILogger<RealtimeBusPipeline> log) : IBusFramePipeline
+internal sealed partial class RealtimeBusPipeline(IGrainFactory grains, ILogger<RealtimeBusPipeline> log)
+    : IBusFramePipeline
 {
     private static readonly long RefreshTicks = Stopwatch.Frequency;
     private PipelineConfig? _config;
@@ -22,19 +23,28 @@ internal sealed partial class RealtimeBusPipeline(IGrainFactory grains, ILogger<
     public bool TryTake(FrameEnvelope frame)
     {
         var now = Stopwatch.GetTimestamp();
-        if (now - Volatile.Read(ref _fetchedAt) > RefreshTicks && Interlocked.Exchange(ref _refreshing, 1) == 0) _ = RefreshAsync();
+        if (now - Volatile.Read(ref _fetchedAt) > RefreshTicks && Interlocked.Exchange(ref _refreshing, 1) == 0)
+            _ = RefreshAsync();
         var config = Volatile.Read(ref _config);
-        if (config is null) return false;
+        if (config is null)
+            return false;
         var s = config.For(frame.Source);
-        if (!s.Enabled || s.ActiveAiSteps == Blankend.Orleans.Ai.AiSteps.None) return false;
+        if (!s.Enabled || s.ActiveAiSteps == Blankend.Orleans.Ai.AiSteps.None)
+            return false;
         _ = PublishAsync(frame with { Origin = FrameOrigin.BusPipeline });
         return true;
     }
 
     private async Task PublishAsync(FrameEnvelope frame)
     {
-        try { await grains.GetGrain<IClientGrain>(frame.Source).Publish(frame); }
-        catch (Exception e) { LogPublishFailed(frame.Source, e.Message); }
+        try
+        {
+            await grains.GetGrain<IClientGrain>(frame.Source).Publish(frame);
+        }
+        catch (Exception e)
+        {
+            LogPublishFailed(frame.Source, e.Message);
+        }
     }
 
     private async Task RefreshAsync()
@@ -42,7 +52,8 @@ internal sealed partial class RealtimeBusPipeline(IGrainFactory grains, ILogger<
         try
         {
             var config = await grains.GetGrain<IPipelineConfigGrain>(IPipelineConfigGrain.Key).GetConfig();
-            if (_config is null || config.Version >= _config.Version) Volatile.Write(ref _config, config);
+            if (_config is null || config.Version >= _config.Version)
+                Volatile.Write(ref _config, config);
         }
         catch (Exception e)
         {
@@ -55,9 +66,15 @@ internal sealed partial class RealtimeBusPipeline(IGrainFactory grains, ILogger<
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "bus frame for {Source} taken by the realtime pipeline could not reach its source: {Reason}")]
+    [LoggerMessage(
+        Level = LogLevel.Warning,
+        Message = "bus frame for {Source} taken by the realtime pipeline could not reach its source: {Reason}"
+    )]
     private partial void LogPublishFailed(string source, string reason);
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "realtime bus pipeline: config refresh failed ({Reason}); the last one stays in use")]
+    [LoggerMessage(
+        Level = LogLevel.Debug,
+        Message = "realtime bus pipeline: config refresh failed ({Reason}); the last one stays in use"
+    )]
     private partial void LogRefreshFailed(string reason);
 }

@@ -37,12 +37,27 @@ internal sealed class SourceRoute
     private string? _device;
     private string? _lastError;
 
-    private long _framesIn, _processed, _bypassed, _errors, _fpsDropped, _overflowDropped;
+    private long _framesIn,
+        _processed,
+        _bypassed,
+        _errors,
+        _fpsDropped,
+        _overflowDropped;
     private readonly WindowCounter _fpsIn = new();
     private readonly WindowCounter _fpsOut = new();
 
-    public SourceRoute(string source, string silo, IGrainFactory grains, DeviceCatalog catalog, ProcessingMetrics metrics,
-        VideoProcessingOptions options, StreamOptions stream, RealtimePipelineOptions realtime, AiOptions ai, Action<FrameEnvelope> deliver)
+    public SourceRoute(
+        string source,
+        string silo,
+        IGrainFactory grains,
+        DeviceCatalog catalog,
+        ProcessingMetrics metrics,
+        VideoProcessingOptions options,
+        StreamOptions stream,
+        RealtimePipelineOptions realtime,
+        AiOptions ai,
+        Action<FrameEnvelope> deliver
+    )
     {
         _source = source;
         _silo = silo;
@@ -59,7 +74,8 @@ internal sealed class SourceRoute
 
     public void Apply(PipelineConfig config)
     {
-        if (config.Version < _config.Version) return;
+        if (config.Version < _config.Version)
+            return;
         _config = config;
         _settings = config.For(_source);
     }
@@ -68,7 +84,8 @@ internal sealed class SourceRoute
     public bool TryRoute(FrameEnvelope frame)
     {
         var s = _settings;
-        if (!s.Enabled) return false;
+        if (!s.Enabled)
+            return false;
         _framesIn++;
         _fpsIn.Add();
 
@@ -113,7 +130,8 @@ internal sealed class SourceRoute
         {
             _inFlight = true;
             var device = _catalog.Pick(_source, s.HwTranscode);
-            if (s.HwTranscode && !LocalDevices.IsGpu(device)) _metrics.HwUnavailable.Add(1);
+            if (s.HwTranscode && !LocalDevices.IsGpu(device))
+                _metrics.HwUnavailable.Add(1);
             _device = device;
             ProcessResult result;
             try
@@ -143,13 +161,17 @@ internal sealed class SourceRoute
             }
             _inFlight = false;
 
-            if (_pending is not { } next) return;
+            if (_pending is not { } next)
+                return;
             _pending = null;
             s = _settings;
             if (!s.Enabled || !s.HasWork)
             {
                 // Processing was turned off (or has nothing to do) meanwhile: the waiting frame goes out now.
-                if (s.Enabled) Processed(next, next.Payload); else _deliver(next);
+                if (s.Enabled)
+                    Processed(next, next.Payload);
+                else
+                    _deliver(next);
                 return;
             }
             frame = next;
@@ -164,21 +186,63 @@ internal sealed class SourceRoute
         _deliver(frame with { Kind = FrameKind.Processed, Payload = payload, Faces = faces });
     }
 
-    public SourceProcessingStats Stats() => new(
-        _source, _silo, _settings.Enabled, _device, _framesIn, _processed, _bypassed, _errors, _fpsDropped, _overflowDropped,
-        _inFlight ? 1 : 0, _pending is null ? 0 : 1, Math.Round(_fpsIn.PerSecond, 2), Math.Round(_fpsOut.PerSecond, 2),
-        _config.Version, _settings, _lastError);
+    public SourceProcessingStats Stats() =>
+        new(
+            _source,
+            _silo,
+            _settings.Enabled,
+            _device,
+            _framesIn,
+            _processed,
+            _bypassed,
+            _errors,
+            _fpsDropped,
+            _overflowDropped,
+            _inFlight ? 1 : 0,
+            _pending is null ? 0 : 1,
+            Math.Round(_fpsIn.PerSecond, 2),
+            Math.Round(_fpsOut.PerSecond, 2),
+            _config.Version,
+            _settings,
+            _lastError
+        );
 }
 
 internal static class PipelineConfigDefaults
 {
     /// <summary>The start configuration: <c>video_processing</c> plus the re-encode keys of <c>stream</c>.</summary>
-    public static PipelineConfig FromOptions(long version, VideoProcessingOptions vp, StreamOptions stream, RealtimePipelineOptions rt, AiOptions ai) =>
-        new(version, new PipelineSettings(vp.Enabled, stream.ReencodeEnabled, stream.JpegQuality, vp.FpsLimit, vp.Workers, vp.HwTranscode), [],
-            Realtime(rt, ai));
+    public static PipelineConfig FromOptions(
+        long version,
+        VideoProcessingOptions vp,
+        StreamOptions stream,
+        RealtimePipelineOptions rt,
+        AiOptions ai
+    ) =>
+        new(
+            version,
+            new PipelineSettings(
+                vp.Enabled,
+                stream.ReencodeEnabled,
+                stream.JpegQuality,
+                vp.FpsLimit,
+                vp.Workers,
+                vp.HwTranscode
+            ),
+            [],
+            Realtime(rt, ai)
+        );
 
     /// <summary>The start realtime settings: <c>realtime_pipeline</c> plus the step settings of <c>ai</c>.</summary>
     public static RealtimeSettings Realtime(RealtimePipelineOptions rt, AiOptions ai) =>
-        new(rt.Enabled, rt.Workers, AiStepNames.Parse(rt.Steps, out _) ?? AiSteps.None,
-            new MatteBackground(rt.Background, rt.BackgroundColor, rt.BlurRadius, 0), ai.FaceDetectInterval, ai.SimpleForward, rt.DepthMode, 0, []);
+        new(
+            rt.Enabled,
+            rt.Workers,
+            AiStepNames.Parse(rt.Steps, out _) ?? AiSteps.None,
+            new MatteBackground(rt.Background, rt.BackgroundColor, rt.BlurRadius, 0),
+            ai.FaceDetectInterval,
+            ai.SimpleForward,
+            rt.DepthMode,
+            0,
+            []
+        );
 }

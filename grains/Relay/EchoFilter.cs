@@ -33,11 +33,16 @@ internal sealed class EchoFilter(TimeSpan ttl, int capacity)
     public void Add(ulong hash, long nowMs)
     {
         Prune(nowMs);
-        ref var e = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_entries, hash, out var existed);
+        ref var e = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(
+            _entries,
+            hash,
+            out var existed
+        );
         e.Count = existed ? e.Count + 1 : 1;
         e.Expiry = nowMs + _ttlMs;
         _order.Enqueue((hash, e.Expiry));
-        while (_entries.Count > capacity && _order.TryDequeue(out var old)) Evict(old.Hash, old.Expiry, force: true);
+        while (_entries.Count > capacity && _order.TryDequeue(out var old))
+            Evict(old.Hash, old.Expiry, force: true);
     }
 
     /// <summary>True (and one occurrence used up) when a payload with this hash was sent within the TTL.</summary>
@@ -45,8 +50,10 @@ internal sealed class EchoFilter(TimeSpan ttl, int capacity)
     {
         Prune(nowMs);
         ref var e = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrNullRef(_entries, hash);
-        if (System.Runtime.CompilerServices.Unsafe.IsNullRef(ref e)) return false;
-        if (--e.Count <= 0) _entries.Remove(hash);
+        if (System.Runtime.CompilerServices.Unsafe.IsNullRef(ref e))
+            return false;
+        if (--e.Count <= 0)
+            _entries.Remove(hash);
         return true;
     }
 
@@ -58,12 +65,14 @@ internal sealed class EchoFilter(TimeSpan ttl, int capacity)
             Evict(head.Hash, head.Expiry, force: false);
         }
         // Queue entries of hashes already consumed stay until they expire; keep the queue from outgrowing the bound.
-        while (_order.Count > 2 * capacity && _order.TryDequeue(out var old)) Evict(old.Hash, old.Expiry, force: false);
+        while (_order.Count > 2 * capacity && _order.TryDequeue(out var old))
+            Evict(old.Hash, old.Expiry, force: false);
     }
 
     /// <summary>An entry goes when its LATEST send expires (or, forced, when the set is over capacity).</summary>
     private void Evict(ulong hash, long expiry, bool force)
     {
-        if (_entries.TryGetValue(hash, out var e) && (force || e.Expiry <= expiry)) _entries.Remove(hash);
+        if (_entries.TryGetValue(hash, out var e) && (force || e.Expiry <= expiry))
+            _entries.Remove(hash);
     }
 }

@@ -8,13 +8,15 @@ namespace Blankend.Orleans.Grains.Relay;
 internal interface IRelayLink
 {
     /// <summary>Starts the DEALER (identity and endpoint from <c>stream.*</c>); idempotent. Never throws: when the
-    /// socket cannot be set up (an unusable endpoint) the link stays closed and <see cref="LastError"/> says why.</summary>
+    /// socket cannot be set up (an unusable endpoint) the link stays closed and <see cref="LastError"/> says
+    /// why.</summary>
     void Open();
 
     /// <summary>Why the last <see cref="Open"/> failed; null after a successful one.</summary>
     string? LastError { get; }
 
-    /// <summary>Stops the poller and disposes the socket (linger 0); idempotent; returns within about a second.</summary>
+    /// <summary>Stops the poller and disposes the socket (linger 0); idempotent; returns within about a
+    /// second.</summary>
     void Close();
 
     bool IsOpen { get; }

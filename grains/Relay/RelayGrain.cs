@@ -43,23 +43,28 @@ internal sealed partial class RelayGrain : Grain, IRelayGrain
         _link = services.GetService<IRelayLink>();
         _pipeline = services.GetService<IBusFramePipeline>();
         _counters = _link?.Counters ?? services.GetService<RelayCounters>() ?? new RelayCounters();
-        if (_options.ForwardRecvEnabled && _options.ForwardRecvClientId.Length > 0) _forwardId = Encoding.UTF8.GetBytes(_options.ForwardRecvClientId);
+        if (_options.ForwardRecvEnabled && _options.ForwardRecvClientId.Length > 0)
+            _forwardId = Encoding.UTF8.GetBytes(_options.ForwardRecvClientId);
     }
 
     private string Identity => this.GetPrimaryKeyString();
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        if (!_options.RelayEnabled) _notOwnerReason = "stream.relay_enabled is false on this silo";
-        else if (Identity != _options.ZmqIdentity) _notOwnerReason = $"'{Identity}' is not this silo's stream.zmq_identity ('{_options.ZmqIdentity}')";
-        else if (_link is null) _notOwnerReason = "this silo has no RelayBridge";
+        if (!_options.RelayEnabled)
+            _notOwnerReason = "stream.relay_enabled is false on this silo";
+        else if (Identity != _options.ZmqIdentity)
+            _notOwnerReason = $"'{Identity}' is not this silo's stream.zmq_identity ('{_options.ZmqIdentity}')";
+        else if (_link is null)
+            _notOwnerReason = "this silo has no RelayBridge";
         else
         {
             _owner = true;
             _link.Open();
             LogOwner(Identity, _options.ZmqEndpoint, RuntimeIdentity);
         }
-        if (!_owner) LogNotOwner(Identity, RuntimeIdentity, _notOwnerReason!);
+        if (!_owner)
+            LogNotOwner(Identity, RuntimeIdentity, _notOwnerReason!);
         return Task.CompletedTask;
     }
 
@@ -75,7 +80,8 @@ internal sealed partial class RelayGrain : Grain, IRelayGrain
 
     public Task Send(FrameEnvelope frame)
     {
-        if (frame.FromBus) return Task.CompletedTask; // never back out as camera input
+        if (frame.FromBus)
+            return Task.CompletedTask; // never back out as camera input
         SendOut(IdBytes(frame.Source), frame.Payload, Environment.TickCount64);
         return Task.CompletedTask;
     }
@@ -133,7 +139,8 @@ internal sealed partial class RelayGrain : Grain, IRelayGrain
 
     public Task<RelayStatus> EnsureLink()
     {
-        if (_owner && !_link!.IsOpen) _link.Open(); // a failed open (unusable endpoint) is retried every keeper round
+        if (_owner && !_link!.IsOpen)
+            _link.Open(); // a failed open (unusable endpoint) is retried every keeper round
         return GetStatus();
     }
 
@@ -147,49 +154,57 @@ internal sealed partial class RelayGrain : Grain, IRelayGrain
     {
         var c = _counters;
         var failed = _owner && !_link!.IsOpen;
-        var state = failed ? "failed" : _owner ? c.StateName : "disabled";
-        return Task.FromResult(new RelayStatus
-        {
-            State = state,
-            Detail = failed ? _link!.LastError
-                : _owner ? state == "connected" ? null : $"no ROUTER connected at {_options.ZmqEndpoint} yet; retrying"
-                : _notOwnerReason,
-            Identity = Identity,
-            Endpoint = _options.ZmqEndpoint,
-            Silo = RuntimeIdentity,
-            FramesSent = Interlocked.Read(ref c.FramesSent),
-            BytesSent = Interlocked.Read(ref c.BytesSent),
-            FramesReceived = Interlocked.Read(ref c.FramesReceived),
-            BytesReceived = Interlocked.Read(ref c.BytesReceived),
-            EchoSuppressed = Interlocked.Read(ref c.EchoSuppressed),
-            EchoedBack = Interlocked.Read(ref c.EchoedBack),
-            Forwarded = Interlocked.Read(ref c.Forwarded),
-            DeliveredToViewers = Interlocked.Read(ref c.DeliveredToViewers),
-            PipelineTaken = Interlocked.Read(ref c.PipelineTaken),
-            ProcessedSent = Interlocked.Read(ref c.ProcessedSent),
-            HeartbeatsSent = Interlocked.Read(ref c.HeartbeatsSent),
-            HeartbeatsReceived = Interlocked.Read(ref c.HeartbeatsReceived),
-            LinkRequestsSent = Interlocked.Read(ref c.LinkRequestsSent),
-            ControlReceived = Interlocked.Read(ref c.ControlReceived),
-            Drops = c.TotalDrops,
-            DropsByReason = c.DropsByReason(),
-            LastHeartbeatSentUnixMs = Interlocked.Read(ref c.LastHeartbeatSentUnixMs),
-            LastHeartbeatReceivedUnixMs = Interlocked.Read(ref c.LastHeartbeatReceivedUnixMs),
-            LastReceivedUnixMs = Interlocked.Read(ref c.LastReceivedUnixMs),
-            LastSentUnixMs = Interlocked.Read(ref c.LastSentUnixMs),
-            ConnectedSinceUnixMs = Interlocked.Read(ref c.ConnectedSinceUnixMs),
-            Connects = Interlocked.Read(ref c.Connects),
-            Disconnects = Interlocked.Read(ref c.Disconnects),
-            QueueDepth = Volatile.Read(ref c.QueueDepth),
-            SendQueueSize = _options.SendQueueSize,
-            EchoBack = _options.EchoBack,
-            ForwardRecvEnabled = _options.ForwardRecvEnabled,
-            ForwardRecvClientId = _options.ForwardRecvEnabled ? _options.ForwardRecvClientId : null,
-            ForwardRecvOnly = _options.ForwardRecvOnly,
-            HeartbeatEnabled = _options.HeartbeatEnabled,
-            HeartbeatIntervalMs = _options.HeartbeatIntervalMs,
-            LinkRequestEnabled = _options.LinkRequestEnabled,
-        });
+        var state =
+            failed ? "failed"
+            : _owner ? c.StateName
+            : "disabled";
+        return Task.FromResult(
+            new RelayStatus
+            {
+                State = state,
+                Detail =
+                    failed ? _link!.LastError
+                    : _owner
+                        ? state == "connected" ? null
+                            : $"no ROUTER connected at {_options.ZmqEndpoint} yet; retrying"
+                    : _notOwnerReason,
+                Identity = Identity,
+                Endpoint = _options.ZmqEndpoint,
+                Silo = RuntimeIdentity,
+                FramesSent = Interlocked.Read(ref c.FramesSent),
+                BytesSent = Interlocked.Read(ref c.BytesSent),
+                FramesReceived = Interlocked.Read(ref c.FramesReceived),
+                BytesReceived = Interlocked.Read(ref c.BytesReceived),
+                EchoSuppressed = Interlocked.Read(ref c.EchoSuppressed),
+                EchoedBack = Interlocked.Read(ref c.EchoedBack),
+                Forwarded = Interlocked.Read(ref c.Forwarded),
+                DeliveredToViewers = Interlocked.Read(ref c.DeliveredToViewers),
+                PipelineTaken = Interlocked.Read(ref c.PipelineTaken),
+                ProcessedSent = Interlocked.Read(ref c.ProcessedSent),
+                HeartbeatsSent = Interlocked.Read(ref c.HeartbeatsSent),
+                HeartbeatsReceived = Interlocked.Read(ref c.HeartbeatsReceived),
+                LinkRequestsSent = Interlocked.Read(ref c.LinkRequestsSent),
+                ControlReceived = Interlocked.Read(ref c.ControlReceived),
+                Drops = c.TotalDrops,
+                DropsByReason = c.DropsByReason(),
+                LastHeartbeatSentUnixMs = Interlocked.Read(ref c.LastHeartbeatSentUnixMs),
+                LastHeartbeatReceivedUnixMs = Interlocked.Read(ref c.LastHeartbeatReceivedUnixMs),
+                LastReceivedUnixMs = Interlocked.Read(ref c.LastReceivedUnixMs),
+                LastSentUnixMs = Interlocked.Read(ref c.LastSentUnixMs),
+                ConnectedSinceUnixMs = Interlocked.Read(ref c.ConnectedSinceUnixMs),
+                Connects = Interlocked.Read(ref c.Connects),
+                Disconnects = Interlocked.Read(ref c.Disconnects),
+                QueueDepth = Volatile.Read(ref c.QueueDepth),
+                SendQueueSize = _options.SendQueueSize,
+                EchoBack = _options.EchoBack,
+                ForwardRecvEnabled = _options.ForwardRecvEnabled,
+                ForwardRecvClientId = _options.ForwardRecvEnabled ? _options.ForwardRecvClientId : null,
+                ForwardRecvOnly = _options.ForwardRecvOnly,
+                HeartbeatEnabled = _options.HeartbeatEnabled,
+                HeartbeatIntervalMs = _options.HeartbeatIntervalMs,
+                LinkRequestEnabled = _options.LinkRequestEnabled,
+            }
+        );
     }
 
     private void SendOut(byte[] clientId, byte[] payload, long now, ulong? knownHash = null)
@@ -207,25 +222,37 @@ internal sealed partial class RelayGrain : Grain, IRelayGrain
     /// <summary>UTF-8 bytes of a client_id, made once per id (the bus frame is immutable, so it is shared).</summary>
     private byte[] IdBytes(string clientId)
     {
-        if (_idBytes.TryGetValue(clientId, out var bytes)) return bytes;
-        if (_idBytes.Count >= 4096) _idBytes.Clear();
+        if (_idBytes.TryGetValue(clientId, out var bytes))
+            return bytes;
+        if (_idBytes.Count >= 4096)
+            _idBytes.Clear();
         return _idBytes[clientId] = Encoding.UTF8.GetBytes(clientId);
     }
 
     private void Observe(Task call, string source)
     {
-        if (call.IsCompletedSuccessfully) return;
-        call.ContinueWith(static (t, state) =>
-        {
-            var (grain, source) = ((RelayGrain, string))state!;
-            grain.LogPublishFailed(t.Exception!.GetBaseException(), source);
-        }, (this, source), CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        if (call.IsCompletedSuccessfully)
+            return;
+        call.ContinueWith(
+            static (t, state) =>
+            {
+                var (grain, source) = ((RelayGrain, string))state!;
+                grain.LogPublishFailed(t.Exception!.GetBaseException(), source);
+            },
+            (this, source),
+            CancellationToken.None,
+            TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default
+        );
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "bus link '{Identity}' -> {Endpoint} held by silo {Silo}")]
     private partial void LogOwner(string identity, string endpoint, string silo);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "bus link '{Identity}' is not opened on silo {Silo}: {Reason}")]
+    [LoggerMessage(
+        Level = LogLevel.Information,
+        Message = "bus link '{Identity}' is not opened on silo {Silo}: {Reason}"
+    )]
     private partial void LogNotOwner(string identity, string silo, string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "bus link '{Identity}' released by silo {Silo} ({Reason})")]

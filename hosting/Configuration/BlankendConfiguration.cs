@@ -17,11 +17,22 @@ public static class BlankendConfiguration
 {
     public static readonly string[] KnownSections =
     [
-        StreamOptions.Section, ClusterSettings.Section, GatewaySettings.Section, VideoProcessingOptions.Section,
-        RealtimePipelineOptions.Section, AiOptions.Section, TelemetryOptions.Section, CodecOptions.Section, RecordingOptions.Section,
-        AuthOptions.Section, LimitsOptions.Section,
+        StreamOptions.Section,
+        ClusterSettings.Section,
+        GatewaySettings.Section,
+        VideoProcessingOptions.Section,
+        RealtimePipelineOptions.Section,
+        AiOptions.Section,
+        TelemetryOptions.Section,
+        CodecOptions.Section,
+        RecordingOptions.Section,
+        AuthOptions.Section,
+        LimitsOptions.Section,
         // Standard .NET sections that may live in the same file.
-        "Logging", "Kestrel", "Orleans", "AllowedHosts",
+        "Logging",
+        "Kestrel",
+        "Orleans",
+        "AllowedHosts",
     ];
 
     public static string DefaultPath => Path.Combine(AppContext.BaseDirectory, "config", "blankend.json");
@@ -29,8 +40,11 @@ public static class BlankendConfiguration
     /// <param name="config">The host builder's configuration.</param>
     /// <param name="args">Command-line arguments (re-added last so they win).</param>
     /// <param name="environment">Variables to read; the process environment when null (tests pass their own).</param>
-    public static IConfigurationManager AddBlankendConfiguration(this IConfigurationManager config, string[] args,
-        System.Collections.IDictionary? environment = null)
+    public static IConfigurationManager AddBlankendConfiguration(
+        this IConfigurationManager config,
+        string[] args,
+        System.Collections.IDictionary? environment = null
+    )
     {
         environment ??= Environment.GetEnvironmentVariables();
         var explicitPath = config["config"] ?? environment[BlankendEnvironment.ConfigFileVariable] as string;
@@ -38,13 +52,16 @@ public static class BlankendConfiguration
         if (File.Exists(path))
         {
             CheckFile(path);
-            config.Sources.Insert(0, new JsonConfigurationSource
-            {
-                Path = Path.GetFileName(path),
-                Optional = false,
-                ReloadOnChange = false,
-                FileProvider = new PhysicalFileProvider(Path.GetDirectoryName(path)!),
-            });
+            config.Sources.Insert(
+                0,
+                new JsonConfigurationSource
+                {
+                    Path = Path.GetFileName(path),
+                    Optional = false,
+                    ReloadOnChange = false,
+                    FileProvider = new PhysicalFileProvider(Path.GetDirectoryName(path)!),
+                }
+            );
         }
         else if (!string.IsNullOrWhiteSpace(explicitPath))
         {
@@ -63,7 +80,10 @@ public static class BlankendConfiguration
         JsonDocument doc;
         try
         {
-            doc = JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+            doc = JsonDocument.Parse(
+                File.ReadAllBytes(path),
+                new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true }
+            );
         }
         catch (JsonException e)
         {
@@ -73,12 +93,14 @@ public static class BlankendConfiguration
         {
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
                 throw new BlankendConfigurationException([$"config file '{path}' must hold a JSON object"]);
-            var unknown = doc.RootElement.EnumerateObject()
+            var unknown = doc
+                .RootElement.EnumerateObject()
                 .Select(p => p.Name)
                 .Where(n => !KnownSections.Contains(n, StringComparer.OrdinalIgnoreCase))
                 .Select(n => $"config file '{path}': unknown section '{n}' (known: {string.Join(", ", KnownSections)})")
                 .ToList();
-            if (unknown.Count > 0) throw new BlankendConfigurationException(unknown);
+            if (unknown.Count > 0)
+                throw new BlankendConfigurationException(unknown);
         }
     }
 
@@ -90,7 +112,11 @@ public static class BlankendConfiguration
         Add<ClusterSettings, ClusterSettingsValidator>(services, config, ClusterSettings.Section);
         Add<GatewaySettings, GatewaySettingsValidator>(services, config, GatewaySettings.Section);
         Add<VideoProcessingOptions, VideoProcessingOptionsValidator>(services, config, VideoProcessingOptions.Section);
-        Add<RealtimePipelineOptions, RealtimePipelineOptionsValidator>(services, config, RealtimePipelineOptions.Section);
+        Add<RealtimePipelineOptions, RealtimePipelineOptionsValidator>(
+            services,
+            config,
+            RealtimePipelineOptions.Section
+        );
         Add<AiOptions, AiOptionsValidator>(services, config, AiOptions.Section);
         Add<TelemetryOptions, TelemetryOptionsValidator>(services, config, TelemetryOptions.Section);
         Add<CodecOptions, CodecOptionsValidator>(services, config, CodecOptions.Section);
@@ -104,21 +130,29 @@ public static class BlankendConfiguration
         where TOptions : class
         where TValidator : class, IValidateOptions<TOptions>
     {
-        if (services.Any(d => d.ServiceType == typeof(IValidateOptions<TOptions>) && d.ImplementationType == typeof(TValidator))) return;
-        services.AddOptions<TOptions>()
-            .Bind(config.GetSection(section))
-            .ValidateOnStart();
+        if (
+            services.Any(d =>
+                d.ServiceType == typeof(IValidateOptions<TOptions>) && d.ImplementationType == typeof(TValidator)
+            )
+        )
+            return;
+        services.AddOptions<TOptions>().Bind(config.GetSection(section)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<TOptions>, TValidator>();
     }
 
     private static readonly (string Section, Type Type)[] Sections =
     [
-        (StreamOptions.Section, typeof(StreamOptions)), (ClusterSettings.Section, typeof(ClusterSettings)),
-        (GatewaySettings.Section, typeof(GatewaySettings)), (VideoProcessingOptions.Section, typeof(VideoProcessingOptions)),
-        (RealtimePipelineOptions.Section, typeof(RealtimePipelineOptions)), (AiOptions.Section, typeof(AiOptions)),
+        (StreamOptions.Section, typeof(StreamOptions)),
+        (ClusterSettings.Section, typeof(ClusterSettings)),
+        (GatewaySettings.Section, typeof(GatewaySettings)),
+        (VideoProcessingOptions.Section, typeof(VideoProcessingOptions)),
+        (RealtimePipelineOptions.Section, typeof(RealtimePipelineOptions)),
+        (AiOptions.Section, typeof(AiOptions)),
         (TelemetryOptions.Section, typeof(TelemetryOptions)),
-        (CodecOptions.Section, typeof(CodecOptions)), (RecordingOptions.Section, typeof(RecordingOptions)),
-        (AuthOptions.Section, typeof(AuthOptions)), (LimitsOptions.Section, typeof(LimitsOptions)),
+        (CodecOptions.Section, typeof(CodecOptions)),
+        (RecordingOptions.Section, typeof(RecordingOptions)),
+        (AuthOptions.Section, typeof(AuthOptions)),
+        (LimitsOptions.Section, typeof(LimitsOptions)),
     ];
 
     /// <summary>
@@ -129,21 +163,38 @@ public static class BlankendConfiguration
     public static void CheckKnownKeys(IConfiguration config)
     {
         var errors = new List<string>();
-        foreach (var (section, type) in Sections) CheckKnownKeys(config.GetSection(section), section, type, errors);
-        if (errors.Count > 0) throw new BlankendConfigurationException(errors);
+        foreach (var (section, type) in Sections)
+            CheckKnownKeys(config.GetSection(section), section, type, errors);
+        if (errors.Count > 0)
+            throw new BlankendConfigurationException(errors);
     }
 
-    /// <summary>The keys of one section; a nested options object (<c>cluster:tls</c>) is checked the same way.</summary>
+    /// <summary>The keys of one section; a nested options object (<c>cluster:tls</c>) is checked the same
+    /// way.</summary>
     private static void CheckKnownKeys(IConfigurationSection section, string path, Type type, List<string> errors)
     {
-        var known = type.GetProperties().ToDictionary(
-            p => p.GetCustomAttributes(typeof(ConfigurationKeyNameAttribute), false).OfType<ConfigurationKeyNameAttribute>().FirstOrDefault()?.Name ?? p.Name,
-            p => p.PropertyType, StringComparer.OrdinalIgnoreCase);
+        var known = type.GetProperties()
+            .ToDictionary(
+                p =>
+                    p.GetCustomAttributes(typeof(ConfigurationKeyNameAttribute), false)
+                        .OfType<ConfigurationKeyNameAttribute>()
+                        .FirstOrDefault()
+                        ?.Name
+                    ?? p.Name,
+                p => p.PropertyType,
+                StringComparer.OrdinalIgnoreCase
+            );
         foreach (var child in section.GetChildren())
         {
             if (!known.TryGetValue(child.Key, out var childType))
-                errors.Add($"{path}:{child.Key} is not a known key (known: {string.Join(", ", known.Keys.Order(StringComparer.Ordinal))})");
-            else if (childType.IsClass && childType != typeof(string) && !typeof(System.Collections.IEnumerable).IsAssignableFrom(childType))
+                errors.Add(
+                    $"{path}:{child.Key} is not a known key (known: {string.Join(", ", known.Keys.Order(StringComparer.Ordinal))})"
+                );
+            else if (
+                childType.IsClass
+                && childType != typeof(string)
+                && !typeof(System.Collections.IEnumerable).IsAssignableFrom(childType)
+            )
                 CheckKnownKeys(child, $"{path}:{child.Key}", childType, errors);
         }
     }
@@ -185,7 +236,8 @@ public static class BlankendConfiguration
             throw new BlankendConfigurationException([e.Message]);
         }
         var result = new TValidator().Validate(null, value);
-        if (result.Failed) throw new BlankendConfigurationException(result.Failures);
+        if (result.Failed)
+            throw new BlankendConfigurationException(result.Failures);
         return value;
     }
 }

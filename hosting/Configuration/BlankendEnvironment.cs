@@ -9,7 +9,12 @@ namespace Blankend.Orleans.Hosting;
 /// </summary>
 public static class BlankendEnvironment
 {
-    public enum ValueKind { Text, Bool, Number }
+    public enum ValueKind
+    {
+        Text,
+        Bool,
+        Number,
+    }
 
     public sealed record Mapping(string Variable, string Key, ValueKind Kind);
 
@@ -50,7 +55,11 @@ public static class BlankendEnvironment
         new("BLANKEND_CLUSTER_TLS_CERTIFICATE_KEY", "cluster:tls:certificate_key", ValueKind.Text),
         new("BLANKEND_CLUSTER_TLS_CERTIFICATE_PASSWORD", "cluster:tls:certificate_password", ValueKind.Text),
         new("BLANKEND_CLUSTER_TLS_CA_CERTIFICATE", "cluster:tls:ca_certificate", ValueKind.Text),
-        new("BLANKEND_CLUSTER_TLS_REQUIRE_CLIENT_CERTIFICATE", "cluster:tls:require_client_certificate", ValueKind.Bool),
+        new(
+            "BLANKEND_CLUSTER_TLS_REQUIRE_CLIENT_CERTIFICATE",
+            "cluster:tls:require_client_certificate",
+            ValueKind.Bool
+        ),
         new("BLANKEND_CLUSTER_TLS_ALLOWED_PEERS", "cluster:tls:allowed_peers:0", ValueKind.Text),
         // Access control (docs/security.md): the token and the lists are read as given (lists as comma lists).
         new("BLANKEND_API_TOKEN", "auth:api_token", ValueKind.Text),
@@ -62,31 +71,38 @@ public static class BlankendEnvironment
     /// <summary>Name of the variable that points at another config file.</summary>
     public const string ConfigFileVariable = "BLANKEND_CONFIG";
 
-    /// <summary>Translates the variables that are set into config keys; throws naming the variable on a bad value.</summary>
+    /// <summary>Translates the variables that are set into config keys; throws naming the variable on a bad
+    /// value.</summary>
     public static Dictionary<string, string?> ToConfigKeys(IDictionary environment)
     {
         var result = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
         var errors = new List<string>();
         foreach (var m in Mappings)
         {
-            if (environment[m.Variable] is not string raw) continue;
+            if (environment[m.Variable] is not string raw)
+                continue;
             var value = raw.Trim();
             switch (m.Kind)
             {
                 case ValueKind.Bool:
-                    if (TryParseBool(value, out var b)) result[m.Key] = b ? "true" : "false";
-                    else errors.Add($"{m.Variable}='{raw}' is not a boolean (use 1/0, true/false, yes/no, on/off)");
+                    if (TryParseBool(value, out var b))
+                        result[m.Key] = b ? "true" : "false";
+                    else
+                        errors.Add($"{m.Variable}='{raw}' is not a boolean (use 1/0, true/false, yes/no, on/off)");
                     break;
                 case ValueKind.Number:
-                    if (int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var i)) result[m.Key] = i.ToString(CultureInfo.InvariantCulture);
-                    else errors.Add($"{m.Variable}='{raw}' is not an integer");
+                    if (int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var i))
+                        result[m.Key] = i.ToString(CultureInfo.InvariantCulture);
+                    else
+                        errors.Add($"{m.Variable}='{raw}' is not an integer");
                     break;
                 default:
                     result[m.Key] = value;
                     break;
             }
         }
-        if (errors.Count > 0) throw new BlankendConfigurationException(errors);
+        if (errors.Count > 0)
+            throw new BlankendConfigurationException(errors);
         return result;
     }
 
@@ -94,9 +110,15 @@ public static class BlankendEnvironment
     {
         switch (value.ToLowerInvariant())
         {
-            case "1" or "true" or "yes" or "on": result = true; return true;
-            case "0" or "false" or "no" or "off" or "": result = false; return true;
-            default: result = false; return false;
+            case "1" or "true" or "yes" or "on":
+                result = true;
+                return true;
+            case "0" or "false" or "no" or "off" or "":
+                result = false;
+                return true;
+            default:
+                result = false;
+                return false;
         }
     }
 }

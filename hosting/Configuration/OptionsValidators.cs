@@ -9,27 +9,32 @@ internal sealed class Failures
 
     public void Range(string key, long value, long min, long max)
     {
-        if (value < min || value > max) Add($"{key} must be between {min} and {max} (got {value})");
+        if (value < min || value > max)
+            Add($"{key} must be between {min} and {max} (got {value})");
     }
 
     public void NotEmpty(string key, string? value)
     {
-        if (string.IsNullOrWhiteSpace(value)) Add($"{key} must not be empty");
+        if (string.IsNullOrWhiteSpace(value))
+            Add($"{key} must not be empty");
     }
 
     public void OneOf(string key, string value, params string[] allowed)
     {
-        if (Array.IndexOf(allowed, value) < 0) Add($"{key} must be one of {string.Join(", ", allowed)} (got '{value}')");
+        if (Array.IndexOf(allowed, value) < 0)
+            Add($"{key} must be one of {string.Join(", ", allowed)} (got '{value}')");
     }
 
     public void ClientId(string key, string value)
     {
-        if (!ClientIds.IsValid(value, out var why)) Add($"{key}: {why}");
+        if (!ClientIds.IsValid(value, out var why))
+            Add($"{key}: {why}");
     }
 
     public void Add(string message) => (_items ??= []).Add(message);
 
-    public ValidateOptionsResult Result => _items is null ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(_items);
+    public ValidateOptionsResult Result =>
+        _items is null ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(_items);
 }
 
 public sealed class StreamOptionsValidator : IValidateOptions<StreamOptions>
@@ -41,15 +46,22 @@ public sealed class StreamOptionsValidator : IValidateOptions<StreamOptions>
         f.Range("stream:max_frame_bytes", o.MaxFrameBytes, 1024, 64 * 1024 * 1024);
         f.Range("stream:idle_timeout_s", o.IdleTimeoutSeconds, 0, 86_400);
         f.NotEmpty("stream:zmq_endpoint", o.ZmqEndpoint);
-        if (!o.ZmqEndpoint.Contains("://", StringComparison.Ordinal)) f.Add($"stream:zmq_endpoint must look like tcp://host:port (got '{o.ZmqEndpoint}')");
+        if (!o.ZmqEndpoint.Contains("://", StringComparison.Ordinal))
+            f.Add($"stream:zmq_endpoint must look like tcp://host:port (got '{o.ZmqEndpoint}')");
         f.NotEmpty("stream:zmq_identity", o.ZmqIdentity);
         f.Range("stream:send_queue_size", o.SendQueueSize, 1, 1_000_000);
-        if (o.ForwardRecvEnabled) f.ClientId("stream:forward_recv_client_id", o.ForwardRecvClientId);
+        if (o.ForwardRecvEnabled)
+            f.ClientId("stream:forward_recv_client_id", o.ForwardRecvClientId);
         f.Range("stream:heartbeat_interval_ms", o.HeartbeatIntervalMs, 50, 3_600_000);
         f.NotEmpty("stream:link_request_client_id", o.LinkRequestClientId);
-        if (!o.LinkRequestClientId.StartsWith(ClientIds.ReservedPrefix, StringComparison.Ordinal) || o.LinkRequestClientId == BusControlIds.Heartbeat
-            || o.LinkRequestClientId.Length > ClientIds.MaxLength)
-            f.Add($"stream:link_request_client_id must be a reserved control id: start with '{ClientIds.ReservedPrefix}', differ from '{BusControlIds.Heartbeat}', at most {ClientIds.MaxLength} characters (got '{o.LinkRequestClientId}')");
+        if (
+            !o.LinkRequestClientId.StartsWith(ClientIds.ReservedPrefix, StringComparison.Ordinal)
+            || o.LinkRequestClientId == BusControlIds.Heartbeat
+            || o.LinkRequestClientId.Length > ClientIds.MaxLength
+        )
+            f.Add(
+                $"stream:link_request_client_id must be a reserved control id: start with '{ClientIds.ReservedPrefix}', differ from '{BusControlIds.Heartbeat}', at most {ClientIds.MaxLength} characters (got '{o.LinkRequestClientId}')"
+            );
         f.Range("stream:link_request_interval_ms", o.LinkRequestIntervalMs, 100, 3_600_000);
         f.Range("stream:jpeg_quality", o.JpegQuality, 1, 100);
         return f.Result;
@@ -63,8 +75,10 @@ public sealed class ClusterSettingsValidator : IValidateOptions<ClusterSettings>
         var f = new Failures();
         f.OneOf("cluster:mode", o.Mode, "embedded", "client");
         f.OneOf("cluster:clustering", o.Clustering, "localhost", "redis", "postgres");
-        if (o.Clustering == "redis") f.NotEmpty("cluster:redis", o.Redis);
-        if (o.Clustering == "postgres") f.NotEmpty("cluster:postgres", o.Postgres);
+        if (o.Clustering == "redis")
+            f.NotEmpty("cluster:redis", o.Redis);
+        if (o.Clustering == "postgres")
+            f.NotEmpty("cluster:postgres", o.Postgres);
         if (o.AdvertisedIp != "auto" && !System.Net.IPAddress.TryParse(o.AdvertisedIp, out _))
             f.Add($"cluster:advertised_ip must be an IP address or 'auto' (got '{o.AdvertisedIp}')");
         f.NotEmpty("cluster:cluster_id", o.ClusterId);
@@ -72,7 +86,8 @@ public sealed class ClusterSettingsValidator : IValidateOptions<ClusterSettings>
         f.Range("cluster:silo_port", o.SiloPort, 1, 65535);
         f.Range("cluster:gateway_port", o.GatewayPort, 1, 65535);
         f.Range("cluster:primary_silo_port", o.PrimarySiloPort, 1, 65535);
-        foreach (var p in o.GatewayPorts) f.Range("cluster:gateway_ports", p, 1, 65535);
+        foreach (var p in o.GatewayPorts)
+            f.Range("cluster:gateway_ports", p, 1, 65535);
         f.Range("cluster:observer_refresh_ms", o.ObserverRefreshMs, 100, 600_000);
         f.Range("cluster:grain_idle_s", o.GrainIdleSeconds, 5, 86_400);
         f.Range("cluster:probe_timeout_ms", o.ProbeTimeoutMs, 100, 60_000);
@@ -84,7 +99,8 @@ public sealed class ClusterSettingsValidator : IValidateOptions<ClusterSettings>
         // Files are read only when TLS is on: missing, unreadable, no key, expired, not chaining to the CA.
         if (o.Tls.Enabled)
         {
-            foreach (var error in Hosting.ClusterTls.Check(o.Tls, clientOnly: o.Mode == "client")) f.Add(error);
+            foreach (var error in Hosting.ClusterTls.Check(o.Tls, clientOnly: o.Mode == "client"))
+                f.Add(error);
         }
         return f.Result;
     }
@@ -118,7 +134,8 @@ public sealed class VideoProcessingOptionsValidator : IValidateOptions<VideoProc
     public ValidateOptionsResult Validate(string? name, VideoProcessingOptions o)
     {
         var f = new Failures();
-        if (o.FpsLimit < 0 || o.FpsLimit > 1000 || double.IsNaN(o.FpsLimit)) f.Add($"video_processing:fps_limit must be between 0 (no limit) and 1000 (got {o.FpsLimit})");
+        if (o.FpsLimit < 0 || o.FpsLimit > 1000 || double.IsNaN(o.FpsLimit))
+            f.Add($"video_processing:fps_limit must be between 0 (no limit) and 1000 (got {o.FpsLimit})");
         f.Range("video_processing:workers", o.Workers, 1, 64);
         f.Range("video_processing:queue_size", o.QueueSize, 1, 10_000);
         f.Range("video_processing:batch_max", o.BatchMax, 1, 256);
@@ -133,9 +150,11 @@ public sealed class RealtimePipelineOptionsValidator : IValidateOptions<Realtime
     {
         var f = new Failures();
         f.Range("realtime_pipeline:workers", o.Workers, 1, 64);
-        if (Ai.AiStepNames.Parse(o.Steps, out var stepError) is null) f.Add($"realtime_pipeline:steps: {stepError}");
+        if (Ai.AiStepNames.Parse(o.Steps, out var stepError) is null)
+            f.Add($"realtime_pipeline:steps: {stepError}");
         f.OneOf("realtime_pipeline:background", o.Background, Processing.RealtimeRules.BackgroundKinds);
-        if (!Processing.RealtimeRules.TryParseColor(o.BackgroundColor, out _)) f.Add($"realtime_pipeline:background_color must be #RRGGBB (got '{o.BackgroundColor}')");
+        if (!Processing.RealtimeRules.TryParseColor(o.BackgroundColor, out _))
+            f.Add($"realtime_pipeline:background_color must be #RRGGBB (got '{o.BackgroundColor}')");
         f.Range("realtime_pipeline:blur_radius", o.BlurRadius, 1, 200);
         f.OneOf("realtime_pipeline:depth_mode", o.DepthMode, Processing.RealtimeRules.DepthModes);
         return f.Result;

@@ -13,7 +13,8 @@ public static partial class SecretMask
 
     public static string Apply(string? text)
     {
-        if (string.IsNullOrEmpty(text)) return text ?? "";
+        if (string.IsNullOrEmpty(text))
+            return text ?? "";
         var s = KeyValue().Replace(text, m => m.Groups["key"].Value + m.Groups["sep"].Value + Mask);
         s = UserInfo().Replace(s, m => m.Groups["pre"].Value + Mask + "@");
         s = Bearer().Replace(s, m => m.Groups["pre"].Value + Mask);
@@ -21,11 +22,16 @@ public static partial class SecretMask
     }
 
     // key=value up to the next separator of connection strings (; , &) or whitespace or quote.
-    [GeneratedRegex(@"(?<key>\b(?:password|passwd|pwd|secret|token|access_token|api_token|apikey|api_key|token_sha256)\b)(?<sep>\s*[=:]\s*)(?!\*\*\*)[^;,&\s'""]+",
-        RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    [GeneratedRegex(
+        @"(?<key>\b(?:password|passwd|pwd|secret|token|access_token|api_token|apikey|api_key|token_sha256)\b)(?<sep>\s*[=:]\s*)(?!\*\*\*)[^;,&\s'""]+",
+        RegexOptions.IgnoreCase | RegexOptions.CultureInvariant
+    )]
     private static partial Regex KeyValue();
 
-    [GeneratedRegex(@"(?<pre>\b[a-z][a-z0-9+.-]*://[^/@\s:'""]*:)[^/@\s'""]+@", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    [GeneratedRegex(
+        @"(?<pre>\b[a-z][a-z0-9+.-]*://[^/@\s:'""]*:)[^/@\s'""]+@",
+        RegexOptions.IgnoreCase | RegexOptions.CultureInvariant
+    )]
     private static partial Regex UserInfo();
 
     [GeneratedRegex(@"(?<pre>\bBearer\s+)[A-Za-z0-9._~+/=-]+", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]

@@ -26,10 +26,15 @@ public sealed class LiveSources(IOptions<LimitsOptions> limits, IOptions<StreamO
 
     public int Count
     {
-        get { lock (_lock) return _live.Count; }
+        get
+        {
+            lock (_lock)
+                return _live.Count;
+        }
     }
 
-    /// <summary>An ingest socket of <paramref name="source"/> opens: false when that would make one source too many.</summary>
+    /// <summary>An ingest socket of <paramref name="source"/> opens: false when that would make one source too
+    /// many.</summary>
     public bool TryAcquireSocket(string source)
     {
         lock (_lock)
@@ -39,7 +44,8 @@ public sealed class LiveSources(IOptions<LimitsOptions> limits, IOptions<StreamO
                 e.Sockets++;
                 return true;
             }
-            if (_live.Count >= MaxSources) return false;
+            if (_live.Count >= MaxSources)
+                return false;
             _live[source] = new Entry { Sockets = 1 };
             return true;
         }
@@ -49,8 +55,10 @@ public sealed class LiveSources(IOptions<LimitsOptions> limits, IOptions<StreamO
     {
         lock (_lock)
         {
-            if (!_live.TryGetValue(source, out var e)) return;
-            if (--e.Sockets <= 0 && e.BusLastMs == 0) _live.Remove(source);
+            if (!_live.TryGetValue(source, out var e))
+                return;
+            if (--e.Sockets <= 0 && e.BusLastMs == 0)
+                _live.Remove(source);
         }
     }
 
@@ -60,18 +68,21 @@ public sealed class LiveSources(IOptions<LimitsOptions> limits, IOptions<StreamO
     {
         lock (_lock)
         {
-            if (nowMs - _lastSweepMs >= 1000) Sweep(nowMs);
+            if (nowMs - _lastSweepMs >= 1000)
+                Sweep(nowMs);
             if (_live.TryGetValue(source, out var e))
             {
                 if (e.BusLastMs == 0)
                 {
-                    if (_busSources >= limits.Value.MaxBusSources) return false;
+                    if (_busSources >= limits.Value.MaxBusSources)
+                        return false;
                     _busSources++;
                 }
                 e.BusLastMs = nowMs;
                 return true;
             }
-            if (_live.Count >= MaxSources || _busSources >= limits.Value.MaxBusSources) return false;
+            if (_live.Count >= MaxSources || _busSources >= limits.Value.MaxBusSources)
+                return false;
             _live[source] = new Entry { BusLastMs = nowMs };
             _busSources++;
             return true;
@@ -84,11 +95,15 @@ public sealed class LiveSources(IOptions<LimitsOptions> limits, IOptions<StreamO
         List<string>? gone = null;
         foreach (var (source, e) in _live)
         {
-            if (e.BusLastMs == 0 || nowMs - e.BusLastMs < BusWindowMs) continue;
+            if (e.BusLastMs == 0 || nowMs - e.BusLastMs < BusWindowMs)
+                continue;
             e.BusLastMs = 0;
             _busSources--;
-            if (e.Sockets <= 0) (gone ??= []).Add(source);
+            if (e.Sockets <= 0)
+                (gone ??= []).Add(source);
         }
-        if (gone is not null) foreach (var s in gone) _live.Remove(s);
+        if (gone is not null)
+            foreach (var s in gone)
+                _live.Remove(s);
     }
 }

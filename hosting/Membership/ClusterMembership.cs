@@ -33,10 +33,14 @@ public static class ClusterMembership
         }
         catch (Exception e) when (e is ArgumentException or FormatException or NotSupportedException)
         {
-            throw new BlankendConfigurationException([$"cluster:redis is not a valid Redis connection string ('{SecretMask.Apply(connectionString)}'): {SecretMask.Apply(e.Message)}"]);
+            throw new BlankendConfigurationException([
+                $"cluster:redis is not a valid Redis connection string ('{SecretMask.Apply(connectionString)}'): {SecretMask.Apply(e.Message)}",
+            ]);
         }
         if (options.EndPoints.Count == 0)
-            throw new BlankendConfigurationException([$"cluster:redis names no Redis endpoint (got '{SecretMask.Apply(connectionString)}'; e.g. 127.0.0.1:6379)"]);
+            throw new BlankendConfigurationException([
+                $"cluster:redis names no Redis endpoint (got '{SecretMask.Apply(connectionString)}'; e.g. 127.0.0.1:6379)",
+            ]);
         // A process that starts before Redis (or outlives a Redis restart) keeps reconnecting instead of failing
         // on its first connect; membership calls fail (and are retried by Orleans) until Redis answers.
         options.AbortOnConnectFail = false;
@@ -47,7 +51,8 @@ public static class ClusterMembership
     /// <summary>ADO.NET invariant name of Npgsql (what the Orleans ADO.NET providers load).</summary>
     public const string PostgresInvariant = "Npgsql";
 
-    /// <summary>The PostgreSQL connection string, normalized, or a configuration error naming <c>cluster:postgres</c>.</summary>
+    /// <summary>The PostgreSQL connection string, normalized, or a configuration error naming
+    /// <c>cluster:postgres</c>.</summary>
     public static string ParsePostgres(string connectionString)
     {
         NpgsqlConnectionStringBuilder builder;
@@ -57,26 +62,38 @@ public static class ClusterMembership
         }
         catch (Exception e) when (e is ArgumentException or FormatException or KeyNotFoundException)
         {
-            throw new BlankendConfigurationException([$"cluster:postgres is not a valid Npgsql connection string: {SecretMask.Apply(e.Message)}"]);
+            throw new BlankendConfigurationException([
+                $"cluster:postgres is not a valid Npgsql connection string: {SecretMask.Apply(e.Message)}",
+            ]);
         }
         if (string.IsNullOrWhiteSpace(builder.Host))
-            throw new BlankendConfigurationException(["cluster:postgres names no Host (e.g. Host=127.0.0.1;Port=5432;Database=blankend;Username=blankend)"]);
+            throw new BlankendConfigurationException([
+                "cluster:postgres names no Host (e.g. Host=127.0.0.1;Port=5432;Database=blankend;Username=blankend)",
+            ]);
         return builder.ConnectionString;
     }
 
     /// <summary>The address written to the membership table for this silo.</summary>
     public static IPAddress AdvertisedAddress(ClusterSettings cluster)
     {
-        if (cluster.AdvertisedIp != "auto") return IPAddress.Parse(cluster.AdvertisedIp);
+        if (cluster.AdvertisedIp != "auto")
+            return IPAddress.Parse(cluster.AdvertisedIp);
         foreach (var nic in NetworkInterface.GetAllNetworkInterfaces())
         {
-            if (nic.OperationalStatus != OperationalStatus.Up || nic.NetworkInterfaceType == NetworkInterfaceType.Loopback) continue;
+            if (
+                nic.OperationalStatus != OperationalStatus.Up
+                || nic.NetworkInterfaceType == NetworkInterfaceType.Loopback
+            )
+                continue;
             foreach (var a in nic.GetIPProperties().UnicastAddresses)
             {
-                if (a.Address.AddressFamily == AddressFamily.InterNetwork && !IPAddress.IsLoopback(a.Address)) return a.Address;
+                if (a.Address.AddressFamily == AddressFamily.InterNetwork && !IPAddress.IsLoopback(a.Address))
+                    return a.Address;
             }
         }
-        throw new BlankendConfigurationException(["cluster:advertised_ip is 'auto' but this host has no non-loopback IPv4 address; set it explicitly"]);
+        throw new BlankendConfigurationException([
+            "cluster:advertised_ip is 'auto' but this host has no non-loopback IPv4 address; set it explicitly",
+        ]);
     }
 
     /// <summary>Membership store, endpoints and connection security (<c>cluster.tls</c>) of a silo.</summary>
@@ -86,8 +103,10 @@ public static class ClusterMembership
         {
             var pg = ParsePostgres(cluster.Postgres);
             // The schema first (created when absent), then membership and grain storage on it.
-            silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp =>
-                new PostgresSchema(pg, sp.GetRequiredService<ILogger<PostgresSchema>>()));
+            silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => new PostgresSchema(
+                pg,
+                sp.GetRequiredService<ILogger<PostgresSchema>>()
+            ));
             silo.UseAdoNetClustering(o =>
             {
                 o.Invariant = PostgresInvariant;
@@ -126,7 +145,8 @@ public static class ClusterMembership
                 gatewayPort: cluster.GatewayPort,
                 primarySiloEndpoint: new IPEndPoint(IPAddress.Loopback, cluster.PrimarySiloPort),
                 serviceId: cluster.ServiceId,
-                clusterId: cluster.ClusterId);
+                clusterId: cluster.ClusterId
+            );
         }
 
         // Failure detection: a silo killed without warning is declared dead after about
@@ -144,7 +164,8 @@ public static class ClusterMembership
         return silo;
     }
 
-    /// <summary>Membership (gateway discovery) and connection security (<c>cluster.tls</c>) of a client-mode gateway.</summary>
+    /// <summary>Membership (gateway discovery) and connection security (<c>cluster.tls</c>) of a client-mode
+    /// gateway.</summary>
     public static IClientBuilder UseBlankendMembership(this IClientBuilder client, ClusterSettings cluster)
     {
         if (cluster.Clustering == "redis")
@@ -174,7 +195,8 @@ public static class ClusterMembership
             o.ServiceId = cluster.ServiceId;
         });
         client.Configure<global::Orleans.Configuration.GatewayOptions>(o =>
-            o.GatewayListRefreshPeriod = TimeSpan.FromMilliseconds(cluster.GatewayListRefreshMs));
+            o.GatewayListRefreshPeriod = TimeSpan.FromMilliseconds(cluster.GatewayListRefreshMs)
+        );
         // cluster.tls: TLS to the silos' gateway ports with this gateway's certificate (nothing when off).
         client.UseBlankendTls(cluster.Tls);
         return client;

@@ -20,7 +20,8 @@ public sealed record RecordingEntry(
     DateTimeOffset? Ended,
     string State,
     string? Reason,
-    DateTimeOffset Updated);
+    DateTimeOffset Updated
+);
 
 public static class RecordingStates
 {
@@ -55,7 +56,10 @@ public static class RecordingRegistry
     {
         var path = Path.Combine(folder, entry.File + SidecarSuffix);
         var tmp = path + ".tmp";
-        File.WriteAllBytes(tmp, JsonSerializer.SerializeToUtf8Bytes(entry, RecordingRegistryJson.Default.RecordingEntry));
+        File.WriteAllBytes(
+            tmp,
+            JsonSerializer.SerializeToUtf8Bytes(entry, RecordingRegistryJson.Default.RecordingEntry)
+        );
         File.Move(tmp, path, overwrite: true);
     }
 
@@ -63,7 +67,10 @@ public static class RecordingRegistry
     {
         try
         {
-            return JsonSerializer.Deserialize(File.ReadAllBytes(sidecarPath), RecordingRegistryJson.Default.RecordingEntry);
+            return JsonSerializer.Deserialize(
+                File.ReadAllBytes(sidecarPath),
+                RecordingRegistryJson.Default.RecordingEntry
+            );
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException)
         {
@@ -76,7 +83,8 @@ public static class RecordingRegistry
     public static List<RecordingEntry> List(string folder, DateTimeOffset now)
     {
         var list = Stored(folder);
-        for (var i = 0; i < list.Count; i++) list[i] = Effective(list[i], now);
+        for (var i = 0; i < list.Count; i++)
+            list[i] = Effective(list[i], now);
         list.Sort((a, b) => b.Started.CompareTo(a.Started));
         return list;
     }
@@ -85,16 +93,24 @@ public static class RecordingRegistry
     public static List<RecordingEntry> Stored(string folder)
     {
         var list = new List<RecordingEntry>();
-        if (!Directory.Exists(folder)) return list;
+        if (!Directory.Exists(folder))
+            return list;
         foreach (var sidecar in Directory.EnumerateFiles(folder, "*.mp4" + SidecarSuffix))
         {
-            if (TryRead(sidecar) is not { } e) continue;
+            if (TryRead(sidecar) is not { } e)
+                continue;
             // The file name comes from the sidecar's own name, never from its content (it could have been edited).
             var file = Path.GetFileName(sidecar)[..^SidecarSuffix.Length];
             var mp4 = Path.Combine(folder, file);
             long bytes;
-            try { bytes = File.Exists(mp4) ? new FileInfo(mp4).Length : 0; }
-            catch (IOException) { bytes = e.Bytes; }
+            try
+            {
+                bytes = File.Exists(mp4) ? new FileInfo(mp4).Length : 0;
+            }
+            catch (IOException)
+            {
+                bytes = e.Bytes;
+            }
             list.Add(e with { File = file, Bytes = bytes });
         }
         return list;
@@ -105,7 +121,8 @@ public static class RecordingRegistry
             ? e with
             {
                 State = RecordingStates.Failed,
-                Reason = $"the writer stopped at {e.Updated:O} (its silo or ffmpeg died); the file holds what was written up to then",
+                Reason =
+                    $"the writer stopped at {e.Updated:O} (its silo or ffmpeg died); the file holds what was written up to then",
                 Ended = e.Updated,
             }
             : e;

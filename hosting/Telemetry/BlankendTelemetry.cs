@@ -24,43 +24,67 @@ namespace Blankend.Orleans.Hosting;
 public static class BlankendTelemetry
 {
     public static readonly string[] MeterNames =
-        ["Microsoft.Orleans", BlankendMetrics.MeterName, BlankendMetrics.MeterName + ".*", "System.Runtime"];
+    [
+        "Microsoft.Orleans",
+        BlankendMetrics.MeterName,
+        BlankendMetrics.MeterName + ".*",
+        "System.Runtime",
+    ];
 
     public static readonly string[] ActivitySourceNames =
-        ["Microsoft.Orleans.*", BlankendTracing.SourceName, BlankendTracing.SourceName + ".*"];
+    [
+        "Microsoft.Orleans.*",
+        BlankendTracing.SourceName,
+        BlankendTracing.SourceName + ".*",
+    ];
 
     /// <param name="services">The host's services.</param>
     /// <param name="config">Configuration (the <c>OTEL_*</c> environment variables are read from it).</param>
     /// <param name="serviceName">service.name of the resource, unless <c>OTEL_SERVICE_NAME</c> says otherwise.</param>
-    public static OpenTelemetryBuilder AddBlankendTelemetry(this IServiceCollection services, IConfiguration config, string serviceName)
+    public static OpenTelemetryBuilder AddBlankendTelemetry(
+        this IServiceCollection services,
+        IConfiguration config,
+        string serviceName
+    )
     {
-        var otel = services.AddOpenTelemetry()
+        var otel = services
+            .AddOpenTelemetry()
             .ConfigureResource(r =>
             {
-                if (string.IsNullOrWhiteSpace(config["OTEL_SERVICE_NAME"])) r.AddService(serviceName);
+                if (string.IsNullOrWhiteSpace(config["OTEL_SERVICE_NAME"]))
+                    r.AddService(serviceName);
             })
-            .WithMetrics(m => m
-                .AddMeter(MeterNames)
-                // Scrapes read the live values: no response cache, so a scrape right after a frame shows it.
-                .AddPrometheusExporter(o => o.ScrapeResponseCacheDurationMilliseconds = 0))
-            .WithTracing(t => t
-                .AddSource(ActivitySourceNames)
-                .SetSampler(new BlankendSampler()));
-        if (!string.IsNullOrWhiteSpace(config["OTEL_EXPORTER_OTLP_ENDPOINT"])) otel.UseOtlpExporter();
+            .WithMetrics(m =>
+                m.AddMeter(MeterNames)
+                    // Scrapes read the live values: no response cache, so a scrape right after a frame shows it.
+                    .AddPrometheusExporter(o => o.ScrapeResponseCacheDurationMilliseconds = 0)
+            )
+            .WithTracing(t => t.AddSource(ActivitySourceNames).SetSampler(new BlankendSampler()));
+        if (!string.IsNullOrWhiteSpace(config["OTEL_EXPORTER_OTLP_ENDPOINT"]))
+            otel.UseOtlpExporter();
         return otel;
     }
 
     /// <summary>Split / cluster mode silo process: telemetry, plus its own /metrics when
     /// <c>cluster.metrics_port</c> is set.</summary>
-    public static IServiceCollection AddBlankendSiloProcessTelemetry(this IServiceCollection services, IConfiguration config)
+    public static IServiceCollection AddBlankendSiloProcessTelemetry(
+        this IServiceCollection services,
+        IConfiguration config
+    )
     {
         services.AddBlankendTelemetry(config, "blankend-silo");
         services.AddHostedService<SiloThroughputLog>();
-        var cluster = BlankendConfiguration.Read<ClusterSettings, ClusterSettingsValidator>(config, ClusterSettings.Section);
+        var cluster = BlankendConfiguration.Read<ClusterSettings, ClusterSettingsValidator>(
+            config,
+            ClusterSettings.Section
+        );
         if (cluster.MetricsPort > 0)
         {
-            services.AddHostedService(sp => new SiloMetricsServer(sp.GetRequiredService<MeterProvider>(), cluster.MetricsPort,
-                sp.GetRequiredService<ILogger<SiloMetricsServer>>()));
+            services.AddHostedService(sp => new SiloMetricsServer(
+                sp.GetRequiredService<MeterProvider>(),
+                cluster.MetricsPort,
+                sp.GetRequiredService<ILogger<SiloMetricsServer>>()
+            ));
         }
         return services;
     }
@@ -88,7 +112,8 @@ public sealed class BlankendSampler : Sampler
         if (parent.TraceId != default)
             return (parent.TraceFlags & ActivityTraceFlags.Recorded) != 0 ? Sample : Drop;
         var name = samplingParameters.Name;
-        return name.StartsWith(BlankendTracing.SpanPrefix, StringComparison.Ordinal)
+        return
+            name.StartsWith(BlankendTracing.SpanPrefix, StringComparison.Ordinal)
             || string.Equals(name, HttpRequestActivityName, StringComparison.Ordinal)
             ? Sample
             : Drop;
@@ -97,7 +122,9 @@ public sealed class BlankendSampler : Sampler
 
 /// <summary>The silo process's own <c>/metrics</c>: a minimal Kestrel listener on <c>cluster.metrics_port</c>
 /// serving the silo host's Prometheus exporter, nothing else.</summary>
-public sealed partial class SiloMetricsServer(MeterProvider meterProvider, int port, ILogger<SiloMetricsServer> log) : IHostedService, IAsyncDisposable
+public sealed partial class SiloMetricsServer(MeterProvider meterProvider, int port, ILogger<SiloMetricsServer> log)
+    : IHostedService,
+        IAsyncDisposable
 {
     private WebApplication? _app;
 
@@ -107,7 +134,12 @@ public sealed partial class SiloMetricsServer(MeterProvider meterProvider, int p
         builder.Logging.ClearProviders();
         builder.WebHost.UseKestrel(k => k.ListenAnyIP(port));
         var app = builder.Build();
-        app.MapPrometheusScrapingEndpoint("/metrics", meterProvider, configureBranchedPipeline: null, optionsName: null);
+        app.MapPrometheusScrapingEndpoint(
+            "/metrics",
+            meterProvider,
+            configureBranchedPipeline: null,
+            optionsName: null
+        );
         await app.StartAsync(cancellationToken);
         _app = app;
         LogListening(log, port);
@@ -115,14 +147,19 @@ public sealed partial class SiloMetricsServer(MeterProvider meterProvider, int p
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        if (_app is not null) await _app.StopAsync(cancellationToken);
+        if (_app is not null)
+            await _app.StopAsync(cancellationToken);
     }
 
     public async ValueTask DisposeAsync()
     {
-        if (_app is not null) await _app.DisposeAsync();
+        if (_app is not null)
+            await _app.DisposeAsync();
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "silo metrics: Prometheus endpoint on http://*:{Port}/metrics")]
+    [LoggerMessage(
+        Level = LogLevel.Information,
+        Message = "silo metrics: Prometheus endpoint on http://*:{Port}/metrics"
+    )]
     private static partial void LogListening(ILogger log, int port);
 }

@@ -12,7 +12,8 @@ public static class BlankendTracing
 {
     public const string SourceName = "Blankend";
 
-    /// <summary>Root spans whose name starts with this are recorded; other parts of the project name theirs so.</summary>
+    /// <summary>Root spans whose name starts with this are recorded; other parts of the project name theirs
+    /// so.</summary>
     public const string SpanPrefix = "blankend.";
 
     public const string VideoInFrame = "blankend.video_in.frame";

@@ -23,7 +23,11 @@ public static class SecretMaskingLogging
     }
 
     private static ILoggerProvider Create(IServiceProvider sp, ServiceDescriptor d) =>
-        (ILoggerProvider)(d.ImplementationInstance ?? d.ImplementationFactory?.Invoke(sp) ?? ActivatorUtilities.CreateInstance(sp, d.ImplementationType!));
+        (ILoggerProvider)(
+            d.ImplementationInstance
+            ?? d.ImplementationFactory?.Invoke(sp)
+            ?? ActivatorUtilities.CreateInstance(sp, d.ImplementationType!)
+        );
 
     private sealed class MaskingProvider(ILoggerProvider inner) : ILoggerProvider, ISupportExternalScope
     {
@@ -31,7 +35,8 @@ public static class SecretMaskingLogging
 
         public void SetScopeProvider(IExternalScopeProvider scopeProvider)
         {
-            if (inner is ISupportExternalScope s) s.SetScopeProvider(scopeProvider);
+            if (inner is ISupportExternalScope s)
+                s.SetScopeProvider(scopeProvider);
         }
 
         public void Dispose() => inner.Dispose();
@@ -39,11 +44,17 @@ public static class SecretMaskingLogging
 
     private sealed class MaskingLogger(ILogger inner) : ILogger
     {
-        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => inner.BeginScope(state);
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => inner.BeginScope(state);
 
         public bool IsEnabled(LogLevel logLevel) => inner.IsEnabled(logLevel);
 
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-            inner.Log(logLevel, eventId, state, exception, (s, e) => SecretMask.Apply(formatter(s, e)));
+        public void Log<TState>(
+            LogLevel logLevel,
+            EventId eventId,
+            TState state,
+            Exception? exception,
+            Func<TState, Exception?, string> formatter
+        ) => inner.Log(logLevel, eventId, state, exception, (s, e) => SecretMask.Apply(formatter(s, e)));
     }
 }

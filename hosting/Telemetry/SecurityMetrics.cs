@@ -6,14 +6,23 @@ namespace Blankend.Orleans.Telemetry;
 /// project's meter. Tags are pre-built, as in <see cref="BlankendMetrics"/>.</summary>
 public static class SecurityMetrics
 {
-    public static readonly Counter<long> RequestsRefused = BlankendMetrics.Meter.CreateCounter<long>("blankend.requests.refused", "{request}",
-        "HTTP requests refused by access control, by reason: no_token, invalid_token (401), forbidden, origin (403), host (400), content_type (415).");
+    public static readonly Counter<long> RequestsRefused = BlankendMetrics.Meter.CreateCounter<long>(
+        "blankend.requests.refused",
+        "{request}",
+        "HTTP requests refused by access control, by reason: no_token, invalid_token (401), forbidden, origin (403), host (400), content_type (415)."
+    );
 
-    public static readonly Counter<long> LimitsRefused = BlankendMetrics.Meter.CreateCounter<long>("blankend.limits.refused", "{request}",
-        "Connections or messages refused by a limit, by limit: connections, connections_per_ip, sources, codec_sessions (429 before the upgrade), bus_sources (bus message dropped).");
+    public static readonly Counter<long> LimitsRefused = BlankendMetrics.Meter.CreateCounter<long>(
+        "blankend.limits.refused",
+        "{request}",
+        "Connections or messages refused by a limit, by limit: connections, connections_per_ip, sources, codec_sessions (429 before the upgrade), bus_sources (bus message dropped)."
+    );
 
-    public static readonly Counter<long> IdleClosed = BlankendMetrics.Meter.CreateCounter<long>("blankend.ingest.idle_closed", "{connection}",
-        "Ingest sockets closed with 1001 after stream.idle_timeout_s without a message, by endpoint.");
+    public static readonly Counter<long> IdleClosed = BlankendMetrics.Meter.CreateCounter<long>(
+        "blankend.ingest.idle_closed",
+        "{connection}",
+        "Ingest sockets closed with 1001 after stream.idle_timeout_s without a message, by endpoint."
+    );
 
     public static void Refused(KeyValuePair<string, object?> reason) => RequestsRefused.Add(1, reason);
 

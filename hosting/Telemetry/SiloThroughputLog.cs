@@ -31,13 +31,16 @@ public sealed partial class SiloThroughputLog : IHostedService, IDisposable
     private Task _loop = Task.CompletedTask;
     private Snapshot _last; // totals at the end of the last logged interval, kept across loops so no frame is missed
 
-    private long _raw, _processed, _sources;
-    private long _workerProcessed, _workerBypassed, _workerErrors, _workerDropped;
+    private long _raw,
+        _processed,
+        _sources;
+    private long _workerProcessed,
+        _workerBypassed,
+        _workerErrors,
+        _workerDropped;
 
     public SiloThroughputLog(IOptions<TelemetryOptions> options, ILogger<SiloThroughputLog> log)
-        : this(TimeSpan.FromSeconds(options.Value.StatsLogIntervalSeconds), log)
-    {
-    }
+        : this(TimeSpan.FromSeconds(options.Value.StatsLogIntervalSeconds), log) { }
 
     public SiloThroughputLog(TimeSpan interval, ILogger<SiloThroughputLog> log)
     {
@@ -47,14 +50,19 @@ public sealed partial class SiloThroughputLog : IHostedService, IDisposable
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        if (_interval <= TimeSpan.Zero) return Task.CompletedTask;
+        if (_interval <= TimeSpan.Zero)
+            return Task.CompletedTask;
         var listener = new MeterListener
         {
             InstrumentPublished = (instrument, l) =>
             {
                 var name = instrument.Meter.Name;
-                if ((name == BlankendMetrics.MeterName && instrument.Name is "blankend.grain.frames.routed" or "blankend.sources.active")
-                    || (name == ProcessingMeter && instrument.Name == "blankend.processing.frames"))
+                if (
+                    (
+                        name == BlankendMetrics.MeterName
+                        && instrument.Name is "blankend.grain.frames.routed" or "blankend.sources.active"
+                    ) || (name == ProcessingMeter && instrument.Name == "blankend.processing.frames")
+                )
                 {
                     l.EnableMeasurementEvents(instrument);
                 }
@@ -66,7 +74,12 @@ public sealed partial class SiloThroughputLog : IHostedService, IDisposable
         return Task.CompletedTask;
     }
 
-    private void OnMeasurement(Instrument instrument, long value, ReadOnlySpan<KeyValuePair<string, object?>> tags, object? state)
+    private void OnMeasurement(
+        Instrument instrument,
+        long value,
+        ReadOnlySpan<KeyValuePair<string, object?>> tags,
+        object? state
+    )
     {
         switch (instrument.Name)
         {
@@ -74,25 +87,38 @@ public sealed partial class SiloThroughputLog : IHostedService, IDisposable
                 Interlocked.Add(ref _sources, value);
                 return; // not traffic by itself
             case "blankend.grain.frames.routed":
-                if (Tag(tags, "kind") == "processed") Interlocked.Add(ref _processed, value);
-                else Interlocked.Add(ref _raw, value);
+                if (Tag(tags, "kind") == "processed")
+                    Interlocked.Add(ref _processed, value);
+                else
+                    Interlocked.Add(ref _raw, value);
                 break;
             default:
                 switch (Tag(tags, "outcome"))
                 {
-                    case "processed": Interlocked.Add(ref _workerProcessed, value); break;
-                    case "bypassed": Interlocked.Add(ref _workerBypassed, value); break;
-                    case "error": Interlocked.Add(ref _workerErrors, value); break;
-                    default: Interlocked.Add(ref _workerDropped, value); break;
+                    case "processed":
+                        Interlocked.Add(ref _workerProcessed, value);
+                        break;
+                    case "bypassed":
+                        Interlocked.Add(ref _workerBypassed, value);
+                        break;
+                    case "error":
+                        Interlocked.Add(ref _workerErrors, value);
+                        break;
+                    default:
+                        Interlocked.Add(ref _workerDropped, value);
+                        break;
                 }
                 break;
         }
-        if (Volatile.Read(ref _running)) return;
+        if (Volatile.Read(ref _running))
+            return;
         lock (_gate)
         {
-            if (_running || _stopping.IsCancellationRequested) return;
+            if (_running || _stopping.IsCancellationRequested)
+                return;
             _running = true;
-            using (ExecutionContext.SuppressFlow()) _loop = Task.Run(LoopAsync);
+            using (ExecutionContext.SuppressFlow())
+                _loop = Task.Run(LoopAsync);
         }
     }
 
@@ -100,13 +126,21 @@ public sealed partial class SiloThroughputLog : IHostedService, IDisposable
     {
         foreach (var t in tags)
         {
-            if (t.Key == key) return t.Value as string;
+            if (t.Key == key)
+                return t.Value as string;
         }
         return null;
     }
 
-    private Snapshot Take() => new(Interlocked.Read(ref _raw), Interlocked.Read(ref _processed), Interlocked.Read(ref _workerProcessed),
-        Interlocked.Read(ref _workerBypassed), Interlocked.Read(ref _workerErrors), Interlocked.Read(ref _workerDropped));
+    private Snapshot Take() =>
+        new(
+            Interlocked.Read(ref _raw),
+            Interlocked.Read(ref _processed),
+            Interlocked.Read(ref _workerProcessed),
+            Interlocked.Read(ref _workerBypassed),
+            Interlocked.Read(ref _workerErrors),
+            Interlocked.Read(ref _workerDropped)
+        );
 
     private async Task LoopAsync()
     {
@@ -121,26 +155,42 @@ public sealed partial class SiloThroughputLog : IHostedService, IDisposable
                 var seconds = _interval.TotalSeconds;
                 var routed = d.Raw + d.Processed;
                 if (routed > 0)
-                    LogRouted(_log, routed, routed / seconds, d.Raw, d.Processed, Interlocked.Read(ref _sources), seconds);
+                    LogRouted(
+                        _log,
+                        routed,
+                        routed / seconds,
+                        d.Raw,
+                        d.Processed,
+                        Interlocked.Read(ref _sources),
+                        seconds
+                    );
                 var worker = d.WorkerProcessed + d.WorkerBypassed + d.WorkerErrors + d.WorkerDropped;
                 if (worker > 0)
-                    LogWorkers(_log, d.WorkerProcessed, d.WorkerProcessed / seconds, d.WorkerBypassed, d.WorkerErrors, d.WorkerDropped, seconds);
+                    LogWorkers(
+                        _log,
+                        d.WorkerProcessed,
+                        d.WorkerProcessed / seconds,
+                        d.WorkerBypassed,
+                        d.WorkerErrors,
+                        d.WorkerDropped,
+                        seconds
+                    );
                 if (routed == 0 && worker == 0)
                 {
                     // A measurement after this point starts a new loop, whose first line counts it (_last stays).
-                    lock (_gate) _running = false;
+                    lock (_gate)
+                        _running = false;
                     return;
                 }
             }
         }
-        catch (OperationCanceledException)
-        {
-        }
+        catch (OperationCanceledException) { }
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        lock (_gate) _stopping.Cancel();
+        lock (_gate)
+            _stopping.Cancel();
         _listener?.Dispose();
         await _loop.ConfigureAwait(false);
     }
@@ -151,17 +201,51 @@ public sealed partial class SiloThroughputLog : IHostedService, IDisposable
         _stopping.Dispose();
     }
 
-    private readonly record struct Snapshot(long Raw, long Processed, long WorkerProcessed, long WorkerBypassed, long WorkerErrors, long WorkerDropped)
+    private readonly record struct Snapshot(
+        long Raw,
+        long Processed,
+        long WorkerProcessed,
+        long WorkerBypassed,
+        long WorkerErrors,
+        long WorkerDropped
+    )
     {
-        public Snapshot Minus(Snapshot o) => new(Raw - o.Raw, Processed - o.Processed, WorkerProcessed - o.WorkerProcessed,
-            WorkerBypassed - o.WorkerBypassed, WorkerErrors - o.WorkerErrors, WorkerDropped - o.WorkerDropped);
+        public Snapshot Minus(Snapshot o) =>
+            new(
+                Raw - o.Raw,
+                Processed - o.Processed,
+                WorkerProcessed - o.WorkerProcessed,
+                WorkerBypassed - o.WorkerBypassed,
+                WorkerErrors - o.WorkerErrors,
+                WorkerDropped - o.WorkerDropped
+            );
     }
 
-    [LoggerMessage(Level = LogLevel.Information,
-        Message = "silo routed {Frames} frames ({Fps:F1} fps; {Raw} raw, {Processed} processed) by {Sources} source grain(s); last {Seconds:0.##} s")]
-    private static partial void LogRouted(ILogger log, long frames, double fps, long raw, long processed, long sources, double seconds);
+    [LoggerMessage(
+        Level = LogLevel.Information,
+        Message = "silo routed {Frames} frames ({Fps:F1} fps; {Raw} raw, {Processed} processed) by {Sources} source grain(s); last {Seconds:0.##} s"
+    )]
+    private static partial void LogRouted(
+        ILogger log,
+        long frames,
+        double fps,
+        long raw,
+        long processed,
+        long sources,
+        double seconds
+    );
 
-    [LoggerMessage(Level = LogLevel.Information,
-        Message = "silo device workers processed {Processed} frames ({Fps:F1} fps), bypassed {Bypassed}, errors {Errors}, dropped {Dropped}; last {Seconds:0.##} s")]
-    private static partial void LogWorkers(ILogger log, long processed, double fps, long bypassed, long errors, long dropped, double seconds);
+    [LoggerMessage(
+        Level = LogLevel.Information,
+        Message = "silo device workers processed {Processed} frames ({Fps:F1} fps), bypassed {Bypassed}, errors {Errors}, dropped {Dropped}; last {Seconds:0.##} s"
+    )]
+    private static partial void LogWorkers(
+        ILogger log,
+        long processed,
+        double fps,
+        long bypassed,
+        long errors,
+        long dropped,
+        double seconds
+    );
 }

@@ -13,7 +13,8 @@ public sealed class AiGatewayFixture : IAsyncLifetime
 {
     public EmbeddedGateway Gateway { get; private set; } = null!;
 
-    public async Task InitializeAsync() => Gateway = await EmbeddedGateway.StartAsync(["--video_processing:idle_stop_ms=1000"]);
+    public async Task InitializeAsync() =>
+        Gateway = await EmbeddedGateway.StartAsync(["--video_processing:idle_stop_ms=1000"]);
 
     public async Task DisposeAsync() => await Gateway.DisposeAsync();
 }
@@ -27,7 +28,12 @@ public sealed class AiApiTests(AiGatewayFixture fixture) : IClassFixture<AiGatew
 
     public static byte[] Astronaut => File.ReadAllBytes(TestEnv.TestData("astronaut.jpg"));
 
-    public static async Task<HttpResponseMessage> PostImageAsync(HttpClient http, string path, byte[] body, string type = "image/jpeg")
+    public static async Task<HttpResponseMessage> PostImageAsync(
+        HttpClient http,
+        string path,
+        byte[] body,
+        string type = "image/jpeg"
+    )
     {
         var content = new ByteArrayContent(body);
         content.Headers.ContentType = new MediaTypeHeaderValue(type);
@@ -47,9 +53,12 @@ public sealed class AiApiTests(AiGatewayFixture fixture) : IClassFixture<AiGatew
     {
         var s = await Http.GetJsonAsync("api/v1/ai/status");
         // Derived from this machine: CPU without a GPU; CPU and a named fallback with a GPU the build cannot use.
-        if (!GpuHost.Detected) Assert.Equal("CPU", s.GetProperty("provider").GetString());
-        else if (!GpuHost.CudaBuild) Assert.True(s.GetProperty("provider_fallback").GetBoolean());
-        else Assert.Contains(s.GetProperty("provider").GetString(), new[] { "CPU", "CUDA" });
+        if (!GpuHost.Detected)
+            Assert.Equal("CPU", s.GetProperty("provider").GetString());
+        else if (!GpuHost.CudaBuild)
+            Assert.True(s.GetProperty("provider_fallback").GetBoolean());
+        else
+            Assert.Contains(s.GetProperty("provider").GetString(), new[] { "CPU", "CUDA" });
         Assert.Contains("CPUExecutionProvider", s.GetProperty("providers").EnumerateArray().Select(p => p.GetString()));
         var models = s.GetProperty("models").EnumerateArray().ToDictionary(m => m.GetProperty("kind").GetString()!);
         foreach (var shipped in new[] { "face_detect", "face_mesh", "segmentation", "segmentation_landscape" })
@@ -75,7 +84,9 @@ public sealed class AiApiTests(AiGatewayFixture fixture) : IClassFixture<AiGatew
     [Fact]
     public async Task MalformedTruncatedAndEmptyBodiesAreRefusedWith400AndWrongTypesWith415()
     {
-        using (var r = await PostImageAsync(Http, "api/v1/ai/process", Encoding.UTF8.GetBytes("definitely not an image")))
+        using (
+            var r = await PostImageAsync(Http, "api/v1/ai/process", Encoding.UTF8.GetBytes("definitely not an image"))
+        )
             await AssertProblemAsync(r, HttpStatusCode.BadRequest, "not a JPEG or PNG");
         // Cut before its SOF: the header gives no size, refused like an oversize one; cut after it: no decode.
         using (var r = await PostImageAsync(Http, "api/v1/ai/process", Astronaut[..600]))
@@ -101,11 +112,48 @@ public sealed class AiApiTests(AiGatewayFixture fixture) : IClassFixture<AiGatew
         // A real JPEG whose SOF0 claims 65000x65000, and a PNG whose IHDR claims 100000x100000.
         var jpeg = Astronaut.ToArray();
         var sof = Enumerable.Range(2, jpeg.Length - 10).First(i => jpeg[i] == 0xFF && jpeg[i + 1] is 0xC0 or 0xC2);
-        jpeg[sof + 5] = 0xFD; jpeg[sof + 6] = 0xE8; jpeg[sof + 7] = 0xFD; jpeg[sof + 8] = 0xE8;
+        jpeg[sof + 5] = 0xFD;
+        jpeg[sof + 6] = 0xE8;
+        jpeg[sof + 7] = 0xFD;
+        jpeg[sof + 8] = 0xE8;
         using (var r = await PostImageAsync(Http, "api/v1/ai/process", jpeg))
             await AssertProblemAsync(r, HttpStatusCode.BadRequest, "65000x65000");
-        byte[] png = [0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, (byte)'I', (byte)'H', (byte)'D', (byte)'R',
-            0x00, 0x01, 0x86, 0xA0, 0x00, 0x01, 0x86, 0xA0, 8, 2, 0, 0, 0, 0, 0, 0, 0];
+        byte[] png =
+        [
+            0x89,
+            (byte)'P',
+            (byte)'N',
+            (byte)'G',
+            0x0D,
+            0x0A,
+            0x1A,
+            0x0A,
+            0,
+            0,
+            0,
+            13,
+            (byte)'I',
+            (byte)'H',
+            (byte)'D',
+            (byte)'R',
+            0x00,
+            0x01,
+            0x86,
+            0xA0,
+            0x00,
+            0x01,
+            0x86,
+            0xA0,
+            8,
+            2,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        ];
         using (var r = await PostImageAsync(Http, "api/v1/ai/reference", png, "image/png"))
             await AssertProblemAsync(r, HttpStatusCode.BadRequest, "megapixels");
     }
@@ -122,7 +170,8 @@ public sealed class AiApiTests(AiGatewayFixture fixture) : IClassFixture<AiGatew
             await AssertProblemAsync(r, HttpStatusCode.BadRequest, "does not give its size");
         // A zero width in the SOF is no size either.
         var zero = Astronaut;
-        zero[sof + 7] = 0; zero[sof + 8] = 0;
+        zero[sof + 7] = 0;
+        zero[sof + 8] = 0;
         using (var r = await PostImageAsync(Http, "api/v1/ai/process", zero))
             await AssertProblemAsync(r, HttpStatusCode.BadRequest, "does not give its size");
     }
@@ -176,11 +225,19 @@ public sealed class AiApiTests(AiGatewayFixture fixture) : IClassFixture<AiGatew
     [Fact]
     public async Task MatteOverGreenHasGreenCornersAndKeepsTheFace()
     {
-        using var r = await PostImageAsync(Http, "api/v1/ai/process?steps=matte", File.ReadAllBytes(TestEnv.TestData("astronaut.png")), "image/png");
+        using var r = await PostImageAsync(
+            Http,
+            "api/v1/ai/process?steps=matte",
+            File.ReadAllBytes(TestEnv.TestData("astronaut.png")),
+            "image/png"
+        );
         Assert.True(r.IsSuccessStatusCode, await r.Content.ReadAsStringAsync());
         using var out1 = Cv2.ImDecode(await r.Content.ReadAsByteArrayAsync(), ImreadModes.Color);
         var corner = out1.At<Vec3b>(5, 506); // top-right: background
-        Assert.True(corner.Item1 > 200 && corner.Item0 < 60 && corner.Item2 < 60, $"top-right corner is {corner} (BGR), not green");
+        Assert.True(
+            corner.Item1 > 200 && corner.Item0 < 60 && corner.Item2 < 60,
+            $"top-right corner is {corner} (BGR), not green"
+        );
         var face = out1.At<Vec3b>(130, 225); // the face centre: kept
         Assert.False(face.Item1 > 200 && face.Item0 < 60 && face.Item2 < 60, "the face was replaced by the background");
     }
@@ -268,7 +325,10 @@ public sealed class AiApiTests(AiGatewayFixture fixture) : IClassFixture<AiGatew
         ];
         foreach (var (json, mention) in bad)
         {
-            using var r = await Http.PostAsync("api/v1/realtime_pipeline/config", new StringContent(json, Encoding.UTF8, "application/json"));
+            using var r = await Http.PostAsync(
+                "api/v1/realtime_pipeline/config",
+                new StringContent(json, Encoding.UTF8, "application/json")
+            );
             await AssertProblemAsync(r, HttpStatusCode.BadRequest, mention);
         }
         var after = await Http.GetJsonAsync("api/v1/realtime_pipeline/config");
@@ -279,25 +339,44 @@ public sealed class AiApiTests(AiGatewayFixture fixture) : IClassFixture<AiGatew
     public async Task RealtimeConfigPerSourceStepsShowInTheConfigAndTheStatus()
     {
         var source = "rt-" + Guid.NewGuid().ToString("N")[..8];
-        using (var r = await Http.PostAsync("api/v1/realtime_pipeline/config",
-            new StringContent($$"""{"source":"{{source}}","enabled":true,"steps":"detect,mesh"}""", Encoding.UTF8, "application/json")))
+        using (
+            var r = await Http.PostAsync(
+                "api/v1/realtime_pipeline/config",
+                new StringContent(
+                    $$"""{"source":"{{source}}","enabled":true,"steps":"detect,mesh"}""",
+                    Encoding.UTF8,
+                    "application/json"
+                )
+            )
+        )
         {
             var text = await r.Content.ReadAsStringAsync();
             Assert.True(r.IsSuccessStatusCode, text);
-            var s = JsonDocument.Parse(text).RootElement.GetProperty("sources").EnumerateArray().Single(x => x.GetProperty("source").GetString() == source);
+            var s = JsonDocument
+                .Parse(text)
+                .RootElement.GetProperty("sources")
+                .EnumerateArray()
+                .Single(x => x.GetProperty("source").GetString() == source);
             Assert.Equal("detect,mesh", s.GetProperty("steps").GetString());
         }
         var status = await Http.GetJsonAsync("api/v1/realtime_pipeline/status");
-        var inStatus = status.GetProperty("config").GetProperty("sources").EnumerateArray().Single(x => x.GetProperty("source").GetString() == source);
+        var inStatus = status
+            .GetProperty("config")
+            .GetProperty("sources")
+            .EnumerateArray()
+            .Single(x => x.GetProperty("source").GetString() == source);
         Assert.Equal("detect,mesh", inStatus.GetProperty("steps").GetString());
         Assert.True(inStatus.GetProperty("enabled").GetBoolean());
-        using var reset = await Http.PostAsync("api/v1/realtime_pipeline/config",
-            new StringContent($$"""{"source":"{{source}}","reset":true}""", Encoding.UTF8, "application/json"));
+        using var reset = await Http.PostAsync(
+            "api/v1/realtime_pipeline/config",
+            new StringContent($$"""{"source":"{{source}}","reset":true}""", Encoding.UTF8, "application/json")
+        );
         Assert.True(reset.IsSuccessStatusCode);
     }
 }
 
-/// <summary>The AI instruments on /metrics after real work: sessions by provider, step time, skips, detector runs.</summary>
+/// <summary>The AI instruments on /metrics after real work: sessions by provider, step time, skips, detector
+/// runs.</summary>
 [Trait(TestKind.Name, TestKind.Integration)]
 [Collection(SerialCollection.Name)]
 public sealed class AiMetricsTests
@@ -306,12 +385,26 @@ public sealed class AiMetricsTests
     public async Task MetricsShowTheLoadedSessionsOnCpuTheStepTimesAndTheSkipsWithTheirReason()
     {
         await using var gw = await EmbeddedGateway.StartAsync();
-        using (var r = await AiApiTests.PostImageAsync(gw.Client, "api/v1/ai/process?steps=detect&format=json", AiApiTests.Astronaut))
+        using (
+            var r = await AiApiTests.PostImageAsync(
+                gw.Client,
+                "api/v1/ai/process?steps=detect&format=json",
+                AiApiTests.Astronaut
+            )
+        )
             Assert.True(r.IsSuccessStatusCode);
         // A live source with swap on and no reference face: the frame goes out, the swap skip is counted.
         var source = "met-" + Guid.NewGuid().ToString("N")[..8];
-        using (var r = await gw.Client.PostAsync("api/v1/realtime_pipeline/config",
-            new StringContent($$"""{"source":"{{source}}","enabled":true,"steps":"swap"}""", Encoding.UTF8, "application/json")))
+        using (
+            var r = await gw.Client.PostAsync(
+                "api/v1/realtime_pipeline/config",
+                new StringContent(
+                    $$"""{"source":"{{source}}","enabled":true,"steps":"swap"}""",
+                    Encoding.UTF8,
+                    "application/json"
+                )
+            )
+        )
             Assert.True(r.IsSuccessStatusCode);
         var viewer = await MetaViewer.ConnectAsync(gw.Ws($"/video_out?source={source}&meta=1"));
         await using (viewer)
@@ -323,10 +416,24 @@ public sealed class AiMetricsTests
         }
 
         var m = await gw.ScrapeAsync();
-        Assert.Contains(m.Find("blankend_ai_sessions"), s => s.Labels.GetValueOrDefault("model") == "face_detect" && s.Labels.GetValueOrDefault("provider") == "CPU");
-        Assert.True(m.Find("blankend_ai_step_duration_milliseconds_count").Any(s => s.Labels.GetValueOrDefault("step") == "detect" && s.Value >= 1), m.Raw);
-        Assert.True(m.Find("blankend_ai_inference_duration_milliseconds_count").Any(s => s.Labels.GetValueOrDefault("provider") == "CPU" && s.Value >= 1), m.Raw);
+        Assert.Contains(m.Find("blankend_ai_sessions"), s =>
+            s.Labels.GetValueOrDefault("model") == "face_detect" && s.Labels.GetValueOrDefault("provider") == "CPU"
+        );
+        Assert.True(
+            m.Find("blankend_ai_step_duration_milliseconds_count")
+                .Any(s => s.Labels.GetValueOrDefault("step") == "detect" && s.Value >= 1),
+            m.Raw
+        );
+        Assert.True(
+            m.Find("blankend_ai_inference_duration_milliseconds_count")
+                .Any(s => s.Labels.GetValueOrDefault("provider") == "CPU" && s.Value >= 1),
+            m.Raw
+        );
         Assert.True((m.Value("blankend_ai_detector_runs_total") ?? 0) >= 2, m.Raw);
-        Assert.Contains(m.Find("blankend_ai_skipped_total"), s => s.Labels.GetValueOrDefault("step") == "swap" && s.Labels.GetValueOrDefault("reason") == "no reference face" && s.Value >= 1);
+        Assert.Contains(m.Find("blankend_ai_skipped_total"), s =>
+            s.Labels.GetValueOrDefault("step") == "swap"
+            && s.Labels.GetValueOrDefault("reason") == "no reference face"
+            && s.Value >= 1
+        );
     }
 }

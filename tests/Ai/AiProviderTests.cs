@@ -17,10 +17,21 @@ public sealed class AiProviderChoiceTests
         "OnnxRuntimeException: [ErrorCode:RuntimeException] Failed to load library libonnxruntime_providers_cuda.so with error: libcudnn.so.9: cannot open shared object file: No such file or directory";
 
     private static AiProviderChoice.Host Host(bool gpu, string[] available, Func<string, string?>? load = null) =>
-        new(gpu, gpu ? "nvidia-smi: 1 GPU(s)" : "none: nvidia-smi not on PATH, no /proc/driver/nvidia/gpus", available, null, load ?? (_ => null));
+        new(
+            gpu,
+            gpu ? "nvidia-smi: 1 GPU(s)" : "none: nvidia-smi not on PATH, no /proc/driver/nvidia/gpus",
+            available,
+            null,
+            load ?? (_ => null)
+        );
 
     private static readonly string[] CpuBuild = ["CPUExecutionProvider"];
-    private static readonly string[] GpuBuild = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"];
+    private static readonly string[] GpuBuild =
+    [
+        "TensorrtExecutionProvider",
+        "CUDAExecutionProvider",
+        "CPUExecutionProvider",
+    ];
 
     [Fact]
     public void AutoWithoutAGpuIsPlainCpuNotAFallback()
@@ -65,7 +76,8 @@ public sealed class AiProviderChoiceTests
     [Fact]
     public void TensorRtWithoutItsLibrariesRunsCudaAndSaysWhy()
     {
-        var trt = "Failed to load library libonnxruntime_providers_tensorrt.so with error: libnvinfer.so.10: cannot open shared object file: No such file or directory";
+        var trt =
+            "Failed to load library libonnxruntime_providers_tensorrt.so with error: libnvinfer.so.10: cannot open shared object file: No such file or directory";
         var s = AiProviderChoice.Decide("tensorrt", Host(true, GpuBuild, p => p == AiProviders.TensorRt ? trt : null));
         Assert.Equal((AiProviders.Cuda, true, "libnvinfer.so.10"), (s.Active, s.Fallback, s.MissingLibrary));
         Assert.StartsWith("TensorRT unavailable", s.Reason);
@@ -81,7 +93,10 @@ public sealed class AiProviderChoiceTests
     [Fact]
     public void CpuIsCpuWhateverTheHostHas()
     {
-        var s = AiProviderChoice.Decide("cpu", Host(true, GpuBuild, _ => throw new InvalidOperationException("must not load")));
+        var s = AiProviderChoice.Decide(
+            "cpu",
+            Host(true, GpuBuild, _ => throw new InvalidOperationException("must not load"))
+        );
         Assert.Equal((AiProviders.Cpu, false), (s.Active, s.Fallback));
     }
 
@@ -108,8 +123,10 @@ public sealed class AiProviderChoiceTests
         using var env = new FaceEnv();
         var s = env.Runtime.ProviderState;
         Assert.Equal(GpuHost.Detected, s.GpuSeen);
-        if (!GpuHost.Detected) Assert.Equal((AiProviders.Cpu, false), (s.Active, s.Fallback));
-        else Assert.True(AiProviders.IsGpu(s.Active) || s.Fallback, s.Reason);
+        if (!GpuHost.Detected)
+            Assert.Equal((AiProviders.Cpu, false), (s.Active, s.Fallback));
+        else
+            Assert.True(AiProviders.IsGpu(s.Active) || s.Fallback, s.Reason);
     }
 }
 
@@ -123,8 +140,12 @@ public sealed class AiProviderFallbackProcessTests : IDisposable
     public AiProviderFallbackProcessTests()
     {
         var smi = Path.Combine(_bin, "nvidia-smi");
-        File.WriteAllText(smi, "#!/bin/sh\necho 'GPU 0: NVIDIA H200 (UUID: GPU-00000000-fake-0000-0000-000000000000)'\n");
-        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(smi, UnixFileMode.UserRead | UnixFileMode.UserExecute | UnixFileMode.UserWrite);
+        File.WriteAllText(
+            smi,
+            "#!/bin/sh\necho 'GPU 0: NVIDIA H200 (UUID: GPU-00000000-fake-0000-0000-000000000000)'\n"
+        );
+        if (!OperatingSystem.IsWindows())
+            File.SetUnixFileMode(smi, UnixFileMode.UserRead | UnixFileMode.UserExecute | UnixFileMode.UserWrite);
     }
 
     public void Dispose() => Directory.Delete(_bin, recursive: true);
@@ -132,7 +153,8 @@ public sealed class AiProviderFallbackProcessTests : IDisposable
     private Dictionary<string, string> Env(params (string, string)[] extra)
     {
         var env = new Dictionary<string, string> { ["PATH"] = _bin + ":" + Environment.GetEnvironmentVariable("PATH") };
-        foreach (var (k, v) in extra) env[k] = v;
+        foreach (var (k, v) in extra)
+            env[k] = v;
         return env;
     }
 
@@ -153,19 +175,32 @@ public sealed class AiProviderFallbackProcessTests : IDisposable
         Assert.True(status.GetProperty("provider_fallback").GetBoolean());
         Assert.Equal("CPU", status.GetProperty("provider").GetString());
         var silo = status.GetProperty("silos")[0].GetProperty("provider");
-        Assert.Equal(("auto", "CPU", true, true), (silo.GetProperty("requested").GetString(), silo.GetProperty("active").GetString(),
-            silo.GetProperty("gpu_seen").GetBoolean(), silo.GetProperty("fallback").GetBoolean()));
+        Assert.Equal(
+            ("auto", "CPU", true, true),
+            (
+                silo.GetProperty("requested").GetString(),
+                silo.GetProperty("active").GetString(),
+                silo.GetProperty("gpu_seen").GetBoolean(),
+                silo.GetProperty("fallback").GetBoolean()
+            )
+        );
 
         var metrics = PrometheusText.Parse(await gw.Client.GetStringAsync("metrics"));
         Assert.Equal(1, metrics.Find("blankend_ai_provider_fallback_total").Sum(s => s.Value));
-        var lines = gw.Output.Split('\n').Where(l => l.Contains("ai provider: auto requested, running on CPU", StringComparison.Ordinal)).ToArray();
+        var lines = gw
+            .Output.Split('\n')
+            .Where(l => l.Contains("ai provider: auto requested, running on CPU", StringComparison.Ordinal))
+            .ToArray();
         Assert.Single(lines);
     }
 
     [Fact]
     public async Task RequireGpuStopsStartUpWithExitCode2AndOneLine()
     {
-        await using var gw = ServiceProcess.StartGateway(Env(("BLANKEND_AI_REQUIRE_GPU", "true")), TestEnv.SiloPortArgs());
+        await using var gw = ServiceProcess.StartGateway(
+            Env(("BLANKEND_AI_REQUIRE_GPU", "true")),
+            TestEnv.SiloPortArgs()
+        );
         Assert.True(await gw.WaitExitAsync(TimeSpan.FromSeconds(60)), gw.Output);
         Assert.Equal(2, gw.Process.ExitCode);
         Assert.Contains("configuration error: ai:require_gpu is true but the AI models would run on CPU", gw.Output);

@@ -10,11 +10,15 @@ namespace Blankend.Orleans.Tests.Ai;
 [Trait(TestKind.Name, TestKind.Unit)]
 public sealed class BatchModelTests
 {
-    public static TheoryData<string> Models => new()
-    {
-        "blazeface_front_128.onnx", "blazeface_back_256.onnx", "face_landmark.onnx",
-        "selfie_segmentation.onnx", "selfie_segmentation_landscape.onnx",
-    };
+    public static TheoryData<string> Models =>
+        new()
+        {
+            "blazeface_front_128.onnx",
+            "blazeface_back_256.onnx",
+            "face_landmark.onnx",
+            "selfie_segmentation.onnx",
+            "selfie_segmentation_landscape.onnx",
+        };
 
     [Theory]
     [MemberData(nameof(Models))]
@@ -32,20 +36,29 @@ public sealed class BatchModelTests
     public void ABatchOfFourEqualsFourSingleRunsExactlyOnCpu(string file)
     {
         const int n = 4;
-        using var options = new SessionOptions { IntraOpNumThreads = 1, LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR };
+        using var options = new SessionOptions
+        {
+            IntraOpNumThreads = 1,
+            LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
+        };
         using var session = new InferenceSession(FaceEnv.ShippedModel(file), options);
         var (inName, inMeta) = session.InputMetadata.Single();
         var frame = inMeta.Dimensions[1..].Select(d => (int)d).ToArray(); // H, W, 3
         var perFrame = frame.Aggregate(1, (a, b) => a * b);
         var random = new Random(1234);
         var batch = new float[n * perFrame];
-        for (var i = 0; i < batch.Length; i++) batch[i] = (float)random.NextDouble();
+        for (var i = 0; i < batch.Length; i++)
+            batch[i] = (float)random.NextDouble();
 
-        using var batched = session.Run([NamedOnnxValue.CreateFromTensor(inName, new DenseTensor<float>(batch, [n, .. frame]))]);
+        using var batched = session.Run([
+            NamedOnnxValue.CreateFromTensor(inName, new DenseTensor<float>(batch, [n, .. frame])),
+        ]);
         for (var k = 0; k < n; k++)
         {
             var single = batch.AsSpan(k * perFrame, perFrame).ToArray();
-            using var one = session.Run([NamedOnnxValue.CreateFromTensor(inName, new DenseTensor<float>(single, [1, .. frame]))]);
+            using var one = session.Run([
+                NamedOnnxValue.CreateFromTensor(inName, new DenseTensor<float>(single, [1, .. frame])),
+            ]);
             foreach (var output in one)
             {
                 var expected = output.AsTensor<float>().ToArray();
@@ -55,7 +68,9 @@ public sealed class BatchModelTests
                 for (var i = 0; i < expected.Length; i++)
                 {
                     if (BitConverter.SingleToInt32Bits(got[i]) != BitConverter.SingleToInt32Bits(expected[i]))
-                        Assert.Fail($"{file}: output {output.Name}, frame {k}, value {i}: batch {got[i]} vs single {expected[i]}");
+                        Assert.Fail(
+                            $"{file}: output {output.Name}, frame {k}, value {i}: batch {got[i]} vs single {expected[i]}"
+                        );
                 }
             }
         }

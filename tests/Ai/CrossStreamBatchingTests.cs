@@ -21,14 +21,22 @@ public sealed class CrossStreamBatchingTests : IDisposable
 
     public void Dispose()
     {
-        foreach (var w in _frames) w.Image?.Dispose();
+        foreach (var w in _frames)
+            w.Image?.Dispose();
         _env.Dispose();
     }
 
     // Four 720p frames with the face (as large as a webcam's) at different places and sizes: one per source.
-    private static readonly (int X, int Y, int Side)[] Scenes = [(0, 0, 720), (200, 40, 660), (400, 80, 620), (560, 10, 700)];
+    private static readonly (int X, int Y, int Side)[] Scenes =
+    [
+        (0, 0, 720),
+        (200, 40, 660),
+        (400, 80, 620),
+        (560, 10, 700),
+    ];
 
-    private static Mat Scene(int i) => FaceEnv.Canvas720(Scenes[i].X, Scenes[i].Y, Scenes[i].Side, new Rect(100, 0, 300, 300));
+    private static Mat Scene(int i) =>
+        FaceEnv.Canvas720(Scenes[i].X, Scenes[i].Y, Scenes[i].Side, new Rect(100, 0, 300, 300));
 
     private FrameWork Frame(int scene, AiSteps steps, string source, int interval = 1)
     {
@@ -161,13 +169,16 @@ public sealed class CrossStreamBatchingTests : IDisposable
     public void MaxBatchCapsEveryInferenceCall()
     {
         using var env = new FaceEnv(configure: o => o.MaxBatch = 2);
-        var batch = Enumerable.Range(0, 5).Select(i =>
-        {
-            using var image = Scene(i % 4);
-            var w = FaceEnv.Frame(image, AiSteps.Detect, $"cam{i}", 1);
-            _frames.Add(w);
-            return w;
-        }).ToArray();
+        var batch = Enumerable
+            .Range(0, 5)
+            .Select(i =>
+            {
+                using var image = Scene(i % 4);
+                var w = FaceEnv.Frame(image, AiSteps.Detect, $"cam{i}", 1);
+                _frames.Add(w);
+                return w;
+            })
+            .ToArray();
 
         new FaceDetectStep(env.Engine).Run(batch);
 

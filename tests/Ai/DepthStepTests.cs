@@ -20,7 +20,8 @@ public sealed class DepthStepTests
     private static Mat RedLeftBlackRight()
     {
         var m = Solid(512, 256, new Scalar(0, 0, 0));
-        using (var left = new Mat(m, new Rect(0, 0, 256, 256))) left.SetTo(new Scalar(0, 0, 255));
+        using (var left = new Mat(m, new Rect(0, 0, 256, 256)))
+            left.SetTo(new Scalar(0, 0, 255));
         return m;
     }
 
@@ -63,8 +64,10 @@ public sealed class DepthStepTests
         using var est = new DepthEstimator(engine.Runtime);
         var model = engine.Runtime.Get(AiModelKind.Depth, "cpu0")!;
         using var img = Solid(300, 100, new Scalar(0, 0, 0));
-        using (var a = new Mat(img, new Rect(0, 0, 100, 100))) a.SetTo(new Scalar(0, 0, 255));   // R only
-        using (var b = new Mat(img, new Rect(100, 0, 100, 100))) b.SetTo(new Scalar(0, 255, 0)); // G only
+        using (var a = new Mat(img, new Rect(0, 0, 100, 100)))
+            a.SetTo(new Scalar(0, 0, 255)); // R only
+        using (var b = new Mat(img, new Rect(100, 0, 100, 100)))
+            b.SetTo(new Scalar(0, 255, 0)); // G only
         using var d8 = new Mat();
         est.Estimate(model, img, d8);
         Assert.Equal(new Size(DepthEstimator.DefaultSide, DepthEstimator.DefaultSide), d8.Size());
@@ -89,8 +92,8 @@ public sealed class DepthStepTests
         step.Run([w]);
         Assert.Null(w.Error);
         Assert.Equal(img.Size(), w.Image!.Size());
-        Assert.Equal(Inferno(255), Pixel(w.Image!, 60, 128));   // near: bright yellow
-        Assert.Equal(Inferno(0), Pixel(w.Image!, 450, 128));    // far: black-purple
+        Assert.Equal(Inferno(255), Pixel(w.Image!, 60, 128)); // near: bright yellow
+        Assert.Equal(Inferno(0), Pixel(w.Image!, 450, 128)); // far: black-purple
         Assert.Contains("depth", w.Notes!);
         Assert.Equal(1, engine.Step("depth").Snapshot().Frames);
         w.Image!.Dispose();
@@ -105,8 +108,8 @@ public sealed class DepthStepTests
         var w = Frame(img, "d", Settings(AiSteps.Depth, depthMode: "cut"));
         step.Run([w]);
         Assert.Null(w.Error);
-        Assert.Equal(new Vec3b(0, 0, 255), Pixel(w.Image!, 60, 128));   // near red kept
-        Assert.Equal(new Vec3b(0, 255, 0), Pixel(w.Image!, 450, 128));  // far over green
+        Assert.Equal(new Vec3b(0, 0, 255), Pixel(w.Image!, 60, 128)); // near red kept
+        Assert.Equal(new Vec3b(0, 255, 0), Pixel(w.Image!, 450, 128)); // far over green
         w.Image!.Dispose();
 
         var w2 = Frame(img, "d", Settings(AiSteps.Depth, new MatteBackground("color", "#0000FF", 0, 0), "cut"));

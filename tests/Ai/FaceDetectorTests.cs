@@ -12,7 +12,9 @@ public sealed class FaceDetectorTests(Xunit.Abstractions.ITestOutputHelper outpu
 {
     private readonly FaceEnv _env = new();
 
-    private BlazeFaceDetector Detector() => FaceModels.For(_env.Engine).Detector("cpu0") ?? throw new InvalidOperationException(_env.Runtime.UnavailableReason(AiModelKind.FaceDetect));
+    private BlazeFaceDetector Detector() =>
+        FaceModels.For(_env.Engine).Detector("cpu0")
+        ?? throw new InvalidOperationException(_env.Runtime.UnavailableReason(AiModelKind.FaceDetect));
 
     public void Dispose() => _env.Dispose();
 
@@ -34,7 +36,10 @@ public sealed class FaceDetectorTests(Xunit.Abstractions.ITestOutputHelper outpu
             var ex = x * scale + dx;
             var ey = y * scale + dy;
             var dist = MathF.Sqrt((k[kp * 2] - ex) * (k[kp * 2] - ex) + (k[kp * 2 + 1] - ey) * (k[kp * 2 + 1] - ey));
-            Assert.True(dist <= within * scale, $"keypoint {kp} at ({k[kp * 2]:0.0},{k[kp * 2 + 1]:0.0}), expected near ({ex:0.0},{ey:0.0})");
+            Assert.True(
+                dist <= within * scale,
+                $"keypoint {kp} at ({k[kp * 2]:0.0},{k[kp * 2 + 1]:0.0}), expected near ({ex:0.0},{ey:0.0})"
+            );
         }
         Near(0, 205, 100, 12);
         Near(1, 249, 108, 12);
@@ -55,7 +60,9 @@ public sealed class FaceDetectorTests(Xunit.Abstractions.ITestOutputHelper outpu
         using var img = FaceEnv.Astronaut();
         var faces = d.Detect(img);
         var f = Assert.Single(faces);
-        output.WriteLine($"score {f.Score:0.000} box [{string.Join(", ", f.Box.Select(v => v.ToString("0.0")))}] keypoints [{string.Join(", ", f.Keypoints.Select(v => v.ToString("0.0")))}]");
+        output.WriteLine(
+            $"score {f.Score:0.000} box [{string.Join(", ", f.Box.Select(v => v.ToString("0.0")))}] keypoints [{string.Join(", ", f.Keypoints.Select(v => v.ToString("0.0")))}]"
+        );
         Assert.InRange(f.Score, 0.85f, 1f);
         Assert.Null(f.Mesh);
         AssertAstronautFace(f);
@@ -78,18 +85,23 @@ public sealed class FaceDetectorTests(Xunit.Abstractions.ITestOutputHelper outpu
         AssertAstronautFace(Assert.Single(Detector().Detect(low)), 600 - 100 * 640 / 300f, 60, 640 / 300f);
 
         // Back model (256, farther faces): the unscaled 512 image pasted into the 1280x720 canvas.
-        using var env = new FaceEnv(configure: o => o.FaceDetectModel = FaceEnv.ShippedModel("blazeface_back_256.onnx"));
+        using var env = new FaceEnv(configure: o =>
+            o.FaceDetectModel = FaceEnv.ShippedModel("blazeface_back_256.onnx")
+        );
         var back = FaceModels.For(env.Engine).Detector("cpu0")!;
         using var canvas = FaceEnv.Canvas720(400, 104);
         var f = Assert.Single(back.Detect(canvas));
         float[] expected = [173 + 400, 74 + 104, 277 + 400, 178 + 104];
-        for (var i = 0; i < 4; i++) Assert.InRange(f.Box[i], expected[i] - 10.4f, expected[i] + 10.4f);
+        for (var i = 0; i < 4; i++)
+            Assert.InRange(f.Box[i], expected[i] - 10.4f, expected[i] + 10.4f);
     }
 
     [Fact]
     public void Back256_model_also_finds_the_face()
     {
-        using var env = new FaceEnv(configure: o => o.FaceDetectModel = FaceEnv.ShippedModel("blazeface_back_256.onnx"));
+        using var env = new FaceEnv(configure: o =>
+            o.FaceDetectModel = FaceEnv.ShippedModel("blazeface_back_256.onnx")
+        );
         var d = FaceModels.For(env.Engine).Detector("cpu0");
         Assert.NotNull(d);
         Assert.Equal(256, d.InputSize);
@@ -98,7 +110,8 @@ public sealed class FaceDetectorTests(Xunit.Abstractions.ITestOutputHelper outpu
         // Notes: 0.878, box (173,74)-(277,178).
         Assert.InRange(f.Score, 0.8f, 1f);
         float[] expected = [173, 74, 277, 178];
-        for (var i = 0; i < 4; i++) Assert.InRange(f.Box[i], expected[i] - 10.4f, expected[i] + 10.4f);
+        for (var i = 0; i < 4; i++)
+            Assert.InRange(f.Box[i], expected[i] - 10.4f, expected[i] + 10.4f);
         Assert.InRange(f.Keypoints[0], 193f, 217f);
         Assert.InRange(f.Keypoints[2], 237f, 261f);
     }
@@ -109,14 +122,14 @@ public sealed class FaceDetectorTests(Xunit.Abstractions.ITestOutputHelper outpu
         var d = Detector();
         var g = new byte[360 * 640 * 3];
         for (var y = 0; y < 360; y++)
-            for (var x = 0; x < 640; x++)
-            {
-                var checker = ((x / 40) + (y / 40)) % 2 == 0 ? 60 : 0;
-                var i = (y * 640 + x) * 3;
-                g[i] = (byte)(x * 255 / 640);
-                g[i + 1] = (byte)(y * 255 / 360);
-                g[i + 2] = (byte)(128 + checker);
-            }
+        for (var x = 0; x < 640; x++)
+        {
+            var checker = ((x / 40) + (y / 40)) % 2 == 0 ? 60 : 0;
+            var i = (y * 640 + x) * 3;
+            g[i] = (byte)(x * 255 / 640);
+            g[i + 1] = (byte)(y * 255 / 360);
+            g[i + 2] = (byte)(128 + checker);
+        }
         using var gradient = Mat.FromPixelData(360, 640, MatType.CV_8UC3, g);
         Assert.Empty(d.Detect(gradient));
         var n = new byte[480 * 640 * 3];
@@ -155,8 +168,10 @@ public sealed class FaceDetectorTests(Xunit.Abstractions.ITestOutputHelper outpu
         var boxes = new float[8][];
         Parallel.For(0, 8, i =>
         {
-            for (var n = 0; n < 5; n++) boxes[i] = Assert.Single(d.Detect(img)).Box;
+            for (var n = 0; n < 5; n++)
+                boxes[i] = Assert.Single(d.Detect(img)).Box;
         });
-        foreach (var b in boxes) Assert.Equal(first.Box, b);
+        foreach (var b in boxes)
+            Assert.Equal(first.Box, b);
     }
 }

@@ -40,7 +40,9 @@ public sealed class FaceEnhanceStepTests(ITestOutputHelper output)
         // A second frame: the first one includes the session's first run.
         var w2 = FaceEnv.Frame(input, AiSteps.Enhance, seq: 2);
         RunAll(env.Engine, w2);
-        output.WriteLine($"face centre diff {inside:0.0}; enhance step (test model) first frame {ms:0.0} ms, second {env.Engine.Step("enhance").Snapshot().LastMs:0.0} ms");
+        output.WriteLine(
+            $"face centre diff {inside:0.0}; enhance step (test model) first frame {ms:0.0} ms, second {env.Engine.Step("enhance").Snapshot().LastMs:0.0} ms"
+        );
         Assert.True(inside > 40, $"face centre diff {inside:0.0}");
         using var bottom = input.SubMat(470, 512, 0, 512);
         using var bottomOut = w.Image!.SubMat(470, 512, 0, 512);
@@ -58,7 +60,10 @@ public sealed class FaceEnhanceStepTests(ITestOutputHelper output)
             Assert.False(w.Failed);
             Assert.True(FaceEnv.Same(input, w.Image!));
             Assert.Equal(1, env.Engine.Step("enhance").Snapshot().Skips["model unavailable"]);
-            Assert.Equal("unavailable: no model configured (ENHANCER_MODEL / ai:enhancer_model)", FaceModels.For(env.Engine).Status["enhance"]);
+            Assert.Equal(
+                "unavailable: no model configured (ENHANCER_MODEL / ai:enhancer_model)",
+                FaceModels.For(env.Engine).Status["enhance"]
+            );
         }
         using (var env = new FaceEnv(configure: o => o.EnhancerModel = InsightFaceModelTests.Model("depth_test.onnx")))
         {

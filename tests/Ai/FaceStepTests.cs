@@ -23,7 +23,8 @@ public sealed class FaceStepTests : IDisposable
         foreach (var s in steps)
         {
             var applicable = frames.Where(f => s.AppliesTo(f.Settings)).ToArray();
-            if (applicable.Length > 0) s.Run(applicable);
+            if (applicable.Length > 0)
+                s.Run(applicable);
         }
     }
 
@@ -66,8 +67,12 @@ public sealed class FaceStepTests : IDisposable
     public void Detector_runs_every_interval_frames_per_source()
     {
         using var input = FaceEnv.Astronaut();
-        var frames = Enumerable.Range(0, 10).Select(i => FaceEnv.Frame(input, AiSteps.Detect, "cam-interval", interval: 5, seq: i + 1)).ToArray();
-        foreach (var w in frames) RunSteps(_env.Engine, w);
+        var frames = Enumerable
+            .Range(0, 10)
+            .Select(i => FaceEnv.Frame(input, AiSteps.Detect, "cam-interval", interval: 5, seq: i + 1))
+            .ToArray();
+        foreach (var w in frames)
+            RunSteps(_env.Engine, w);
         Assert.Equal(2, _env.Engine.Step("detect").Snapshot().Runs);
         var models = FaceModels.For(_env.Engine);
         Assert.Equal(2, models.DetectorRuns);
@@ -82,7 +87,10 @@ public sealed class FaceStepTests : IDisposable
         var other = FaceEnv.Frame(input, AiSteps.Detect, "cam-other", interval: 5);
         var again = FaceEnv.Frame(input, AiSteps.Detect, "cam-interval", interval: 5, seq: 11);
         RunSteps(_env.Engine, other, again);
-        Assert.Equal((3L, 4L), (_env.Engine.Step("detect").Snapshot().Runs, _env.Engine.Step("detect").Snapshot().Frames));
+        Assert.Equal(
+            (3L, 4L),
+            (_env.Engine.Step("detect").Snapshot().Runs, _env.Engine.Step("detect").Snapshot().Frames)
+        );
         Assert.Equal(4, models.DetectorRuns);
     }
 
@@ -91,12 +99,16 @@ public sealed class FaceStepTests : IDisposable
     {
         // The face moves 24 px right per frame; the detector runs on frame 0 only (interval 5).
         var crop = new Rect(100, 0, 300, 300);
-        var frames = Enumerable.Range(0, 5).Select(i =>
-        {
-            using var canvas = FaceEnv.Canvas720(200 + 24 * i, 0, 720, crop);
-            return FaceEnv.Frame(canvas, AiSteps.Mesh, "cam-moving", interval: 5, seq: i + 1);
-        }).ToArray();
-        foreach (var w in frames) RunSteps(_env.Engine, w);
+        var frames = Enumerable
+            .Range(0, 5)
+            .Select(i =>
+            {
+                using var canvas = FaceEnv.Canvas720(200 + 24 * i, 0, 720, crop);
+                return FaceEnv.Frame(canvas, AiSteps.Mesh, "cam-moving", interval: 5, seq: i + 1);
+            })
+            .ToArray();
+        foreach (var w in frames)
+            RunSteps(_env.Engine, w);
         Assert.Equal(1, _env.Engine.Step("detect").Snapshot().Runs);
         Assert.Equal(5, _env.Engine.Step("mesh").Snapshot().Runs);
 
@@ -108,7 +120,10 @@ public sealed class FaceStepTests : IDisposable
         Assert.NotNull(tracked);
         double err = 0;
         for (var i = 0; i < 468; i++)
-            err += Math.Sqrt(Math.Pow(tracked[i * 3] - truth.Points[i * 3], 2) + Math.Pow(tracked[i * 3 + 1] - truth.Points[i * 3 + 1], 2));
+            err += Math.Sqrt(
+                Math.Pow(tracked[i * 3] - truth.Points[i * 3], 2)
+                    + Math.Pow(tracked[i * 3 + 1] - truth.Points[i * 3 + 1], 2)
+            );
         err /= 468;
         // The stale detection box is 96 px behind; the tracked mesh is on the face.
         Assert.True(err < 6, $"mean landmark error {err:0.0} px");
@@ -119,8 +134,11 @@ public sealed class FaceStepTests : IDisposable
     {
         using var face = FaceEnv.Astronaut();
         using var grey = new Mat(512, 512, MatType.CV_8UC3, Scalar.All(128));
-        var frames = new[] { face, grey, face }.Select((m, i) => FaceEnv.Frame(m, AiSteps.Mesh, "cam-lost", interval: 5, seq: i + 1)).ToArray();
-        foreach (var w in frames) RunSteps(_env.Engine, w);
+        var frames = new[] { face, grey, face }
+            .Select((m, i) => FaceEnv.Frame(m, AiSteps.Mesh, "cam-lost", interval: 5, seq: i + 1))
+            .ToArray();
+        foreach (var w in frames)
+            RunSteps(_env.Engine, w);
         Assert.True(frames[1].Ai().FacesReused);
         Assert.Null(Assert.Single(frames[1].Faces!).Mesh);
         Assert.True(frames[1].Ai().MeshPresence![0] < 0.5f);
@@ -136,7 +154,9 @@ public sealed class FaceStepTests : IDisposable
         try
         {
             using var env = new FaceEnv(empty.FullName);
-            env.Engine.SetAsset(new AiAsset(AiAssetKind.ReferenceFace, 1, File.ReadAllBytes(Support.TestEnv.TestData("astronaut.jpg"))));
+            env.Engine.SetAsset(
+                new AiAsset(AiAssetKind.ReferenceFace, 1, File.ReadAllBytes(Support.TestEnv.TestData("astronaut.jpg")))
+            );
             using var input = FaceEnv.Astronaut();
             var w = FaceEnv.Frame(input, AiSteps.Swap);
             RunSteps(env.Engine, w);
@@ -163,14 +183,17 @@ public sealed class FaceStepTests : IDisposable
     [Fact]
     public void Hostile_frames_do_not_throw()
     {
-        _env.Engine.SetAsset(new AiAsset(AiAssetKind.ReferenceFace, 1, File.ReadAllBytes(Support.TestEnv.TestData("astronaut.jpg"))));
+        _env.Engine.SetAsset(
+            new AiAsset(AiAssetKind.ReferenceFace, 1, File.ReadAllBytes(Support.TestEnv.TestData("astronaut.jpg")))
+        );
         using var tiny = new Mat(1, 1, MatType.CV_8UC3, Scalar.All(200));
         using var big = new Mat(3000, 4000, MatType.CV_8UC3, Scalar.All(30));
         using var a = FaceEnv.Astronaut();
         using var bigFace = new Mat();
         Cv2.Resize(a, bigFace, new Size(3000, 3000));
         using var bigWithFace = big.Clone();
-        using (var roi = bigWithFace.SubMat(0, 3000, 500, 3500)) bigFace.CopyTo(roi);
+        using (var roi = bigWithFace.SubMat(0, 3000, 500, 3500))
+            bigFace.CopyTo(roi);
         using var gray = new Mat();
         Cv2.CvtColor(a, gray, ColorConversionCodes.BGR2GRAY);
         using var empty = new Mat();
@@ -183,7 +206,8 @@ public sealed class FaceStepTests : IDisposable
             Assert.False(w.Failed, w.Error);
         }
         var errors = 0L;
-        foreach (var step in new[] { "detect", "mesh", "swap" }) errors += _env.Engine.Step(step).Snapshot().Skips.GetValueOrDefault("error");
+        foreach (var step in new[] { "detect", "mesh", "swap" })
+            errors += _env.Engine.Step(step).Snapshot().Skips.GetValueOrDefault("error");
         Assert.Equal(0, errors);
     }
 

@@ -66,7 +66,9 @@ public sealed class FaceSwapTests(ITestOutputHelper output) : IDisposable
         using var gray = new Mat();
         Cv2.CvtColor(diff, gray, ColorConversionCodes.BGR2GRAY);
         Cv2.MinMaxLoc(gray, out _, out var outsideMax, out _, out _, outsideMask);
-        output.WriteLine($"mean abs diff inside the box {inside:0.00}; outside box+20%: mean {outsideMean.Val0:0.000}/{outsideMean.Val1:0.000}/{outsideMean.Val2:0.000} max {outsideMax}");
+        output.WriteLine(
+            $"mean abs diff inside the box {inside:0.00}; outside box+20%: mean {outsideMean.Val0:0.000}/{outsideMean.Val1:0.000}/{outsideMean.Val2:0.000} max {outsideMax}"
+        );
         Assert.True(inside > 6, $"face barely changed: mean abs diff {inside:0.00}");
         Assert.True(outsideMean.Val0 + outsideMean.Val1 + outsideMean.Val2 < 0.3, "pixels outside the face changed");
         Assert.True(outsideMax <= 8, $"max diff outside the face {outsideMax}");
@@ -128,7 +130,8 @@ public sealed class FaceSwapTests(ITestOutputHelper output) : IDisposable
             for (var n = 0; n < 4; n++)
             {
                 using var frame = input.Clone();
-                if (models.Swapper.Swap(frame, mesh.Points, reference) && FaceEnv.Same(expected, frame)) same[i]++;
+                if (models.Swapper.Swap(frame, mesh.Points, reference) && FaceEnv.Same(expected, frame))
+                    same[i]++;
             }
         });
         Assert.All(same, n => Assert.Equal(4, n));
@@ -159,20 +162,27 @@ public sealed class FaceSwapTests(ITestOutputHelper output) : IDisposable
         var mesh = models.Mesh("cpu0")!.Run(input, face)!;
         // Move the target mesh so its left part lies outside the frame (x - 200).
         var shifted = (float[])mesh.Points.Clone();
-        for (var i = 0; i < shifted.Length; i += 3) shifted[i] -= 200;
+        for (var i = 0; i < shifted.Length; i += 3)
+            shifted[i] -= 200;
         using var frame = input.Clone();
         Assert.True(models.Swapper.Swap(frame, shifted, reference));
-        if (Environment.GetEnvironmentVariable("FACE_TEST_OUT") is { Length: > 0 } dir) Cv2.ImWrite(Path.Combine(dir, "swap-border.png"), frame);
-        Assert.True(FaceEnv.MeanAbsDiff(input, frame, new Rect(0, 90, 50, 80)) > 3, "the visible part of the face did not change");
+        if (Environment.GetEnvironmentVariable("FACE_TEST_OUT") is { Length: > 0 } dir)
+            Cv2.ImWrite(Path.Combine(dir, "swap-border.png"), frame);
+        Assert.True(
+            FaceEnv.MeanAbsDiff(input, frame, new Rect(0, 90, 50, 80)) > 3,
+            "the visible part of the face did not change"
+        );
         Assert.Equal(0, FaceEnv.MeanAbsDiff(input, frame, new Rect(120, 0, 392, 512)));
         // Entirely off the frame: nothing to do.
-        for (var i = 0; i < shifted.Length; i += 3) shifted[i] -= 1000;
+        for (var i = 0; i < shifted.Length; i += 3)
+            shifted[i] -= 1000;
         Assert.False(models.Swapper.Swap(frame, shifted, reference));
     }
 
     /// <summary>A two-Identity ONNX model with inswapper's inputs: target [1,3,128,128], source [1,512], but two
     /// outputs and no emap (hand-encoded protobuf, opset 13).</summary>
-    private const string FakeInswapper = "CAcSDWJsYW5rZW5kLXRlc3Q61gEKHgoGdGFyZ2V0EgpvdXRfdGFyZ2V0IghJZGVudGl0eQoeCgZzb3VyY2USCm91dF9zb3VyY2UiCElkZW50aXR5Eg5mYWtlX2luc3dhcHBlcloiCgZ0YXJnZXQSGAoWCAESEgoCCAEKAggDCgMIgAEKAwiAAVoZCgZzb3VyY2USDwoNCAESCQoCCAEKAwiABGImCgpvdXRfdGFyZ2V0EhgKFggBEhIKAggBCgIIAwoDCIABCgMIgAFiHQoKb3V0X3NvdXJjZRIPCg0IARIJCgIIAQoDCIAEQgQKABAN";
+    private const string FakeInswapper =
+        "CAcSDWJsYW5rZW5kLXRlc3Q61gEKHgoGdGFyZ2V0EgpvdXRfdGFyZ2V0IghJZGVudGl0eQoeCgZzb3VyY2USCm91dF9zb3VyY2UiCElkZW50aXR5Eg5mYWtlX2luc3dhcHBlcloiCgZ0YXJnZXQSGAoWCAESEgoCCAEKAggDCgMIgAEKAwiAAVoZCgZzb3VyY2USDwoNCAESCQoCCAEKAwiABGImCgpvdXRfdGFyZ2V0EhgKFggBEhIKAggBCgIIAwoDCIABCgMIgAFiHQoKb3V0X3NvdXJjZRIPCg0IARIJCgIIAQoDCIAEQgQKABAN";
 
     [Fact]
     public void A_swap_model_that_cannot_run_as_inswapper_is_reported_and_the_mesh_warp_is_used()
@@ -197,7 +207,9 @@ public sealed class FaceSwapTests(ITestOutputHelper output) : IDisposable
                 Assert.True(FaceEnv.MeanAbsDiff(input, w.Image!, new Rect(180, 82, 90, 90)) > 6);
                 Assert.Contains("inswapper", FaceModels.For(env.Engine).Status["swap"]);
             }
-            using (var env = new FaceEnv(configure: o => o.SwapModel = FaceEnv.ShippedModel("selfie_segmentation.onnx")))
+            using (
+                var env = new FaceEnv(configure: o => o.SwapModel = FaceEnv.ShippedModel("selfie_segmentation.onnx"))
+            )
             {
                 var status = FaceModels.For(env.Engine).Swapper.SwapStatus;
                 output.WriteLine(status);

@@ -34,8 +34,26 @@ internal sealed class FaceEnv : IDisposable
     /// <summary>A frame on a device worker as the worker hands it to the steps (decoded image set).</summary>
     public static FrameWork Frame(Mat image, AiSteps steps, string source = "cam1", int interval = 5, long seq = 1)
     {
-        var envelope = new FrameEnvelope(source, seq, 1, FrameKind.Raw, 0, FrameOrigin.VideoIn, [0xFF, 0xD8, 0xFF, 0xD9]);
-        var settings = new EffectiveSettings(true, false, 80, 0, 1, false, 1, AiSteps: steps, FaceDetectInterval: interval);
+        var envelope = new FrameEnvelope(
+            source,
+            seq,
+            1,
+            FrameKind.Raw,
+            0,
+            FrameOrigin.VideoIn,
+            [0xFF, 0xD8, 0xFF, 0xD9]
+        );
+        var settings = new EffectiveSettings(
+            true,
+            false,
+            80,
+            0,
+            1,
+            false,
+            1,
+            AiSteps: steps,
+            FaceDetectInterval: interval
+        );
         return new FrameWork(new ProcessRequest(envelope, settings)) { Image = image.Clone() };
     }
 
@@ -76,7 +94,8 @@ internal sealed class FaceEnv : IDisposable
 
     public static bool Same(Mat a, Mat b)
     {
-        if (a.Size() != b.Size() || a.Type() != b.Type()) return false;
+        if (a.Size() != b.Size() || a.Type() != b.Type())
+            return false;
         using var d = new Mat();
         Cv2.Absdiff(a, b, d);
         using var flat = d.Reshape(1);

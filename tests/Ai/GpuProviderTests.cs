@@ -34,14 +34,23 @@ public sealed class GpuProviderTests
         var perFrame = frame.Aggregate(1, (a, b) => a * b);
         var random = new Random(99);
         var batch = new float[n * perFrame];
-        for (var i = 0; i < batch.Length; i++) batch[i] = (float)random.NextDouble();
-        using var gpuOut = cuda.Run([NamedOnnxValue.CreateFromTensor(inName, new DenseTensor<float>(batch, [n, .. frame]))]);
+        for (var i = 0; i < batch.Length; i++)
+            batch[i] = (float)random.NextDouble();
+        using var gpuOut = cuda.Run([
+            NamedOnnxValue.CreateFromTensor(inName, new DenseTensor<float>(batch, [n, .. frame])),
+        ]);
         var all = gpuOut[0].AsTensor<float>().ToArray();
         for (var k = 0; k < n; k++)
         {
-            using var one = cpu.Run([NamedOnnxValue.CreateFromTensor(inName, new DenseTensor<float>(batch.AsSpan(k * perFrame, perFrame).ToArray(), [1, .. frame]))]);
+            using var one = cpu.Run([
+                NamedOnnxValue.CreateFromTensor(
+                    inName,
+                    new DenseTensor<float>(batch.AsSpan(k * perFrame, perFrame).ToArray(), [1, .. frame])
+                ),
+            ]);
             var expected = one[0].AsTensor<float>().ToArray();
-            double diff = 0, norm = 0;
+            double diff = 0,
+                norm = 0;
             for (var i = 0; i < expected.Length; i++)
             {
                 var d = all[k * expected.Length + i] - expected[i];

@@ -14,7 +14,11 @@ public sealed class InsightFaceAlignTests
     private static void AssertMatrix(double[] expected, double[] actual, double tolerance = 1e-6)
     {
         Assert.Equal(6, actual.Length);
-        for (var i = 0; i < 6; i++) Assert.True(Math.Abs(expected[i] - actual[i]) <= tolerance, $"M[{i / 3},{i % 3}] = {actual[i]}, expected {expected[i]}");
+        for (var i = 0; i < 6; i++)
+            Assert.True(
+                Math.Abs(expected[i] - actual[i]) <= tolerance,
+                $"M[{i / 3},{i % 3}] = {actual[i]}, expected {expected[i]}"
+            );
     }
 
     [Fact]
@@ -59,11 +63,20 @@ public sealed class InsightFaceAlignTests
         // Expected values computed with numpy from Umeyama's SVD formulation (skimage's _umeyama, estimate_scale):
         // an independent implementation of the same least-squares problem.
         float[] lmk = [210, 180, 290, 170, 255, 230, 220, 280, 285, 272];
-        AssertMatrix([0.4138780066, -0.0229124984, -43.0837080132, 0.0229124984, 0.4138780066, -27.5751502802], FaceAlign.EstimateNorm(lmk, 112));
-        AssertMatrix([0.4138780066, -0.0229124984, -35.0837080132, 0.0229124984, 0.4138780066, -27.5751502802], FaceAlign.EstimateNorm(lmk, 128));
+        AssertMatrix(
+            [0.4138780066, -0.0229124984, -43.0837080132, 0.0229124984, 0.4138780066, -27.5751502802],
+            FaceAlign.EstimateNorm(lmk, 112)
+        );
+        AssertMatrix(
+            [0.4138780066, -0.0229124984, -35.0837080132, 0.0229124984, 0.4138780066, -27.5751502802],
+            FaceAlign.EstimateNorm(lmk, 128)
+        );
         // Mirrored points (the best fit would be a reflection): Umeyama's d = -1 guard gives a proper rotation.
         float[] mirrored = [-210, 180, -290, 170, -255, 230, -220, 280, -285, 272];
-        AssertMatrix([0.1120813823, -0.0116441417, 86.9069020244, 0.0116441417, 0.1120813823, 49.4598787679], FaceAlign.EstimateNorm(mirrored, 112));
+        AssertMatrix(
+            [0.1120813823, -0.0116441417, 86.9069020244, 0.0116441417, 0.1120813823, 49.4598787679],
+            FaceAlign.EstimateNorm(mirrored, 112)
+        );
     }
 
     [Fact]
@@ -84,7 +97,12 @@ public sealed class InsightFaceAlignTests
     {
         Span<float> kps = stackalloc float[10];
         // SCRFD: its own five, moved from continuous to index coordinates.
-        var scrfd = new AiFace(0.9f, [0, 0, 10, 10], [1.5f, 2.5f, 3.5f, 4.5f, 5.5f, 6.5f, 7.5f, 8.5f, 9.5f, 10.5f], null);
+        var scrfd = new AiFace(
+            0.9f,
+            [0, 0, 10, 10],
+            [1.5f, 2.5f, 3.5f, 4.5f, 5.5f, 6.5f, 7.5f, 8.5f, 9.5f, 10.5f],
+            null
+        );
         Assert.True(FaceAlign.FivePoints(scrfd, kps));
         Assert.Equal([1f, 2, 3, 4, 5, 6, 7, 8, 9, 10], kps.ToArray());
 
@@ -100,7 +118,8 @@ public sealed class InsightFaceAlignTests
         var eyeR = (33 + 133 + 159 + 145) / 4f;
         var eyeL = (263 + 362 + 386 + 374) / 4f;
         float[] expected = [eyeR, 2 * eyeR, eyeL, 2 * eyeL, 1, 2, 61, 122, 291, 582];
-        for (var i = 0; i < 10; i++) Assert.Equal(expected[i], kps[i], 3);
+        for (var i = 0; i < 10; i++)
+            Assert.Equal(expected[i], kps[i], 3);
 
         // Neither: no five points.
         Assert.False(FaceAlign.FivePoints(blaze with { Mesh = null }, kps));

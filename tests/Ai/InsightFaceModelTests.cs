@@ -24,8 +24,8 @@ public sealed class InsightFaceModelTests
         Assert.Equal("emap", t.Name);
         Assert.Equal([512L, 512L], t.Dims);
         for (var i = 0; i < 512; i++)
-            for (var j = 0; j < 512; j++)
-                Assert.Equal(Emap(i, j), t.Values[i * 512 + j]);
+        for (var j = 0; j < 512; j++)
+            Assert.Equal(Emap(i, j), t.Values[i * 512 + j]);
 
         // float_data instead of raw_data.
         var q = OnnxInitializerReader.ReadLast(Model("inswapper_noemap_test.onnx"));
@@ -37,10 +37,14 @@ public sealed class InsightFaceModelTests
     [Fact]
     public void Reading_an_initializer_from_a_file_that_cannot_have_one_fails_with_a_reason()
     {
-        var png = Assert.Throws<InvalidDataException>(() => OnnxInitializerReader.ReadLast(TestEnv.TestData("astronaut.png")));
+        var png = Assert.Throws<InvalidDataException>(() =>
+            OnnxInitializerReader.ReadLast(TestEnv.TestData("astronaut.png"))
+        );
         Assert.False(string.IsNullOrEmpty(png.Message));
         // The ArcFace test model's last initializer is int64 pads.
-        var pads = Assert.Throws<InvalidDataException>(() => OnnxInitializerReader.ReadLast(Model("arcface_test.onnx")));
+        var pads = Assert.Throws<InvalidDataException>(() =>
+            OnnxInitializerReader.ReadLast(Model("arcface_test.onnx"))
+        );
         Assert.Contains("data type 7", pads.Message);
     }
 
@@ -49,15 +53,16 @@ public sealed class InsightFaceModelTests
     {
         var emap = new float[512 * 512];
         for (var i = 0; i < 512; i++)
-            for (var j = 0; j < 512; j++)
-                emap[i * 512 + j] = Emap(i, j);
+        for (var j = 0; j < 512; j++)
+            emap[i * 512 + j] = Emap(i, j);
 
         // A one-hot embedding picks the emap's row, normalised.
         var e = new float[512];
         e[5] = 1;
         var latent = InswapperModel.Latent(e, emap);
         var norm = Math.Sqrt(Enumerable.Range(0, 512).Sum(j => (double)Emap(5, j) * Emap(5, j)));
-        for (var j = 0; j < 512; j++) Assert.Equal(Emap(5, j) / norm, latent[j], 5);
+        for (var j = 0; j < 512; j++)
+            Assert.Equal(Emap(5, j) / norm, latent[j], 5);
 
         // Any embedding: (e . emap) / |e . emap|, unit length.
         var rng = new Random(7);
@@ -65,10 +70,11 @@ public sealed class InsightFaceModelTests
         latent = InswapperModel.Latent(x, emap);
         var l = new double[512];
         for (var i = 0; i < 512; i++)
-            for (var j = 0; j < 512; j++)
-                l[j] += x[i] * (double)Emap(i, j);
+        for (var j = 0; j < 512; j++)
+            l[j] += x[i] * (double)Emap(i, j);
         var n = Math.Sqrt(l.Sum(v => v * v));
-        for (var j = 0; j < 512; j++) Assert.Equal(l[j] / n, latent[j], 5);
+        for (var j = 0; j < 512; j++)
+            Assert.Equal(l[j] / n, latent[j], 5);
         Assert.Equal(1.0, Math.Sqrt(latent.Sum(v => (double)v * v)), 5);
     }
 
@@ -85,7 +91,9 @@ public sealed class InsightFaceModelTests
         var e = arc.Embed(frame, kps);
         Assert.Equal(1, arc.Runs);
         // The test model gives 49 x R, 49 x G, 49 x B (normalised), then zeros.
-        double r = (255 - 127.5) / 127.5, g = (191 - 127.5) / 127.5, b = (0 - 127.5) / 127.5;
+        double r = (255 - 127.5) / 127.5,
+            g = (191 - 127.5) / 127.5,
+            b = (0 - 127.5) / 127.5;
         var n = Math.Sqrt(49 * (r * r + g * g + b * b));
         Assert.Equal(r / n, e[0], 4);
         Assert.Equal(g / n, e[49], 4);
@@ -129,7 +137,8 @@ public sealed class InsightFaceModelTests
         }
         // The mask: the white square (~192 px) eroded by max(191/10, 10) = 19 px (9 each side), blurred with
         // 2 x max(191/20, 5) + 1 = 19 px: the face centre is the fake; 1-2 px inside the square the frame is
-        // (almost: the blur's tail) as it was, where an uneroded mask would be half white; at the eroded edge, half way.
+        // (almost: the blur's tail) as it was, where an uneroded mask would be half white; at the eroded edge, half
+        // way.
         var centre = frame.At<Vec3b>(136, 176);
         Assert.Equal(255, centre.Item0);
         Assert.Equal(255, centre.Item2);
@@ -182,7 +191,9 @@ public sealed class InsightFaceModelTests
             o.ArcfaceModel = Model("rvm_test.onnx");
         });
         var swap = env.Runtime.Get(AiModelKind.Swap, "cpu0")!;
-        var e = Assert.Throws<InvalidDataException>(() => new InswapperModel(swap, () => throw new InvalidOperationException("emap read for a non-inswapper file")));
+        var e = Assert.Throws<InvalidDataException>(() =>
+            new InswapperModel(swap, () => throw new InvalidOperationException("emap read for a non-inswapper file"))
+        );
         Assert.Contains("inswapper", e.Message);
         var arc = env.Runtime.Get(AiModelKind.ArcFace, "cpu0")!;
         Assert.Contains("ArcFace", Assert.Throws<InvalidDataException>(() => new ArcFaceModel(arc)).Message);

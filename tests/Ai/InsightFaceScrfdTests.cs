@@ -56,7 +56,9 @@ public sealed class InsightFaceScrfdTests
     [Theory]
     [InlineData(1)]
     [InlineData(2)]
-    public void A_scrfd_file_as_face_detect_model_is_told_from_its_outputs_and_finds_the_face_with_five_keypoints(int scale)
+    public void A_scrfd_file_as_face_detect_model_is_told_from_its_outputs_and_finds_the_face_with_five_keypoints(
+        int scale
+    )
     {
         using var env = new FaceEnv(configure: o => o.FaceDetectModel = InsightFaceModelTests.Model("scrfd_test.onnx"));
         var models = FaceModels.For(env.Engine);
@@ -76,7 +78,8 @@ public sealed class InsightFaceScrfdTests
         float[] box = [256, 128, 384, 256];
         Assert.Equal(box.Select(v => v * scale + 0.5f).ToArray(), face.Box);
         float[] kps = [304, 184, 336, 184, 320, 200, 307.2f, 220.8f, 332.8f, 220.8f];
-        for (var i = 0; i < 10; i++) Assert.Equal(kps[i] * scale + 0.5f, face.Keypoints[i], 3);
+        for (var i = 0; i < 10; i++)
+            Assert.Equal(kps[i] * scale + 0.5f, face.Keypoints[i], 3);
     }
 
     [Fact]
@@ -89,7 +92,10 @@ public sealed class InsightFaceScrfdTests
             {
                 // An empty pack: BlazeFace still detects; the recognition model is missing, by name.
                 Assert.EndsWith("blazeface_front_128.onnx", env.Runtime.PathOf(AiModelKind.FaceDetect));
-                Assert.Equal($"model file not found: {Path.Combine(dir, "w600k_*.onnx")}", env.Runtime.UnavailableReason(AiModelKind.ArcFace));
+                Assert.Equal(
+                    $"model file not found: {Path.Combine(dir, "w600k_*.onnx")}",
+                    env.Runtime.UnavailableReason(AiModelKind.ArcFace)
+                );
             }
             File.Copy(InsightFaceModelTests.Model("scrfd_test.onnx"), Path.Combine(dir, "det_10g.onnx"));
             File.Copy(InsightFaceModelTests.Model("arcface_test.onnx"), Path.Combine(dir, "w600k_r50.onnx"));
@@ -102,11 +108,13 @@ public sealed class InsightFaceScrfdTests
                 Assert.NotNull(env.Runtime.Get(AiModelKind.ArcFace, "cpu0"));
             }
             var blaze = FaceEnv.ShippedModel("blazeface_front_128.onnx");
-            using (var env = new FaceEnv(configure: o =>
-                   {
-                       o.InsightfaceDir = dir;
-                       o.FaceDetectModel = blaze;
-                   }))
+            using (
+                var env = new FaceEnv(configure: o =>
+                {
+                    o.InsightfaceDir = dir;
+                    o.FaceDetectModel = blaze;
+                })
+            )
             {
                 Assert.Equal(blaze, env.Runtime.PathOf(AiModelKind.FaceDetect));
             }

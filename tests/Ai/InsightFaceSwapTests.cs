@@ -37,24 +37,32 @@ public sealed class InsightFaceSwapTests(ITestOutputHelper output)
         new FaceSwapStep(engine).Run([w]);
     }
 
-    public static TheoryData<string, string?, string?, string> MeshCases => new()
-    {
-        { "no swap model", null, null, "no swap_model configured" },
-        { "missing file", "nowhere/inswapper_128.onnx", "arcface_test.onnx", "model file not found" },
-        { "not inswapper", "depth_test.onnx", "arcface_test.onnx", "is not a usable inswapper model" },
-        { "no emap", "inswapper_noemap_test.onnx", "arcface_test.onnx", "512x512 expected" },
-        { "no arcface", "inswapper_test.onnx", null, "no arcface_model is configured" },
-        { "not arcface", "inswapper_test.onnx", "depth_test.onnx", "is not an ArcFace model" },
-    };
+    public static TheoryData<string, string?, string?, string> MeshCases =>
+        new()
+        {
+            { "no swap model", null, null, "no swap_model configured" },
+            { "missing file", "nowhere/inswapper_128.onnx", "arcface_test.onnx", "model file not found" },
+            { "not inswapper", "depth_test.onnx", "arcface_test.onnx", "is not a usable inswapper model" },
+            { "no emap", "inswapper_noemap_test.onnx", "arcface_test.onnx", "512x512 expected" },
+            { "no arcface", "inswapper_test.onnx", null, "no arcface_model is configured" },
+            { "not arcface", "inswapper_test.onnx", "depth_test.onnx", "is not an ArcFace model" },
+        };
 
     [Theory]
     [MemberData(nameof(MeshCases))]
-    public void Without_a_usable_inswapper_and_arcface_pair_the_mesh_warp_swaps_and_the_status_says_why(string @case, string? swap, string? arcface, string reason)
+    public void Without_a_usable_inswapper_and_arcface_pair_the_mesh_warp_swaps_and_the_status_says_why(
+        string @case,
+        string? swap,
+        string? arcface,
+        string reason
+    )
     {
         using var env = new FaceEnv(configure: o =>
         {
-            if (swap is not null) o.SwapModel = swap.Contains('/') ? swap : Model(swap);
-            if (arcface is not null) o.ArcfaceModel = Model(arcface);
+            if (swap is not null)
+                o.SwapModel = swap.Contains('/') ? swap : Model(swap);
+            if (arcface is not null)
+                o.ArcfaceModel = Model(arcface);
         });
         var swapper = FaceModels.For(env.Engine).Swapper;
         var (name, why) = swapper.Engine;
@@ -126,14 +134,20 @@ public sealed class InsightFaceSwapTests(ITestOutputHelper output)
         var face = last!.Faces![0];
         var b = face.Box;
         var box = new Rect((int)b[0], (int)b[1], (int)(b[2] - b[0]), (int)(b[3] - b[1]));
-        var inside = FaceEnv.MeanAbsDiff(input, last.Image!, new Rect(box.X + box.Width / 4, box.Y + box.Height / 4, box.Width / 2, box.Height / 2));
+        var inside = FaceEnv.MeanAbsDiff(
+            input,
+            last.Image!,
+            new Rect(box.X + box.Width / 4, box.Y + box.Height / 4, box.Width / 2, box.Height / 2)
+        );
         output.WriteLine($"face box {box}, mean abs diff in its centre {inside:0.0}");
         Assert.True(inside > 40, $"face centre diff {inside:0.0}");
         using var bottom = input.SubMat(440, 512, 0, 512);
         using var bottomOut = last.Image!.SubMat(440, 512, 0, 512);
         Assert.True(FaceEnv.Same(bottom, bottomOut), "pixels far below the face changed");
         var (runs, _, ms, _, _) = env.Engine.Step("swap").Snapshot();
-        output.WriteLine($"test models: swap {ms:0.00} ms/frame (EMA) over {runs} runs, last {env.Engine.Step("swap").Snapshot().LastMs:0.00} ms, embed {env.Engine.Step("embed").Snapshot().MsPerFrame:0.00} ms, detect {env.Engine.Step("detect").Snapshot().MsPerFrame:0.00} ms, mesh {env.Engine.Step("mesh").Snapshot().MsPerFrame:0.00} ms");
+        output.WriteLine(
+            $"test models: swap {ms:0.00} ms/frame (EMA) over {runs} runs, last {env.Engine.Step("swap").Snapshot().LastMs:0.00} ms, embed {env.Engine.Step("embed").Snapshot().MsPerFrame:0.00} ms, detect {env.Engine.Step("detect").Snapshot().MsPerFrame:0.00} ms, mesh {env.Engine.Step("mesh").Snapshot().MsPerFrame:0.00} ms"
+        );
     }
 
     [Fact]
@@ -160,7 +174,10 @@ public sealed class InsightFaceSwapTests(ITestOutputHelper output)
         var c = frame.At<Vec3b>(200, 330);
         Assert.True(c.Item0 is >= 60 and <= 66 && c.Item1 < 3 && c.Item2 < 3, $"square {c.Item0},{c.Item1},{c.Item2}");
         var around = frame.At<Vec3b>(200, 300);
-        Assert.True(around.Item0 > 200 && around.Item1 > 200 && around.Item2 > 200, $"around {around.Item0},{around.Item1},{around.Item2}");
+        Assert.True(
+            around.Item0 > 200 && around.Item1 > 200 && around.Item2 > 200,
+            $"around {around.Item0},{around.Item1},{around.Item2}"
+        );
         using var corner = frame.SubMat(0, 40, 0, 40);
         using var cornerBefore = before.SubMat(0, 40, 0, 40);
         Assert.True(FaceEnv.Same(corner, cornerBefore));
@@ -181,7 +198,10 @@ public sealed class InsightFaceSwapTests(ITestOutputHelper output)
         var status = await http.GetJsonAsync("api/v1/ai/status");
         Assert.Equal("inswapper", status.GetProperty("swap_engine").GetString());
         Assert.Contains("inswapper_test.onnx", status.GetProperty("swap_engine_reason").GetString());
-        var models = status.GetProperty("models").EnumerateArray().ToDictionary(m => m.GetProperty("kind").GetString()!);
+        var models = status
+            .GetProperty("models")
+            .EnumerateArray()
+            .ToDictionary(m => m.GetProperty("kind").GetString()!);
         Assert.True(models["arcface"].GetProperty("available").GetBoolean());
         Assert.Equal("inswapper", models["swap"].GetProperty("format").GetString());
         Assert.Equal("arcface", models["arcface"].GetProperty("format").GetString());
@@ -198,11 +218,17 @@ public sealed class InsightFaceSwapTests(ITestOutputHelper output)
         Assert.True(inFace > 40, $"face region diff {inFace:0.0}");
 
         status = await http.GetJsonAsync("api/v1/ai/status");
-        var steps = status.GetProperty("silos")[0].GetProperty("steps").EnumerateArray().ToDictionary(s => s.GetProperty("name").GetString()!);
+        var steps = status
+            .GetProperty("silos")[0]
+            .GetProperty("steps")
+            .EnumerateArray()
+            .ToDictionary(s => s.GetProperty("name").GetString()!);
         Assert.Equal(1, steps["embed"].GetProperty("runs").GetInt64());
         Assert.Equal(1, steps["swap"].GetProperty("runs").GetInt64());
         Assert.StartsWith("inswapper", steps["swap"].GetProperty("status").GetString());
-        output.WriteLine($"test models through the service: swap {steps["swap"].GetProperty("ms_per_frame").GetDouble():0.00} ms, embed {steps["embed"].GetProperty("ms_per_frame").GetDouble():0.00} ms");
+        output.WriteLine(
+            $"test models through the service: swap {steps["swap"].GetProperty("ms_per_frame").GetDouble():0.00} ms, embed {steps["embed"].GetProperty("ms_per_frame").GetDouble():0.00} ms"
+        );
         await http.DeleteAsync("api/v1/ai/reference");
     }
 }

@@ -26,7 +26,10 @@ public sealed class MatteCompositeTests
         Assert.True(tr.Item0 <= 10 && tr.Item1 >= 245 && tr.Item2 <= 10, $"top-right {tr}");
         var tl = Pixel(outImg, 300, 5);
         Assert.True(tl.Item0 <= 10 && tl.Item1 >= 245 && tl.Item2 <= 10, $"top, right of the head {tl}");
-        Assert.True(MeanAbsDiff(outImg, img, MatteSegmentationTests.Face) < 3, $"face changed by {MeanAbsDiff(outImg, img, MatteSegmentationTests.Face):F2}");
+        Assert.True(
+            MeanAbsDiff(outImg, img, MatteSegmentationTests.Face) < 3,
+            $"face changed by {MeanAbsDiff(outImg, img, MatteSegmentationTests.Face):F2}"
+        );
         Assert.Contains("matte", w.Notes!);
         var (runs, frames, ms, _, skips) = engine.Step("matte").Snapshot();
         Assert.Equal(1, runs);
@@ -105,8 +108,8 @@ public sealed class MatteCompositeTests
         using var img = Astronaut();
         // Paint a fine checkerboard on the top-right background so that the blur is measurable there.
         for (var y = 0; y < 60; y++)
-            for (var x = 432; x < 512; x++)
-                img.Set(y, x, ((x / 2 + y / 2) & 1) == 0 ? new Vec3b(40, 40, 40) : new Vec3b(220, 220, 220));
+        for (var x = 432; x < 512; x++)
+            img.Set(y, x, ((x / 2 + y / 2) & 1) == 0 ? new Vec3b(40, 40, 40) : new Vec3b(220, 220, 220));
         var w = Frame(img, "cam", Settings(AiSteps.Matte, new MatteBackground("blur", "#00FF00", 21, 0)));
         step.Run([w]);
         Assert.Null(w.Error);
@@ -135,7 +138,8 @@ public sealed class MatteCompositeTests
         m[0] = 0;
         m[1] = 255;
         var expected = new byte[n];
-        for (var i = 0; i < n; i++) expected[i] = (byte)Math.Round((m[i] * f[i] + (255 - m[i]) * b[i]) / 255.0);
+        for (var i = 0; i < n; i++)
+            expected[i] = (byte)Math.Round((m[i] * f[i] + (255 - m[i]) * b[i]) / 255.0);
         Compositor.Blend(f, m, b);
         Assert.Equal(expected, f);
     }
@@ -164,7 +168,9 @@ public sealed class MatteCompositeTests
         using var zeros = new Mat(frame.Size(), MatType.CV_8UC1, Scalar.All(0));
         Assert.Equal("color", comp.Composite(frame, zeros, new MatteBackground("color", "#102030", 0, 0), scratch));
         Assert.Equal(new Scalar(0x30, 0x20, 0x10, 0), Cv2.Mean(frame));
-        Assert.Throws<ArgumentException>(() => comp.Composite(frame, new Mat(10, 10, MatType.CV_8UC1), MatteBackground.Green, scratch));
+        Assert.Throws<ArgumentException>(() =>
+            comp.Composite(frame, new Mat(10, 10, MatType.CV_8UC1), MatteBackground.Green, scratch)
+        );
     }
 
     [Fact]

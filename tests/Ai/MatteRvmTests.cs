@@ -55,13 +55,14 @@ public sealed class MatteRvmTests
         using var step = new MatteStep(engine);
         using var img = Solid(32, 32, new Scalar(100, 100, 100));
         var settings = Settings(AiSteps.Matte);
-        for (var i = 0; i < 3; i++) Run(step, img, "a", settings);
+        for (var i = 0; i < 3; i++)
+            Run(step, img, "a", settings);
         Run(step, img, "b", settings);
 
         var a = engine.StateFor("a").Rvm!;
         var b = engine.StateFor("b").Rvm!;
-        Assert.Equal(3, a.States[0][0]);     // r1 counts frames
-        Assert.Equal(1.5f, a.States[1][0]);  // r2 sums downsample_ratio
+        Assert.Equal(3, a.States[0][0]); // r1 counts frames
+        Assert.Equal(1.5f, a.States[1][0]); // r2 sums downsample_ratio
         Assert.Equal(0, a.States[2][0]);
         Assert.Equal(new long[] { 1, 1, 1, 1 }, a.Shapes[0]);
         Assert.Equal(3, a.Frames);
@@ -85,7 +86,12 @@ public sealed class MatteRvmTests
         Assert.Equal(1, engine.StateFor("b").Rvm!.States[0][0]); // untouched
     }
 
-    private static void Run(MatteStep step, Mat img, string source, Blankend.Orleans.Processing.EffectiveSettings settings)
+    private static void Run(
+        MatteStep step,
+        Mat img,
+        string source,
+        Blankend.Orleans.Processing.EffectiveSettings settings
+    )
     {
         var w = Frame(img, source, settings);
         step.Run([w]);

@@ -42,7 +42,8 @@ public sealed class MatteStateTests
         var w3 = Frame(frameB, "other", settings, 1);
         step.Run([w3]);
         Assert.True(MaxDiff(engine.StateFor("other").MattePrev!, mB) < 1e-6);
-        foreach (var w in new[] { w1, w2, w3 }) w.Image!.Dispose();
+        foreach (var w in new[] { w1, w2, w3 })
+            w.Image!.Dispose();
     }
 
     [Fact]
@@ -77,7 +78,8 @@ public sealed class MatteStateTests
         Assert.Null(w3.Error);
         Assert.Equal("selfie_segmentation_landscape", state.MatteModel);
         Assert.Equal(new Size(256, 144), state.MattePrev!.Size());
-        foreach (var w in new[] { w1, w2, w3 }) w.Image!.Dispose();
+        foreach (var w in new[] { w1, w2, w3 })
+            w.Image!.Dispose();
     }
 
     [Fact]
@@ -130,7 +132,11 @@ public sealed class MatteStateTests
         Assert.Equal(0, MatteCompositeTests.MeanAbsDiff(w.Image!, img, new Rect(0, 0, 512, 512)));
         Assert.Contains("matte: model unavailable", w.Notes!);
         Assert.Equal(1, engine.Step("matte").Snapshot().Skips["model unavailable"]);
-        Assert.StartsWith("unavailable: model file not found: /nonexistent-models/", step.Status, StringComparison.Ordinal);
+        Assert.StartsWith(
+            "unavailable: model file not found: /nonexistent-models/",
+            step.Status,
+            StringComparison.Ordinal
+        );
         w.Image!.Dispose();
 
         var rvmMissing = Engine(rvm: "/nonexistent/rvm.onnx");

@@ -21,25 +21,40 @@ internal static class MatteTestKit
 
     public static string DepthTestModel => TestEnv.TestData(Path.Combine("models", "depth_test.onnx"));
 
-    public static AiEngine Engine(string rvm = "", string depth = "", double smoothing = 1.0, string? modelsDir = null, double rvmRatio = 0.25)
+    public static AiEngine Engine(
+        string rvm = "",
+        string depth = "",
+        double smoothing = 1.0,
+        string? modelsDir = null,
+        double rvmRatio = 0.25
+    )
     {
-        var options = Options.Create(new AiOptions
-        {
-            ModelsDir = modelsDir ?? ModelsDir,
-            RvmModel = rvm,
-            DepthModel = depth,
-            MatteSmoothing = smoothing,
-            RvmDownsampleRatio = rvmRatio,
-        });
+        var options = Options.Create(
+            new AiOptions
+            {
+                ModelsDir = modelsDir ?? ModelsDir,
+                RvmModel = rvm,
+                DepthModel = depth,
+                MatteSmoothing = smoothing,
+                RvmDownsampleRatio = rvmRatio,
+            }
+        );
         return new AiEngine(new OnnxRuntimeHost(options, NullLogger<OnnxRuntimeHost>.Instance), options);
     }
 
-    public static EffectiveSettings Settings(AiSteps steps, MatteBackground? background = null, string depthMode = "colormap") =>
-        new(true, false, 80, 0, 1, false, 1, steps, background, DepthMode: depthMode);
+    public static EffectiveSettings Settings(
+        AiSteps steps,
+        MatteBackground? background = null,
+        string depthMode = "colormap"
+    ) => new(true, false, 80, 0, 1, false, 1, steps, background, DepthMode: depthMode);
 
-    /// <summary>A frame of <paramref name="source"/> whose Image is a clone of <paramref name="image"/> (the caller keeps its own).</summary>
+    /// <summary>A frame of <paramref name="source"/> whose Image is a clone of <paramref name="image"/> (the caller
+    /// keeps its own).</summary>
     public static FrameWork Frame(Mat image, string source, EffectiveSettings settings, long seq = 1) =>
-        new(new ProcessRequest(new FrameEnvelope(source, seq, 1, FrameKind.Raw, 0, FrameOrigin.VideoIn, []), settings)) { Image = image.Clone() };
+        new(new ProcessRequest(new FrameEnvelope(source, seq, 1, FrameKind.Raw, 0, FrameOrigin.VideoIn, []), settings))
+        {
+            Image = image.Clone(),
+        };
 
     public static Mat Astronaut()
     {
@@ -55,7 +70,8 @@ internal static class MatteTestKit
         var canvas = new Mat(720, 1280, MatType.CV_8UC3, new Scalar(128, 128, 128));
         using var scaled = new Mat();
         Cv2.Resize(a, scaled, new Size(720, 720));
-        using (var roi = new Mat(canvas, new Rect(280, 0, 720, 720))) scaled.CopyTo(roi);
+        using (var roi = new Mat(canvas, new Rect(280, 0, 720, 720)))
+            scaled.CopyTo(roi);
         return canvas;
     }
 
@@ -70,7 +86,8 @@ internal static class MatteTestKit
     /// <summary>Writes debug images to /tmp when BLANKEND_MATTE_DUMP=1.</summary>
     public static void Dump(string name, Mat m)
     {
-        if (Environment.GetEnvironmentVariable("BLANKEND_MATTE_DUMP") != "1") return;
+        if (Environment.GetEnvironmentVariable("BLANKEND_MATTE_DUMP") != "1")
+            return;
         if (m.Type() == MatType.CV_32FC1)
         {
             using var u8 = new Mat();

@@ -27,13 +27,19 @@ public sealed class RealtimeBackgroundTests
 
     private static async Task<JsonElement> PostConfigAsync(HttpClient http, string json)
     {
-        using var r = await http.PostAsync("api/v1/realtime_pipeline/config", new StringContent(json, Encoding.UTF8, "application/json"));
+        using var r = await http.PostAsync(
+            "api/v1/realtime_pipeline/config",
+            new StringContent(json, Encoding.UTF8, "application/json")
+        );
         var text = await r.Content.ReadAsStringAsync();
         Assert.True(r.IsSuccessStatusCode, $"realtime config {json} -> {(int)r.StatusCode}: {text}");
         return JsonDocument.Parse(text).RootElement.Clone();
     }
 
-    private static async Task<(MetaViewer Viewer, System.Net.WebSockets.ClientWebSocket Camera)> ConnectAsync(EmbeddedGateway gw, string source)
+    private static async Task<(MetaViewer Viewer, System.Net.WebSockets.ClientWebSocket Camera)> ConnectAsync(
+        EmbeddedGateway gw,
+        string source
+    )
     {
         var viewer = await MetaViewer.ConnectAsync(gw.Ws($"/video_out?source={source}&meta=1"));
         var cam = await Ws.ConnectAsync(gw.Ws($"/video_in?client_id={source}"));
@@ -42,7 +48,11 @@ public sealed class RealtimeBackgroundTests
     }
 
     /// <summary>Sends <paramref name="jpeg"/> and returns the processed frame the viewer gets for it.</summary>
-    private static async Task<Mat> ProcessedAsync(MetaViewer viewer, System.Net.WebSockets.ClientWebSocket cam, byte[] jpeg)
+    private static async Task<Mat> ProcessedAsync(
+        MetaViewer viewer,
+        System.Net.WebSockets.ClientWebSocket cam,
+        byte[] jpeg
+    )
     {
         var n = viewer.Count;
         await cam.SendBinaryAsync(jpeg);
@@ -53,8 +63,12 @@ public sealed class RealtimeBackgroundTests
     }
 
     private static void AssertNear(Vec3b expected, Vec3b actual, int tolerance, string what) =>
-        Assert.True(Math.Abs(expected.Item0 - actual.Item0) <= tolerance && Math.Abs(expected.Item1 - actual.Item1) <= tolerance
-            && Math.Abs(expected.Item2 - actual.Item2) <= tolerance, $"{what}: expected about {expected}, got {actual}");
+        Assert.True(
+            Math.Abs(expected.Item0 - actual.Item0) <= tolerance
+                && Math.Abs(expected.Item1 - actual.Item1) <= tolerance
+                && Math.Abs(expected.Item2 - actual.Item2) <= tolerance,
+            $"{what}: expected about {expected}, got {actual}"
+        );
 
     [Fact]
     public async Task UploadedBackgroundIsComposedBehindThePersonAndDeletingItGoesBackToTheColour()
@@ -83,7 +97,12 @@ public sealed class RealtimeBackgroundTests
         var config = await gw.Client.GetJsonAsync("api/v1/realtime_pipeline/config");
         Assert.Equal("image", config.GetProperty("background").GetProperty("kind").GetString());
         using (var composed = await ProcessedAsync(viewer, cam, Astronaut))
-            AssertNear(new Vec3b(0, 0, 255), composed.At<Vec3b>(5, 506), 60, "top-right corner over the uploaded picture");
+            AssertNear(
+                new Vec3b(0, 0, 255),
+                composed.At<Vec3b>(5, 506),
+                60,
+                "top-right corner over the uploaded picture"
+            );
 
         using (var del = await gw.Client.DeleteAsync("api/v1/ai/background"))
         {
@@ -116,8 +135,14 @@ public sealed class RealtimeBackgroundTests
         var meanIn = Cv2.Mean(inBand);
         var meanOut = Cv2.Mean(outBand);
         for (var c = 0; c < 3; c++)
-            Assert.True(Math.Abs(meanIn[c] - meanOut[c]) < 25, $"channel {c}: mean {meanOut[c]:F1} vs the input's {meanIn[c]:F1}");
-        Assert.True(Sharpness(outBand) < Sharpness(inBand), $"blurred band sharpness {Sharpness(outBand):F1} vs input {Sharpness(inBand):F1}");
+            Assert.True(
+                Math.Abs(meanIn[c] - meanOut[c]) < 25,
+                $"channel {c}: mean {meanOut[c]:F1} vs the input's {meanIn[c]:F1}"
+            );
+        Assert.True(
+            Sharpness(outBand) < Sharpness(inBand),
+            $"blurred band sharpness {Sharpness(outBand):F1} vs input {Sharpness(inBand):F1}"
+        );
     }
 
     /// <summary>Variance of the Laplacian: lower is smoother.</summary>
@@ -141,7 +166,8 @@ public sealed class RealtimeBackgroundTests
         var (viewer, cam) = await ConnectAsync(gw, source);
         await using var _ = viewer;
         using var img = new Mat(256, 512, MatType.CV_8UC3, new Scalar(0, 0, 0));
-        using (var left = new Mat(img, new Rect(0, 0, 256, 256))) left.SetTo(new Scalar(0, 0, 255));
+        using (var left = new Mat(img, new Rect(0, 0, 256, 256)))
+            left.SetTo(new Scalar(0, 0, 255));
         Cv2.ImEncode(".jpg", img, out var jpeg, new ImageEncodingParam(ImwriteFlags.JpegQuality, 95));
 
         using (var colormap = await ProcessedAsync(viewer, cam, jpeg))
@@ -177,7 +203,11 @@ public sealed class AiProcessMeshTests(AiGatewayFixture fixture) : IClassFixture
     public async Task MeshStepGivesTheFace468PointsInsideItsBox()
     {
         var astronaut = File.ReadAllBytes(TestEnv.TestData("astronaut.jpg"));
-        using var r = await AiApiTests.PostImageAsync(fixture.Gateway.Client, "api/v1/ai/process?steps=mesh&format=json", astronaut);
+        using var r = await AiApiTests.PostImageAsync(
+            fixture.Gateway.Client,
+            "api/v1/ai/process?steps=mesh&format=json",
+            astronaut
+        );
         var text = await r.Content.ReadAsStringAsync();
         Assert.True(r.IsSuccessStatusCode, text);
         var body = JsonDocument.Parse(text).RootElement;

@@ -28,13 +28,20 @@ public sealed class RealtimePathTests
 
     private static async Task<JsonElement> RealtimeAsync(HttpClient http, string json)
     {
-        using var r = await http.PostAsync("api/v1/realtime_pipeline/config", new StringContent(json, Encoding.UTF8, "application/json"));
+        using var r = await http.PostAsync(
+            "api/v1/realtime_pipeline/config",
+            new StringContent(json, Encoding.UTF8, "application/json")
+        );
         var text = await r.Content.ReadAsStringAsync();
-        if (!r.IsSuccessStatusCode) throw new InvalidOperationException($"realtime config {json} -> {(int)r.StatusCode}: {text}");
+        if (!r.IsSuccessStatusCode)
+            throw new InvalidOperationException($"realtime config {json} -> {(int)r.StatusCode}: {text}");
         return JsonDocument.Parse(text).RootElement.Clone();
     }
 
-    private static async Task<(MetaViewer Viewer, System.Net.WebSockets.ClientWebSocket Camera)> ConnectAsync(EmbeddedGateway gw, string source)
+    private static async Task<(MetaViewer Viewer, System.Net.WebSockets.ClientWebSocket Camera)> ConnectAsync(
+        EmbeddedGateway gw,
+        string source
+    )
     {
         var viewer = await MetaViewer.ConnectAsync(gw.Ws($"/video_out?source={source}&meta=1"));
         var cam = await Ws.ConnectAsync(gw.Ws($"/video_in?client_id={source}"));
@@ -96,7 +103,10 @@ public sealed class RealtimePathTests
         Assert.Equal("processed", meta.GetProperty("kind").GetString());
         using var img = Cv2.ImDecode(data, ImreadModes.Color);
         var corner = img.At<Vec3b>(5, 506);
-        Assert.True(corner.Item1 > 200 && corner.Item0 < 60 && corner.Item2 < 60, $"top-right corner {corner} is not green");
+        Assert.True(
+            corner.Item1 > 200 && corner.Item0 < 60 && corner.Item2 < 60,
+            $"top-right corner {corner} is not green"
+        );
         var matte = await StepAsync(gw.Client, "matte");
         Assert.True(matte.GetProperty("frames").GetInt64() >= 3);
         Assert.True(matte.GetProperty("ms_per_frame").GetDouble() > 0);
@@ -105,8 +115,10 @@ public sealed class RealtimePathTests
     [Fact]
     public async Task SimpleForwardDeliversTheInputBytesUnchangedWithoutInference()
     {
-        await using var gw = await EmbeddedGateway.StartAsync(["--realtime_pipeline:enabled=true", "--realtime_pipeline:steps=detect,matte"],
-            new System.Collections.Hashtable { ["SIMPLE_FORWARD"] = "1" });
+        await using var gw = await EmbeddedGateway.StartAsync(
+            ["--realtime_pipeline:enabled=true", "--realtime_pipeline:steps=detect,matte"],
+            new System.Collections.Hashtable { ["SIMPLE_FORWARD"] = "1" }
+        );
         var source = NewId("fwd");
         var (viewer, cam) = await ConnectAsync(gw, source);
         await using var _ = viewer;
@@ -126,8 +138,14 @@ public sealed class RealtimePathTests
         Assert.Equal(input, viewer.Frames[0].Data);
         var status = await gw.Client.GetJsonAsync("api/v1/ai/status");
         Assert.True(status.GetProperty("realtime").GetProperty("simple_forward").GetBoolean());
-        Assert.Equal(0, (await gw.Client.GetJsonAsync("api/v1/realtime_pipeline/status")).GetProperty("steps").EnumerateArray()
-            .Where(s => s.GetProperty("name").GetString() is "detect" or "matte").Sum(s => s.GetProperty("frames").GetInt64()));
+        Assert.Equal(
+            0,
+            (await gw.Client.GetJsonAsync("api/v1/realtime_pipeline/status"))
+                .GetProperty("steps")
+                .EnumerateArray()
+                .Where(s => s.GetProperty("name").GetString() is "detect" or "matte")
+                .Sum(s => s.GetProperty("frames").GetInt64())
+        );
     }
 
     [Fact]
@@ -136,7 +154,11 @@ public sealed class RealtimePathTests
         var empty = Directory.CreateTempSubdirectory("blankend-nomodels-").FullName;
         try
         {
-            await using var gw = await EmbeddedGateway.StartAsync(["--realtime_pipeline:enabled=true", "--realtime_pipeline:steps=matte", $"--ai:models_dir={empty}"]);
+            await using var gw = await EmbeddedGateway.StartAsync([
+                "--realtime_pipeline:enabled=true",
+                "--realtime_pipeline:steps=matte",
+                $"--ai:models_dir={empty}",
+            ]);
             var source = NewId("nomodel");
             var (viewer, cam) = await ConnectAsync(gw, source);
             await using var _ = viewer;
@@ -146,17 +168,29 @@ public sealed class RealtimePathTests
                 await viewer.WaitCountAsync(i + 1, Wait);
             }
             Assert.Equal(3, viewer.Count);
-            using (var img = Cv2.ImDecode(viewer.Frames[0].Data, ImreadModes.Color)) Assert.False(img.Empty());
+            using (var img = Cv2.ImDecode(viewer.Frames[0].Data, ImreadModes.Color))
+                Assert.False(img.Empty());
 
             var matte = await StepAsync(gw.Client, "matte");
-            Assert.True(matte.GetProperty("skipped").GetProperty("model unavailable").GetInt64() >= 3, matte.ToString());
+            Assert.True(
+                matte.GetProperty("skipped").GetProperty("model unavailable").GetInt64() >= 3,
+                matte.ToString()
+            );
             using var health = await gw.Client.GetAsync("healthz");
             var body = JsonDocument.Parse(await health.Content.ReadAsStringAsync()).RootElement;
             Assert.Equal(HttpStatusCode.OK, health.StatusCode);
-            Assert.Equal("degraded", body.GetProperty("components").GetProperty("models").GetProperty("state").GetString());
-            Assert.Contains("segmentation", body.GetProperty("components").GetProperty("models").GetProperty("detail").GetString());
+            Assert.Equal(
+                "degraded",
+                body.GetProperty("components").GetProperty("models").GetProperty("state").GetString()
+            );
+            Assert.Contains(
+                "segmentation",
+                body.GetProperty("components").GetProperty("models").GetProperty("detail").GetString()
+            );
             var ai = await gw.Client.GetJsonAsync("api/v1/ai/status");
-            var seg = ai.GetProperty("models").EnumerateArray().Single(m => m.GetProperty("kind").GetString() == "segmentation");
+            var seg = ai.GetProperty("models")
+                .EnumerateArray()
+                .Single(m => m.GetProperty("kind").GetString() == "segmentation");
             Assert.False(seg.GetProperty("available").GetBoolean());
             Assert.Contains("not found", seg.GetProperty("reason").GetString());
         }
@@ -171,8 +205,13 @@ public sealed class RealtimePathTests
     {
         using var router = TestRouter.Bind();
         var identity = NewId("rt-relay");
-        await using var gw = await EmbeddedGateway.StartAsync(["--stream:relay_enabled=true", $"--stream:zmq_endpoint={router.Endpoint}",
-            $"--stream:zmq_identity={identity}", "--realtime_pipeline:enabled=true", "--realtime_pipeline:steps=matte"]);
+        await using var gw = await EmbeddedGateway.StartAsync([
+            "--stream:relay_enabled=true",
+            $"--stream:zmq_endpoint={router.Endpoint}",
+            $"--stream:zmq_identity={identity}",
+            "--realtime_pipeline:enabled=true",
+            "--realtime_pipeline:steps=matte",
+        ]);
         await RelayBusTestsAccess.WaitConnectedAsync(gw);
         await router.WaitPeerAsync(identity, Wait);
         var client = NewId("buscam");
@@ -187,13 +226,20 @@ public sealed class RealtimePathTests
         var relay0 = await RelayBusTests.RelayStatusAsync(gw);
         while (relay0.GetProperty("pipeline_taken").GetInt64() == 0)
         {
-            Assert.True(DateTime.UtcNow < primeDeadline, $"no priming bus frame was taken by the realtime pipeline: {relay0}");
+            Assert.True(
+                DateTime.UtcNow < primeDeadline,
+                $"no priming bus frame was taken by the realtime pipeline: {relay0}"
+            );
             router.Send(identity, NewId("prime"), TestJpeg.Tagged(0));
             await Task.Delay(200);
             relay0 = await RelayBusTests.RelayStatusAsync(gw);
         }
-        relay0 = await RelayBusTests.WaitRelayAsync(gw, s => s.GetProperty("processed_sent").GetInt64() == s.GetProperty("pipeline_taken").GetInt64(),
-            Wait, "every taken priming frame answered");
+        relay0 = await RelayBusTests.WaitRelayAsync(
+            gw,
+            s => s.GetProperty("processed_sent").GetInt64() == s.GetProperty("pipeline_taken").GetInt64(),
+            Wait,
+            "every taken priming frame answered"
+        );
         var taken0 = relay0.GetProperty("pipeline_taken").GetInt64();
         var input = Astronaut;
         router.Send(identity, client, input);
@@ -204,20 +250,23 @@ public sealed class RealtimePathTests
         var marker = NewId("marker");
         router.Send(identity, marker, TestJpeg.Tagged(1));
         await router.WaitForAsync(r => r.Any(m => m.ClientId == marker), Wait, "the answer to the marker frame");
-        var replies = router.For(client);                            // (heartbeats go to their reserved id)
-        var processed = Assert.Single(replies);                      // exactly once back to the bus
-        Assert.NotEqual(input, processed.Data);                       // the composite, not an echo
+        var replies = router.For(client); // (heartbeats go to their reserved id)
+        var processed = Assert.Single(replies); // exactly once back to the bus
+        Assert.NotEqual(input, processed.Data); // the composite, not an echo
         using (var img = Cv2.ImDecode(processed.Data, ImreadModes.Color))
         {
             var corner = img.At<Vec3b>(5, 506);
-            Assert.True(corner.Item1 > 200 && corner.Item0 < 60 && corner.Item2 < 60, $"top-right corner {corner} is not green");
+            Assert.True(
+                corner.Item1 > 200 && corner.Item0 < 60 && corner.Item2 < 60,
+                $"top-right corner {corner} is not green"
+            );
         }
         var views = viewer.Frames.Where(f => f.Meta.GetProperty("kind").GetString() == "processed").ToArray();
-        var view = Assert.Single(views);                              // and once to the local viewer
+        var view = Assert.Single(views); // and once to the local viewer
         Assert.Equal("bus", view.Meta.GetProperty("origin").GetString());
         Assert.Equal(processed.Data, view.Data);
         var relay = await RelayBusTests.RelayStatusAsync(gw);
-        Assert.Equal(taken0 + 2, relay.GetProperty("pipeline_taken").GetInt64());  // ours and the marker
+        Assert.Equal(taken0 + 2, relay.GetProperty("pipeline_taken").GetInt64()); // ours and the marker
         Assert.Equal(taken0 + 2, relay.GetProperty("processed_sent").GetInt64());
     }
 }
@@ -225,5 +274,10 @@ public sealed class RealtimePathTests
 internal static class RelayBusTestsAccess
 {
     public static Task<JsonElement> WaitConnectedAsync(EmbeddedGateway gw) =>
-        RelayBusTests.WaitRelayAsync(gw, s => s.GetProperty("state").GetString() == "connected", TimeSpan.FromSeconds(10), "state connected");
+        RelayBusTests.WaitRelayAsync(
+            gw,
+            s => s.GetProperty("state").GetString() == "connected",
+            TimeSpan.FromSeconds(10),
+            "state connected"
+        );
 }

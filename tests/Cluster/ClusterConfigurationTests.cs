@@ -33,15 +33,26 @@ public sealed class ClusterConfigurationTests
     public void ClientModeGatewayOnRedisTakesItsSettingsFromConfigurationAlone()
     {
         using var app = BlankendGatewayApp.Create(
-            Args("--cluster:mode=client", "--cluster:clustering=redis", "--cluster:redis=10.1.2.3:6380,password=secret", "--cluster:cluster_id=prod",
-                "--cluster:gateway_list_refresh_ms=1500"),
-            new Hashtable());
+            Args(
+                "--cluster:mode=client",
+                "--cluster:clustering=redis",
+                "--cluster:redis=10.1.2.3:6380,password=secret",
+                "--cluster:cluster_id=prod",
+                "--cluster:gateway_list_refresh_ms=1500"
+            ),
+            new Hashtable()
+        );
         var redis = app.Services.GetRequiredService<IOptions<RedisClusteringOptions>>().Value.ConfigurationOptions!;
         Assert.Equal("10.1.2.3:6380", redis.EndPoints.Single().ToString());
         Assert.Equal("secret", redis.Password);
         Assert.False(redis.AbortOnConnectFail); // a gateway started before Redis keeps trying
         Assert.Equal("prod", app.Services.GetRequiredService<IOptions<ClusterOptions>>().Value.ClusterId);
-        Assert.Equal(TimeSpan.FromMilliseconds(1500), app.Services.GetRequiredService<IOptions<global::Orleans.Configuration.GatewayOptions>>().Value.GatewayListRefreshPeriod);
+        Assert.Equal(
+            TimeSpan.FromMilliseconds(1500),
+            app.Services.GetRequiredService<
+                IOptions<global::Orleans.Configuration.GatewayOptions>
+            >().Value.GatewayListRefreshPeriod
+        );
     }
 
     [Fact]
@@ -54,9 +65,15 @@ public sealed class ClusterConfigurationTests
             ["BLANKEND_CLUSTER_ID"] = "edge",
             ["BLANKEND_ADVERTISED_IP"] = "10.0.0.5",
         };
-        using var app = BlankendGatewayApp.Create(Args("--cluster:probe_timeout_ms=800", "--cluster:missed_probes_limit=3"), env);
+        using var app = BlankendGatewayApp.Create(
+            Args("--cluster:probe_timeout_ms=800", "--cluster:missed_probes_limit=3"),
+            env
+        );
         var cluster = app.Services.GetRequiredService<IOptions<ClusterSettings>>().Value;
-        Assert.Equal(("redis", "redis.internal:6379", "edge", "10.0.0.5"), (cluster.Clustering, cluster.Redis, cluster.ClusterId, cluster.AdvertisedIp));
+        Assert.Equal(
+            ("redis", "redis.internal:6379", "edge", "10.0.0.5"),
+            (cluster.Clustering, cluster.Redis, cluster.ClusterId, cluster.AdvertisedIp)
+        );
 
         var endpoints = app.Services.GetRequiredService<IOptions<EndpointOptions>>().Value;
         Assert.Equal(IPAddress.Parse("10.0.0.5"), endpoints.AdvertisedIPAddress);
@@ -65,7 +82,10 @@ public sealed class ClusterConfigurationTests
         Assert.Equal(TimeSpan.FromMilliseconds(800), membership.ProbeTimeout);
         Assert.Equal(3, membership.NumMissedProbesLimit);
         Assert.Equal(2, membership.NumVotesForDeathDeclaration);
-        var redis = Assert.IsType<DnsEndPoint>(app.Services.GetRequiredService<IOptions<RedisClusteringOptions>>().Value.ConfigurationOptions!.EndPoints.Single());
+        var redis = Assert.IsType<DnsEndPoint>(
+            app.Services.GetRequiredService<IOptions<RedisClusteringOptions>>()
+                .Value.ConfigurationOptions!.EndPoints.Single()
+        );
         Assert.Equal(("redis.internal", 6379), (redis.Host, redis.Port));
     }
 
@@ -77,12 +97,14 @@ public sealed class ClusterConfigurationTests
     public void ExampleClusterConfigFilesAreValid(string file, string mode, string? devices)
     {
         var dir = AppContext.BaseDirectory;
-        while (!File.Exists(Path.Combine(dir, "Blankend.Orleans.sln"))) dir = Path.GetDirectoryName(dir) ?? throw new InvalidOperationException("repository root not found");
+        while (!File.Exists(Path.Combine(dir, "Blankend.Orleans.sln")))
+            dir = Path.GetDirectoryName(dir) ?? throw new InvalidOperationException("repository root not found");
         var path = Path.Combine(dir, "config", "examples", file);
         using var app = BlankendGatewayApp.Create(Args("--config", path), new Hashtable());
         var cluster = app.Services.GetRequiredService<IOptions<ClusterSettings>>().Value;
         Assert.Equal(("redis", "redis:6379", mode), (cluster.Clustering, cluster.Redis, cluster.Mode));
-        Assert.Equal(devices, app.Configuration["Orleans:Metadata:blankend_devices"]); // announced by the processing path
+        // announced by the processing path
+        Assert.Equal(devices, app.Configuration["Orleans:Metadata:blankend_devices"]);
     }
 
     [Theory]
@@ -93,7 +115,9 @@ public sealed class ClusterConfigurationTests
     [InlineData("--cluster:gateway_list_refresh_ms=0", "cluster:gateway_list_refresh_ms")]
     public void BadClusterValueStopsStartupNamingTheKey(string arg, string key)
     {
-        var e = Assert.Throws<BlankendConfigurationException>(() => BlankendGatewayApp.Create(Args(arg), new Hashtable()));
+        var e = Assert.Throws<BlankendConfigurationException>(() =>
+            BlankendGatewayApp.Create(Args(arg), new Hashtable())
+        );
         Assert.Contains(key, e.Message);
     }
 
@@ -103,7 +127,11 @@ public sealed class ClusterConfigurationTests
     public void UnusableRedisConnectionStringStopsStartupNamingTheKey(string value)
     {
         var e = Assert.ThrowsAny<Exception>(() =>
-            BlankendGatewayApp.Create(Args("--cluster:mode=client", "--cluster:clustering=redis", $"--cluster:redis={value}"), new Hashtable()));
+            BlankendGatewayApp.Create(
+                Args("--cluster:mode=client", "--cluster:clustering=redis", $"--cluster:redis={value}"),
+                new Hashtable()
+            )
+        );
         Assert.Contains("cluster:redis", BlankendStartup.Describe(e));
     }
 
@@ -135,7 +163,8 @@ public sealed class ClusterConfigurationTests
     public void UnusablePostgresSettingStopsStartupNamingTheKey(string arg, string key)
     {
         var e = Assert.ThrowsAny<Exception>(() =>
-            BlankendGatewayApp.Create(Args("--cluster:clustering=postgres", arg), new Hashtable()));
+            BlankendGatewayApp.Create(Args("--cluster:clustering=postgres", arg), new Hashtable())
+        );
         Assert.Contains(key, BlankendStartup.Describe(e));
     }
 }

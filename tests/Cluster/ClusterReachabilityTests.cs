@@ -19,8 +19,10 @@ public sealed class ClusterReachabilityTests(ITestOutputHelper output)
         var deadline = DateTime.UtcNow + timeout;
         while (!p.Output.Contains(text, StringComparison.Ordinal))
         {
-            if (p.Process.HasExited) throw new InvalidOperationException($"process exited with {p.Process.ExitCode}:\n{p.Output}");
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"never logged \"{text}\":\n{p.Output}");
+            if (p.Process.HasExited)
+                throw new InvalidOperationException($"process exited with {p.Process.ExitCode}:\n{p.Output}");
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException($"never logged \"{text}\":\n{p.Output}");
             await Task.Delay(100);
         }
     }
@@ -29,8 +31,12 @@ public sealed class ClusterReachabilityTests(ITestOutputHelper output)
     public async Task ClientGatewayStartedBeforeAnySiloLogsItsRetriesThenConnectsWhenASiloStarts()
     {
         await using var redis = await RedisServer.StartAsync();
-        string[] common = ["--cluster:clustering=redis", $"--cluster:redis={redis.ConnectionString}",
-            $"--cluster:cluster_id=reach-{Guid.NewGuid().ToString("N")[..8]}"];
+        string[] common =
+        [
+            "--cluster:clustering=redis",
+            $"--cluster:redis={redis.ConnectionString}",
+            $"--cluster:cluster_id=reach-{Guid.NewGuid().ToString("N")[..8]}",
+        ];
         await using var gw = ServiceProcess.StartGateway([.. common, "--cluster:mode=client"]);
 
         // No silo yet: the gateway keeps trying, one logged attempt a second.
@@ -53,13 +59,18 @@ public sealed class ClusterReachabilityTests(ITestOutputHelper output)
     public async Task ClusterStatusIs503WithTheReasonWhenTheClusterDoesNotAnswer()
     {
         await using var redis = await RedisServer.StartAsync();
-        string[] common = ["--cluster:clustering=redis", $"--cluster:redis={redis.ConnectionString}",
-            $"--cluster:cluster_id=reach-{Guid.NewGuid().ToString("N")[..8]}"];
+        string[] common =
+        [
+            "--cluster:clustering=redis",
+            $"--cluster:redis={redis.ConnectionString}",
+            $"--cluster:cluster_id=reach-{Guid.NewGuid().ToString("N")[..8]}",
+        ];
         var silo = ClusterSilo.Start(null, common);
         await using var _ = silo.Process;
         await using var gw = ServiceProcess.StartGateway([.. common, "--cluster:mode=client"]);
         await gw.WaitHealthyAsync(TimeSpan.FromSeconds(90));
-        using (var ok = await gw.Client.GetAsync("api/v1/cluster/status")) Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+        using (var ok = await gw.Client.GetAsync("api/v1/cluster/status"))
+            Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
 
         // The only silo killed: nothing in the cluster answers any more.
         silo.Process.Process.Kill();
@@ -71,10 +82,10 @@ public sealed class ClusterReachabilityTests(ITestOutputHelper output)
             using var r = await gw.Client.GetAsync("api/v1/cluster/status");
             code = r.StatusCode;
             body = await r.Content.ReadAsStringAsync();
-            if (code == HttpStatusCode.ServiceUnavailable) break;
+            if (code == HttpStatusCode.ServiceUnavailable)
+                break;
             await Task.Delay(250);
-        }
-        while (DateTime.UtcNow < deadline);
+        } while (DateTime.UtcNow < deadline);
         output.WriteLine(body);
         Assert.True(code == HttpStatusCode.ServiceUnavailable, $"{code}: {body}\n--- gateway:\n{gw.Output}");
         var status = JsonDocument.Parse(body).RootElement;

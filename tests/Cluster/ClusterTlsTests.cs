@@ -53,7 +53,13 @@ public sealed class ClusterTlsFiles : IDisposable
         Gateway = TestCertificates.CreateLeaf(Ca, "blankend-gateway", [TestCertificates.ClientAuth]);
         OtherCa = TestCertificates.CreateCa("someone-else-ca");
         Intruder = TestCertificates.CreateLeaf(OtherCa, "intruder", both);
-        using var expired = TestCertificates.CreateLeaf(Ca, "expired", both, DateTimeOffset.UtcNow.AddDays(-10), DateTimeOffset.UtcNow.AddDays(-1));
+        using var expired = TestCertificates.CreateLeaf(
+            Ca,
+            "expired",
+            both,
+            DateTimeOffset.UtcNow.AddDays(-10),
+            DateTimeOffset.UtcNow.AddDays(-1)
+        );
         using var serverOnly = TestCertificates.CreateLeaf(Ca, "server-only", [TestCertificates.ServerAuth]);
 
         CaPem = Files.WriteCertificatePem(Ca, "ca.pem");
@@ -68,26 +74,29 @@ public sealed class ClusterTlsFiles : IDisposable
     }
 
     /// <summary><c>cluster.tls</c> of a silo: the silo certificate, the test CA.</summary>
-    public Dictionary<string, string?> SiloKeys() => new()
-    {
-        ["cluster:tls:enabled"] = "true",
-        ["cluster:tls:certificate"] = SiloPfx,
-        ["cluster:tls:certificate_password"] = SiloPassword,
-        ["cluster:tls:ca_certificate"] = CaPem,
-    };
+    public Dictionary<string, string?> SiloKeys() =>
+        new()
+        {
+            ["cluster:tls:enabled"] = "true",
+            ["cluster:tls:certificate"] = SiloPfx,
+            ["cluster:tls:certificate_password"] = SiloPassword,
+            ["cluster:tls:ca_certificate"] = CaPem,
+        };
 
     /// <summary><c>cluster.tls</c> of a client-mode gateway: PEM certificate and key, the test CA.</summary>
-    public ClusterTlsSettings GatewaySettings() => new()
-    {
-        Enabled = true,
-        Certificate = GatewayPem,
-        CertificateKey = GatewayKey,
-        CaCertificate = CaPem,
-    };
+    public ClusterTlsSettings GatewaySettings() =>
+        new()
+        {
+            Enabled = true,
+            Certificate = GatewayPem,
+            CertificateKey = GatewayKey,
+            CaCertificate = CaPem,
+        };
 
     public void Dispose()
     {
-        foreach (var c in new[] { Ca, Silo, Gateway, OtherCa, Intruder }) c.Dispose();
+        foreach (var c in new[] { Ca, Silo, Gateway, OtherCa, Intruder })
+            c.Dispose();
         Files.Dispose();
     }
 }
@@ -109,7 +118,8 @@ public sealed class ClusterTlsFixture : TwoSiloCluster<ClusterTlsFixture.SiloCon
     {
         builder.Options.ConnectionTransport = ConnectionTransportType.TcpSocket;
         builder.Options.InitializeClientOnDeploy = false;
-        foreach (var (key, value) in Tls.SiloKeys()) builder.Properties[key] = value!;
+        foreach (var (key, value) in Tls.SiloKeys())
+            builder.Properties[key] = value!;
     }
 
     public override async Task DisposeAsync()
@@ -126,10 +136,18 @@ public sealed class ClusterTlsFixture : TwoSiloCluster<ClusterTlsFixture.SiloCon
             var second = c["Orleans:Endpoints:SiloPort"] != c["BaseSiloPort"];
             var config = new ConfigurationBuilder()
                 .AddInMemoryCollection(c.GetSection("cluster:tls").AsEnumerable().Where(kv => kv.Value is not null))
-                .AddInMemoryCollection(new Dictionary<string, string?> { ["Orleans:Metadata:blankend_devices"] = second ? "gpu0,cpu0" : "cpu0" })
+                .AddInMemoryCollection(
+                    new Dictionary<string, string?>
+                    {
+                        ["Orleans:Metadata:blankend_devices"] = second ? "gpu0,cpu0" : "cpu0",
+                    }
+                )
                 .Build();
             siloBuilder.Services.AddBlankendOptions(config);
-            var cluster = BlankendConfiguration.Read<ClusterSettings, ClusterSettingsValidator>(config, ClusterSettings.Section);
+            var cluster = BlankendConfiguration.Read<ClusterSettings, ClusterSettingsValidator>(
+                config,
+                ClusterSettings.Section
+            );
             siloBuilder.AddBlankendGrainDefaults(cluster);
             siloBuilder.AddBlankendProcessing(config);
             siloBuilder.UseBlankendTls(cluster.Tls);
@@ -146,16 +164,23 @@ public sealed class ClusterTlsTests(ClusterTlsFixture fixture) : IClassFixture<C
     private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(15);
     private static readonly TimeSpan RefusedWithin = TimeSpan.FromSeconds(4);
 
-    private IPEndPoint PrimaryGateway => fixture.Cluster.Primary?.GatewayAddress?.Endpoint ?? throw new InvalidOperationException("the primary silo has no gateway");
+    private IPEndPoint PrimaryGateway =>
+        fixture.Cluster.Primary?.GatewayAddress?.Endpoint
+        ?? throw new InvalidOperationException("the primary silo has no gateway");
 
     /// <summary>A cluster client that knows only the primary silo's gateway; <paramref name="configure"/> sets up
     /// its TLS (or not).</summary>
-    private async Task<IHost> StartClientAsync(Action<IClientBuilder> configure, LogCapture? log = null, TimeSpan? within = null)
+    private async Task<IHost> StartClientAsync(
+        Action<IClientBuilder> configure,
+        LogCapture? log = null,
+        TimeSpan? within = null
+    )
     {
         var host = new HostBuilder()
             .ConfigureLogging(l =>
             {
-                if (log is not null) l.AddProvider(log);
+                if (log is not null)
+                    l.AddProvider(log);
             })
             .UseOrleansClient(configure)
             .Build();
@@ -172,7 +197,8 @@ public sealed class ClusterTlsTests(ClusterTlsFixture fixture) : IClassFixture<C
         }
     }
 
-    /// <summary>Static clustering on the primary's gateway with the cluster's ids, and a short connect timeout.</summary>
+    /// <summary>Static clustering on the primary's gateway with the cluster's ids, and a short connect
+    /// timeout.</summary>
     private void ToPrimary(IClientBuilder c)
     {
         c.UseStaticClustering(PrimaryGateway);
@@ -192,11 +218,15 @@ public sealed class ClusterTlsTests(ClusterTlsFixture fixture) : IClassFixture<C
         log ??= new LogCapture(_ => true);
         await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
         {
-            using var host = await StartClientAsync(c =>
-            {
-                ToPrimary(c);
-                tls(c);
-            }, log, RefusedWithin);
+            using var host = await StartClientAsync(
+                c =>
+                {
+                    ToPrimary(c);
+                    tls(c);
+                },
+                log,
+                RefusedWithin
+            );
         });
         Assert.Contains(log.Lines, l => l == $"Connection attempt to endpoint S{PrimaryGateway}:0 failed");
     }
@@ -221,20 +251,35 @@ public sealed class ClusterTlsTests(ClusterTlsFixture fixture) : IClassFixture<C
         var client = host.Services.GetRequiredService<IClusterClient>();
 
         // gpu0 is owned by the second silo only: the call goes client -> primary (gateway) -> second silo.
-        var second = fixture.Cluster.GetActiveSilos().Single(s => s.Name == ClusterTlsFixture.SecondSiloName).SiloAddress.ToString();
+        var second = fixture
+            .Cluster.GetActiveSilos()
+            .Single(s => s.Name == ClusterTlsFixture.SecondSiloName)
+            .SiloAddress.ToString();
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
         DeviceStatus status;
         while (true)
         {
             // The second silo's metadata reaches the primary's cache shortly after it joins (over TLS too).
-            try { status = await client.GetGrain<IDeviceWorkerGrain>("gpu0").GetStatus(); break; }
-            catch (OrleansException) when (DateTime.UtcNow < deadline) { await Task.Delay(200); }
+            try
+            {
+                status = await client.GetGrain<IDeviceWorkerGrain>("gpu0").GetStatus();
+                break;
+            }
+            catch (OrleansException) when (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(200);
+            }
         }
         Assert.Equal(second, status.Silo);
         Assert.Equal(2, (await client.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true)).Count);
 
-        Assert.Contains(log.Lines, l => l.StartsWith("cluster TLS on: certificate CN=blankend-gateway", StringComparison.Ordinal));
-        Assert.Contains(ClusterTlsFixture.SiloLog.Lines, l => l.StartsWith("cluster TLS on: certificate CN=blankend-silo", StringComparison.Ordinal) && l.Contains("client certificates required", StringComparison.Ordinal));
+        Assert.Contains(log.Lines, l =>
+            l.StartsWith("cluster TLS on: certificate CN=blankend-gateway", StringComparison.Ordinal)
+        );
+        Assert.Contains(ClusterTlsFixture.SiloLog.Lines, l =>
+            l.StartsWith("cluster TLS on: certificate CN=blankend-silo", StringComparison.Ordinal)
+            && l.Contains("client certificates required", StringComparison.Ordinal)
+        );
     }
 
     [Fact]
@@ -242,22 +287,25 @@ public sealed class ClusterTlsTests(ClusterTlsFixture fixture) : IClassFixture<C
     {
         // An intruder that trusts anything and presents a certificate of its own CA.
         await ConnectionIsRefusedAsync(c => c.UseTls(fixture.Tls.Intruder, o =>
-        {
-            o.ClientCertificateMode = RemoteCertificateMode.RequireCertificate;
-            o.AllowAnyRemoteCertificate();
-        }));
+            {
+                o.ClientCertificateMode = RemoteCertificateMode.RequireCertificate;
+                o.AllowAnyRemoteCertificate();
+            }));
         Assert.Contains(ClusterTlsFixture.SiloLog.Lines, l =>
             l.StartsWith("cluster TLS: refused the peer certificate CN=intruder", StringComparison.Ordinal)
-            && l.Contains("does not chain to cluster:tls:ca_certificate", StringComparison.Ordinal));
+            && l.Contains("does not chain to cluster:tls:ca_certificate", StringComparison.Ordinal)
+        );
     }
 
     [Fact]
     public async Task AClientWithoutACertificateIsRefusedWhenMutualTlsIsRequired() =>
-        await ConnectionIsRefusedAsync(c => c.UseTls(o =>
-        {
-            o.ClientCertificateMode = RemoteCertificateMode.NoCertificate;
-            o.AllowAnyRemoteCertificate();
-        }));
+        await ConnectionIsRefusedAsync(c =>
+            c.UseTls(o =>
+            {
+                o.ClientCertificateMode = RemoteCertificateMode.NoCertificate;
+                o.AllowAnyRemoteCertificate();
+            })
+        );
 
     [Fact]
     public async Task APlainTcpClientIsRefused() => await ConnectionIsRefusedAsync(_ => { });
@@ -267,12 +315,18 @@ public sealed class ClusterTlsTests(ClusterTlsFixture fixture) : IClassFixture<C
     {
         // Our own wiring on the client side, configured with the other CA (and a certificate of it): the silos'
         // certificate does not chain to its ca_certificate, so the gateway refuses them.
-        var tls = new ClusterTlsSettings { Enabled = true, Certificate = fixture.Tls.IntruderPfx, CaCertificate = fixture.Tls.OtherCaPem };
+        var tls = new ClusterTlsSettings
+        {
+            Enabled = true,
+            Certificate = fixture.Tls.IntruderPfx,
+            CaCertificate = fixture.Tls.OtherCaPem,
+        };
         var log = new LogCapture(_ => true);
         await ConnectionIsRefusedAsync(c => c.UseBlankendTls(tls), log);
         Assert.Contains(log.Lines, l =>
             l.StartsWith("cluster TLS: refused the peer certificate CN=blankend-silo", StringComparison.Ordinal)
-            && l.Contains("does not chain to cluster:tls:ca_certificate", StringComparison.Ordinal));
+            && l.Contains("does not chain to cluster:tls:ca_certificate", StringComparison.Ordinal)
+        );
     }
 }
 
@@ -283,21 +337,25 @@ public sealed class ClusterTlsSettingsTests(ClusterTlsFiles tls) : IClassFixture
 {
     private static ClusterSettings Read(Dictionary<string, string?> keys) =>
         BlankendConfiguration.Read<ClusterSettings, ClusterSettingsValidator>(
-            new ConfigurationBuilder().AddInMemoryCollection(keys).Build(), ClusterSettings.Section);
+            new ConfigurationBuilder().AddInMemoryCollection(keys).Build(),
+            ClusterSettings.Section
+        );
 
     [Fact]
     public void EnvironmentVariablesMapOntoClusterTlsKeys()
     {
-        var keys = BlankendEnvironment.ToConfigKeys(new Hashtable
-        {
-            ["BLANKEND_CLUSTER_TLS_ENABLED"] = "yes",
-            ["BLANKEND_CLUSTER_TLS_CERTIFICATE"] = "/run/secrets/node.pfx",
-            ["BLANKEND_CLUSTER_TLS_CERTIFICATE_KEY"] = "/run/secrets/node.key",
-            ["BLANKEND_CLUSTER_TLS_CERTIFICATE_PASSWORD"] = "s3cret",
-            ["BLANKEND_CLUSTER_TLS_CA_CERTIFICATE"] = "/run/secrets/ca.pem",
-            ["BLANKEND_CLUSTER_TLS_REQUIRE_CLIENT_CERTIFICATE"] = "0",
-            ["BLANKEND_CLUSTER_TLS_ALLOWED_PEERS"] = "CN=silo-a, CN=gw-1",
-        });
+        var keys = BlankendEnvironment.ToConfigKeys(
+            new Hashtable
+            {
+                ["BLANKEND_CLUSTER_TLS_ENABLED"] = "yes",
+                ["BLANKEND_CLUSTER_TLS_CERTIFICATE"] = "/run/secrets/node.pfx",
+                ["BLANKEND_CLUSTER_TLS_CERTIFICATE_KEY"] = "/run/secrets/node.key",
+                ["BLANKEND_CLUSTER_TLS_CERTIFICATE_PASSWORD"] = "s3cret",
+                ["BLANKEND_CLUSTER_TLS_CA_CERTIFICATE"] = "/run/secrets/ca.pem",
+                ["BLANKEND_CLUSTER_TLS_REQUIRE_CLIENT_CERTIFICATE"] = "0",
+                ["BLANKEND_CLUSTER_TLS_ALLOWED_PEERS"] = "CN=silo-a, CN=gw-1",
+            }
+        );
         Assert.Equal("true", keys["cluster:tls:enabled"]);
         Assert.Equal("/run/secrets/node.pfx", keys["cluster:tls:certificate"]);
         Assert.Equal("/run/secrets/node.key", keys["cluster:tls:certificate_key"]);
@@ -306,7 +364,9 @@ public sealed class ClusterTlsSettingsTests(ClusterTlsFiles tls) : IClassFixture
         Assert.Equal("false", keys["cluster:tls:require_client_certificate"]);
         Assert.Equal("CN=silo-a, CN=gw-1", keys["cluster:tls:allowed_peers:0"]);
 
-        var e = Assert.Throws<BlankendConfigurationException>(() => BlankendEnvironment.ToConfigKeys(new Hashtable { ["BLANKEND_CLUSTER_TLS_ENABLED"] = "maybe" }));
+        var e = Assert.Throws<BlankendConfigurationException>(() =>
+            BlankendEnvironment.ToConfigKeys(new Hashtable { ["BLANKEND_CLUSTER_TLS_ENABLED"] = "maybe" })
+        );
         Assert.Contains("BLANKEND_CLUSTER_TLS_ENABLED", e.Message);
     }
 
@@ -326,7 +386,10 @@ public sealed class ClusterTlsSettingsTests(ClusterTlsFiles tls) : IClassFixture
         var t = app.Services.GetRequiredService<IOptions<ClusterSettings>>().Value.Tls;
         Assert.True(t.Enabled);
         Assert.True(t.RequireClientCertificate); // the default
-        Assert.Equal((tls.SiloPfx, ClusterTlsFiles.SiloPassword, tls.CaPem), (t.Certificate, t.CertificatePassword, t.CaCertificate));
+        Assert.Equal(
+            (tls.SiloPfx, ClusterTlsFiles.SiloPassword, tls.CaPem),
+            (t.Certificate, t.CertificatePassword, t.CaCertificate)
+        );
         Assert.Equal(["CN=blankend-silo", tls.Gateway.Thumbprint], AuthOptions.Flatten(t.AllowedPeers));
     }
 
@@ -340,7 +403,17 @@ public sealed class ClusterTlsSettingsTests(ClusterTlsFiles tls) : IClassFixture
         var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "config", "blankend.json")));
         var section = json.RootElement.GetProperty("cluster").GetProperty("tls");
         Assert.False(section.GetProperty("enabled").GetBoolean());
-        foreach (var key in new[] { "certificate", "certificate_key", "certificate_password", "ca_certificate", "require_client_certificate", "allowed_peers" })
+        foreach (
+            var key in new[]
+            {
+                "certificate",
+                "certificate_key",
+                "certificate_password",
+                "ca_certificate",
+                "require_client_certificate",
+                "allowed_peers",
+            }
+        )
             Assert.True(section.TryGetProperty(key, out _), $"cluster.tls.{key} missing from config/blankend.json");
     }
 
@@ -359,25 +432,37 @@ public sealed class ClusterTlsSettingsTests(ClusterTlsFiles tls) : IClassFixture
         encrypted.CertificateKey = tls.GatewayEncryptedKey;
         encrypted.CertificatePassword = ClusterTlsFiles.KeyPassword;
         Assert.Empty(ClusterTls.Check(encrypted, clientOnly: true));
-        Assert.Empty(ClusterTls.Check(new ClusterTlsSettings { Enabled = true, Certificate = tls.SiloPfx, CertificatePassword = ClusterTlsFiles.SiloPassword, AllowedPeers = ["CN=blankend-silo"] }, clientOnly: false));
+        Assert.Empty(
+            ClusterTls.Check(
+                new ClusterTlsSettings
+                {
+                    Enabled = true,
+                    Certificate = tls.SiloPfx,
+                    CertificatePassword = ClusterTlsFiles.SiloPassword,
+                    AllowedPeers = ["CN=blankend-silo"],
+                },
+                clientOnly: false
+            )
+        );
     }
 
-    public static TheoryData<string, string> BadSettings => new()
-    {
-        { "no-certificate", "cluster:tls:certificate must name" },
-        { "missing-certificate", "cluster:tls:certificate: file '/nonexistent/node.pfx' does not exist" },
-        { "garbage-certificate", "is neither PEM nor a PKCS#12 file that cluster:tls:certificate_password opens" },
-        { "wrong-password", "is neither PEM nor a PKCS#12 file that cluster:tls:certificate_password opens" },
-        { "pem-without-key", "has no private key" },
-        { "missing-key", "cluster:tls:certificate_key: file '/nonexistent/node.key' does not exist" },
-        { "encrypted-key-without-password", "cluster:tls:certificate_key: the private key in" },
-        { "expired", "(CN=expired) expired on" },
-        { "server-only", "does not allow both TLS server and client authentication" },
-        { "missing-ca", "cluster:tls:ca_certificate: file '/nonexistent/ca.pem' does not exist" },
-        { "other-ca", "does not chain to cluster:tls:ca_certificate" },
-        { "system-trust-without-peers", "cluster:tls:allowed_peers must name the peers" },
-        { "bad-peer", "cluster:tls:allowed_peers: 'silo-a' is neither CN=name nor" },
-    };
+    public static TheoryData<string, string> BadSettings =>
+        new()
+        {
+            { "no-certificate", "cluster:tls:certificate must name" },
+            { "missing-certificate", "cluster:tls:certificate: file '/nonexistent/node.pfx' does not exist" },
+            { "garbage-certificate", "is neither PEM nor a PKCS#12 file that cluster:tls:certificate_password opens" },
+            { "wrong-password", "is neither PEM nor a PKCS#12 file that cluster:tls:certificate_password opens" },
+            { "pem-without-key", "has no private key" },
+            { "missing-key", "cluster:tls:certificate_key: file '/nonexistent/node.key' does not exist" },
+            { "encrypted-key-without-password", "cluster:tls:certificate_key: the private key in" },
+            { "expired", "(CN=expired) expired on" },
+            { "server-only", "does not allow both TLS server and client authentication" },
+            { "missing-ca", "cluster:tls:ca_certificate: file '/nonexistent/ca.pem' does not exist" },
+            { "other-ca", "does not chain to cluster:tls:ca_certificate" },
+            { "system-trust-without-peers", "cluster:tls:allowed_peers must name the peers" },
+            { "bad-peer", "cluster:tls:allowed_peers: 'silo-a' is neither CN=name nor" },
+        };
 
     [Theory]
     [MemberData(nameof(BadSettings))]
@@ -386,14 +471,22 @@ public sealed class ClusterTlsSettingsTests(ClusterTlsFiles tls) : IClassFixture
         var keys = tls.SiloKeys();
         switch (kind)
         {
-            case "no-certificate": keys["cluster:tls:certificate"] = ""; break;
-            case "missing-certificate": keys["cluster:tls:certificate"] = "/nonexistent/node.pfx"; break;
+            case "no-certificate":
+                keys["cluster:tls:certificate"] = "";
+                break;
+            case "missing-certificate":
+                keys["cluster:tls:certificate"] = "/nonexistent/node.pfx";
+                break;
             case "garbage-certificate":
                 keys["cluster:tls:certificate"] = tls.Files.Path("garbage.pfx");
                 File.WriteAllText(keys["cluster:tls:certificate"]!, "not a certificate");
                 break;
-            case "wrong-password": keys["cluster:tls:certificate_password"] = "Wr0ng-password"; break;
-            case "pem-without-key": keys["cluster:tls:certificate"] = tls.GatewayPem; break;
+            case "wrong-password":
+                keys["cluster:tls:certificate_password"] = "Wr0ng-password";
+                break;
+            case "pem-without-key":
+                keys["cluster:tls:certificate"] = tls.GatewayPem;
+                break;
             case "missing-key":
                 keys["cluster:tls:certificate"] = tls.GatewayPem;
                 keys["cluster:tls:certificate_key"] = "/nonexistent/node.key";
@@ -403,12 +496,26 @@ public sealed class ClusterTlsSettingsTests(ClusterTlsFiles tls) : IClassFixture
                 keys["cluster:tls:certificate_key"] = tls.GatewayEncryptedKey;
                 keys["cluster:tls:certificate_password"] = "";
                 break;
-            case "expired": keys["cluster:tls:certificate"] = tls.ExpiredPfx; keys["cluster:tls:certificate_password"] = ""; break;
-            case "server-only": keys["cluster:tls:certificate"] = tls.ServerOnlyPfx; keys["cluster:tls:certificate_password"] = ""; break;
-            case "missing-ca": keys["cluster:tls:ca_certificate"] = "/nonexistent/ca.pem"; break;
-            case "other-ca": keys["cluster:tls:ca_certificate"] = tls.OtherCaPem; break;
-            case "system-trust-without-peers": keys["cluster:tls:ca_certificate"] = ""; break;
-            case "bad-peer": keys["cluster:tls:allowed_peers:0"] = "CN=silo-b,silo-a"; break;
+            case "expired":
+                keys["cluster:tls:certificate"] = tls.ExpiredPfx;
+                keys["cluster:tls:certificate_password"] = "";
+                break;
+            case "server-only":
+                keys["cluster:tls:certificate"] = tls.ServerOnlyPfx;
+                keys["cluster:tls:certificate_password"] = "";
+                break;
+            case "missing-ca":
+                keys["cluster:tls:ca_certificate"] = "/nonexistent/ca.pem";
+                break;
+            case "other-ca":
+                keys["cluster:tls:ca_certificate"] = tls.OtherCaPem;
+                break;
+            case "system-trust-without-peers":
+                keys["cluster:tls:ca_certificate"] = "";
+                break;
+            case "bad-peer":
+                keys["cluster:tls:allowed_peers:0"] = "CN=silo-b,silo-a";
+                break;
         }
         var e = Assert.Throws<BlankendConfigurationException>(() => Read(keys));
         var line = Assert.Single(e.Errors);
@@ -421,7 +528,9 @@ public sealed class ClusterTlsSettingsTests(ClusterTlsFiles tls) : IClassFixture
     [Fact]
     public void AnUnknownClusterTlsKeyStopsStartupNamingIt()
     {
-        var e = Assert.Throws<BlankendConfigurationException>(() => Read(new Dictionary<string, string?> { ["cluster:tls:enabeld"] = "true" }));
+        var e = Assert.Throws<BlankendConfigurationException>(() =>
+            Read(new Dictionary<string, string?> { ["cluster:tls:enabeld"] = "true" })
+        );
         Assert.Contains("cluster:tls:enabeld is not a known key", e.Message);
     }
 
@@ -431,17 +540,34 @@ public sealed class ClusterTlsSettingsTests(ClusterTlsFiles tls) : IClassFixture
         using var material = ClusterTls.Load(tls.GatewaySettings(), clientOnly: true);
         var peers = new ClusterTlsPeers(material, requireClientCertificate: true);
         Assert.Null(peers.Refusal(tls.Silo, null, System.Net.Security.SslPolicyErrors.RemoteCertificateChainErrors));
-        Assert.Contains("does not chain to cluster:tls:ca_certificate", peers.Refusal(tls.Intruder, null, System.Net.Security.SslPolicyErrors.None));
+        Assert.Contains(
+            "does not chain to cluster:tls:ca_certificate",
+            peers.Refusal(tls.Intruder, null, System.Net.Security.SslPolicyErrors.None)
+        );
 
         var listed = tls.GatewaySettings();
         listed.AllowedPeers = ["CN=blankend-silo"];
         using var byName = ClusterTls.Load(listed, clientOnly: true);
-        Assert.Null(new ClusterTlsPeers(byName, true).Refusal(tls.Silo, null, System.Net.Security.SslPolicyErrors.None));
-        Assert.Contains("matches no entry of cluster:tls:allowed_peers", new ClusterTlsPeers(byName, true).Refusal(tls.Gateway, null, System.Net.Security.SslPolicyErrors.None));
+        Assert.Null(
+            new ClusterTlsPeers(byName, true).Refusal(tls.Silo, null, System.Net.Security.SslPolicyErrors.None)
+        );
+        Assert.Contains(
+            "matches no entry of cluster:tls:allowed_peers",
+            new ClusterTlsPeers(byName, true).Refusal(tls.Gateway, null, System.Net.Security.SslPolicyErrors.None)
+        );
 
-        listed.AllowedPeers = [Convert.ToHexString(tls.Gateway.GetCertHash(System.Security.Cryptography.HashAlgorithmName.SHA256)).ToLowerInvariant()];
+        listed.AllowedPeers =
+        [
+            Convert
+                .ToHexString(tls.Gateway.GetCertHash(System.Security.Cryptography.HashAlgorithmName.SHA256))
+                .ToLowerInvariant(),
+        ];
         using var byThumbprint = ClusterTls.Load(listed, clientOnly: true);
-        Assert.Null(new ClusterTlsPeers(byThumbprint, true).Refusal(tls.Gateway, null, System.Net.Security.SslPolicyErrors.None));
-        Assert.NotNull(new ClusterTlsPeers(byThumbprint, true).Refusal(tls.Silo, null, System.Net.Security.SslPolicyErrors.None));
+        Assert.Null(
+            new ClusterTlsPeers(byThumbprint, true).Refusal(tls.Gateway, null, System.Net.Security.SslPolicyErrors.None)
+        );
+        Assert.NotNull(
+            new ClusterTlsPeers(byThumbprint, true).Refusal(tls.Silo, null, System.Net.Security.SslPolicyErrors.None)
+        );
     }
 }

@@ -20,10 +20,13 @@ public sealed class RedisClusterTests(ITestOutputHelper output)
     // within 5 s of a silo's kill -9.
     private static readonly TimeSpan ResumeGoal = TimeSpan.FromSeconds(5);
 
-
     private static string[] Common(RedisServer redis, string clusterId) =>
-        ["--cluster:clustering=redis", $"--cluster:redis={redis.ConnectionString}", $"--cluster:cluster_id={clusterId}",
-         "--Logging:Console:TimestampFormat=HH:mm:ss.fff "];
+        [
+            "--cluster:clustering=redis",
+            $"--cluster:redis={redis.ConnectionString}",
+            $"--cluster:cluster_id={clusterId}",
+            "--Logging:Console:TimestampFormat=HH:mm:ss.fff ",
+        ];
 
     /// <summary>The log entries of a process that tell the story of a silo loss, with their timestamps (the console
     /// logger writes "time level: category" on one line and the message on the next).</summary>
@@ -34,26 +37,36 @@ public sealed class RedisClusterTests(ITestOutputHelper output)
         for (var i = 1; i < lines.Length; i++)
         {
             var l = lines[i];
-            if (l.Contains("Dead", StringComparison.Ordinal) || l.Contains("Evicting", StringComparison.Ordinal)
-                || l.Contains("cluster", StringComparison.Ordinal) || l.Contains("subscriptions", StringComparison.Ordinal)
-                || l.Contains("active (epoch", StringComparison.Ordinal) || l.Contains("handing a frame", StringComparison.Ordinal))
+            if (
+                l.Contains("Dead", StringComparison.Ordinal)
+                || l.Contains("Evicting", StringComparison.Ordinal)
+                || l.Contains("cluster", StringComparison.Ordinal)
+                || l.Contains("subscriptions", StringComparison.Ordinal)
+                || l.Contains("active (epoch", StringComparison.Ordinal)
+                || l.Contains("handing a frame", StringComparison.Ordinal)
+            )
                 story.Add(lines[i - 1].Split(' ')[0] + " " + l.Trim());
         }
         return string.Join('\n', story);
     }
 
-    private static ClusterSilo StartSilo(string[] common, params string[] extra) => ClusterSilo.Start(null, common, extra);
+    private static ClusterSilo StartSilo(string[] common, params string[] extra) =>
+        ClusterSilo.Start(null, common, extra);
 
-    private static ServiceProcess StartGateway(string[] common) => ServiceProcess.StartGateway([.. common, "--cluster:mode=client"]);
+    private static ServiceProcess StartGateway(string[] common) =>
+        ServiceProcess.StartGateway([.. common, "--cluster:mode=client"]);
 
     private static async Task<JsonElement> ClusterStatusAsync(ServiceProcess gw) =>
         await gw.Client.GetFromJsonAsync<JsonElement>("api/v1/cluster/status");
 
     private static JsonElement? SiloEntry(JsonElement status, int siloPort) =>
-        status.GetProperty("silos").EnumerateArray()
+        status
+            .GetProperty("silos")
+            .EnumerateArray()
             .Where(s => s.GetProperty("silo_port").GetInt32() == siloPort)
             .OrderBy(s => s.GetProperty("status").GetString() == "Dead") // a restarted port: the live one first
-            .Select(s => (JsonElement?)s).FirstOrDefault();
+            .Select(s => (JsonElement?)s)
+            .FirstOrDefault();
 
     /// <summary>Waits until the membership shows <paramref name="count"/> active silos. (Which silos a client-mode
     /// gateway holds connections to is up to Orleans: it connects lazily, as grain calls need a gateway.)</summary>
@@ -64,11 +77,13 @@ public sealed class RedisClusterTests(ITestOutputHelper output)
         while (DateTime.UtcNow < deadline)
         {
             foreach (var s in silos)
-                if (s.Process.Process.HasExited) throw new InvalidOperationException($"silo exited:\n{s.Process.Output}");
+                if (s.Process.Process.HasExited)
+                    throw new InvalidOperationException($"silo exited:\n{s.Process.Output}");
             try
             {
                 status = await ClusterStatusAsync(gw);
-                if (status.GetProperty("active_silos").GetInt32() == count) return;
+                if (status.GetProperty("active_silos").GetInt32() == count)
+                    return;
             }
             catch (HttpRequestException) { }
             catch (TaskCanceledException) { }
@@ -77,7 +92,8 @@ public sealed class RedisClusterTests(ITestOutputHelper output)
         throw new TimeoutException($"never saw {count} active silos: {status}\n--- gateway:\n{gw.Output}");
     }
 
-    private static long Ms(long fromTimestamp, long toTimestamp) => (toTimestamp - fromTimestamp) * 1000 / Stopwatch.Frequency;
+    private static long Ms(long fromTimestamp, long toTimestamp) =>
+        (toTimestamp - fromTimestamp) * 1000 / Stopwatch.Frequency;
 
     private static long Counter(JsonElement status, string name) => status.GetProperty(name).GetInt64();
 
@@ -88,7 +104,10 @@ public sealed class RedisClusterTests(ITestOutputHelper output)
     private static void AssertAtMostOnceInOrder(IReadOnlyList<SeenFrame> frames)
     {
         for (var i = 1; i < frames.Count; i++)
-            Assert.True(frames[i].Tag > frames[i - 1].Tag, $"frame {i}: tag {frames[i].Tag} after {frames[i - 1].Tag} (repeat or out of order)");
+            Assert.True(
+                frames[i].Tag > frames[i - 1].Tag,
+                $"frame {i}: tag {frames[i].Tag} after {frames[i - 1].Tag} (repeat or out of order)"
+            );
     }
 
     [RedisFact]
@@ -97,21 +116,26 @@ public sealed class RedisClusterTests(ITestOutputHelper output)
         await using var redis = await RedisServer.StartAsync();
         var common = Common(redis, "kill-" + Guid.NewGuid().ToString("N")[..8]);
         var gpuSilo = StartSilo(common, "--Orleans:Metadata:blankend_devices=gpu0,cpu0");
-        var cpuSilo = StartSilo(common, "--Orleans:Metadata:blankend_devices=cpu0"); // explicit: a CI host may have a GPU
+        // explicit: a CI host may have a GPU
+        var cpuSilo = StartSilo(common, "--Orleans:Metadata:blankend_devices=cpu0");
         await using var _1 = gpuSilo.Process;
         await using var _2 = cpuSilo.Process;
         await using var gw = StartGateway(common);
         await gw.WaitHealthyAsync();
         await WaitActiveSilosAsync(gw, 2, gpuSilo, cpuSilo);
 
-        // Roles: the GPU silo announces gpu0 in its metadata, the CPU silo only cpu0; the gateway is a client, not a silo.
+        // Roles: the GPU silo announces gpu0 in its metadata, the CPU silo only cpu0; the gateway is a client, not a
+        // silo.
         var status = await ClusterStatusAsync(gw);
         output.WriteLine("cluster: " + status);
         Assert.Equal(2, status.GetProperty("silos").GetArrayLength());
         var gpuEntry = SiloEntry(status, gpuSilo.SiloPort)!.Value;
         var cpuEntry = SiloEntry(status, cpuSilo.SiloPort)!.Value;
         Assert.Equal("gpu", gpuEntry.GetProperty("role").GetString());
-        Assert.Equal(["gpu0", "cpu0"], gpuEntry.GetProperty("devices").EnumerateArray().Select(e => e.GetString()!).ToArray());
+        Assert.Equal(
+            ["gpu0", "cpu0"],
+            gpuEntry.GetProperty("devices").EnumerateArray().Select(e => e.GetString()!).ToArray()
+        );
         Assert.Equal("cpu", cpuEntry.GetProperty("role").GetString());
         Assert.Equal(["cpu0"], cpuEntry.GetProperty("devices").EnumerateArray().Select(e => e.GetString()!).ToArray());
 
@@ -122,12 +146,18 @@ public sealed class RedisClusterTests(ITestOutputHelper output)
         var before = await gw.StreamStatusAsync();
 
         // Kill -9 the silo that hosts the source's grain (the observer registrations and seq live there).
-        var host = before.GetProperty("sources").EnumerateArray().Single(s => s.GetProperty("source").GetString() == source)
-            .GetProperty("silo").GetString()!;
+        var host = before
+            .GetProperty("sources")
+            .EnumerateArray()
+            .Single(s => s.GetProperty("source").GetString() == source)
+            .GetProperty("silo")
+            .GetString()!;
         var victim = host.Contains($":{gpuSilo.SiloPort}:") ? gpuSilo : cpuSilo;
         var survivor = victim == gpuSilo ? cpuSilo : gpuSilo;
-        output.WriteLine($"source {source} lives on {host}; killing the silo on port {victim.SiloPort} (pid {victim.Process.Process.Id}); " +
-            $"the gateway holds {(await ClusterStatusAsync(gw)).GetProperty("connected_gateways")} silo gateway connection(s)");
+        output.WriteLine(
+            $"source {source} lives on {host}; killing the silo on port {victim.SiloPort} (pid {victim.Process.Process.Id}); "
+                + $"the gateway holds {(await ClusterStatusAsync(gw)).GetProperty("connected_gateways")} silo gateway connection(s)"
+        );
         var killedAt = Stopwatch.GetTimestamp();
         output.WriteLine($"kill -9 at {DateTime.UtcNow:HH:mm:ss.fff}");
         victim.Process.Process.Kill();
@@ -136,21 +166,25 @@ public sealed class RedisClusterTests(ITestOutputHelper output)
         // a status call caught by the crash hangs until its timeout and must not hide a later answer.
         var deadSeen = Task.Run(async () =>
         {
-            var found = new TaskCompletionSource<(long, JsonElement)>(TaskCreationOptions.RunContinuationsAsynchronously);
+            var found = new TaskCompletionSource<(long, JsonElement)>(
+                TaskCreationOptions.RunContinuationsAsynchronously
+            );
             var polls = new List<Task>();
             while (!found.Task.IsCompleted && Ms(killedAt, Stopwatch.GetTimestamp()) < 30_000)
             {
-                polls.Add(Task.Run(async () =>
-                {
-                    try
+                polls.Add(
+                    Task.Run(async () =>
                     {
-                        var s = await ClusterStatusAsync(gw);
-                        if (SiloEntry(s, victim.SiloPort) is { } e && e.GetProperty("status").GetString() == "Dead")
-                            found.TrySetResult((Ms(killedAt, Stopwatch.GetTimestamp()), s));
-                    }
-                    catch (HttpRequestException) { }
-                    catch (TaskCanceledException) { }
-                }));
+                        try
+                        {
+                            var s = await ClusterStatusAsync(gw);
+                            if (SiloEntry(s, victim.SiloPort) is { } e && e.GetProperty("status").GetString() == "Dead")
+                                found.TrySetResult((Ms(killedAt, Stopwatch.GetTimestamp()), s));
+                        }
+                        catch (HttpRequestException) { }
+                        catch (TaskCanceledException) { }
+                    })
+                );
                 await Task.WhenAny(found.Task, Task.Delay(200));
             }
             found.TrySetResult((-1L, default));
@@ -163,8 +197,10 @@ public sealed class RedisClusterTests(ITestOutputHelper output)
         var resumeMs = resumed is null ? -1 : Ms(killedAt, resumed.At);
         var (deadMs, afterKill) = await deadSeen;
         var lastBefore = viewer.Frames.LastOrDefault(f => f.At < killedAt);
-        output.WriteLine($"kill -9 -> victim shown Dead after {deadMs} ms; frames resumed after {resumeMs} ms " +
-            $"(last frame before the kill: tag {lastBefore?.Tag}; first after: tag {resumed?.Tag}, sent {(resumed is null ? -1 : Ms(killedAt, camera.SentAt(resumed.Tag)))} ms after the kill)");
+        output.WriteLine(
+            $"kill -9 -> victim shown Dead after {deadMs} ms; frames resumed after {resumeMs} ms "
+                + $"(last frame before the kill: tag {lastBefore?.Tag}; first after: tag {resumed?.Tag}, sent {(resumed is null ? -1 : Ms(killedAt, camera.SentAt(resumed.Tag)))} ms after the kill)"
+        );
 
         await Task.Delay(2000); // frames keep flowing on the survivor
         var sent = await camera.StopAsync();
@@ -172,25 +208,46 @@ public sealed class RedisClusterTests(ITestOutputHelper output)
         var after = await gw.StreamStatusAsync();
         var frames = viewer.Frames;
         var v = ViewerOf(after, source);
-        long ingestDrops = Counter(after, "ingest_drops"), ingestErrors = Counter(after, "ingest_errors"),
-            stale = Counter(after, "stale_frames"), lost = Counter(after, "lost_frames"), viewerDrops = v.GetProperty("dropped").GetInt64();
+        long ingestDrops = Counter(after, "ingest_drops"),
+            ingestErrors = Counter(after, "ingest_errors"),
+            stale = Counter(after, "stale_frames"),
+            lost = Counter(after, "lost_frames"),
+            viewerDrops = v.GetProperty("dropped").GetInt64();
         var accounted = frames.Count + ingestDrops + ingestErrors + stale + lost + viewerDrops;
-        output.WriteLine($"sent {sent}; delivered {frames.Count}; counted: ingest_drops {ingestDrops}, ingest_errors {ingestErrors}, " +
-            $"stale {stale}, lost {lost}, viewer_drops {viewerDrops}; delivered + counted = {accounted}");
+        output.WriteLine(
+            $"sent {sent}; delivered {frames.Count}; counted: ingest_drops {ingestDrops}, ingest_errors {ingestErrors}, "
+                + $"stale {stale}, lost {lost}, viewer_drops {viewerDrops}; delivered + counted = {accounted}"
+        );
         output.WriteLine("after: " + after);
         output.WriteLine("cluster after kill: " + afterKill);
         output.WriteLine("--- gateway log (cluster lines):\n" + Story(gw));
         output.WriteLine("--- survivor log (cluster lines):\n" + Story(survivor.Process));
 
-        Assert.True(resumed is not null, $"frames never resumed\n--- gateway:\n{gw.Output}\n--- survivor:\n{survivor.Process.Output}");
-        Assert.True(resumeMs <= ResumeGoal.TotalMilliseconds, $"frames resumed after {resumeMs} ms (goal {ResumeGoal.TotalMilliseconds} ms)\n--- gateway:\n{gw.Output}");
-        Assert.True(deadMs >= 0, $"membership never showed the killed silo dead\n--- survivor:\n{survivor.Process.Output}");
+        Assert.True(
+            resumed is not null,
+            $"frames never resumed\n--- gateway:\n{gw.Output}\n--- survivor:\n{survivor.Process.Output}"
+        );
+        Assert.True(
+            resumeMs <= ResumeGoal.TotalMilliseconds,
+            $"frames resumed after {resumeMs} ms (goal {ResumeGoal.TotalMilliseconds} ms)\n--- gateway:\n{gw.Output}"
+        );
+        Assert.True(
+            deadMs >= 0,
+            $"membership never showed the killed silo dead\n--- survivor:\n{survivor.Process.Output}"
+        );
         Assert.Equal(1, afterKill.GetProperty("active_silos").GetInt32());
 
         // The new activation (on the survivor) numbers frames under a new epoch.
         Assert.True(frames[^1].Epoch != frames[0].Epoch, "the source's grain should have a new epoch after the kill");
-        Assert.Contains($":{survivor.SiloPort}:", (await gw.StreamStatusAsync()).GetProperty("sources").EnumerateArray()
-            .Single(s => s.GetProperty("source").GetString() == source).GetProperty("silo").GetString());
+        Assert.Contains(
+            $":{survivor.SiloPort}:",
+            (await gw.StreamStatusAsync())
+                .GetProperty("sources")
+                .EnumerateArray()
+                .Single(s => s.GetProperty("source").GetString() == source)
+                .GetProperty("silo")
+                .GetString()
+        );
 
         // Nothing delivered twice or out of order; every frame delivered or counted where it was lost. The one
         // uncountable case is a frame whose observer call was still in the dead silo's send queue when it died
@@ -214,12 +271,17 @@ public sealed class RedisClusterTests(ITestOutputHelper output)
         var silo = StartSilo(common);
         await using var _1 = silo.Process;
         var gwSiloPort = TestEnv.FreePort();
-        await using var gw = ServiceProcess.StartGateway([.. common, $"--cluster:silo_port={gwSiloPort}", $"--cluster:gateway_port={TestEnv.FreePort()}"]);
+        await using var gw = ServiceProcess.StartGateway([
+            .. common,
+            $"--cluster:silo_port={gwSiloPort}",
+            $"--cluster:gateway_port={TestEnv.FreePort()}",
+        ]);
         await gw.WaitHealthyAsync();
         await WaitActiveSilosAsync(gw, 2, silo);
         var status = await ClusterStatusAsync(gw);
         Assert.Equal("embedded", status.GetProperty("mode").GetString());
-        Assert.Equal("cpu", SiloEntry(status, gwSiloPort)!.Value.GetProperty("role").GetString()); // the gateway's own silo: no GPU
+        // the gateway's own silo: no GPU
+        Assert.Equal("cpu", SiloEntry(status, gwSiloPort)!.Value.GetProperty("role").GetString());
 
         // Sources whose grain lands on the other silo: the kill below takes it away. Placement is Orleans' choice,
         // so sources are started (each activates its ClientGrain) until at least one lives on the silo to be
@@ -235,36 +297,61 @@ public sealed class RedisClusterTests(ITestOutputHelper output)
                 var viewer = await ViewerRecorder.StartAsync(gw.Ws($"/video_out?source={source}&meta=1"));
                 var camera = await CameraStream.StartAsync(gw.Ws($"/video_in?client_id={source}"), fps: 15);
                 viewers.Add((source, viewer, camera));
-                if (i < 5) continue;
-                foreach (var v in viewers) Assert.NotNull(await v.Viewer.WaitForAsync(f => f.Tag >= 5, TimeSpan.FromSeconds(30)));
-                sources = (await gw.StreamStatusAsync()).GetProperty("sources").EnumerateArray()
+                if (i < 5)
+                    continue;
+                foreach (var v in viewers)
+                    Assert.NotNull(await v.Viewer.WaitForAsync(f => f.Tag >= 5, TimeSpan.FromSeconds(30)));
+                sources = (await gw.StreamStatusAsync())
+                    .GetProperty("sources")
+                    .EnumerateArray()
                     .ToDictionary(s => s.GetProperty("source").GetString()!, s => s.GetProperty("silo").GetString()!);
-                remote = viewers.Where(v => sources.TryGetValue(v.Source, out var host) && host.Contains($":{silo.SiloPort}:")).ToList();
+                remote = viewers
+                    .Where(v => sources.TryGetValue(v.Source, out var host) && host.Contains($":{silo.SiloPort}:"))
+                    .ToList();
             }
             output.WriteLine($"grains: {string.Join(", ", sources.Select(kv => $"{kv.Key}@{kv.Value}"))}");
-            Assert.True(remote.Count > 0, $"no grain of {viewers.Count} sources landed on the silo to be killed: the kill would interrupt nothing");
+            Assert.True(
+                remote.Count > 0,
+                $"no grain of {viewers.Count} sources landed on the silo to be killed: the kill would interrupt nothing"
+            );
 
             var killedAt = Stopwatch.GetTimestamp();
             silo.Process.Process.Kill();
             foreach (var (source, viewer, camera) in viewers)
             {
-                var resumed = await viewer.WaitForAsync(f => camera.SentAt(f.Tag) >= killedAt, TimeSpan.FromSeconds(15));
+                var resumed = await viewer.WaitForAsync(
+                    f => camera.SentAt(f.Tag) >= killedAt,
+                    TimeSpan.FromSeconds(15)
+                );
                 var ms = resumed is null ? -1 : Ms(killedAt, resumed.At);
-                output.WriteLine($"{source} ({(remote.Any(r => r.Source == source) ? "grain on the killed silo" : "grain on the gateway's silo")}): frames resumed after {ms} ms");
-                Assert.True(resumed is not null && ms <= ResumeGoal.TotalMilliseconds, $"{source}: frames resumed after {ms} ms\n--- gateway:\n{Story(gw)}");
+                output.WriteLine(
+                    $"{source} ({(remote.Any(r => r.Source == source) ? "grain on the killed silo" : "grain on the gateway's silo")}): frames resumed after {ms} ms"
+                );
+                Assert.True(
+                    resumed is not null && ms <= ResumeGoal.TotalMilliseconds,
+                    $"{source}: frames resumed after {ms} ms\n--- gateway:\n{Story(gw)}"
+                );
                 AssertAtMostOnceInOrder(viewer.Frames);
             }
             // The gateway's silo declares the other one dead, and the embedded watcher reports the change.
             var deadline = Stopwatch.GetTimestamp() + 20 * Stopwatch.Frequency;
-            while (!gw.Output.Contains("cluster: membership", StringComparison.Ordinal) && Stopwatch.GetTimestamp() < deadline) await Task.Delay(100);
+            while (
+                !gw.Output.Contains("cluster: membership", StringComparison.Ordinal)
+                && Stopwatch.GetTimestamp() < deadline
+            )
+                await Task.Delay(100);
             output.WriteLine("--- gateway log (cluster lines):\n" + Story(gw));
             Assert.Contains("cluster: membership", gw.Output);
             string? seen = null;
             while (Stopwatch.GetTimestamp() < deadline)
             {
-                try { seen = SiloEntry(await ClusterStatusAsync(gw), silo.SiloPort)?.GetProperty("status").GetString(); }
+                try
+                {
+                    seen = SiloEntry(await ClusterStatusAsync(gw), silo.SiloPort)?.GetProperty("status").GetString();
+                }
                 catch (HttpRequestException) { }
-                if (seen == "Dead") break;
+                if (seen == "Dead")
+                    break;
                 await Task.Delay(100);
             }
             Assert.Equal("Dead", seen);
@@ -293,17 +380,28 @@ public sealed class RedisClusterTests(ITestOutputHelper output)
         await using var _2 = cpuSilo.Process;
         // An embedded gateway: a silo of the cluster itself, announcing only cpu0.
         var gwSiloPort = TestEnv.FreePort();
-        await using var gw = ServiceProcess.StartGateway([.. common, $"--cluster:silo_port={gwSiloPort}", $"--cluster:gateway_port={TestEnv.FreePort()}",
-            "--Orleans:Metadata:blankend_devices=cpu0"]);
+        await using var gw = ServiceProcess.StartGateway([
+            .. common,
+            $"--cluster:silo_port={gwSiloPort}",
+            $"--cluster:gateway_port={TestEnv.FreePort()}",
+            "--Orleans:Metadata:blankend_devices=cpu0",
+        ]);
         await gw.WaitHealthyAsync();
         await WaitActiveSilosAsync(gw, 3, gpuSilo, cpuSilo);
 
         const string source = "gpucam";
-        foreach (var body in new[] { """{"hw_transcode":true}""",
-                     $$"""{"source":"{{source}}","enabled":true,"reencode_enabled":true,"jpeg_quality":30}""" })
+        foreach (
+            var body in new[]
+            {
+                """{"hw_transcode":true}""",
+                $$"""{"source":"{{source}}","enabled":true,"reencode_enabled":true,"jpeg_quality":30}""",
+            }
+        )
         {
-            using var r = await gw.Client.PostAsync("api/v1/video_processing/pipeline/config",
-                new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
+            using var r = await gw.Client.PostAsync(
+                "api/v1/video_processing/pipeline/config",
+                new StringContent(body, System.Text.Encoding.UTF8, "application/json")
+            );
             Assert.True(r.IsSuccessStatusCode, await r.Content.ReadAsStringAsync());
         }
 
@@ -313,35 +411,54 @@ public sealed class RedisClusterTests(ITestOutputHelper output)
 
         var gpu = await gw.Client.GetFromJsonAsync<JsonElement>("api/v1/video_processing/gpu/status");
         output.WriteLine("gpu/status: " + gpu);
-        var workers = gpu.GetProperty("devices").EnumerateArray()
-            .Select(d => (Device: d.GetProperty("device").GetString()!, Silo: d.GetProperty("silo").GetString()!)).ToList();
+        var workers = gpu.GetProperty("devices")
+            .EnumerateArray()
+            .Select(d => (Device: d.GetProperty("device").GetString()!, Silo: d.GetProperty("silo").GetString()!))
+            .ToList();
         var gpu0 = Assert.Single(workers, w => w.Device == "gpu0");
         Assert.Contains($":{gpuSilo.SiloPort}:", gpu0.Silo);
-        Assert.DoesNotContain(workers, w => w.Device.StartsWith("gpu", StringComparison.Ordinal)
-            && (w.Silo.Contains($":{cpuSilo.SiloPort}:") || w.Silo.Contains($":{gwSiloPort}:")));
+        Assert.DoesNotContain(workers, w =>
+            w.Device.StartsWith("gpu", StringComparison.Ordinal)
+            && (w.Silo.Contains($":{cpuSilo.SiloPort}:") || w.Silo.Contains($":{gwSiloPort}:"))
+        );
 
         var killedAt = Stopwatch.GetTimestamp();
         gpuSilo.Process.Process.Kill();
         // While gpu0 is unreachable the source's frames go out raw (the contract's bypass); once the death is
         // declared, routing picks cpu0 and processed frames come back.
-        var resumed = await viewer.WaitForAsync(f => f.At > killedAt && f.Kind == "processed", TimeSpan.FromSeconds(20));
+        var resumed = await viewer.WaitForAsync(
+            f => f.At > killedAt && f.Kind == "processed",
+            TimeSpan.FromSeconds(20)
+        );
         await Task.Delay(1000);
         var after = viewer.Frames.Where(f => f.At > killedAt).ToList();
         var arrivals = after.Select(f => Ms(killedAt, f.At)).ToList();
         var gap = arrivals.Zip(arrivals.Skip(1), (a, b) => b - a).Prepend(arrivals.FirstOrDefault()).Max();
-        var perSecond = after.GroupBy(f => Ms(killedAt, f.At) / 1000)
-            .Select(g => $"{g.Key}s: {g.Count(f => f.Kind == "processed")} processed + {g.Count(f => f.Kind != "processed")} raw");
-        output.WriteLine($"kill -9 of the gpu0 silo: processed frames resumed after {(resumed is null ? -1 : Ms(killedAt, resumed.At))} ms; " +
-            $"largest gap between frames of any kind {gap} ms; per second: {string.Join("; ", perSecond)}");
-        Assert.True(resumed is not null && Ms(killedAt, resumed.At) <= ResumeGoal.TotalMilliseconds,
-            $"processed frames did not resume within 5 s\n--- gateway:\n{Story(gw)}");
+        var perSecond = after
+            .GroupBy(f => Ms(killedAt, f.At) / 1000)
+            .Select(g =>
+                $"{g.Key}s: {g.Count(f => f.Kind == "processed")} processed + {g.Count(f => f.Kind != "processed")} raw"
+            );
+        output.WriteLine(
+            $"kill -9 of the gpu0 silo: processed frames resumed after {(resumed is null ? -1 : Ms(killedAt, resumed.At))} ms; "
+                + $"largest gap between frames of any kind {gap} ms; per second: {string.Join("; ", perSecond)}"
+        );
+        Assert.True(
+            resumed is not null && Ms(killedAt, resumed.At) <= ResumeGoal.TotalMilliseconds,
+            $"processed frames did not resume within 5 s\n--- gateway:\n{Story(gw)}"
+        );
         Assert.True(gap <= ResumeGoal.TotalMilliseconds, $"frames paused {gap} ms");
 
         gpu = await gw.Client.GetFromJsonAsync<JsonElement>("api/v1/video_processing/gpu/status");
         output.WriteLine("gpu/status after: " + gpu);
-        Assert.True(gpu.GetProperty("hw_transcode_requested").GetBoolean(), "the live pipeline config must survive the silo loss");
-        Assert.DoesNotContain(gpu.GetProperty("devices").EnumerateArray(), d => d.GetProperty("device").GetString() == "gpu0"
-            && d.GetProperty("silo").GetString()!.Contains($":{gpuSilo.SiloPort}:"));
+        Assert.True(
+            gpu.GetProperty("hw_transcode_requested").GetBoolean(),
+            "the live pipeline config must survive the silo loss"
+        );
+        Assert.DoesNotContain(gpu.GetProperty("devices").EnumerateArray(), d =>
+            d.GetProperty("device").GetString() == "gpu0"
+            && d.GetProperty("silo").GetString()!.Contains($":{gpuSilo.SiloPort}:")
+        );
     }
 
     [RedisFact]
@@ -391,19 +508,27 @@ public sealed class RedisClusterTests(ITestOutputHelper output)
             var afterA = await gwA.StreamStatusAsync();
             var afterB = await gwB.StreamStatusAsync();
             long Delta(JsonElement a, JsonElement b, string name) => Counter(a, name) - Counter(b, name);
-            foreach (var (name, viewer, after, before, ingestAfter, ingestBefore) in new[]
-            {
-                ("B (cross-gateway)", viewerB, afterB, beforeB, afterA, beforeA),
-                ("A (same gateway)", viewerA, afterA, beforeA, afterA, beforeA),
-            })
+            foreach (
+                var (name, viewer, after, before, ingestAfter, ingestBefore) in new[]
+                {
+                    ("B (cross-gateway)", viewerB, afterB, beforeB, afterA, beforeA),
+                    ("A (same gateway)", viewerA, afterA, beforeA, afterA, beforeA),
+                }
+            )
             {
                 var frames = viewer.Frames.Where(f => f.Tag >= 1).ToList();
                 AssertAtMostOnceInOrder(frames);
-                var viewerDrops = ViewerOf(after, source).GetProperty("dropped").GetInt64() - ViewerOf(before, source).GetProperty("dropped").GetInt64();
-                long ingestDrops = Delta(ingestAfter, ingestBefore, "ingest_drops"), ingestErrors = Delta(ingestAfter, ingestBefore, "ingest_errors");
-                long stale = Delta(after, before, "stale_frames"), lost = Delta(after, before, "lost_frames");
-                output.WriteLine($"viewer on {name}: delivered {frames.Count} of {n}; ingest_drops {ingestDrops} (A), ingest_errors {ingestErrors} (A), " +
-                    $"stale {stale}, lost {lost}, viewer_drops {viewerDrops}");
+                var viewerDrops =
+                    ViewerOf(after, source).GetProperty("dropped").GetInt64()
+                    - ViewerOf(before, source).GetProperty("dropped").GetInt64();
+                long ingestDrops = Delta(ingestAfter, ingestBefore, "ingest_drops"),
+                    ingestErrors = Delta(ingestAfter, ingestBefore, "ingest_errors");
+                long stale = Delta(after, before, "stale_frames"),
+                    lost = Delta(after, before, "lost_frames");
+                output.WriteLine(
+                    $"viewer on {name}: delivered {frames.Count} of {n}; ingest_drops {ingestDrops} (A), ingest_errors {ingestErrors} (A), "
+                        + $"stale {stale}, lost {lost}, viewer_drops {viewerDrops}"
+                );
                 Assert.Equal(0, ingestErrors);
                 Assert.Equal(n, frames.Count + ingestDrops + stale + lost + viewerDrops);
                 Assert.Equal(n, frames[^1].Tag); // the newest frame is never the one dropped
@@ -431,16 +556,29 @@ public sealed class RedisClusterTests(ITestOutputHelper output)
         AssertAtMostOnceInOrder(localFrames);
         var afterKillFrames = localFrames.Where(f => f.At > killedAt).ToList();
         var maxGapMs = afterKillFrames.Zip(afterKillFrames.Skip(1), (a, b) => Ms(a.At, b.At)).DefaultIfEmpty(0).Max();
-        output.WriteLine($"gateway A killed: B's own viewer got {afterKillFrames.Count} frames in the next 3 s (largest gap {maxGapMs} ms); " +
-            $"lost_frames delta {Counter(afterKill, "lost_frames") - Counter(beforeKill, "lost_frames")}");
-        Assert.True(afterKillFrames.Count >= 60, $"B's own stream stalled after A was killed: {afterKillFrames.Count} frames in 3 s");
+        output.WriteLine(
+            $"gateway A killed: B's own viewer got {afterKillFrames.Count} frames in the next 3 s (largest gap {maxGapMs} ms); "
+                + $"lost_frames delta {Counter(afterKill, "lost_frames") - Counter(beforeKill, "lost_frames")}"
+        );
+        Assert.True(
+            afterKillFrames.Count >= 60,
+            $"B's own stream stalled after A was killed: {afterKillFrames.Count} frames in 3 s"
+        );
         Assert.True(maxGapMs < 1000, $"B's own stream paused {maxGapMs} ms after A was killed");
         // Every frame of B's own camera delivered or counted (B has no other camera: its ingest counters are bcam's).
-        var watched = afterKill.GetProperty("watched").EnumerateArray().Single(w => w.GetProperty("source").GetString() == local);
+        var watched = afterKill
+            .GetProperty("watched")
+            .EnumerateArray()
+            .Single(w => w.GetProperty("source").GetString() == local);
         Assert.Equal(0, watched.GetProperty("lost").GetInt64());
         Assert.Equal(0, Counter(afterKill, "ingest_errors"));
-        Assert.Equal(sent, localFrames.Count + Counter(afterKill, "ingest_drops") + watched.GetProperty("stale").GetInt64()
-            + ViewerOf(afterKill, local).GetProperty("dropped").GetInt64());
+        Assert.Equal(
+            sent,
+            localFrames.Count
+                + Counter(afterKill, "ingest_drops")
+                + watched.GetProperty("stale").GetInt64()
+                + ViewerOf(afterKill, local).GetProperty("dropped").GetInt64()
+        );
         Assert.Null(localViewer.Ended);
         Assert.False(gwB.Process.HasExited);
         var cluster = await ClusterStatusAsync(gwB);

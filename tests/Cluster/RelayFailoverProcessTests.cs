@@ -27,9 +27,18 @@ public sealed class RelayFailoverProcessTests(ITestOutputHelper output)
 
     private static async Task<JsonElement?> RelayStatusAsync(ServiceProcess gw)
     {
-        try { return await gw.Client.GetFromJsonAsync<JsonElement>("api/v1/relay/status"); }
-        catch (HttpRequestException) { return null; }
-        catch (TaskCanceledException) { return null; }
+        try
+        {
+            return await gw.Client.GetFromJsonAsync<JsonElement>("api/v1/relay/status");
+        }
+        catch (HttpRequestException)
+        {
+            return null;
+        }
+        catch (TaskCanceledException)
+        {
+            return null;
+        }
     }
 
     [RedisFact]
@@ -41,9 +50,14 @@ public sealed class RelayFailoverProcessTests(ITestOutputHelper output)
         var identity = "relayfo-" + Guid.NewGuid().ToString("N")[..8];
         string[] common =
         [
-            "--cluster:clustering=redis", $"--cluster:redis={redis.ConnectionString}", $"--cluster:cluster_id=relay-{identity}",
-            "--stream:relay_enabled=true", $"--stream:zmq_endpoint={router.Endpoint}", $"--stream:zmq_identity={identity}",
-            "--stream:heartbeat_interval_ms=200", "--Logging:Console:TimestampFormat=HH:mm:ss.fff ",
+            "--cluster:clustering=redis",
+            $"--cluster:redis={redis.ConnectionString}",
+            $"--cluster:cluster_id=relay-{identity}",
+            "--stream:relay_enabled=true",
+            $"--stream:zmq_endpoint={router.Endpoint}",
+            $"--stream:zmq_identity={identity}",
+            "--stream:heartbeat_interval_ms=200",
+            "--Logging:Console:TimestampFormat=HH:mm:ss.fff ",
         ];
         var a = StartSilo(common);
         var b = StartSilo(common);
@@ -58,24 +72,46 @@ public sealed class RelayFailoverProcessTests(ITestOutputHelper output)
         var active = 0;
         while (DateTime.UtcNow < joinDeadline && active != 2)
         {
-            try { active = (await gw.Client.GetFromJsonAsync<JsonElement>("api/v1/cluster/status")).GetProperty("active_silos").GetInt32(); }
+            try
+            {
+                active = (await gw.Client.GetFromJsonAsync<JsonElement>("api/v1/cluster/status"))
+                    .GetProperty("active_silos")
+                    .GetInt32();
+            }
             catch (HttpRequestException) { }
             catch (TaskCanceledException) { }
-            if (active != 2) await Task.Delay(200);
+            if (active != 2)
+                await Task.Delay(200);
         }
-        Assert.True(active == 2, $"the two silos never both joined ({active} active)\n--- A (last lines):\n" +
-            string.Join('\n', a.Process.Output.Split('\n').TakeLast(30)) + "\n--- B (last lines):\n" + string.Join('\n', b.Process.Output.Split('\n').TakeLast(30)));
+        Assert.True(
+            active == 2,
+            $"the two silos never both joined ({active} active)\n--- A (last lines):\n"
+                + string.Join('\n', a.Process.Output.Split('\n').TakeLast(30))
+                + "\n--- B (last lines):\n"
+                + string.Join('\n', b.Process.Output.Split('\n').TakeLast(30))
+        );
 
         // The link comes up on one silo: the ROUTER hears the identity's heartbeat.
-        await router.WaitForAsync(r => r.Any(m => m.Identity == identity && m.ClientId == "__heartbeat__"), TimeSpan.FromSeconds(60), "a heartbeat");
+        await router.WaitForAsync(
+            r => r.Any(m => m.Identity == identity && m.ClientId == "__heartbeat__"),
+            TimeSpan.FromSeconds(60),
+            "a heartbeat"
+        );
         JsonElement status = default;
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
         while (DateTime.UtcNow < deadline)
         {
-            if (await RelayStatusAsync(gw) is { } s && s.GetProperty("state").GetString() == "connected") { status = s; break; }
+            if (await RelayStatusAsync(gw) is { } s && s.GetProperty("state").GetString() == "connected")
+            {
+                status = s;
+                break;
+            }
             await Task.Delay(100);
         }
-        Assert.True(status.ValueKind == JsonValueKind.Object, "the relay status never said connected\n--- gateway:\n" + gw.Output);
+        Assert.True(
+            status.ValueKind == JsonValueKind.Object,
+            "the relay status never said connected\n--- gateway:\n" + gw.Output
+        );
         var holderName = status.GetProperty("silo").GetString()!;
         var victim = holderName.Contains($":{a.SiloPort}", StringComparison.Ordinal) ? a : b;
         var survivor = victim == a ? b : a;
@@ -98,24 +134,37 @@ public sealed class RelayFailoverProcessTests(ITestOutputHelper output)
                 busSentAt[tag] = Stopwatch.GetTimestamp();
                 router.Send(identity, busSource, TestJpeg.Tagged(tag));
                 var due = period * tag - Stopwatch.GetElapsedTime(start);
-                if (due > TimeSpan.Zero) await Task.Delay(due);
+                if (due > TimeSpan.Zero)
+                    await Task.Delay(due);
             }
         });
         await using var camera = await CameraStream.StartAsync(gw.Ws($"/video_in?client_id={camSource}"), fps: 30);
         Assert.NotNull(await viewer.WaitForAsync(f => f.Tag >= 30, TimeSpan.FromSeconds(30)));
-        await router.WaitForAsync(r => r.Count(m => m.ClientId == camSource) >= 30, TimeSpan.FromSeconds(30), "camera frames on the bus");
+        await router.WaitForAsync(
+            r => r.Count(m => m.ClientId == camSource) >= 30,
+            TimeSpan.FromSeconds(30),
+            "camera frames on the bus"
+        );
 
         var killedAt = Stopwatch.GetTimestamp();
         var killedAtMs = Environment.TickCount64;
         victim.Process.Process.Kill();
 
-        var busResumed = await viewer.WaitForAsync(f => busSentAt.TryGetValue(f.Tag, out var t) && t >= killedAt, TimeSpan.FromSeconds(20));
+        var busResumed = await viewer.WaitForAsync(
+            f => busSentAt.TryGetValue(f.Tag, out var t) && t >= killedAt,
+            TimeSpan.FromSeconds(20)
+        );
         var busResumeMs = busResumed is null ? -1 : Ms(killedAt, busResumed.At);
-        bool AfterKill(TestRouter.Received m) => m.ClientId == camSource && m.AtMs > killedAtMs && camera.SentAt(m.Tag) >= killedAt;
+        bool AfterKill(TestRouter.Received m) =>
+            m.ClientId == camSource && m.AtMs > killedAtMs && camera.SentAt(m.Tag) >= killedAt;
         long camResumeMs = -1;
         try
         {
-            var camOnBus = await router.WaitForAsync(r => r.Any(AfterKill), TimeSpan.FromSeconds(20), "camera frames sent after the kill");
+            var camOnBus = await router.WaitForAsync(
+                r => r.Any(AfterKill),
+                TimeSpan.FromSeconds(20),
+                "camera frames sent after the kill"
+            );
             camResumeMs = camOnBus.First(AfterKill).AtMs - killedAtMs;
         }
         catch (TimeoutException e)
@@ -128,22 +177,45 @@ public sealed class RelayFailoverProcessTests(ITestOutputHelper output)
         deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
         while (DateTime.UtcNow < deadline)
         {
-            if (await RelayStatusAsync(gw) is { } s && s.GetProperty("state").GetString() == "connected"
-                && s.GetProperty("silo").GetString()!.Contains($":{survivor.SiloPort}", StringComparison.Ordinal)) { after = s; break; }
+            if (
+                await RelayStatusAsync(gw) is { } s
+                && s.GetProperty("state").GetString() == "connected"
+                && s.GetProperty("silo").GetString()!.Contains($":{survivor.SiloPort}", StringComparison.Ordinal)
+            )
+            {
+                after = s;
+                break;
+            }
             await Task.Delay(100);
         }
         await Task.Delay(1000);
         await stopBus.CancelAsync();
         await busSender;
         await camera.StopAsync();
-        output.WriteLine($"kill -9 of the link's silo (port {victim.SiloPort}): bus -> viewer resumed after {busResumeMs} ms, " +
-            $"camera -> bus after {camResumeMs} ms; link now: {after}; whole test {clock.ElapsedMilliseconds} ms");
+        output.WriteLine(
+            $"kill -9 of the link's silo (port {victim.SiloPort}): bus -> viewer resumed after {busResumeMs} ms, "
+                + $"camera -> bus after {camResumeMs} ms; link now: {after}; whole test {clock.ElapsedMilliseconds} ms"
+        );
 
-        output.WriteLine("--- survivor (bus link lines):\n" + string.Join('\n', survivor.Process.Output.Split('\n')
-            .Where(l => l.Contains("bus link", StringComparison.Ordinal)).TakeLast(20)));
-        Assert.True(busResumed is not null, $"bus frames never reached the viewer again\n--- survivor:\n{survivor.Process.Output}");
+        output.WriteLine(
+            "--- survivor (bus link lines):\n"
+                + string.Join(
+                    '\n',
+                    survivor
+                        .Process.Output.Split('\n')
+                        .Where(l => l.Contains("bus link", StringComparison.Ordinal))
+                        .TakeLast(20)
+                )
+        );
+        Assert.True(
+            busResumed is not null,
+            $"bus frames never reached the viewer again\n--- survivor:\n{survivor.Process.Output}"
+        );
         Assert.True(busResumeMs <= ResumeGoal.TotalMilliseconds, $"bus frames resumed after {busResumeMs} ms");
-        Assert.True(camResumeMs >= 0 && camResumeMs <= ResumeGoal.TotalMilliseconds, $"camera frames reached the bus again after {camResumeMs} ms");
+        Assert.True(
+            camResumeMs >= 0 && camResumeMs <= ResumeGoal.TotalMilliseconds,
+            $"camera frames reached the bus again after {camResumeMs} ms"
+        );
         Assert.True(after.ValueKind == JsonValueKind.Object, "the relay status never showed the link on the survivor");
         Assert.False(gw.Process.HasExited, "the gateway must survive a silo loss");
     }

@@ -85,13 +85,24 @@ public sealed class AnnexBScannerTests
 [Trait(TestKind.Name, TestKind.Unit)]
 public sealed class DecoderSelectionTests
 {
-    private static FfmpegCapabilities Caps(bool preferGpu = true, IEnumerable<GpuProbe>? probes = null, string version = "5.1.9-0+deb12u1",
-        string[]? decoders = null, string[]? hwaccels = null) =>
-        new("ffmpeg", "/usr/bin/ffmpeg", version, null,
+    private static FfmpegCapabilities Caps(
+        bool preferGpu = true,
+        IEnumerable<GpuProbe>? probes = null,
+        string version = "5.1.9-0+deb12u1",
+        string[]? decoders = null,
+        string[]? hwaccels = null
+    ) =>
+        new(
+            "ffmpeg",
+            "/usr/bin/ffmpeg",
+            version,
+            null,
             new HashSet<string>(decoders ?? ["h264", "hevc", "mjpeg", "h264_cuvid", "hevc_cuvid"]),
             new HashSet<string>(["mjpeg", "libx264"]),
             new HashSet<string>(hwaccels ?? ["cuda", "vaapi"]),
-            [.. probes ?? []], preferGpu);
+            [.. probes ?? []],
+            preferGpu
+        );
 
     [Fact]
     public void CuvidIsChosenWhenItsProbeDecodedAndCpuIsTheFallback()
@@ -113,11 +124,13 @@ public sealed class DecoderSelectionTests
     [Fact]
     public void HwaccelCudaIsUsedWhenOnlyItsProbeSucceeded()
     {
-        var caps = Caps(probes:
-        [
-            new GpuProbe("h264", GpuMethod.Cuvid, false, "exit 1, 0 frame(s): Cannot load libnvcuvid.so.1", 50),
-            new GpuProbe("h264", GpuMethod.HwaccelCuda, true, "decoded 2 frame(s)", 90),
-        ]);
+        var caps = Caps(
+            probes:
+            [
+                new GpuProbe("h264", GpuMethod.Cuvid, false, "exit 1, 0 frame(s): Cannot load libnvcuvid.so.1", 50),
+                new GpuProbe("h264", GpuMethod.HwaccelCuda, true, "decoded 2 frame(s)", 90),
+            ]
+        );
         var choice = DecoderSelector.Choose("h264", caps);
         Assert.Equal(["-hwaccel", "cuda"], choice.Primary!.InputArgs);
         Assert.True(choice.Primary.Gpu);
@@ -128,11 +141,13 @@ public sealed class DecoderSelectionTests
     public void ListedButFailedGpuMeansCpuAndTheReasonSaysWhy()
     {
         // What this machine shows: Debian's ffmpeg lists h264_cuvid, but there is no NVIDIA driver.
-        var caps = Caps(probes:
-        [
-            new GpuProbe("h264", GpuMethod.Cuvid, false, "exit 1, 0 frame(s): Cannot load libnvcuvid.so.1", 50),
-            new GpuProbe("h264", GpuMethod.HwaccelCuda, false, "exit 1, 0 frame(s): Cannot load libcuda.so.1", 50),
-        ]);
+        var caps = Caps(
+            probes:
+            [
+                new GpuProbe("h264", GpuMethod.Cuvid, false, "exit 1, 0 frame(s): Cannot load libnvcuvid.so.1", 50),
+                new GpuProbe("h264", GpuMethod.HwaccelCuda, false, "exit 1, 0 frame(s): Cannot load libcuda.so.1", 50),
+            ]
+        );
         var choice = DecoderSelector.Choose("h264", caps);
         Assert.False(choice.Primary!.Gpu);
         Assert.Null(choice.Fallback);
@@ -146,7 +161,10 @@ public sealed class DecoderSelectionTests
     {
         var ok = new[] { new GpuProbe("h264", GpuMethod.Cuvid, true, "ok", 1) };
         Assert.False(DecoderSelector.Choose("h264", Caps(preferGpu: false, probes: ok)).Primary!.Gpu);
-        Assert.Equal("codec:prefer_gpu is false", DecoderSelector.GpuState(Caps(preferGpu: false, probes: ok), null).Reason);
+        Assert.Equal(
+            "codec:prefer_gpu is false",
+            DecoderSelector.GpuState(Caps(preferGpu: false, probes: ok), null).Reason
+        );
         Assert.False(DecoderSelector.Choose("h264", Caps(probes: ok), "disabled after 3 failures").Primary!.Gpu);
         Assert.False(DecoderSelector.GpuState(Caps(probes: ok), "disabled after 3 failures").Usable);
     }
@@ -173,7 +191,12 @@ public sealed class DecoderSelectionTests
         Assert.DoesNotContain("low_delay", line);
         Assert.DoesNotContain("nobuffer", line);
 
-        var gpu = DecoderSelector.DecodeArgs(DecoderPlan.ForGpu("h264", GpuMethod.Cuvid), 4096, 3, fpsModeOption: false);
+        var gpu = DecoderSelector.DecodeArgs(
+            DecoderPlan.ForGpu("h264", GpuMethod.Cuvid),
+            4096,
+            3,
+            fpsModeOption: false
+        );
         Assert.True(gpu.IndexOf("h264_cuvid") < gpu.IndexOf("-i"));
         Assert.Contains("-vsync", gpu); // ffmpeg before 5.1 has no -fps_mode
     }
@@ -187,18 +210,34 @@ public sealed class DecoderSelectionTests
     public void FfmpegVersionStringsParse(string version, string? expected)
     {
         Assert.Equal(expected is null ? null : Version.Parse(expected), FfmpegCapabilities.ParseVersion(version));
-        Assert.Equal(expected is null || Version.Parse(expected) >= new Version(5, 1), Caps(version: version).HasFpsMode);
+        Assert.Equal(
+            expected is null || Version.Parse(expected) >= new Version(5, 1),
+            Caps(version: version).HasFpsMode
+        );
     }
 
     [Fact]
     public async Task AHostStopsChoosingTheGpuAfterRepeatedFailures()
     {
-        var caps = Caps(probes: [new GpuProbe("h264", GpuMethod.Cuvid, true, "ok", 1), new GpuProbe("hevc", GpuMethod.Cuvid, true, "ok", 1)]);
-        await using var host = new CodecHost(new CodecOptions(), new RecordingOptions(), null!, NullLoggerFactory.Instance, () => Task.FromResult(caps));
+        var caps = Caps(
+            probes:
+            [
+                new GpuProbe("h264", GpuMethod.Cuvid, true, "ok", 1),
+                new GpuProbe("hevc", GpuMethod.Cuvid, true, "ok", 1),
+            ]
+        );
+        await using var host = new CodecHost(
+            new CodecOptions(),
+            new RecordingOptions(),
+            null!,
+            NullLoggerFactory.Instance,
+            () => Task.FromResult(caps)
+        );
         var before = await host.ReportAsync("silo");
         Assert.True(before.Gpu.Usable);
         Assert.Equal("h264_cuvid (gpu)", before.Selected["h264"]);
-        for (var i = 0; i < CodecHost.GpuFailuresBeforeDisable; i++) host.OnGpuFallback(null!, "h264_cuvid", "exit 1");
+        for (var i = 0; i < CodecHost.GpuFailuresBeforeDisable; i++)
+            host.OnGpuFallback(null!, "h264_cuvid", "exit 1");
         var after = await host.ReportAsync("silo");
         Assert.False(after.Gpu.Usable);
         Assert.Contains("disabled after", after.Gpu.Reason);

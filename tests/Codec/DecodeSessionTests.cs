@@ -40,17 +40,35 @@ public sealed class DecodeSessionTests(ITestOutputHelper output)
         }
     }
 
-    private static (DecodeSession Session, Sink Sink, Events Events) Create(string codec, DecoderPlan? plan = null, DecoderPlan? fallback = null,
-        int idleSeconds = 10, string ffmpeg = "ffmpeg", int probeSize = 4096)
+    private static (DecodeSession Session, Sink Sink, Events Events) Create(
+        string codec,
+        DecoderPlan? plan = null,
+        DecoderPlan? fallback = null,
+        int idleSeconds = 10,
+        string ffmpeg = "ffmpeg",
+        int probeSize = 4096
+    )
     {
-        var settings = new DecodeSession.Settings("cam", codec, ffmpeg, plan ?? DecoderPlan.Cpu(codec), fallback, probeSize, 5, true,
-            TimeSpan.FromSeconds(idleSeconds), 30, 16 * 1024 * 1024);
+        var settings = new DecodeSession.Settings(
+            "cam",
+            codec,
+            ffmpeg,
+            plan ?? DecoderPlan.Cpu(codec),
+            fallback,
+            probeSize,
+            5,
+            true,
+            TimeSpan.FromSeconds(idleSeconds),
+            30,
+            16 * 1024 * 1024
+        );
         var sink = new Sink();
         var events = new Events();
         return (new DecodeSession(settings, sink.Publish, events, NullLogger.Instance), sink, events);
     }
 
-    /// <summary>Feeds <paramref name="data"/> in random chunks at about real time (2 s for the 50-frame stream).</summary>
+    /// <summary>Feeds <paramref name="data"/> in random chunks at about real time (2 s for the 50-frame
+    /// stream).</summary>
     private static async Task<long> FeedLiveAsync(DecodeSession session, byte[] data, int seed, TimeSpan duration)
     {
         var chunks = TestStreams.RandomChunks(data, new Random(seed), 3000);
@@ -60,13 +78,15 @@ public sealed class DecodeSessionTests(ITestOutputHelper output)
             Assert.Null(await session.PushAsync(chunks[i]));
             var due = duration * ((i + 1.0) / chunks.Count);
             var wait = due - start.Elapsed;
-            if (wait > TimeSpan.Zero) await Task.Delay(wait);
+            if (wait > TimeSpan.Zero)
+                await Task.Delay(wait);
         }
         return Environment.TickCount64;
     }
 
     /// <summary>Every decoded frame was published or dropped (counted: the queue keeps the newest when the
-    /// publisher is starved, which happens on a loaded 2-core test machine), and no frame was published twice.</summary>
+    /// publisher is starved, which happens on a loaded 2-core test machine), and no frame was published
+    /// twice.</summary>
     private static int AssertAllAccountedOnce(DecodeSession session, Sink sink, int decoded)
     {
         var payloads = sink.Frames.Select(f => Convert.ToBase64String(f.Frame.Payload)).ToList();
@@ -75,7 +95,8 @@ public sealed class DecodeSessionTests(ITestOutputHelper output)
         return payloads.Count;
     }
 
-    private static async Task<DecodeSessionEnd> EndOf(DecodeSession session) => await session.Completion.WaitAsync(TimeSpan.FromSeconds(15));
+    private static async Task<DecodeSessionEnd> EndOf(DecodeSession session) =>
+        await session.Completion.WaitAsync(TimeSpan.FromSeconds(15));
 
     [Theory]
     [InlineData("h264")]
@@ -110,7 +131,9 @@ public sealed class DecodeSessionTests(ITestOutputHelper output)
         Assert.True(await Procs.WaitGoneAsync(pid, TimeSpan.FromSeconds(5)));
         Assert.NotNull(events.Ended); // the owner is told the session ended (before Completion completes)
         Assert.Same(end, events.Ended);
-        output.WriteLine($"{codec}: first frame {firstFrame - firstChunk} ms after the first chunk; {beforeEnd}/{TestStreams.Frames} frames before end-of-input; session stats first_frame_ms={session.Snapshot().FirstFrameMs}");
+        output.WriteLine(
+            $"{codec}: first frame {firstFrame - firstChunk} ms after the first chunk; {beforeEnd}/{TestStreams.Frames} frames before end-of-input; session stats first_frame_ms={session.Snapshot().FirstFrameMs}"
+        );
     }
 
     [Fact]
@@ -143,7 +166,8 @@ public sealed class DecodeSessionTests(ITestOutputHelper output)
         Assert.Equal(1, events.Fallbacks);
         var published = AssertAllAccountedOnce(session, sink, (int)end.Frames);
         output.WriteLine($"decoded {end.Frames} (published {published}), restarts {session.Snapshot().Restarts}");
-        Assert.InRange(end.Frames, TestStreams.Frames - 3, TestStreams.Frames); // at most the decoder's delay lost, none repeated
+        // at most the decoder's delay lost, none repeated
+        Assert.InRange(end.Frames, TestStreams.Frames - 3, TestStreams.Frames);
         Assert.Equal(DecodeEndReasons.ClientClosed, end.Reason);
     }
 
@@ -151,14 +175,17 @@ public sealed class DecodeSessionTests(ITestOutputHelper output)
     public async Task TextIsRefusedAsNotAnAnnexBStreamAndTheProcessIsGone()
     {
         var (session, sink, _) = Create("h264");
-        var text = System.Text.Encoding.ASCII.GetBytes(string.Concat(Enumerable.Repeat("this is not video at all\n", 4000)));
+        var text = System.Text.Encoding.ASCII.GetBytes(
+            string.Concat(Enumerable.Repeat("this is not video at all\n", 4000))
+        );
         DecodeSessionEnd? end = null;
         int? pid = null;
         foreach (var chunk in TestStreams.RandomChunks(text, new Random(4), 4000))
         {
             end = await session.PushAsync(chunk);
             pid ??= session.Pid;
-            if (end is not null) break;
+            if (end is not null)
+                break;
         }
         Assert.NotNull(end);
         Assert.Equal(DecodeEndReasons.InvalidStream, end!.Reason);
@@ -182,12 +209,17 @@ public sealed class DecodeSessionTests(ITestOutputHelper output)
         switch (kind)
         {
             case "garbage": // random NAL units: start codes present, nothing decodable
-                data = [.. Enumerable.Range(0, 400).SelectMany(_ =>
-                {
-                    var nal = new byte[rng.Next(50, 2000)];
-                    rng.NextBytes(nal);
-                    return new byte[] { 0, 0, 0, 1 }.Concat(nal);
-                })];
+                data =
+                [
+                    .. Enumerable
+                        .Range(0, 400)
+                        .SelectMany(_ =>
+                        {
+                            var nal = new byte[rng.Next(50, 2000)];
+                            rng.NextBytes(nal);
+                            return new byte[] { 0, 0, 0, 1 }.Concat(nal);
+                        }),
+                ];
                 break;
             case "truncated-head": // a live stream joined after its only SPS/keyframe
                 var live = TestStreams.H264Live();
@@ -201,7 +233,8 @@ public sealed class DecodeSessionTests(ITestOutputHelper output)
         var pid = 0;
         foreach (var chunk in TestStreams.RandomChunks(data, rng, 4000))
         {
-            if (await session.PushAsync(chunk) is not null) break;
+            if (await session.PushAsync(chunk) is not null)
+                break;
             pid = session.Pid ?? pid;
             await Task.Delay(1);
         }
@@ -211,7 +244,8 @@ public sealed class DecodeSessionTests(ITestOutputHelper output)
         Assert.Contains(end.Reason, new[] { DecodeEndReasons.DecodeFailed, DecodeEndReasons.InvalidStream });
         Assert.Equal(1007, end.CloseStatus);
         Assert.True(await Procs.WaitGoneAsync(pid, TimeSpan.FromSeconds(5)));
-        if (kind != "wrong-codec") Assert.Empty(sink.Frames);
+        if (kind != "wrong-codec")
+            Assert.Empty(sink.Frames);
     }
 
     [Fact]
@@ -244,7 +278,10 @@ public sealed class DecodeSessionTests(ITestOutputHelper output)
         Assert.Equal(DecodeEndReasons.ServiceStopping, end.Reason);
         Assert.Equal(1001, end.CloseStatus);
         Assert.Same(end, events.Ended);
-        Assert.True(await Procs.WaitGoneAsync(pid, TimeSpan.FromSeconds(5)), $"ffmpeg {pid} still running 5 s after the kill");
+        Assert.True(
+            await Procs.WaitGoneAsync(pid, TimeSpan.FromSeconds(5)),
+            $"ffmpeg {pid} still running 5 s after the kill"
+        );
     }
 
     [Fact]
@@ -272,12 +309,15 @@ public sealed class DecodeSessionTests(ITestOutputHelper output)
             var first = Environment.TickCount64;
             var feed = FeedLiveAsync(session, data, 6, TimeSpan.FromSeconds(2));
             var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
-            while (sink.Frames.IsEmpty && DateTime.UtcNow < deadline) await Task.Delay(5);
+            while (sink.Frames.IsEmpty && DateTime.UtcNow < deadline)
+                await Task.Delay(5);
             var latency = sink.Frames.TryPeek(out var f) ? f.Tick - first : -1;
             var fedUntil = await feed;
             session.Stop(DecodeEndReasons.ClientClosed);
             var end = await EndOf(session);
-            output.WriteLine($"probe_size {probe}: first frame {latency} ms after the first chunk ({data.Length / 2 / 1024} KiB/s stream), {end.Frames} frames");
+            output.WriteLine(
+                $"probe_size {probe}: first frame {latency} ms after the first chunk ({data.Length / 2 / 1024} KiB/s stream), {end.Frames} frames"
+            );
             Assert.True(latency >= 0, $"probe_size {probe}: no frame within 5 s");
             Assert.True(f.Tick <= fedUntil, $"probe_size {probe}: the first frame came only after the last chunk");
         }

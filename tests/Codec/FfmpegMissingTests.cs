@@ -19,12 +19,14 @@ public sealed class MissingFfmpegGatewayFixture : IAsyncLifetime
 {
     public EmbeddedGateway Gateway { get; private set; } = null!;
 
-    public async Task InitializeAsync() => Gateway = await EmbeddedGateway.StartAsync(["--codec:ffmpeg_path=/nonexistent/bin/ffmpeg"]);
+    public async Task InitializeAsync() =>
+        Gateway = await EmbeddedGateway.StartAsync(["--codec:ffmpeg_path=/nonexistent/bin/ffmpeg"]);
 
     public async Task DisposeAsync() => await Gateway.DisposeAsync();
 }
 
-/// <summary>A host without ffmpeg (a fresh machine before the scripts install it) says so everywhere it matters.</summary>
+/// <summary>A host without ffmpeg (a fresh machine before the scripts install it) says so everywhere it
+/// matters.</summary>
 [Trait(TestKind.Name, TestKind.Integration)]
 public sealed class FfmpegMissingTests(MissingFfmpegGatewayFixture fixture) : IClassFixture<MissingFfmpegGatewayFixture>
 {
@@ -42,7 +44,10 @@ public sealed class FfmpegMissingTests(MissingFfmpegGatewayFixture fixture) : IC
 
         using var health = await Gw.Client.GetAsync("healthz");
         Assert.Equal(HttpStatusCode.OK, health.StatusCode); // a missing decoder is degraded, not down
-        var decoders = JsonDocument.Parse(await health.Content.ReadAsStringAsync()).RootElement.GetProperty("components").GetProperty("decoders");
+        var decoders = JsonDocument
+            .Parse(await health.Content.ReadAsStringAsync())
+            .RootElement.GetProperty("components")
+            .GetProperty("decoders");
         Assert.Equal("degraded", decoders.GetProperty("state").GetString());
     }
 
@@ -62,8 +67,10 @@ public sealed class FfmpegMissingTests(MissingFfmpegGatewayFixture fixture) : IC
     [Fact]
     public async Task RecordStartIs503NamingFfmpeg()
     {
-        using var r = await Gw.Client.PostAsync("api/v1/realtime_pipeline/record/start",
-            new StringContent("{\"source\":\"SRC\"}", Encoding.UTF8, "application/json"));
+        using var r = await Gw.Client.PostAsync(
+            "api/v1/realtime_pipeline/record/start",
+            new StringContent("{\"source\":\"SRC\"}", Encoding.UTF8, "application/json")
+        );
         Assert.Equal(HttpStatusCode.ServiceUnavailable, r.StatusCode);
         Assert.Contains("ffmpeg", await r.Content.ReadAsStringAsync());
     }
@@ -72,13 +79,26 @@ public sealed class FfmpegMissingTests(MissingFfmpegGatewayFixture fixture) : IC
 [Trait(TestKind.Name, TestKind.Unit)]
 public sealed class CodecConfigTests
 {
-    private static string[] Args(params string[] extra) => ["--urls", "http://127.0.0.1:0", .. TestEnv.SiloPortArgs(), .. extra];
+    private static string[] Args(params string[] extra) =>
+        ["--urls", "http://127.0.0.1:0", .. TestEnv.SiloPortArgs(), .. extra];
 
     [Fact]
     public void ShippedConfigHoldsTheCodecAndRecordingSections()
     {
         var json = JsonDocument.Parse(File.ReadAllText(BlankendConfiguration.DefaultPath)).RootElement;
-        foreach (var k in new[] { "ffmpeg_path", "prefer_gpu", "idle_timeout_s", "probe_size", "mjpeg_qscale", "max_errors_without_frame", "max_bytes_without_frame", "chunk_queue_size" })
+        foreach (
+            var k in new[]
+            {
+                "ffmpeg_path",
+                "prefer_gpu",
+                "idle_timeout_s",
+                "probe_size",
+                "mjpeg_qscale",
+                "max_errors_without_frame",
+                "max_bytes_without_frame",
+                "chunk_queue_size",
+            }
+        )
             Assert.True(json.GetProperty("codec").TryGetProperty(k, out _), $"codec.{k} missing");
         foreach (var k in new[] { "folder", "default_fps", "idle_timeout_s", "queue_frames" })
             Assert.True(json.GetProperty("recording").TryGetProperty(k, out _), $"recording.{k} missing");
@@ -126,7 +146,8 @@ public sealed class CodecProcessTests(Xunit.Abstractions.ITestOutputHelper outpu
             var status = await gw.Client.GetFromJsonAsync<JsonElement>("api/v1/video_processing/codec/status");
             foreach (var s in status.GetProperty("sessions").EnumerateArray())
             {
-                if (s.GetProperty("pid").ValueKind == JsonValueKind.Number) pid = s.GetProperty("pid").GetInt32();
+                if (s.GetProperty("pid").ValueKind == JsonValueKind.Number)
+                    pid = s.GetProperty("pid").GetInt32();
             }
             await Task.Delay(20);
         }
@@ -137,7 +158,8 @@ public sealed class CodecProcessTests(Xunit.Abstractions.ITestOutputHelper outpu
         Assert.True(await gw.WaitExitAsync(TimeSpan.FromSeconds(10)), "did not stop within 10 s:\n" + gw.Output);
         Assert.Equal(0, gw.Process.ExitCode);
         Assert.True(Procs.Read(pid) is not { Comm: "ffmpeg" }, $"ffmpeg {pid} outlived the gateway");
-        foreach (var line in gw.Output.Split('\n').Where(l => l.Contains("decode term", StringComparison.Ordinal))) output.WriteLine(line.Trim());
+        foreach (var line in gw.Output.Split('\n').Where(l => l.Contains("decode term", StringComparison.Ordinal)))
+            output.WriteLine(line.Trim());
         Assert.Contains("decode term: ended", gw.Output);
     }
 }

@@ -45,15 +45,23 @@ public sealed class JpegFrameSplitterTests
 
     /// <summary>Feeds <paramref name="pieces"/> the way a PipeReader loop does: after each read, the unconsumed
     /// bytes come back with the new ones; returns the frames found.</summary>
-    private static List<byte[]> Feed(JpegFrameSplitter splitter, IEnumerable<byte[]> pieces, out long truncated, bool multiSegment = false)
+    private static List<byte[]> Feed(
+        JpegFrameSplitter splitter,
+        IEnumerable<byte[]> pieces,
+        out long truncated,
+        bool multiSegment = false
+    )
     {
         var frames = new List<byte[]>();
         var pending = new List<byte[]>();
         foreach (var piece in pieces)
         {
             pending.Add(piece);
-            var seq = multiSegment ? Segments(pending) : new ReadOnlySequence<byte>(pending.SelectMany(p => p).ToArray());
-            while (splitter.TryReadFrame(ref seq, out var frame)) frames.Add(frame.ToArray());
+            var seq = multiSegment
+                ? Segments(pending)
+                : new ReadOnlySequence<byte>(pending.SelectMany(p => p).ToArray());
+            while (splitter.TryReadFrame(ref seq, out var frame))
+                frames.Add(frame.ToArray());
             pending = seq.IsEmpty ? [] : [seq.ToArray()];
         }
         var rest = pending.Count == 0 ? ReadOnlySequence<byte>.Empty : new ReadOnlySequence<byte>(pending[0]);
@@ -64,10 +72,12 @@ public sealed class JpegFrameSplitterTests
     private static ReadOnlySequence<byte> Segments(List<byte[]> parts)
     {
         var nonEmpty = parts.Where(p => p.Length > 0).ToList();
-        if (nonEmpty.Count == 0) return ReadOnlySequence<byte>.Empty;
+        if (nonEmpty.Count == 0)
+            return ReadOnlySequence<byte>.Empty;
         var first = new Seg(nonEmpty[0], 0);
         var last = first;
-        foreach (var p in nonEmpty.Skip(1)) last = last.Append(p);
+        foreach (var p in nonEmpty.Skip(1))
+            last = last.Append(p);
         return new ReadOnlySequence<byte>(first, 0, last, last.Memory.Length);
     }
 
@@ -107,7 +117,13 @@ public sealed class JpegFrameSplitterTests
     {
         var baseline = Synthetic(2);
         var progressive = Synthetic(3, progressive: true);
-        var frames = Feed(new JpegFrameSplitter(), [[.. baseline, .. progressive, .. baseline]], out _);
+        var frames = Feed(
+            new JpegFrameSplitter(),
+            [
+                [.. baseline, .. progressive, .. baseline],
+            ],
+            out _
+        );
         Assert.Equal(3, frames.Count);
         Assert.Equal(baseline, frames[0]);
         Assert.Equal(progressive, frames[1]);
@@ -126,7 +142,8 @@ public sealed class JpegFrameSplitterTests
                 var splitter = new JpegFrameSplitter();
                 var frames = Feed(splitter, [stream[..cut], stream[cut..]], out var truncated, multi);
                 Assert.Equal(expected.Length, frames.Count);
-                for (var i = 0; i < expected.Length; i++) Assert.Equal(expected[i], frames[i]);
+                for (var i = 0; i < expected.Length; i++)
+                    Assert.Equal(expected[i], frames[i]);
                 Assert.Equal(0, truncated);
                 Assert.Equal(0, splitter.SkippedBytes);
             }
@@ -138,7 +155,11 @@ public sealed class JpegFrameSplitterTests
     {
         byte[][] expected = [Synthetic(6), TestJpeg.Tagged(7), Synthetic(8, progressive: true)];
         var stream = expected.SelectMany(f => f).ToArray();
-        var single = Feed(new JpegFrameSplitter(), stream[..2000].Select(b => new[] { b }).Concat([stream[2000..]]), out _);
+        var single = Feed(
+            new JpegFrameSplitter(),
+            stream[..2000].Select(b => new[] { b }).Concat([stream[2000..]]),
+            out _
+        );
         Assert.Equal(expected, single);
 
         var rng = new Random(42);
@@ -157,7 +178,13 @@ public sealed class JpegFrameSplitterTests
         byte[] junk1 = [0x00, 0xFF, 0x12, 0xFF, 0xFF, 0x00];
         byte[] junk2 = [0x55, 0xFF];
         var splitter = new JpegFrameSplitter();
-        var frames = Feed(splitter, [[.. junk1, .. a, .. junk2, .. b]], out _);
+        var frames = Feed(
+            splitter,
+            [
+                [.. junk1, .. a, .. junk2, .. b],
+            ],
+            out _
+        );
         Assert.Equal([a, b], frames);
         Assert.Equal(junk1.Length + junk2.Length, splitter.SkippedBytes);
     }
@@ -182,7 +209,13 @@ public sealed class JpegFrameSplitterTests
         var whole = Synthetic(11);
         var cut = TestJpeg.Base[..5000]; // mid-scan, then a new frame begins
         var splitter = new JpegFrameSplitter();
-        var frames = Feed(splitter, [[.. cut, .. whole]], out var truncated);
+        var frames = Feed(
+            splitter,
+            [
+                [.. cut, .. whole],
+            ],
+            out var truncated
+        );
         Assert.Equal([whole], frames);
         Assert.Equal(1, splitter.CorruptFrames);
         Assert.Equal(0, truncated);
@@ -193,9 +226,15 @@ public sealed class JpegFrameSplitterTests
     {
         var good = Synthetic(12);
         byte[] bad = [0xFF, 0xD8, 0x12, 0x34, 0xFF, 0xE0, 0x00]; // no marker after SOI
-        byte[] badLength = [0xFF, 0xD8, 0xFF, 0xE1, 0x00, 0x01];  // segment length < 2
+        byte[] badLength = [0xFF, 0xD8, 0xFF, 0xE1, 0x00, 0x01]; // segment length < 2
         var splitter = new JpegFrameSplitter();
-        var frames = Feed(splitter, [[.. bad, .. good, .. badLength, .. good]], out _);
+        var frames = Feed(
+            splitter,
+            [
+                [.. bad, .. good, .. badLength, .. good],
+            ],
+            out _
+        );
         Assert.Equal([good, good], frames);
         Assert.True(splitter.CorruptFrames >= 2);
     }
@@ -215,11 +254,24 @@ public sealed class JpegFrameSplitterTests
     public async Task RealFfmpegMjpegOutputThroughAPipeSplitsIntoEveryFrame()
     {
         // 50 frames decoded by ffmpeg and written as image2pipe MJPEG, exactly what a decode session reads.
-        var psi = new ProcessStartInfo("ffmpeg") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in "-hide_banner -loglevel error -f h264 -i pipe:0 -f image2pipe -c:v mjpeg -q:v 5 pipe:1".Split(' ')) psi.ArgumentList.Add(a);
+        var psi = new ProcessStartInfo("ffmpeg")
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (
+            var a in "-hide_banner -loglevel error -f h264 -i pipe:0 -f image2pipe -c:v mjpeg -q:v 5 pipe:1".Split(' ')
+        )
+            psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
         var input = TestStreams.H264();
-        var write = Task.Run(async () => { await p.StandardInput.BaseStream.WriteAsync(input); p.StandardInput.Close(); });
+        var write = Task.Run(async () =>
+        {
+            await p.StandardInput.BaseStream.WriteAsync(input);
+            p.StandardInput.Close();
+        });
         using var all = new MemoryStream();
         await p.StandardOutput.BaseStream.CopyToAsync(all);
         await write;
@@ -231,7 +283,8 @@ public sealed class JpegFrameSplitterTests
         var rng = new Random(7);
         var producer = Task.Run(async () =>
         {
-            foreach (var c in TestStreams.RandomChunks(mjpeg, rng, 3000)) await pipe.Writer.WriteAsync(c);
+            foreach (var c in TestStreams.RandomChunks(mjpeg, rng, 3000))
+                await pipe.Writer.WriteAsync(c);
             await pipe.Writer.CompleteAsync();
         });
         var splitter = new JpegFrameSplitter();
@@ -240,7 +293,8 @@ public sealed class JpegFrameSplitterTests
         {
             var r = await pipe.Reader.ReadAsync();
             var buffer = r.Buffer;
-            while (splitter.TryReadFrame(ref buffer, out var frame)) frames.Add(frame.ToArray());
+            while (splitter.TryReadFrame(ref buffer, out var frame))
+                frames.Add(frame.ToArray());
             if (r.IsCompleted)
             {
                 Assert.Equal(0, splitter.Complete(buffer));

@@ -21,15 +21,22 @@ public sealed class RecordingLimitsTests(ITestOutputHelper output)
     private static async Task<(EmbeddedGateway Gw, string Folder)> StartAsync(params string[] args)
     {
         var folder = Path.Combine(Path.GetTempPath(), "blankend-reclim-" + Guid.NewGuid().ToString("N")[..8]);
-        var gw = await EmbeddedGateway.StartAsync([$"--recording:folder={folder}", "--recording:idle_timeout_s=30",
-            "--cluster:observer_refresh_ms=500", .. args]);
+        var gw = await EmbeddedGateway.StartAsync([
+            $"--recording:folder={folder}",
+            "--recording:idle_timeout_s=30",
+            "--cluster:observer_refresh_ms=500",
+            .. args,
+        ]);
         return (gw, folder);
     }
 
     private static async Task CleanupAsync(EmbeddedGateway gw, string folder)
     {
         await gw.DisposeAsync();
-        try { Directory.Delete(folder, recursive: true); }
+        try
+        {
+            Directory.Delete(folder, recursive: true);
+        }
         catch (IOException) { }
     }
 
@@ -54,7 +61,10 @@ public sealed class RecordingLimitsTests(ITestOutputHelper output)
 
             using (var refused = await Rec.PostAsync(gw.Client, "start", $"{{\"source\":\"{Rec.NewSource()}\"}}"))
                 await AssertProblemAsync(refused, HttpStatusCode.TooManyRequests, "limits:max_recordings");
-            var m = await gw.ScrapeUntilAsync(s => s.Value("blankend_recordings_refused_total", "limit=max_recordings") >= 1, Wait);
+            var m = await gw.ScrapeUntilAsync(
+                s => s.Value("blankend_recordings_refused_total", "limit=max_recordings") >= 1,
+                Wait
+            );
             Assert.True(m.Value("blankend_recordings_refused_total", "limit=max_recordings") >= 1, m.Raw);
 
             await Rec.SendAsync(cam, 5, 5);
@@ -85,7 +95,10 @@ public sealed class RecordingLimitsTests(ITestOutputHelper output)
         {
             using (var refused = await Rec.PostAsync(gw.Client, "start", $"{{\"source\":\"{Rec.NewSource()}\"}}"))
                 await AssertProblemAsync(refused, HttpStatusCode.TooManyRequests, "recording:min_free_mb");
-            var m = await gw.ScrapeUntilAsync(s => s.Value("blankend_recordings_refused_total", "limit=min_free_mb") >= 1, Wait);
+            var m = await gw.ScrapeUntilAsync(
+                s => s.Value("blankend_recordings_refused_total", "limit=min_free_mb") >= 1,
+                Wait
+            );
             Assert.True(m.Value("blankend_recordings_refused_total", "limit=min_free_mb") >= 1, m.Raw);
             Assert.Empty(await Rec.ListAsync(gw.Client));
         }
@@ -118,7 +131,10 @@ public sealed class RecordingLimitsTests(ITestOutputHelper output)
             output.WriteLine($"{frames} frames before the duration limit");
             Assert.InRange(frames, 1, 29);
             Assert.Equal(frames, (await FfProbe.ReadAsync(started.GetProperty("path").GetString()!)).Frames);
-            var m = await gw.ScrapeUntilAsync(s => s.Value("blankend_recordings_limited_total", "limit=max_duration_s") >= 1, Wait);
+            var m = await gw.ScrapeUntilAsync(
+                s => s.Value("blankend_recordings_limited_total", "limit=max_duration_s") >= 1,
+                Wait
+            );
             Assert.True(m.Value("blankend_recordings_limited_total", "limit=max_duration_s") >= 1, m.Raw);
         }
         finally
@@ -145,7 +161,8 @@ public sealed class RecordingLimitsTests(ITestOutputHelper output)
             {
                 await camBig.SendBinaryAsync(TestJpeg.Tagged(i));
                 await Task.Delay(50);
-                if (i % 10 == 9 && (await Rec.EntryAsync(gw.Client, id)).GetProperty("state").GetString() == "done") break;
+                if (i % 10 == 9 && (await Rec.EntryAsync(gw.Client, id)).GetProperty("state").GetString() == "done")
+                    break;
             }
             var entry = await Rec.WaitStateAsync(gw.Client, id, "done", Wait);
             Assert.Contains("recording:max_bytes", entry.GetProperty("reason").GetString());
@@ -162,7 +179,10 @@ public sealed class RecordingLimitsTests(ITestOutputHelper output)
             Assert.Equal(HttpStatusCode.OK, status);
             Assert.Contains("recording:max_bytes", stopped.GetProperty("reason").GetString());
             Assert.True((await FfProbe.ReadAsync(bigStart.GetProperty("path").GetString()!)).Frames > 0);
-            var m = await gw.ScrapeUntilAsync(s => s.Value("blankend_recordings_limited_total", "limit=max_bytes") >= 1, Wait);
+            var m = await gw.ScrapeUntilAsync(
+                s => s.Value("blankend_recordings_limited_total", "limit=max_bytes") >= 1,
+                Wait
+            );
             Assert.True(m.Value("blankend_recordings_limited_total", "limit=max_bytes") >= 1, m.Raw);
             await camBig.CloseQuietlyAsync();
             await camQuiet.CloseQuietlyAsync();
@@ -207,8 +227,12 @@ public sealed class RecordingLimitsTests(ITestOutputHelper output)
         {
             // A fresh gateway probes ffmpeg first (slow on a loaded machine); the session opens after it.
             var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-            while (DateTime.UtcNow < deadline
-                && !(await gw.Client.GetFromJsonAsync<JsonElement>("api/v1/video_processing/codec/status")).GetProperty("ffmpeg_available").GetBoolean())
+            while (
+                DateTime.UtcNow < deadline
+                && !(await gw.Client.GetFromJsonAsync<JsonElement>("api/v1/video_processing/codec/status"))
+                    .GetProperty("ffmpeg_available")
+                    .GetBoolean()
+            )
                 await Task.Delay(200);
             using var cam = await Ws.ConnectAsync(gw.Ws($"/video_codec?codec=h264&client_id={Rec.NewSource()}"));
             JsonElement? error = null;
@@ -217,15 +241,18 @@ public sealed class RecordingLimitsTests(ITestOutputHelper output)
                 while (true)
                 {
                     var m = await cam.ReceiveMessageAsync(TimeSpan.FromSeconds(20));
-                    if (m is null) break;
-                    if (m.Type == WebSocketMessageType.Text) error = JsonDocument.Parse(m.Data).RootElement.Clone();
+                    if (m is null)
+                        break;
+                    if (m.Type == WebSocketMessageType.Text)
+                        error = JsonDocument.Parse(m.Data).RootElement.Clone();
                 }
             });
             try
             {
                 foreach (var chunk in TestStreams.RandomChunks(TestStreams.H264(), new Random(5), 4000))
                 {
-                    if (reading.IsCompleted) break;
+                    if (reading.IsCompleted)
+                        break;
                     await cam.SendBinaryAsync(chunk);
                     await Task.Delay(5);
                 }

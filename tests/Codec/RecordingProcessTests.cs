@@ -16,7 +16,8 @@ namespace Blankend.Orleans.Tests.Codec;
 [Trait(TestKind.Name, TestKind.Process)]
 public sealed class RecordingProcessTests(ITestOutputHelper output)
 {
-    private static string NewFolder() => Path.Combine(Path.GetTempPath(), "blankend-recproc-" + Guid.NewGuid().ToString("N")[..8]);
+    private static string NewFolder() =>
+        Path.Combine(Path.GetTempPath(), "blankend-recproc-" + Guid.NewGuid().ToString("N")[..8]);
 
     [Fact]
     public async Task KillingTheSiloHoldingARecordingLeavesAPlayableFileAndAStopAnswersFailedOr404()
@@ -28,7 +29,9 @@ public sealed class RecordingProcessTests(ITestOutputHelper output)
             string path;
             string id;
             const int n = 40;
-            await using (var gw = ServiceProcess.StartGateway([.. TestEnv.SiloPortArgs(), $"--recording:folder={folder}"]))
+            await using (
+                var gw = ServiceProcess.StartGateway([.. TestEnv.SiloPortArgs(), $"--recording:folder={folder}"])
+            )
             {
                 await gw.WaitHealthyAsync();
                 var started = await Rec.StartAsync(gw.Client, source, ",\"fps\":10");
@@ -66,7 +69,8 @@ public sealed class RecordingProcessTests(ITestOutputHelper output)
             var (status, body) = await Rec.StopAsync(other.Client, source);
             output.WriteLine($"stop right after the kill: {(int)status} {body}");
             Assert.True(status is HttpStatusCode.OK or HttpStatusCode.NotFound, $"{status}");
-            if (status == HttpStatusCode.OK) Assert.Equal("failed", body.GetProperty("state").GetString());
+            if (status == HttpStatusCode.OK)
+                Assert.Equal("failed", body.GetProperty("state").GetString());
             var entry = await Rec.WaitStateAsync(other.Client, id, "failed", TimeSpan.FromSeconds(20));
             Assert.Contains("writer stopped", entry.GetProperty("reason").GetString());
             var (after, _) = await Rec.StopAsync(other.Client, source);
@@ -74,7 +78,10 @@ public sealed class RecordingProcessTests(ITestOutputHelper output)
         }
         finally
         {
-            try { Directory.Delete(folder, recursive: true); }
+            try
+            {
+                Directory.Delete(folder, recursive: true);
+            }
             catch (IOException) { }
         }
     }
@@ -91,15 +98,23 @@ public sealed class RecordingProcessTests(ITestOutputHelper output)
         var folder = NewFolder();
         var siloPort = TestEnv.FreePort();
         var gatewayPort = TestEnv.FreePort();
-        string[] siloArgs = [$"--cluster:silo_port={siloPort}", $"--cluster:primary_silo_port={siloPort}",
-            $"--cluster:gateway_port={gatewayPort}", $"--recording:folder={folder}"];
+        string[] siloArgs =
+        [
+            $"--cluster:silo_port={siloPort}",
+            $"--cluster:primary_silo_port={siloPort}",
+            $"--cluster:gateway_port={gatewayPort}",
+            $"--recording:folder={folder}",
+        ];
         const int fps = 10; // the camera's rate, and the recording's
         var silo = ServiceProcess.StartSilo(siloArgs);
         ServiceProcess? silo2 = null;
         try
         {
-            await using var gw = ServiceProcess.StartGateway("--cluster:mode=client", $"--cluster:gateway_ports:0={gatewayPort}",
-                $"--recording:folder={folder}");
+            await using var gw = ServiceProcess.StartGateway(
+                "--cluster:mode=client",
+                $"--cluster:gateway_ports:0={gatewayPort}",
+                $"--recording:folder={folder}"
+            );
             await gw.WaitHealthyAsync();
             var source = Rec.NewSource();
             var started = await Rec.StartAsync(gw.Client, source, $",\"fps\":{fps}");
@@ -124,11 +139,13 @@ public sealed class RecordingProcessTests(ITestOutputHelper output)
                     }
                 }
                 catch (OperationCanceledException) { }
-                catch (System.Net.WebSockets.WebSocketException) { } // the gateway may close the socket once its silo is gone
+                // the gateway may close the socket once its silo is gone
+                catch (System.Net.WebSockets.WebSocketException) { }
             });
             var writer = await Rec.WriterPidAsync(path, TimeSpan.FromSeconds(15));
             var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
-            while (Volatile.Read(ref sent) < 40 && DateTime.UtcNow < deadline) await Task.Delay(20);
+            while (Volatile.Read(ref sent) < 40 && DateTime.UtcNow < deadline)
+                await Task.Delay(20);
             var sentBeforeKill = Volatile.Read(ref sent);
             Rec.Kill9(silo.Process.Id);
             var sentByKill = Volatile.Read(ref sent);
@@ -170,12 +187,15 @@ public sealed class RecordingProcessTests(ITestOutputHelper output)
 
             // ffmpeg, orphaned, sees its stdin close and writes its last fragment: wait until it is gone.
             deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
-            while (Alive(writer) && DateTime.UtcNow < deadline) await Task.Delay(100);
+            while (Alive(writer) && DateTime.UtcNow < deadline)
+                await Task.Delay(100);
             Assert.False(Alive(writer), $"ffmpeg [{writer}] still runs 15 s after its silo died");
 
             // (c) The file plays, with the frames sent up to the kill, at most 2 s (20 frames at 10 fps) lost.
             var info = await FfProbe.ReadAsync(path);
-            output.WriteLine($"{info.Frames} frames playable; {sentBeforeKill} sent before the silo's SIGKILL ({sentByKill} by its return)");
+            output.WriteLine(
+                $"{info.Frames} frames playable; {sentBeforeKill} sent before the silo's SIGKILL ({sentByKill} by its return)"
+            );
             Assert.Equal("h264", info.Codec);
             Assert.InRange(info.Frames, sentBeforeKill - 2 * fps, sentByKill);
 
@@ -199,13 +219,20 @@ public sealed class RecordingProcessTests(ITestOutputHelper output)
             {
                 (status, body) = await Rec.StopAsync(gw.Client, source);
                 var reason = status == HttpStatusCode.OK ? body.GetProperty("reason").GetString() : null;
-                if (reason is null || !reason.Contains("does not answer", StringComparison.Ordinal)) break;
-                Assert.True(clock.Elapsed < TimeSpan.FromSeconds(45), $"the gateway never reached the new silo:\n{silo2.Output}");
+                if (reason is null || !reason.Contains("does not answer", StringComparison.Ordinal))
+                    break;
+                Assert.True(
+                    clock.Elapsed < TimeSpan.FromSeconds(45),
+                    $"the gateway never reached the new silo:\n{silo2.Output}"
+                );
                 await Task.Delay(500);
             }
-            output.WriteLine($"stop through the new silo ({clock.ElapsedMilliseconds} ms after its start): {(int)status} {body}");
+            output.WriteLine(
+                $"stop through the new silo ({clock.ElapsedMilliseconds} ms after its start): {(int)status} {body}"
+            );
             Assert.True(status is HttpStatusCode.OK or HttpStatusCode.NotFound, $"{status}: {body}");
-            if (status == HttpStatusCode.OK) Assert.Equal("failed", body.GetProperty("state").GetString());
+            if (status == HttpStatusCode.OK)
+                Assert.Equal("failed", body.GetProperty("state").GetString());
             entry = await Rec.WaitStateAsync(gw.Client, id, "failed", TimeSpan.FromSeconds(20));
             output.WriteLine($"listed after the new silo: {entry}");
             Assert.Contains("writer stopped", entry.GetProperty("reason").GetString());
@@ -217,9 +244,13 @@ public sealed class RecordingProcessTests(ITestOutputHelper output)
         }
         finally
         {
-            if (silo2 is not null) await silo2.DisposeAsync();
+            if (silo2 is not null)
+                await silo2.DisposeAsync();
             await silo.DisposeAsync();
-            try { Directory.Delete(folder, recursive: true); }
+            try
+            {
+                Directory.Delete(folder, recursive: true);
+            }
             catch (IOException) { }
         }
     }
@@ -246,7 +277,10 @@ public sealed class RecordingProcessTests(ITestOutputHelper output)
         {
             var source = Rec.NewSource();
             const int n = 25;
-            await using var gw = ServiceProcess.StartGateway([.. TestEnv.SiloPortArgs(), $"--recording:folder={folder}"]);
+            await using var gw = ServiceProcess.StartGateway([
+                .. TestEnv.SiloPortArgs(),
+                $"--recording:folder={folder}",
+            ]);
             await gw.WaitHealthyAsync();
             var started = await Rec.StartAsync(gw.Client, source, ",\"fps\":10");
             var path = started.GetProperty("path").GetString()!;
@@ -272,7 +306,10 @@ public sealed class RecordingProcessTests(ITestOutputHelper output)
         }
         finally
         {
-            try { Directory.Delete(folder, recursive: true); }
+            try
+            {
+                Directory.Delete(folder, recursive: true);
+            }
             catch (IOException) { }
         }
     }

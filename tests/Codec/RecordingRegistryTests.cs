@@ -18,7 +18,10 @@ internal static class Rec
     public static string NewSource() => "rec-" + Guid.NewGuid().ToString("N")[..8];
 
     public static Task<HttpResponseMessage> PostAsync(HttpClient http, string what, string json) =>
-        http.PostAsync($"api/v1/realtime_pipeline/record/{what}", new StringContent(json, Encoding.UTF8, "application/json"));
+        http.PostAsync(
+            $"api/v1/realtime_pipeline/record/{what}",
+            new StringContent(json, Encoding.UTF8, "application/json")
+        );
 
     public static async Task<JsonElement> StartAsync(HttpClient http, string source, string extra = "")
     {
@@ -50,14 +53,16 @@ internal static class Rec
         while (DateTime.UtcNow < deadline)
         {
             e = await EntryAsync(http, id);
-            if (e.GetProperty("state").GetString() == state) return e;
+            if (e.GetProperty("state").GetString() == state)
+                return e;
             await Task.Delay(200);
         }
         Assert.Fail($"recording {id} is not {state} after {timeout}: {e}");
         return e;
     }
 
-    /// <summary>Sends <paramref name="n"/> distinct JPEGs on an open /video_in socket, paced so none is dropped.</summary>
+    /// <summary>Sends <paramref name="n"/> distinct JPEGs on an open /video_in socket, paced so none is
+    /// dropped.</summary>
     public static async Task SendAsync(ClientWebSocket cam, int n, int offset = 0, int delayMs = 40)
     {
         for (var i = 0; i < n; i++)
@@ -75,11 +80,19 @@ internal static class Rec
         {
             foreach (var dir in Directory.EnumerateDirectories("/proc"))
             {
-                if (!int.TryParse(Path.GetFileName(dir), out var pid)) continue;
+                if (!int.TryParse(Path.GetFileName(dir), out var pid))
+                    continue;
                 string cmd;
-                try { cmd = File.ReadAllText(Path.Combine(dir, "cmdline")); }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException) { continue; }
-                if (cmd.Contains("ffmpeg", StringComparison.Ordinal) && cmd.Split('\0').Contains(path)) return pid;
+                try
+                {
+                    cmd = File.ReadAllText(Path.Combine(dir, "cmdline"));
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    continue;
+                }
+                if (cmd.Contains("ffmpeg", StringComparison.Ordinal) && cmd.Split('\0').Contains(path))
+                    return pid;
             }
             await Task.Delay(100);
         }
@@ -95,9 +108,17 @@ internal static class Rec
         var frames = 0;
         while (DateTime.UtcNow < deadline)
         {
-            try { frames = (await FfProbe.ReadAsync(path)).Frames; }
-            catch (Exception e) when (e is FormatException or InvalidOperationException or IOException or KeyNotFoundException) { frames = 0; }
-            if (frames >= atLeast) break;
+            try
+            {
+                frames = (await FfProbe.ReadAsync(path)).Frames;
+            }
+            catch (Exception e)
+                when (e is FormatException or InvalidOperationException or IOException or KeyNotFoundException)
+            {
+                frames = 0;
+            }
+            if (frames >= atLeast)
+                break;
             await Task.Delay(200);
         }
         return frames;
@@ -115,7 +136,8 @@ internal static class Rec
 /// real ffmpeg; files checked with ffprobe.
 /// </summary>
 [Trait(TestKind.Name, TestKind.Integration)]
-public sealed class RecordingRegistryTests(CodecGatewayFixture fixture, ITestOutputHelper output) : IClassFixture<CodecGatewayFixture>
+public sealed class RecordingRegistryTests(CodecGatewayFixture fixture, ITestOutputHelper output)
+    : IClassFixture<CodecGatewayFixture>
 {
     private HttpClient Http => fixture.Gateway.Client;
 
@@ -235,11 +257,16 @@ public sealed class RecordingRegistryTests(CodecGatewayFixture fixture, ITestOut
         // What a silo that died leaves behind: a sidecar still saying live, not refreshed for longer than 10 s.
         var id = Guid.NewGuid().ToString("N");
         var file = $"ghost-{id[..6]}-20260101T000000000Z.mp4";
-        File.WriteAllBytes(Path.Combine(fixture.RecordingFolder, file), [0, 0, 0, 8, (byte)'f', (byte)'t', (byte)'y', (byte)'p']);
+        File.WriteAllBytes(
+            Path.Combine(fixture.RecordingFolder, file),
+            [0, 0, 0, 8, (byte)'f', (byte)'t', (byte)'y', (byte)'p']
+        );
         var old = DateTimeOffset.UtcNow.AddMinutes(-1).ToString("O");
-        File.WriteAllText(Path.Combine(fixture.RecordingFolder, file + ".json"),
-            $"{{\"id\":\"{id}\",\"source\":\"ghost\",\"kind\":\"raw\",\"file\":\"{file}\",\"bytes\":8,\"started\":\"{old}\"," +
-            $"\"ended\":null,\"state\":\"live\",\"reason\":null,\"updated\":\"{old}\"}}");
+        File.WriteAllText(
+            Path.Combine(fixture.RecordingFolder, file + ".json"),
+            $"{{\"id\":\"{id}\",\"source\":\"ghost\",\"kind\":\"raw\",\"file\":\"{file}\",\"bytes\":8,\"started\":\"{old}\","
+                + $"\"ended\":null,\"state\":\"live\",\"reason\":null,\"updated\":\"{old}\"}}"
+        );
         var e = await Rec.EntryAsync(Http, id);
         Assert.Equal("failed", e.GetProperty("state").GetString());
         Assert.Contains("writer stopped", e.GetProperty("reason").GetString());

@@ -9,16 +9,21 @@ using Xunit.Abstractions;
 
 namespace Blankend.Orleans.Tests.Codec;
 
-/// <summary>POST /api/v1/realtime_pipeline/record/start|stop against the real gateway; files checked with ffprobe.</summary>
+/// <summary>POST /api/v1/realtime_pipeline/record/start|stop against the real gateway; files checked with
+/// ffprobe.</summary>
 [Trait(TestKind.Name, TestKind.Integration)]
-public sealed class RecordingTests(CodecGatewayFixture fixture, ITestOutputHelper output) : IClassFixture<CodecGatewayFixture>
+public sealed class RecordingTests(CodecGatewayFixture fixture, ITestOutputHelper output)
+    : IClassFixture<CodecGatewayFixture>
 {
     private EmbeddedGateway Gw => fixture.Gateway;
 
     private static string NewSource() => "rec-" + Guid.NewGuid().ToString("N")[..8];
 
     private Task<HttpResponseMessage> PostAsync(string what, string json) =>
-        Gw.Client.PostAsync($"api/v1/realtime_pipeline/record/{what}", new StringContent(json, Encoding.UTF8, "application/json"));
+        Gw.Client.PostAsync(
+            $"api/v1/realtime_pipeline/record/{what}",
+            new StringContent(json, Encoding.UTF8, "application/json")
+        );
 
     private async Task<JsonElement> StartAsync(string source, string extra = "")
     {
@@ -59,9 +64,15 @@ public sealed class RecordingTests(CodecGatewayFixture fixture, ITestOutputHelpe
         while (DateTime.UtcNow < deadline)
         {
             var status = await Gw.Client.GetFromJsonAsync<JsonElement>("api/v1/video_processing/codec/status");
-            foreach (var r in status.GetProperty("recordings").EnumerateArray().Where(r => r.GetProperty("source").GetString() == source))
+            foreach (
+                var r in status
+                    .GetProperty("recordings")
+                    .EnumerateArray()
+                    .Where(r => r.GetProperty("source").GetString() == source)
+            )
                 seen = (r.GetProperty("frames").GetInt64(), r.GetProperty("dropped").GetInt64());
-            if (seen.Frames + seen.Dropped >= n) break;
+            if (seen.Frames + seen.Dropped >= n)
+                break;
             await Task.Delay(50);
         }
         return seen;
@@ -82,7 +93,9 @@ public sealed class RecordingTests(CodecGatewayFixture fixture, ITestOutputHelpe
         const int n = 20;
         await SendFramesAsync(source, n);
         var status = await Gw.Client.GetFromJsonAsync<JsonElement>("api/v1/video_processing/codec/status");
-        Assert.Contains(status.GetProperty("recordings").EnumerateArray(), r => r.GetProperty("source").GetString() == source);
+        Assert.Contains(status.GetProperty("recordings").EnumerateArray(), r =>
+            r.GetProperty("source").GetString() == source
+        );
 
         var stopped = await StopAsync(source);
         output.WriteLine(stopped.ToString());
@@ -103,8 +116,16 @@ public sealed class RecordingTests(CodecGatewayFixture fixture, ITestOutputHelpe
     public async Task RawRecordingOfAProcessedSourceHoldsEveryFrameWhileViewersGetProcessedOnes()
     {
         var source = NewSource();
-        using (var cfg = await Gw.Client.PostAsync("api/v1/video_processing/pipeline/config", new StringContent(
-            $"{{\"source\":\"{source}\",\"enabled\":true,\"reencode_enabled\":true,\"jpeg_quality\":30}}", Encoding.UTF8, "application/json")))
+        using (
+            var cfg = await Gw.Client.PostAsync(
+                "api/v1/video_processing/pipeline/config",
+                new StringContent(
+                    $"{{\"source\":\"{source}\",\"enabled\":true,\"reencode_enabled\":true,\"jpeg_quality\":30}}",
+                    Encoding.UTF8,
+                    "application/json"
+                )
+            )
+        )
         {
             Assert.True(cfg.IsSuccessStatusCode, await cfg.Content.ReadAsStringAsync());
         }
@@ -120,17 +141,25 @@ public sealed class RecordingTests(CodecGatewayFixture fixture, ITestOutputHelpe
             while (kinds.Count < n)
             {
                 WsMessage? m;
-                try { m = await viewer.ReceiveMessageAsync(TimeSpan.FromSeconds(5)); }
-                catch (OperationCanceledException) { break; }
-                if (m is null) break;
-                if (m.Type == WebSocketMessageType.Text) kinds.Add(JsonDocument.Parse(m.Data).RootElement.GetProperty("kind").GetString()!);
+                try
+                {
+                    m = await viewer.ReceiveMessageAsync(TimeSpan.FromSeconds(5));
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+                if (m is null)
+                    break;
+                if (m.Type == WebSocketMessageType.Text)
+                    kinds.Add(JsonDocument.Parse(m.Data).RootElement.GetProperty("kind").GetString()!);
             }
         });
         await SendFramesAsync(source, n);
         await reading.WaitAsync(TimeSpan.FromSeconds(20));
         var stopped = await StopAsync(source);
 
-        Assert.Contains("processed", kinds);                      // the viewers' copy went through the worker
+        Assert.Contains("processed", kinds); // the viewers' copy went through the worker
         Assert.Equal(n, stopped.GetProperty("frames").GetInt64()); // the raw recording still has every frame
         Assert.Equal(n, (await FfProbe.ReadAsync(path)).Frames);
     }
@@ -216,7 +245,13 @@ public sealed class RecordingTests(CodecGatewayFixture fixture, ITestOutputHelpe
         while (DateTime.UtcNow < deadline)
         {
             var status = await Gw.Client.GetFromJsonAsync<JsonElement>("api/v1/video_processing/codec/status");
-            if (!status.GetProperty("recordings").EnumerateArray().Any(r => r.GetProperty("source").GetString() == source)) break;
+            if (
+                !status
+                    .GetProperty("recordings")
+                    .EnumerateArray()
+                    .Any(r => r.GetProperty("source").GetString() == source)
+            )
+                break;
             await Task.Delay(200);
         }
         var stopped = await StopAsync(source);
@@ -253,11 +288,20 @@ public sealed class RecordingTests(CodecGatewayFixture fixture, ITestOutputHelpe
         while (DateTime.UtcNow < deadline)
         {
             var status = await Gw.Client.GetFromJsonAsync<JsonElement>("api/v1/video_processing/codec/status");
-            if (!status.GetProperty("sessions").EnumerateArray().Any(s => s.GetProperty("client_id").GetString() == source))
+            if (
+                !status
+                    .GetProperty("sessions")
+                    .EnumerateArray()
+                    .Any(s => s.GetProperty("client_id").GetString() == source)
+            )
             {
                 var stream = await Gw.StreamStatusAsync();
-                framesIn = stream.GetProperty("sources").EnumerateArray().Single(s => s.GetProperty("source").GetString() == source)
-                    .GetProperty("frames_in").GetInt64();
+                framesIn = stream
+                    .GetProperty("sources")
+                    .EnumerateArray()
+                    .Single(s => s.GetProperty("source").GetString() == source)
+                    .GetProperty("frames_in")
+                    .GetInt64();
                 break;
             }
             await Task.Delay(100);
@@ -266,7 +310,9 @@ public sealed class RecordingTests(CodecGatewayFixture fixture, ITestOutputHelpe
         var seen = await WaitRecordedAsync(source, framesIn); // the last one-way deliveries to the recorder
         var stopped = await StopAsync(source);
         var frames = stopped.GetProperty("frames").GetInt64();
-        output.WriteLine($"recorded {frames} of the source's {framesIn} frames ({TestStreams.Frames} in the stream), dropped {stopped.GetProperty("dropped")}; status before stop {seen}: {stopped}");
+        output.WriteLine(
+            $"recorded {frames} of the source's {framesIn} frames ({TestStreams.Frames} in the stream), dropped {stopped.GetProperty("dropped")}; status before stop {seen}: {stopped}"
+        );
         // "idle" here means no frame came within recording:idle_timeout_s (5 s in this fixture) of the start: a
         // machine too loaded for this test, not a lost frame.
         Assert.Equal("stopped", stopped.GetProperty("ended").GetString());

@@ -16,12 +16,14 @@ namespace Blankend.Orleans.Tests.Codec;
 public sealed class CodecGatewayFixture : IAsyncLifetime
 {
     public const int IdleSeconds = 3;
+
     // Long enough that a loaded machine gets a recording's first frame in before the idle rule ends it.
     public const int RecordingIdleSeconds = 5;
 
     public EmbeddedGateway Gateway { get; private set; } = null!;
 
-    public string RecordingFolder { get; } = Path.Combine(Path.GetTempPath(), "blankend-rec-" + Guid.NewGuid().ToString("N")[..8]);
+    public string RecordingFolder { get; } =
+        Path.Combine(Path.GetTempPath(), "blankend-rec-" + Guid.NewGuid().ToString("N")[..8]);
 
     public async Task InitializeAsync()
     {
@@ -36,14 +38,18 @@ public sealed class CodecGatewayFixture : IAsyncLifetime
     public async Task DisposeAsync()
     {
         await Gateway.DisposeAsync();
-        try { Directory.Delete(RecordingFolder, recursive: true); }
+        try
+        {
+            Directory.Delete(RecordingFolder, recursive: true);
+        }
         catch (IOException) { }
     }
 }
 
 /// <summary>/video_codec over real WebSockets, decoded by real ffmpeg processes on the embedded silo.</summary>
 [Trait(TestKind.Name, TestKind.Integration)]
-public sealed class VideoCodecEndpointTests(CodecGatewayFixture fixture, ITestOutputHelper output) : IClassFixture<CodecGatewayFixture>
+public sealed class VideoCodecEndpointTests(CodecGatewayFixture fixture, ITestOutputHelper output)
+    : IClassFixture<CodecGatewayFixture>
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);
     private EmbeddedGateway Gw => fixture.Gateway;
@@ -58,7 +64,8 @@ public sealed class VideoCodecEndpointTests(CodecGatewayFixture fixture, ITestOu
         var status = await CodecStatusAsync();
         foreach (var s in status.GetProperty("sessions").EnumerateArray())
         {
-            if (s.GetProperty("client_id").GetString() == clientId) return s;
+            if (s.GetProperty("client_id").GetString() == clientId)
+                return s;
         }
         return null;
     }
@@ -69,7 +76,8 @@ public sealed class VideoCodecEndpointTests(CodecGatewayFixture fixture, ITestOu
         var deadline = DateTime.UtcNow + Wait;
         while (DateTime.UtcNow < deadline)
         {
-            if (await SessionAsync(clientId) is { } s && s.GetProperty("pid").ValueKind == JsonValueKind.Number) return s.GetProperty("pid").GetInt32();
+            if (await SessionAsync(clientId) is { } s && s.GetProperty("pid").ValueKind == JsonValueKind.Number)
+                return s.GetProperty("pid").GetInt32();
             await Task.Delay(10);
         }
         throw new TimeoutException($"no decode process for {clientId}");
@@ -93,22 +101,30 @@ public sealed class VideoCodecEndpointTests(CodecGatewayFixture fixture, ITestOu
         {
             await ws.SendBinaryAsync(chunks[i]);
             var wait = duration * ((i + 1.0) / chunks.Count) - start.Elapsed;
-            if (wait > TimeSpan.Zero) await Task.Delay(wait);
+            if (wait > TimeSpan.Zero)
+                await Task.Delay(wait);
         }
         return Environment.TickCount64;
     }
 
     /// <summary>The error message and close a session end produces.</summary>
-    private static async Task<(JsonElement Error, WebSocketCloseStatus? Status, string? Reason)> ReadErrorAndCloseAsync(ClientWebSocket ws)
+    private static async Task<(JsonElement Error, WebSocketCloseStatus? Status, string? Reason)> ReadErrorAndCloseAsync(
+        ClientWebSocket ws
+    )
     {
         JsonElement? error = null;
         while (true)
         {
             var m = await ws.ReceiveMessageAsync(TimeSpan.FromSeconds(15));
-            if (m is null) break;
-            if (m.Type == WebSocketMessageType.Text) error = JsonDocument.Parse(m.Data).RootElement.Clone();
+            if (m is null)
+                break;
+            if (m.Type == WebSocketMessageType.Text)
+                error = JsonDocument.Parse(m.Data).RootElement.Clone();
         }
-        Assert.True(error.HasValue, $"no error message before the close ({ws.CloseStatus} {ws.CloseStatusDescription})");
+        Assert.True(
+            error.HasValue,
+            $"no error message before the close ({ws.CloseStatus} {ws.CloseStatusDescription})"
+        );
         return (error!.Value, ws.CloseStatus, ws.CloseStatusDescription);
     }
 
@@ -138,11 +154,23 @@ public sealed class VideoCodecEndpointTests(CodecGatewayFixture fixture, ITestOu
             while (frames.Count < TestStreams.Frames)
             {
                 WsMessage? m;
-                try { m = await viewer.ReceiveMessageAsync(TimeSpan.FromSeconds(6)); }
-                catch (OperationCanceledException) { break; }
-                if (m is null) break;
-                if (m.Type == WebSocketMessageType.Text) { metas.Add(JsonDocument.Parse(m.Data).RootElement.Clone()); continue; }
-                lock (arrivals) arrivals.Add(Environment.TickCount64);
+                try
+                {
+                    m = await viewer.ReceiveMessageAsync(TimeSpan.FromSeconds(6));
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+                if (m is null)
+                    break;
+                if (m.Type == WebSocketMessageType.Text)
+                {
+                    metas.Add(JsonDocument.Parse(m.Data).RootElement.Clone());
+                    continue;
+                }
+                lock (arrivals)
+                    arrivals.Add(Environment.TickCount64);
                 frames.Add(m.Data);
             }
         });
@@ -154,7 +182,8 @@ public sealed class VideoCodecEndpointTests(CodecGatewayFixture fixture, ITestOu
         var pid = await WaitPidAsync(source);
         var lastChunk = await send;
         int beforeClose;
-        lock (arrivals) beforeClose = arrivals.Count;
+        lock (arrivals)
+            beforeClose = arrivals.Count;
         var live = await SessionAsync(source);
         await cam.CloseQuietlyAsync();
         await receive.WaitAsync(TimeSpan.FromSeconds(20));
@@ -177,11 +206,16 @@ public sealed class VideoCodecEndpointTests(CodecGatewayFixture fixture, ITestOu
         Assert.False(string.IsNullOrEmpty(live.Value.GetProperty("decoder").GetString()));
         Assert.True(live.Value.GetProperty("frames").GetInt64() > 0);
         Assert.True(live.Value.GetProperty("bytes_in").GetInt64() > 0);
-        Assert.True(await Procs.WaitGoneAsync(pid, TimeSpan.FromSeconds(5)), $"ffmpeg {pid} still there after the close");
+        Assert.True(
+            await Procs.WaitGoneAsync(pid, TimeSpan.FromSeconds(5)),
+            $"ffmpeg {pid} still there after the close"
+        );
         await WaitSessionGoneAsync(source);
         AssertNoZombieFfmpeg();
-        output.WriteLine($"{codec}: first frame at the viewer {arrivals[0] - firstChunk} ms after the first chunk; {beforeClose}/{TestStreams.Frames} frames before the close; " +
-            $"{frames.Count} in all; decoder {live.Value.GetProperty("decoder").GetString()}, {live.Value.GetProperty("fps").GetDouble()} fps while live, first_frame_ms {live.Value.GetProperty("first_frame_ms")}");
+        output.WriteLine(
+            $"{codec}: first frame at the viewer {arrivals[0] - firstChunk} ms after the first chunk; {beforeClose}/{TestStreams.Frames} frames before the close; "
+                + $"{frames.Count} in all; decoder {live.Value.GetProperty("decoder").GetString()}, {live.Value.GetProperty("fps").GetDouble()} fps while live, first_frame_ms {live.Value.GetProperty("first_frame_ms")}"
+        );
     }
 
     [Fact]
@@ -196,7 +230,10 @@ public sealed class VideoCodecEndpointTests(CodecGatewayFixture fixture, ITestOu
         var watch = Stopwatch.StartNew();
         cam.Abort(); // no close handshake: the TCP connection just goes
         cam.Dispose();
-        Assert.True(await Procs.WaitGoneAsync(pid, TimeSpan.FromSeconds(5)), $"ffmpeg {pid} still alive {watch.ElapsedMilliseconds} ms after the disconnect");
+        Assert.True(
+            await Procs.WaitGoneAsync(pid, TimeSpan.FromSeconds(5)),
+            $"ffmpeg {pid} still alive {watch.ElapsedMilliseconds} ms after the disconnect"
+        );
         output.WriteLine($"ffmpeg {pid} gone {watch.ElapsedMilliseconds} ms after the client vanished");
         await WaitSessionGoneAsync(source);
         AssertNoZombieFfmpeg();
@@ -215,13 +252,20 @@ public sealed class VideoCodecEndpointTests(CodecGatewayFixture fixture, ITestOu
         var rng = new Random(13);
         byte[] data = kind switch
         {
-            "text" => System.Text.Encoding.ASCII.GetBytes(string.Concat(Enumerable.Repeat("GET / HTTP/1.1 this is not a video\r\n", 3000))),
-            "random-nals" => [.. Enumerable.Range(0, 400).SelectMany(_ =>
-            {
-                var nal = new byte[rng.Next(50, 2000)];
-                rng.NextBytes(nal);
-                return new byte[] { 0, 0, 0, 1 }.Concat(nal);
-            })],
+            "text" => System.Text.Encoding.ASCII.GetBytes(
+                string.Concat(Enumerable.Repeat("GET / HTTP/1.1 this is not a video\r\n", 3000))
+            ),
+            "random-nals" =>
+            [
+                .. Enumerable
+                    .Range(0, 400)
+                    .SelectMany(_ =>
+                    {
+                        var nal = new byte[rng.Next(50, 2000)];
+                        rng.NextBytes(nal);
+                        return new byte[] { 0, 0, 0, 1 }.Concat(nal);
+                    }),
+            ],
             _ => TestStreams.H264Live()[(TestStreams.H264Live().Length / 2)..],
         };
         using var cam = await Ws.ConnectAsync(Gw.Ws($"/video_codec?codec=h264&client_id={source}"));
@@ -232,7 +276,8 @@ public sealed class VideoCodecEndpointTests(CodecGatewayFixture fixture, ITestOu
         {
             foreach (var chunk in TestStreams.RandomChunks(data[1000..], rng, 4000))
             {
-                if (read.IsCompleted) break;
+                if (read.IsCompleted)
+                    break;
                 await cam.SendBinaryAsync(chunk);
             }
         }
@@ -249,7 +294,8 @@ public sealed class VideoCodecEndpointTests(CodecGatewayFixture fixture, ITestOu
         Assert.True(await Procs.WaitGoneAsync(pid, TimeSpan.FromSeconds(5)), $"ffmpeg {pid} left behind");
         await WaitSessionGoneAsync(source);
         AssertNoZombieFfmpeg();
-        if (kind == "text") Assert.Contains("start code", error.GetProperty("detail").GetString());
+        if (kind == "text")
+            Assert.Contains("start code", error.GetProperty("detail").GetString());
     }
 
     [Fact]
@@ -266,7 +312,10 @@ public sealed class VideoCodecEndpointTests(CodecGatewayFixture fixture, ITestOu
         Assert.Equal(WebSocketCloseStatus.EndpointUnavailable, status); // 1001
         // Not before codec:idle_timeout_s (it is the idle rule that closed it, not something else); the upper end
         // is only ReadErrorAndCloseAsync's liveness bound, not a speed criterion.
-        Assert.True(watch.Elapsed.TotalSeconds >= CodecGatewayFixture.IdleSeconds - 1, $"closed after {watch.Elapsed}, idle timeout {CodecGatewayFixture.IdleSeconds} s");
+        Assert.True(
+            watch.Elapsed.TotalSeconds >= CodecGatewayFixture.IdleSeconds - 1,
+            $"closed after {watch.Elapsed}, idle timeout {CodecGatewayFixture.IdleSeconds} s"
+        );
         // The contract's promise: a session that ends releases its ffmpeg process within 5 s.
         Assert.True(await Procs.WaitGoneAsync(pid, TimeSpan.FromSeconds(5)));
     }
@@ -283,7 +332,8 @@ public sealed class VideoCodecEndpointTests(CodecGatewayFixture fixture, ITestOu
         var r = await Gw.Client.GetAsync(pathAndQuery.TrimStart('/'));
         Assert.Equal(HttpStatusCode.BadRequest, r.StatusCode);
         Assert.Equal("application/problem+json", r.Content.Headers.ContentType?.MediaType);
-        if (pathAndQuery.Contains("vp9")) Assert.Contains("h264, hevc, h265", await r.Content.ReadAsStringAsync());
+        if (pathAndQuery.Contains("vp9"))
+            Assert.Contains("h264, hevc, h265", await r.Content.ReadAsStringAsync());
     }
 
     [Fact]
@@ -301,7 +351,9 @@ public sealed class VideoCodecEndpointTests(CodecGatewayFixture fixture, ITestOu
         using var first = await Ws.ConnectAsync(Gw.Ws($"/video_codec?codec=h264&client_id={source}"));
         await first.SendBinaryAsync(TestStreams.H264()[..5000]);
         var client = new ClientWebSocket { Options = { CollectHttpResponseDetails = true } };
-        await Assert.ThrowsAsync<WebSocketException>(() => client.ConnectAsync(Gw.Ws($"/video_codec?codec=hevc&client_id={source}"), default));
+        await Assert.ThrowsAsync<WebSocketException>(() =>
+            client.ConnectAsync(Gw.Ws($"/video_codec?codec=hevc&client_id={source}"), default)
+        );
         Assert.Equal(HttpStatusCode.Conflict, client.HttpStatusCode);
         client.Dispose();
         await first.CloseQuietlyAsync();
@@ -328,7 +380,12 @@ public sealed class VideoCodecEndpointTests(CodecGatewayFixture fixture, ITestOu
     {
         var status = await CodecStatusAsync();
         Assert.True(status.GetProperty("ffmpeg_available").GetBoolean());
-        var cpu = status.GetProperty("decoders").GetProperty("cpu").EnumerateArray().Select(e => e.GetString()).ToList();
+        var cpu = status
+            .GetProperty("decoders")
+            .GetProperty("cpu")
+            .EnumerateArray()
+            .Select(e => e.GetString())
+            .ToList();
         Assert.Contains("h264", cpu);
         Assert.Contains("hevc", cpu);
         var silo = status.GetProperty("silos")[0];

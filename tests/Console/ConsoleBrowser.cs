@@ -24,38 +24,54 @@ public sealed class ConsoleBrowser : IAsyncLifetime
     public async Task InitializeAsync()
     {
         if (!File.Exists(Chromium))
-            throw new InvalidOperationException($"{Chromium} is missing: the console tests need Debian's chromium (scripts/install-deps.sh --test)");
+            throw new InvalidOperationException(
+                $"{Chromium} is missing: the console tests need Debian's chromium (scripts/install-deps.sh --test)"
+            );
         Gateway = await EmbeddedGateway.StartAsync();
         _playwright = await Playwright.CreateAsync();
-        Browser = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
-        {
-            ExecutablePath = Chromium,
-            Headless = true,
-            Args = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--no-sandbox"],
-        });
+        Browser = await _playwright.Chromium.LaunchAsync(
+            new BrowserTypeLaunchOptions
+            {
+                ExecutablePath = Chromium,
+                Headless = true,
+                Args = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--no-sandbox"],
+            }
+        );
     }
 
     public async Task DisposeAsync()
     {
-        if (Browser is not null) await Browser.CloseAsync();
+        if (Browser is not null)
+            await Browser.CloseAsync();
         _playwright?.Dispose();
-        if (Gateway is not null) await Gateway.DisposeAsync();
+        if (Gateway is not null)
+            await Gateway.DisposeAsync();
     }
 
     /// <summary>A fresh page (its own context: its own sessionStorage) that records script errors and policy
     /// violations.</summary>
     public async Task<(IPage Page, List<string> Errors)> NewPageAsync()
     {
-        var context = await Browser.NewContextAsync(new BrowserNewContextOptions { ViewportSize = new ViewportSize { Width = 1280, Height = 800 } });
+        var context = await Browser.NewContextAsync(
+            new BrowserNewContextOptions
+            {
+                ViewportSize = new ViewportSize { Width = 1280, Height = 800 },
+            }
+        );
         var page = await context.NewPageAsync();
         var errors = new List<string>();
-        page.PageError += (_, e) => { lock (errors) errors.Add("page error: " + e); };
+        page.PageError += (_, e) =>
+        {
+            lock (errors)
+                errors.Add("page error: " + e);
+        };
         page.Console += (_, m) =>
         {
             // A 404 of an optional API (the recordings list) is logged by the browser as a failed load; anything
             // else at error level is the console's fault, a refused policy included.
             if (m.Type == "error" && !m.Text.StartsWith("Failed to load resource", StringComparison.Ordinal))
-                lock (errors) errors.Add("console: " + m.Text);
+                lock (errors)
+                    errors.Add("console: " + m.Text);
         };
         return (page, errors);
     }
@@ -63,15 +79,19 @@ public sealed class ConsoleBrowser : IAsyncLifetime
     public static string RepoRoot()
     {
         var dir = AppContext.BaseDirectory;
-        while (!File.Exists(Path.Combine(dir, "Blankend.Orleans.sln"))) dir = Path.GetDirectoryName(dir) ?? throw new InvalidOperationException("repository root not found");
+        while (!File.Exists(Path.Combine(dir, "Blankend.Orleans.sln")))
+            dir = Path.GetDirectoryName(dir) ?? throw new InvalidOperationException("repository root not found");
         return dir;
     }
 
     /// <summary>Writes docs/NAME when CONSOLE_SCREENSHOTS=1 (the README's picture); otherwise nothing.</summary>
     public static async Task ScreenshotAsync(IPage page, string name)
     {
-        if (Environment.GetEnvironmentVariable("CONSOLE_SCREENSHOTS") != "1") return;
-        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(RepoRoot(), "docs", name), FullPage = false });
+        if (Environment.GetEnvironmentVariable("CONSOLE_SCREENSHOTS") != "1")
+            return;
+        await page.ScreenshotAsync(
+            new PageScreenshotOptions { Path = Path.Combine(RepoRoot(), "docs", name), FullPage = false }
+        );
     }
 
     /// <summary>A solid-colour JPEG (RGB).</summary>
@@ -82,7 +102,8 @@ public sealed class ConsoleBrowser : IAsyncLifetime
         return buffer;
     }
 
-    /// <summary>A test camera: sends <paramref name="jpeg"/> to /video_in at <paramref name="fps"/> until disposed.</summary>
+    /// <summary>A test camera: sends <paramref name="jpeg"/> to /video_in at <paramref name="fps"/> until
+    /// disposed.</summary>
     public static async Task<TestCamera> StartCameraAsync(EmbeddedGateway gw, string source, byte[] jpeg, double fps)
     {
         var ws = await Ws.ConnectAsync(gw.Ws($"/video_in?client_id={source}"));
@@ -96,9 +117,9 @@ public sealed class ConsoleBrowser : IAsyncLifetime
                 do
                 {
                     await ws.SendBinaryAsync(jpeg, cts.Token);
-                    lock (sent) sent.Add(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
-                }
-                while (await timer.WaitForNextTickAsync(cts.Token));
+                    lock (sent)
+                        sent.Add(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+                } while (await timer.WaitForNextTickAsync(cts.Token));
             }
             catch (OperationCanceledException) { }
         });
@@ -106,8 +127,14 @@ public sealed class ConsoleBrowser : IAsyncLifetime
     }
 
     /// <summary>A camera sending one JPEG at a rate; it may fall behind that rate on a busy machine (a timer
-    /// tick that is late is not made up), so what it really sent is what a viewer's figures are compared with.</summary>
-    public sealed class TestCamera(System.Net.WebSockets.ClientWebSocket ws, CancellationTokenSource cts, Task loop, List<long> sent) : IAsyncDisposable
+    /// tick that is late is not made up), so what it really sent is what a viewer's figures are compared
+    /// with.</summary>
+    public sealed class TestCamera(
+        System.Net.WebSockets.ClientWebSocket ws,
+        CancellationTokenSource cts,
+        Task loop,
+        List<long> sent
+    ) : IAsyncDisposable
     {
         /// <summary>Frames per second actually sent over the last <paramref name="window"/>, computed as the console
         /// computes its own: (frames - 1) / (last - first) within the window.</summary>

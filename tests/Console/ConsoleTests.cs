@@ -24,30 +24,46 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
 
     /// <summary>The RGB of one pixel (at fractions <paramref name="fx"/>, <paramref name="fy"/> of the size) of the
     /// canvas matched by <paramref name="selector"/>, or null before a frame is drawn.</summary>
-    private static Task<int[]?> PixelAsync(IPage page, string selector, double fx = 0.5, double fy = 0.5) => page.EvaluateAsync<int[]?>(
-        """
-        ([sel, fx, fy]) => {
-          const c = document.querySelector(sel);
-          if (!c || c.width < 2) return null;
-          const d = c.getContext('2d').getImageData(Math.floor(c.width * fx), Math.floor(c.height * fy), 1, 1).data;
-          return [d[0], d[1], d[2]];
-        }
-        """, new object[] { selector, fx, fy });
+    private static Task<int[]?> PixelAsync(IPage page, string selector, double fx = 0.5, double fy = 0.5) =>
+        page.EvaluateAsync<int[]?>(
+            """
+            ([sel, fx, fy]) => {
+              const c = document.querySelector(sel);
+              if (!c || c.width < 2) return null;
+              const d = c.getContext('2d').getImageData(Math.floor(c.width * fx), Math.floor(c.height * fy), 1, 1).data;
+              return [d[0], d[1], d[2]];
+            }
+            """,
+            new object[] { selector, fx, fy }
+        );
 
     private static bool Near(int[]? rgb, (byte R, byte G, byte B) c, int tolerance = 16) =>
-        rgb is not null && Math.Abs(rgb[0] - c.R) <= tolerance && Math.Abs(rgb[1] - c.G) <= tolerance && Math.Abs(rgb[2] - c.B) <= tolerance;
+        rgb is not null
+        && Math.Abs(rgb[0] - c.R) <= tolerance
+        && Math.Abs(rgb[1] - c.G) <= tolerance
+        && Math.Abs(rgb[2] - c.B) <= tolerance;
 
-    private static async Task<int[]?> WaitColourAsync(IPage page, string selector, Func<int[]?, bool> ok, TimeSpan timeout, double fx = 0.5, double fy = 0.5)
+    private static async Task<int[]?> WaitColourAsync(
+        IPage page,
+        string selector,
+        Func<int[]?, bool> ok,
+        TimeSpan timeout,
+        double fx = 0.5,
+        double fy = 0.5
+    )
     {
         var deadline = DateTime.UtcNow + timeout;
         int[]? last = null;
         while (DateTime.UtcNow < deadline)
         {
             last = await PixelAsync(page, selector, fx, fy);
-            if (ok(last)) return last;
+            if (ok(last))
+                return last;
             await Task.Delay(50);
         }
-        throw new TimeoutException($"{selector} never showed the expected colour within {timeout.TotalSeconds} s; last pixel at ({fx}, {fy}) {(last is null ? "none" : string.Join(",", last))}");
+        throw new TimeoutException(
+            $"{selector} never showed the expected colour within {timeout.TotalSeconds} s; last pixel at ({fx}, {fy}) {(last is null ? "none" : string.Join(",", last))}"
+        );
     }
 
     /// <summary>The RGB of a JPEG's pixel at 2% of its width and height (what the test reads on the canvas).</summary>
@@ -61,7 +77,10 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
     [Fact]
     public async Task TheConsoleIsServedFromTheGatewayWithAStrictPolicyAndNothingFromOtherHosts()
     {
-        var names = typeof(GatewayMode).Assembly.GetManifestResourceNames().Where(n => n.StartsWith("console/", StringComparison.Ordinal)).ToArray();
+        var names = typeof(GatewayMode)
+            .Assembly.GetManifestResourceNames()
+            .Where(n => n.StartsWith("console/", StringComparison.Ordinal))
+            .ToArray();
         Assert.Contains("console/index.html", names);
         Assert.Contains("console/app.js", names);
         foreach (var name in names)
@@ -77,7 +96,8 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
             // No script, style, font or image from another host: every reference is to this origin.
             Assert.DoesNotMatch(@"(src|href)\s*=\s*[""']?(https?:)?//", text);
             Assert.DoesNotContain("import('http", text, StringComparison.Ordinal);
-            if (file.EndsWith(".js", StringComparison.Ordinal)) Assert.Equal("text/javascript", r.Content.Headers.ContentType?.MediaType);
+            if (file.EndsWith(".js", StringComparison.Ordinal))
+                Assert.Equal("text/javascript", r.Content.Headers.ContentType?.MediaType);
         }
         using var missing = await Gw.Client.GetAsync("console/nope.js");
         Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
@@ -89,11 +109,17 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
     public async Task EveryPageLoadsWithoutScriptErrorsOrPolicyViolations()
     {
         var (page, errors) = await fixture.NewPageAsync();
-        foreach (var (query, ready) in new[]
-                 {
-                     ("", "#sources-note:not(:text('Loading…'))"), ("?page=viewer", "#pick"), ("?source=idle-src", ".view .overlay"),
-                     ("?page=controls", "#realtime-version:text('v')"), ("?page=system", "[data-field=provider]"), ("?page=camera", "#camera-start"),
-                 })
+        foreach (
+            var (query, ready) in new[]
+            {
+                ("", "#sources-note:not(:text('Loading…'))"),
+                ("?page=viewer", "#pick"),
+                ("?source=idle-src", ".view .overlay"),
+                ("?page=controls", "#realtime-version:text('v')"),
+                ("?page=system", "[data-field=provider]"),
+                ("?page=camera", "#camera-start"),
+            }
+        )
         {
             await page.GotoAsync(Url(Gw, query));
             await page.Locator(ready).First.WaitForAsync(new LocatorWaitForOptions { Timeout = 15000 });
@@ -108,7 +134,12 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
     {
         const double fps = 10;
         var source = NewSource("colour");
-        await using var camera = await ConsoleBrowser.StartCameraAsync(Gw, source, ConsoleBrowser.SolidJpeg(320, 240, Magenta), fps);
+        await using var camera = await ConsoleBrowser.StartCameraAsync(
+            Gw,
+            source,
+            ConsoleBrowser.SolidJpeg(320, 240, Magenta),
+            fps
+        );
         var (page, errors) = await fixture.NewPageAsync();
         await page.GotoAsync(Url(Gw, "?source=" + source));
         await WaitColourAsync(page, ".view canvas", rgb => Near(rgb, Magenta), TimeSpan.FromSeconds(3));
@@ -116,8 +147,11 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
         var overlay = page.Locator(".view .overlay");
         await page.Locator(".view .overlay[data-kind=raw]").WaitForAsync(new LocatorWaitForOptions { Timeout = 5000 });
         // The overlay's rate is over its last 3 s: wait for a full window, then read it.
-        await page.WaitForFunctionAsync("() => Number(document.querySelector('.view .overlay').dataset.frames) >= 40", null,
-            new PageWaitForFunctionOptions { Timeout = 20000 });
+        await page.WaitForFunctionAsync(
+            "() => Number(document.querySelector('.view .overlay').dataset.frames) >= 40",
+            null,
+            new PageWaitForFunctionOptions { Timeout = 20000 }
+        );
         await page.WaitForTimeoutAsync(600); // the overlay refreshes every 500 ms
         var shown = double.Parse((await overlay.GetAttributeAsync("data-fps"))!, CultureInfo.InvariantCulture);
         // Compared with what the camera sent over the same span as the overlay's arrivals (shifted back by the
@@ -125,9 +159,16 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
         // machine, must not count against it.
         var from = long.Parse((await overlay.GetAttributeAsync("data-fps-from"))!, CultureInfo.InvariantCulture);
         var to = long.Parse((await overlay.GetAttributeAsync("data-fps-to"))!, CultureInfo.InvariantCulture);
-        _ = long.TryParse(await overlay.GetAttributeAsync("data-latency"), CultureInfo.InvariantCulture, out var latency);
+        _ = long.TryParse(
+            await overlay.GetAttributeAsync("data-latency"),
+            CultureInfo.InvariantCulture,
+            out var latency
+        );
         var sent = camera.SentFps(from - latency - 50, to - latency + 50);
-        Assert.True(sent > fps / 2, $"the test camera sent only {sent:0.0} fps of {fps}: the machine is too busy for this test");
+        Assert.True(
+            sent > fps / 2,
+            $"the test camera sent only {sent:0.0} fps of {fps}: the machine is too busy for this test"
+        );
         Assert.InRange(shown, sent * 0.9, sent * 1.1);
         Assert.Equal("0", await overlay.GetAttributeAsync("data-gaps"));
         Assert.Matches(@"^\d+$", (await overlay.GetAttributeAsync("data-latency"))!);
@@ -146,18 +187,43 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
         await using var camera = await ConsoleBrowser.StartCameraAsync(Gw, source, portrait, 8);
         var (page, errors) = await fixture.NewPageAsync();
         await page.GotoAsync(Url(Gw, "?source=" + source));
-        await WaitColourAsync(page, ".view[data-kind=any] canvas", rgb => Near(rgb, corner, 24), TimeSpan.FromSeconds(10), 0.02, 0.02);
+        await WaitColourAsync(
+            page,
+            ".view[data-kind=any] canvas",
+            rgb => Near(rgb, corner, 24),
+            TimeSpan.FromSeconds(10),
+            0.02,
+            0.02
+        );
 
         await page.Locator("#steps-form input[value=matte]").CheckAsync();
         await page.Locator("#steps-apply").ClickAsync();
         // Raw beside processed: the raw view keeps the camera's corner colour, the processed one is green there.
-        await WaitColourAsync(page, ".view[data-kind=raw] canvas", rgb => Near(rgb, corner, 24), TimeSpan.FromSeconds(15), 0.02, 0.02);
-        await WaitColourAsync(page, ".view[data-kind=processed] canvas", rgb => rgb is not null && rgb[1] > 150 && rgb[0] < 100 && rgb[2] < 100,
-            TimeSpan.FromSeconds(15), 0.02, 0.02);
-        await page.Locator(".view[data-kind=raw] .overlay[data-kind=raw]").WaitForAsync(new LocatorWaitForOptions { Timeout = 5000 });
-        await page.Locator(".view[data-kind=processed] .overlay[data-kind=processed]").WaitForAsync(new LocatorWaitForOptions { Timeout = 5000 });
+        await WaitColourAsync(
+            page,
+            ".view[data-kind=raw] canvas",
+            rgb => Near(rgb, corner, 24),
+            TimeSpan.FromSeconds(15),
+            0.02,
+            0.02
+        );
+        await WaitColourAsync(
+            page,
+            ".view[data-kind=processed] canvas",
+            rgb => rgb is not null && rgb[1] > 150 && rgb[0] < 100 && rgb[2] < 100,
+            TimeSpan.FromSeconds(15),
+            0.02,
+            0.02
+        );
+        await page.Locator(".view[data-kind=raw] .overlay[data-kind=raw]")
+            .WaitForAsync(new LocatorWaitForOptions { Timeout = 5000 });
+        await page.Locator(".view[data-kind=processed] .overlay[data-kind=processed]")
+            .WaitForAsync(new LocatorWaitForOptions { Timeout = 5000 });
         var config = await Gw.Client.GetJsonAsync("api/v1/realtime_pipeline/config");
-        var own = config.GetProperty("sources").EnumerateArray().Single(s => s.GetProperty("source").GetString() == source);
+        var own = config
+            .GetProperty("sources")
+            .EnumerateArray()
+            .Single(s => s.GetProperty("source").GetString() == source);
         Assert.Equal("matte", own.GetProperty("steps").GetString());
         await page.WaitForTimeoutAsync(1000); // both overlays show a rate
         await ConsoleBrowser.ScreenshotAsync(page, "console.png");
@@ -165,7 +231,8 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
 
         // Back to the global settings (off): one view again, raw.
         await page.Locator("#steps-reset").ClickAsync();
-        await page.Locator(".view[data-kind=any] .overlay[data-kind=raw]").WaitForAsync(new LocatorWaitForOptions { Timeout = 15000 });
+        await page.Locator(".view[data-kind=any] .overlay[data-kind=raw]")
+            .WaitForAsync(new LocatorWaitForOptions { Timeout = 15000 });
         await page.Context.CloseAsync();
     }
 
@@ -173,12 +240,18 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
     public async Task TheSourcesPageShowsALiveThumbnailOfEachSourceAndOpensItsViewer()
     {
         var source = NewSource("thumb");
-        await using var camera = await ConsoleBrowser.StartCameraAsync(Gw, source, ConsoleBrowser.SolidJpeg(320, 180, Magenta), 10);
+        await using var camera = await ConsoleBrowser.StartCameraAsync(
+            Gw,
+            source,
+            ConsoleBrowser.SolidJpeg(320, 180, Magenta),
+            10
+        );
         var (page, errors) = await fixture.NewPageAsync();
         await page.GotoAsync(Url(Gw, ""));
         var card = $".source-card[data-source='{source}']";
         await WaitColourAsync(page, card + " canvas", rgb => Near(rgb, Magenta), TimeSpan.FromSeconds(15));
-        await page.Locator(card + " [data-field=kind]:text-is('raw')").WaitForAsync(new LocatorWaitForOptions { Timeout = 10000 });
+        await page.Locator(card + " [data-field=kind]:text-is('raw')")
+            .WaitForAsync(new LocatorWaitForOptions { Timeout = 10000 });
         await page.Locator(card).ClickAsync();
         await page.WaitForURLAsync("**/?source=" + source);
         await WaitColourAsync(page, ".view canvas", rgb => Near(rgb, Magenta), TimeSpan.FromSeconds(10));
@@ -190,11 +263,19 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
     public async Task WithDetectOnTheViewerDrawsTheFaceBoxFromTheFramesMeta()
     {
         var source = NewSource("face");
-        await using var camera = await ConsoleBrowser.StartCameraAsync(Gw, source, await File.ReadAllBytesAsync(TestEnv.TestData("astronaut.jpg")), 5);
-        await using var meta = await MetaViewer.ConnectAsync(Gw.Ws($"/video_out?source={source}&meta=1&kind=processed"));
+        await using var camera = await ConsoleBrowser.StartCameraAsync(
+            Gw,
+            source,
+            await File.ReadAllBytesAsync(TestEnv.TestData("astronaut.jpg")),
+            5
+        );
+        await using var meta = await MetaViewer.ConnectAsync(
+            Gw.Ws($"/video_out?source={source}&meta=1&kind=processed")
+        );
         var (page, errors) = await fixture.NewPageAsync();
         await page.GotoAsync(Url(Gw, "?source=" + source));
-        await page.Locator(".view[data-kind=any] .overlay[data-kind=raw]").WaitForAsync(new LocatorWaitForOptions { Timeout = 10000 });
+        await page.Locator(".view[data-kind=any] .overlay[data-kind=raw]")
+            .WaitForAsync(new LocatorWaitForOptions { Timeout = 10000 });
         await page.Locator("#steps-form input[value=detect]").CheckAsync();
         await page.Locator("#steps-apply").ClickAsync();
         var overlay = page.Locator(".view[data-kind=processed] .overlay[data-faces='1']");
@@ -202,15 +283,25 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
 
         // The box the service sent, drawn in the console's box colour (#22d3ee) on its left edge.
         await meta.WaitCountAsync(1, TimeSpan.FromSeconds(10));
-        var box = meta.Frames[^1].Meta.GetProperty("faces")[0].GetProperty("box").EnumerateArray().Select(v => v.GetDouble()).ToArray();
+        var box = meta.Frames[^1]
+            .Meta.GetProperty("faces")[0]
+            .GetProperty("box")
+            .EnumerateArray()
+            .Select(v => v.GetDouble())
+            .ToArray();
         var edge = await page.EvaluateAsync<int[]>(
             """
             ([x, y]) => {
               const d = document.querySelector('.view[data-kind=processed] canvas').getContext('2d').getImageData(x, y, 1, 1).data;
               return [d[0], d[1], d[2]];
             }
-            """, new object[] { (int)Math.Round(box[0]), (int)Math.Round((box[1] + box[3]) / 2) });
-        Assert.True(Near(edge, (0x22, 0xd3, 0xee), 40), $"pixel on the box's left edge {string.Join(",", edge)}, box {string.Join(",", box)}");
+            """,
+            new object[] { (int)Math.Round(box[0]), (int)Math.Round((box[1] + box[3]) / 2) }
+        );
+        Assert.True(
+            Near(edge, (0x22, 0xd3, 0xee), 40),
+            $"pixel on the box's left edge {string.Join(",", edge)}, box {string.Join(",", box)}"
+        );
         Assert.Empty(errors);
         await page.Context.CloseAsync();
     }
@@ -228,33 +319,63 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
         await page.Locator("#override-form select[name=vp_enabled]").SelectOptionAsync("true");
         await page.Locator("#override-form input[name=vp_fps_limit]").FillAsync("5");
         await page.Locator("#override-form button[type=submit]").ClickAsync();
-        await page.Locator($"#overrides tr:has(td:text-is('{source}'))").WaitForAsync(new LocatorWaitForOptions { Timeout = 10000 });
-        var own = (await Gw.Client.GetJsonAsync(ProcessingApi.Config)).GetProperty("sources").EnumerateArray().Single(s => s.GetProperty("source").GetString() == source);
+        await page.Locator($"#overrides tr:has(td:text-is('{source}'))")
+            .WaitForAsync(new LocatorWaitForOptions { Timeout = 10000 });
+        var own = (await Gw.Client.GetJsonAsync(ProcessingApi.Config))
+            .GetProperty("sources")
+            .EnumerateArray()
+            .Single(s => s.GetProperty("source").GetString() == source);
         Assert.True(own.GetProperty("enabled").GetBoolean());
         Assert.Equal(5, own.GetProperty("fps_limit").GetDouble());
         await page.Locator("#override-reset").ClickAsync();
-        await page.Locator($"#overrides tr:has(td:text-is('{source}'))").WaitForAsync(new LocatorWaitForOptions { State = WaitForSelectorState.Detached, Timeout = 10000 });
+        await page.Locator($"#overrides tr:has(td:text-is('{source}'))")
+            .WaitForAsync(new LocatorWaitForOptions { State = WaitForSelectorState.Detached, Timeout = 10000 });
 
         // Global: the realtime face detect interval (put back afterwards: the fixture's gateway is shared).
-        var before = (await Gw.Client.GetJsonAsync("api/v1/realtime_pipeline/config")).GetProperty("face_detect_interval").GetInt32();
+        var before = (await Gw.Client.GetJsonAsync("api/v1/realtime_pipeline/config"))
+            .GetProperty("face_detect_interval")
+            .GetInt32();
         await page.Locator("#realtime-form input[name=face_detect_interval]").FillAsync("7");
         await page.Locator("#realtime-form button[type=submit]").ClickAsync();
-        await page.Locator("#realtime-form [data-note]:text-is('applied')").WaitForAsync(new LocatorWaitForOptions { Timeout = 10000 });
-        Assert.Equal(7, (await Gw.Client.GetJsonAsync("api/v1/realtime_pipeline/config")).GetProperty("face_detect_interval").GetInt32());
-        await page.Locator("#realtime-form input[name=face_detect_interval]").FillAsync(before.ToString(CultureInfo.InvariantCulture));
+        await page.Locator("#realtime-form [data-note]:text-is('applied')")
+            .WaitForAsync(new LocatorWaitForOptions { Timeout = 10000 });
+        Assert.Equal(
+            7,
+            (await Gw.Client.GetJsonAsync("api/v1/realtime_pipeline/config"))
+                .GetProperty("face_detect_interval")
+                .GetInt32()
+        );
+        await page.Locator("#realtime-form input[name=face_detect_interval]")
+            .FillAsync(before.ToString(CultureInfo.InvariantCulture));
         await page.Locator("#realtime-form button[type=submit]").ClickAsync();
-        for (var i = 0; i < 100 && (await Gw.Client.GetJsonAsync("api/v1/realtime_pipeline/config")).GetProperty("face_detect_interval").GetInt32() != before; i++)
+        for (
+            var i = 0;
+            i < 100
+                && (await Gw.Client.GetJsonAsync("api/v1/realtime_pipeline/config"))
+                    .GetProperty("face_detect_interval")
+                    .GetInt32() != before;
+            i++
+        )
             await Task.Delay(100);
 
         // The reference face: a preview before the upload, then the service holds it.
         await page.Locator("#reference-file").SetInputFilesAsync(TestEnv.TestData("astronaut.jpg"));
-        await page.WaitForFunctionAsync("() => document.querySelector('#reference-preview').naturalWidth === 512", null,
-            new PageWaitForFunctionOptions { Timeout = 10000 });
+        await page.WaitForFunctionAsync(
+            "() => document.querySelector('#reference-preview').naturalWidth === 512",
+            null,
+            new PageWaitForFunctionOptions { Timeout = 10000 }
+        );
         await page.Locator("#reference-upload").ClickAsync();
-        await page.Locator("#images-note:text('reference uploaded')").WaitForAsync(new LocatorWaitForOptions { Timeout = 30000 });
-        Assert.True((await Gw.Client.GetJsonAsync("api/v1/realtime_pipeline/config")).GetProperty("reference_version").GetInt64() > 0);
+        await page.Locator("#images-note:text('reference uploaded')")
+            .WaitForAsync(new LocatorWaitForOptions { Timeout = 30000 });
+        Assert.True(
+            (await Gw.Client.GetJsonAsync("api/v1/realtime_pipeline/config"))
+                .GetProperty("reference_version")
+                .GetInt64() > 0
+        );
         await page.Locator("#reference-clear").ClickAsync();
-        await page.Locator("#images-note:text('reference cleared')").WaitForAsync(new LocatorWaitForOptions { Timeout = 10000 });
+        await page.Locator("#images-note:text('reference cleared')")
+            .WaitForAsync(new LocatorWaitForOptions { Timeout = 10000 });
         Assert.Empty(errors);
         await page.Context.CloseAsync();
     }
@@ -276,8 +397,11 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
             Assert.Equal(source, meta.GetProperty("source").GetString());
             Assert.Equal((320, 240), ProcessingApi.DecodeSize(data));
         }
-        await page.WaitForFunctionAsync("() => Number(document.querySelector('#camera-rate').dataset.sent) >= 5", null,
-            new PageWaitForFunctionOptions { Timeout = 10000 });
+        await page.WaitForFunctionAsync(
+            "() => Number(document.querySelector('#camera-rate').dataset.sent) >= 5",
+            null,
+            new PageWaitForFunctionOptions { Timeout = 10000 }
+        );
         Assert.Empty(errors);
         await page.Locator("#camera-stop").ClickAsync();
         await page.Context.CloseAsync();
@@ -287,21 +411,34 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
     public async Task RecordStartAndStopFromTheConsoleRecordTheSource()
     {
         var source = NewSource("rec");
-        await using var camera = await ConsoleBrowser.StartCameraAsync(Gw, source, ConsoleBrowser.SolidJpeg(320, 240, Magenta), 10);
+        await using var camera = await ConsoleBrowser.StartCameraAsync(
+            Gw,
+            source,
+            ConsoleBrowser.SolidJpeg(320, 240, Magenta),
+            10
+        );
         var (page, errors) = await fixture.NewPageAsync();
         await page.GotoAsync(Url(Gw, "?page=controls"));
         await page.Locator("#record-form input[name=source]").FillAsync(source);
         await page.Locator("#record-start").ClickAsync();
-        await page.Locator("#record-form [data-note]:text('recording')").WaitForAsync(new LocatorWaitForOptions { Timeout = 15000 });
+        await page.Locator("#record-form [data-note]:text('recording')")
+            .WaitForAsync(new LocatorWaitForOptions { Timeout = 15000 });
         await page.WaitForTimeoutAsync(1500);
         await page.Locator("#record-stop").ClickAsync();
         var note = page.Locator("#record-form [data-note]:text('stopped')");
         await note.WaitForAsync(new LocatorWaitForOptions { Timeout = 15000 });
-        var frames = int.Parse(System.Text.RegularExpressions.Regex.Match((await note.TextContentAsync())!, @"stopped: (\d+) frames").Groups[1].Value, CultureInfo.InvariantCulture);
+        var frames = int.Parse(
+            System
+                .Text.RegularExpressions.Regex.Match((await note.TextContentAsync())!, @"stopped: (\d+) frames")
+                .Groups[1]
+                .Value,
+            CultureInfo.InvariantCulture
+        );
         Assert.True(frames > 0, $"{frames} frames recorded");
         // A second stop: nothing is recording any more (404), said on the page.
         await page.Locator("#record-stop").ClickAsync();
-        await page.Locator("#record-form [data-note].error:text('404')").WaitForAsync(new LocatorWaitForOptions { Timeout = 10000 });
+        await page.Locator("#record-form [data-note].error:text('404')")
+            .WaitForAsync(new LocatorWaitForOptions { Timeout = 10000 });
         Assert.Empty(errors);
         await page.Context.CloseAsync();
     }
@@ -310,16 +447,23 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
     public async Task RecordingStartedAndStoppedFromTheConsoleIsListedAndItsDownloadPlays()
     {
         var source = NewSource("rec");
-        await using var camera = await ConsoleBrowser.StartCameraAsync(Gw, source, ConsoleBrowser.SolidJpeg(320, 240, Magenta), 10);
+        await using var camera = await ConsoleBrowser.StartCameraAsync(
+            Gw,
+            source,
+            ConsoleBrowser.SolidJpeg(320, 240, Magenta),
+            10
+        );
         var (page, errors) = await fixture.NewPageAsync();
         await page.GotoAsync(Url(Gw, "?page=controls"));
         await page.Locator("#record-form input[name=source]").FillAsync(source);
         await page.Locator("#record-form select[name=kind]").SelectOptionAsync("raw");
         await page.Locator("#record-start").ClickAsync();
-        await page.Locator("#record-form [data-note]:text('recording')").WaitForAsync(new LocatorWaitForOptions { Timeout = 10000 });
+        await page.Locator("#record-form [data-note]:text('recording')")
+            .WaitForAsync(new LocatorWaitForOptions { Timeout = 10000 });
         await page.WaitForTimeoutAsync(2000);
         await page.Locator("#record-stop").ClickAsync();
-        await page.Locator("#record-form [data-note]:text('stopped')").WaitForAsync(new LocatorWaitForOptions { Timeout = 15000 });
+        await page.Locator("#record-form [data-note]:text('stopped')")
+            .WaitForAsync(new LocatorWaitForOptions { Timeout = 15000 });
 
         var row = page.Locator($"#recordings-list tr:has(td:text-is('{source}'))");
         await row.Locator("a[data-download]").WaitForAsync(new LocatorWaitForOptions { Timeout = 15000 });
@@ -332,7 +476,10 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
             Assert.Equal("h264", info.Codec);
             Assert.True(info.Frames > 5, $"{info.Frames} frames");
         }
-        finally { File.Delete(file); }
+        finally
+        {
+            File.Delete(file);
+        }
         Assert.Empty(errors);
         await page.Context.CloseAsync();
     }

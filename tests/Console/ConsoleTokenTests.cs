@@ -12,12 +12,15 @@ namespace Blankend.Orleans.Tests.Console;
 [Collection(ConsoleCollection.Name)]
 public sealed class ConsoleTokenTests(ConsoleBrowser fixture)
 {
-
     private static string[] TokenArgs() =>
-    [
-        "--auth:tokens:0:name=operator", "--auth:tokens:0:token=operator-secret-1", "--auth:tokens:0:scopes:0=admin",
-        "--auth:tokens:1:name=watcher", "--auth:tokens:1:token=watcher-secret-1", "--auth:tokens:1:scopes:0=view",
-    ];
+        [
+            "--auth:tokens:0:name=operator",
+            "--auth:tokens:0:token=operator-secret-1",
+            "--auth:tokens:0:scopes:0=admin",
+            "--auth:tokens:1:name=watcher",
+            "--auth:tokens:1:token=watcher-secret-1",
+            "--auth:tokens:1:scopes:0=view",
+        ];
 
     private static async Task EnterTokenAsync(IPage page, string token)
     {
@@ -37,7 +40,11 @@ public sealed class ConsoleTokenTests(ConsoleBrowser fixture)
         await page.GotoAsync(new Uri(gw.Http, "").ToString());
         await EnterTokenAsync(page, "operator-secret-1");
         await page.Locator("#sources-note:not(:text('Loading…'))").WaitForAsync();
-        Assert.DoesNotContain("unavailable", await page.Locator("#sources-note").TextContentAsync(), StringComparison.Ordinal);
+        Assert.DoesNotContain(
+            "unavailable",
+            await page.Locator("#sources-note").TextContentAsync(),
+            StringComparison.Ordinal
+        );
         await page.GotoAsync(new Uri(gw.Http, "?page=controls").ToString());
         await page.Locator("#realtime-version:text('v')").WaitForAsync();
         Assert.False(await page.Locator("#realtime-form button[type=submit]").IsDisabledAsync());
@@ -56,7 +63,8 @@ public sealed class ConsoleTokenTests(ConsoleBrowser fixture)
             async () => (await fetch('/api/v1/realtime_pipeline/config', { method: 'POST',
               headers: { 'Content-Type': 'application/json', 'Authorization': 'Bearer ' + sessionStorage.getItem('blankend.token') },
               body: '{"enabled":true}' })).status
-            """);
+            """
+        );
         Assert.Equal(403, status);
         Assert.Empty(errors);
         await viewPage.Context.CloseAsync();

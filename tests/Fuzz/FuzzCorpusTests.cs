@@ -20,8 +20,10 @@ public sealed class FuzzCorpusTests
         foreach (var target in FuzzTargets.All.Keys)
         {
             var folder = Path.Combine(root, target);
-            if (!Directory.Exists(folder)) continue;
-            foreach (var file in Directory.EnumerateFiles(folder).Order(StringComparer.Ordinal)) data.Add(target, Path.GetFileName(file));
+            if (!Directory.Exists(folder))
+                continue;
+            foreach (var file in Directory.EnumerateFiles(folder).Order(StringComparer.Ordinal))
+                data.Add(target, Path.GetFileName(file));
         }
         return data;
     }
@@ -40,7 +42,10 @@ public sealed class FuzzCorpusTests
         var input = await File.ReadAllBytesAsync(Path.Combine(TestEnv.TestData("fuzz"), target, file));
         // Off the test thread, bounded: a parser that loops fails this test instead of hanging the run.
         var run = Task.Run(() => FuzzTargets.All[target](input));
-        Assert.True(await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(10))) == run, $"{target}/{file} did not return in 10 s");
+        Assert.True(
+            await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(10))) == run,
+            $"{target}/{file} did not return in 10 s"
+        );
         await run;
     }
 }

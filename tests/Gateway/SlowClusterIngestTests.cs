@@ -17,7 +17,8 @@ namespace Blankend.Orleans.Tests.Gateway;
 [Trait(TestKind.Name, TestKind.Integration)]
 public sealed class SlowClusterIngestTests(ITestOutputHelper output)
 {
-    /// <summary>Holds every incoming call of <paramref name="method"/> (on any grain) until <see cref="Open"/>.</summary>
+    /// <summary>Holds every incoming call of <paramref name="method"/> (on any grain) until <see
+    /// cref="Open"/>.</summary>
     private sealed class HoldCalls(string method) : IIncomingGrainCallFilter
     {
         public TaskCompletionSource Open { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -40,8 +41,9 @@ public sealed class SlowClusterIngestTests(ITestOutputHelper output)
     {
         const int queue = 4;
         var hold = new HoldCalls(nameof(IClientGrain.Publish));
-        await using var gw = await EmbeddedGateway.StartAsync([$"--gateway:ingest_queue_size={queue}"],
-            configure: b => b.Services.AddSingleton<IIncomingGrainCallFilter>(hold));
+        await using var gw = await EmbeddedGateway.StartAsync([$"--gateway:ingest_queue_size={queue}"], configure: b =>
+            b.Services.AddSingleton<IIncomingGrainCallFilter>(hold)
+        );
         var source = "slow-" + Guid.NewGuid().ToString("N")[..8];
         await using var viewer = await Relay.ViewerRecorder.ConnectAsync(gw, source);
         await VideoPathTests.WaitSubscribedAsync(gw.StreamStatusAsync, source);
@@ -52,7 +54,8 @@ public sealed class SlowClusterIngestTests(ITestOutputHelper output)
         await cam.SendBinaryAsync(TestJpeg.Tagged(0));
         await hold.Held.Task.WaitAsync(TimeSpan.FromSeconds(20));
         const int more = 20;
-        for (var i = 1; i <= more; i++) await cam.SendBinaryAsync(TestJpeg.Tagged(i));
+        for (var i = 1; i <= more; i++)
+            await cam.SendBinaryAsync(TestJpeg.Tagged(i));
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
         var status = await gw.StreamStatusAsync();
         while (status.GetProperty("frames_in").GetInt64() < more + 1 && DateTime.UtcNow < deadline)
@@ -63,7 +66,11 @@ public sealed class SlowClusterIngestTests(ITestOutputHelper output)
         Assert.Equal(more + 1, status.GetProperty("frames_in").GetInt64());
         hold.Open.TrySetResult();
 
-        var frames = await viewer.WaitForAsync(f => f.Any(x => x.Tag == more), TimeSpan.FromSeconds(20), "the newest frame");
+        var frames = await viewer.WaitForAsync(
+            f => f.Any(x => x.Tag == more),
+            TimeSpan.FromSeconds(20),
+            "the newest frame"
+        );
         status = await gw.StreamStatusAsync();
         var tags = frames.Select(f => f.Tag).ToArray();
         var drops = status.GetProperty("ingest_drops").GetInt64();
@@ -83,8 +90,9 @@ public sealed class SlowClusterIngestTests(ITestOutputHelper output)
     public async Task CodecChunksAreNeverDroppedWhileTheClusterIsSlow()
     {
         var hold = new HoldCalls(nameof(ICodecSessionGrain.Push));
-        await using var gw = await EmbeddedGateway.StartAsync(["--codec:chunk_queue_size=2"],
-            configure: b => b.Services.AddSingleton<IIncomingGrainCallFilter>(hold));
+        await using var gw = await EmbeddedGateway.StartAsync(["--codec:chunk_queue_size=2"], configure: b =>
+            b.Services.AddSingleton<IIncomingGrainCallFilter>(hold)
+        );
         var source = "slowc-" + Guid.NewGuid().ToString("N")[..8];
         var chunks = TestStreams.RandomChunks(TestStreams.H264(), new Random(5), 2000);
         // The silo's one-off ffmpeg probe first (the upgrade waits for it; Ws.ConnectAsync's 10 s may not do on a
@@ -93,14 +101,19 @@ public sealed class SlowClusterIngestTests(ITestOutputHelper output)
         while (DateTime.UtcNow < probed)
         {
             var health = JsonDocument.Parse(await gw.Client.GetStringAsync("healthz")).RootElement;
-            if (health.GetProperty("components").GetProperty("decoders").GetProperty("state").GetString() == "ok") break;
+            if (health.GetProperty("components").GetProperty("decoders").GetProperty("state").GetString() == "ok")
+                break;
             await Task.Delay(200);
         }
         using (var cam = await Ws.ConnectAsync(gw.Ws($"/video_codec?codec=h264&client_id={source}")))
         {
             // The whole stream is sent while the first push is held: the gateway's queue (2 chunks) fills and its
             // receive loop waits; the rest waits in the socket buffers, nothing is dropped.
-            var send = Task.Run(async () => { foreach (var c in chunks) await cam.SendBinaryAsync(c); });
+            var send = Task.Run(async () =>
+            {
+                foreach (var c in chunks)
+                    await cam.SendBinaryAsync(c);
+            });
             await hold.Held.Task.WaitAsync(TimeSpan.FromSeconds(20));
             await send.WaitAsync(TimeSpan.FromSeconds(30));
             Assert.False(hold.Open.Task.IsCompleted);
@@ -113,9 +126,14 @@ public sealed class SlowClusterIngestTests(ITestOutputHelper output)
             while (DateTime.UtcNow < inDeadline)
             {
                 var live = await gw.Client.GetFromJsonAsync<JsonElement>("api/v1/video_processing/codec/status");
-                bytesIn = live.GetProperty("sessions").EnumerateArray().Where(s => s.GetProperty("client_id").GetString() == source)
-                    .Select(s => s.GetProperty("bytes_in").GetInt64()).DefaultIfEmpty(-1).First();
-                if (bytesIn >= total) break;
+                bytesIn = live.GetProperty("sessions")
+                    .EnumerateArray()
+                    .Where(s => s.GetProperty("client_id").GetString() == source)
+                    .Select(s => s.GetProperty("bytes_in").GetInt64())
+                    .DefaultIfEmpty(-1)
+                    .First();
+                if (bytesIn >= total)
+                    break;
                 await Task.Delay(100);
             }
             Assert.Equal(total, bytesIn);
@@ -128,10 +146,15 @@ public sealed class SlowClusterIngestTests(ITestOutputHelper output)
         do
         {
             status = await gw.Client.GetFromJsonAsync<JsonElement>("api/v1/video_processing/codec/status");
-            if (!status.GetProperty("sessions").EnumerateArray().Any(s => s.GetProperty("client_id").GetString() == source)) break;
+            if (
+                !status
+                    .GetProperty("sessions")
+                    .EnumerateArray()
+                    .Any(s => s.GetProperty("client_id").GetString() == source)
+            )
+                break;
             await Task.Delay(100);
-        }
-        while (DateTime.UtcNow < deadline);
+        } while (DateTime.UtcNow < deadline);
         output.WriteLine(status.GetProperty("counters").ToString());
         Assert.Equal(TestStreams.Frames, status.GetProperty("counters").GetProperty("frames_decoded").GetInt64());
     }

@@ -67,20 +67,27 @@ public sealed class VideoPathTests(GatewayFixture fixture) : IClassFixture<Gatew
             while (tags.Count < n)
             {
                 var m = await viewer.ReceiveMessageAsync(TimeSpan.FromSeconds(5));
-                if (m is null) break;
-                if (m.Type == WebSocketMessageType.Text) { seqs.Add(JsonDocument.Parse(m.Data).RootElement.GetProperty("seq").GetInt64()); continue; }
+                if (m is null)
+                    break;
+                if (m.Type == WebSocketMessageType.Text)
+                {
+                    seqs.Add(JsonDocument.Parse(m.Data).RootElement.GetProperty("seq").GetInt64());
+                    continue;
+                }
                 tags.Add(TestJpeg.ReadTag(m.Data));
-                if (tags[^1] == n - 1) break;
+                if (tags[^1] == n - 1)
+                    break;
             }
             return (tags, seqs);
         });
-        for (var i = 0; i < n; i++) await cam.SendBinaryAsync(TestJpeg.Tagged(i));
+        for (var i = 0; i < n; i++)
+            await cam.SendBinaryAsync(TestJpeg.Tagged(i));
         var (received, seqNumbers) = await receive.WaitAsync(TimeSpan.FromSeconds(30));
 
-        Assert.Equal(received.Count, received.Distinct().Count());           // at most once
-        Assert.Equal(received.Order().ToList(), received);                   // in order
+        Assert.Equal(received.Count, received.Distinct().Count()); // at most once
+        Assert.Equal(received.Order().ToList(), received); // in order
         Assert.All(received, t => Assert.InRange(t, 0, n - 1));
-        Assert.Equal(n - 1, received[^1]);                                   // the newest is never the one dropped
+        Assert.Equal(n - 1, received[^1]); // the newest is never the one dropped
         Assert.Equal(seqNumbers.Order().ToList(), seqNumbers);
         Assert.Equal(seqNumbers.Count, seqNumbers.Distinct().Count());
 
@@ -90,15 +97,21 @@ public sealed class VideoPathTests(GatewayFixture fixture) : IClassFixture<Gatew
         JsonElement viewer0 = default;
         for (var attempt = 0; attempt < 100; attempt++)
         {
-            viewer0 = (await Gw.StreamStatusAsync()).GetProperty("viewers").EnumerateArray()
+            viewer0 = (await Gw.StreamStatusAsync())
+                .GetProperty("viewers")
+                .EnumerateArray()
                 .Single(v => v.GetProperty("source").GetString() == source);
-            if (viewer0.GetProperty("sent").GetInt64() == received.Count) break;
+            if (viewer0.GetProperty("sent").GetInt64() == received.Count)
+                break;
             await Task.Delay(20);
         }
         Assert.Equal(received.Count, viewer0.GetProperty("sent").GetInt64());
         var after = await Gw.StreamStatusAsync();
         long Delta(string name) => after.GetProperty(name).GetInt64() - before.GetProperty(name).GetInt64();
-        Assert.Equal(n, received.Count + viewer0.GetProperty("dropped").GetInt64() + Delta("ingest_drops") + Delta("stale_frames"));
+        Assert.Equal(
+            n,
+            received.Count + viewer0.GetProperty("dropped").GetInt64() + Delta("ingest_drops") + Delta("stale_frames")
+        );
         Assert.Equal(0, Delta("ingest_errors"));
         await cam.CloseQuietlyAsync();
     }
@@ -114,10 +127,10 @@ public sealed class VideoPathTests(GatewayFixture fixture) : IClassFixture<Gatew
         byte[][] bad =
         [
             "GIF89a not a jpeg"u8.ToArray(),
-            [0xFF, 0xD8],                                   // truncated to SOI
-            TestJpeg.Base[..(TestJpeg.Base.Length / 2)],    // truncated mid-scan (no EOI)
-            [0xFF, 0xD8, 0x00, 0x00, 0xFF, 0xD9],           // no marker after SOI
-            new byte[1000],                                 // zeros
+            [0xFF, 0xD8], // truncated to SOI
+            TestJpeg.Base[..(TestJpeg.Base.Length / 2)], // truncated mid-scan (no EOI)
+            [0xFF, 0xD8, 0x00, 0x00, 0xFF, 0xD9], // no marker after SOI
+            new byte[1000], // zeros
         ];
         foreach (var b in bad)
         {
@@ -173,9 +186,18 @@ public sealed class VideoPathTests(GatewayFixture fixture) : IClassFixture<Gatew
     {
         using var cam = await Ws.ConnectAsync(Gw.Ws($"/video_in?client_id={NewSource()}"));
         var big = new byte[8 * 1024 * 1024 + 10];
-        big[0] = 0xFF; big[1] = 0xD8; big[2] = 0xFF; big[^2] = 0xFF; big[^1] = 0xD9;
-        try { await cam.SendBinaryAsync(big); }
-        catch (WebSocketException) { /* the server may close while we are still sending */ }
+        big[0] = 0xFF;
+        big[1] = 0xD8;
+        big[2] = 0xFF;
+        big[^2] = 0xFF;
+        big[^1] = 0xD9;
+        try
+        {
+            await cam.SendBinaryAsync(big);
+        }
+        catch (WebSocketException)
+        { /* the server may close while we are still sending */
+        }
         var m = await cam.ReceiveMessageAsync(Wait);
         Assert.Null(m);
         Assert.Equal(WebSocketCloseStatus.MessageTooBig, cam.CloseStatus);
@@ -213,7 +235,9 @@ public sealed class VideoPathTests(GatewayFixture fixture) : IClassFixture<Gatew
     [Fact]
     public async Task OverlongClientIdIsRefused()
     {
-        var e = await Assert.ThrowsAsync<WebSocketException>(() => Ws.ConnectAsync(Gw.Ws($"/video_in?client_id={new string('a', 129)}")));
+        var e = await Assert.ThrowsAsync<WebSocketException>(() =>
+            Ws.ConnectAsync(Gw.Ws($"/video_in?client_id={new string('a', 129)}"))
+        );
         Assert.Contains("400", e.Message);
     }
 
@@ -235,8 +259,10 @@ public sealed class VideoPathTests(GatewayFixture fixture) : IClassFixture<Gatew
         {
             await camA.SendBinaryAsync(TestJpeg.Tagged(tag++));
             await camB.SendBinaryAsync(TestJpeg.Tagged(tag++));
-            var m = await all.ReceiveMessageAsync(TimeSpan.FromMilliseconds(500)).ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : null);
-            if (m is { Type: WebSocketMessageType.Text }) warm.Add(JsonDocument.Parse(m.Data).RootElement.GetProperty("source").GetString()!);
+            var m = await all.ReceiveMessageAsync(TimeSpan.FromMilliseconds(500))
+                .ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : null);
+            if (m is { Type: WebSocketMessageType.Text })
+                warm.Add(JsonDocument.Parse(m.Data).RootElement.GetProperty("source").GetString()!);
         }
         Assert.Equal(new[] { a, b }.Order().ToArray(), warm.Order().ToArray());
 
@@ -262,19 +288,32 @@ public sealed class VideoPathTests(GatewayFixture fixture) : IClassFixture<Gatew
                     continue;
                 }
                 var t = TestJpeg.ReadTag(m.Data);
-                if (t >= 1000) allSeen.Add((metaSource ?? "(no meta)", t));
+                if (t >= 1000)
+                    allSeen.Add((metaSource ?? "(no meta)", t));
                 metaSource = null;
             }
             while (!aSeen.Contains(1000 + i))
             {
                 var frame = await onlyA.ReceiveMessageAsync(Wait);
-                Assert.True(frame is { Type: WebSocketMessageType.Binary }, $"per-source viewer: expected a frame, got {frame?.Type}; seen {aSeen.Count}");
+                Assert.True(
+                    frame is { Type: WebSocketMessageType.Binary },
+                    $"per-source viewer: expected a frame, got {frame?.Type}; seen {aSeen.Count}"
+                );
                 var t = TestJpeg.ReadTag(frame!.Data);
-                Assert.False(t >= 2000 || (t < 1000 && t % 2 == 1), $"per-source viewer of {a} got tag {t}, a frame of {b}");
-                if (t >= 1000) aSeen.Add(t);
+                Assert.False(
+                    t >= 2000 || (t < 1000 && t % 2 == 1),
+                    $"per-source viewer of {a} got tag {t}, a frame of {b}"
+                );
+                if (t >= 1000)
+                    aSeen.Add(t);
             }
         }
-        var expected = Enumerable.Range(1000, n + 1).Select(t => (a, t)).Concat(Enumerable.Range(2000, n + 1).Select(t => (b, t))).Order().ToArray();
+        var expected = Enumerable
+            .Range(1000, n + 1)
+            .Select(t => (a, t))
+            .Concat(Enumerable.Range(2000, n + 1).Select(t => (b, t)))
+            .Order()
+            .ToArray();
         Assert.Equal(expected, allSeen.Order().ToArray()); // each once: a duplicate would show as an extra entry
         Assert.Equal(Enumerable.Range(1000, n + 1), aSeen); // every frame of a, once, in order, and none of b
         await camA.CloseQuietlyAsync();
@@ -305,7 +344,8 @@ public sealed class VideoPathTests(GatewayFixture fixture) : IClassFixture<Gatew
         while (DateTime.UtcNow < deadline)
         {
             var s = await status();
-            if (s.GetProperty("subscribed_sources").EnumerateArray().Any(e => e.GetString() == source)) return;
+            if (s.GetProperty("subscribed_sources").EnumerateArray().Any(e => e.GetString() == source))
+                return;
             await Task.Delay(20);
         }
         throw new TimeoutException($"gateway never subscribed to {source}");
@@ -334,7 +374,11 @@ public sealed class GatewayProcessFixture : IAsyncLifetime
         // can pause for up to ~1 s (tier-up JIT, start-up probes), which costs both viewers alike and is not
         // what this test is about. A fan-out held up by the stalled viewer would still starve the other viewer
         // completely, and the stalled viewer's own queue still overflows (asserted below).
-        Gateway = ServiceProcess.StartGateway([.. TestEnv.SiloPortArgs(), "--gateway:ingest_queue_size=64", "--gateway:viewer_queue_size=64"]);
+        Gateway = ServiceProcess.StartGateway([
+            .. TestEnv.SiloPortArgs(),
+            "--gateway:ingest_queue_size=64",
+            "--gateway:viewer_queue_size=64",
+        ]);
         await Gateway.WaitHealthyAsync();
     }
 
@@ -379,12 +423,14 @@ public sealed class SlowViewerTests(GatewayProcessFixture fixture) : IClassFixtu
                 {
                     r = await good.ReceiveAsync(buffer.AsMemory(count), cts.Token);
                     count += r.Count;
-                }
-                while (!r.EndOfMessage);
-                if (r.MessageType == WebSocketMessageType.Close) break;
+                } while (!r.EndOfMessage);
+                if (r.MessageType == WebSocketMessageType.Close)
+                    break;
                 var tag = TestJpeg.ReadTag(buffer.AsSpan(0, count));
-                if (tag < n) seen.Add(tag);
-                if (tag == n - 1) break;
+                if (tag < n)
+                    seen.Add(tag);
+                if (tag == n - 1)
+                    break;
             }
             return seen;
         });
@@ -403,8 +449,12 @@ public sealed class SlowViewerTests(GatewayProcessFixture fixture) : IClassFixtu
             {
                 await cam.SendBinaryAsync(all[i]);
                 var due = start + (long)((i + 1) * System.Diagnostics.Stopwatch.Frequency / 60.0);
-                var wait = System.Diagnostics.Stopwatch.GetElapsedTime(System.Diagnostics.Stopwatch.GetTimestamp(), due);
-                if (wait > TimeSpan.Zero) await Task.Delay(wait);
+                var wait = System.Diagnostics.Stopwatch.GetElapsedTime(
+                    System.Diagnostics.Stopwatch.GetTimestamp(),
+                    due
+                );
+                if (wait > TimeSpan.Zero)
+                    await Task.Delay(wait);
             }
         });
         // A liveness bound, not a speed criterion: the reading viewer must get to the last frame (its queue keeps
@@ -414,11 +464,14 @@ public sealed class SlowViewerTests(GatewayProcessFixture fixture) : IClassFixtu
         var received = seenTags.Count;
         var status = await Gw.StreamStatusAsync();
         var missing = string.Join(",", Enumerable.Range(0, n).Where(t => !seenTags.Contains(t)));
-        var story = $"the reading viewer got {received} of {n} frames (missing {missing}); gc pause {GC.GetTotalPauseDuration() - pause0}, gcs {gc0} -> {(GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2))}, threads {ThreadPool.ThreadCount}; status: {status}";
+        var story =
+            $"the reading viewer got {received} of {n} frames (missing {missing}); gc pause {GC.GetTotalPauseDuration() - pause0}, gcs {gc0} -> {(GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2))}, threads {ThreadPool.ThreadCount}; status: {status}";
         Assert.True(seenTags.Contains(n - 1), $"{story}\nGATEWAY OUTPUT:\n{Gw.Output}");
 
         // The stalled viewer's queue dropped (oldest first) and counted it; it is not what held the others.
-        var viewers = status.GetProperty("viewers").EnumerateArray()
+        var viewers = status
+            .GetProperty("viewers")
+            .EnumerateArray()
             .Where(v => v.GetProperty("source").GetString() == source)
             .OrderBy(v => v.GetProperty("sent").GetInt64())
             .ToArray();

@@ -24,11 +24,20 @@ public sealed class ViewerHubAccountingTests
     }
 
     private Viewer NewViewer() =>
-        new(WebSocket.CreateFromStream(new MemoryStream(), new WebSocketCreationOptions { IsServer = true }), Source, meta: false, queueSize: 1024, _counters);
+        new(
+            WebSocket.CreateFromStream(new MemoryStream(), new WebSocketCreationOptions { IsServer = true }),
+            Source,
+            meta: false,
+            queueSize: 1024,
+            _counters
+        );
 
     private void Send(long epoch, params long[] seqs)
     {
-        foreach (var seq in seqs) _hub.Dispatch(new FrameEnvelope(Source, seq, epoch, FrameKind.Raw, 0, FrameOrigin.VideoIn, [0xFF, 0xD8, 0xFF, 0xD9]));
+        foreach (var seq in seqs)
+            _hub.Dispatch(
+                new FrameEnvelope(Source, seq, epoch, FrameKind.Raw, 0, FrameOrigin.VideoIn, [0xFF, 0xD8, 0xFF, 0xD9])
+            );
     }
 
     private ViewerHub.WatchedSource Watched => _hub.Watched.Single();
@@ -64,24 +73,24 @@ public sealed class ViewerHubAccountingTests
     public void ANewActivationsFirstFramesThatNeverArriveAreLost()
     {
         Send(1, 1, 2, 3);
-        Send(2, 4, 5);                      // the new activation routed 1-3 before this gateway re-registered
+        Send(2, 4, 5); // the new activation routed 1-3 before this gateway re-registered
         Assert.Equal((5L, 3L), (Watched.Frames, Watched.Lost));
-        Send(2, 2);                         // one of them turns up late
-        Send(1, 4);                         // the old activation's last frame, after the new one's first: late, never counted
-        Send(1, 2);                         // an old frame delivered before: duplicate
+        Send(2, 2); // one of them turns up late
+        Send(1, 4); // the old activation's last frame, after the new one's first: late, never counted
+        Send(1, 2); // an old frame delivered before: duplicate
         Assert.Equal((5L, 2L, 2L, 1L), (Watched.Frames, Watched.Lost, Watched.Stale, Watched.Duplicates));
-        Assert.Equal(5, _viewer.Queued);    // delivered: 1, 2, 3 (epoch 1), 4, 5 (epoch 2)
+        Assert.Equal(5, _viewer.Queued); // delivered: 1, 2, 3 (epoch 1), 4, 5 (epoch 2)
     }
 
     [Fact]
     public void FramesSentWhileNobodyHereWatchedAreNotCountedLost()
     {
         Send(1, 1, 2, 3);
-        _hub.Remove(_viewer);               // the last viewer leaves: the cursor goes
+        _hub.Remove(_viewer); // the last viewer leaves: the cursor goes
         Assert.Empty(_hub.Watched);
         var again = NewViewer();
         _hub.Add(again);
-        Send(1, 40, 41);                    // the source kept going meanwhile
+        Send(1, 40, 41); // the source kept going meanwhile
         Assert.Equal((2L, 0L), (Watched.Frames, Watched.Lost));
         Assert.Equal(2, again.Queued);
     }

@@ -19,15 +19,19 @@ public sealed class ViewerKindTests(GatewayFixture fixture) : IClassFixture<Gate
     private static string NewSource() => "kind-" + Guid.NewGuid().ToString("N")[..8];
 
     private async Task<(MetaViewer Any, MetaViewer Raw, MetaViewer Processed)> ViewersAsync(string source) =>
-        (await MetaViewer.ConnectAsync(Gw.Ws($"/video_out?source={source}&meta=1")),
-         await MetaViewer.ConnectAsync(Gw.Ws($"/video_out?source={source}&meta=1&kind=raw")),
-         await MetaViewer.ConnectAsync(Gw.Ws($"/video_out?source={source}&meta=1&kind=processed")));
+        (
+            await MetaViewer.ConnectAsync(Gw.Ws($"/video_out?source={source}&meta=1")),
+            await MetaViewer.ConnectAsync(Gw.Ws($"/video_out?source={source}&meta=1&kind=raw")),
+            await MetaViewer.ConnectAsync(Gw.Ws($"/video_out?source={source}&meta=1&kind=processed"))
+        );
 
     [Fact]
     public async Task WhileProcessingIsOnRawViewersGetTheInputAndAnyAndProcessedViewersGetEachProcessedFrameOnce()
     {
         var source = NewSource();
-        await Gw.Client.ConfigureAsync($$"""{"source":"{{source}}","enabled":true,"reencode_enabled":true,"jpeg_quality":40}""");
+        await Gw.Client.ConfigureAsync(
+            $$"""{"source":"{{source}}","enabled":true,"reencode_enabled":true,"jpeg_quality":40}"""
+        );
         var (any, raw, processed) = await ViewersAsync(source);
         await using var _a = any;
         await using var _r = raw;

@@ -22,15 +22,30 @@ public sealed class ViewerSendPathTests
     private readonly GatewayCounters _counters = new();
 
     private static FrameEnvelope Frame(string source, long seq, int bytes = 2_000) =>
-        new(source, seq, 1, FrameKind.Raw, 1_764_000_000_000 + seq, FrameOrigin.VideoIn, TestJpeg.Tagged((int)seq, bytes));
+        new(
+            source,
+            seq,
+            1,
+            FrameKind.Raw,
+            1_764_000_000_000 + seq,
+            FrameOrigin.VideoIn,
+            TestJpeg.Tagged((int)seq, bytes)
+        );
 
-    /// <summary>What the pre-change path wrote: <c>WebSocket.SendAsync</c> of the meta text, then of the payload.</summary>
+    /// <summary>What the pre-change path wrote: <c>WebSocket.SendAsync</c> of the meta text, then of the
+    /// payload.</summary>
     private static async Task<byte[]> ManagedWebSocketBytesAsync(byte[]? meta, byte[] payload)
     {
         using var ms = new MemoryStream();
-        using (var ws = WebSocket.CreateFromStream(ms, new WebSocketCreationOptions { IsServer = true, KeepAliveInterval = Timeout.InfiniteTimeSpan }))
+        using (
+            var ws = WebSocket.CreateFromStream(
+                ms,
+                new WebSocketCreationOptions { IsServer = true, KeepAliveInterval = Timeout.InfiniteTimeSpan }
+            )
+        )
         {
-            if (meta is not null) await ws.SendAsync(meta, WebSocketMessageType.Text, true, default);
+            if (meta is not null)
+                await ws.SendAsync(meta, WebSocketMessageType.Text, true, default);
             await ws.SendAsync(payload, WebSocketMessageType.Binary, true, default);
         }
         return ms.ToArray();
@@ -67,12 +82,21 @@ public sealed class ViewerSendPathTests
     {
         var hub = new ViewerHub(_counters);
         var conn = new TestConnection();
-        var viewer = new Viewer(NewSocket(conn), "cam", meta: false, queueSize: 4, _counters, ViewerKind.Any, new WireStream(conn));
+        var viewer = new Viewer(
+            NewSocket(conn),
+            "cam",
+            meta: false,
+            queueSize: 4,
+            _counters,
+            ViewerKind.Any,
+            new WireStream(conn)
+        );
         hub.Add(viewer);
         viewer.Start(default);
         conn.HoldWrites = true;
 
-        for (var seq = 1; seq <= 20; seq++) hub.Dispatch(Frame("cam", seq));
+        for (var seq = 1; seq <= 20; seq++)
+            hub.Dispatch(Frame("cam", seq));
         // Frame 1 is being written (half of it has reached the connection: a partial write); 2-16 were dropped
         // (oldest first), 17-20 wait.
         Assert.True(viewer.Writing);
@@ -95,17 +119,38 @@ public sealed class ViewerSendPathTests
     {
         var hub = new ViewerHub(_counters);
         var stalledConn = new TestConnection { HoldWrites = true };
-        var stalled = new Viewer(NewSocket(stalledConn), "cam", meta: true, queueSize: 8, _counters, ViewerKind.Any, new WireStream(stalledConn));
+        var stalled = new Viewer(
+            NewSocket(stalledConn),
+            "cam",
+            meta: true,
+            queueSize: 8,
+            _counters,
+            ViewerKind.Any,
+            new WireStream(stalledConn)
+        );
         // Enough readers that the hub hands some of them to the thread pool in batches.
         var readers = Enumerable.Range(0, ViewerHub.BatchSize * 2 + 3).Select(_ => new TestConnection()).ToArray();
-        var readerViewers = readers.Select(c => new Viewer(NewSocket(c), "cam", meta: true, queueSize: 8, _counters, ViewerKind.Any, new WireStream(c))).ToArray();
+        var readerViewers = readers
+            .Select(c => new Viewer(
+                NewSocket(c),
+                "cam",
+                meta: true,
+                queueSize: 8,
+                _counters,
+                ViewerKind.Any,
+                new WireStream(c)
+            ))
+            .ToArray();
         hub.Add(stalled);
-        foreach (var v in readerViewers) hub.Add(v);
+        foreach (var v in readerViewers)
+            hub.Add(v);
         stalled.Start(default);
-        foreach (var v in readerViewers) v.Start(default);
+        foreach (var v in readerViewers)
+            v.Start(default);
 
         const int n = 100;
-        for (var seq = 1; seq <= n; seq++) hub.Dispatch(Frame("cam", seq, 20_000)); // returns: never waits for the stalled one
+        for (var seq = 1; seq <= n; seq++)
+            hub.Dispatch(Frame("cam", seq, 20_000)); // returns: never waits for the stalled one
         await WaitUntilAsync(() => readerViewers.All(v => v.Sent + v.Dropped == n && !v.Writing));
 
         Assert.All(readerViewers, v => Assert.Equal(n, v.Sent + v.Dropped));
@@ -120,7 +165,8 @@ public sealed class ViewerSendPathTests
         Assert.Equal(8, stalled.Queued);
         Assert.Equal(n - 1 - 8, stalled.Dropped);
         var first = WireFrame.Create(Frame("cam", 1, 20_000), 1, new WireFramePool());
-        Assert.Equal(first.Bytes(meta: true).Length / 2, stalledConn.Written.Length); // half of frame 1 (meta and JPEG), then it stopped
+        // half of frame 1 (meta and JPEG), then it stopped
+        Assert.Equal(first.Bytes(meta: true).Length / 2, stalledConn.Written.Length);
 
         // It leaves: its write is cancelled, its socket aborted, and every buffer goes back to the pool.
         hub.Remove(stalled);
@@ -138,11 +184,20 @@ public sealed class ViewerSendPathTests
     {
         var hub = new ViewerHub(_counters);
         var conn = new TestConnection { HoldWrites = true, HonourCancellation = true };
-        var viewer = new Viewer(NewSocket(conn), "cam", meta: false, queueSize: 4, _counters, ViewerKind.Any, new WireStream(conn));
+        var viewer = new Viewer(
+            NewSocket(conn),
+            "cam",
+            meta: false,
+            queueSize: 4,
+            _counters,
+            ViewerKind.Any,
+            new WireStream(conn)
+        );
         hub.Add(viewer);
         using var writes = new CancellationTokenSource();
         viewer.Start(writes.Token);
-        for (var seq = 1; seq <= 6; seq++) hub.Dispatch(Frame("cam", seq));
+        for (var seq = 1; seq <= 6; seq++)
+            hub.Dispatch(Frame("cam", seq));
         Assert.True(hub.Buffers.Rented > 0);
 
         hub.Remove(viewer);
@@ -161,7 +216,10 @@ public sealed class ViewerSendPathTests
         var hub = new ViewerHub(_counters);
         var conn = new TestConnection { HoldWrites = true };
         var stream = new WireStream(conn);
-        var socket = WebSocket.CreateFromStream(stream, new WebSocketCreationOptions { IsServer = true, KeepAliveInterval = Timeout.InfiniteTimeSpan });
+        var socket = WebSocket.CreateFromStream(
+            stream,
+            new WebSocketCreationOptions { IsServer = true, KeepAliveInterval = Timeout.InfiniteTimeSpan }
+        );
         var viewer = new Viewer(socket, "cam", meta: true, queueSize: 4, _counters, ViewerKind.Any, stream);
         hub.Add(viewer);
         viewer.Start(default);
@@ -181,7 +239,10 @@ public sealed class ViewerSendPathTests
         var frames = ParseServerFrames(conn.Written);
         Assert.Equal(new[] { 0x1, 0x2, 0x8 }, frames.Select(f => f.Opcode));
         Assert.Equal(1, TestJpeg.ReadTag(frames[1].Payload));
-        Assert.Equal((ushort)WebSocketCloseStatus.NormalClosure, BinaryPrimitives.ReadUInt16BigEndian(frames[2].Payload));
+        Assert.Equal(
+            (ushort)WebSocketCloseStatus.NormalClosure,
+            BinaryPrimitives.ReadUInt16BigEndian(frames[2].Payload)
+        );
         Assert.Equal("bye", Encoding.UTF8.GetString(frames[2].Payload.AsSpan(2)));
         Assert.Equal(0, hub.Buffers.Rented);
     }
@@ -191,7 +252,15 @@ public sealed class ViewerSendPathTests
     {
         var hub = new ViewerHub(_counters);
         var conn = new TestConnection();
-        var viewer = new Viewer(NewSocket(conn), "cam", meta: true, queueSize: 2, _counters, ViewerKind.Any, new WireStream(conn));
+        var viewer = new Viewer(
+            NewSocket(conn),
+            "cam",
+            meta: true,
+            queueSize: 2,
+            _counters,
+            ViewerKind.Any,
+            new WireStream(conn)
+        );
         hub.Add(viewer);
         viewer.Start(default);
         var random = new Random(7);
@@ -223,7 +292,15 @@ public sealed class ViewerSendPathTests
     {
         var hub = new ViewerHub(_counters);
         var conn = new TestConnection();
-        var viewer = new Viewer(NewSocket(conn), source: null, meta: false, queueSize: 64, _counters, ViewerKind.Any, new WireStream(conn));
+        var viewer = new Viewer(
+            NewSocket(conn),
+            source: null,
+            meta: false,
+            queueSize: 64,
+            _counters,
+            ViewerKind.Any,
+            new WireStream(conn)
+        );
         hub.Add(viewer);
         // Frames of two sources; offering an older frame of a source after a newer one is refused (counted).
         var a2 = WireFrame.Create(Frame("a", 2), 10, hub.Buffers);
@@ -234,16 +311,30 @@ public sealed class ViewerSendPathTests
         viewer.Offer(b1);
         Assert.Equal(2, viewer.Queued);
         Assert.Equal(1, viewer.Dropped);
-        foreach (var f in new[] { a2, a1, b1 }) f.Release();
+        foreach (var f in new[] { a2, a1, b1 })
+            f.Release();
         viewer.Start(default);
-        Assert.Equal(new[] { "a", "b" }, ParseServerFrames(conn.Written).Select(f => TestJpeg.ReadTag(f.Payload) switch { 2 => "a", _ => "b" }));
+        Assert.Equal(
+            new[] { "a", "b" },
+            ParseServerFrames(conn.Written)
+                .Select(f =>
+                    TestJpeg.ReadTag(f.Payload) switch
+                    {
+                        2 => "a",
+                        _ => "b",
+                    }
+                )
+        );
         Assert.Equal(0, hub.Buffers.Rented);
     }
 
     // ---- helpers ------------------------------------------------------------------------------------
 
     private static WebSocket NewSocket(Stream s) =>
-        WebSocket.CreateFromStream(s, new WebSocketCreationOptions { IsServer = true, KeepAliveInterval = Timeout.InfiniteTimeSpan });
+        WebSocket.CreateFromStream(
+            s,
+            new WebSocketCreationOptions { IsServer = true, KeepAliveInterval = Timeout.InfiniteTimeSpan }
+        );
 
     private static void AssertMetaBeforeEachFrameInOrder(List<ServerFrame> frames)
     {
@@ -304,7 +395,8 @@ public sealed class ViewerSendPathTests
         var deadline = DateTime.UtcNow + Wait;
         while (!condition())
         {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException("condition not met in time");
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException("condition not met in time");
             await Task.Delay(5);
         }
     }
@@ -326,7 +418,11 @@ public sealed class ViewerSendPathTests
 
         public byte[] Written
         {
-            get { lock (_lock) return _written.ToArray(); }
+            get
+            {
+                lock (_lock)
+                    return _written.ToArray();
+            }
         }
 
         public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
@@ -344,7 +440,8 @@ public sealed class ViewerSendPathTests
                 // the copy keeps the test's bytes independent of the pool.
                 var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
                 _pending.Add((buffer[half..].ToArray(), done));
-                if (HonourCancellation) cancellationToken.Register(() => done.TrySetCanceled(cancellationToken));
+                if (HonourCancellation)
+                    cancellationToken.Register(() => done.TrySetCanceled(cancellationToken));
                 return new ValueTask(done.Task);
             }
         }
@@ -354,11 +451,13 @@ public sealed class ViewerSendPathTests
             List<TaskCompletionSource> done;
             lock (_lock)
             {
-                foreach (var (rest, _) in _pending) _written.Write(rest.Span);
+                foreach (var (rest, _) in _pending)
+                    _written.Write(rest.Span);
                 done = [.. _pending.Select(p => p.Done)];
                 _pending.Clear();
             }
-            foreach (var d in done) d.TrySetResult();
+            foreach (var d in done)
+                d.TrySetResult();
         }
 
         public void FailPending(Exception e)
@@ -369,10 +468,14 @@ public sealed class ViewerSendPathTests
                 done = [.. _pending.Select(p => p.Done)];
                 _pending.Clear();
             }
-            foreach (var d in done) d.TrySetException(e);
+            foreach (var d in done)
+                d.TrySetException(e);
         }
 
-        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        public override async ValueTask<int> ReadAsync(
+            Memory<byte> buffer,
+            CancellationToken cancellationToken = default
+        )
         {
             await Task.Delay(Timeout.Infinite, cancellationToken);
             return 0;
@@ -382,12 +485,23 @@ public sealed class ViewerSendPathTests
         public override bool CanSeek => false;
         public override bool CanWrite => true;
         public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override long Position
+        {
+            get => throw new NotSupportedException();
+            set => throw new NotSupportedException();
+        }
+
         public override void Flush() { }
+
         public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
         public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
         public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+        public override void Write(byte[] buffer, int offset, int count) =>
+            WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
         public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
             WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
     }

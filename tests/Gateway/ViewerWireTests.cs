@@ -30,8 +30,9 @@ public sealed class ViewerWireTests(GatewayFixture fixture) : IClassFixture<Gate
         await tcp.ConnectAsync(Gw.Http.Host, Gw.Http.Port);
         var stream = tcp.GetStream();
         var key = Convert.ToBase64String(Guid.NewGuid().ToByteArray());
-        var request = $"GET /video_out?source={source}&meta=1 HTTP/1.1\r\nHost: {Gw.Http.Authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-                      $"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        var request =
+            $"GET /video_out?source={source}&meta=1 HTTP/1.1\r\nHost: {Gw.Http.Authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + $"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n";
         await stream.WriteAsync(Encoding.ASCII.GetBytes(request));
         var head = await ReadHeadAsync(stream);
         Assert.StartsWith("HTTP/1.1 101", head, StringComparison.Ordinal);
@@ -40,7 +41,8 @@ public sealed class ViewerWireTests(GatewayFixture fixture) : IClassFixture<Gate
         await VideoPathTests.WaitSubscribedAsync(Gw.StreamStatusAsync, source);
         using var cam = await Ws.ConnectAsync(Gw.Ws($"/video_in?client_id={source}"));
         var sent = new[] { TestJpeg.Tagged(1), TestJpeg.Tagged(2, 70_000), TestJpeg.Tagged(3, 130_000) };
-        foreach (var f in sent) await cam.SendBinaryAsync(f);
+        foreach (var f in sent)
+            await cam.SendBinaryAsync(f);
 
         // Read exactly the three (meta, frame) pairs, as raw bytes.
         using var raw = new MemoryStream();
@@ -49,7 +51,8 @@ public sealed class ViewerWireTests(GatewayFixture fixture) : IClassFixture<Gate
         while (true)
         {
             var frames = TryParse(raw.ToArray());
-            if (frames is { Count: >= 6 }) break;
+            if (frames is { Count: >= 6 })
+                break;
             var n = await stream.ReadAsync(buffer, cts.Token);
             Assert.True(n > 0, "the server closed the connection");
             raw.Write(buffer, 0, n);
@@ -61,7 +64,12 @@ public sealed class ViewerWireTests(GatewayFixture fixture) : IClassFixture<Gate
         // The same messages through a server WebSocket (the pre-change path: SendAsync of the text, then the
         // binary) give the same bytes.
         using var expected = new MemoryStream();
-        using (var ws = WebSocket.CreateFromStream(expected, new WebSocketCreationOptions { IsServer = true, KeepAliveInterval = Timeout.InfiniteTimeSpan }))
+        using (
+            var ws = WebSocket.CreateFromStream(
+                expected,
+                new WebSocketCreationOptions { IsServer = true, KeepAliveInterval = Timeout.InfiniteTimeSpan }
+            )
+        )
         {
             for (var i = 0; i < 6; i += 2)
             {
@@ -85,7 +93,8 @@ public sealed class ViewerWireTests(GatewayFixture fixture) : IClassFixture<Gate
         while (true)
         {
             var n = await stream.ReadAsync(buffer, cts.Token);
-            if (n == 0) break;
+            if (n == 0)
+                break;
             rest.Write(buffer, 0, n);
         }
         var control = ViewerSendPathTests.ParseServerFrames(rest.ToArray());
@@ -122,39 +131,45 @@ public sealed class ViewerWireTests(GatewayFixture fixture) : IClassFixture<Gate
                 while (true)
                 {
                     var r = await keep.ReceiveAsync(buffer.AsMemory(), stop.Token);
-                    if (r.MessageType == WebSocketMessageType.Close) return;
+                    if (r.MessageType == WebSocketMessageType.Close)
+                        return;
                 }
             }
-            catch (OperationCanceledException)
-            {
-            }
+            catch (OperationCanceledException) { }
         });
 
         // 10 waves of 100: a third read a frame and close, a third never read and close, a third are aborted.
         for (var wave = 0; wave < 10; wave++)
         {
-            var viewers = await Task.WhenAll(Enumerable.Range(0, 100).Select(i =>
-                Ws.ConnectAsync(Gw.Ws($"/video_out?source={source}{(i % 2 == 0 ? "&meta=1" : "")}"))));
-            await Task.WhenAll(viewers.Select(async (v, i) =>
-            {
-                switch (i % 3)
-                {
-                    case 0:
-                        var m = await v.ReceiveMessageAsync(Wait);
-                        Assert.NotNull(m);
-                        await v.CloseQuietlyAsync();
-                        break;
-                    case 1:
-                        await Task.Delay(100);
-                        await v.CloseQuietlyAsync();
-                        break;
-                    default:
-                        await Task.Delay(50);
-                        v.Abort();
-                        v.Dispose();
-                        break;
-                }
-            }));
+            var viewers = await Task.WhenAll(
+                Enumerable
+                    .Range(0, 100)
+                    .Select(i => Ws.ConnectAsync(Gw.Ws($"/video_out?source={source}{(i % 2 == 0 ? "&meta=1" : "")}")))
+            );
+            await Task.WhenAll(
+                viewers.Select(
+                    async (v, i) =>
+                    {
+                        switch (i % 3)
+                        {
+                            case 0:
+                                var m = await v.ReceiveMessageAsync(Wait);
+                                Assert.NotNull(m);
+                                await v.CloseQuietlyAsync();
+                                break;
+                            case 1:
+                                await Task.Delay(100);
+                                await v.CloseQuietlyAsync();
+                                break;
+                            default:
+                                await Task.Delay(50);
+                                v.Abort();
+                                v.Dispose();
+                                break;
+                        }
+                    }
+                )
+            );
         }
 
         // Every one of them is gone on the server: out of the hub, its endpoint ended (the connected count is back),
@@ -164,7 +179,11 @@ public sealed class ViewerWireTests(GatewayFixture fixture) : IClassFixture<Gate
         while (DateTime.UtcNow < deadline)
         {
             status = await Gw.StreamStatusAsync();
-            if (status.GetProperty("viewers_connected").GetInt64() == baseline + 1 && hub.Viewers.Count(v => v.Source == source) == 1) break;
+            if (
+                status.GetProperty("viewers_connected").GetInt64() == baseline + 1
+                && hub.Viewers.Count(v => v.Source == source) == 1
+            )
+                break;
             await Task.Delay(50);
         }
         Assert.Equal(baseline + 1, status.GetProperty("viewers_connected").GetInt64());
@@ -175,10 +194,12 @@ public sealed class ViewerWireTests(GatewayFixture fixture) : IClassFixture<Gate
         await keep.CloseQuietlyAsync();
         await drainKeep;
         deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-        while (DateTime.UtcNow < deadline && (hub.Viewers.Any(v => v.Source == source) || hub.Buffers.Rented != 0)) await Task.Delay(50);
+        while (DateTime.UtcNow < deadline && (hub.Viewers.Any(v => v.Source == source) || hub.Buffers.Rented != 0))
+            await Task.Delay(50);
         Assert.DoesNotContain(hub.Viewers, v => v.Source == source);
         // Other tests of the class may run at the same time on this gateway: only a quiet hub must be at zero.
-        if (!hub.Viewers.Any()) Assert.Equal(0, hub.Buffers.Rented);
+        if (!hub.Viewers.Any())
+            Assert.Equal(0, hub.Buffers.Rented);
         await cam.CloseQuietlyAsync();
     }
 
@@ -202,23 +223,28 @@ public sealed class ViewerWireTests(GatewayFixture fixture) : IClassFixture<Gate
         var i = 0L;
         while (i < bytes.Length)
         {
-            if (bytes.Length - i < 2) return null;
+            if (bytes.Length - i < 2)
+                return null;
             long length = bytes[i + 1] & 0x7F;
             var header = 2;
             if (length == 126)
             {
-                if (bytes.Length - i < 4) return null;
+                if (bytes.Length - i < 4)
+                    return null;
                 length = (bytes[i + 2] << 8) | bytes[i + 3];
                 header = 4;
             }
             else if (length == 127)
             {
-                if (bytes.Length - i < 10) return null;
+                if (bytes.Length - i < 10)
+                    return null;
                 length = 0;
-                for (var k = 2; k < 10; k++) length = (length << 8) | bytes[i + k];
+                for (var k = 2; k < 10; k++)
+                    length = (length << 8) | bytes[i + k];
                 header = 10;
             }
-            if (bytes.Length - i - header < length) return null;
+            if (bytes.Length - i - header < length)
+                return null;
             i += header + length;
         }
         return ViewerSendPathTests.ParseServerFrames(bytes);
@@ -232,7 +258,8 @@ public sealed class ViewerWireTests(GatewayFixture fixture) : IClassFixture<Gate
         frame[0] = (byte)(0x80 | opcode);
         frame[1] = (byte)(0x80 | payload.Length);
         mask.CopyTo(frame, 2);
-        for (var i = 0; i < payload.Length; i++) frame[6 + i] = (byte)(payload[i] ^ mask[i % 4]);
+        for (var i = 0; i < payload.Length; i++)
+            frame[6 + i] = (byte)(payload[i] ^ mask[i % 4]);
         return frame;
     }
 }

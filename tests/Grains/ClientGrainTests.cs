@@ -22,7 +22,15 @@ public sealed class ClientGrainTests(TwoSiloClusterFixture fixture) : IClassFixt
     }
 
     private static FrameEnvelope Frame(string source, int tag) =>
-        new(source, 0, 0, FrameKind.Raw, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), FrameOrigin.VideoIn, TestJpeg.Tagged(tag));
+        new(
+            source,
+            0,
+            0,
+            FrameKind.Raw,
+            DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+            FrameOrigin.VideoIn,
+            TestJpeg.Tagged(tag)
+        );
 
     private static string NewSource() => "g-" + Guid.NewGuid().ToString("N")[..8];
 
@@ -31,7 +39,8 @@ public sealed class ClientGrainTests(TwoSiloClusterFixture fixture) : IClassFixt
         var deadline = Environment.TickCount64 + timeoutMs;
         while (!condition())
         {
-            if (Environment.TickCount64 > deadline) throw new TimeoutException();
+            if (Environment.TickCount64 > deadline)
+                throw new TimeoutException();
             await Task.Delay(10);
         }
     }
@@ -45,7 +54,8 @@ public sealed class ClientGrainTests(TwoSiloClusterFixture fixture) : IClassFixt
         var grain = Client.GetGrain<IClientGrain>(source);
         await grain.Subscribe(reference);
 
-        for (var i = 0; i < 100; i++) await grain.Publish(Frame(source, i));
+        for (var i = 0; i < 100; i++)
+            await grain.Publish(Frame(source, i));
         // A marker frame after the 100: once it is here, a duplicate of any of them would have come before it.
         await grain.Publish(Frame(source, 100));
         await WaitForAsync(() => observer.Frames.Any(f => TestJpeg.ReadTag(f.Payload) == 100));
@@ -189,7 +199,8 @@ public sealed class ClientGrainTests(TwoSiloClusterFixture fixture) : IClassFixt
             sources.Add(s);
         }
         Assert.Equal(2, silos.Count);
-        foreach (var s in sources) await Client.GetGrain<IClientGrain>(s).Publish(Frame(s, 1));
+        foreach (var s in sources)
+            await Client.GetGrain<IClientGrain>(s).Publish(Frame(s, 1));
         await WaitForAsync(() => observer.Frames.Count >= sources.Count);
         await Task.Delay(200);
         Assert.Equal(sources.Order(), observer.Frames.Select(f => f.Source).Order());

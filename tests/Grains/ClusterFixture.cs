@@ -20,10 +20,14 @@ public sealed class TwoSiloClusterFixture : TwoSiloCluster<TwoSiloClusterFixture
         public void Configure(ISiloBuilder siloBuilder)
         {
             var config = new ConfigurationBuilder()
-                .AddInMemoryCollection(new Dictionary<string, string?> { ["cluster:observer_refresh_ms"] = RefreshMs.ToString() })
+                .AddInMemoryCollection(
+                    new Dictionary<string, string?> { ["cluster:observer_refresh_ms"] = RefreshMs.ToString() }
+                )
                 .Build();
             siloBuilder.Services.AddBlankendOptions(config);
-            siloBuilder.AddBlankendGrainDefaults(BlankendConfiguration.Read<ClusterSettings, ClusterSettingsValidator>(config, ClusterSettings.Section));
+            siloBuilder.AddBlankendGrainDefaults(
+                BlankendConfiguration.Read<ClusterSettings, ClusterSettingsValidator>(config, ClusterSettings.Section)
+            );
             siloBuilder.AddBlankendProcessing(config);
         }
     }

@@ -19,14 +19,29 @@ public sealed class ConfigurationTests
     [Fact]
     public void ShippedConfigFileHoldsEveryContractStreamKey()
     {
-        var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(BlankendConfiguration.DefaultPath)).RootElement.GetProperty("stream");
+        var json = System
+            .Text.Json.JsonDocument.Parse(File.ReadAllText(BlankendConfiguration.DefaultPath))
+            .RootElement.GetProperty("stream");
         string[] keys =
         [
-            "relay_enabled", "zmq_endpoint", "zmq_identity", "send_queue_size", "forward_recv_enabled",
-            "forward_recv_client_id", "forward_recv_only", "echo_back", "heartbeat_enabled", "heartbeat_interval_ms",
-            "link_request_enabled", "reencode_enabled", "jpeg_quality", "default_client_id", "max_frame_bytes",
+            "relay_enabled",
+            "zmq_endpoint",
+            "zmq_identity",
+            "send_queue_size",
+            "forward_recv_enabled",
+            "forward_recv_client_id",
+            "forward_recv_only",
+            "echo_back",
+            "heartbeat_enabled",
+            "heartbeat_interval_ms",
+            "link_request_enabled",
+            "reencode_enabled",
+            "jpeg_quality",
+            "default_client_id",
+            "max_frame_bytes",
         ];
-        foreach (var k in keys) Assert.True(json.TryGetProperty(k, out _), $"stream.{k} missing from config/blankend.json");
+        foreach (var k in keys)
+            Assert.True(json.TryGetProperty(k, out _), $"stream.{k} missing from config/blankend.json");
         Assert.Equal(8 * 1024 * 1024, json.GetProperty("max_frame_bytes").GetInt32());
         Assert.Equal("SRC", json.GetProperty("default_client_id").GetString());
     }
@@ -64,7 +79,10 @@ public sealed class ConfigurationTests
         Assert.Equal(3, rt.Workers);
         Assert.Equal(7, ai.FaceDetectInterval);
         Assert.True(ai.SimpleForward);
-        Assert.Equal(("/m/face.onnx", "/m/swap.onnx", "/m/rvm.onnx", "/m/depth.onnx"), (ai.FaceDetectModel, ai.SwapModel, ai.RvmModel, ai.DepthModel));
+        Assert.Equal(
+            ("/m/face.onnx", "/m/swap.onnx", "/m/rvm.onnx", "/m/depth.onnx"),
+            (ai.FaceDetectModel, ai.SwapModel, ai.RvmModel, ai.DepthModel)
+        );
         // Untouched keys keep the file's values.
         Assert.Equal(80, stream.JpegQuality);
     }
@@ -72,7 +90,10 @@ public sealed class ConfigurationTests
     [Fact]
     public void CommandLineWinsOverEnvironment()
     {
-        using var app = BlankendGatewayApp.Create(Args("--stream:zmq_identity=from-cli"), new Hashtable { ["BLANKEND_ZMQ_IDENTITY"] = "from-env" });
+        using var app = BlankendGatewayApp.Create(
+            Args("--stream:zmq_identity=from-cli"),
+            new Hashtable { ["BLANKEND_ZMQ_IDENTITY"] = "from-env" }
+        );
         Assert.Equal("from-cli", app.Services.GetRequiredService<IOptions<StreamOptions>>().Value.ZmqIdentity);
     }
 
@@ -82,7 +103,9 @@ public sealed class ConfigurationTests
     [InlineData("FACE_DETECT_INTERVAL", "1.5")]
     public void BadEnvironmentValueStopsStartupNamingTheVariable(string variable, string value)
     {
-        var e = Assert.Throws<BlankendConfigurationException>(() => BlankendGatewayApp.Create(Args(), new Hashtable { [variable] = value }));
+        var e = Assert.Throws<BlankendConfigurationException>(() =>
+            BlankendGatewayApp.Create(Args(), new Hashtable { [variable] = value })
+        );
         Assert.Contains(variable, e.Message);
         Assert.Contains(value, e.Message);
     }
@@ -108,7 +131,9 @@ public sealed class ConfigurationTests
     [InlineData("--telemetry:trace_every=5", "telemetry:trace_every")]
     public void UnknownKeyOrUnreadableValueStopsStartupNamingIt(string arg, string key)
     {
-        var e = Assert.Throws<BlankendConfigurationException>(() => BlankendGatewayApp.Create(Args(arg), new Hashtable()));
+        var e = Assert.Throws<BlankendConfigurationException>(() =>
+            BlankendGatewayApp.Create(Args(arg), new Hashtable())
+        );
         Assert.Contains(key, e.Message);
     }
 
@@ -135,7 +160,9 @@ public sealed class ConfigurationTests
     [Fact]
     public void UnreadableValueInAnOptionsSectionStopsStartupNamingTheKey()
     {
-        var e = Assert.ThrowsAny<Exception>(() => BlankendGatewayApp.Create(Args("--stream:max_frame_bytes=lots"), new Hashtable()));
+        var e = Assert.ThrowsAny<Exception>(() =>
+            BlankendGatewayApp.Create(Args("--stream:max_frame_bytes=lots"), new Hashtable())
+        );
         Assert.Contains("stream:max_frame_bytes", BlankendStartup.Describe(e));
     }
 
@@ -149,7 +176,9 @@ public sealed class ConfigurationTests
         File.WriteAllText(path, content);
         try
         {
-            var e = Assert.Throws<BlankendConfigurationException>(() => BlankendGatewayApp.Create(Args("--config", path), new Hashtable()));
+            var e = Assert.Throws<BlankendConfigurationException>(() =>
+                BlankendGatewayApp.Create(Args("--config", path), new Hashtable())
+            );
             Assert.Contains(expected, e.Message);
             Assert.Contains(path, e.Message);
         }
@@ -163,7 +192,8 @@ public sealed class ConfigurationTests
     public void MissingExplicitConfigFileIsAnError()
     {
         var e = Assert.Throws<BlankendConfigurationException>(() =>
-            BlankendGatewayApp.Create(Args(), new Hashtable { ["BLANKEND_CONFIG"] = "/nonexistent/blankend.json" }));
+            BlankendGatewayApp.Create(Args(), new Hashtable { ["BLANKEND_CONFIG"] = "/nonexistent/blankend.json" })
+        );
         Assert.Contains("/nonexistent/blankend.json", e.Message);
     }
 

@@ -41,10 +41,17 @@ public sealed class ProcessTests
         var gatewayPort = TestEnv.FreePort();
         var siloMetricsPort = TestEnv.FreePort();
         // The gateway starts first: it waits for the cluster, logging each try, instead of failing.
-        await using var gw = ServiceProcess.StartGateway("--cluster:mode=client", $"--cluster:gateway_ports:0={gatewayPort}");
+        await using var gw = ServiceProcess.StartGateway(
+            "--cluster:mode=client",
+            $"--cluster:gateway_ports:0={gatewayPort}"
+        );
         await Task.Delay(1500);
-        await using var silo = ServiceProcess.StartSilo($"--cluster:silo_port={siloPort}", $"--cluster:primary_silo_port={siloPort}",
-            $"--cluster:gateway_port={gatewayPort}", $"--cluster:metrics_port={siloMetricsPort}");
+        await using var silo = ServiceProcess.StartSilo(
+            $"--cluster:silo_port={siloPort}",
+            $"--cluster:primary_silo_port={siloPort}",
+            $"--cluster:gateway_port={gatewayPort}",
+            $"--cluster:metrics_port={siloMetricsPort}"
+        );
         await gw.WaitHealthyAsync();
 
         var health = await gw.Client.GetStringAsync("healthz");
@@ -82,7 +89,8 @@ public sealed class ProcessTests
         while (DateTime.UtcNow < dashboardDeadline && !counters.Contains("ClientGrain", StringComparison.Ordinal))
         {
             counters = await gw.Client.GetStringAsync("dashboard/DashboardCounters");
-            if (!counters.Contains("ClientGrain", StringComparison.Ordinal)) await Task.Delay(250);
+            if (!counters.Contains("ClientGrain", StringComparison.Ordinal))
+                await Task.Delay(250);
         }
         Assert.Contains("ClientGrain", counters);
 
@@ -95,7 +103,8 @@ public sealed class ProcessTests
         {
             using var r = await gw.Client.GetAsync("healthz");
             status = (int)r.StatusCode;
-            if (status == 503) break;
+            if (status == 503)
+                break;
             await Task.Delay(200);
         }
         Assert.Equal(503, status);

@@ -28,7 +28,8 @@ public sealed class DeviceBatchingTests
         public void Run(ReadOnlySpan<FrameWork> batch)
         {
             var sources = new string[batch.Length];
-            for (var i = 0; i < batch.Length; i++) sources[i] = batch[i].Source;
+            for (var i = 0; i < batch.Length; i++)
+                sources[i] = batch[i].Source;
             Batches.Enqueue(sources);
         }
     }
@@ -36,8 +37,12 @@ public sealed class DeviceBatchingTests
     private static (DeviceWorkerHost Host, BatchRecorder Step) NewHost(int timeoutMs)
     {
         var step = new BatchRecorder();
-        var host = new DeviceWorkerHost(Options.Create(new VideoProcessingOptions { Workers = 1 }),
-            Options.Create(new AiOptions { BatchTimeoutMs = timeoutMs }), NullLogger<DeviceWorkerHost>.Instance, [step]);
+        var host = new DeviceWorkerHost(
+            Options.Create(new VideoProcessingOptions { Workers = 1 }),
+            Options.Create(new AiOptions { BatchTimeoutMs = timeoutMs }),
+            NullLogger<DeviceWorkerHost>.Instance,
+            [step]
+        );
         return (host, step);
     }
 
@@ -45,7 +50,15 @@ public sealed class DeviceBatchingTests
 
     private static Task<ProcessResult> Submit(DeviceLoop loop, string source)
     {
-        var envelope = new FrameEnvelope(source, Interlocked.Increment(ref _seq), 1, FrameKind.Raw, 0, FrameOrigin.VideoIn, TestJpeg.Base);
+        var envelope = new FrameEnvelope(
+            source,
+            Interlocked.Increment(ref _seq),
+            1,
+            FrameKind.Raw,
+            0,
+            FrameOrigin.VideoIn,
+            TestJpeg.Base
+        );
         var settings = new EffectiveSettings(true, false, 80, 0, 1, false, 1);
         return loop.Submit(new ProcessRequest(envelope, settings));
     }
@@ -60,7 +73,8 @@ public sealed class DeviceBatchingTests
             for (var k = 0; k < 6; k++)
             {
                 var wait = phaseMs + k * 150 - (int)clock.ElapsedMilliseconds;
-                if (wait > 0) await Task.Delay(wait);
+                if (wait > 0)
+                    await Task.Delay(wait);
                 Assert.Equal(ProcessOutcome.Processed, (await Submit(loop, name)).Outcome);
             }
         }
@@ -77,8 +91,10 @@ public sealed class DeviceBatchingTests
             await BurstsAsync(loop);
             // Once the rates are known (third frame on), the first frame of a round waits for the other two (with
             // a timeout this long, possibly for the next round's frame of the camera that started it).
-            Assert.True(step.Batches.Any(b => b.Order(StringComparer.Ordinal).SequenceEqual(["a", "b", "c"])),
-                "batches: " + string.Join(" ", step.Batches.Select(b => "[" + string.Join(",", b) + "]")));
+            Assert.True(
+                step.Batches.Any(b => b.Order(StringComparer.Ordinal).SequenceEqual(["a", "b", "c"])),
+                "batches: " + string.Join(" ", step.Batches.Select(b => "[" + string.Join(",", b) + "]"))
+            );
             Assert.True(loop.BatchWaits.Waits >= 1);
         }
     }

@@ -25,14 +25,18 @@ public sealed class GpuClusterFixture : TwoSiloCluster<GpuClusterFixture.SiloCon
             var c = siloBuilder.Configuration;
             var name = c["Orleans:Endpoints:SiloPort"] == c["BaseSiloPort"] ? "Primary" : GpuSiloName;
             var config = new ConfigurationBuilder()
-                .AddInMemoryCollection(new Dictionary<string, string?>
-                {
-                    ["Orleans:Metadata:blankend_devices"] = name == GpuSiloName ? "gpu0,gpu1,cpu0" : "cpu0",
-                    ["Orleans:Metadata:rack"] = name,
-                })
+                .AddInMemoryCollection(
+                    new Dictionary<string, string?>
+                    {
+                        ["Orleans:Metadata:blankend_devices"] = name == GpuSiloName ? "gpu0,gpu1,cpu0" : "cpu0",
+                        ["Orleans:Metadata:rack"] = name,
+                    }
+                )
                 .Build();
             siloBuilder.Services.AddBlankendOptions(config);
-            siloBuilder.AddBlankendGrainDefaults(BlankendConfiguration.Read<ClusterSettings, ClusterSettingsValidator>(config, ClusterSettings.Section));
+            siloBuilder.AddBlankendGrainDefaults(
+                BlankendConfiguration.Read<ClusterSettings, ClusterSettingsValidator>(config, ClusterSettings.Section)
+            );
             siloBuilder.AddBlankendProcessing(config);
         }
     }
@@ -47,14 +51,21 @@ public sealed class DevicePlacementTests(GpuClusterFixture fixture) : IClassFixt
     private string SiloOf(string name) =>
         fixture.Cluster.GetActiveSilos().Single(s => s.Name == name).SiloAddress.ToString();
 
-    /// <summary>The metadata of the other silo reaches each silo's cache shortly after it joins: retry until then.</summary>
+    /// <summary>The metadata of the other silo reaches each silo's cache shortly after it joins: retry until
+    /// then.</summary>
     private async Task<DeviceStatus> StatusAsync(string device)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
         while (true)
         {
-            try { return await Client.GetGrain<IDeviceWorkerGrain>(device).GetStatus(); }
-            catch (OrleansException) when (DateTime.UtcNow < deadline) { await Task.Delay(200); }
+            try
+            {
+                return await Client.GetGrain<IDeviceWorkerGrain>(device).GetStatus();
+            }
+            catch (OrleansException) when (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(200);
+            }
         }
     }
 
@@ -95,7 +106,9 @@ public sealed class DevicePlacementTests(GpuClusterFixture fixture) : IClassFixt
         // Devices were named by configuration, not found: the GPU count is what each silo's detection found
         // (none here; on a GPU host both in-process silos see its GPUs).
         Assert.Equal(2 * GpuDetector.Detect().Gpus.Length, gpu.GpuCount);
-        Assert.Contains(gpu.Devices, d => d.Device == "gpu0" && d.Silo == host.Silo && d.Provider == "CPU" && d.ProviderReason.Length > 0);
+        Assert.Contains(gpu.Devices, d =>
+            d.Device == "gpu0" && d.Silo == host.Silo && d.Provider == "CPU" && d.ProviderReason.Length > 0
+        );
     }
 
     [Fact]
@@ -109,7 +122,8 @@ public sealed class DevicePlacementTests(GpuClusterFixture fixture) : IClassFixt
         for (var attempt = 0; attempt < 100; attempt++)
         {
             picked = Enumerable.Range(0, 40).Select(i => catalog.Pick("cam" + i, hwTranscode: true)).ToHashSet();
-            if (picked.Count == 2) break;
+            if (picked.Count == 2)
+                break;
             await Task.Delay(100);
         }
         Assert.Equal(["gpu0", "gpu1"], picked.Order());
@@ -134,7 +148,9 @@ public sealed class DevicePlacementDirectorTests
     {
         public SiloAddress LocalSilo => local;
         public SiloStatus LocalSiloStatus => SiloStatus.Active;
+
         public SiloAddress[] GetCompatibleSilos(PlacementTarget target) => silos;
+
         public IReadOnlyDictionary<ushort, SiloAddress[]> GetCompatibleSilosWithVersions(PlacementTarget target) =>
             new Dictionary<ushort, SiloAddress[]> { [0] = silos };
     }
@@ -142,15 +158,22 @@ public sealed class DevicePlacementDirectorTests
     private static PlacementTarget Target(string device) =>
         new(GrainId.Create("deviceworker", device), [], GrainInterfaceType.Create("IDeviceWorkerGrain"), 0);
 
-    private static readonly DevicePlacementDirector Director = new(new Catalog(new()
-    {
-        [A] = ["cpu0"],
-        [B] = ["gpu0", "gpu1", "cpu0"],
-        [C] = ["gpu2", "cpu0"],
-    }));
+    private static readonly DevicePlacementDirector Director = new(
+        new Catalog(
+            new()
+            {
+                [A] = ["cpu0"],
+                [B] = ["gpu0", "gpu1", "cpu0"],
+                [C] = ["gpu2", "cpu0"],
+            }
+        )
+    );
 
     private static SiloAddress Place(string device, SiloAddress local) =>
-        Director.OnAddActivation(DevicePlacement.Instance, Target(device), new Context(local, [A, B, C])).GetAwaiter().GetResult();
+        Director
+            .OnAddActivation(DevicePlacement.Instance, Target(device), new Context(local, [A, B, C]))
+            .GetAwaiter()
+            .GetResult();
 
     [Fact]
     public void CpuDeviceStaysOnTheAskingSilo()
@@ -187,8 +210,9 @@ public sealed class GpuDetectionTests
     public void NvidiaSmiListIsParsed()
     {
         // The first line as printed by nvidia-smi -L on an H100 host.
-        const string output = "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-a0dd8829-02dd-7b77-da55-9100a5201c9d)\n" +
-                              "GPU 1: NVIDIA A10 (UUID: GPU-0000)\n  MIG 1g.10gb Device 0: (UUID: MIG-xyz)\n";
+        const string output =
+            "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-a0dd8829-02dd-7b77-da55-9100a5201c9d)\n"
+            + "GPU 1: NVIDIA A10 (UUID: GPU-0000)\n  MIG 1g.10gb Device 0: (UUID: MIG-xyz)\n";
         var gpus = GpuDetector.ParseNvidiaSmiList(output);
         Assert.Equal(2, gpus.Length);
         Assert.Equal(new GpuInfo(0, "NVIDIA H100 80GB HBM3", "GPU-a0dd8829-02dd-7b77-da55-9100a5201c9d"), gpus[0]);
@@ -200,9 +224,13 @@ public sealed class GpuDetectionTests
     public void ProcDriverInformationIsParsed()
     {
         // As seen on an H100 host (/proc/driver/nvidia/gpus/0000:00:06.0/information).
-        const string text = "Model: \t\t NVIDIA H100 80GB HBM3\nIRQ:   \t\t 41\nGPU UUID: \t GPU-a0dd8829-02dd-7b77-da55-9100a5201c9d\n" +
-                            "Video BIOS: \t 96.00.da.00.0c\nBus Type: \t PCIe\nBus Location: \t 0000:00:06.0\nDevice Minor: \t 0\n";
-        Assert.Equal(new GpuInfo(0, "NVIDIA H100 80GB HBM3", "GPU-a0dd8829-02dd-7b77-da55-9100a5201c9d"), GpuDetector.ParseProcInformation(text, 7));
+        const string text =
+            "Model: \t\t NVIDIA H100 80GB HBM3\nIRQ:   \t\t 41\nGPU UUID: \t GPU-a0dd8829-02dd-7b77-da55-9100a5201c9d\n"
+            + "Video BIOS: \t 96.00.da.00.0c\nBus Type: \t PCIe\nBus Location: \t 0000:00:06.0\nDevice Minor: \t 0\n";
+        Assert.Equal(
+            new GpuInfo(0, "NVIDIA H100 80GB HBM3", "GPU-a0dd8829-02dd-7b77-da55-9100a5201c9d"),
+            GpuDetector.ParseProcInformation(text, 7)
+        );
     }
 
     [Fact]

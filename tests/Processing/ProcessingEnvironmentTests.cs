@@ -9,16 +9,20 @@ public sealed class EnvEnabledGatewayFixture : IAsyncLifetime
 {
     public EmbeddedGateway Gateway { get; private set; } = null!;
 
-    public async Task InitializeAsync() => Gateway = await EmbeddedGateway.StartAsync(
-        ["--stream:reencode_enabled=true", "--stream:jpeg_quality=30"],
-        new Hashtable { ["BLANKEND_VIDEO_PROCESSING_ENABLED"] = "1", ["BLANKEND_HW_TRANSCODE"] = "1" });
+    public async Task InitializeAsync() =>
+        Gateway = await EmbeddedGateway.StartAsync(
+            ["--stream:reencode_enabled=true", "--stream:jpeg_quality=30"],
+            new Hashtable { ["BLANKEND_VIDEO_PROCESSING_ENABLED"] = "1", ["BLANKEND_HW_TRANSCODE"] = "1" }
+        );
 
     public async Task DisposeAsync() => await Gateway.DisposeAsync();
 }
 
-/// <summary>The contract's variables turn processing (and the GPU request) on for every source from the start.</summary>
+/// <summary>The contract's variables turn processing (and the GPU request) on for every source from the
+/// start.</summary>
 [Trait(TestKind.Name, TestKind.Integration)]
-public sealed class ProcessingEnvironmentTests(EnvEnabledGatewayFixture fixture) : IClassFixture<EnvEnabledGatewayFixture>
+public sealed class ProcessingEnvironmentTests(EnvEnabledGatewayFixture fixture)
+    : IClassFixture<EnvEnabledGatewayFixture>
 {
     private EmbeddedGateway Gw => fixture.Gateway;
 
@@ -45,7 +49,10 @@ public sealed class ProcessingEnvironmentTests(EnvEnabledGatewayFixture fixture)
         var gpu = await Gw.Client.GetJsonAsync(ProcessingApi.Gpu);
         Assert.True(gpu.GetProperty("hw_transcode_requested").GetBoolean());
         Assert.Equal("CPU", gpu.GetProperty("provider").GetString());
-        Assert.Contains(GpuHost.Detected ? "JPEG codec runs on the CPU" : "no silo has a GPU", gpu.GetProperty("provider_reason").GetString());
+        Assert.Contains(
+            GpuHost.Detected ? "JPEG codec runs on the CPU" : "no silo has a GPU",
+            gpu.GetProperty("provider_reason").GetString()
+        );
         await cam.CloseQuietlyAsync();
     }
 }

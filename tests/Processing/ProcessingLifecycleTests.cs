@@ -11,7 +11,8 @@ public sealed class LifecycleGatewayFixture : IAsyncLifetime
 {
     public EmbeddedGateway Gateway { get; private set; } = null!;
 
-    public async Task InitializeAsync() => Gateway = await EmbeddedGateway.StartAsync(["--video_processing:idle_stop_ms=700"]);
+    public async Task InitializeAsync() =>
+        Gateway = await EmbeddedGateway.StartAsync(["--video_processing:idle_stop_ms=700"]);
 
     public async Task DisposeAsync() => await Gateway.DisposeAsync();
 }
@@ -19,7 +20,8 @@ public sealed class LifecycleGatewayFixture : IAsyncLifetime
 /// <summary>Global settings (live), the worker loop's life, GPU reporting and the provider metric, on a gateway
 /// of their own (the tests of this class run one after the other and change global settings).</summary>
 [Trait(TestKind.Name, TestKind.Integration)]
-public sealed class ProcessingLifecycleTests(LifecycleGatewayFixture fixture, ITestOutputHelper output) : IClassFixture<LifecycleGatewayFixture>
+public sealed class ProcessingLifecycleTests(LifecycleGatewayFixture fixture, ITestOutputHelper output)
+    : IClassFixture<LifecycleGatewayFixture>
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15);
     private EmbeddedGateway Gw => fixture.Gateway;
@@ -45,8 +47,11 @@ public sealed class ProcessingLifecycleTests(LifecycleGatewayFixture fixture, IT
     {
         // Processing off (the default): no worker thread, the status says so. (Another test of this class may
         // have run just before: its loop ends within idle_stop_ms.)
-        var status = await Gw.Client.WaitStatusAsync(s => !ProcessingApi.Device(s, "cpu0").GetProperty("worker_running").GetBoolean(),
-            TimeSpan.FromSeconds(10), "no worker loop");
+        var status = await Gw.Client.WaitStatusAsync(
+            s => !ProcessingApi.Device(s, "cpu0").GetProperty("worker_running").GetBoolean(),
+            TimeSpan.FromSeconds(10),
+            "no worker loop"
+        );
         Assert.False(status.GetProperty("global").GetProperty("enabled").GetBoolean());
         var cpu0 = ProcessingApi.Device(status, "cpu0");
         var tag = cpu0.GetProperty("thread_tag").GetString()!;
@@ -66,7 +71,10 @@ public sealed class ProcessingLifecycleTests(LifecycleGatewayFixture fixture, IT
             await cam.CloseQuietlyAsync();
         }
         Assert.Equal(0, ProcessingApi.WorkerThreads(tag));
-        var starts0 = ProcessingApi.Device(await Gw.Client.GetJsonAsync(ProcessingApi.Status), "cpu0").GetProperty("loop_starts").GetInt64();
+        var starts0 = ProcessingApi
+            .Device(await Gw.Client.GetJsonAsync(ProcessingApi.Status), "cpu0")
+            .GetProperty("loop_starts")
+            .GetInt64();
 
         // The first processed frame starts the loop ...
         var source = NewSource();
@@ -83,11 +91,15 @@ public sealed class ProcessingLifecycleTests(LifecycleGatewayFixture fixture, IT
         Assert.True(cpu0.GetProperty("encode_ms").GetDouble() > 0);
 
         // ... and it ends after idle_stop_ms (700 ms here) without frames: thread gone, status shows it.
-        status = await Gw.Client.WaitStatusAsync(s => !ProcessingApi.Device(s, "cpu0").GetProperty("worker_running").GetBoolean(),
-            TimeSpan.FromSeconds(10), "the loop stopped");
+        status = await Gw.Client.WaitStatusAsync(
+            s => !ProcessingApi.Device(s, "cpu0").GetProperty("worker_running").GetBoolean(),
+            TimeSpan.FromSeconds(10),
+            "the loop stopped"
+        );
         Assert.Equal(0, ProcessingApi.Device(status, "cpu0").GetProperty("loop_threads").GetInt32());
         Assert.True(ProcessingApi.Device(status, "cpu0").GetProperty("loop_stops").GetInt64() >= 1);
-        for (var i = 0; i < 50 && ProcessingApi.WorkerThreads(tag) > 0; i++) await Task.Delay(20);
+        for (var i = 0; i < 50 && ProcessingApi.WorkerThreads(tag) > 0; i++)
+            await Task.Delay(20);
         Assert.Equal(0, ProcessingApi.WorkerThreads(tag));
 
         // And it comes back on the next frame.
@@ -100,7 +112,9 @@ public sealed class ProcessingLifecycleTests(LifecycleGatewayFixture fixture, IT
     {
         var before = await Gw.Client.GetJsonAsync(ProcessingApi.Status);
         var version = before.GetProperty("config_version").GetInt64();
-        var config = await Gw.Client.ConfigureAsync("""{"enabled":true,"reencode_enabled":true,"jpeg_quality":55,"fps_limit":12.5,"workers":2}""");
+        var config = await Gw.Client.ConfigureAsync(
+            """{"enabled":true,"reencode_enabled":true,"jpeg_quality":55,"fps_limit":12.5,"workers":2}"""
+        );
         try
         {
             Assert.Equal(version + 1, config.GetProperty("version").GetInt64());
@@ -126,7 +140,9 @@ public sealed class ProcessingLifecycleTests(LifecycleGatewayFixture fixture, IT
         }
         finally
         {
-            await Gw.Client.ConfigureAsync("""{"enabled":false,"reencode_enabled":false,"jpeg_quality":80,"fps_limit":0,"workers":1}""");
+            await Gw.Client.ConfigureAsync(
+                """{"enabled":false,"reencode_enabled":false,"jpeg_quality":80,"fps_limit":0,"workers":1}"""
+            );
         }
         var after = await Gw.Client.GetJsonAsync(ProcessingApi.Config);
         Assert.False(after.GetProperty("global").GetProperty("enabled").GetBoolean());
@@ -143,23 +159,29 @@ public sealed class ProcessingLifecycleTests(LifecycleGatewayFixture fixture, IT
             await Gw.Client.ConfigureAsync($$"""{"source":"{{s}}","enabled":true,"reencode_enabled":true}""");
         var before = ProcessingApi.Device(await Gw.Client.GetJsonAsync(ProcessingApi.Status), "cpu0");
         var frame = ProcessingApi.ScaledPortrait(1280, 720);
-        await Task.WhenAll(sources.Select(s => Task.Run(async () =>
-        {
-            await using var viewer = await MetaViewer.ConnectAsync(Gw.Ws($"/video_out?source={s}&meta=1"));
-            using var cam = await Ws.ConnectAsync(Gw.Ws($"/video_in?client_id={s}"));
-            await VideoPathTests.WaitSubscribedAsync(Gw.StreamStatusAsync, s);
-            for (var i = 0; i < 30; i++)
-            {
-                await cam.SendBinaryAsync(frame);
-                await viewer.WaitCountAsync(i + 1, Wait);
-            }
-            Assert.All(viewer.Frames, f => Assert.Equal("processed", f.Meta.GetProperty("kind").GetString()));
-            await cam.CloseQuietlyAsync();
-        })));
+        await Task.WhenAll(
+            sources.Select(s =>
+                Task.Run(async () =>
+                {
+                    await using var viewer = await MetaViewer.ConnectAsync(Gw.Ws($"/video_out?source={s}&meta=1"));
+                    using var cam = await Ws.ConnectAsync(Gw.Ws($"/video_in?client_id={s}"));
+                    await VideoPathTests.WaitSubscribedAsync(Gw.StreamStatusAsync, s);
+                    for (var i = 0; i < 30; i++)
+                    {
+                        await cam.SendBinaryAsync(frame);
+                        await viewer.WaitCountAsync(i + 1, Wait);
+                    }
+                    Assert.All(viewer.Frames, f => Assert.Equal("processed", f.Meta.GetProperty("kind").GetString()));
+                    await cam.CloseQuietlyAsync();
+                })
+            )
+        );
         var after = ProcessingApi.Device(await Gw.Client.GetJsonAsync(ProcessingApi.Status), "cpu0");
         var frames = after.GetProperty("processed").GetInt64() - before.GetProperty("processed").GetInt64();
         var batches = after.GetProperty("batches").GetInt64() - before.GetProperty("batches").GetInt64();
-        output.WriteLine($"4 sources x 30 frames of 720p: {frames} frames in {batches} batches ({(double)frames / batches:F2} per batch)");
+        output.WriteLine(
+            $"4 sources x 30 frames of 720p: {frames} frames in {batches} batches ({(double)frames / batches:F2} per batch)"
+        );
         Assert.Equal(120, frames);
         Assert.True(batches < frames, $"{frames} frames in {batches} batches: nothing was batched");
     }
@@ -172,23 +194,34 @@ public sealed class ProcessingLifecycleTests(LifecycleGatewayFixture fixture, IT
         using var listener = new MeterListener();
         listener.InstrumentPublished = (instrument, l) =>
         {
-            if (instrument.Meter.Name == "Blankend.Processing") l.EnableMeasurementEvents(instrument);
+            if (instrument.Meter.Name == "Blankend.Processing")
+                l.EnableMeasurementEvents(instrument);
         };
-        listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
-        {
-            if (instrument.Name == "blankend.processing.hw_unavailable") Interlocked.Add(ref hwUnavailable, value);
-        });
-        listener.SetMeasurementEventCallback<int>((instrument, value, tags, _) =>
-        {
-            if (instrument.Name != "blankend.processing.provider") return;
-            string? device = null, provider = null;
-            foreach (var t in tags)
+        listener.SetMeasurementEventCallback<long>(
+            (instrument, value, tags, _) =>
             {
-                if (t.Key == "device") device = t.Value as string;
-                if (t.Key == "provider") provider = t.Value as string;
+                if (instrument.Name == "blankend.processing.hw_unavailable")
+                    Interlocked.Add(ref hwUnavailable, value);
             }
-            lock (providers) providers.Add((device!, provider!));
-        });
+        );
+        listener.SetMeasurementEventCallback<int>(
+            (instrument, value, tags, _) =>
+            {
+                if (instrument.Name != "blankend.processing.provider")
+                    return;
+                string? device = null,
+                    provider = null;
+                foreach (var t in tags)
+                {
+                    if (t.Key == "device")
+                        device = t.Value as string;
+                    if (t.Key == "provider")
+                        provider = t.Value as string;
+                }
+                lock (providers)
+                    providers.Add((device!, provider!));
+            }
+        );
         listener.Start();
 
         var source = NewSource();
@@ -203,16 +236,21 @@ public sealed class ProcessingLifecycleTests(LifecycleGatewayFixture fixture, IT
             // runs on the CPU in this build, and the reason says so).
             Assert.Equal(GpuHost.Detected, gpu.GetProperty("gpu_available").GetBoolean());
             Assert.Equal("CPU", gpu.GetProperty("provider").GetString());
-            Assert.Contains(GpuHost.Detected ? "JPEG codec runs on the CPU" : "hw_transcode is requested but no silo has a GPU",
-                gpu.GetProperty("provider_reason").GetString());
+            Assert.Contains(
+                GpuHost.Detected ? "JPEG codec runs on the CPU" : "hw_transcode is requested but no silo has a GPU",
+                gpu.GetProperty("provider_reason").GetString()
+            );
             var st = ProcessingApi.SourceStats(await Gw.Client.GetJsonAsync(ProcessingApi.Status), source)!.Value;
             var device = GpuHost.Detected ? "gpu0" : "cpu0";
             Assert.Equal(device, st.GetProperty("device").GetString());
-            if (GpuHost.Detected) Assert.Equal(0, Interlocked.Read(ref hwUnavailable));
-            else Assert.True(Interlocked.Read(ref hwUnavailable) >= 2, $"hw_unavailable counted {hwUnavailable}");
+            if (GpuHost.Detected)
+                Assert.Equal(0, Interlocked.Read(ref hwUnavailable));
+            else
+                Assert.True(Interlocked.Read(ref hwUnavailable) >= 2, $"hw_unavailable counted {hwUnavailable}");
 
             listener.RecordObservableInstruments();
-            lock (providers) Assert.Contains((device, "CPU"), providers);
+            lock (providers)
+                Assert.Contains((device, "CPU"), providers);
         }
         finally
         {

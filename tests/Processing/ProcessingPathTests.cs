@@ -11,7 +11,8 @@ public sealed class ProcessingGatewayFixture : IAsyncLifetime
 {
     public EmbeddedGateway Gateway { get; private set; } = null!;
 
-    public async Task InitializeAsync() => Gateway = await EmbeddedGateway.StartAsync(["--video_processing:idle_stop_ms=1000"]);
+    public async Task InitializeAsync() =>
+        Gateway = await EmbeddedGateway.StartAsync(["--video_processing:idle_stop_ms=1000"]);
 
     public async Task DisposeAsync() => await Gateway.DisposeAsync();
 }
@@ -39,7 +40,11 @@ public sealed class ProcessingPathTests(ProcessingGatewayFixture fixture) : ICla
 
     /// <summary>Frames are sent one by one, each after the previous one came back: nothing is dropped on the way, so
     /// every frame must arrive, in exactly one form.</summary>
-    private static async Task SendLockstepAsync(System.Net.WebSockets.ClientWebSocket cam, MetaViewer viewer, IReadOnlyList<byte[]> frames)
+    private static async Task SendLockstepAsync(
+        System.Net.WebSockets.ClientWebSocket cam,
+        MetaViewer viewer,
+        IReadOnlyList<byte[]> frames
+    )
     {
         var start = viewer.Count;
         for (var i = 0; i < frames.Count; i++)
@@ -53,8 +58,12 @@ public sealed class ProcessingPathTests(ProcessingGatewayFixture fixture) : ICla
     public async Task ProcessingOnDeliversEachFrameOnceAsProcessedJpegReencodedAtTheConfiguredQuality()
     {
         var source = NewSource();
-        var config = await Gw.Client.ConfigureAsync($$"""{"source":"{{source}}","enabled":true,"reencode_enabled":true,"jpeg_quality":20}""");
-        Assert.Contains(config.GetProperty("sources").EnumerateArray(), s => s.GetProperty("source").GetString() == source);
+        var config = await Gw.Client.ConfigureAsync(
+            $$"""{"source":"{{source}}","enabled":true,"reencode_enabled":true,"jpeg_quality":20}"""
+        );
+        Assert.Contains(config.GetProperty("sources").EnumerateArray(), s =>
+            s.GetProperty("source").GetString() == source
+        );
         var (viewer, cam) = await ConnectAsync(source);
         await using var _ = viewer;
 
@@ -66,21 +75,26 @@ public sealed class ProcessingPathTests(ProcessingGatewayFixture fixture) : ICla
         Assert.Equal(frames.Length, got.Count);
         Assert.All(got, f => Assert.Equal("processed", f.Meta.GetProperty("kind").GetString()));
         var seqs = got.Select(f => f.Meta.GetProperty("seq").GetInt64()).ToArray();
-        Assert.Equal(seqs.Distinct().Count(), seqs.Length);            // each frame in ONE form
+        Assert.Equal(seqs.Distinct().Count(), seqs.Length); // each frame in ONE form
         Assert.Equal(seqs.Order(), seqs);
         var (w, h) = ProcessingApi.DecodeSize(TestJpeg.Base);
         foreach (var (meta, data) in got)
         {
             Assert.Equal(data.Length, meta.GetProperty("bytes").GetInt32());
-            Assert.Equal((w, h), ProcessingApi.DecodeSize(data));     // a valid JPEG of the same picture size
-            Assert.True(data.Length < TestJpeg.Base.Length * 0.6, $"q=20 output {data.Length} B vs input {TestJpeg.Base.Length} B");
-            Assert.Equal(-1, TestJpeg.ReadTag(data));                  // re-encoded: the input's COM segment is gone
+            Assert.Equal((w, h), ProcessingApi.DecodeSize(data)); // a valid JPEG of the same picture size
+            Assert.True(
+                data.Length < TestJpeg.Base.Length * 0.6,
+                $"q=20 output {data.Length} B vs input {TestJpeg.Base.Length} B"
+            );
+            Assert.Equal(-1, TestJpeg.ReadTag(data)); // re-encoded: the input's COM segment is gone
         }
         // The same picture, at lower quality: close to the input, not identical.
         var diff = ProcessingApi.MeanAbsDiff(TestJpeg.Base, got[0].Data);
         Assert.InRange(diff, 0.5, 12);
 
-        var status = await Gw.Client.WaitStatusAsync(s => ProcessingApi.SourceStats(s, source)?.GetProperty("processed").GetInt64() == frames.Length);
+        var status = await Gw.Client.WaitStatusAsync(s =>
+            ProcessingApi.SourceStats(s, source)?.GetProperty("processed").GetInt64() == frames.Length
+        );
         var st = ProcessingApi.SourceStats(status, source)!.Value;
         Assert.Equal(frames.Length, st.GetProperty("frames_in").GetInt64());
         Assert.Equal(0, st.GetProperty("bypassed").GetInt64());
@@ -95,8 +109,12 @@ public sealed class ProcessingPathTests(ProcessingGatewayFixture fixture) : ICla
     {
         var low = NewSource();
         var high = NewSource();
-        await Gw.Client.ConfigureAsync($$"""{"source":"{{low}}","enabled":true,"reencode_enabled":true,"jpeg_quality":20}""");
-        await Gw.Client.ConfigureAsync($$"""{"source":"{{high}}","enabled":true,"reencode_enabled":true,"jpeg_quality":95}""");
+        await Gw.Client.ConfigureAsync(
+            $$"""{"source":"{{low}}","enabled":true,"reencode_enabled":true,"jpeg_quality":20}"""
+        );
+        await Gw.Client.ConfigureAsync(
+            $$"""{"source":"{{high}}","enabled":true,"reencode_enabled":true,"jpeg_quality":95}"""
+        );
         var results = new Dictionary<string, byte[]>();
         foreach (var source in new[] { low, high })
         {
@@ -107,8 +125,14 @@ public sealed class ProcessingPathTests(ProcessingGatewayFixture fixture) : ICla
             results[source] = viewer.Frames[0].Data;
             await cam.CloseQuietlyAsync();
         }
-        Assert.True(results[low].Length < results[high].Length, $"q20 {results[low].Length} B, q95 {results[high].Length} B");
-        Assert.True(ProcessingApi.MeanAbsDiff(TestJpeg.Base, results[high]) < ProcessingApi.MeanAbsDiff(TestJpeg.Base, results[low]));
+        Assert.True(
+            results[low].Length < results[high].Length,
+            $"q20 {results[low].Length} B, q95 {results[high].Length} B"
+        );
+        Assert.True(
+            ProcessingApi.MeanAbsDiff(TestJpeg.Base, results[high])
+                < ProcessingApi.MeanAbsDiff(TestJpeg.Base, results[low])
+        );
     }
 
     [Fact]
@@ -153,7 +177,9 @@ public sealed class ProcessingPathTests(ProcessingGatewayFixture fixture) : ICla
 
         // Removing the override: the source follows the global setting (off) again, from the next frame on.
         var config = await Gw.Client.ConfigureAsync($$"""{"source":"{{on}}","reset":true}""");
-        Assert.DoesNotContain(config.GetProperty("sources").EnumerateArray(), s => s.GetProperty("source").GetString() == on);
+        Assert.DoesNotContain(config.GetProperty("sources").EnumerateArray(), s =>
+            s.GetProperty("source").GetString() == on
+        );
         await SendLockstepAsync(camOn, vOn, [frame]);
         Assert.Equal("raw", vOn.Frames[1].Meta.GetProperty("kind").GetString());
         Assert.Equal(frame, vOn.Frames[1].Data);
@@ -165,7 +191,9 @@ public sealed class ProcessingPathTests(ProcessingGatewayFixture fixture) : ICla
     public async Task CorruptJpegIsCountedAndForwardedRawAndTheWorkerKeepsRunning()
     {
         var source = NewSource();
-        await Gw.Client.ConfigureAsync($$"""{"source":"{{source}}","enabled":true,"reencode_enabled":true,"jpeg_quality":50}""");
+        await Gw.Client.ConfigureAsync(
+            $$"""{"source":"{{source}}","enabled":true,"reencode_enabled":true,"jpeg_quality":50}"""
+        );
         var (viewer, cam) = await ConnectAsync(source);
         await using var _ = viewer;
         var corrupt = ProcessingApi.CorruptJpeg();
@@ -175,12 +203,14 @@ public sealed class ProcessingPathTests(ProcessingGatewayFixture fixture) : ICla
         var got = viewer.Frames;
         Assert.Equal(3, got.Count);
         Assert.Equal("processed", got[0].Meta.GetProperty("kind").GetString());
-        Assert.Equal("raw", got[1].Meta.GetProperty("kind").GetString());   // not lost: delivered as it came
+        Assert.Equal("raw", got[1].Meta.GetProperty("kind").GetString()); // not lost: delivered as it came
         Assert.Equal(corrupt, got[1].Data);
         Assert.Equal("processed", got[2].Meta.GetProperty("kind").GetString()); // the worker still runs
         ProcessingApi.DecodeSize(got[2].Data);
 
-        var status = await Gw.Client.WaitStatusAsync(s => ProcessingApi.SourceStats(s, source)?.GetProperty("errors").GetInt64() == 1);
+        var status = await Gw.Client.WaitStatusAsync(s =>
+            ProcessingApi.SourceStats(s, source)?.GetProperty("errors").GetInt64() == 1
+        );
         var st = ProcessingApi.SourceStats(status, source)!.Value;
         Assert.Equal(2, st.GetProperty("processed").GetInt64());
         Assert.Contains("decode", st.GetProperty("last_error").GetString());
@@ -199,14 +229,22 @@ public sealed class ProcessingPathTests(ProcessingGatewayFixture fixture) : ICla
         // A valid JPEG stream whose SOF header claims 60000x60000 (a decompression bomb of ~10 GB).
         var bomb = TestJpeg.Tagged(9).ToArray();
         var sof = Enumerable.Range(2, bomb.Length - 10).First(i => bomb[i] == 0xFF && bomb[i + 1] is 0xC0 or 0xC2);
-        bomb[sof + 5] = 0xEA; bomb[sof + 6] = 0x60; bomb[sof + 7] = 0xEA; bomb[sof + 8] = 0x60;
+        bomb[sof + 5] = 0xEA;
+        bomb[sof + 6] = 0x60;
+        bomb[sof + 7] = 0xEA;
+        bomb[sof + 8] = 0x60;
 
         await SendLockstepAsync(cam, viewer, [bomb, TestJpeg.Tagged(10)]);
         Assert.Equal("raw", viewer.Frames[0].Meta.GetProperty("kind").GetString());
         Assert.Equal(bomb, viewer.Frames[0].Data);
         Assert.Equal("processed", viewer.Frames[1].Meta.GetProperty("kind").GetString());
-        var status = await Gw.Client.WaitStatusAsync(s => ProcessingApi.SourceStats(s, source)?.GetProperty("errors").GetInt64() == 1);
-        Assert.Contains("60000x60000", ProcessingApi.SourceStats(status, source)!.Value.GetProperty("last_error").GetString());
+        var status = await Gw.Client.WaitStatusAsync(s =>
+            ProcessingApi.SourceStats(s, source)?.GetProperty("errors").GetInt64() == 1
+        );
+        Assert.Contains(
+            "60000x60000",
+            ProcessingApi.SourceStats(status, source)!.Value.GetProperty("last_error").GetString()
+        );
         await cam.CloseQuietlyAsync();
     }
 
@@ -237,10 +275,15 @@ public sealed class ProcessingPathTests(ProcessingGatewayFixture fixture) : ICla
         Assert.Equal("CPU", gpu.GetProperty("provider").GetString());
         Assert.Contains(n == 0 ? "no GPU" : $"{n} GPU(s) present", gpu.GetProperty("provider_reason").GetString());
         var silo = Assert.Single(gpu.GetProperty("silos").EnumerateArray());
-        Assert.Equal([.. detected.Gpus.Select(g => $"gpu{g.Index}"), "cpu0"], silo.GetProperty("devices").EnumerateArray().Select(d => d.GetString()!).ToArray());
+        Assert.Equal(
+            [.. detected.Gpus.Select(g => $"gpu{g.Index}"), "cpu0"],
+            silo.GetProperty("devices").EnumerateArray().Select(d => d.GetString()!).ToArray()
+        );
         Assert.Equal(n, silo.GetProperty("gpus").GetArrayLength());
         Assert.Equal(detected.Detection, silo.GetProperty("detection").GetString());
-        var cpu0 = gpu.GetProperty("devices").EnumerateArray().Single(d => d.GetProperty("device").GetString() == "cpu0");
+        var cpu0 = gpu.GetProperty("devices")
+            .EnumerateArray()
+            .Single(d => d.GetProperty("device").GetString() == "cpu0");
         Assert.Equal("CPU", cpu0.GetProperty("provider").GetString());
     }
 
@@ -270,7 +313,10 @@ public sealed class ProcessingPathTests(ProcessingGatewayFixture fixture) : ICla
     {
         var before = await Gw.Client.GetJsonAsync(ProcessingApi.Config);
         using var r = await Gw.Client.PostConfigAsync(body);
-        Assert.True(r.StatusCode == HttpStatusCode.BadRequest, $"{why}: {(int)r.StatusCode} {await r.Content.ReadAsStringAsync()}");
+        Assert.True(
+            r.StatusCode == HttpStatusCode.BadRequest,
+            $"{why}: {(int)r.StatusCode} {await r.Content.ReadAsStringAsync()}"
+        );
         Assert.Equal("application/problem+json", r.Content.Headers.ContentType?.MediaType);
         var problem = JsonDocument.Parse(await r.Content.ReadAsStringAsync()).RootElement;
         Assert.Equal(400, problem.GetProperty("status").GetInt32());

@@ -15,21 +15,38 @@ public sealed class ProcessingProcessTests
     {
         var siloPort = TestEnv.FreePort();
         var gatewayPort = TestEnv.FreePort();
-        await using var silo = ServiceProcess.StartSilo($"--cluster:silo_port={siloPort}", $"--cluster:primary_silo_port={siloPort}",
-            $"--cluster:gateway_port={gatewayPort}", "--video_processing:idle_stop_ms=2000");
-        await using var gw = ServiceProcess.StartGateway("--cluster:mode=client", $"--cluster:gateway_ports:0={gatewayPort}");
+        await using var silo = ServiceProcess.StartSilo(
+            $"--cluster:silo_port={siloPort}",
+            $"--cluster:primary_silo_port={siloPort}",
+            $"--cluster:gateway_port={gatewayPort}",
+            "--video_processing:idle_stop_ms=2000"
+        );
+        await using var gw = ServiceProcess.StartGateway(
+            "--cluster:mode=client",
+            $"--cluster:gateway_ports:0={gatewayPort}"
+        );
         await gw.WaitHealthyAsync();
 
         var source = "split-" + Guid.NewGuid().ToString("N")[..6];
-        using (var r = await gw.Client.PostConfigAsync($$"""{"source":"{{source}}","enabled":true,"reencode_enabled":true,"jpeg_quality":25}"""))
+        using (
+            var r = await gw.Client.PostConfigAsync(
+                $$"""{"source":"{{source}}","enabled":true,"reencode_enabled":true,"jpeg_quality":25}"""
+            )
+        )
             Assert.True(r.IsSuccessStatusCode, await r.Content.ReadAsStringAsync());
 
         await using var viewer = await MetaViewer.ConnectAsync(gw.Ws($"/video_out?source={source}&meta=1"));
         using var cam = await Ws.ConnectAsync(gw.Ws($"/video_in?client_id={source}"));
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
-        while (!(await gw.StreamStatusAsync()).GetProperty("subscribed_sources").EnumerateArray().Any(e => e.GetString() == source))
+        while (
+            !(await gw.StreamStatusAsync())
+                .GetProperty("subscribed_sources")
+                .EnumerateArray()
+                .Any(e => e.GetString() == source)
+        )
         {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException("never subscribed");
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException("never subscribed");
             await Task.Delay(50);
         }
         await cam.SendBinaryAsync(TestJpeg.Tagged(1));
@@ -51,7 +68,8 @@ public sealed class ProcessingProcessTests
         var tag = cpu0.GetProperty("thread_tag").GetString()!;
         Assert.Equal(1, SiloThreads(silo, tag));
         deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (SiloThreads(silo, tag) > 0 && DateTime.UtcNow < deadline) await Task.Delay(50);
+        while (SiloThreads(silo, tag) > 0 && DateTime.UtcNow < deadline)
+            await Task.Delay(50);
         Assert.Equal(0, SiloThreads(silo, tag));
         status = await gw.Client.GetFromJsonAsync<JsonElement>(ProcessingApi.Status);
         Assert.False(ProcessingApi.Device(status, "cpu0").GetProperty("worker_running").GetBoolean());
@@ -63,7 +81,11 @@ public sealed class ProcessingProcessTests
         var n = 0;
         foreach (var task in Directory.GetDirectories($"/proc/{silo.Process.Id}/task"))
         {
-            try { if (File.ReadAllText(Path.Combine(task, "comm")).Trim().StartsWith(prefix, StringComparison.Ordinal)) n++; }
+            try
+            {
+                if (File.ReadAllText(Path.Combine(task, "comm")).Trim().StartsWith(prefix, StringComparison.Ordinal))
+                    n++;
+            }
             catch (IOException) { }
         }
         return n;

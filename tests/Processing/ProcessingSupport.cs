@@ -7,7 +7,8 @@ using OpenCvSharp;
 
 namespace Blankend.Orleans.Tests.Processing;
 
-/// <summary>Helpers of the processing tests: the pipeline API, viewers that read (meta, frame) pairs, JPEG checks.</summary>
+/// <summary>Helpers of the processing tests: the pipeline API, viewers that read (meta, frame) pairs, JPEG
+/// checks.</summary>
 public static class ProcessingApi
 {
     public const string Status = "api/v1/video_processing/pipeline/status";
@@ -25,7 +26,8 @@ public static class ProcessingApi
     {
         using var r = await http.PostConfigAsync(json);
         var body = await r.Content.ReadAsStringAsync();
-        if (!r.IsSuccessStatusCode) throw new InvalidOperationException($"POST config {json} -> {(int)r.StatusCode}: {body}");
+        if (!r.IsSuccessStatusCode)
+            throw new InvalidOperationException($"POST config {json} -> {(int)r.StatusCode}: {body}");
         return JsonDocument.Parse(body).RootElement.Clone();
     }
 
@@ -33,7 +35,8 @@ public static class ProcessingApi
     {
         foreach (var s in status.GetProperty("sources").EnumerateArray())
         {
-            if (s.GetProperty("source").GetString() == source) return s;
+            if (s.GetProperty("source").GetString() == source)
+                return s;
         }
         return null;
     }
@@ -42,20 +45,27 @@ public static class ProcessingApi
         status.GetProperty("devices").EnumerateArray().Single(d => d.GetProperty("device").GetString() == device);
 
     /// <summary>Polls the pipeline status until <paramref name="condition"/> holds for it.</summary>
-    public static async Task<JsonElement> WaitStatusAsync(this HttpClient http, Func<JsonElement, bool> condition, TimeSpan? timeout = null, string? what = null)
+    public static async Task<JsonElement> WaitStatusAsync(
+        this HttpClient http,
+        Func<JsonElement, bool> condition,
+        TimeSpan? timeout = null,
+        string? what = null
+    )
     {
         var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(15));
         JsonElement last = default;
         while (DateTime.UtcNow < deadline)
         {
             last = await http.GetJsonAsync(Status);
-            if (condition(last)) return last;
+            if (condition(last))
+                return last;
             await Task.Delay(50);
         }
         throw new TimeoutException($"pipeline status never showed {what ?? "the expected state"}; last: {last}");
     }
 
-    /// <summary>Worker threads of one device host, by name (/proc/self/task/*/comm: Linux keeps 15 characters).</summary>
+    /// <summary>Worker threads of one device host, by name (/proc/self/task/*/comm: Linux keeps 15
+    /// characters).</summary>
     public static int WorkerThreads(string tagPrefix)
     {
         var n = 0;
@@ -63,7 +73,8 @@ public static class ProcessingApi
         {
             try
             {
-                if (File.ReadAllText(Path.Combine(task, "comm")).Trim().StartsWith(tagPrefix, StringComparison.Ordinal)) n++;
+                if (File.ReadAllText(Path.Combine(task, "comm")).Trim().StartsWith(tagPrefix, StringComparison.Ordinal))
+                    n++;
             }
             catch (IOException) { } // the thread ended meanwhile
         }
@@ -73,7 +84,8 @@ public static class ProcessingApi
     public static (int Width, int Height) DecodeSize(byte[] jpeg)
     {
         using var mat = Cv2.ImDecode(jpeg, ImreadModes.Color);
-        if (mat.Empty()) throw new InvalidOperationException("not a decodable JPEG");
+        if (mat.Empty())
+            throw new InvalidOperationException("not a decodable JPEG");
         return (mat.Width, mat.Height);
     }
 
@@ -114,11 +126,18 @@ public static class ProcessingApi
     {
         var b = new byte[2000];
         new Random(5).NextBytes(b);
-        b[0] = 0xFF; b[1] = 0xD8; b[2] = 0xFF; b[3] = 0xE0; // SOI, APP0 marker
-        b[4] = 0x00; b[5] = 0x10;                           // APP0 length 16
-        for (var i = 6; i < 20; i++) b[i] = 0x00;
-        b[20] = 0xFF; b[21] = 0xDA;                         // SOS without any SOF / tables
-        b[^2] = 0xFF; b[^1] = 0xD9;
+        b[0] = 0xFF;
+        b[1] = 0xD8;
+        b[2] = 0xFF;
+        b[3] = 0xE0; // SOI, APP0 marker
+        b[4] = 0x00;
+        b[5] = 0x10; // APP0 length 16
+        for (var i = 6; i < 20; i++)
+            b[i] = 0x00;
+        b[20] = 0xFF;
+        b[21] = 0xDA; // SOS without any SOF / tables
+        b[^2] = 0xFF;
+        b[^1] = 0xD9;
         return b;
     }
 }
@@ -143,12 +162,20 @@ public sealed class MetaViewer : IAsyncDisposable
 
     public List<(JsonElement Meta, byte[] Data)> Frames
     {
-        get { lock (_gate) return [.. _frames]; }
+        get
+        {
+            lock (_gate)
+                return [.. _frames];
+        }
     }
 
     public int Count
     {
-        get { lock (_gate) return _frames.Count; }
+        get
+        {
+            lock (_gate)
+                return _frames.Count;
+        }
     }
 
     private async Task ReadAsync()
@@ -163,24 +190,29 @@ public sealed class MetaViewer : IAsyncDisposable
                 ValueWebSocketReceiveResult r;
                 do
                 {
-                    if (count == buffer.Length) Array.Resize(ref buffer, buffer.Length * 2);
+                    if (count == buffer.Length)
+                        Array.Resize(ref buffer, buffer.Length * 2);
                     r = await _ws.ReceiveAsync(buffer.AsMemory(count), _cts.Token);
                     count += r.Count;
-                }
-                while (!r.EndOfMessage);
-                if (r.MessageType == WebSocketMessageType.Close) return;
+                } while (!r.EndOfMessage);
+                if (r.MessageType == WebSocketMessageType.Close)
+                    return;
                 if (r.MessageType == WebSocketMessageType.Text)
                 {
                     meta = JsonDocument.Parse(buffer.AsMemory(0, count)).RootElement.Clone();
                     continue;
                 }
                 var data = buffer.AsSpan(0, count).ToArray();
-                lock (_gate) _frames.Add((meta ?? default, data));
+                lock (_gate)
+                    _frames.Add((meta ?? default, data));
                 _arrived.Release();
                 meta = null;
             }
         }
-        catch (Exception e) when (e is OperationCanceledException or WebSocketException) { _ended = e; }
+        catch (Exception e) when (e is OperationCanceledException or WebSocketException)
+        {
+            _ended = e;
+        }
         catch (Exception e)
         {
             _ended = e;
@@ -199,7 +231,9 @@ public sealed class MetaViewer : IAsyncDisposable
             if (left <= TimeSpan.Zero || !await _arrived.WaitAsync(left))
             {
                 // Say whether the viewer's socket was still being read, and how it ended if not.
-                var state = _ended is null ? $"socket {_ws.State}, still reading" : $"socket {_ws.State}, reading ended: {_ended.GetType().Name}: {_ended.Message}";
+                var state = _ended is null
+                    ? $"socket {_ws.State}, still reading"
+                    : $"socket {_ws.State}, reading ended: {_ended.GetType().Name}: {_ended.Message}";
                 throw new TimeoutException($"viewer got {Count} of {n} frames ({state})");
             }
         }
@@ -208,7 +242,11 @@ public sealed class MetaViewer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _cts.CancelAsync();
-        try { await _loop; } catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException) { }
+        try
+        {
+            await _loop;
+        }
+        catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException) { }
         await _ws.CloseQuietlyAsync();
         _cts.Dispose();
         _arrived.Dispose();

@@ -43,7 +43,8 @@ public sealed class EchoFilterTests
     public void TheSetStaysBoundedDroppingTheOldest()
     {
         var f = new EchoFilter(TimeSpan.FromSeconds(5), 100);
-        for (ulong i = 0; i < 1000; i++) f.Add(i, 0);
+        for (ulong i = 0; i < 1000; i++)
+            f.Add(i, 0);
         Assert.True(f.Count <= 100);
         Assert.False(f.TryConsume(0, 1));
         Assert.True(f.TryConsume(999, 1));

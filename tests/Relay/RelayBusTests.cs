@@ -29,20 +29,33 @@ public sealed class RelayBusTests
     /// <summary>Queues large enough that a burst of test frames is not thinned out by the (correct) latest-wins
     /// policy of the ingest and viewer queues: these tests count frames exactly.</summary>
     private static Task<EmbeddedGateway> StartAsync(string endpoint, string identity, params string[] extra) =>
-        EmbeddedGateway.StartAsync(["--stream:relay_enabled=true", $"--stream:zmq_endpoint={endpoint}", $"--stream:zmq_identity={identity}",
-            "--gateway:ingest_queue_size=256", "--gateway:viewer_queue_size=256", .. extra]);
+        EmbeddedGateway.StartAsync([
+            "--stream:relay_enabled=true",
+            $"--stream:zmq_endpoint={endpoint}",
+            $"--stream:zmq_identity={identity}",
+            "--gateway:ingest_queue_size=256",
+            "--gateway:viewer_queue_size=256",
+            .. extra,
+        ]);
 
     internal static async Task<JsonElement> RelayStatusAsync(EmbeddedGateway gw) =>
         await gw.Client.GetFromJsonAsync<JsonElement>("api/v1/relay/status");
 
-    internal static async Task<JsonElement> WaitRelayAsync(EmbeddedGateway gw, Func<JsonElement, bool> condition, TimeSpan timeout, string what)
+    internal static async Task<JsonElement> WaitRelayAsync(
+        EmbeddedGateway gw,
+        Func<JsonElement, bool> condition,
+        TimeSpan timeout,
+        string what
+    )
     {
         var deadline = DateTime.UtcNow + timeout;
         while (true)
         {
             var s = await RelayStatusAsync(gw);
-            if (condition(s)) return s;
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"relay status: {what} not reached within {timeout.TotalSeconds} s: {s}");
+            if (condition(s))
+                return s;
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException($"relay status: {what} not reached within {timeout.TotalSeconds} s: {s}");
             await Task.Delay(50);
         }
     }
@@ -57,10 +70,14 @@ public sealed class RelayBusTests
         while (true)
         {
             var s = await gw.StreamStatusAsync();
-            if (source is null ? s.GetProperty("all_sources_subscribed").GetBoolean()
-                    : s.GetProperty("subscribed_sources").EnumerateArray().Any(e => e.GetString() == source))
+            if (
+                source is null
+                    ? s.GetProperty("all_sources_subscribed").GetBoolean()
+                    : s.GetProperty("subscribed_sources").EnumerateArray().Any(e => e.GetString() == source)
+            )
                 return viewer;
-            if (DateTime.UtcNow > deadline) throw new TimeoutException("viewer never subscribed");
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException("viewer never subscribed");
             await Task.Delay(20);
         }
     }
@@ -117,7 +134,11 @@ public sealed class RelayBusTests
         Assert.Equal(RelayMetrics.MeterName, meter.Name);
         var seen = new Dictionary<string, double>();
         using var listener = new MeterListener();
-        listener.InstrumentPublished = (instrument, l) => { if (instrument.Meter == meter) l.EnableMeasurementEvents(instrument); };
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter == meter)
+                l.EnableMeasurementEvents(instrument);
+        };
         listener.SetMeasurementEventCallback<long>((i, v, tags, _) => seen[i.Name + TagSuffix(tags)] = v);
         listener.SetMeasurementEventCallback<int>((i, v, tags, _) => seen[i.Name + TagSuffix(tags)] = v);
         listener.Start();
@@ -145,10 +166,22 @@ public sealed class RelayBusTests
         using var wsA = await Ws.ConnectAsync(gw.Ws($"/video_in?client_id={camA}"));
         using var wsB = await Ws.ConnectAsync(gw.Ws($"/video_in?client_id={camB}"));
         const int n = 150;
-        var sendA = Task.Run(async () => { for (var i = 0; i < n; i++) await wsA.SendBinaryAsync(TestJpeg.Tagged(i)); });
-        var sendB = Task.Run(async () => { for (var i = 0; i < n; i++) await wsB.SendBinaryAsync(TestJpeg.Tagged(10_000 + i)); });
+        var sendA = Task.Run(async () =>
+        {
+            for (var i = 0; i < n; i++)
+                await wsA.SendBinaryAsync(TestJpeg.Tagged(i));
+        });
+        var sendB = Task.Run(async () =>
+        {
+            for (var i = 0; i < n; i++)
+                await wsB.SendBinaryAsync(TestJpeg.Tagged(10_000 + i));
+        });
         await Task.WhenAll(sendA, sendB);
-        await router.WaitForAsync(r => r.Count(m => m.ClientId == camA) == n && r.Count(m => m.ClientId == camB) == n, TimeSpan.FromSeconds(20), $"{n} frames of each camera");
+        await router.WaitForAsync(
+            r => r.Count(m => m.ClientId == camA) == n && r.Count(m => m.ClientId == camB) == n,
+            TimeSpan.FromSeconds(20),
+            $"{n} frames of each camera"
+        );
 
         Assert.Equal(Enumerable.Range(0, n), router.For(camA).Select(m => m.Tag));
         Assert.Equal(Enumerable.Range(10_000, n), router.For(camB).Select(m => m.Tag));
@@ -171,12 +204,22 @@ public sealed class RelayBusTests
         using var cam = await Ws.ConnectAsync(gw.Ws($"/video_in?client_id={camera}"));
 
         const int n = 20;
-        for (var i = 0; i < n; i++) await cam.SendBinaryAsync(TestJpeg.Tagged(i));
+        for (var i = 0; i < n; i++)
+            await cam.SendBinaryAsync(TestJpeg.Tagged(i));
         // Drained when the last frame reached the viewer and the ROUTER, and the gateway has seen all n echoes
         // come back (each suppressed): a double path or a loop would have shown by then.
         await viewer.WaitForAsync(f => f.Any(x => x.Tag == n - 1), Wait, "the last frame at the viewer");
-        await router.WaitForAsync(r => r.Any(m => m.ClientId == camera && m.Tag == n - 1), Wait, "the last frame at the ROUTER");
-        var status = await WaitRelayAsync(gw, s => s.GetProperty("echo_suppressed").GetInt64() >= n, Wait, $"{n} echoes suppressed");
+        await router.WaitForAsync(
+            r => r.Any(m => m.ClientId == camera && m.Tag == n - 1),
+            Wait,
+            "the last frame at the ROUTER"
+        );
+        var status = await WaitRelayAsync(
+            gw,
+            s => s.GetProperty("echo_suppressed").GetInt64() >= n,
+            Wait,
+            $"{n} echoes suppressed"
+        );
 
         Assert.Equal(Enumerable.Range(0, n), viewer.Frames.Select(f => f.Tag));
         Assert.All(viewer.Frames, f => Assert.Equal(camera, f.Source));
@@ -203,14 +246,28 @@ public sealed class RelayBusTests
         await using var all = await ViewerAsync(gw, null);
 
         const int n = 10;
-        for (var i = 0; i < n; i++) router.Send(identity, source, TestJpeg.Tagged(500 + i));
+        for (var i = 0; i < n; i++)
+            router.Send(identity, source, TestJpeg.Tagged(500 + i));
         // Drained when the last frame reached both viewers and came back to the ROUTER, and the ROUTER's echoes
         // of all n send-backs came back to the gateway (each suppressed): a second send-back or a viewer copy of
         // an echo would have shown by then.
         await viewer.WaitForAsync(f => f.Any(x => x.Tag == 500 + n - 1), Wait, $"{n} bus frames");
-        await all.WaitForAsync(f => f.Any(x => x.Source == source && x.Tag == 500 + n - 1), Wait, "the last bus frame at the all-sources viewer");
-        await router.WaitForAsync(r => r.Any(m => m.ClientId == source && m.Tag == 500 + n - 1), Wait, "the last bus frame back at the ROUTER");
-        await WaitRelayAsync(gw, s => s.GetProperty("echo_suppressed").GetInt64() >= n, Wait, $"{n} echoes of the send-backs suppressed");
+        await all.WaitForAsync(
+            f => f.Any(x => x.Source == source && x.Tag == 500 + n - 1),
+            Wait,
+            "the last bus frame at the all-sources viewer"
+        );
+        await router.WaitForAsync(
+            r => r.Any(m => m.ClientId == source && m.Tag == 500 + n - 1),
+            Wait,
+            "the last bus frame back at the ROUTER"
+        );
+        await WaitRelayAsync(
+            gw,
+            s => s.GetProperty("echo_suppressed").GetInt64() >= n,
+            Wait,
+            $"{n} echoes of the send-backs suppressed"
+        );
 
         Assert.Equal(Enumerable.Range(500, n), viewer.Frames.Select(f => f.Tag));
         Assert.Equal(Enumerable.Range(1, n).Select(i => (long)i), viewer.Frames.Select(f => f.Seq));
@@ -219,10 +276,15 @@ public sealed class RelayBusTests
         var back = router.For(source);
         Assert.Equal(Enumerable.Range(500, n), back.Select(m => m.Tag));
         Assert.All(back, m => Assert.Equal(identity, m.Identity));
-        Assert.DoesNotContain(router.All, m => !m.ClientId.StartsWith("__", StringComparison.Ordinal) && m.ClientId != source);
+        Assert.DoesNotContain(router.All, m =>
+            !m.ClientId.StartsWith("__", StringComparison.Ordinal) && m.ClientId != source
+        );
 
         var status = await RelayStatusAsync(gw);
-        Assert.Equal(n, status.GetProperty("frames_received").GetInt64() - status.GetProperty("echo_suppressed").GetInt64());
+        Assert.Equal(
+            n,
+            status.GetProperty("frames_received").GetInt64() - status.GetProperty("echo_suppressed").GetInt64()
+        );
         Assert.Equal(n, status.GetProperty("echoed_back").GetInt64());
         Assert.Equal(n, status.GetProperty("echo_suppressed").GetInt64()); // our send-backs, echoed by the ROUTER
         Assert.Equal(n, status.GetProperty("delivered_to_viewers").GetInt64());
@@ -234,7 +296,12 @@ public sealed class RelayBusTests
         using var router = TestRouter.Bind();
         var identity = NewId("relay");
         var forward = NewId("fwd");
-        await using var gw = await StartAsync(router, identity, "--stream:forward_recv_enabled=true", $"--stream:forward_recv_client_id={forward}");
+        await using var gw = await StartAsync(
+            router,
+            identity,
+            "--stream:forward_recv_enabled=true",
+            $"--stream:forward_recv_client_id={forward}"
+        );
         await WaitConnectedAsync(gw);
         await router.WaitPeerAsync(identity, Wait);
         var source = NewId("bus");
@@ -251,7 +318,13 @@ public sealed class RelayBusTests
         // echo_back off: the forward copy only.
         using var router2 = TestRouter.Bind();
         var identity2 = NewId("relay");
-        await using var gw2 = await StartAsync(router2, identity2, "--stream:echo_back=false", "--stream:forward_recv_enabled=true", $"--stream:forward_recv_client_id={forward}");
+        await using var gw2 = await StartAsync(
+            router2,
+            identity2,
+            "--stream:echo_back=false",
+            "--stream:forward_recv_enabled=true",
+            $"--stream:forward_recv_client_id={forward}"
+        );
         await WaitConnectedAsync(gw2);
         await router2.WaitPeerAsync(identity2, Wait);
         router2.Send(identity2, source, TestJpeg.Tagged(2));
@@ -267,8 +340,13 @@ public sealed class RelayBusTests
         using var router = TestRouter.Bind();
         var identity = NewId("relay");
         var forward = NewId("fwd");
-        await using var gw = await StartAsync(router, identity,
-            "--stream:forward_recv_enabled=true", $"--stream:forward_recv_client_id={forward}", "--stream:forward_recv_only=true");
+        await using var gw = await StartAsync(
+            router,
+            identity,
+            "--stream:forward_recv_enabled=true",
+            $"--stream:forward_recv_client_id={forward}",
+            "--stream:forward_recv_only=true"
+        );
         await WaitConnectedAsync(gw);
         await router.WaitPeerAsync(identity, Wait);
         var source = NewId("bus");
@@ -276,7 +354,11 @@ public sealed class RelayBusTests
         await using var all = await ViewerAsync(gw, null);
 
         router.Send(identity, source, TestJpeg.Tagged(3));
-        await router.WaitForAsync(r => r.Any(m => m.ClientId == forward) && r.Any(m => m.ClientId == source), Wait, "the forwarded copy and the send-back");
+        await router.WaitForAsync(
+            r => r.Any(m => m.ClientId == forward) && r.Any(m => m.ClientId == source),
+            Wait,
+            "the forwarded copy and the send-back"
+        );
         await Task.Delay(TimeSpan.FromSeconds(1.5));
         Assert.Empty(viewer.Frames);
         Assert.Empty(all.Frames);
@@ -290,7 +372,11 @@ public sealed class RelayBusTests
         using var router = TestRouter.Bind();
         var identity = NewId("relay");
         await using var gw = await StartAsync(router, identity, "--stream:heartbeat_interval_ms=200");
-        var beats = await router.WaitForAsync(r => r.Count(m => m.ClientId == "__heartbeat__") >= 6, Wait, "6 heartbeats");
+        var beats = await router.WaitForAsync(
+            r => r.Count(m => m.ClientId == "__heartbeat__") >= 6,
+            Wait,
+            "6 heartbeats"
+        );
 
         var hb = beats.Where(m => m.ClientId == "__heartbeat__").ToList();
         Assert.All(hb, m => Assert.Equal(identity, m.Identity));
@@ -298,13 +384,18 @@ public sealed class RelayBusTests
         // ROUTER are no measure: beats sent before the ZMTP handshake completed arrive together when it does.
         var first = JsonDocument.Parse(hb[0].Data).RootElement;
         var payload = JsonDocument.Parse(hb[^1].Data).RootElement;
-        var perBeat = (payload.GetProperty("ts_ms").GetInt64() - first.GetProperty("ts_ms").GetInt64())
+        var perBeat =
+            (payload.GetProperty("ts_ms").GetInt64() - first.GetProperty("ts_ms").GetInt64())
             / (double)(payload.GetProperty("seq").GetInt64() - first.GetProperty("seq").GetInt64());
         Assert.InRange(perBeat, 150, 400);
         Assert.Equal("heartbeat", payload.GetProperty("type").GetString());
         Assert.Equal(identity, payload.GetProperty("identity").GetString());
         Assert.True(payload.GetProperty("seq").GetInt64() >= 6);
-        Assert.InRange(payload.GetProperty("ts_ms").GetInt64(), DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - 5000, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        Assert.InRange(
+            payload.GetProperty("ts_ms").GetInt64(),
+            DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - 5000,
+            DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()
+        );
 
         var status = await RelayStatusAsync(gw);
         Assert.True(status.GetProperty("heartbeats_sent").GetInt64() >= 6);
@@ -316,10 +407,18 @@ public sealed class RelayBusTests
     {
         using var router = TestRouter.Bind();
         var identity = NewId("relay");
-        await using var gw = await StartAsync(router, identity, "--stream:heartbeat_enabled=false",
-            "--stream:link_request_enabled=true", "--stream:link_request_interval_ms=300", "--stream:link_request_payload=hello-bus");
+        await using var gw = await StartAsync(
+            router,
+            identity,
+            "--stream:heartbeat_enabled=false",
+            "--stream:link_request_enabled=true",
+            "--stream:link_request_interval_ms=300",
+            "--stream:link_request_payload=hello-bus"
+        );
         var all = await router.WaitForAsync(r => r.Count(m => m.ClientId == "__link__") >= 3, Wait, "3 link requests");
-        Assert.All(all.Where(m => m.ClientId == "__link__"), m => Assert.Equal(("hello-bus", identity), (m.Text, m.Identity)));
+        Assert.All(all.Where(m => m.ClientId == "__link__"), m =>
+            Assert.Equal(("hello-bus", identity), (m.Text, m.Identity))
+        );
         Assert.DoesNotContain(all, m => m.ClientId == "__heartbeat__");
     }
 
@@ -374,15 +473,24 @@ public sealed class RelayBusTests
             using var cam = await Ws.ConnectAsync(gw.Ws($"/video_in?client_id={camera}"));
 
             await WaitRelayAsync(gw, s => s.GetProperty("state").GetString() == "connecting", Wait, "connecting");
-            for (var i = 0; i < 5; i++) await cam.SendBinaryAsync(TestJpeg.Tagged(i));
+            for (var i = 0; i < 5; i++)
+                await cam.SendBinaryAsync(TestJpeg.Tagged(i));
             await viewer.WaitForAsync(f => f.Count == 5, Wait, "5 frames while the bus is down");
-            var down = await WaitRelayAsync(gw, s => s.GetProperty("drops_by_reason").TryGetProperty("link_down", out var d) && d.GetInt64() == 5, Wait, "5 link_down drops");
+            var down = await WaitRelayAsync(
+                gw,
+                s => s.GetProperty("drops_by_reason").TryGetProperty("link_down", out var d) && d.GetInt64() == 5,
+                Wait,
+                "5 link_down drops"
+            );
             Assert.Equal(0, down.GetProperty("frames_sent").GetInt64());
             using (var health = await gw.Client.GetAsync("healthz"))
             {
                 Assert.Equal(HttpStatusCode.OK, health.StatusCode);
                 var body = await health.Content.ReadFromJsonAsync<JsonElement>();
-                Assert.Equal("degraded", body.GetProperty("components").GetProperty("bus").GetProperty("state").GetString());
+                Assert.Equal(
+                    "degraded",
+                    body.GetProperty("components").GetProperty("bus").GetProperty("state").GetString()
+                );
             }
 
             // WaitConnectedAsync's 10 s is a liveness bound (protocol.md: a ROUTER that appears is connected within
@@ -391,11 +499,21 @@ public sealed class RelayBusTests
             {
                 await WaitConnectedAsync(gw);
                 await cam.SendBinaryAsync(TestJpeg.Tagged(100));
-                var got = await router.WaitForAsync(r => r.Any(m => m.ClientId == camera), Wait, "a frame after the ROUTER appeared");
-                Assert.Equal([100], got.Where(m => m.ClientId == camera).Select(m => m.Tag)); // nothing stale from before
+                var got = await router.WaitForAsync(
+                    r => r.Any(m => m.ClientId == camera),
+                    Wait,
+                    "a frame after the ROUTER appeared"
+                );
+                // nothing stale from before
+                Assert.Equal([100], got.Where(m => m.ClientId == camera).Select(m => m.Tag));
             }
 
-            await WaitRelayAsync(gw, s => s.GetProperty("state").GetString() == "connecting", Wait, "connecting after the ROUTER stopped");
+            await WaitRelayAsync(
+                gw,
+                s => s.GetProperty("state").GetString() == "connecting",
+                Wait,
+                "connecting after the ROUTER stopped"
+            );
             await cam.SendBinaryAsync(TestJpeg.Tagged(101));
             await viewer.WaitForAsync(f => f.Any(x => x.Tag == 101), Wait, "a frame while the ROUTER is gone");
 
@@ -403,7 +521,11 @@ public sealed class RelayBusTests
             {
                 await WaitConnectedAsync(gw);
                 await cam.SendBinaryAsync(TestJpeg.Tagged(102));
-                var got = await router.WaitForAsync(r => r.Any(m => m.ClientId == camera), Wait, "a frame after the ROUTER restarted");
+                var got = await router.WaitForAsync(
+                    r => r.Any(m => m.ClientId == camera),
+                    Wait,
+                    "a frame after the ROUTER restarted"
+                );
                 Assert.Equal([102], got.Where(m => m.ClientId == camera).Select(m => m.Tag));
                 var status = await RelayStatusAsync(gw);
                 Assert.Equal(2, status.GetProperty("connects").GetInt64());
@@ -417,7 +539,10 @@ public sealed class RelayBusTests
             // 8 s shutdown timeout; a socket that lingers or a poller that never stops would hang it).
             var stop = Stopwatch.StartNew();
             await gw.DisposeAsync();
-            Assert.True(stop.Elapsed < TimeSpan.FromSeconds(8), $"gateway with a bus link (ROUTER gone) took {stop.Elapsed} to stop");
+            Assert.True(
+                stop.Elapsed < TimeSpan.FromSeconds(8),
+                $"gateway with a bus link (ROUTER gone) took {stop.Elapsed} to stop"
+            );
         }
     }
 
@@ -426,13 +551,21 @@ public sealed class RelayBusTests
     {
         var identity = NewId("relay");
         await using var gw = await StartAsync("tcp://127.0.0.1:notaport", identity);
-        var status = await WaitRelayAsync(gw, s => s.GetProperty("state").GetString() == "failed", Wait, "state failed");
+        var status = await WaitRelayAsync(
+            gw,
+            s => s.GetProperty("state").GetString() == "failed",
+            Wait,
+            "state failed"
+        );
         Assert.Contains("notaport", status.GetProperty("detail").GetString());
         using (var health = await gw.Client.GetAsync("healthz"))
         {
             Assert.Equal(HttpStatusCode.OK, health.StatusCode);
             var body = await health.Content.ReadFromJsonAsync<JsonElement>();
-            Assert.Equal("degraded", body.GetProperty("components").GetProperty("bus").GetProperty("state").GetString());
+            Assert.Equal(
+                "degraded",
+                body.GetProperty("components").GetProperty("bus").GetProperty("state").GetString()
+            );
         }
         var camera = NewId("cam");
         await using var viewer = await ViewerAsync(gw, camera);
@@ -451,12 +584,17 @@ public sealed class RelayBusTests
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
         var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        await using var gw = await EmbeddedGateway.StartAsync([$"--stream:zmq_endpoint=tcp://127.0.0.1:{port}", "--stream:heartbeat_interval_ms=100",
-            "--gateway:ingest_queue_size=256", "--gateway:viewer_queue_size=256"]);
+        await using var gw = await EmbeddedGateway.StartAsync([
+            $"--stream:zmq_endpoint=tcp://127.0.0.1:{port}",
+            "--stream:heartbeat_interval_ms=100",
+            "--gateway:ingest_queue_size=256",
+            "--gateway:viewer_queue_size=256",
+        ]);
         var camera = NewId("cam");
         await using var viewer = await ViewerAsync(gw, camera);
         using var cam = await Ws.ConnectAsync(gw.Ws($"/video_in?client_id={camera}"));
-        for (var i = 0; i < 3; i++) await cam.SendBinaryAsync(TestJpeg.Tagged(i));
+        for (var i = 0; i < 3; i++)
+            await cam.SendBinaryAsync(TestJpeg.Tagged(i));
         await viewer.WaitForAsync(f => f.Count == 3, Wait, "3 frames");
         await Task.Delay(TimeSpan.FromSeconds(1.5));
 
@@ -480,9 +618,18 @@ public sealed class RelayBackpressureTests
     {
         using var router = TestRouter.Bind(read: false, receiveHighWatermark: 1);
         var identity = "relay-" + Guid.NewGuid().ToString("N")[..8];
-        await using var gw = await EmbeddedGateway.StartAsync(["--stream:relay_enabled=true", $"--stream:zmq_endpoint={router.Endpoint}",
-            $"--stream:zmq_identity={identity}", "--stream:send_queue_size=4"]);
-        await RelayBusTests.WaitRelayAsync(gw, s => s.GetProperty("state").GetString() == "connected", TimeSpan.FromSeconds(10), "connected");
+        await using var gw = await EmbeddedGateway.StartAsync([
+            "--stream:relay_enabled=true",
+            $"--stream:zmq_endpoint={router.Endpoint}",
+            $"--stream:zmq_identity={identity}",
+            "--stream:send_queue_size=4",
+        ]);
+        await RelayBusTests.WaitRelayAsync(
+            gw,
+            s => s.GetProperty("state").GetString() == "connected",
+            TimeSpan.FromSeconds(10),
+            "connected"
+        );
 
         var camera = "cam-" + Guid.NewGuid().ToString("N")[..8];
         await using var viewer = await ViewerRecorder.ConnectAsync(gw, camera);
@@ -494,12 +641,20 @@ public sealed class RelayBackpressureTests
         var frames = Enumerable.Range(0, n).Select(i => TestJpeg.Tagged(i, 200_000)).ToArray();
         // Every send completes (a camera blocked by the stuck bus would hang here) and the viewer gets the last
         // frame; the 20 s bounds are liveness, not speed.
-        await Task.Run(async () => { foreach (var f in frames) await cam.SendBinaryAsync(f); }).WaitAsync(TimeSpan.FromSeconds(60));
+        await Task.Run(async () =>
+            {
+                foreach (var f in frames)
+                    await cam.SendBinaryAsync(f);
+            })
+            .WaitAsync(TimeSpan.FromSeconds(60));
         await viewer.WaitForAsync(f => f.Any(x => x.Tag == n - 1), TimeSpan.FromSeconds(20), "the last frame");
 
-        var status = await RelayBusTests.WaitRelayAsync(gw,
+        var status = await RelayBusTests.WaitRelayAsync(
+            gw,
             s => s.GetProperty("drops_by_reason").TryGetProperty("queue_full", out var d) && d.GetInt64() > 0,
-            TimeSpan.FromSeconds(10), "queue_full drops");
+            TimeSpan.FromSeconds(10),
+            "queue_full drops"
+        );
         Assert.Equal("connected", status.GetProperty("state").GetString());
         Assert.InRange(status.GetProperty("queue_depth").GetInt32(), 0, 4);
 

@@ -29,8 +29,10 @@ public sealed class RelayClusterTests(ITestOutputHelper output)
         {
             var open = cluster.Silos.Where(s => s.IsActive && BridgeOf(s).IsOpen).ToList();
             Assert.True(open.Count <= 1, $"{open.Count} silos hold a link for one identity");
-            if (open.Count == 1) return open[0];
-            if (DateTime.UtcNow > deadline) throw new TimeoutException("no silo took the bus link");
+            if (open.Count == 1)
+                return open[0];
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException("no silo took the bus link");
             await Task.Delay(50);
         }
     }
@@ -41,26 +43,41 @@ public sealed class RelayClusterTests(ITestOutputHelper output)
         using var router = TestRouter.Bind();
         var identity = "relay-" + Guid.NewGuid().ToString("N")[..8];
         var builder = new InProcessTestClusterBuilder(2);
-        builder.ConfigureHost(host => host.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
-        {
-            ["stream:relay_enabled"] = "true",
-            ["stream:zmq_endpoint"] = router.Endpoint,
-            ["stream:zmq_identity"] = identity,
-            ["stream:heartbeat_interval_ms"] = "200",
-        }));
-        builder.ConfigureSilo((_, silo) =>
-        {
-            silo.Services.AddBlankendOptions(silo.Configuration);
-            silo.AddBlankendGrainDefaults(BlankendConfiguration.Read<ClusterSettings, ClusterSettingsValidator>(silo.Configuration, ClusterSettings.Section));
-            silo.AddBlankendRelay();
-        });
+        builder.ConfigureHost(host =>
+            host.Configuration.AddInMemoryCollection(
+                new Dictionary<string, string?>
+                {
+                    ["stream:relay_enabled"] = "true",
+                    ["stream:zmq_endpoint"] = router.Endpoint,
+                    ["stream:zmq_identity"] = identity,
+                    ["stream:heartbeat_interval_ms"] = "200",
+                }
+            )
+        );
+        builder.ConfigureSilo(
+            (_, silo) =>
+            {
+                silo.Services.AddBlankendOptions(silo.Configuration);
+                silo.AddBlankendGrainDefaults(
+                    BlankendConfiguration.Read<ClusterSettings, ClusterSettingsValidator>(
+                        silo.Configuration,
+                        ClusterSettings.Section
+                    )
+                );
+                silo.AddBlankendRelay();
+            }
+        );
         var cluster = builder.Build();
         await cluster.DeployAsync();
         try
         {
             var relay = cluster.Client.GetGrain<IRelayGrain>(identity);
             var holder = await WaitSingleHolderAsync(cluster, TimeSpan.FromSeconds(10));
-            await router.WaitForAsync(r => r.Any(m => m.ClientId == "__heartbeat__" && m.Identity == identity), TimeSpan.FromSeconds(10), "a heartbeat");
+            await router.WaitForAsync(
+                r => r.Any(m => m.ClientId == "__heartbeat__" && m.Identity == identity),
+                TimeSpan.FromSeconds(10),
+                "a heartbeat"
+            );
             // Stays single over a few keeper rounds from both silos.
             for (var i = 0; i < 10; i++)
             {
@@ -73,7 +90,11 @@ public sealed class RelayClusterTests(ITestOutputHelper output)
             var killedAt = Environment.TickCount64;
             var next = await WaitSingleHolderAsync(cluster, TimeSpan.FromSeconds(60));
             Assert.NotSame(holder, next);
-            await router.WaitForAsync(r => r.Any(m => m.ClientId == "__heartbeat__" && m.AtMs > killedAt), TimeSpan.FromSeconds(10), "a heartbeat from the new holder");
+            await router.WaitForAsync(
+                r => r.Any(m => m.ClientId == "__heartbeat__" && m.AtMs > killedAt),
+                TimeSpan.FromSeconds(10),
+                "a heartbeat from the new holder"
+            );
             output.WriteLine($"link moved to the surviving silo in {watch.Elapsed.TotalSeconds:F1} s");
             var status = await relay.GetStatus();
             Assert.Equal("connected", status.State);

@@ -14,7 +14,8 @@ public sealed class OpenGatewayFixture : IAsyncLifetime
 
     public EmbeddedGateway Gateway { get; private set; } = null!;
 
-    public async Task InitializeAsync() => Gateway = await EmbeddedGateway.StartAsync([$"--auth:allowed_origins:0={TrustedOrigin}"]);
+    public async Task InitializeAsync() =>
+        Gateway = await EmbeddedGateway.StartAsync([$"--auth:allowed_origins:0={TrustedOrigin}"]);
 
     public async Task DisposeAsync() => await Gateway.DisposeAsync();
 }
@@ -41,7 +42,10 @@ public sealed class BrowserGuardTests(OpenGatewayFixture fixture) : IClassFixtur
             foreach (var origin in new string?[] { SelfOrigin, OpenGatewayFixture.TrustedOrigin, null })
             {
                 var ok = await HandshakeAsync(Gw.Ws(path), origin: origin);
-                Assert.True(ok.Status == HttpStatusCode.SwitchingProtocols, $"{path} with Origin {origin ?? "(none)"}: {ok.Status}");
+                Assert.True(
+                    ok.Status == HttpStatusCode.SwitchingProtocols,
+                    $"{path} with Origin {origin ?? "(none)"}: {ok.Status}"
+                );
                 await ok.Socket!.CloseQuietlyAsync();
             }
         }
@@ -89,7 +93,12 @@ public sealed class BrowserGuardTests(OpenGatewayFixture fixture) : IClassFixtur
     public async Task ATextPlainPostIsRefusedWith415AndTheConfigIsUnchanged()
     {
         var before = await Gw.Client.GetStringAsync(ConfigPath);
-        using (var r = await Gw.Client.PostAsync(ConfigPath, new StringContent("{\"fps_limit\":5}", Encoding.UTF8, "text/plain")))
+        using (
+            var r = await Gw.Client.PostAsync(
+                ConfigPath,
+                new StringContent("{\"fps_limit\":5}", Encoding.UTF8, "text/plain")
+            )
+        )
             await AssertProblemAsync(r, HttpStatusCode.UnsupportedMediaType, "application/json");
         var form = new ByteArrayContent("fps_limit=5"u8.ToArray());
         form.Headers.ContentType = new MediaTypeHeaderValue("application/x-www-form-urlencoded");
@@ -121,8 +130,11 @@ public sealed class BrowserGuardTests(OpenGatewayFixture fixture) : IClassFixtur
         var after = await ScrapeAsync(Gw);
         foreach (var reason in new[] { "host", "origin", "content_type" })
         {
-            Assert.True(Sum(after, "blankend_requests_refused_total", "reason=" + reason) > Sum(before, "blankend_requests_refused_total", "reason=" + reason),
-                reason);
+            Assert.True(
+                Sum(after, "blankend_requests_refused_total", "reason=" + reason)
+                    > Sum(before, "blankend_requests_refused_total", "reason=" + reason),
+                reason
+            );
         }
     }
 }

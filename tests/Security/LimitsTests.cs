@@ -14,9 +14,13 @@ public sealed class SmallCapsGatewayFixture : IAsyncLifetime
 {
     public EmbeddedGateway Gateway { get; private set; } = null!;
 
-    public async Task InitializeAsync() => Gateway = await EmbeddedGateway.StartAsync([
-        "--limits:max_connections_per_ip=3", "--limits:max_sources=2", "--limits:max_codec_sessions=1", "--cluster:observer_refresh_ms=500",
-    ]);
+    public async Task InitializeAsync() =>
+        Gateway = await EmbeddedGateway.StartAsync([
+            "--limits:max_connections_per_ip=3",
+            "--limits:max_sources=2",
+            "--limits:max_codec_sessions=1",
+            "--cluster:observer_refresh_ms=500",
+        ]);
 
     public async Task DisposeAsync() => await Gateway.DisposeAsync();
 }
@@ -26,14 +30,16 @@ public sealed class TotalAndIdleGatewayFixture : IAsyncLifetime
 {
     public EmbeddedGateway Gateway { get; private set; } = null!;
 
-    public async Task InitializeAsync() => Gateway = await EmbeddedGateway.StartAsync(["--limits:max_connections=2", "--stream:idle_timeout_s=1"]);
+    public async Task InitializeAsync() =>
+        Gateway = await EmbeddedGateway.StartAsync(["--limits:max_connections=2", "--stream:idle_timeout_s=1"]);
 
     public async Task DisposeAsync() => await Gateway.DisposeAsync();
 }
 
 internal static class Limits
 {
-    /// <summary>Opens every socket, retrying while slots of an earlier test's sockets are still being released.</summary>
+    /// <summary>Opens every socket, retrying while slots of an earlier test's sockets are still being
+    /// released.</summary>
     public static async Task<List<ClientWebSocket>> OpenAllAsync(EmbeddedGateway gw, params string[] paths)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
@@ -43,19 +49,24 @@ internal static class Limits
             foreach (var p in paths)
             {
                 var h = await HandshakeAsync(gw.Ws(p));
-                if (h.Socket is null) break;
+                if (h.Socket is null)
+                    break;
                 open.Add(h.Socket);
             }
-            if (open.Count == paths.Length) return open;
-            foreach (var s in open) await s.CloseQuietlyAsync();
-            if (DateTime.UtcNow > deadline) throw new TimeoutException("could not open " + string.Join(", ", paths));
+            if (open.Count == paths.Length)
+                return open;
+            foreach (var s in open)
+                await s.CloseQuietlyAsync();
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException("could not open " + string.Join(", ", paths));
             await Task.Delay(200);
         }
     }
 
     public static async Task CloseAllAsync(IEnumerable<ClientWebSocket> sockets)
     {
-        foreach (var s in sockets) await s.CloseQuietlyAsync();
+        foreach (var s in sockets)
+            await s.CloseQuietlyAsync();
     }
 
     public static async Task<HttpResponseMessage> RefusedAsync(EmbeddedGateway gw, string path)
@@ -70,8 +81,15 @@ internal static class Limits
     }
 
     public static async Task WaitSubscribedAsync(EmbeddedGateway gw, string source) =>
-        await EventuallyAsync(async () => (await gw.StreamStatusAsync()).GetProperty("subscribed_sources").EnumerateArray().Any(e => e.GetString() == source),
-            TimeSpan.FromSeconds(10), $"a viewer subscription to {source}");
+        await EventuallyAsync(
+            async () =>
+                (await gw.StreamStatusAsync())
+                    .GetProperty("subscribed_sources")
+                    .EnumerateArray()
+                    .Any(e => e.GetString() == source),
+            TimeSpan.FromSeconds(10),
+            $"a viewer subscription to {source}"
+        );
 }
 
 /// <summary>Each limit reached: the next connection is refused with 429 problem+json before the upgrade and
@@ -86,7 +104,12 @@ public sealed class LimitsTests(SmallCapsGatewayFixture fixture) : IClassFixture
     {
         var source = "cam-ip";
         var before = await ScrapeAsync(Gw);
-        var open = await Limits.OpenAllAsync(Gw, $"/video_out?source={source}", $"/video_out?source={source}", $"/video_in?client_id={source}");
+        var open = await Limits.OpenAllAsync(
+            Gw,
+            $"/video_out?source={source}",
+            $"/video_out?source={source}",
+            $"/video_in?client_id={source}"
+        );
         try
         {
             using (var r = await Limits.RefusedAsync(Gw, $"/video_out?source={source}"))
@@ -99,9 +122,15 @@ public sealed class LimitsTests(SmallCapsGatewayFixture fixture) : IClassFixture
             Assert.Equal(frame, (await open[0].ReceiveMessageAsync(TimeSpan.FromSeconds(10)))!.Data);
             Assert.Equal(frame, (await open[1].ReceiveMessageAsync(TimeSpan.FromSeconds(10)))!.Data);
             var after = await ScrapeAsync(Gw);
-            Assert.True(Sum(after, "blankend_limits_refused_total", "limit=connections_per_ip") >= Sum(before, "blankend_limits_refused_total", "limit=connections_per_ip") + 2);
+            Assert.True(
+                Sum(after, "blankend_limits_refused_total", "limit=connections_per_ip")
+                    >= Sum(before, "blankend_limits_refused_total", "limit=connections_per_ip") + 2
+            );
         }
-        finally { await Limits.CloseAllAsync(open); }
+        finally
+        {
+            await Limits.CloseAllAsync(open);
+        }
     }
 
     [Fact]
@@ -120,16 +149,24 @@ public sealed class LimitsTests(SmallCapsGatewayFixture fixture) : IClassFixture
             await open[0].SendBinaryAsync(TestJpeg.Tagged(1));
             await open[1].CloseQuietlyAsync();
             open.RemoveAt(1);
-            await EventuallyAsync(async () =>
-            {
-                var h = await HandshakeAsync(Gw.Ws("/video_in?client_id=src-c"));
-                if (h.Socket is null) return false;
-                open.Add(h.Socket);
-                return true;
-            }, TimeSpan.FromSeconds(10), "src-c admitted after src-b closed");
+            await EventuallyAsync(
+                async () =>
+                {
+                    var h = await HandshakeAsync(Gw.Ws("/video_in?client_id=src-c"));
+                    if (h.Socket is null)
+                        return false;
+                    open.Add(h.Socket);
+                    return true;
+                },
+                TimeSpan.FromSeconds(10),
+                "src-c admitted after src-b closed"
+            );
             Assert.All(open, s => Assert.Equal(WebSocketState.Open, s.State));
         }
-        finally { await Limits.CloseAllAsync(open); }
+        finally
+        {
+            await Limits.CloseAllAsync(open);
+        }
     }
 
     [Fact]
@@ -143,15 +180,22 @@ public sealed class LimitsTests(SmallCapsGatewayFixture fixture) : IClassFixture
                 await AssertProblemAsync(r, HttpStatusCode.TooManyRequests, "max_codec_sessions");
             Assert.Equal(WebSocketState.Open, open[0].State);
             var after = await ScrapeAsync(Gw);
-            Assert.True(Sum(after, "blankend_limits_refused_total", "limit=codec_sessions") > Sum(before, "blankend_limits_refused_total", "limit=codec_sessions"));
+            Assert.True(
+                Sum(after, "blankend_limits_refused_total", "limit=codec_sessions")
+                    > Sum(before, "blankend_limits_refused_total", "limit=codec_sessions")
+            );
         }
-        finally { await Limits.CloseAllAsync(open); }
+        finally
+        {
+            await Limits.CloseAllAsync(open);
+        }
     }
 }
 
 /// <summary>The connection total, and the ingest idle timeout (close 1001).</summary>
 [Trait(TestKind.Name, TestKind.Integration)]
-public sealed class TotalAndIdleLimitsTests(TotalAndIdleGatewayFixture fixture) : IClassFixture<TotalAndIdleGatewayFixture>
+public sealed class TotalAndIdleLimitsTests(TotalAndIdleGatewayFixture fixture)
+    : IClassFixture<TotalAndIdleGatewayFixture>
 {
     private EmbeddedGateway Gw => fixture.Gateway;
 
@@ -167,9 +211,15 @@ public sealed class TotalAndIdleLimitsTests(TotalAndIdleGatewayFixture fixture) 
             Assert.Equal("5", (await Limits.RefusedAsync(Gw, "/video_out")).Headers.RetryAfter?.ToString());
             Assert.All(open, s => Assert.Equal(WebSocketState.Open, s.State));
             var after = await ScrapeAsync(Gw);
-            Assert.True(Sum(after, "blankend_limits_refused_total", "limit=connections") >= Sum(before, "blankend_limits_refused_total", "limit=connections") + 2);
+            Assert.True(
+                Sum(after, "blankend_limits_refused_total", "limit=connections")
+                    >= Sum(before, "blankend_limits_refused_total", "limit=connections") + 2
+            );
         }
-        finally { await Limits.CloseAllAsync(open); }
+        finally
+        {
+            await Limits.CloseAllAsync(open);
+        }
     }
 
     [Fact]
@@ -192,9 +242,15 @@ public sealed class TotalAndIdleLimitsTests(TotalAndIdleGatewayFixture fixture) 
             Assert.Equal("idle timeout", silent.CloseStatusDescription);
             Assert.Equal(WebSocketState.Open, busy.State);
             var after = await ScrapeAsync(Gw);
-            Assert.True(Sum(after, "blankend_ingest_idle_closed_total", "endpoint=video_in") > Sum(before, "blankend_ingest_idle_closed_total", "endpoint=video_in"));
+            Assert.True(
+                Sum(after, "blankend_ingest_idle_closed_total", "endpoint=video_in")
+                    > Sum(before, "blankend_ingest_idle_closed_total", "endpoint=video_in")
+            );
         }
-        finally { await Limits.CloseAllAsync(open); }
+        finally
+        {
+            await Limits.CloseAllAsync(open);
+        }
     }
 }
 
@@ -210,9 +266,20 @@ public sealed class BusLimitsTests
     {
         using var router = TestRouter.Bind();
         var identity = "relay-" + Guid.NewGuid().ToString("N")[..8];
-        await using var gw = await EmbeddedGateway.StartAsync(["--stream:relay_enabled=true", $"--stream:zmq_endpoint={router.Endpoint}",
-            $"--stream:zmq_identity={identity}", "--stream:max_frame_bytes=65536", "--stream:heartbeat_interval_ms=200", "--limits:max_bus_sources=1"]);
-        await RelayBusTests.WaitRelayAsync(gw, s => s.GetProperty("state").GetString() == "connected", Wait, "connected");
+        await using var gw = await EmbeddedGateway.StartAsync([
+            "--stream:relay_enabled=true",
+            $"--stream:zmq_endpoint={router.Endpoint}",
+            $"--stream:zmq_identity={identity}",
+            "--stream:max_frame_bytes=65536",
+            "--stream:heartbeat_interval_ms=200",
+            "--limits:max_bus_sources=1",
+        ]);
+        await RelayBusTests.WaitRelayAsync(
+            gw,
+            s => s.GetProperty("state").GetString() == "connected",
+            Wait,
+            "connected"
+        );
         await router.WaitPeerAsync(identity, Wait);
         await using var viewerA = await Relay.ViewerRecorder.ConnectAsync(gw, "bus-a");
         await using var viewerB = await Relay.ViewerRecorder.ConnectAsync(gw, "bus-b");
@@ -220,10 +287,21 @@ public sealed class BusLimitsTests
         await Limits.WaitSubscribedAsync(gw, "bus-b");
 
         router.Send(identity, "bus-a", TestJpeg.Tagged(99, minBytes: 200_000));
-        await RelayBusTests.WaitRelayAsync(gw, s => s.GetProperty("disconnects").GetInt64() >= 1, Wait, "the link dropped on the oversize message");
-        await RelayBusTests.WaitRelayAsync(gw, s => s.GetProperty("state").GetString() == "connected", Wait, "reconnected");
+        await RelayBusTests.WaitRelayAsync(
+            gw,
+            s => s.GetProperty("disconnects").GetInt64() >= 1,
+            Wait,
+            "the link dropped on the oversize message"
+        );
+        await RelayBusTests.WaitRelayAsync(
+            gw,
+            s => s.GetProperty("state").GetString() == "connected",
+            Wait,
+            "reconnected"
+        );
 
-        // The link carries frames again (the ROUTER may need the reconnected peer's heartbeat first: resend until one passes).
+        // The link carries frames again (the ROUTER may need the reconnected peer's heartbeat first: resend until one
+        // passes).
         var deadline = DateTime.UtcNow + Wait;
         while (viewerA.Frames.Count == 0 && DateTime.UtcNow < deadline)
         {
@@ -234,8 +312,12 @@ public sealed class BusLimitsTests
         Assert.DoesNotContain(frames, f => f.Tag == 99);
 
         router.Send(identity, "bus-b", TestJpeg.Tagged(2));
-        await RelayBusTests.WaitRelayAsync(gw, s => s.GetProperty("drops_by_reason").TryGetProperty("too_many_sources", out var n) && n.GetInt64() >= 1,
-            Wait, "a drop for a second bus source");
+        await RelayBusTests.WaitRelayAsync(
+            gw,
+            s => s.GetProperty("drops_by_reason").TryGetProperty("too_many_sources", out var n) && n.GetInt64() >= 1,
+            Wait,
+            "a drop for a second bus source"
+        );
         await Task.Delay(500);
         Assert.Empty(viewerB.Frames);
     }

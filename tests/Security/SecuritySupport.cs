@@ -8,7 +8,11 @@ using Xunit;
 namespace Blankend.Orleans.Tests.Security;
 
 /// <summary>What a WebSocket handshake got: 101 (upgraded, the socket is returned open) or the HTTP refusal.</summary>
-public sealed record Handshake(HttpStatusCode Status, IReadOnlyDictionary<string, IEnumerable<string>>? Headers, ClientWebSocket? Socket);
+public sealed record Handshake(
+    HttpStatusCode Status,
+    IReadOnlyDictionary<string, IEnumerable<string>>? Headers,
+    ClientWebSocket? Socket
+);
 
 internal static class SecuritySupport
 {
@@ -18,8 +22,10 @@ internal static class SecuritySupport
     {
         var ws = new ClientWebSocket();
         ws.Options.CollectHttpResponseDetails = true;
-        if (bearer is not null) ws.Options.SetRequestHeader("Authorization", "Bearer " + bearer);
-        if (origin is not null) ws.Options.SetRequestHeader("Origin", origin);
+        if (bearer is not null)
+            ws.Options.SetRequestHeader("Authorization", "Bearer " + bearer);
+        if (origin is not null)
+            ws.Options.SetRequestHeader("Origin", origin);
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         try
         {
@@ -37,15 +43,25 @@ internal static class SecuritySupport
     public static async Task AssertProblemAsync(HttpResponseMessage r, HttpStatusCode code, string? mention = null)
     {
         var body = await r.Content.ReadAsStringAsync();
-        Assert.True(code == r.StatusCode, $"{r.RequestMessage?.Method} {r.RequestMessage?.RequestUri}: expected {(int)code}, got {(int)r.StatusCode}: {body}");
+        Assert.True(
+            code == r.StatusCode,
+            $"{r.RequestMessage?.Method} {r.RequestMessage?.RequestUri}: expected {(int)code}, got {(int)r.StatusCode}: {body}"
+        );
         Assert.Equal("application/problem+json", r.Content.Headers.ContentType?.MediaType);
-        if (mention is not null) Assert.Contains(mention, body, StringComparison.OrdinalIgnoreCase);
+        if (mention is not null)
+            Assert.Contains(mention, body, StringComparison.OrdinalIgnoreCase);
     }
 
-    public static HttpRequestMessage Request(HttpMethod method, string path, string? bearer = null, HttpContent? content = null)
+    public static HttpRequestMessage Request(
+        HttpMethod method,
+        string path,
+        string? bearer = null,
+        HttpContent? content = null
+    )
     {
         var m = new HttpRequestMessage(method, path) { Content = content };
-        if (bearer is not null) m.Headers.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
+        if (bearer is not null)
+            m.Headers.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
         return m;
     }
 
@@ -59,7 +75,8 @@ internal static class SecuritySupport
         return PrometheusText.Parse(await r.Content.ReadAsStringAsync());
     }
 
-    public static double Sum(PrometheusText m, string name, params string[] labels) => m.Find(name, labels).Sum(s => s.Value);
+    public static double Sum(PrometheusText m, string name, params string[] labels) =>
+        m.Find(name, labels).Sum(s => s.Value);
 
     /// <summary>Waits until <paramref name="condition"/> holds (a slot freed after a close, a counter moved).</summary>
     public static async Task EventuallyAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
@@ -67,7 +84,8 @@ internal static class SecuritySupport
         var deadline = DateTime.UtcNow + timeout;
         while (!await condition())
         {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException(what + " not reached within " + timeout.TotalSeconds + " s");
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException(what + " not reached within " + timeout.TotalSeconds + " s");
             await Task.Delay(50);
         }
     }

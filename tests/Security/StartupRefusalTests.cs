@@ -17,7 +17,11 @@ public sealed class StartupRefusalTests
     public async Task ANonLoopbackListenAddressWithoutATokenExitsWith2NamingAuthTokens()
     {
         var port = TestEnv.FreePort();
-        await using var gw = ServiceProcess.StartGateway([.. TestEnv.SiloPortArgs(), "--urls", $"http://0.0.0.0:{port}"]);
+        await using var gw = ServiceProcess.StartGateway([
+            .. TestEnv.SiloPortArgs(),
+            "--urls",
+            $"http://0.0.0.0:{port}",
+        ]);
         Assert.True(await gw.WaitExitAsync(TimeSpan.FromSeconds(30)), gw.Output);
         Assert.Equal(2, gw.Process.ExitCode);
         Assert.Contains("configuration error: auth.tokens:", gw.Output);
@@ -33,7 +37,9 @@ public sealed class StartupRefusalTests
     [InlineData("http://127.0.0.1:0;http://+:0")]
     public void TheAppFactoryRefusesOpenModeOnEveryNonLoopbackFormAndAllowsItWithATokenOrAllowAnonymous(string urls)
     {
-        var e = Assert.Throws<BlankendConfigurationException>(() => BlankendGatewayApp.Create(TestEnv.GatewayArgs("--urls", urls), new Hashtable()));
+        var e = Assert.Throws<BlankendConfigurationException>(() =>
+            BlankendGatewayApp.Create(TestEnv.GatewayArgs("--urls", urls), new Hashtable())
+        );
         Assert.Contains("auth.tokens", e.Message);
 
         Build(TestEnv.GatewayArgs("--urls", urls), new Hashtable { ["BLANKEND_API_TOKEN"] = Token });
@@ -48,12 +54,42 @@ public sealed class StartupRefusalTests
     public void LoopbackAddressesRunOpen(string urls) => Build(TestEnv.GatewayArgs("--urls", urls), new Hashtable());
 
     [Theory]
-    [InlineData("--auth:tokens:0:name=x", "--auth:tokens:0:token=short", "--auth:tokens:0:scopes:0=view", "auth:tokens:0:token must have at least 16")]
-    [InlineData("--auth:tokens:0:name=x", "--auth:tokens:0:token_sha256=abc", "--auth:tokens:0:scopes:0=view", "auth:tokens:0:token_sha256 must be 64 hex")]
-    [InlineData("--auth:tokens:0:name=x", "--auth:tokens:0:token=" + Token, "--auth:tokens:0:scopes:0=root", "'root' is not one of")]
-    [InlineData("--auth:tokens:0:name=x", "--auth:tokens:0:token=" + Token, "--auth:tokens:0:scope:0=view", "auth:tokens:0:scope is not a known key")]
-    [InlineData("--auth:allowed_origins:0=evil", "--auth:allow_anonymous=false", "--limits:max_sources=0", "is not an origin")]
-    [InlineData("--limits:max_connections=0", "--limits:max_sources=1", "--stream:idle_timeout_s=5", "limits:max_connections must be between")]
+    [InlineData(
+        "--auth:tokens:0:name=x",
+        "--auth:tokens:0:token=short",
+        "--auth:tokens:0:scopes:0=view",
+        "auth:tokens:0:token must have at least 16"
+    )]
+    [InlineData(
+        "--auth:tokens:0:name=x",
+        "--auth:tokens:0:token_sha256=abc",
+        "--auth:tokens:0:scopes:0=view",
+        "auth:tokens:0:token_sha256 must be 64 hex"
+    )]
+    [InlineData(
+        "--auth:tokens:0:name=x",
+        "--auth:tokens:0:token=" + Token,
+        "--auth:tokens:0:scopes:0=root",
+        "'root' is not one of"
+    )]
+    [InlineData(
+        "--auth:tokens:0:name=x",
+        "--auth:tokens:0:token=" + Token,
+        "--auth:tokens:0:scope:0=view",
+        "auth:tokens:0:scope is not a known key"
+    )]
+    [InlineData(
+        "--auth:allowed_origins:0=evil",
+        "--auth:allow_anonymous=false",
+        "--limits:max_sources=0",
+        "is not an origin"
+    )]
+    [InlineData(
+        "--limits:max_connections=0",
+        "--limits:max_sources=1",
+        "--stream:idle_timeout_s=5",
+        "limits:max_connections must be between"
+    )]
     public void BadAuthAndLimitsValuesStopStartUpNamingTheKey(string a, string b, string c, string mention)
     {
         var e = Assert.ThrowsAny<Exception>(() => Build(TestEnv.GatewayArgs(a, b, c), new Hashtable()));
@@ -66,12 +102,17 @@ public sealed class StartupRefusalTests
     public async Task ARedisConnectionStringWithAPasswordIsNeverPrintedWhole()
     {
         const string secret = "hunter2-very-secret";
-        var e = Assert.Throws<BlankendConfigurationException>(() => ClusterMembership.ParseRedis($"127.0.0.1:6379,password={secret},bogus-option=1"));
+        var e = Assert.Throws<BlankendConfigurationException>(() =>
+            ClusterMembership.ParseRedis($"127.0.0.1:6379,password={secret},bogus-option=1")
+        );
         Assert.DoesNotContain(secret, e.Message);
         Assert.Contains("password=***", e.Message);
 
-        await using var gw = ServiceProcess.StartGateway([.. TestEnv.SiloPortArgs(), "--cluster:clustering=redis",
-            $"--cluster:redis=127.0.0.1:1,password={secret},bogus-option=1"]);
+        await using var gw = ServiceProcess.StartGateway([
+            .. TestEnv.SiloPortArgs(),
+            "--cluster:clustering=redis",
+            $"--cluster:redis=127.0.0.1:1,password={secret},bogus-option=1",
+        ]);
         Assert.True(await gw.WaitExitAsync(TimeSpan.FromSeconds(30)), gw.Output);
         Assert.Equal(2, gw.Process.ExitCode);
         Assert.Contains("cluster:redis", gw.Output);

@@ -28,13 +28,26 @@ public sealed class EmbeddedGateway : IAsyncDisposable
 
     /// <summary>Started on the thread pool, outside xunit's synchronization context: a host started under that
     /// context (two threads shared by the whole run) keeps posting its continuations there and starves.</summary>
-    public static Task<EmbeddedGateway> StartAsync(string[]? args = null, IDictionary? environment = null,
-        Action<WebApplicationBuilder>? configure = null) =>
-        Task.Run(() => StartCoreAsync(args, environment, configure));
+    public static Task<EmbeddedGateway> StartAsync(
+        string[]? args = null,
+        IDictionary? environment = null,
+        Action<WebApplicationBuilder>? configure = null
+    ) => Task.Run(() => StartCoreAsync(args, environment, configure));
 
-    private static async Task<EmbeddedGateway> StartCoreAsync(string[]? args, IDictionary? environment, Action<WebApplicationBuilder>? configure)
+    private static async Task<EmbeddedGateway> StartCoreAsync(
+        string[]? args,
+        IDictionary? environment,
+        Action<WebApplicationBuilder>? configure
+    )
     {
-        string[] all = ["--urls", "http://127.0.0.1:0", "--Logging:LogLevel:Default=Warning", .. TestEnv.SiloPortArgs(), .. args ?? []];
+        string[] all =
+        [
+            "--urls",
+            "http://127.0.0.1:0",
+            "--Logging:LogLevel:Default=Warning",
+            .. TestEnv.SiloPortArgs(),
+            .. args ?? [],
+        ];
         var app = BlankendGatewayApp.Create(all, environment ?? new Hashtable(), configure);
         await app.StartAsync();
         var url = app.Urls.First();
@@ -46,14 +59,16 @@ public sealed class EmbeddedGateway : IAsyncDisposable
 
     public async Task<PrometheusText> ScrapeAsync() => PrometheusText.Parse(await Client.GetStringAsync("metrics"));
 
-    /// <summary>Scrapes until <paramref name="done"/> holds (or <paramref name="timeout"/> ends), returning the last scrape.</summary>
+    /// <summary>Scrapes until <paramref name="done"/> holds (or <paramref name="timeout"/> ends), returning the last
+    /// scrape.</summary>
     public async Task<PrometheusText> ScrapeUntilAsync(Func<PrometheusText, bool> done, TimeSpan timeout)
     {
         var deadline = DateTime.UtcNow + timeout;
         while (true)
         {
             var m = await ScrapeAsync();
-            if (done(m) || DateTime.UtcNow > deadline) return m;
+            if (done(m) || DateTime.UtcNow > deadline)
+                return m;
             await Task.Delay(50);
         }
     }
@@ -62,7 +77,13 @@ public sealed class EmbeddedGateway : IAsyncDisposable
     {
         Client.Dispose();
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(15));
-        try { await App.StopAsync(cts.Token); }
-        finally { await App.DisposeAsync(); }
+        try
+        {
+            await App.StopAsync(cts.Token);
+        }
+        finally
+        {
+            await App.DisposeAsync();
+        }
     }
 }

@@ -27,13 +27,18 @@ public sealed class CameraStream : IAsyncDisposable
 
     public int Sent
     {
-        get { lock (_sentAt) return _sentAt.Count; }
+        get
+        {
+            lock (_sentAt)
+                return _sentAt.Count;
+        }
     }
 
     /// <summary>Stopwatch timestamp at which <paramref name="tag"/> was sent.</summary>
     public long SentAt(int tag)
     {
-        lock (_sentAt) return _sentAt[tag];
+        lock (_sentAt)
+            return _sentAt[tag];
     }
 
     /// <summary>The first tag sent at or after <paramref name="timestamp"/>, or -1.</summary>
@@ -41,7 +46,9 @@ public sealed class CameraStream : IAsyncDisposable
     {
         lock (_sentAt)
         {
-            for (var i = 0; i < _sentAt.Count; i++) if (_sentAt[i] >= timestamp) return i;
+            for (var i = 0; i < _sentAt.Count; i++)
+                if (_sentAt[i] >= timestamp)
+                    return i;
             return -1;
         }
     }
@@ -55,14 +62,13 @@ public sealed class CameraStream : IAsyncDisposable
             while (await timer.WaitForNextTickAsync(_stop.Token))
             {
                 var frame = TestJpeg.Tagged(tag);
-                lock (_sentAt) _sentAt.Add(Stopwatch.GetTimestamp());
+                lock (_sentAt)
+                    _sentAt.Add(Stopwatch.GetTimestamp());
                 await _ws.SendBinaryAsync(frame); // not cancelled: cancelling a send aborts the socket
                 tag++;
             }
         }
-        catch (OperationCanceledException)
-        {
-        }
+        catch (OperationCanceledException) { }
         catch (Exception e) when (e is WebSocketException or IOException or ObjectDisposedException)
         {
             Failed = e.GetType().Name + ": " + e.Message; // the gateway went away (a test may kill it)
@@ -109,12 +115,20 @@ public sealed class ViewerRecorder : IAsyncDisposable
 
     public IReadOnlyList<SeenFrame> Frames
     {
-        get { lock (_frames) return [.. _frames]; }
+        get
+        {
+            lock (_frames)
+                return [.. _frames];
+        }
     }
 
     public int Count
     {
-        get { lock (_frames) return _frames.Count; }
+        get
+        {
+            lock (_frames)
+                return _frames.Count;
+        }
     }
 
     /// <summary>Set when the socket closed or failed.</summary>
@@ -122,14 +136,19 @@ public sealed class ViewerRecorder : IAsyncDisposable
 
     private async Task RunAsync()
     {
-        long epoch = 0, seq = 0;
+        long epoch = 0,
+            seq = 0;
         var kind = "raw";
         try
         {
             while (true)
             {
                 var m = await _ws.ReceiveMessageAsync(TimeSpan.FromMinutes(5));
-                if (m is null) { Ended = $"closed: {_ws.CloseStatus} {_ws.CloseStatusDescription}"; return; }
+                if (m is null)
+                {
+                    Ended = $"closed: {_ws.CloseStatus} {_ws.CloseStatusDescription}";
+                    return;
+                }
                 if (m.Type == WebSocketMessageType.Text)
                 {
                     var meta = JsonDocument.Parse(m.Data).RootElement;
@@ -139,7 +158,8 @@ public sealed class ViewerRecorder : IAsyncDisposable
                     continue;
                 }
                 var seen = new SeenFrame(TestJpeg.ReadTag(m.Data), epoch, seq, Stopwatch.GetTimestamp(), kind);
-                lock (_frames) _frames.Add(seen);
+                lock (_frames)
+                    _frames.Add(seen);
             }
         }
         catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException)
@@ -159,7 +179,8 @@ public sealed class ViewerRecorder : IAsyncDisposable
             {
                 for (; checkedUpTo < _frames.Count; checkedUpTo++)
                 {
-                    if (match(_frames[checkedUpTo])) return _frames[checkedUpTo];
+                    if (match(_frames[checkedUpTo]))
+                        return _frames[checkedUpTo];
                 }
             }
             await Task.Delay(5);
@@ -170,7 +191,10 @@ public sealed class ViewerRecorder : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _ws.CloseQuietlyAsync();
-        try { await _loop.WaitAsync(TimeSpan.FromSeconds(5)); }
+        try
+        {
+            await _loop.WaitAsync(TimeSpan.FromSeconds(5));
+        }
         catch (TimeoutException) { }
     }
 }

@@ -11,8 +11,11 @@ public static class GpuHost
 
     public static bool Detected => Seen.Value;
 
-    /// <summary>True when a GPU is seen AND the build carries ONNX Runtime's CUDA provider (-p:BlankendGpu=true).</summary>
-    public static bool CudaBuild => Detected && Microsoft.ML.OnnxRuntime.OrtEnv.Instance().GetAvailableProviders().Contains("CUDAExecutionProvider");
+    /// <summary>True when a GPU is seen AND the build carries ONNX Runtime's CUDA provider
+    /// (-p:BlankendGpu=true).</summary>
+    public static bool CudaBuild =>
+        Detected
+        && Microsoft.ML.OnnxRuntime.OrtEnv.Instance().GetAvailableProviders().Contains("CUDAExecutionProvider");
 }
 
 /// <summary>A test that needs a GPU and the GPU build of ONNX Runtime; skipped, with the reason, elsewhere.</summary>
@@ -20,7 +23,9 @@ public sealed class GpuFactAttribute : FactAttribute
 {
     public GpuFactAttribute()
     {
-        if (!GpuHost.Detected) Skip = "no GPU on this machine (nvidia-smi / /proc/driver/nvidia found none)";
-        else if (!GpuHost.CudaBuild) Skip = "a GPU is present but this build has no CUDA provider (build the tests with -p:BlankendGpu=true)";
+        if (!GpuHost.Detected)
+            Skip = "no GPU on this machine (nvidia-smi / /proc/driver/nvidia found none)";
+        else if (!GpuHost.CudaBuild)
+            Skip = "a GPU is present but this build has no CUDA provider (build the tests with -p:BlankendGpu=true)";
     }
 }

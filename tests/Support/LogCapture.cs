@@ -10,7 +10,11 @@ public sealed class LogCapture(Func<string, bool> category) : ILoggerProvider
 
     public IReadOnlyList<string> Lines
     {
-        get { lock (_lines) return [.. _lines]; }
+        get
+        {
+            lock (_lines)
+                return [.. _lines];
+        }
     }
 
     public ILogger CreateLogger(string categoryName) => category(categoryName) ? new Logger(this) : Null.Instance;
@@ -22,34 +26,55 @@ public sealed class LogCapture(Func<string, bool> category) : ILoggerProvider
 
     private sealed class Logger(LogCapture owner) : ILogger
     {
-        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
 
         public bool IsEnabled(LogLevel logLevel) => true;
 
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        public void Log<TState>(
+            LogLevel logLevel,
+            EventId eventId,
+            TState state,
+            Exception? exception,
+            Func<TState, Exception?, string> formatter
+        )
         {
-            lock (owner._lines) owner._lines.Add(formatter(state, exception));
+            lock (owner._lines)
+                owner._lines.Add(formatter(state, exception));
         }
     }
 
     private sealed class Typed<T>(ILogger inner) : ILogger<T>
     {
-        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => inner.BeginScope(state);
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => inner.BeginScope(state);
 
         public bool IsEnabled(LogLevel logLevel) => inner.IsEnabled(logLevel);
 
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-            inner.Log(logLevel, eventId, state, exception, formatter);
+        public void Log<TState>(
+            LogLevel logLevel,
+            EventId eventId,
+            TState state,
+            Exception? exception,
+            Func<TState, Exception?, string> formatter
+        ) => inner.Log(logLevel, eventId, state, exception, formatter);
     }
 
     private sealed class Null : ILogger
     {
         public static readonly Null Instance = new();
 
-        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
 
         public bool IsEnabled(LogLevel logLevel) => false;
 
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) { }
+        public void Log<TState>(
+            LogLevel logLevel,
+            EventId eventId,
+            TState state,
+            Exception? exception,
+            Func<TState, Exception?, string> formatter
+        ) { }
     }
 }

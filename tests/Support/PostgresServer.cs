@@ -29,7 +29,8 @@ public sealed class PostgresServer : IAsyncDisposable
     public const string Database = "postgres";
 
     /// <summary>Npgsql connection string (the value of cluster:postgres).</summary>
-    public string ConnectionString => $"Host=127.0.0.1;Port={Port};Database={Database};Username=postgres;Pooling=true;Timeout=5";
+    public string ConnectionString =>
+        $"Host=127.0.0.1;Port={Port};Database={Database};Username=postgres;Pooling=true;Timeout=5";
 
     /// <summary>The folder holding initdb and postgres, or null when PostgreSQL is not installed.</summary>
     public static string? BinDir { get; } = Find();
@@ -42,24 +43,31 @@ public sealed class PostgresServer : IAsyncDisposable
         if (Directory.Exists("/usr/lib/postgresql"))
         {
             // Newest major version first.
-            candidates.AddRange(Directory.GetDirectories("/usr/lib/postgresql")
-                .OrderByDescending(d => int.TryParse(Path.GetFileName(d), out var v) ? v : 0)
-                .Select(d => Path.Combine(d, "bin")));
+            candidates.AddRange(
+                Directory
+                    .GetDirectories("/usr/lib/postgresql")
+                    .OrderByDescending(d => int.TryParse(Path.GetFileName(d), out var v) ? v : 0)
+                    .Select(d => Path.Combine(d, "bin"))
+            );
         }
-        candidates.AddRange((Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries));
+        candidates.AddRange(
+            (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
+        );
         foreach (var dir in candidates)
         {
-            if (File.Exists(Path.Combine(dir, "initdb")) && File.Exists(Path.Combine(dir, "postgres"))) return dir;
+            if (File.Exists(Path.Combine(dir, "initdb")) && File.Exists(Path.Combine(dir, "postgres")))
+                return dir;
         }
         return null;
     }
 
     /// <summary>Why PostgreSQL tests cannot run here, or null when they can.</summary>
-    public static string? Unavailable { get; } = BinDir is null
-        ? "PostgreSQL is not installed (initdb/postgres not found; scripts/install-deps.sh --test installs Debian's postgresql)"
+    public static string? Unavailable { get; } =
+        BinDir is null
+            ? "PostgreSQL is not installed (initdb/postgres not found; scripts/install-deps.sh --test installs Debian's postgresql)"
         : IsRoot && !UserExists("postgres")
             ? "running as root and there is no 'postgres' OS user to run PostgreSQL as (install Debian's postgresql package)"
-            : null;
+        : null;
 
     private static bool UserExists(string name) =>
         File.ReadLines("/etc/passwd").Any(l => l.StartsWith(name + ":", StringComparison.Ordinal));
@@ -75,24 +83,61 @@ public sealed class PostgresServer : IAsyncDisposable
             // The postgres user must own (and reach) its directory; /tmp itself is world-traversable.
             await RunAsync("chown", ["postgres:postgres", root]);
         }
-        await RunAsync(Path.Combine(bin, "initdb"), ["-D", data, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"], asPostgres: true);
+        await RunAsync(
+            Path.Combine(bin, "initdb"),
+            ["-D", data, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"],
+            asPostgres: true
+        );
 
         var port = TestEnv.FreePort();
-        var psi = Command(Path.Combine(bin, "postgres"), ["-D", data, "-p", port.ToString(), "-c", "listen_addresses=127.0.0.1",
-            "-c", $"unix_socket_directories={root}", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-            "-c", "max_connections=200", "-c", "TimeZone=UTC"], asPostgres: true);
+        var psi = Command(
+            Path.Combine(bin, "postgres"),
+            [
+                "-D",
+                data,
+                "-p",
+                port.ToString(),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                $"unix_socket_directories={root}",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=200",
+                "-c",
+                "TimeZone=UTC",
+            ],
+            asPostgres: true
+        );
         var process = Process.Start(psi) ?? throw new InvalidOperationException("could not start postgres");
         var server = new PostgresServer(process, root, port);
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (server._output) server._output.AppendLine(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (server._output) server._output.AppendLine(e.Data); };
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is not null)
+                lock (server._output)
+                    server._output.AppendLine(e.Data);
+        };
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is not null)
+                lock (server._output)
+                    server._output.AppendLine(e.Data);
+        };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
 
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
         while (DateTime.UtcNow < deadline)
         {
-            if (process.HasExited) break;
-            if (await server.ReadyAsync()) return server;
+            if (process.HasExited)
+                break;
+            if (await server.ReadyAsync())
+                return server;
             await Task.Delay(100);
         }
         await server.DisposeAsync();
@@ -101,7 +146,11 @@ public sealed class PostgresServer : IAsyncDisposable
 
     public string Log
     {
-        get { lock (_output) return _output.ToString(); }
+        get
+        {
+            lock (_output)
+                return _output.ToString();
+        }
     }
 
     /// <summary>Accepts a real connection (not just TCP: the server answers TCP before recovery ends).</summary>
@@ -139,41 +188,52 @@ public sealed class PostgresServer : IAsyncDisposable
         };
         if (asPostgres && IsRoot)
         {
-            foreach (var a in new[] { "-u", "postgres", "--", exe }) psi.ArgumentList.Add(a);
+            foreach (var a in new[] { "-u", "postgres", "--", exe })
+                psi.ArgumentList.Add(a);
         }
-        foreach (var a in args) psi.ArgumentList.Add(a);
+        foreach (var a in args)
+            psi.ArgumentList.Add(a);
         return psi;
     }
 
     private static async Task RunAsync(string exe, string[] args, bool asPostgres = false)
     {
-        using var p = Process.Start(Command(exe, args, asPostgres)) ?? throw new InvalidOperationException("could not start " + exe);
+        using var p = Process.Start(Command(exe, args, asPostgres))
+            ?? throw new InvalidOperationException("could not start " + exe);
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
         await p.WaitForExitAsync();
         if (p.ExitCode != 0)
-            throw new InvalidOperationException($"{exe} {string.Join(' ', args)} exited with {p.ExitCode}:\n{await stdout}\n{await stderr}");
+            throw new InvalidOperationException(
+                $"{exe} {string.Join(' ', args)} exited with {p.ExitCode}:\n{await stdout}\n{await stderr}"
+            );
     }
 
     public async ValueTask DisposeAsync()
     {
         if (!_process.HasExited)
         {
-            // runuser forwards SIGTERM... but a kill of the whole tree is certain; postgres' data is thrown away anyway.
+            // runuser forwards SIGTERM... but a kill of the whole tree is certain; postgres' data is thrown away
+            // anyway.
             _process.Kill(entireProcessTree: true);
         }
         await _process.WaitForExitAsync();
         _process.Dispose();
-        try { Directory.Delete(_root, recursive: true); }
+        try
+        {
+            Directory.Delete(_root, recursive: true);
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
     }
 }
 
-/// <summary>A fact that needs PostgreSQL: skipped, saying why, only when its binaries (or the postgres user) are missing.</summary>
+/// <summary>A fact that needs PostgreSQL: skipped, saying why, only when its binaries (or the postgres user) are
+/// missing.</summary>
 public sealed class PostgresFactAttribute : FactAttribute
 {
     public PostgresFactAttribute()
     {
-        if (PostgresServer.Unavailable is { } why) Skip = why;
+        if (PostgresServer.Unavailable is { } why)
+            Skip = why;
     }
 }

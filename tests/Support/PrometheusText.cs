@@ -26,7 +26,8 @@ public sealed class PrometheusText
         foreach (var rawLine in text.Split('\n'))
         {
             var line = rawLine.TrimEnd('\r');
-            if (line.Length == 0 || line[0] == '#') continue;
+            if (line.Length == 0 || line[0] == '#')
+                continue;
             var labels = new Dictionary<string, string>(StringComparer.Ordinal);
             int i;
             var brace = line.IndexOf('{');
@@ -44,13 +45,25 @@ public sealed class PrometheusText
                     var value = new System.Text.StringBuilder();
                     while (line[i] != '"')
                     {
-                        if (line[i] == '\\') { i++; value.Append(line[i] switch { 'n' => '\n', var c => c }); }
-                        else value.Append(line[i]);
+                        if (line[i] == '\\')
+                        {
+                            i++;
+                            value.Append(
+                                line[i] switch
+                                {
+                                    'n' => '\n',
+                                    var c => c,
+                                }
+                            );
+                        }
+                        else
+                            value.Append(line[i]);
                         i++;
                     }
                     labels[key] = value.ToString();
                     i++; // closing quote
-                    if (line[i] == ',') i++;
+                    if (line[i] == ',')
+                        i++;
                 }
                 i++; // }
             }
@@ -60,7 +73,13 @@ public sealed class PrometheusText
                 i = space;
             }
             var rest = line[i..].Trim().Split(' ');
-            var number = rest[0] switch { "+Inf" => double.PositiveInfinity, "-Inf" => double.NegativeInfinity, "NaN" => double.NaN, var v => double.Parse(v, CultureInfo.InvariantCulture) };
+            var number = rest[0] switch
+            {
+                "+Inf" => double.PositiveInfinity,
+                "-Inf" => double.NegativeInfinity,
+                "NaN" => double.NaN,
+                var v => double.Parse(v, CultureInfo.InvariantCulture),
+            };
             samples.Add(new Sample(name, labels, number));
         }
         return new PrometheusText(text, samples);
@@ -71,7 +90,9 @@ public sealed class PrometheusText
     public IReadOnlyList<Sample> Find(string name, params string[] labels)
     {
         var wanted = labels.Select(l => l.Split('=', 2)).ToArray();
-        return Samples.Where(s => s.Name == name && wanted.All(w => s.Labels.TryGetValue(w[0], out var v) && v == w[1])).ToList();
+        return Samples
+            .Where(s => s.Name == name && wanted.All(w => s.Labels.TryGetValue(w[0], out var v) && v == w[1]))
+            .ToList();
     }
 
     /// <summary>The value of the one series that matches, or null when none does; more than one is an error.</summary>
@@ -82,7 +103,9 @@ public sealed class PrometheusText
         {
             0 => null,
             1 => found[0].Value,
-            _ => throw new InvalidOperationException($"{found.Count} series of {name} match {{{string.Join(",", labels)}}}"),
+            _ => throw new InvalidOperationException(
+                $"{found.Count} series of {name} match {{{string.Join(",", labels)}}}"
+            ),
         };
     }
 

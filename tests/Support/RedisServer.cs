@@ -30,10 +30,16 @@ public sealed class RedisServer : IAsyncDisposable
     private static string? Find()
     {
         var path = Environment.GetEnvironmentVariable("PATH") ?? "";
-        foreach (var dir in path.Split(':', StringSplitOptions.RemoveEmptyEntries).Append("/usr/bin").Append("/usr/local/bin").Append("/usr/sbin"))
+        foreach (
+            var dir in path.Split(':', StringSplitOptions.RemoveEmptyEntries)
+                .Append("/usr/bin")
+                .Append("/usr/local/bin")
+                .Append("/usr/sbin")
+        )
         {
             var candidate = Path.Combine(dir, "redis-server");
-            if (File.Exists(candidate)) return candidate;
+            if (File.Exists(candidate))
+                return candidate;
         }
         return null;
     }
@@ -48,24 +54,51 @@ public sealed class RedisServer : IAsyncDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var a in new[] { "--port", port.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no" })
+        foreach (
+            var a in new[]
+            {
+                "--port",
+                port.ToString(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+            }
+        )
             psi.ArgumentList.Add(a);
         var process = Process.Start(psi) ?? throw new InvalidOperationException("could not start redis-server");
         var server = new RedisServer(process, port);
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (server._output) server._output.AppendLine(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (server._output) server._output.AppendLine(e.Data); };
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is not null)
+                lock (server._output)
+                    server._output.AppendLine(e.Data);
+        };
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is not null)
+                lock (server._output)
+                    server._output.AppendLine(e.Data);
+        };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
 
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
         while (DateTime.UtcNow < deadline)
         {
-            if (process.HasExited) break;
-            if (await server.PingAsync()) return server;
+            if (process.HasExited)
+                break;
+            if (await server.PingAsync())
+                return server;
             await Task.Delay(50);
         }
         string output;
-        lock (server._output) output = server._output.ToString();
+        lock (server._output)
+            output = server._output.ToString();
         await server.DisposeAsync();
         throw new InvalidOperationException($"redis-server did not answer on port {port}:\n{output}");
     }
@@ -92,7 +125,8 @@ public sealed class RedisServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (!_process.HasExited) _process.Kill();
+        if (!_process.HasExited)
+            _process.Kill();
         await _process.WaitForExitAsync();
         _process.Dispose();
     }
@@ -104,6 +138,7 @@ public sealed class RedisFactAttribute : FactAttribute
     public RedisFactAttribute()
     {
         if (RedisServer.Executable is null)
-            Skip = "redis-server is not installed (scripts/install-deps.sh --test installs it; scripts/test.sh runs that)";
+            Skip =
+                "redis-server is not installed (scripts/install-deps.sh --test installs it; scripts/test.sh runs that)";
     }
 }

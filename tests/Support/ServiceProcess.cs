@@ -29,7 +29,11 @@ public sealed class ServiceProcess : IAsyncDisposable
 
     public string Output
     {
-        get { lock (_gate) return _output.ToString(); }
+        get
+        {
+            lock (_gate)
+                return _output.ToString();
+        }
     }
 
     public Uri Ws(string pathAndQuery) => new($"ws://{Http!.Authority}{pathAndQuery}");
@@ -52,7 +56,12 @@ public sealed class ServiceProcess : IAsyncDisposable
     public static ServiceProcess StartSilo(IReadOnlyDictionary<string, string>? environment, params string[] args) =>
         Start("Blankend.Orleans.Silo", null, args, environment);
 
-    private static ServiceProcess Start(string assembly, Uri? http, string[] args, IReadOnlyDictionary<string, string>? environment)
+    private static ServiceProcess Start(
+        string assembly,
+        Uri? http,
+        string[] args,
+        IReadOnlyDictionary<string, string>? environment
+    )
     {
         var psi = new ProcessStartInfo("dotnet")
         {
@@ -62,9 +71,11 @@ public sealed class ServiceProcess : IAsyncDisposable
             WorkingDirectory = AppContext.BaseDirectory,
         };
         psi.ArgumentList.Add(AssemblyPath(assembly));
-        foreach (var a in args) psi.ArgumentList.Add(a);
+        foreach (var a in args)
+            psi.ArgumentList.Add(a);
         psi.Environment["DOTNET_gcServer"] = "0"; // several processes share two cores in CI
-        foreach (var (k, v) in environment ?? new Dictionary<string, string>()) psi.Environment[k] = v;
+        foreach (var (k, v) in environment ?? new Dictionary<string, string>())
+            psi.Environment[k] = v;
         var process = Process.Start(psi) ?? throw new InvalidOperationException("could not start " + assembly);
         var sp = new ServiceProcess(process, http);
         process.OutputDataReceived += (_, e) => sp.Append(e.Data);
@@ -76,8 +87,10 @@ public sealed class ServiceProcess : IAsyncDisposable
 
     private void Append(string? line)
     {
-        if (line is null) return;
-        lock (_gate) _output.AppendLine(line);
+        if (line is null)
+            return;
+        lock (_gate)
+            _output.AppendLine(line);
     }
 
     /// <summary>Waits until /healthz answers 200.</summary>
@@ -86,11 +99,13 @@ public sealed class ServiceProcess : IAsyncDisposable
         var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(60));
         while (DateTime.UtcNow < deadline)
         {
-            if (Process.HasExited) throw new InvalidOperationException($"process exited with {Process.ExitCode}:\n{Output}");
+            if (Process.HasExited)
+                throw new InvalidOperationException($"process exited with {Process.ExitCode}:\n{Output}");
             try
             {
                 using var r = await Client.GetAsync("healthz");
-                if (r.IsSuccessStatusCode) return;
+                if (r.IsSuccessStatusCode)
+                    return;
             }
             catch (HttpRequestException) { }
             catch (TaskCanceledException) { }
@@ -99,7 +114,8 @@ public sealed class ServiceProcess : IAsyncDisposable
         throw new TimeoutException($"not healthy in time:\n{Output}");
     }
 
-    public async Task<JsonElement> StreamStatusAsync() => await Client.GetFromJsonAsync<JsonElement>("api/v1/stream/status");
+    public async Task<JsonElement> StreamStatusAsync() =>
+        await Client.GetFromJsonAsync<JsonElement>("api/v1/stream/status");
 
     /// <summary>Sends SIGTERM (what Ctrl-C, systemd and Kubernetes send).</summary>
     public void Terminate()
@@ -111,8 +127,15 @@ public sealed class ServiceProcess : IAsyncDisposable
     public async Task<bool> WaitExitAsync(TimeSpan timeout)
     {
         using var cts = new CancellationTokenSource(timeout);
-        try { await Process.WaitForExitAsync(cts.Token); return true; }
-        catch (OperationCanceledException) { return false; }
+        try
+        {
+            await Process.WaitForExitAsync(cts.Token);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
     }
 
     public async ValueTask DisposeAsync()
@@ -121,7 +144,8 @@ public sealed class ServiceProcess : IAsyncDisposable
         if (!Process.HasExited)
         {
             Terminate();
-            if (!await WaitExitAsync(TimeSpan.FromSeconds(10))) Process.Kill(entireProcessTree: true);
+            if (!await WaitExitAsync(TimeSpan.FromSeconds(10)))
+                Process.Kill(entireProcessTree: true);
         }
         await Process.WaitForExitAsync();
         Process.Dispose();

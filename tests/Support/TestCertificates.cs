@@ -20,7 +20,9 @@ public sealed class TestCertificates : IDisposable
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = new CertificateRequest($"CN={name}", key, HashAlgorithmName.SHA256);
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
-        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
+        request.CertificateExtensions.Add(
+            new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true)
+        );
         request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(request.PublicKey, false));
         var now = DateTimeOffset.UtcNow;
         return request.CreateSelfSigned(now.AddDays(-30), notAfter ?? now.AddYears(1));
@@ -28,7 +30,13 @@ public sealed class TestCertificates : IDisposable
 
     /// <summary>A leaf certificate (with its key) signed by <paramref name="ca"/>; <paramref name="usages"/> are the
     /// extended key usages (none: no such extension).</summary>
-    public static X509Certificate2 CreateLeaf(X509Certificate2 ca, string name, string[] usages, DateTimeOffset? notBefore = null, DateTimeOffset? notAfter = null)
+    public static X509Certificate2 CreateLeaf(
+        X509Certificate2 ca,
+        string name,
+        string[] usages,
+        DateTimeOffset? notBefore = null,
+        DateTimeOffset? notAfter = null
+    )
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = new CertificateRequest($"CN={name}", key, HashAlgorithmName.SHA256);
@@ -37,7 +45,8 @@ public sealed class TestCertificates : IDisposable
         if (usages.Length > 0)
         {
             var oids = new OidCollection();
-            foreach (var u in usages) oids.Add(new Oid(u));
+            foreach (var u in usages)
+                oids.Add(new Oid(u));
             request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension(oids, false));
         }
         request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(request.PublicKey, false));
@@ -60,11 +69,18 @@ public sealed class TestCertificates : IDisposable
     /// <summary>The PKCS#8 private key, PEM (encrypted with <paramref name="password"/> when given).</summary>
     public string WriteKeyPem(X509Certificate2 certificate, string name, string? password = null)
     {
-        using var key = certificate.GetECDsaPrivateKey() ?? throw new InvalidOperationException("not an ECDSA certificate with a key");
+        using var key = certificate.GetECDsaPrivateKey()
+            ?? throw new InvalidOperationException("not an ECDSA certificate with a key");
         var path = Path(name);
-        File.WriteAllText(path, password is null
-            ? key.ExportPkcs8PrivateKeyPem()
-            : key.ExportEncryptedPkcs8PrivateKeyPem(password, new PbeParameters(PbeEncryptionAlgorithm.Aes256Cbc, HashAlgorithmName.SHA256, 10_000)));
+        File.WriteAllText(
+            path,
+            password is null
+                ? key.ExportPkcs8PrivateKeyPem()
+                : key.ExportEncryptedPkcs8PrivateKeyPem(
+                    password,
+                    new PbeParameters(PbeEncryptionAlgorithm.Aes256Cbc, HashAlgorithmName.SHA256, 10_000)
+                )
+        );
         return path;
     }
 
@@ -78,7 +94,10 @@ public sealed class TestCertificates : IDisposable
 
     public void Dispose()
     {
-        try { Directory.Delete(Folder, recursive: true); }
+        try
+        {
+            Directory.Delete(Folder, recursive: true);
+        }
         catch (IOException) { }
     }
 }

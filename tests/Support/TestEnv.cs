@@ -21,7 +21,8 @@ public static class TestEnv
                 l.Start();
                 var port = ((IPEndPoint)l.LocalEndpoint).Port;
                 l.Stop();
-                if (Handed.Add(port)) return port;
+                if (Handed.Add(port))
+                    return port;
             }
         }
     }
@@ -30,10 +31,16 @@ public static class TestEnv
     public static string[] SiloPortArgs()
     {
         var silo = FreePort();
-        return [$"--cluster:silo_port={silo}", $"--cluster:primary_silo_port={silo}", $"--cluster:gateway_port={FreePort()}"];
+        return
+        [
+            $"--cluster:silo_port={silo}",
+            $"--cluster:primary_silo_port={silo}",
+            $"--cluster:gateway_port={FreePort()}",
+        ];
     }
 
     /// <summary>Arguments for a gateway app that is built (or started) in the test process: any loopback port for
     /// Kestrel, free ports for its embedded silo, then <paramref name="extra"/>.</summary>
-    public static string[] GatewayArgs(params string[] extra) => ["--urls", "http://127.0.0.1:0", .. SiloPortArgs(), .. extra];
+    public static string[] GatewayArgs(params string[] extra) =>
+        ["--urls", "http://127.0.0.1:0", .. SiloPortArgs(), .. extra];
 }

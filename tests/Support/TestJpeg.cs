@@ -35,7 +35,8 @@ public static class TestJpeg
     /// <summary>The tag written by <see cref="Tagged"/>, or -1.</summary>
     public static int ReadTag(ReadOnlySpan<byte> jpeg)
     {
-        if (jpeg.Length < 18 || jpeg[2] != 0xFF || jpeg[3] != 0xFE) return -1;
+        if (jpeg.Length < 18 || jpeg[2] != 0xFF || jpeg[3] != 0xFE)
+            return -1;
         var text = Encoding.ASCII.GetString(jpeg.Slice(6, 12));
         return text.StartsWith("tag=", StringComparison.Ordinal) && int.TryParse(text.AsSpan(4), out var t) ? t : -1;
     }

@@ -6,7 +6,8 @@ public static class TestKind
 {
     public const string Name = "Kind";
 
-    /// <summary>In-process, no Orleans cluster and no Kestrel (may run ffmpeg or ONNX Runtime on small inputs).</summary>
+    /// <summary>In-process, no Orleans cluster and no Kestrel (may run ffmpeg or ONNX Runtime on small
+    /// inputs).</summary>
     public const string Unit = "Unit";
 
     /// <summary>In-process Orleans cluster (TestCluster or the embedded gateway on Kestrel), real sockets.</summary>

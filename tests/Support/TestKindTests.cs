@@ -15,15 +15,23 @@ public sealed class TestKindTests
         var missing = new List<string>();
         foreach (var type in typeof(TestKindTests).Assembly.GetTypes())
         {
-            var tests = type.GetMethods(BindingFlags.Instance | BindingFlags.Static | BindingFlags.Public | BindingFlags.DeclaredOnly)
+            var tests = type.GetMethods(
+                    BindingFlags.Instance | BindingFlags.Static | BindingFlags.Public | BindingFlags.DeclaredOnly
+                )
                 .Any(m => m.GetCustomAttributes<FactAttribute>(inherit: true).Any());
-            if (!tests) continue;
+            if (!tests)
+                continue;
             // TraitAttribute keeps its arguments only in the attribute's metadata.
-            var declared = CustomAttributeData.GetCustomAttributes(type)
-                .Where(a => a.AttributeType == typeof(TraitAttribute) && (string?)a.ConstructorArguments[0].Value == TestKind.Name)
+            var declared = CustomAttributeData
+                .GetCustomAttributes(type)
+                .Where(a =>
+                    a.AttributeType == typeof(TraitAttribute)
+                    && (string?)a.ConstructorArguments[0].Value == TestKind.Name
+                )
                 .Select(a => (string?)a.ConstructorArguments[1].Value)
                 .ToList();
-            if (declared.Count != 1 || !known.Contains(declared[0])) missing.Add($"{type.FullName}: [{string.Join(", ", declared)}]");
+            if (declared.Count != 1 || !known.Contains(declared[0]))
+                missing.Add($"{type.FullName}: [{string.Join(", ", declared)}]");
         }
         Assert.True(missing.Count == 0, "test classes without exactly one Kind trait:\n" + string.Join("\n", missing));
     }

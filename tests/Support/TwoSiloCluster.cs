@@ -5,7 +5,8 @@ namespace Blankend.Orleans.Tests.Support;
 
 /// <summary>A real 2-silo Orleans cluster (TestingHost) whose silos <typeparamref name="TConfigurator"/> sets up;
 /// the fixtures of the TestCluster tests derive from it.</summary>
-public abstract class TwoSiloCluster<TConfigurator> : IAsyncLifetime where TConfigurator : ISiloConfigurator, new()
+public abstract class TwoSiloCluster<TConfigurator> : IAsyncLifetime
+    where TConfigurator : ISiloConfigurator, new()
 {
     public TestCluster Cluster { get; private set; } = null!;
 
@@ -24,6 +25,7 @@ public abstract class TwoSiloCluster<TConfigurator> : IAsyncLifetime where TConf
         await Cluster.DisposeAsync();
     }
 
-    /// <summary>Last changes to the builder (transport, <c>Properties</c> the configurators read) before the build.</summary>
+    /// <summary>Last changes to the builder (transport, <c>Properties</c> the configurators read) before the
+    /// build.</summary>
     protected virtual void Configure(TestClusterBuilder builder) { }
 }

@@ -32,9 +32,11 @@ public static class Ws
         while (true)
         {
             var r = await ws.ReceiveAsync(buffer.AsMemory(), cts.Token);
-            if (r.MessageType == WebSocketMessageType.Close) return null;
+            if (r.MessageType == WebSocketMessageType.Close)
+                return null;
             ms.Write(buffer, 0, r.Count);
-            if (r.EndOfMessage) return new WsMessage(r.MessageType, ms.ToArray());
+            if (r.EndOfMessage)
+                return new WsMessage(r.MessageType, ms.ToArray());
         }
     }
 
@@ -43,11 +45,10 @@ public static class Ws
         try
         {
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-            if (ws.State == WebSocketState.Open) await ws.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", cts.Token);
+            if (ws.State == WebSocketState.Open)
+                await ws.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", cts.Token);
         }
-        catch (Exception e) when (e is WebSocketException or OperationCanceledException)
-        {
-        }
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException) { }
         ws.Dispose();
     }
 }

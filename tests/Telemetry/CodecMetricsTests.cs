@@ -30,7 +30,8 @@ public sealed partial class CodecMetricsTests(ITestOutputHelper output)
         var capture = new LogCapture(c => c.EndsWith(".CodecHost", StringComparison.Ordinal));
         await using var gw = await EmbeddedGateway.StartAsync(
             ["--telemetry:stats_log_interval_s=1", "--Logging:LogLevel:Blankend.Orleans.Grains.Codec=Information"],
-            configure: b => b.Logging.AddProvider(capture));
+            configure: b => b.Logging.AddProvider(capture)
+        );
         var source = "cmet-" + Guid.NewGuid().ToString("N")[..8];
         using var viewer = await Ws.ConnectAsync(gw.Ws($"/video_out?source={source}"));
         await VideoPathTests.WaitSubscribedAsync(gw.StreamStatusAsync, source);
@@ -42,10 +43,18 @@ public sealed partial class CodecMetricsTests(ITestOutputHelper output)
             while (true)
             {
                 WsMessage? m;
-                try { m = await viewer.ReceiveMessageAsync(TimeSpan.FromSeconds(6)); }
-                catch (OperationCanceledException) { break; }
-                if (m is null) break;
-                if (m.Type == WebSocketMessageType.Binary) Interlocked.Increment(ref received);
+                try
+                {
+                    m = await viewer.ReceiveMessageAsync(TimeSpan.FromSeconds(6));
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+                if (m is null)
+                    break;
+                if (m.Type == WebSocketMessageType.Binary)
+                    Interlocked.Increment(ref received);
             }
         });
 
@@ -59,25 +68,33 @@ public sealed partial class CodecMetricsTests(ITestOutputHelper output)
         {
             await cam.SendBinaryAsync(chunks[i]);
             var due = TimeSpan.FromSeconds(2.5) * ((i + 1.0) / chunks.Count) - clock.Elapsed;
-            if (due > TimeSpan.Zero) await Task.Delay(due);
+            if (due > TimeSpan.Zero)
+                await Task.Delay(due);
             if (gaugeWhileLive is null && clock.Elapsed > TimeSpan.FromSeconds(1.5))
             {
                 var live = await gw.ScrapeAsync();
                 gaugeWhileLive = live.Value("blankend_codec_sessions_active", "codec=h264");
                 fpsWhileLive = live.Find("blankend_codec_decode_fps").Sum(s => s.Value);
-                output.WriteLine(string.Join("\n", live.Raw.Split('\n').Where(l => l.Contains("codec", StringComparison.Ordinal))));
+                output.WriteLine(
+                    string.Join("\n", live.Raw.Split('\n').Where(l => l.Contains("codec", StringComparison.Ordinal)))
+                );
             }
         }
         // The session stays open until the stats loop has written two lines for it (one a second).
         var linesDeadline = DateTime.UtcNow + Wait;
-        while (capture.Lines.Count(l => l.StartsWith("ffmpeg decoded fps", StringComparison.Ordinal)) < 2 && DateTime.UtcNow < linesDeadline)
+        while (
+            capture.Lines.Count(l => l.StartsWith("ffmpeg decoded fps", StringComparison.Ordinal)) < 2
+            && DateTime.UtcNow < linesDeadline
+        )
             await Task.Delay(100);
         await cam.CloseQuietlyAsync();
         await receive.WaitAsync(TimeSpan.FromSeconds(30));
 
         var m = await gw.ScrapeUntilAsync(s => s.Value("blankend_codec_sessions_active", "codec=h264") == 0, Wait);
         var decoded = m.Value("blankend_codec_frames_decoded_total", "codec=h264", "decoder=cpu");
-        output.WriteLine($"viewer got {received} frames; decoded {decoded}; gauge while live {gaugeWhileLive}, fps while live {fpsWhileLive}");
+        output.WriteLine(
+            $"viewer got {received} frames; decoded {decoded}; gauge while live {gaugeWhileLive}, fps while live {fpsWhileLive}"
+        );
         Assert.Equal(1, gaugeWhileLive);
         Assert.True(fpsWhileLive > 0, $"decode fps gauge while live: {fpsWhileLive}");
         Assert.Equal(0, m.Value("blankend_codec_sessions_active", "codec=h264"));
@@ -93,7 +110,10 @@ public sealed partial class CodecMetricsTests(ITestOutputHelper output)
         Assert.True(lines.Count >= 2, "ffmpeg decoded fps lines: " + string.Join("\n", capture.Lines));
         Assert.All(lines, l => Assert.Contains(source, l));
         var perLine = lines.Select(l => long.Parse(FpsLine().Match(l).Groups[1].Value)).ToList();
-        Assert.True(perLine.Sum() > 0 && perLine.Sum() <= received, $"frames in the lines: {string.Join(",", perLine)}");
+        Assert.True(
+            perLine.Sum() > 0 && perLine.Sum() <= received,
+            $"frames in the lines: {string.Join(",", perLine)}"
+        );
         // No session left: the loop ends, no more lines.
         await Task.Delay(2500);
         var count = capture.Lines.Count;
@@ -112,13 +132,18 @@ public sealed partial class CodecMetricsTests(ITestOutputHelper output)
         for (var i = 0; i < 20; i++)
         {
             BlankendMetrics.GrainFramesRouted.Add(1, BlankendMetrics.Kinds.Raw);
-            if (i % 4 == 0) BlankendMetrics.GrainFramesRouted.Add(1, BlankendMetrics.Kinds.Processed);
-            processing.Add(1, new KeyValuePair<string, object?>("outcome", i % 5 == 0 ? "bypassed" : "processed"),
-                new KeyValuePair<string, object?>("device", "cpu0"));
+            if (i % 4 == 0)
+                BlankendMetrics.GrainFramesRouted.Add(1, BlankendMetrics.Kinds.Processed);
+            processing.Add(
+                1,
+                new KeyValuePair<string, object?>("outcome", i % 5 == 0 ? "bypassed" : "processed"),
+                new KeyValuePair<string, object?>("device", "cpu0")
+            );
             await Task.Delay(40);
         }
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
-        while (DateTime.UtcNow < deadline && Sum(capture, RoutedLine(), 1) < 25) await Task.Delay(100);
+        while (DateTime.UtcNow < deadline && Sum(capture, RoutedLine(), 1) < 25)
+            await Task.Delay(100);
         output.WriteLine(string.Join("\n", capture.Lines));
         Assert.Equal(25, Sum(capture, RoutedLine(), 1));
         Assert.Equal(20, Sum(capture, RoutedLine(), 2));
@@ -135,7 +160,6 @@ public sealed partial class CodecMetricsTests(ITestOutputHelper output)
 
     private static long Sum(LogCapture capture, Regex pattern, int group) =>
         capture.Lines.Select(l => pattern.Match(l)).Where(m => m.Success).Sum(m => long.Parse(m.Groups[group].Value));
-
 
     [GeneratedRegex(@"^ffmpeg decoded fps [\d.]+: \S+ (\d+) frames")]
     private static partial Regex FpsLine();

@@ -35,11 +35,14 @@ public sealed class DashboardAndHealthTests
             var stats = JsonDocument.Parse(body).RootElement.GetProperty("simpleGrainStats");
             foreach (var s in stats.EnumerateArray())
             {
-                if (s.GetProperty("grainType").GetString()!.Contains("ClientGrain", StringComparison.Ordinal)
-                    && s.GetProperty("activationCount").GetInt32() >= 1)
+                if (
+                    s.GetProperty("grainType").GetString()!.Contains("ClientGrain", StringComparison.Ordinal)
+                    && s.GetProperty("activationCount").GetInt32() >= 1
+                )
                     clientGrain = s.Clone();
             }
-            if (clientGrain is null) await Task.Delay(250);
+            if (clientGrain is null)
+                await Task.Delay(250);
         }
         Assert.True(clientGrain is not null, "no ClientGrain activation in /dashboard/DashboardCounters: " + body);
         await cam.CloseQuietlyAsync();
@@ -58,7 +61,11 @@ public sealed class DashboardAndHealthTests
 
         // The decoders component is the codec's real check: wait until the silo's one-off ffmpeg probe is done.
         var (code, body) = await HealthAsync(gw);
-        for (var i = 0; i < 100 && body.GetProperty("components").GetProperty("decoders").GetProperty("state").GetString() != "ok"; i++)
+        for (
+            var i = 0;
+            i < 100 && body.GetProperty("components").GetProperty("decoders").GetProperty("state").GetString() != "ok";
+            i++
+        )
         {
             await Task.Delay(100);
             (code, body) = await HealthAsync(gw);
@@ -66,8 +73,12 @@ public sealed class DashboardAndHealthTests
         Assert.Equal(HttpStatusCode.OK, code);
         Assert.Equal("ok", body.GetProperty("status").GetString());
         var components = body.GetProperty("components");
-        Assert.Equal("cluster", components.EnumerateObject().First().Name); // the critical one first, then registration order
-        Assert.Equal(["bus", "cluster", "decoders", "gpu_worker", "models"], components.EnumerateObject().Select(p => p.Name).Order().ToArray());
+        // the critical one first, then registration order
+        Assert.Equal("cluster", components.EnumerateObject().First().Name);
+        Assert.Equal(
+            ["bus", "cluster", "decoders", "gpu_worker", "models"],
+            components.EnumerateObject().Select(p => p.Name).Order().ToArray()
+        );
         Assert.Equal("ok", components.GetProperty("cluster").GetProperty("state").GetString());
         Assert.Equal("ok", components.GetProperty("decoders").GetProperty("state").GetString());
         // The shipped models are present and the realtime pipeline is off: nothing is held against the service.
@@ -86,7 +97,10 @@ public sealed class DashboardAndHealthTests
         (code, body) = await HealthAsync(gw);
         Assert.Equal(HttpStatusCode.ServiceUnavailable, code);
         Assert.Equal("unavailable", body.GetProperty("status").GetString());
-        Assert.Contains("no answer within 2 s", body.GetProperty("components").GetProperty("gpu_worker").GetProperty("detail").GetString());
+        Assert.Contains(
+            "no answer within 2 s",
+            body.GetProperty("components").GetProperty("gpu_worker").GetProperty("detail").GetString()
+        );
     }
 
     private static async Task<(HttpStatusCode, JsonElement)> HealthAsync(EmbeddedGateway gw)
@@ -107,7 +121,8 @@ public sealed class DashboardAndHealthTests
 
         public async Task<ComponentHealth> CheckAsync(CancellationToken cancellationToken)
         {
-            if (Hang) await Task.Delay(Timeout.Infinite, cancellationToken);
+            if (Hang)
+                await Task.Delay(Timeout.Infinite, cancellationToken);
             return new ComponentHealth(State, "fake");
         }
     }

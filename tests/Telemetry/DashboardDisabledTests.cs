@@ -13,14 +13,18 @@ public sealed class DashboardDisabledTests
     // Keyed descriptors throw on the unkeyed implementation getters.
     private static bool IsDashboard(ServiceDescriptor d) =>
         IsDashboardType(d.ServiceType)
-        || (d.IsKeyedService
-            ? IsDashboardType(d.KeyedImplementationType) || IsDashboardType(d.KeyedImplementationInstance?.GetType())
-            : IsDashboardType(d.ImplementationType) || IsDashboardType(d.ImplementationInstance?.GetType()));
+        || (
+            d.IsKeyedService
+                ? IsDashboardType(d.KeyedImplementationType)
+                    || IsDashboardType(d.KeyedImplementationInstance?.GetType())
+                : IsDashboardType(d.ImplementationType) || IsDashboardType(d.ImplementationInstance?.GetType())
+        );
 
     // Not counted: the Abstractions (attributes such as [NoProfiling] that grains carry) and the serializer's type
     // manifest that Orleans registers for every referenced assembly with generated code (OrleansCodeGen.*).
     private static bool IsDashboardType(Type? t) =>
-        t is not null && (t.Assembly.GetName().Name ?? "").StartsWith("Orleans.Dashboard", StringComparison.Ordinal)
+        t is not null
+        && (t.Assembly.GetName().Name ?? "").StartsWith("Orleans.Dashboard", StringComparison.Ordinal)
         && !(t.Assembly.GetName().Name ?? "").EndsWith(".Abstractions", StringComparison.Ordinal)
         && !(t.Namespace ?? "").StartsWith("OrleansCodeGen", StringComparison.Ordinal);
 
@@ -44,6 +48,9 @@ public sealed class DashboardDisabledTests
 
         var off = await ProbeAsync("--telemetry:dashboard_enabled=false");
         Assert.Equal(HttpStatusCode.NotFound, off.Dashboard);
-        Assert.True(off.DashboardServices.Length == 0, "dashboard services left: " + string.Join("; ", off.DashboardServices));
+        Assert.True(
+            off.DashboardServices.Length == 0,
+            "dashboard services left: " + string.Join("; ", off.DashboardServices)
+        );
     }
 }

@@ -23,7 +23,10 @@ public sealed class MetricsTests(ITestOutputHelper output)
     public async Task FrameCountersShowExactlyTheFramesSent()
     {
         // Queues large enough that nothing is dropped: every frame must be counted once on each counter.
-        await using var gw = await EmbeddedGateway.StartAsync(["--gateway:viewer_queue_size=512", "--gateway:ingest_queue_size=512"]);
+        await using var gw = await EmbeddedGateway.StartAsync([
+            "--gateway:viewer_queue_size=512",
+            "--gateway:ingest_queue_size=512",
+        ]);
         var source = NewSource();
         using var viewer = await Ws.ConnectAsync(gw.Ws($"/video_out?source={source}"));
         using var cam = await Ws.ConnectAsync(gw.Ws($"/video_in?client_id={source}"));
@@ -37,11 +40,13 @@ public sealed class MetricsTests(ITestOutputHelper output)
             var got = 0;
             while (got < n && await viewer.ReceiveMessageAsync(Wait) is { } m)
             {
-                if (m.Type == WebSocketMessageType.Binary) got++;
+                if (m.Type == WebSocketMessageType.Binary)
+                    got++;
             }
             return got;
         });
-        foreach (var f in frames) await cam.SendBinaryAsync(f);
+        foreach (var f in frames)
+            await cam.SendBinaryAsync(f);
         // Refused input is counted too, and apart from the frames.
         await cam.SendBinaryAsync([1, 2, 3, 4]);
         var error = await cam.ReceiveMessageAsync(Wait);
@@ -49,7 +54,10 @@ public sealed class MetricsTests(ITestOutputHelper output)
         Assert.Equal(n, await receive.WaitAsync(Wait));
 
         // ingest_to_grain is recorded when Publish returns, which may be just after the viewer saw the frame.
-        var m = await gw.ScrapeUntilAsync(s => s.Value("blankend_stage_duration_seconds_count", "stage=ingest_to_grain") >= n, Wait);
+        var m = await gw.ScrapeUntilAsync(
+            s => s.Value("blankend_stage_duration_seconds_count", "stage=ingest_to_grain") >= n,
+            Wait
+        );
         Assert.Equal(n, m.Value("blankend_frames_in_total", "endpoint=video_in"));
         Assert.Equal(bytes, m.Value("blankend_payload_in_bytes_total", "endpoint=video_in"));
         Assert.Equal(n, m.Value("blankend_frames_out_total", "endpoint=video_out"));
@@ -79,7 +87,12 @@ public sealed class MetricsTests(ITestOutputHelper output)
 
         await cam.CloseQuietlyAsync();
         await viewer.CloseQuietlyAsync();
-        var after = await gw.ScrapeUntilAsync(s => s.Value("blankend_sessions_active", "endpoint=video_in") == 0 && s.Value("blankend_viewers_active") == 0, Wait);
+        var after = await gw.ScrapeUntilAsync(
+            s =>
+                s.Value("blankend_sessions_active", "endpoint=video_in") == 0
+                && s.Value("blankend_viewers_active") == 0,
+            Wait
+        );
         Assert.Equal(0, after.Value("blankend_viewers_active"));
     }
 
@@ -104,12 +117,14 @@ public sealed class MetricsTests(ITestOutputHelper output)
                 while (true)
                 {
                     var r = await reader.ReceiveAsync(buffer.AsMemory(), readerStop.Token);
-                    if (r.MessageType == WebSocketMessageType.Close) return;
+                    if (r.MessageType == WebSocketMessageType.Close)
+                        return;
                 }
             }
             catch (OperationCanceledException) { }
         });
-        foreach (var f in frames) await cam.SendBinaryAsync(f);
+        foreach (var f in frames)
+            await cam.SendBinaryAsync(f);
 
         // Wait until every frame reached the fan-out and every queue settled (nothing moves between two looks).
         PrometheusText m;
@@ -120,14 +135,23 @@ public sealed class MetricsTests(ITestOutputHelper output)
         {
             status = await gw.StreamStatusAsync();
             m = await gw.ScrapeAsync();
-            var key = $"{status.GetProperty("frames_from_cluster")}/{status.GetProperty("frames_sent")}/{status.GetProperty("viewer_drops")}/{status.GetProperty("ingest_drops")}";
-            var settled = status.GetProperty("frames_from_cluster").GetInt64() + status.GetProperty("ingest_drops").GetInt64() == n && key == previous;
-            if (settled || DateTime.UtcNow > deadline) break;
+            var key =
+                $"{status.GetProperty("frames_from_cluster")}/{status.GetProperty("frames_sent")}/{status.GetProperty("viewer_drops")}/{status.GetProperty("ingest_drops")}";
+            var settled =
+                status.GetProperty("frames_from_cluster").GetInt64() + status.GetProperty("ingest_drops").GetInt64()
+                    == n
+                && key == previous;
+            if (settled || DateTime.UtcNow > deadline)
+                break;
             previous = key;
             await Task.Delay(300);
         }
 
-        var viewers = status.GetProperty("viewers").EnumerateArray().Where(v => v.GetProperty("source").GetString() == source).ToArray();
+        var viewers = status
+            .GetProperty("viewers")
+            .EnumerateArray()
+            .Where(v => v.GetProperty("source").GetString() == source)
+            .ToArray();
         Assert.Equal(2, viewers.Length);
         var dropsPerViewer = viewers.Sum(v => v.GetProperty("dropped").GetInt64());
         var sentPerViewer = viewers.Sum(v => v.GetProperty("sent").GetInt64());
@@ -136,17 +160,25 @@ public sealed class MetricsTests(ITestOutputHelper output)
 
         // Exact: /metrics says what the viewers counted one by one.
         Assert.Equal(dropsPerViewer, m.Value("blankend_frames_dropped_total", "reason=viewer_queue"));
-        Assert.Equal(status.GetProperty("viewer_drops").GetInt64(), m.Value("blankend_frames_dropped_total", "reason=viewer_queue"));
+        Assert.Equal(
+            status.GetProperty("viewer_drops").GetInt64(),
+            m.Value("blankend_frames_dropped_total", "reason=viewer_queue")
+        );
         Assert.Equal(sentPerViewer, m.Value("blankend_frames_out_total", "endpoint=video_out"));
-        Assert.Equal(status.GetProperty("ingest_drops").GetInt64(), m.Value("blankend_frames_dropped_total", "reason=ingest_queue") ?? 0);
+        Assert.Equal(
+            status.GetProperty("ingest_drops").GetInt64(),
+            m.Value("blankend_frames_dropped_total", "reason=ingest_queue") ?? 0
+        );
         Assert.Equal(n, m.Value("blankend_frames_in_total", "endpoint=video_in"));
         var fanout = m.Value("blankend_gateway_fanout_frames_total");
         Assert.Equal(status.GetProperty("frames_from_cluster").GetInt64(), fanout);
         // And they are the true drops: every frame that reached the fan-out was, for each of the two viewers,
         // sent, dropped, queued, or (at most one per viewer) in the middle of a send the stalled socket holds up.
         var accounted = sentPerViewer + dropsPerViewer + queued;
-        output.WriteLine($"frames {n}, fan-out {fanout}, ingest drops {status.GetProperty("ingest_drops")}, viewers sent {sentPerViewer}, " +
-            $"viewer drops {dropsPerViewer} (metrics {m.Value("blankend_frames_dropped_total", "reason=viewer_queue")}), queued {queued}");
+        output.WriteLine(
+            $"frames {n}, fan-out {fanout}, ingest drops {status.GetProperty("ingest_drops")}, viewers sent {sentPerViewer}, "
+                + $"viewer drops {dropsPerViewer} (metrics {m.Value("blankend_frames_dropped_total", "reason=viewer_queue")}), queued {queued}"
+        );
         Assert.InRange(accounted, 2 * (long)fanout! - 2, 2 * (long)fanout);
 
         await readerStop.CancelAsync();
@@ -155,5 +187,4 @@ public sealed class MetricsTests(ITestOutputHelper output)
         reader.Abort();
         await read;
     }
-
 }

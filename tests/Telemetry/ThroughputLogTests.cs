@@ -17,7 +17,8 @@ public sealed partial class ThroughputLogTests
         var capture = new CapturingLoggerProvider();
         await using var gw = await EmbeddedGateway.StartAsync(
             ["--telemetry:stats_log_interval_s=1", "--Logging:LogLevel:Blankend.Orleans.Gateway.Telemetry=Information"],
-            configure: b => b.Logging.AddProvider(capture));
+            configure: b => b.Logging.AddProvider(capture)
+        );
         var source = "tput-" + Guid.NewGuid().ToString("N")[..8];
         using var viewer = await Ws.ConnectAsync(gw.Ws($"/video_out?source={source}"));
         using var cam = await Ws.ConnectAsync(gw.Ws($"/video_in?client_id={source}"));
@@ -36,7 +37,8 @@ public sealed partial class ThroughputLogTests
 
         // Every frame shows up in exactly one line of each kind, whichever interval it fell in.
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (DateTime.UtcNow < deadline && (Sum(capture, RecvLine()) < n || Sum(capture, SendLine()) < n)) await Task.Delay(100);
+        while (DateTime.UtcNow < deadline && (Sum(capture, RecvLine()) < n || Sum(capture, SendLine()) < n))
+            await Task.Delay(100);
         var lines = string.Join("\n", capture.Lines);
         Assert.True(Sum(capture, RecvLine()) == n, lines);
         Assert.True(Sum(capture, SendLine()) == n, lines);
@@ -65,22 +67,35 @@ public sealed partial class ThroughputLogTests
 
         public IReadOnlyList<string> Lines
         {
-            get { lock (_lines) return [.. _lines]; }
+            get
+            {
+                lock (_lines)
+                    return [.. _lines];
+            }
         }
 
-        public ILogger CreateLogger(string categoryName) => categoryName.EndsWith(".ThroughputLog", StringComparison.Ordinal) ? new Logger(this) : NullLogger.Instance;
+        public ILogger CreateLogger(string categoryName) =>
+            categoryName.EndsWith(".ThroughputLog", StringComparison.Ordinal) ? new Logger(this) : NullLogger.Instance;
 
         public void Dispose() { }
 
         private sealed class Logger(CapturingLoggerProvider owner) : ILogger
         {
-            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+            public IDisposable? BeginScope<TState>(TState state)
+                where TState : notnull => null;
 
             public bool IsEnabled(LogLevel logLevel) => true;
 
-            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+            public void Log<TState>(
+                LogLevel logLevel,
+                EventId eventId,
+                TState state,
+                Exception? exception,
+                Func<TState, Exception?, string> formatter
+            )
             {
-                lock (owner._lines) owner._lines.Add(formatter(state, exception));
+                lock (owner._lines)
+                    owner._lines.Add(formatter(state, exception));
             }
         }
 
@@ -88,11 +103,18 @@ public sealed partial class ThroughputLogTests
         {
             public static readonly NullLogger Instance = new();
 
-            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+            public IDisposable? BeginScope<TState>(TState state)
+                where TState : notnull => null;
 
             public bool IsEnabled(LogLevel logLevel) => false;
 
-            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) { }
+            public void Log<TState>(
+                LogLevel logLevel,
+                EventId eventId,
+                TState state,
+                Exception? exception,
+                Func<TState, Exception?, string> formatter
+            ) { }
         }
     }
 }

@@ -25,8 +25,9 @@ public sealed class TracingTests(ITestOutputHelper output)
     {
         var spans = new LockedList<Activity>();
         // One frame in two is traced: frames 0 and 2 of the connection, not 1 and 3.
-        await using var gw = await EmbeddedGateway.StartAsync(["--telemetry:trace_sample_every=2"],
-            configure: b => b.Services.ConfigureOpenTelemetryTracerProvider(t => t.AddInMemoryExporter(spans)));
+        await using var gw = await EmbeddedGateway.StartAsync(["--telemetry:trace_sample_every=2"], configure: b =>
+            b.Services.ConfigureOpenTelemetryTracerProvider(t => t.AddInMemoryExporter(spans))
+        );
         var source = "trace-" + Guid.NewGuid().ToString("N")[..8];
         using var viewer = await Ws.ConnectAsync(gw.Ws($"/video_out?source={source}"));
         using var cam = await Ws.ConnectAsync(gw.Ws($"/video_in?client_id={source}"));
@@ -44,16 +45,29 @@ public sealed class TracingTests(ITestOutputHelper output)
         List<Activity> frameSpans;
         while (true)
         {
-            frameSpans = spans.Snapshot().Where(a => a.OperationName == "blankend.video_in.frame" && (string?)a.GetTagItem("blankend.source") == source).ToList();
-            var complete = frameSpans.Count == 2 && frameSpans.All(f => spans.Snapshot().Any(a => a.TraceId == f.TraceId && a.Kind == ActivityKind.Server && IsPublish(a)));
-            if (complete || DateTime.UtcNow > deadline) break;
+            frameSpans = spans
+                .Snapshot()
+                .Where(a =>
+                    a.OperationName == "blankend.video_in.frame" && (string?)a.GetTagItem("blankend.source") == source
+                )
+                .ToList();
+            var complete =
+                frameSpans.Count == 2
+                && frameSpans.All(f =>
+                    spans.Snapshot().Any(a => a.TraceId == f.TraceId && a.Kind == ActivityKind.Server && IsPublish(a))
+                );
+            if (complete || DateTime.UtcNow > deadline)
+                break;
             await Task.Delay(50);
         }
         var all = spans.Snapshot();
         var dump = Dump(all);
         output.WriteLine(dump);
         Assert.True(frameSpans.Count == 2, $"expected 2 frame spans (frames 0 and 2), got {frameSpans.Count}:\n{dump}");
-        Assert.Equal([0L, 2L], frameSpans.Select(f => Convert.ToInt64(f.GetTagItem("blankend.frame.index"))).Order().ToArray());
+        Assert.Equal(
+            [0L, 2L],
+            frameSpans.Select(f => Convert.ToInt64(f.GetTagItem("blankend.frame.index"))).Order().ToArray()
+        );
 
         foreach (var frame in frameSpans)
         {
@@ -88,7 +102,8 @@ public sealed class TracingTests(ITestOutputHelper output)
         && a.DisplayName == "IClientGrain/Publish";
 
     private static bool IsOnFrame(Activity a) =>
-        a.Source.Name.StartsWith("Microsoft.Orleans", StringComparison.Ordinal) && a.DisplayName == "IFrameObserver/OnFrame";
+        a.Source.Name.StartsWith("Microsoft.Orleans", StringComparison.Ordinal)
+        && a.DisplayName == "IFrameObserver/OnFrame";
 
     /// <summary>Orleans tags a grain call with its target (<c>client/{source}</c> for a ClientGrain).</summary>
     private static bool TargetsSource(Activity a, string source) =>
@@ -100,7 +115,8 @@ public sealed class TracingTests(ITestOutputHelper output)
         foreach (var a in spans)
         {
             sb.Append($"{a.TraceId}/{a.SpanId} parent={a.ParentSpanId} {a.Source.Name} {a.Kind} '{a.DisplayName}'");
-            foreach (var t in a.TagObjects) sb.Append($" {t.Key}={t.Value}");
+            foreach (var t in a.TagObjects)
+                sb.Append($" {t.Key}={t.Value}");
             sb.AppendLine();
         }
         return sb.ToString();
@@ -113,39 +129,49 @@ public sealed class TracingTests(ITestOutputHelper output)
 
         public List<T> Snapshot()
         {
-            lock (_items) return [.. _items];
+            lock (_items)
+                return [.. _items];
         }
 
         public int Count
         {
-            get { lock (_items) return _items.Count; }
+            get
+            {
+                lock (_items)
+                    return _items.Count;
+            }
         }
 
         public bool IsReadOnly => false;
 
         public void Add(T item)
         {
-            lock (_items) _items.Add(item);
+            lock (_items)
+                _items.Add(item);
         }
 
         public void Clear()
         {
-            lock (_items) _items.Clear();
+            lock (_items)
+                _items.Clear();
         }
 
         public bool Contains(T item)
         {
-            lock (_items) return _items.Contains(item);
+            lock (_items)
+                return _items.Contains(item);
         }
 
         public void CopyTo(T[] array, int arrayIndex)
         {
-            lock (_items) _items.CopyTo(array, arrayIndex);
+            lock (_items)
+                _items.CopyTo(array, arrayIndex);
         }
 
         public bool Remove(T item)
         {
-            lock (_items) return _items.Remove(item);
+            lock (_items)
+                return _items.Remove(item);
         }
 
         public IEnumerator<T> GetEnumerator() => Snapshot().GetEnumerator();

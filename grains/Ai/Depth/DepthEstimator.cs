@@ -38,9 +38,14 @@ internal sealed class DepthEstimator(OnnxRuntimeHost runtime) : IDisposable
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(bgr);
         ArgumentNullException.ThrowIfNull(depth8);
-        if (bgr.Empty() || bgr.Type() != MatType.CV_8UC3) throw new ArgumentException($"expected a non-empty CV_8UC3 image, got {bgr.Type()} {bgr.Width}x{bgr.Height}", nameof(bgr));
+        if (bgr.Empty() || bgr.Type() != MatType.CV_8UC3)
+            throw new ArgumentException(
+                $"expected a non-empty CV_8UC3 image, got {bgr.Type()} {bgr.Width}x{bgr.Height}",
+                nameof(bgr)
+            );
         // A slot depends only on the model's input shape and names (one DEPTH_MODEL), not on the device's session.
-        if (!_pool.TryTake(out var slot)) slot = new Slot(model.Session);
+        if (!_pool.TryTake(out var slot))
+            slot = new Slot(model.Session);
         try
         {
             Cv2.Resize(bgr, slot.Small, new Size(slot.W, slot.H), 0, 0, InterpolationFlags.Area);
@@ -48,7 +53,8 @@ internal sealed class DepthEstimator(OnnxRuntimeHost runtime) : IDisposable
             {
                 slot.Small.ConvertTo(slot.SmallF, MatType.CV_32FC3, 1.0 / 255);
                 Cv2.MixChannels([slot.SmallF], slot.Planes, OrtBuffers.BgrToRgbPlanes);
-                for (var c = 0; c < 3; c++) slot.Planes[c].ConvertTo(slot.Planes[c], MatType.CV_32FC1, 1.0 / Std[c], -Mean[c] / Std[c]);
+                for (var c = 0; c < 3; c++)
+                    slot.Planes[c].ConvertTo(slot.Planes[c], MatType.CV_32FC1, 1.0 / Std[c], -Mean[c] / Std[c]);
             }
             else
             {
@@ -62,7 +68,8 @@ internal sealed class DepthEstimator(OnnxRuntimeHost runtime) : IDisposable
             var ms = OrtBuffers.RecordInference(t, model);
             var output = results[0];
             var shape = output.GetTensorTypeAndShape().Shape;
-            int oh = shape.Length >= 2 ? (int)shape[^2] : 1, ow = (int)shape[^1];
+            int oh = shape.Length >= 2 ? (int)shape[^2] : 1,
+                ow = (int)shape[^1];
             slot.Out.Create(oh, ow, MatType.CV_32FC1);
             output.GetTensorDataAsSpan<float>().CopyTo(slot.Out.AsSpan<float>());
             Normalize(slot.Out, depth8);
@@ -91,17 +98,23 @@ internal sealed class DepthEstimator(OnnxRuntimeHost runtime) : IDisposable
 
     public void Dispose()
     {
-        while (_pool.TryTake(out var s)) s.Dispose();
+        while (_pool.TryTake(out var s))
+            s.Dispose();
     }
 
     private sealed class Slot : IDisposable
     {
         public readonly bool Nchw;
-        public readonly int H, W;
+        public readonly int H,
+            W;
         public readonly Mat[] Planes;
         public readonly Mat? Interleaved;
-        public readonly Mat Small = new(), SmallF = new(), Rgb = new(), Out = new();
-        public readonly string[] InNames, OutNames;
+        public readonly Mat Small = new(),
+            SmallF = new(),
+            Rgb = new(),
+            Out = new();
+        public readonly string[] InNames,
+            OutNames;
         public readonly OrtValue[] InValues;
         public readonly RunOptions RunOptions = new();
 
@@ -131,7 +144,8 @@ internal sealed class DepthEstimator(OnnxRuntimeHost runtime) : IDisposable
         {
             InValues[0].Dispose();
             RunOptions.Dispose();
-            foreach (var p in Planes) p.Dispose();
+            foreach (var p in Planes)
+                p.Dispose();
             Interleaved?.Dispose();
             Small.Dispose();
             SmallF.Dispose();

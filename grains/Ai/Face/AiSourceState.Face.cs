@@ -9,7 +9,8 @@ internal sealed partial class AiSourceState
     public AiFace[]? LastFaces;
 
     /// <summary>Frame size <see cref="LastFaces"/> were found in; another size forces a detector run.</summary>
-    public int LastFacesWidth, LastFacesHeight;
+    public int LastFacesWidth,
+        LastFacesHeight;
 
     /// <summary>Per face of <see cref="LastFaces"/>: the face mesh ROI for the next frame (cx, cy, side, θ),
     /// computed from this frame's landmarks, so the mesh follows the face between detector runs.</summary>

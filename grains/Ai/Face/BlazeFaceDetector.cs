@@ -26,17 +26,23 @@ internal sealed class BlazeFaceDetector : IFaceDetector
     private volatile bool _disposed;
 
     /// <exception cref="InvalidDataException">The model does not have BlazeFace's signature.</exception>
-    /// <param name="maxBatch">Most images per inference call (<c>ai.max_batch</c>) when the model's batch is dynamic.</param>
+    /// <param name="maxBatch">Most images per inference call (<c>ai.max_batch</c>) when the model's batch is
+    /// dynamic.</param>
     public BlazeFaceDetector(OnnxModel model, double minScore, int maxBatch = 1)
     {
         Model = model;
         _minScore = (float)minScore;
         var inputs = model.Session.InputMetadata;
-        if (inputs.Count != 1) throw new InvalidDataException($"BlazeFace has one input; {Path.GetFileName(model.Path)} has {inputs.Count}");
+        if (inputs.Count != 1)
+            throw new InvalidDataException(
+                $"BlazeFace has one input; {Path.GetFileName(model.Path)} has {inputs.Count}"
+            );
         var (name, meta) = inputs.First();
         var d = meta.Dimensions;
         if (d.Length != 4 || d[3] != 3 || d[1] != d[2] || d[1] <= 0)
-            throw new InvalidDataException($"BlazeFace input is [1,S,S,3]; {Path.GetFileName(model.Path)} has [{string.Join(',', d)}]");
+            throw new InvalidDataException(
+                $"BlazeFace input is [1,S,S,3]; {Path.GetFileName(model.Path)} has [{string.Join(',', d)}]"
+            );
         _inputName = name;
         InputSize = d[1];
         BatchCapacity = FaceOrtIo.BatchCapacity(d, maxBatch);
@@ -47,7 +53,8 @@ internal sealed class BlazeFaceDetector : IFaceDetector
         foreach (var (oname, ometa) in model.Session.OutputMetadata)
         {
             var s = FaceOrtIo.Shape(ometa);
-            if (s.Length != 3) continue;
+            if (s.Length != 3)
+                continue;
             var slot = (s[1], s[2]) switch
             {
                 (512, 1) => 0,
@@ -56,12 +63,15 @@ internal sealed class BlazeFaceDetector : IFaceDetector
                 (384, 16) => 3,
                 _ => -1,
             };
-            if (slot < 0 || outs[slot].Item1 is not null) continue;
+            if (slot < 0 || outs[slot].Item1 is not null)
+                continue;
             outs[slot] = (oname, s);
             found++;
         }
         if (found != 4)
-            throw new InvalidDataException($"BlazeFace outputs are [1,512,1], [1,384,1], [1,512,16], [1,384,16]; {Path.GetFileName(model.Path)} does not have them");
+            throw new InvalidDataException(
+                $"BlazeFace outputs are [1,512,1], [1,384,1], [1,512,16], [1,384,16]; {Path.GetFileName(model.Path)} does not have them"
+            );
         _outputs = outs;
 
         // Anchors: per grid, row-major (y, x, k); centre ((x+0.5)/G, (y+0.5)/G); unit size.
@@ -69,12 +79,12 @@ internal sealed class BlazeFaceDetector : IFaceDetector
         foreach (var (g, per) in new[] { (16, 2), (8, 6) })
         {
             for (var y = 0; y < g; y++)
-                for (var x = 0; x < g; x++)
-                    for (var k = 0; k < per; k++)
-                    {
-                        _anchors[a++] = (x + 0.5f) / g;
-                        _anchors[a++] = (y + 0.5f) / g;
-                    }
+            for (var x = 0; x < g; x++)
+            for (var k = 0; k < per; k++)
+            {
+                _anchors[a++] = (x + 0.5f) / g;
+                _anchors[a++] = (y + 0.5f) / g;
+            }
         }
     }
 
@@ -117,15 +127,19 @@ internal sealed class BlazeFaceDetector : IFaceDetector
                     b.Sources[slots] = (start + i, bgr, owned);
                     slots++;
                 }
-                if (slots == 0) continue;
+                if (slots == 0)
+                    continue;
                 // Each image into its own slot (own scratch), on all cores when there are several.
                 try
                 {
-                    WorkerParallel.For(slots, k => b.Place[k] = (b.Sources[k].Index, Letterbox(b.Sources[k].Bgr, b, k)));
+                    WorkerParallel.For(slots, k =>
+                        b.Place[k] = (b.Sources[k].Index, Letterbox(b.Sources[k].Bgr, b, k))
+                    );
                 }
                 finally
                 {
-                    for (var k = 0; k < slots; k++) b.Sources[k].Owned?.Dispose();
+                    for (var k = 0; k < slots; k++)
+                        b.Sources[k].Owned?.Dispose();
                 }
                 b.Io.Run(Model, slots);
                 for (var k = 0; k < slots; k++)
@@ -160,7 +174,14 @@ internal sealed class BlazeFaceDetector : IFaceDetector
         square.SetTo(Scalar.All(0));
         using (var roi = square.SubMat(padY, padY + nh, padX, padX + nw))
         {
-            Cv2.Resize(bgr, roi, new Size(nw, nh), 0, 0, scale < 1 ? InterpolationFlags.Area : InterpolationFlags.Linear);
+            Cv2.Resize(
+                bgr,
+                roi,
+                new Size(nw, nh),
+                0,
+                0,
+                scale < 1 ? InterpolationFlags.Area : InterpolationFlags.Linear
+            );
         }
         Cv2.CvtColor(square, rgb, ColorConversionCodes.BGR2RGB);
         rgb.ConvertTo(b.Io.InputMats[slot], MatType.CV_32FC3, 1 / 127.5, -1);
@@ -179,7 +200,8 @@ internal sealed class BlazeFaceDetector : IFaceDetector
         {
             var logit = i < Grid16 ? scores16[i] : scores8[i - Grid16];
             var score = 1f / (1f + MathF.Exp(-Math.Clamp(logit, -100f, 100f)));
-            if (score < _minScore || float.IsNaN(score)) continue;
+            if (score < _minScore || float.IsNaN(score))
+                continue;
             var reg = i < Grid16 ? regs16.Slice(i * 16, 16) : regs8.Slice((i - Grid16) * 16, 16);
             var ax = _anchors[i * 2];
             var ay = _anchors[i * 2 + 1];
@@ -202,7 +224,8 @@ internal sealed class BlazeFaceDetector : IFaceDetector
             b.Scores[n] = score;
             n++;
         }
-        if (n == 0) return [];
+        if (n == 0)
+            return [];
         Array.Sort(b.Keys, b.Order, 0, n);
 
         // MediaPipe weighted NMS: the best remaining detection absorbs every remaining one with IoU > 0.3;
@@ -213,20 +236,24 @@ internal sealed class BlazeFaceDetector : IFaceDetector
         for (var oi = 0; oi < n; oi++)
         {
             var i = b.Order[oi];
-            if (b.Used[i]) continue;
+            if (b.Used[i])
+                continue;
             var top = b.Dec.AsSpan(i * 16, 16);
             acc.Clear();
             var total = 0f;
             for (var oj = oi; oj < n; oj++)
             {
                 var j = b.Order[oj];
-                if (b.Used[j]) continue;
+                if (b.Used[j])
+                    continue;
                 var other = b.Dec.AsSpan(j * 16, 16);
-                if (j != i && Iou(top, other) <= NmsIou) continue;
+                if (j != i && Iou(top, other) <= NmsIou)
+                    continue;
                 b.Used[j] = true;
                 var wgt = b.Scores[j];
                 total += wgt;
-                for (var k = 0; k < 16; k++) acc[k] += other[k] * wgt;
+                for (var k = 0; k < 16; k++)
+                    acc[k] += other[k] * wgt;
             }
             var box = new float[4];
             var kp = new float[12];
@@ -234,8 +261,10 @@ internal sealed class BlazeFaceDetector : IFaceDetector
             {
                 var v = acc[k] / total * s;
                 var px = k % 2 == 0 ? (v - padX) / sx : (v - padY) / sy;
-                if (k < 4) box[k] = px;
-                else kp[k - 4] = px;
+                if (k < 4)
+                    box[k] = px;
+                else
+                    kp[k - 4] = px;
             }
             faces.Add(new AiFace(b.Scores[i], box, kp, null));
         }
@@ -246,7 +275,8 @@ internal sealed class BlazeFaceDetector : IFaceDetector
     {
         var ix = Math.Min(a[2], b[2]) - Math.Max(a[0], b[0]);
         var iy = Math.Min(a[3], b[3]) - Math.Max(a[1], b[1]);
-        if (ix <= 0 || iy <= 0) return 0;
+        if (ix <= 0 || iy <= 0)
+            return 0;
         var inter = ix * iy;
         var union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
         return union <= 0 ? 0 : inter / union;
@@ -255,7 +285,8 @@ internal sealed class BlazeFaceDetector : IFaceDetector
     public void Dispose()
     {
         _disposed = true;
-        while (_pool.TryTake(out var b)) b.Dispose();
+        while (_pool.TryTake(out var b))
+            b.Dispose();
     }
 
     private sealed class Buffers : IDisposable
@@ -288,8 +319,10 @@ internal sealed class BlazeFaceDetector : IFaceDetector
         public void Dispose()
         {
             Io.Dispose();
-            foreach (var m in Square) m.Dispose();
-            foreach (var m in Rgb) m.Dispose();
+            foreach (var m in Square)
+                m.Dispose();
+            foreach (var m in Rgb)
+                m.Dispose();
         }
     }
 }

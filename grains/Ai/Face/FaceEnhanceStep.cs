@@ -37,7 +37,8 @@ internal sealed class FaceEnhanceStep(AiEngine engine) : FaceStep(engine, StepNa
         Span<float> kps = stackalloc float[10];
         foreach (var f in faces)
         {
-            if (FaceAlign.FivePoints(f, kps) && enhancer.Enhance(image, kps).Width > 0) done++;
+            if (FaceAlign.FivePoints(f, kps) && enhancer.Enhance(image, kps).Width > 0)
+                done++;
         }
         if (done == 0)
         {

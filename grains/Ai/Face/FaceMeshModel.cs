@@ -33,13 +33,15 @@ internal sealed class FaceMeshModel : IDisposable
     private volatile bool _disposed;
 
     /// <exception cref="InvalidDataException">The model does not have the face mesh signature.</exception>
-    /// <param name="maxBatch">Most crops per inference call (<c>ai.max_batch</c>) when the model's batch is dynamic.</param>
+    /// <param name="maxBatch">Most crops per inference call (<c>ai.max_batch</c>) when the model's batch is
+    /// dynamic.</param>
     public FaceMeshModel(OnnxModel model, int maxBatch = 1)
     {
         Model = model;
         var file = Path.GetFileName(model.Path);
         var inputs = model.Session.InputMetadata;
-        if (inputs.Count != 1) throw new InvalidDataException($"face mesh has one input; {file} has {inputs.Count}");
+        if (inputs.Count != 1)
+            throw new InvalidDataException($"face mesh has one input; {file} has {inputs.Count}");
         var (name, meta) = inputs.First();
         var d = meta.Dimensions;
         if (d.Length != 4 || d[1] != Size || d[2] != Size || d[3] != 3)
@@ -48,11 +50,15 @@ internal sealed class FaceMeshModel : IDisposable
         BatchCapacity = FaceOrtIo.BatchCapacity(d, maxBatch);
         var outs = model.Session.OutputMetadata;
         if (!outs.TryGetValue("landmarks", out var lm) || !outs.TryGetValue("face_flag", out var flag))
-            throw new InvalidDataException($"face mesh outputs are 'landmarks' and 'face_flag'; {file} has {string.Join(", ", outs.Keys)}");
+            throw new InvalidDataException(
+                $"face mesh outputs are 'landmarks' and 'face_flag'; {file} has {string.Join(", ", outs.Keys)}"
+            );
         var lmShape = FaceOrtIo.Shape(lm);
         long lmCount = 1;
-        foreach (var x in lmShape) lmCount *= x;
-        if (lmCount != FaceMeshResult.Count * 3) throw new InvalidDataException($"face mesh 'landmarks' has {lmCount} values, not 1404");
+        foreach (var x in lmShape)
+            lmCount *= x;
+        if (lmCount != FaceMeshResult.Count * 3)
+            throw new InvalidDataException($"face mesh 'landmarks' has {lmCount} values, not 1404");
         _outputs = [("landmarks", lmShape), ("face_flag", FaceOrtIo.Shape(flag))];
     }
 
@@ -63,13 +69,15 @@ internal sealed class FaceMeshModel : IDisposable
 
     /// <summary>The mesh of a detected face, or null when the detection cannot give a crop (degenerate box) or
     /// the image is unusable.</summary>
-    public FaceMeshResult? Run(Mat image, AiFace face) => Roi(image, face) is { } roi ? RunMany(new ReadOnlySpan<MeshRoi>(ref roi))[0] : null;
+    public FaceMeshResult? Run(Mat image, AiFace face) =>
+        Roi(image, face) is { } roi ? RunMany(new ReadOnlySpan<MeshRoi>(ref roi))[0] : null;
 
     /// <summary>MediaPipe's crop of a detection (centre of the box, side max(w,h)*1.5, rotated by the eye line),
     /// or null for a detection without a box and two keypoints.</summary>
     public static MeshRoi? Roi(Mat image, AiFace face)
     {
-        if (face.Box is not { Length: 4 } box || face.Keypoints is not { Length: >= 4 } kp) return null;
+        if (face.Box is not { Length: 4 } box || face.Keypoints is not { Length: >= 4 } kp)
+            return null;
         var cx = (box[0] + box[2]) / 2;
         var cy = (box[1] + box[3]) / 2;
         var side = Math.Max(box[2] - box[0], box[3] - box[1]) * 1.5f;
@@ -81,13 +89,18 @@ internal sealed class FaceMeshModel : IDisposable
     /// other outer eye corner). Writes cx, cy, side, θ at <paramref name="roi"/>.</summary>
     public static void RoiFromMesh(float[] points, Span<float> roi)
     {
-        float minX = float.MaxValue, minY = float.MaxValue, maxX = float.MinValue, maxY = float.MinValue;
+        float minX = float.MaxValue,
+            minY = float.MaxValue,
+            maxX = float.MinValue,
+            maxY = float.MinValue;
         for (var i = 0; i < FaceMeshResult.Count; i++)
         {
             var x = points[i * 3];
             var y = points[i * 3 + 1];
-            minX = Math.Min(minX, x); maxX = Math.Max(maxX, x);
-            minY = Math.Min(minY, y); maxY = Math.Max(maxY, y);
+            minX = Math.Min(minX, x);
+            maxX = Math.Max(maxX, x);
+            minY = Math.Min(minY, y);
+            maxY = Math.Max(maxY, y);
         }
         roi[0] = (minX + maxX) / 2;
         roi[1] = (minY + maxY) / 2;
@@ -119,10 +132,13 @@ internal sealed class FaceMeshModel : IDisposable
                 for (var i = 0; i < count; i++)
                 {
                     var roi = rois[start + i];
-                    if (!(roi.Side >= 2) || roi.Side > 1e6f || !float.IsFinite(roi.Cx) || !float.IsFinite(roi.Cy)) continue;
-                    if (!float.IsFinite(roi.Theta)) roi = roi with { Theta = 0 };
+                    if (!(roi.Side >= 2) || roi.Side > 1e6f || !float.IsFinite(roi.Cx) || !float.IsFinite(roi.Cy))
+                        continue;
+                    if (!float.IsFinite(roi.Theta))
+                        roi = roi with { Theta = 0 };
                     var bgr = FaceOrtIo.AsBgr(roi.Image, out var owned);
-                    if (bgr is null) continue;
+                    if (bgr is null)
+                        continue;
                     try
                     {
                         Warp(bgr, roi, b, slots);
@@ -133,7 +149,8 @@ internal sealed class FaceMeshModel : IDisposable
                     }
                     b.Place[slots++] = (start + i, roi);
                 }
-                if (slots == 0) continue;
+                if (slots == 0)
+                    continue;
                 b.Io.Run(Model, slots);
                 for (var k = 0; k < slots; k++)
                 {
@@ -165,7 +182,14 @@ internal sealed class FaceMeshModel : IDisposable
         b.M[5] = roi.Cy - 0.5 + off * (sin + cos);
         using (var m = Mat.FromPixelData(2, 3, MatType.CV_64FC1, b.M))
         {
-            Cv2.WarpAffine(bgr, b.Crop, m, new Size(Size, Size), InterpolationFlags.Linear | InterpolationFlags.WarpInverseMap, BorderTypes.Replicate);
+            Cv2.WarpAffine(
+                bgr,
+                b.Crop,
+                m,
+                new Size(Size, Size),
+                InterpolationFlags.Linear | InterpolationFlags.WarpInverseMap,
+                BorderTypes.Replicate
+            );
         }
         Cv2.CvtColor(b.Crop, b.Rgb, ColorConversionCodes.BGR2RGB);
         b.Rgb.ConvertTo(b.Io.InputMats[slot], MatType.CV_32FC3, 1 / 255.0);
@@ -192,7 +216,8 @@ internal sealed class FaceMeshModel : IDisposable
     public void Dispose()
     {
         _disposed = true;
-        while (_pool.TryTake(out var b)) b.Dispose();
+        while (_pool.TryTake(out var b))
+            b.Dispose();
     }
 
     private sealed class Buffers : IDisposable

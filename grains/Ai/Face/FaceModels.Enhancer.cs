@@ -24,9 +24,11 @@ internal sealed partial class FaceModels
             var parts = new List<string>();
             foreach (var (device, lazy) in _enhancers)
             {
-                if (lazy.IsValueCreated && lazy.Value is { } g) parts.Add($"{device}: GFPGAN 512 {Path.GetFileName(g.Model.Path)} ({g.Model.Provider})");
+                if (lazy.IsValueCreated && lazy.Value is { } g)
+                    parts.Add($"{device}: GFPGAN 512 {Path.GetFileName(g.Model.Path)} ({g.Model.Provider})");
             }
-            if (parts.Count > 0) return string.Join(", ", parts);
+            if (parts.Count > 0)
+                return string.Join(", ", parts);
             return EnhancerUnavailable is { } why ? $"unavailable: {why}" : "not loaded yet";
         }
     }
@@ -34,7 +36,8 @@ internal sealed partial class FaceModels
     private GfpganModel? LoadEnhancer(string device)
     {
         var model = Engine.Runtime.Get(AiModelKind.Enhancer, device);
-        if (model is null) return null;
+        if (model is null)
+            return null;
         try
         {
             return new GfpganModel(model);

@@ -17,8 +17,10 @@ internal sealed partial class FaceModels : IDisposable
     private static readonly ConditionalWeakTable<AiEngine, FaceModels> All = new();
     private readonly ConcurrentDictionary<string, Lazy<IFaceDetector?>> _detectors = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Lazy<FaceMeshModel?>> _meshes = new(StringComparer.Ordinal);
-    private volatile string? _detectorError, _meshError;
-    private long _detectorRuns, _reused;
+    private volatile string? _detectorError,
+        _meshError;
+    private long _detectorRuns,
+        _reused;
 
     private FaceModels(AiEngine engine)
     {
@@ -50,7 +52,8 @@ internal sealed partial class FaceModels : IDisposable
     /// <summary>The detector on a device when it is BlazeFace (the shipped default), else null.</summary>
     public BlazeFaceDetector? Detector(string device) => FaceDetector(device) as BlazeFaceDetector;
 
-    /// <summary>The face mesh on a device, or null when its model is unavailable (<see cref="MeshUnavailable"/>).</summary>
+    /// <summary>The face mesh on a device, or null when its model is unavailable (<see
+    /// cref="MeshUnavailable"/>).</summary>
     public FaceMeshModel? Mesh(string device) =>
         _meshes.GetOrAdd(device, d => new Lazy<FaceMeshModel?>(() => LoadMesh(d))).Value;
 
@@ -65,45 +68,60 @@ internal sealed partial class FaceModels : IDisposable
         {
             foreach (var lazy in _detectors.Values)
             {
-                if (lazy.IsValueCreated && lazy.Value is { } d) return d is ScrfdDetector ? "scrfd" : "blazeface";
+                if (lazy.IsValueCreated && lazy.Value is { } d)
+                    return d is ScrfdDetector ? "scrfd" : "blazeface";
             }
             return null;
         }
     }
 
     /// <summary>One line per face step for the status API.</summary>
-    public IReadOnlyDictionary<string, string> Status => new Dictionary<string, string>(StringComparer.Ordinal)
-    {
-        ["detect"] = Describe(_detectors, DetectorUnavailable, d => d.Describe)
-            + $"; {DetectorRuns} detector runs, {DetectionsReused} frames reused the last faces",
-        ["mesh"] = Describe(_meshes, MeshUnavailable, m => $"face mesh 468 ({m.Model.Provider})"),
-        ["swap"] = Swapper.Status,
-        ["enhance"] = EnhancerStatus,
-    };
+    public IReadOnlyDictionary<string, string> Status =>
+        new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["detect"] =
+                Describe(_detectors, DetectorUnavailable, d => d.Describe)
+                + $"; {DetectorRuns} detector runs, {DetectionsReused} frames reused the last faces",
+            ["mesh"] = Describe(_meshes, MeshUnavailable, m => $"face mesh 468 ({m.Model.Provider})"),
+            ["swap"] = Swapper.Status,
+            ["enhance"] = EnhancerStatus,
+        };
 
-    private static string Describe<T>(ConcurrentDictionary<string, Lazy<T?>> loaded, string? unavailable, Func<T, string> text) where T : class
+    private static string Describe<T>(
+        ConcurrentDictionary<string, Lazy<T?>> loaded,
+        string? unavailable,
+        Func<T, string> text
+    )
+        where T : class
     {
         var parts = new List<string>();
         foreach (var (device, lazy) in loaded)
         {
-            if (lazy.IsValueCreated && lazy.Value is { } v) parts.Add($"{device}: {text(v)}");
+            if (lazy.IsValueCreated && lazy.Value is { } v)
+                parts.Add($"{device}: {text(v)}");
         }
-        if (parts.Count > 0) return string.Join(", ", parts);
+        if (parts.Count > 0)
+            return string.Join(", ", parts);
         return unavailable is null ? "not loaded yet" : $"unavailable: {unavailable}";
     }
 
     private IFaceDetector? LoadDetector(string device)
     {
         var model = Engine.Runtime.Get(AiModelKind.FaceDetect, device);
-        if (model is null) return null;
+        if (model is null)
+            return null;
         var scrfd = ScrfdDetector.IsScrfd([.. model.Session.OutputMetadata.Values.Select(m => m.Dimensions)]);
         try
         {
-            return scrfd ? new ScrfdDetector(model, Engine.Options.FaceMinScore) : new BlazeFaceDetector(model, Engine.Options.FaceMinScore, Engine.Options.MaxBatch);
+            return scrfd
+                ? new ScrfdDetector(model, Engine.Options.FaceMinScore)
+                : new BlazeFaceDetector(model, Engine.Options.FaceMinScore, Engine.Options.MaxBatch);
         }
         catch (InvalidDataException e)
         {
-            _detectorError = scrfd ? $"not a usable SCRFD model: {e.Message}" : $"neither a BlazeFace nor a SCRFD model: {e.Message}";
+            _detectorError = scrfd
+                ? $"not a usable SCRFD model: {e.Message}"
+                : $"neither a BlazeFace nor a SCRFD model: {e.Message}";
             return null;
         }
     }
@@ -111,7 +129,8 @@ internal sealed partial class FaceModels : IDisposable
     private FaceMeshModel? LoadMesh(string device)
     {
         var model = Engine.Runtime.Get(AiModelKind.FaceMesh, device);
-        if (model is null) return null;
+        if (model is null)
+            return null;
         try
         {
             return new FaceMeshModel(model, Engine.Options.MaxBatch);
@@ -125,8 +144,12 @@ internal sealed partial class FaceModels : IDisposable
 
     public void Dispose()
     {
-        foreach (var l in _detectors.Values) if (l.IsValueCreated) l.Value?.Dispose();
-        foreach (var l in _meshes.Values) if (l.IsValueCreated) l.Value?.Dispose();
+        foreach (var l in _detectors.Values)
+            if (l.IsValueCreated)
+                l.Value?.Dispose();
+        foreach (var l in _meshes.Values)
+            if (l.IsValueCreated)
+                l.Value?.Dispose();
         Swapper.Dispose();
     }
 }

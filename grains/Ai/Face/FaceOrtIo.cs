@@ -36,7 +36,12 @@ internal sealed class FaceOrtIo : IDisposable
         Input = GC.AllocateArray<float>(perImage * Capacity, pinned: true);
         InputMats = new Mat[Capacity];
         for (var i = 0; i < Capacity; i++)
-            InputMats[i] = Mat.FromPixelData(height, width, MatType.CV_32FC3, Marshal.UnsafeAddrOfPinnedArrayElement(Input, i * perImage));
+            InputMats[i] = Mat.FromPixelData(
+                height,
+                width,
+                MatType.CV_32FC3,
+                Marshal.UnsafeAddrOfPinnedArrayElement(Input, i * perImage)
+            );
         _inputNames = [inputName];
         _outputNames = new string[outputs.Length];
         _outputShapes = new long[outputs.Length][];
@@ -45,7 +50,8 @@ internal sealed class FaceOrtIo : IDisposable
         for (var i = 0; i < outputs.Length; i++)
         {
             long n = 1;
-            for (var d = 1; d < outputs[i].Shape.Length; d++) n *= outputs[i].Shape[d];
+            for (var d = 1; d < outputs[i].Shape.Length; d++)
+                n *= outputs[i].Shape[d];
             _outputPerImage[i] = (int)n;
             _outputShapes[i] = outputs[i].Shape;
             Outputs[i] = GC.AllocateArray<float>((int)n * Capacity, pinned: true);
@@ -64,17 +70,20 @@ internal sealed class FaceOrtIo : IDisposable
     /// <summary>The input tensor's memory (NHWC, image after image).</summary>
     public float[] Input { get; }
 
-    /// <summary>An H x W CV_32FC3 Mat over batch slot i of <see cref="Input"/>: write the normalised RGB image here.</summary>
+    /// <summary>An H x W CV_32FC3 Mat over batch slot i of <see cref="Input"/>: write the normalised RGB image
+    /// here.</summary>
     public Mat[] InputMats { get; }
 
     /// <summary>Slot 0's input (single-image callers).</summary>
     public Mat InputMat => InputMats[0];
 
-    /// <summary>The outputs, in the order given to the constructor, image after image; overwritten by each run.</summary>
+    /// <summary>The outputs, in the order given to the constructor, image after image; overwritten by each
+    /// run.</summary>
     public float[][] Outputs { get; }
 
     /// <summary>Output <paramref name="output"/> of batch slot <paramref name="image"/>.</summary>
-    public Span<float> Output(int output, int image) => Outputs[output].AsSpan(image * _outputPerImage[output], _outputPerImage[output]);
+    public Span<float> Output(int output, int image) =>
+        Outputs[output].AsSpan(image * _outputPerImage[output], _outputPerImage[output]);
 
     /// <summary>Runs the session on slot 0.</summary>
     public void Run(OnnxModel model) => Run(model, 1);
@@ -86,8 +95,13 @@ internal sealed class FaceOrtIo : IDisposable
         ArgumentNullException.ThrowIfNull(model);
         ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(count, Capacity);
-        var inputs = _inputs[count] ??= [OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance,
-            Input.AsMemory(0, Height * Width * 3 * count), [count, Height, Width, 3])];
+        var inputs = _inputs[count] ??= [
+            OrtValue.CreateTensorValueFromMemory(
+                OrtMemoryInfo.DefaultInstance,
+                Input.AsMemory(0, Height * Width * 3 * count),
+                [count, Height, Width, 3]
+            ),
+        ];
         var outputs = _outputs[count] ??= MakeOutputs(count);
         var t0 = Stopwatch.GetTimestamp();
         model.Session.Run(_run, _inputNames, inputs, _outputNames, outputs);
@@ -101,28 +115,42 @@ internal sealed class FaceOrtIo : IDisposable
         {
             var shape = (long[])_outputShapes[i].Clone();
             shape[0] = count;
-            values[i] = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, Outputs[i].AsMemory(0, _outputPerImage[i] * count), shape);
+            values[i] = OrtValue.CreateTensorValueFromMemory(
+                OrtMemoryInfo.DefaultInstance,
+                Outputs[i].AsMemory(0, _outputPerImage[i] * count),
+                shape
+            );
         }
         return values;
     }
 
     public void Dispose()
     {
-        foreach (var set in _inputs) if (set is not null) foreach (var v in set) v?.Dispose();
-        foreach (var set in _outputs) if (set is not null) foreach (var v in set) v?.Dispose();
+        foreach (var set in _inputs)
+            if (set is not null)
+                foreach (var v in set)
+                    v?.Dispose();
+        foreach (var set in _outputs)
+            if (set is not null)
+                foreach (var v in set)
+                    v?.Dispose();
         _run.Dispose();
-        foreach (var m in InputMats) m.Dispose();
+        foreach (var m in InputMats)
+            m.Dispose();
     }
 
-    /// <summary>How many images a model takes per call: its batch dimension when fixed, else <paramref name="max"/>.</summary>
-    public static int BatchCapacity(int[] inputDims, int max) => inputDims.Length > 0 && inputDims[0] > 0 ? inputDims[0] : Math.Max(1, max);
+    /// <summary>How many images a model takes per call: its batch dimension when fixed, else <paramref
+    /// name="max"/>.</summary>
+    public static int BatchCapacity(int[] inputDims, int max) =>
+        inputDims.Length > 0 && inputDims[0] > 0 ? inputDims[0] : Math.Max(1, max);
 
     /// <summary>Shape of a model value with symbolic dimensions (-1) read as 1 (batch).</summary>
     public static long[] Shape(NodeMetadata meta)
     {
         var d = meta.Dimensions;
         var s = new long[d.Length];
-        for (var i = 0; i < d.Length; i++) s[i] = d[i] <= 0 ? 1 : d[i];
+        for (var i = 0; i < d.Length; i++)
+            s[i] = d[i] <= 0 ? 1 : d[i];
         return s;
     }
 
@@ -131,9 +159,11 @@ internal sealed class FaceOrtIo : IDisposable
     public static Mat? AsBgr(Mat image, out Mat? owned)
     {
         owned = null;
-        if (image.Empty() || image.Dims != 2) return null;
+        if (image.Empty() || image.Dims != 2)
+            return null;
         var type = image.Type();
-        if (type == MatType.CV_8UC3) return image;
+        if (type == MatType.CV_8UC3)
+            return image;
         Mat src = image;
         Mat? tmp = null;
         if (image.Depth() != MatType.CV_8U)

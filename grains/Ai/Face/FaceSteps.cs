@@ -26,7 +26,8 @@ internal sealed class FaceDetectStep(AiEngine engine) : FaceStep(engine, StepNam
         var due = new List<(FrameWork W, Mat Image, AiSourceState State)>(round.Length);
         foreach (var w in round)
         {
-            if (w.Failed || w.Image is not { } image) continue;
+            if (w.Failed || w.Image is not { } image)
+                continue;
             if (Models.FaceDetector(w.Device) is null)
             {
                 FaceStepErrors.Unavailable(Engine, w, Name);
@@ -36,8 +37,11 @@ internal sealed class FaceDetectStep(AiEngine engine) : FaceStep(engine, StepNam
             lock (state.Gate)
             {
                 var interval = Math.Max(1, w.Settings.FaceDetectInterval);
-                var isDue = state.DetectFrames % interval == 0 || state.LastFaces is null
-                    || state.LastFacesWidth != image.Cols || state.LastFacesHeight != image.Rows;
+                var isDue =
+                    state.DetectFrames % interval == 0
+                    || state.LastFaces is null
+                    || state.LastFacesWidth != image.Cols
+                    || state.LastFacesHeight != image.Rows;
                 state.DetectFrames++;
                 if (!isDue)
                 {
@@ -62,7 +66,8 @@ internal sealed class FaceDetectStep(AiEngine engine) : FaceStep(engine, StepNam
     private void Detect(IFaceDetector detector, List<(FrameWork W, Mat Image, AiSourceState State)> due)
     {
         var images = new Mat[due.Count];
-        for (var i = 0; i < images.Length; i++) images[i] = due[i].Image;
+        for (var i = 0; i < images.Length; i++)
+            images[i] = due[i].Image;
         var t0 = Stopwatch.GetTimestamp();
         AiFace[][] found;
         try
@@ -71,7 +76,8 @@ internal sealed class FaceDetectStep(AiEngine engine) : FaceStep(engine, StepNam
         }
         catch (Exception e) when (FaceStepErrors.Expected(e))
         {
-            foreach (var d in due) FaceStepErrors.Skip(Engine, d.W, Name, e);
+            foreach (var d in due)
+                FaceStepErrors.Skip(Engine, d.W, Name, e);
             return;
         }
         Engine.Record(Name, t0, due.Count);
@@ -91,7 +97,8 @@ internal sealed class FaceDetectStep(AiEngine engine) : FaceStep(engine, StepNam
     }
 
     // A copy: later steps replace entries (mesh) and must not touch the per-source array.
-    private static void SetFaces(FrameWork w, AiFace[] faces) => w.Faces = faces.Length == 0 ? [] : (AiFace[])faces.Clone();
+    private static void SetFaces(FrameWork w, AiFace[] faces) =>
+        w.Faces = faces.Length == 0 ? [] : (AiFace[])faces.Clone();
 }
 
 /// <summary>
@@ -114,7 +121,8 @@ internal sealed class FaceMeshStep(AiEngine engine) : FaceStep(engine, StepName,
         FaceMeshModel? mesh = null;
         foreach (var w in round)
         {
-            if (w.Failed || w.Image is not { } image) continue;
+            if (w.Failed || w.Image is not { } image)
+                continue;
             if (Models.Mesh(w.Device) is not { } m)
             {
                 FaceStepErrors.Unavailable(Engine, w, Name);
@@ -132,7 +140,8 @@ internal sealed class FaceMeshStep(AiEngine engine) : FaceStep(engine, StepName,
                 w.Note($"{Name}: no detections");
                 continue;
             }
-            if (faces.Length == 0) continue;
+            if (faces.Length == 0)
+                continue;
             var state = Engine.StateFor(w.Source);
             frames.Add((w, faces, state, rois.Count));
             lock (state.Gate)
@@ -142,13 +151,16 @@ internal sealed class FaceMeshStep(AiEngine engine) : FaceStep(engine, StepName,
                 var track = w.Ai().FacesReused && state.TrackRois is { } t && t.Length == faces.Length * 4 ? t : null;
                 for (var i = 0; i < faces.Length; i++)
                 {
-                    rois.Add(track is null
-                        ? FaceMeshModel.Roi(image, faces[i])
-                        : new MeshRoi(image, track[i * 4], track[i * 4 + 1], track[i * 4 + 2], track[i * 4 + 3]));
+                    rois.Add(
+                        track is null
+                            ? FaceMeshModel.Roi(image, faces[i])
+                            : new MeshRoi(image, track[i * 4], track[i * 4 + 1], track[i * 4 + 2], track[i * 4 + 3])
+                    );
                 }
             }
         }
-        if (mesh is null || frames.Count == 0) return;
+        if (mesh is null || frames.Count == 0)
+            return;
 
         var t0 = Stopwatch.GetTimestamp();
         var valid = new List<MeshRoi>(rois.Count);
@@ -156,7 +168,8 @@ internal sealed class FaceMeshStep(AiEngine engine) : FaceStep(engine, StepName,
         for (var i = 0; i < rois.Count; i++)
         {
             at[i] = rois[i] is { } r ? valid.Count : -1;
-            if (rois[i] is { } ok) valid.Add(ok);
+            if (rois[i] is { } ok)
+                valid.Add(ok);
         }
         FaceMeshResult?[] results;
         try
@@ -165,7 +178,8 @@ internal sealed class FaceMeshStep(AiEngine engine) : FaceStep(engine, StepName,
         }
         catch (Exception e) when (FaceStepErrors.Expected(e))
         {
-            foreach (var f in frames) FaceStepErrors.Skip(Engine, f.W, Name, e);
+            foreach (var f in frames)
+                FaceStepErrors.Skip(Engine, f.W, Name, e);
             return;
         }
 
@@ -192,7 +206,8 @@ internal sealed class FaceMeshStep(AiEngine engine) : FaceStep(engine, StepName,
             {
                 state.TrackRois = lost ? null : next;
                 // A tracked face that got lost makes the next frame run the detector.
-                if (lost && w.Ai().FacesReused) state.LastFaces = null;
+                if (lost && w.Ai().FacesReused)
+                    state.LastFaces = null;
             }
             w.Ai().MeshPresence = presence;
         }
@@ -244,7 +259,8 @@ internal sealed class FaceSwapStep(AiEngine engine) : FaceStep(engine, StepName,
         var swapped = 0;
         foreach (var f in faces)
         {
-            if (Models.Swapper.SwapFace(image, f, reference, w.Device)) swapped++;
+            if (Models.Swapper.SwapFace(image, f, reference, w.Device))
+                swapped++;
         }
         if (swapped == 0)
         {
@@ -258,7 +274,8 @@ internal sealed class FaceSwapStep(AiEngine engine) : FaceStep(engine, StepName,
 internal static class FaceStepErrors
 {
     /// <summary>What a face step may meet on a bad frame or model; it is counted, never thrown.</summary>
-    public static bool Expected(Exception e) => e is not (OutOfMemoryException or StackOverflowException or ThreadAbortException);
+    public static bool Expected(Exception e) =>
+        e is not (OutOfMemoryException or StackOverflowException or ThreadAbortException);
 
     public static void Unavailable(AiEngine engine, FrameWork w, string step)
     {
@@ -293,7 +310,8 @@ internal abstract class FaceStep(AiEngine engine, string name, AiSteps flag) : I
     /// second frame sees what its first one left in the per-source state.</summary>
     public void Run(ReadOnlySpan<FrameWork> batch)
     {
-        foreach (var round in FrameRounds.Split(batch)) RunRound(round);
+        foreach (var round in FrameRounds.Split(batch))
+            RunRound(round);
     }
 
     /// <summary>One round; by default frame by frame, an expected failure (OpenCV, ONNX Runtime) skipping that
@@ -302,7 +320,8 @@ internal abstract class FaceStep(AiEngine engine, string name, AiSteps flag) : I
     {
         foreach (var w in round)
         {
-            if (w.Failed || w.Image is not { } image) continue;
+            if (w.Failed || w.Image is not { } image)
+                continue;
             try
             {
                 RunOne(w, image);

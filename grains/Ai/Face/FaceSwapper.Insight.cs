@@ -22,7 +22,12 @@ internal sealed partial class FaceReference
     internal string? EmbeddingError { get; set; }
 
     internal FaceReference WithVersion(long version) =>
-        new(version, Error, Image, Points, Triangles, Face) { Embedding = Embedding, Latent = Latent, EmbeddingError = EmbeddingError };
+        new(version, Error, Image, Points, Triangles, Face)
+        {
+            Embedding = Embedding,
+            Latent = Latent,
+            EmbeddingError = EmbeddingError,
+        };
 }
 
 /// <summary>The ArcFace and inswapper models of one device.</summary>
@@ -36,7 +41,9 @@ internal sealed record InsightModels(ArcFaceModel ArcFace, InswapperModel Swappe
 /// </summary>
 internal sealed partial class FaceSwapper
 {
-    private readonly ConcurrentDictionary<string, Lazy<(InsightModels? Models, string Reason)>> _insight = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Lazy<(InsightModels? Models, string Reason)>> _insight = new(
+        StringComparer.Ordinal
+    );
     private Lazy<OnnxTensor>? _emap;
     private volatile Inspected? _inspected;
 
@@ -58,20 +65,29 @@ internal sealed partial class FaceSwapper
     internal InsightModels? Insight(string device) => InsightOn(device).Models;
 
     private (InsightModels? Models, string Reason) InsightOn(string device) =>
-        _insight.GetOrAdd(device, d => new Lazy<(InsightModels?, string)>(() => LoadInsight(d), LazyThreadSafetyMode.ExecutionAndPublication)).Value;
+        _insight
+            .GetOrAdd(device, d => new Lazy<(InsightModels?, string)>(
+                () => LoadInsight(d),
+                LazyThreadSafetyMode.ExecutionAndPublication
+            ))
+            .Value;
 
     private (InsightModels?, string) LoadInsight(string device)
     {
         const string mesh = "mesh warp + seamless clone";
         var rt = _models.Engine.Runtime;
-        if (rt.PathOf(AiModelKind.Swap) is null) return (null, $"{mesh} (no swap_model configured: SWAP_MODEL / ai:swap_model)");
+        if (rt.PathOf(AiModelKind.Swap) is null)
+            return (null, $"{mesh} (no swap_model configured: SWAP_MODEL / ai:swap_model)");
         var swap = rt.Get(AiModelKind.Swap, device);
-        if (swap is null) return (null, $"{mesh} (swap_model unavailable: {rt.UnavailableReason(AiModelKind.Swap)})");
+        if (swap is null)
+            return (null, $"{mesh} (swap_model unavailable: {rt.UnavailableReason(AiModelKind.Swap)})");
         var file = Path.GetFileName(swap.Path);
         InswapperModel inswapper;
         try
         {
-            var emap = LazyInitializer.EnsureInitialized(ref _emap, () => new Lazy<OnnxTensor>(() => OnnxInitializerReader.ReadLast(swap.Path)));
+            var emap = LazyInitializer.EnsureInitialized(ref _emap, () =>
+                new Lazy<OnnxTensor>(() => OnnxInitializerReader.ReadLast(swap.Path))
+            );
             inswapper = new InswapperModel(swap, () => emap.Value);
         }
         catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
@@ -79,14 +95,23 @@ internal sealed partial class FaceSwapper
             return (null, $"{mesh}: swap_model {file} is not a usable inswapper model: {e.Message}");
         }
         if (rt.PathOf(AiModelKind.ArcFace) is null)
-            return (null, $"{mesh}: swap_model {file} is an inswapper model but it needs the source face's ArcFace embedding and no arcface_model is configured (ARCFACE_MODEL / ai:arcface_model, or INSIGHTFACE_APP / ai:insightface_dir)");
+            return (
+                null,
+                $"{mesh}: swap_model {file} is an inswapper model but it needs the source face's ArcFace embedding and no arcface_model is configured (ARCFACE_MODEL / ai:arcface_model, or INSIGHTFACE_APP / ai:insightface_dir)"
+            );
         var arc = rt.Get(AiModelKind.ArcFace, device);
-        if (arc is null) return (null, $"{mesh}: swap_model {file} is an inswapper model but arcface_model is unavailable: {rt.UnavailableReason(AiModelKind.ArcFace)}");
+        if (arc is null)
+            return (
+                null,
+                $"{mesh}: swap_model {file} is an inswapper model but arcface_model is unavailable: {rt.UnavailableReason(AiModelKind.ArcFace)}"
+            );
         try
         {
             var arcface = new ArcFaceModel(arc);
-            return (new InsightModels(arcface, inswapper),
-                $"inswapper: {file} ({inswapper.Size}x{inswapper.Size}, emap '{inswapper.EmapName}', {swap.Provider}) with ArcFace {Path.GetFileName(arc.Path)} ({arc.Provider})");
+            return (
+                new InsightModels(arcface, inswapper),
+                $"inswapper: {file} ({inswapper.Size}x{inswapper.Size}, emap '{inswapper.EmapName}', {swap.Provider}) with ArcFace {Path.GetFileName(arc.Path)} ({arc.Provider})"
+            );
         }
         catch (InvalidDataException e)
         {
@@ -101,10 +126,14 @@ internal sealed partial class FaceSwapper
     {
         if (reference.Latent is { } latent && Insight(device) is { } insight)
         {
-            if (frame.Empty() || frame.Type() != MatType.CV_8UC3) return false;
+            if (frame.Empty() || frame.Type() != MatType.CV_8UC3)
+                return false;
             Span<float> kps = stackalloc float[10];
-            if (!FaceAlign.FivePoints(face, kps)) return false;
-            foreach (var v in kps) if (!float.IsFinite(v)) return false;
+            if (!FaceAlign.FivePoints(face, kps))
+                return false;
+            foreach (var v in kps)
+                if (!float.IsFinite(v))
+                    return false;
             return insight.Swapper.Swap(frame, kps, latent).Width > 0;
         }
         return face.Mesh is { } m && Swap(frame, m, reference);
@@ -114,7 +143,8 @@ internal sealed partial class FaceSwapper
     /// counters: its ms per upload).</summary>
     private void Embed(FaceReference reference, Mat image, string device)
     {
-        if (Insight(device) is not { } insight || reference.Face is not { } face) return;
+        if (Insight(device) is not { } insight || reference.Face is not { } face)
+            return;
         Span<float> kps = stackalloc float[10];
         if (!FaceAlign.FivePoints(face, kps))
         {
@@ -129,27 +159,33 @@ internal sealed partial class FaceSwapper
             reference.Latent = insight.Swapper.Latent(embedding);
             _models.Engine.Record("embed", t0);
         }
-        catch (Exception e) when (e is OnnxRuntimeException or OpenCVException or InvalidDataException or ArgumentException)
+        catch (Exception e)
+            when (e is OnnxRuntimeException or OpenCVException or InvalidDataException or ArgumentException)
         {
             reference.EmbeddingError = $"ArcFace embedding failed: {e.Message}";
         }
     }
 
     private static string EmbeddingNote(FaceReference r) =>
-        r.Latent is not null ? ", ArcFace embedding ready" : r.EmbeddingError is { } e ? $", {e}: mesh warp used" : "";
+        r.Latent is not null ? ", ArcFace embedding ready"
+        : r.EmbeddingError is { } e ? $", {e}: mesh warp used"
+        : "";
 
     /// <summary>Keeps the upload check's analysis so the same bytes, arriving as a new version, are not analysed
     /// (and embedded) again.</summary>
     private FaceReference Remember(AiAsset asset, FaceReference reference)
     {
-        if (reference.Usable && asset.Image is { Length: > 0 }) _inspected = new Inspected(SHA256.HashData(asset.Image), reference);
+        if (reference.Usable && asset.Image is { Length: > 0 })
+            _inspected = new Inspected(SHA256.HashData(asset.Image), reference);
         return reference;
     }
 
     private FaceReference? Reused(AiAsset asset)
     {
-        if (_inspected is not { } i || asset.Image is not { Length: > 0 }) return null;
-        if (!SHA256.HashData(asset.Image).AsSpan().SequenceEqual(i.Hash)) return null;
+        if (_inspected is not { } i || asset.Image is not { Length: > 0 })
+            return null;
+        if (!SHA256.HashData(asset.Image).AsSpan().SequenceEqual(i.Hash))
+            return null;
         _inspected = null;
         return i.Reference.WithVersion(asset.Version);
     }

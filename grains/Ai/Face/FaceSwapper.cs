@@ -12,7 +12,14 @@ namespace Blankend.Orleans.Grains.Ai.Face;
 /// </summary>
 internal sealed partial class FaceReference
 {
-    internal FaceReference(long version, string? error, Mat? image = null, float[]? points = null, int[]? triangles = null, AiFace? face = null)
+    internal FaceReference(
+        long version,
+        string? error,
+        Mat? image = null,
+        float[]? points = null,
+        int[]? triangles = null,
+        AiFace? face = null
+    )
     {
         Version = version;
         Error = error;
@@ -70,30 +77,36 @@ internal sealed partial class FaceSwapper : IDisposable
         _models = models;
     }
 
-    /// <summary>How faces are swapped and why (about <c>swap_model</c>, <c>arcface_model</c>); inspects the models once.</summary>
+    /// <summary>How faces are swapped and why (about <c>swap_model</c>, <c>arcface_model</c>); inspects the models
+    /// once.</summary>
     public string SwapStatus => Engine.Reason;
 
     /// <summary>The reference in use: "none", "v3: ready (...)", or "v3: &lt;error&gt;".</summary>
-    public string ReferenceStatus => _reference switch
-    {
-        null => "no reference face analysed yet",
-        { Error: { } e } r => $"reference v{r.Version}: {e}",
-        { } r => $"reference v{r.Version}: ready ({r.TriangleCount} triangles, score {r.Face?.Score:0.00}{EmbeddingNote(r)})",
-    };
+    public string ReferenceStatus =>
+        _reference switch
+        {
+            null => "no reference face analysed yet",
+            { Error: { } e } r => $"reference v{r.Version}: {e}",
+            { } r =>
+                $"reference v{r.Version}: ready ({r.TriangleCount} triangles, score {r.Face?.Score:0.00}{EmbeddingNote(r)})",
+        };
 
     /// <summary>Swap status and reference status in one line, for the status API.</summary>
     public string Status => $"{SwapStatus}; {ReferenceStatus}";
 
     /// <summary>The analysed reference of an asset version, computed on the first call for that version
-    /// (decode, detect, mesh, triangulate) and cached. Never throws: a bad image gives <see cref="FaceReference.Error"/>.</summary>
+    /// (decode, detect, mesh, triangulate) and cached. Never throws: a bad image gives <see
+    /// cref="FaceReference.Error"/>.</summary>
     public FaceReference Reference(AiAsset asset, string device = "cpu0")
     {
         var r = _reference;
-        if (r is not null && r.Version == asset.Version) return r;
+        if (r is not null && r.Version == asset.Version)
+            return r;
         lock (_refGate)
         {
             r = _reference;
-            if (r is not null && r.Version == asset.Version) return r;
+            if (r is not null && r.Version == asset.Version)
+                return r;
             // Older references are left to the GC (a worker thread may still be warping from one).
             r = Reused(asset) ?? Analyse(asset, device);
             _reference = r;
@@ -107,11 +120,14 @@ internal sealed partial class FaceSwapper : IDisposable
     private FaceReference Analyse(AiAsset asset, string device)
     {
         var v = asset.Version;
-        if (asset.Image is not { Length: > 0 }) return new FaceReference(v, "reference image is empty");
+        if (asset.Image is not { Length: > 0 })
+            return new FaceReference(v, "reference image is empty");
         var detector = _models.FaceDetector(device);
-        if (detector is null) return new FaceReference(v, $"face detector unavailable: {_models.DetectorUnavailable}");
+        if (detector is null)
+            return new FaceReference(v, $"face detector unavailable: {_models.DetectorUnavailable}");
         var mesh = _models.Mesh(device);
-        if (mesh is null) return new FaceReference(v, $"face mesh unavailable: {_models.MeshUnavailable}");
+        if (mesh is null)
+            return new FaceReference(v, $"face mesh unavailable: {_models.MeshUnavailable}");
         Mat image;
         try
         {
@@ -123,22 +139,32 @@ internal sealed partial class FaceSwapper : IDisposable
         }
         using (image)
         {
-            if (image.Empty()) return new FaceReference(v, "reference image does not decode (JPEG or PNG expected)");
+            if (image.Empty())
+                return new FaceReference(v, "reference image does not decode (JPEG or PNG expected)");
             var faces = detector.Detect(image);
-            if (faces.Length == 0) return new FaceReference(v, "no face found in the reference image");
+            if (faces.Length == 0)
+                return new FaceReference(v, "no face found in the reference image");
             var face = faces[0];
             var m = mesh.Run(image, face);
             if (m is null || !m.Present)
-                return new FaceReference(v, $"no face found in the reference image (mesh presence {m?.Presence ?? 0:0.00})");
+                return new FaceReference(
+                    v,
+                    $"no face found in the reference image (mesh presence {m?.Presence ?? 0:0.00})"
+                );
 
             // Keep only a crop around the face (an upload may be 4000x3000).
-            float minX = float.MaxValue, minY = float.MaxValue, maxX = float.MinValue, maxY = float.MinValue;
+            float minX = float.MaxValue,
+                minY = float.MaxValue,
+                maxX = float.MinValue,
+                maxY = float.MinValue;
             for (var i = 0; i < FaceMeshResult.Count; i++)
             {
                 var x = m.Points[i * 3];
                 var y = m.Points[i * 3 + 1];
-                minX = Math.Min(minX, x); maxX = Math.Max(maxX, x);
-                minY = Math.Min(minY, y); maxY = Math.Max(maxY, y);
+                minX = Math.Min(minX, x);
+                maxX = Math.Max(maxX, x);
+                minY = Math.Min(minY, y);
+                maxY = Math.Max(maxY, y);
             }
             var pad = Math.Max(maxX - minX, maxY - minY) * 0.1f + 2;
             var x0 = Math.Clamp((int)MathF.Floor(minX - pad), 0, image.Cols - 1);
@@ -152,9 +178,11 @@ internal sealed partial class FaceSwapper : IDisposable
                 points[i * 2 + 1] = m.Points[i * 3 + 1] - 0.5f - y0;
             }
             var triangles = Triangulate(points);
-            if (triangles.Length < 3) return new FaceReference(v, "reference face mesh could not be triangulated");
+            if (triangles.Length < 3)
+                return new FaceReference(v, "reference face mesh could not be triangulated");
             Mat crop;
-            using (var roi = image.SubMat(y0, y1, x0, x1)) crop = roi.Clone();
+            using (var roi = image.SubMat(y0, y1, x0, x1))
+                crop = roi.Clone();
             var reference = new FaceReference(v, null, crop, points, triangles, face with { Mesh = m.Points });
             Embed(reference, image, device);
             return reference;
@@ -165,26 +193,40 @@ internal sealed partial class FaceSwapper : IDisposable
     internal static int[] Triangulate(float[] points)
     {
         var n = points.Length / 2;
-        float minX = float.MaxValue, minY = float.MaxValue, maxX = float.MinValue, maxY = float.MinValue;
+        float minX = float.MaxValue,
+            minY = float.MaxValue,
+            maxX = float.MinValue,
+            maxY = float.MinValue;
         for (var i = 0; i < n; i++)
         {
-            minX = Math.Min(minX, points[i * 2]); maxX = Math.Max(maxX, points[i * 2]);
-            minY = Math.Min(minY, points[i * 2 + 1]); maxY = Math.Max(maxY, points[i * 2 + 1]);
+            minX = Math.Min(minX, points[i * 2]);
+            maxX = Math.Max(maxX, points[i * 2]);
+            minY = Math.Min(minY, points[i * 2 + 1]);
+            maxY = Math.Max(maxY, points[i * 2 + 1]);
         }
-        var rect = new Rect((int)MathF.Floor(minX) - 1, (int)MathF.Floor(minY) - 1,
-            (int)MathF.Ceiling(maxX - minX) + 3, (int)MathF.Ceiling(maxY - minY) + 3);
+        var rect = new Rect(
+            (int)MathF.Floor(minX) - 1,
+            (int)MathF.Floor(minY) - 1,
+            (int)MathF.Ceiling(maxX - minX) + 3,
+            (int)MathF.Ceiling(maxY - minY) + 3
+        );
         var index = new Dictionary<(float, float), int>(n);
         using var subdiv = new Subdiv2D(rect);
         for (var i = 0; i < n; i++)
         {
             var p = new Point2f(points[i * 2], points[i * 2 + 1]);
-            if (index.TryAdd((p.X, p.Y), i)) subdiv.Insert(p);
+            if (index.TryAdd((p.X, p.Y), i))
+                subdiv.Insert(p);
         }
         var list = new List<int>(n * 6);
         foreach (var t in subdiv.GetTriangleList())
         {
-            if (!index.TryGetValue((t.Item0, t.Item1), out var a) || !index.TryGetValue((t.Item2, t.Item3), out var b)
-                || !index.TryGetValue((t.Item4, t.Item5), out var c)) continue; // a vertex of Subdiv2D's outer frame
+            if (
+                !index.TryGetValue((t.Item0, t.Item1), out var a)
+                || !index.TryGetValue((t.Item2, t.Item3), out var b)
+                || !index.TryGetValue((t.Item4, t.Item5), out var c)
+            )
+                continue; // a vertex of Subdiv2D's outer frame
             list.Add(a);
             list.Add(b);
             list.Add(c);
@@ -196,24 +238,32 @@ internal sealed partial class FaceSwapper : IDisposable
     /// unchanged) when the target is unusable (no mesh, off-frame, degenerate) or the frame is not BGR.</summary>
     public bool Swap(Mat frame, float[] targetMesh, FaceReference reference)
     {
-        if (!reference.Usable || reference.Image is null || frame.Empty() || frame.Type() != MatType.CV_8UC3) return false;
-        if (targetMesh.Length < FaceMeshResult.Count * 3) return false;
+        if (!reference.Usable || reference.Image is null || frame.Empty() || frame.Type() != MatType.CV_8UC3)
+            return false;
+        if (targetMesh.Length < FaceMeshResult.Count * 3)
+            return false;
         var n = FaceMeshResult.Count;
         var b = _pool.TryTake(out var pooled) ? pooled : new SwapBuffers();
         try
         {
             // Target points in frame index coordinates; the hull's bounding box (+ margin) is the work region.
-            float minX = float.MaxValue, minY = float.MaxValue, maxX = float.MinValue, maxY = float.MinValue;
+            float minX = float.MaxValue,
+                minY = float.MaxValue,
+                maxX = float.MinValue,
+                maxY = float.MinValue;
             var dst = b.Dst;
             for (var i = 0; i < n; i++)
             {
                 var x = targetMesh[i * 3] - 0.5f;
                 var y = targetMesh[i * 3 + 1] - 0.5f;
-                if (!float.IsFinite(x) || !float.IsFinite(y)) return false;
+                if (!float.IsFinite(x) || !float.IsFinite(y))
+                    return false;
                 dst[i * 2] = x;
                 dst[i * 2 + 1] = y;
-                minX = Math.Min(minX, x); maxX = Math.Max(maxX, x);
-                minY = Math.Min(minY, y); maxY = Math.Max(maxY, y);
+                minX = Math.Min(minX, x);
+                maxX = Math.Max(maxX, x);
+                minY = Math.Min(minY, y);
+                maxY = Math.Max(maxY, y);
             }
             var fx0 = (int)MathF.Floor(minX) - Margin;
             var fy0 = (int)MathF.Floor(minY) - Margin;
@@ -226,10 +276,12 @@ internal sealed partial class FaceSwapper : IDisposable
             var ry1 = Math.Min(frame.Rows, fy1);
             var w = rx1 - rx0;
             var h = ry1 - ry0;
-            if (w < 8 || h < 8 || (long)w * h > 16_000_000) return false;
+            if (w < 8 || h < 8 || (long)w * h > 16_000_000)
+                return false;
 
             var filled = Rasterise(b, reference, rx0, ry0, w, h);
-            if (filled == 0) return false;
+            if (filled == 0)
+                return false;
 
             using var mapX = b.MapX.SubMat(0, h, 0, w);
             using var mapY = b.MapY.SubMat(0, h, 0, w);
@@ -239,12 +291,15 @@ internal sealed partial class FaceSwapper : IDisposable
             Cv2.Remap(reference.Image, b.Warped, mapX, mapY, InterpolationFlags.Linear, BorderTypes.Replicate);
             // Keep the seam off the outermost mesh triangles (they hug the jaw and hairline).
             Cv2.Erode(mask, b.Inner, null, iterations: Math.Max(1, Math.Min(w, h) / 40));
-            if (Cv2.CountNonZero(b.Inner) < 16) return false;
+            if (Cv2.CountNonZero(b.Inner) < 16)
+                return false;
 
             ColourMatch(b, target);
 
-            if (clipped) Feather(b, target, w, h, Math.Max(3, (Math.Min(w, h) / 12) | 1));
-            else Clone(b, target, w, h);
+            if (clipped)
+                Feather(b, target, w, h, Math.Max(3, (Math.Min(w, h) / 12) | 1));
+            else
+                Clone(b, target, w, h);
             return true;
         }
         finally
@@ -253,7 +308,8 @@ internal sealed partial class FaceSwapper : IDisposable
         }
     }
 
-    /// <summary>Fills the remap tables and the mask of the work region from the triangles; returns the pixels set.</summary>
+    /// <summary>Fills the remap tables and the mask of the work region from the triangles; returns the pixels
+    /// set.</summary>
     private static int Rasterise(SwapBuffers b, FaceReference reference, int rx0, int ry0, int w, int h)
     {
         b.Ensure(h, w);
@@ -274,16 +330,25 @@ internal sealed partial class FaceSwapper : IDisposable
         const float eps = 1e-4f;
         for (var t = 0; t < tri.Length; t += 3)
         {
-            int a = tri[t], c1 = tri[t + 1], c2 = tri[t + 2];
-            float d0x = dst[a * 2] - rx0, d0y = dst[a * 2 + 1] - ry0;
-            float e1x = dst[c1 * 2] - rx0 - d0x, e1y = dst[c1 * 2 + 1] - ry0 - d0y;
-            float e2x = dst[c2 * 2] - rx0 - d0x, e2y = dst[c2 * 2 + 1] - ry0 - d0y;
+            int a = tri[t],
+                c1 = tri[t + 1],
+                c2 = tri[t + 2];
+            float d0x = dst[a * 2] - rx0,
+                d0y = dst[a * 2 + 1] - ry0;
+            float e1x = dst[c1 * 2] - rx0 - d0x,
+                e1y = dst[c1 * 2 + 1] - ry0 - d0y;
+            float e2x = dst[c2 * 2] - rx0 - d0x,
+                e2y = dst[c2 * 2 + 1] - ry0 - d0y;
             var det = e1x * e2y - e1y * e2x;
-            if (MathF.Abs(det) < 1e-3f) continue;
+            if (MathF.Abs(det) < 1e-3f)
+                continue;
             var inv = 1f / det;
-            float s0x = src[a * 2], s0y = src[a * 2 + 1];
-            float f1x = src[c1 * 2] - s0x, f1y = src[c1 * 2 + 1] - s0y;
-            float f2x = src[c2 * 2] - s0x, f2y = src[c2 * 2 + 1] - s0y;
+            float s0x = src[a * 2],
+                s0y = src[a * 2 + 1];
+            float f1x = src[c1 * 2] - s0x,
+                f1y = src[c1 * 2 + 1] - s0y;
+            float f2x = src[c2 * 2] - s0x,
+                f2y = src[c2 * 2 + 1] - s0y;
             var xs = Math.Max(0, (int)MathF.Ceiling(Math.Min(d0x, Math.Min(d0x + e1x, d0x + e2x))));
             var xe = Math.Min(w - 1, (int)MathF.Floor(Math.Max(d0x, Math.Max(d0x + e1x, d0x + e2x))));
             var ys = Math.Max(0, (int)MathF.Ceiling(Math.Min(d0y, Math.Min(d0y + e1y, d0y + e2y))));
@@ -297,10 +362,12 @@ internal sealed partial class FaceSwapper : IDisposable
                     var qx = x - d0x;
                     var u = (qx * e2y - qy * e2x) * inv;
                     var v = (e1x * qy - e1y * qx) * inv;
-                    if (u < -eps || v < -eps || u + v > 1 + eps) continue;
+                    if (u < -eps || v < -eps || u + v > 1 + eps)
+                        continue;
                     mx[row + x] = s0x + u * f1x + v * f2x;
                     my[row + x] = s0y + u * f1y + v * f2y;
-                    if (mk[row + x] == 0) filled++;
+                    if (mk[row + x] == 0)
+                        filled++;
                     mk[row + x] = 255;
                 }
             }
@@ -338,7 +405,14 @@ internal sealed partial class FaceSwapper : IDisposable
         if (longSide <= CloneSide)
         {
             var r = Cv2.BoundingRect(b.Inner);
-            Cv2.SeamlessClone(b.Warped, target, b.Inner, new Point(r.X + r.Width / 2, r.Y + r.Height / 2), b.Blend, SeamlessCloneFlags.NormalClone);
+            Cv2.SeamlessClone(
+                b.Warped,
+                target,
+                b.Inner,
+                new Point(r.X + r.Width / 2, r.Y + r.Height / 2),
+                b.Blend,
+                SeamlessCloneFlags.NormalClone
+            );
             b.Blend.CopyTo(target);
             return;
         }
@@ -354,7 +428,14 @@ internal sealed partial class FaceSwapper : IDisposable
             Feather(b, target, w, h, Math.Max(3, (Math.Min(w, h) / 12) | 1));
             return;
         }
-        Cv2.SeamlessClone(b.WarpedS, b.TargetS, b.MaskS, new Point(rs.X + rs.Width / 2, rs.Y + rs.Height / 2), b.BlendS, SeamlessCloneFlags.NormalClone);
+        Cv2.SeamlessClone(
+            b.WarpedS,
+            b.TargetS,
+            b.MaskS,
+            new Point(rs.X + rs.Width / 2, rs.Y + rs.Height / 2),
+            b.BlendS,
+            SeamlessCloneFlags.NormalClone
+        );
         // Correction at low resolution: inside the mask the clone's membrane, outside it target - source, which
         // is the membrane's boundary value, so the upsampled correction meets the target at the mask edge.
         b.BlendS.ConvertTo(b.CorrS, MatType.CV_16SC3);
@@ -382,7 +463,8 @@ internal sealed partial class FaceSwapper : IDisposable
 
     public void Dispose()
     {
-        while (_pool.TryTake(out var b)) b.Dispose();
+        while (_pool.TryTake(out var b))
+            b.Dispose();
         _reference?.Image?.Dispose();
         _reference = null;
     }
@@ -414,7 +496,8 @@ internal sealed partial class FaceSwapper : IDisposable
         /// <summary>Grows the remap tables and mask (continuous, reused across frames) to at least h x w.</summary>
         public void Ensure(int h, int w)
         {
-            if (MapX.Rows >= h && MapX.Cols >= w) return;
+            if (MapX.Rows >= h && MapX.Cols >= w)
+                return;
             var rows = Math.Max(h, MapX.Rows);
             var cols = Math.Max(w, MapX.Cols);
             MapX.Dispose();
@@ -427,7 +510,31 @@ internal sealed partial class FaceSwapper : IDisposable
 
         public void Dispose()
         {
-            foreach (var m in new[] { MapX, MapY, Mask, Inner, Warped, LabSrc, LabDst, Blend, Alpha, Beta, Alpha8, WarpedS, TargetS, MaskS, BlendS, CorrS, TmpS, Corr, Tmp }) m.Dispose();
+            foreach (
+                var m in new[]
+                {
+                    MapX,
+                    MapY,
+                    Mask,
+                    Inner,
+                    Warped,
+                    LabSrc,
+                    LabDst,
+                    Blend,
+                    Alpha,
+                    Beta,
+                    Alpha8,
+                    WarpedS,
+                    TargetS,
+                    MaskS,
+                    BlendS,
+                    CorrS,
+                    TmpS,
+                    Corr,
+                    Tmp,
+                }
+            )
+                m.Dispose();
         }
     }
 }

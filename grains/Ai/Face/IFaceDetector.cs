@@ -20,7 +20,8 @@ internal interface IFaceDetector : IDisposable
     AiFace[][] DetectMany(ReadOnlySpan<Mat> images)
     {
         var result = new AiFace[images.Length][];
-        for (var i = 0; i < images.Length; i++) result[i] = Detect(images[i]);
+        for (var i = 0; i < images.Length; i++)
+            result[i] = Detect(images[i]);
         return result;
     }
 }

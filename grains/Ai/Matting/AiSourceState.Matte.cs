@@ -16,10 +16,12 @@ internal sealed partial class AiSourceState
     /// resolution): <c>m = a*new + (1-a)*prev</c> with <c>a = ai:matte_smoothing</c>. Null after a reset.</summary>
     public Mat? MattePrev { get; internal set; }
 
-    /// <summary>Model that produced the last mask: "selfie_segmentation", "selfie_segmentation_landscape" or "rvm".</summary>
+    /// <summary>Model that produced the last mask: "selfie_segmentation", "selfie_segmentation_landscape" or
+    /// "rvm".</summary>
     public string? MatteModel { get; internal set; }
 
-    /// <summary>Robust Video Matting recurrent states (r1..r4) of this source; null until its first RVM frame.</summary>
+    /// <summary>Robust Video Matting recurrent states (r1..r4) of this source; null until its first RVM
+    /// frame.</summary>
     public RvmState? Rvm { get; internal set; }
 
     /// <summary>Frames of this source the matte step processed since the last reset.</summary>
@@ -37,9 +39,11 @@ internal sealed partial class AiSourceState
     /// <returns>True when it was reset (a new size, not the first frame).</returns>
     public bool EnsureMatteSize(int width, int height)
     {
-        if (width == MatteWidth && height == MatteHeight) return false;
+        if (width == MatteWidth && height == MatteHeight)
+            return false;
         var had = MatteWidth != 0;
-        if (had) ResetMatte();
+        if (had)
+            ResetMatte();
         MatteWidth = width;
         MatteHeight = height;
         return had;

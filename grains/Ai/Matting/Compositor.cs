@@ -27,9 +27,8 @@ internal sealed class Compositor(Func<AiAsset?> backgroundImage)
     private readonly Lock _decodeGate = new();
     private (long Version, Mat? Image) _decoded = (-1, null);
 
-    public Compositor(AiEngine engine) : this(() => engine.Asset(AiAssetKind.Background))
-    {
-    }
+    public Compositor(AiEngine engine)
+        : this(() => engine.Asset(AiAssetKind.Background)) { }
 
     /// <summary>Times the uploaded background was decoded (once per version), for tests and status.</summary>
     public int Decodes => _decodes;
@@ -37,7 +36,8 @@ internal sealed class Compositor(Func<AiAsset?> backgroundImage)
     /// <summary>Times a decoded background was resized to a frame size (once per version and size).</summary>
     public int Resizes => _resizes;
 
-    private int _decodes, _resizes;
+    private int _decodes,
+        _resizes;
 
     /// <summary>Composites the frame over <paramref name="background"/> with <paramref name="mask8"/> (CV_8UC1,
     /// frame size, 255 = keep the frame).</summary>
@@ -49,7 +49,9 @@ internal sealed class Compositor(Func<AiAsset?> backgroundImage)
         ArgumentNullException.ThrowIfNull(background);
         ArgumentNullException.ThrowIfNull(scratch);
         if (frame.Type() != MatType.CV_8UC3 || mask8.Type() != MatType.CV_8UC1 || frame.Size() != mask8.Size())
-            throw new ArgumentException($"expected a CV_8UC3 frame and a CV_8UC1 mask of its size, got {frame.Type()} {frame.Size()} and {mask8.Type()} {mask8.Size()}");
+            throw new ArgumentException(
+                $"expected a CV_8UC3 frame and a CV_8UC1 mask of its size, got {frame.Type()} {frame.Size()} and {mask8.Type()} {mask8.Size()}"
+            );
         Mat bg;
         string used;
         var kind = background.Kind?.Trim() ?? "color";
@@ -59,7 +61,9 @@ internal sealed class Compositor(Func<AiAsset?> backgroundImage)
             bg = scratch.Blur;
             used = "blur";
         }
-        else if (kind.Equals("image", StringComparison.OrdinalIgnoreCase) && ImageFor(frame.Width, frame.Height) is { } img)
+        else if (
+            kind.Equals("image", StringComparison.OrdinalIgnoreCase) && ImageFor(frame.Width, frame.Height) is { } img
+        )
         {
             bg = img;
             used = "image";
@@ -83,7 +87,8 @@ internal sealed class Compositor(Func<AiAsset?> backgroundImage)
         return used;
     }
 
-    /// <summary>Same, with a float mask (CV_32FC1, 0..1) of any size: scaled to 8 bits and resized bilinearly.</summary>
+    /// <summary>Same, with a float mask (CV_32FC1, 0..1) of any size: scaled to 8 bits and resized
+    /// bilinearly.</summary>
     public string CompositeFloat(Mat frame, Mat maskF, MatteBackground background, MatteScratch scratch)
     {
         ArgumentNullException.ThrowIfNull(frame);
@@ -98,7 +103,8 @@ internal sealed class Compositor(Func<AiAsset?> backgroundImage)
     public static void Blend(Span<byte> frame, ReadOnlySpan<byte> mask, ReadOnlySpan<byte> background)
     {
         var n = frame.Length;
-        if (mask.Length < n || background.Length < n) throw new ArgumentException("mask and background must be as long as the frame");
+        if (mask.Length < n || background.Length < n)
+            throw new ArgumentException("mask and background must be as long as the frame");
         var i = 0;
         if (Vector.IsHardwareAccelerated && n >= Vector<byte>.Count)
         {
@@ -128,7 +134,8 @@ internal sealed class Compositor(Func<AiAsset?> backgroundImage)
     public static Scalar ParseColor(string? color)
     {
         var s = color.AsSpan().Trim();
-        if (s.StartsWith("#")) s = s[1..];
+        if (s.StartsWith("#"))
+            s = s[1..];
         if (s.Length == 6 && int.TryParse(s, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var rgb))
             return new Scalar(rgb & 0xFF, (rgb >> 8) & 0xFF, (rgb >> 16) & 0xFF);
         return new Scalar(0, 255, 0);
@@ -137,9 +144,11 @@ internal sealed class Compositor(Func<AiAsset?> backgroundImage)
     private Mat ColorFor(Scalar bgr, int w, int h)
     {
         var key = ((int)bgr.Val0 | ((int)bgr.Val1 << 8) | ((int)bgr.Val2 << 16), w, h);
-        if (_colors.TryGetValue(key, out var m)) return m;
+        if (_colors.TryGetValue(key, out var m))
+            return m;
         // Dropped entries are not disposed: another thread may still read one; the finalizer frees them.
-        if (_colors.Count >= MaxCached) _colors.Clear();
+        if (_colors.Count >= MaxCached)
+            _colors.Clear();
         return _colors.GetOrAdd(key, static (_, a) => new Mat(a.h, a.w, MatType.CV_8UC3, a.bgr), (w, h, bgr));
     }
 
@@ -147,15 +156,26 @@ internal sealed class Compositor(Func<AiAsset?> backgroundImage)
     private Mat? ImageFor(int w, int h)
     {
         var asset = backgroundImage();
-        if (asset is null) return null;
-        if (_images.TryGetValue((asset.Version, w, h), out var ready)) return ready;
+        if (asset is null)
+            return null;
+        if (_images.TryGetValue((asset.Version, w, h), out var ready))
+            return ready;
         var decoded = Decoded(asset);
-        if (decoded is null) return null;
-        if (_images.Count >= MaxCached) _images.Clear();
+        if (decoded is null)
+            return null;
+        if (_images.Count >= MaxCached)
+            _images.Clear();
         return _images.GetOrAdd((asset.Version, w, h), _ =>
         {
             var r = new Mat();
-            Cv2.Resize(decoded, r, new Size(w, h), 0, 0, decoded.Width * decoded.Height > w * h ? InterpolationFlags.Area : InterpolationFlags.Linear);
+            Cv2.Resize(
+                decoded,
+                r,
+                new Size(w, h),
+                0,
+                0,
+                decoded.Width * decoded.Height > w * h ? InterpolationFlags.Area : InterpolationFlags.Linear
+            );
             Interlocked.Increment(ref _resizes);
             return r;
         });
@@ -165,7 +185,8 @@ internal sealed class Compositor(Func<AiAsset?> backgroundImage)
     {
         lock (_decodeGate)
         {
-            if (_decoded.Version == asset.Version) return _decoded.Image;
+            if (_decoded.Version == asset.Version)
+                return _decoded.Image;
             Mat? img = null;
             try
             {
@@ -186,7 +207,8 @@ internal sealed class Compositor(Func<AiAsset?> backgroundImage)
             _decoded = (asset.Version, img);
             foreach (var k in _images.Keys)
             {
-                if (k.Version != asset.Version) _images.TryRemove(k, out _);
+                if (k.Version != asset.Version)
+                    _images.TryRemove(k, out _);
             }
             return img;
         }
@@ -203,7 +225,14 @@ internal sealed class Compositor(Func<AiAsset?> backgroundImage)
         const int f = 4;
         if (r >= 8 && frame.Width >= 4 * f && frame.Height >= 4 * f)
         {
-            Cv2.Resize(frame, scratch.BlurSmall, new Size(frame.Width / f, frame.Height / f), 0, 0, InterpolationFlags.Area);
+            Cv2.Resize(
+                frame,
+                scratch.BlurSmall,
+                new Size(frame.Width / f, frame.Height / f),
+                0,
+                0,
+                InterpolationFlags.Area
+            );
             var k = 2 * (r / f) + 1;
             Cv2.GaussianBlur(scratch.BlurSmall, scratch.BlurSmall, new Size(k, k), 0);
             Cv2.Resize(scratch.BlurSmall, scratch.Blur, frame.Size(), 0, 0, InterpolationFlags.Linear);
@@ -219,15 +248,19 @@ internal sealed class MatteScratch : IDisposable
 {
     /// <summary>Mask at model resolution, CV_32FC1.</summary>
     public Mat MaskSmall { get; } = new();
+
     /// <summary>Mask at model resolution, CV_8UC1.</summary>
     public Mat MaskSmall8 { get; } = new();
+
     /// <summary>Mask at frame size, CV_8UC1.</summary>
     public Mat Mask8 { get; } = new();
+
     /// <summary>Mask at frame size, CV_32FC1 (RVM's pha).</summary>
     public Mat MaskF { get; } = new();
     public Mat Mask3 { get; } = new();
     public Mat Blur { get; } = new();
     public Mat BlurSmall { get; } = new();
+
     /// <summary>Depth at model resolution, CV_8UC1 (0 far .. 255 near).</summary>
     public Mat Depth8 { get; } = new();
     public Mat DepthColor { get; } = new();

@@ -24,9 +24,8 @@ internal sealed class MatteStep : IFrameStep, IAiStepStatus, IDisposable
     private readonly AiEngine _engine;
     private readonly Mat? _edgeLut;
 
-    public MatteStep(AiEngine engine) : this(engine, null)
-    {
-    }
+    public MatteStep(AiEngine engine)
+        : this(engine, null) { }
 
     /// <param name="edgeSmoothstep">Optional smoothstep on the mask edges: values below Low become 0, above High 1,
     /// smooth in between (e.g. (0.3, 0.7) for crisper edges); null = none.</param>
@@ -36,7 +35,8 @@ internal sealed class MatteStep : IFrameStep, IAiStepStatus, IDisposable
         _engine = engine;
         Segmenter = new SelfieSegmenter(engine.Runtime);
         Compositor = new Compositor(engine);
-        if (edgeSmoothstep is { } e) _edgeLut = Mat.FromPixelData(1, 256, MatType.CV_8UC1, SmoothstepLut(e.Low, e.High));
+        if (edgeSmoothstep is { } e)
+            _edgeLut = Mat.FromPixelData(1, 256, MatType.CV_8UC1, SmoothstepLut(e.Low, e.High));
     }
 
     public string Name => StepName;
@@ -57,13 +57,18 @@ internal sealed class MatteStep : IFrameStep, IAiStepStatus, IDisposable
         var rt = _engine.Runtime;
         if (UsesRvm)
         {
-            return rt.Get(AiModelKind.Rvm, device) is { } m ? $"rvm: {m.Path}" : $"unavailable: {rt.UnavailableReason(AiModelKind.Rvm)}";
+            return rt.Get(AiModelKind.Rvm, device) is { } m
+                ? $"rvm: {m.Path}"
+                : $"unavailable: {rt.UnavailableReason(AiModelKind.Rvm)}";
         }
         var general = rt.Get(AiModelKind.Segmentation, device);
         var landscape = rt.Get(AiModelKind.SegmentationLandscape, device);
-        if (general is not null && landscape is not null) return "selfie_segmentation (landscape for 16:9)";
-        if (general is not null) return $"selfie_segmentation (landscape unavailable: {rt.UnavailableReason(AiModelKind.SegmentationLandscape)})";
-        if (landscape is not null) return $"selfie_segmentation_landscape only (general unavailable: {rt.UnavailableReason(AiModelKind.Segmentation)})";
+        if (general is not null && landscape is not null)
+            return "selfie_segmentation (landscape for 16:9)";
+        if (general is not null)
+            return $"selfie_segmentation (landscape unavailable: {rt.UnavailableReason(AiModelKind.SegmentationLandscape)})";
+        if (landscape is not null)
+            return $"selfie_segmentation_landscape only (general unavailable: {rt.UnavailableReason(AiModelKind.Segmentation)})";
         return $"unavailable: {rt.UnavailableReason(AiModelKind.Segmentation)}";
     }
 
@@ -77,20 +82,26 @@ internal sealed class MatteStep : IFrameStep, IAiStepStatus, IDisposable
     {
         if (UsesRvm)
         {
-            foreach (var w in batch) RunRvm(w);
+            foreach (var w in batch)
+                RunRvm(w);
             return;
         }
-        foreach (var round in FrameRounds.Split(batch)) RunSelfieRound(round);
+        foreach (var round in FrameRounds.Split(batch))
+            RunSelfieRound(round);
     }
 
     private void RunRvm(FrameWork w)
     {
-        if (w.Image is not { } image || w.Failed || image.Empty()) return;
+        if (w.Image is not { } image || w.Failed || image.Empty())
+            return;
         var start = Stopwatch.GetTimestamp();
         try
         {
             var model = _engine.Runtime.Get(AiModelKind.Rvm, MatteDevices.Of(w));
-            var skipped = model is null ? "model unavailable" : image.Type() != MatType.CV_8UC3 ? "not a BGR image" : null;
+            var skipped =
+                model is null ? "model unavailable"
+                : image.Type() != MatType.CV_8UC3 ? "not a BGR image"
+                : null;
             if (skipped is not null)
             {
                 Skipped(w, skipped);
@@ -105,7 +116,8 @@ internal sealed class MatteStep : IFrameStep, IAiStepStatus, IDisposable
                 RvmMatter.Run(model!, image, state.Rvm, (float)_engine.Options.RvmDownsampleRatio, scratch.MaskF);
                 state.MatteModel = "rvm";
                 scratch.MaskF.ConvertTo(scratch.Mask8, MatType.CV_8U, 255);
-                if (_edgeLut is not null) ApplyLut(scratch.Mask8);
+                if (_edgeLut is not null)
+                    ApplyLut(scratch.Mask8);
                 Composite(w, image, state);
             }
             _engine.Record(StepName, start);
@@ -123,7 +135,8 @@ internal sealed class MatteStep : IFrameStep, IAiStepStatus, IDisposable
         var groups = new Dictionary<OnnxModel, List<(FrameWork W, Mat Image, AiSourceState State)>>();
         foreach (var w in round)
         {
-            if (w.Image is not { } image || w.Failed || image.Empty()) continue;
+            if (w.Image is not { } image || w.Failed || image.Empty())
+                continue;
             var model = Segmenter.Pick(image.Width, image.Height, MatteDevices.Of(w));
             if (model is null)
             {
@@ -136,8 +149,10 @@ internal sealed class MatteStep : IFrameStep, IAiStepStatus, IDisposable
                 continue;
             }
             var state = _engine.StateFor(w.Source);
-            lock (state.Gate) state.EnsureMatteSize(image.Width, image.Height);
-            if (!groups.TryGetValue(model, out var list)) groups[model] = list = [];
+            lock (state.Gate)
+                state.EnsureMatteSize(image.Width, image.Height);
+            if (!groups.TryGetValue(model, out var list))
+                groups[model] = list = [];
             list.Add((w, image, state));
         }
         foreach (var (model, frames) in groups)
@@ -156,7 +171,8 @@ internal sealed class MatteStep : IFrameStep, IAiStepStatus, IDisposable
             }
             catch (Exception e) when (!OrtBuffers.IsFatal(e))
             {
-                foreach (var f in frames) Failed(f.W, e);
+                foreach (var f in frames)
+                    Failed(f.W, e);
                 continue;
             }
             var done = 0;
@@ -173,7 +189,8 @@ internal sealed class MatteStep : IFrameStep, IAiStepStatus, IDisposable
                         state.MatteModel = SelfieSegmenter.ModelName(model.Kind);
                         Smooth(state, scratch.MaskSmall);
                         state.MattePrev!.ConvertTo(scratch.MaskSmall8, MatType.CV_8U, 255);
-                        if (_edgeLut is not null) ApplyLut(scratch.MaskSmall8);
+                        if (_edgeLut is not null)
+                            ApplyLut(scratch.MaskSmall8);
                         Cv2.Resize(scratch.MaskSmall8, scratch.Mask8, image.Size(), 0, 0, InterpolationFlags.Linear);
                         Composite(w, image, state);
                     }
@@ -185,7 +202,8 @@ internal sealed class MatteStep : IFrameStep, IAiStepStatus, IDisposable
                     Failed(w, e);
                 }
             });
-            if (done > 0) _engine.Record(StepName, start, done);
+            if (done > 0)
+                _engine.Record(StepName, start, done);
         }
     }
 
@@ -193,7 +211,8 @@ internal sealed class MatteStep : IFrameStep, IAiStepStatus, IDisposable
     private void Composite(FrameWork w, Mat image, AiSourceState state)
     {
         var used = Compositor.Composite(image, state.Scratch.Mask8, w.Settings.MatteBackground, state.Scratch);
-        if (used.Length > 5) w.Note($"{StepName}: {used}"); // "color (no background image)"
+        if (used.Length > 5)
+            w.Note($"{StepName}: {used}"); // "color (no background image)"
         state.MatteFrames++;
     }
 
@@ -206,7 +225,8 @@ internal sealed class MatteStep : IFrameStep, IAiStepStatus, IDisposable
     private void Failed(FrameWork w, Exception e)
     {
         var state = _engine.StateFor(w.Source);
-        lock (state.Gate) state.ResetMatte();
+        lock (state.Gate)
+            state.ResetMatte();
         _engine.Skip(StepName, "error");
         w.Fail(StepName, $"{e.GetType().Name}: {e.Message}");
     }

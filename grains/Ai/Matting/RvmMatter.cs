@@ -28,19 +28,23 @@ internal static class RvmMatter
         ArgumentNullException.ThrowIfNull(bgr);
         ArgumentNullException.ThrowIfNull(state);
         ArgumentNullException.ThrowIfNull(alpha);
-        int h = bgr.Height, w = bgr.Width;
+        int h = bgr.Height,
+            w = bgr.Width;
         state.EnsureSource(h, w);
         // BGR bytes -> R, G, B byte planes -> float planes of the pinned NCHW input (no full-size float temp).
-        foreach (var p in state.Planes8) p.Create(h, w, MatType.CV_8UC1);
+        foreach (var p in state.Planes8)
+            p.Create(h, w, MatType.CV_8UC1);
         Cv2.MixChannels([bgr], state.Planes8, OrtBuffers.BgrToRgbPlanes);
-        for (var c = 0; c < 3; c++) state.Planes8[c].ConvertTo(state.Planes![c], MatType.CV_32FC1, 1.0 / 255);
+        for (var c = 0; c < 3; c++)
+            state.Planes8[c].ConvertTo(state.Planes![c], MatType.CV_32FC1, 1.0 / 255);
         state.Ratio[0] = downsampleRatio;
 
         var inputs = new OrtValue[6];
         try
         {
             inputs[0] = OrtValue.CreateTensorValueFromMemory(state.Src!, [1, 3, h, w]);
-            for (var i = 0; i < 4; i++) inputs[i + 1] = OrtValue.CreateTensorValueFromMemory(state.States[i], state.Shapes[i]);
+            for (var i = 0; i < 4; i++)
+                inputs[i + 1] = OrtValue.CreateTensorValueFromMemory(state.States[i], state.Shapes[i]);
             inputs[5] = OrtValue.CreateTensorValueFromMemory(state.Ratio, [1]);
             var t = Stopwatch.GetTimestamp();
             using var results = model.Session.Run(state.RunOptions, InputNames, inputs, Outputs);
@@ -48,17 +52,21 @@ internal static class RvmMatter
 
             var pha = results[0];
             var shape = pha.GetTensorTypeAndShape().Shape;
-            int ph = (int)shape[^2], pw = (int)shape[^1];
+            int ph = (int)shape[^2],
+                pw = (int)shape[^1];
             alpha.Create(ph, pw, MatType.CV_32FC1);
             pha.GetTensorDataAsSpan<float>().CopyTo(alpha.AsSpan<float>());
-            if (ph != h || pw != w) Cv2.Resize(alpha, alpha, new Size(w, h), 0, 0, InterpolationFlags.Linear);
-            for (var i = 0; i < 4; i++) state.Keep(i, results[i + 1]);
+            if (ph != h || pw != w)
+                Cv2.Resize(alpha, alpha, new Size(w, h), 0, 0, InterpolationFlags.Linear);
+            for (var i = 0; i < 4; i++)
+                state.Keep(i, results[i + 1]);
             state.Frames++;
             return ms;
         }
         finally
         {
-            foreach (var v in inputs) v?.Dispose();
+            foreach (var v in inputs)
+                v?.Dispose();
         }
     }
 }
@@ -97,12 +105,16 @@ internal sealed class RvmState : IDisposable
     internal RunOptions RunOptions => _runOptions ??= new RunOptions();
 
     private RunOptions? _runOptions;
-    private int _h, _w;
+    private int _h,
+        _w;
 
     internal void EnsureSource(int h, int w)
     {
-        if (Src is not null && h == _h && w == _w) return;
-        if (Planes is not null) foreach (var p in Planes) p.Dispose();
+        if (Src is not null && h == _h && w == _w)
+            return;
+        if (Planes is not null)
+            foreach (var p in Planes)
+                p.Dispose();
         Src = OrtBuffers.Pinned(3 * h * w);
         Planes = OrtBuffers.Planes(Src, h, w);
         _h = h;
@@ -111,8 +123,11 @@ internal sealed class RvmState : IDisposable
 
     public void Dispose()
     {
-        if (Planes is not null) foreach (var p in Planes) p.Dispose();
-        foreach (var p in Planes8) p.Dispose();
+        if (Planes is not null)
+            foreach (var p in Planes)
+                p.Dispose();
+        foreach (var p in Planes8)
+            p.Dispose();
         Planes = null;
         Src = null;
         _runOptions?.Dispose();
@@ -124,7 +139,8 @@ internal sealed class RvmState : IDisposable
     {
         var shape = value.GetTensorTypeAndShape().Shape;
         var data = value.GetTensorDataAsSpan<float>();
-        if (States[i].Length != data.Length) States[i] = new float[data.Length];
+        if (States[i].Length != data.Length)
+            States[i] = new float[data.Length];
         data.CopyTo(States[i]);
         Shapes[i] = shape;
     }

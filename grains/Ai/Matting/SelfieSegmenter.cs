@@ -18,7 +18,8 @@ namespace Blankend.Orleans.Grains.Ai.Matting;
 /// </summary>
 internal sealed class SelfieSegmenter(OnnxRuntimeHost runtime) : IDisposable
 {
-    /// <summary>Aspect (width/height) from which the landscape model is used: 16:9 = 1.78 qualifies, 4:3 does not.</summary>
+    /// <summary>Aspect (width/height) from which the landscape model is used: 16:9 = 1.78 qualifies, 4:3 does
+    /// not.</summary>
     public const double LandscapeAspect = 1.5;
 
     private readonly ConcurrentDictionary<AiModelKind, ConcurrentBag<Slot>> _pools = new();
@@ -38,7 +39,10 @@ internal sealed class SelfieSegmenter(OnnxRuntimeHost runtime) : IDisposable
     {
         var kind = ModelFor(width, height);
         return Runtime.Get(kind, device)
-            ?? Runtime.Get(kind == AiModelKind.Segmentation ? AiModelKind.SegmentationLandscape : AiModelKind.Segmentation, device);
+            ?? Runtime.Get(
+                kind == AiModelKind.Segmentation ? AiModelKind.SegmentationLandscape : AiModelKind.Segmentation,
+                device
+            );
     }
 
     /// <summary>Runs <paramref name="model"/> on a BGR frame; writes the mask (CV_32FC1, 0..1, at the model's
@@ -55,15 +59,21 @@ internal sealed class SelfieSegmenter(OnnxRuntimeHost runtime) : IDisposable
     public double SegmentMany(OnnxModel model, ReadOnlySpan<Mat> bgrs, ReadOnlySpan<Mat> masks)
     {
         ArgumentNullException.ThrowIfNull(model);
-        if (bgrs.Length != masks.Length) throw new ArgumentException("one mask per image", nameof(masks));
+        if (bgrs.Length != masks.Length)
+            throw new ArgumentException("one mask per image", nameof(masks));
         foreach (var bgr in bgrs)
         {
             ArgumentNullException.ThrowIfNull(bgr, nameof(bgrs));
-            if (bgr.Empty() || bgr.Type() != MatType.CV_8UC3) throw new ArgumentException($"expected a non-empty CV_8UC3 image, got {bgr.Type()} {bgr.Width}x{bgr.Height}", nameof(bgrs));
+            if (bgr.Empty() || bgr.Type() != MatType.CV_8UC3)
+                throw new ArgumentException(
+                    $"expected a non-empty CV_8UC3 image, got {bgr.Type()} {bgr.Width}x{bgr.Height}",
+                    nameof(bgrs)
+                );
         }
         var pool = _pools.GetOrAdd(model.Kind, static _ => []);
         // A slot depends only on the model's shapes and names, not on the session (device) that runs it.
-        if (!pool.TryTake(out var slot)) slot = new Slot(model.Session, Runtime.Options.MaxBatch);
+        if (!pool.TryTake(out var slot))
+            slot = new Slot(model.Session, Runtime.Options.MaxBatch);
         try
         {
             var ms = 0.0;
@@ -81,7 +91,8 @@ internal sealed class SelfieSegmenter(OnnxRuntimeHost runtime) : IDisposable
                 var t = Stopwatch.GetTimestamp();
                 model.Session.Run(slot.RunOptions, slot.InNames, inputs, slot.OutNames, outputs);
                 ms += OrtBuffers.RecordInference(t, model, count);
-                for (var i = 0; i < count; i++) slot.OutMats[i].CopyTo(masks[start + i]);
+                for (var i = 0; i < count; i++)
+                    slot.OutMats[i].CopyTo(masks[start + i]);
             }
             return ms;
         }
@@ -99,10 +110,12 @@ internal sealed class SelfieSegmenter(OnnxRuntimeHost runtime) : IDisposable
         ArgumentNullException.ThrowIfNull(bgr);
         var model = Pick(bgr.Width, bgr.Height, device);
         kind = model?.Kind ?? ModelFor(bgr.Width, bgr.Height);
-        if (model is null) return null;
+        if (model is null)
+            return null;
         var mask = new Mat();
         Segment(model, bgr, mask);
-        if (atFrameSize) Cv2.Resize(mask, mask, bgr.Size(), 0, 0, InterpolationFlags.Linear);
+        if (atFrameSize)
+            Cv2.Resize(mask, mask, bgr.Size(), 0, 0, InterpolationFlags.Linear);
         return mask;
     }
 
@@ -110,7 +123,8 @@ internal sealed class SelfieSegmenter(OnnxRuntimeHost runtime) : IDisposable
     {
         foreach (var pool in _pools.Values)
         {
-            while (pool.TryTake(out var s)) s.Dispose();
+            while (pool.TryTake(out var s))
+                s.Dispose();
         }
     }
 
@@ -119,13 +133,20 @@ internal sealed class SelfieSegmenter(OnnxRuntimeHost runtime) : IDisposable
     /// slot, and the resize scratch.</summary>
     private sealed class Slot : IDisposable
     {
-        public readonly int H, W, Capacity;
-        public readonly Mat[] InMats, OutMats;
-        public readonly Mat[] Small, Rgb;
-        public readonly string[] InNames, OutNames;
+        public readonly int H,
+            W,
+            Capacity;
+        public readonly Mat[] InMats,
+            OutMats;
+        public readonly Mat[] Small,
+            Rgb;
+        public readonly string[] InNames,
+            OutNames;
         public readonly RunOptions RunOptions = new();
-        private readonly OrtValue[]?[] _in, _out;
-        private readonly float[] _inData, _outData;
+        private readonly OrtValue[]?[] _in,
+            _out;
+        private readonly float[] _inData,
+            _outData;
 
         public Slot(InferenceSession session, int maxBatch)
         {
@@ -156,18 +177,42 @@ internal sealed class SelfieSegmenter(OnnxRuntimeHost runtime) : IDisposable
 
         /// <summary>The input and output values over the first <paramref name="count"/> slots.</summary>
         public (OrtValue[] In, OrtValue[] Out) Values(int count) =>
-            (_in[count] ??= [OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _inData.AsMemory(0, H * W * 3 * count), [count, H, W, 3])],
-             _out[count] ??= [OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _outData.AsMemory(0, H * W * count), [count, H, W, 1])]);
+            (
+                _in[count] ??= [
+                    OrtValue.CreateTensorValueFromMemory(
+                        OrtMemoryInfo.DefaultInstance,
+                        _inData.AsMemory(0, H * W * 3 * count),
+                        [count, H, W, 3]
+                    ),
+                ],
+                _out[count] ??= [
+                    OrtValue.CreateTensorValueFromMemory(
+                        OrtMemoryInfo.DefaultInstance,
+                        _outData.AsMemory(0, H * W * count),
+                        [count, H, W, 1]
+                    ),
+                ]
+            );
 
         public void Dispose()
         {
-            foreach (var set in _in) if (set is not null) foreach (var v in set) v.Dispose();
-            foreach (var set in _out) if (set is not null) foreach (var v in set) v.Dispose();
+            foreach (var set in _in)
+                if (set is not null)
+                    foreach (var v in set)
+                        v.Dispose();
+            foreach (var set in _out)
+                if (set is not null)
+                    foreach (var v in set)
+                        v.Dispose();
             RunOptions.Dispose();
-            foreach (var m in InMats) m.Dispose();
-            foreach (var m in OutMats) m.Dispose();
-            foreach (var m in Small) m.Dispose();
-            foreach (var m in Rgb) m.Dispose();
+            foreach (var m in InMats)
+                m.Dispose();
+            foreach (var m in OutMats)
+                m.Dispose();
+            foreach (var m in Small)
+                m.Dispose();
+            foreach (var m in Rgb)
+                m.Dispose();
         }
     }
 }

@@ -13,7 +13,10 @@ namespace Blankend.Orleans.Grains.Ai.Runtime;
 /// </summary>
 internal static partial class AiProviderChoice
 {
-    public const string Auto = "auto", Cuda = "cuda", TensorRt = "tensorrt", Cpu = "cpu";
+    public const string Auto = "auto",
+        Cuda = "cuda",
+        TensorRt = "tensorrt",
+        Cpu = "cpu";
 
     public const string CudaProviderName = "CUDAExecutionProvider";
     public const string TensorRtProviderName = "TensorrtExecutionProvider";
@@ -21,24 +24,41 @@ internal static partial class AiProviderChoice
     /// <summary>What the choice needs to know about the host and the runtime.</summary>
     /// <param name="TryLoad">Loads a GPU provider (AiProviders.Cuda or AiProviders.TensorRt) for real: null when
     /// it loaded, else the loader's error.</param>
-    internal sealed record Host(bool GpuSeen, string Detection, IReadOnlyList<string> Available, string? ProvidersError,
-        Func<string, string?> TryLoad);
+    internal sealed record Host(
+        bool GpuSeen,
+        string Detection,
+        IReadOnlyList<string> Available,
+        string? ProvidersError,
+        Func<string, string?> TryLoad
+    );
 
-    /// <summary>The effective request: <c>use_cuda: false</c> (the old switch) turns <c>auto</c> into <c>cpu</c>.</summary>
+    /// <summary>The effective request: <c>use_cuda: false</c> (the old switch) turns <c>auto</c> into
+    /// <c>cpu</c>.</summary>
     public static string Requested(AiOptions options) =>
         options.Provider == Auto && !options.UseCuda ? Cpu : options.Provider;
 
     public static AiProviderState Decide(string requested, Host host)
     {
-        if (requested == Cpu) return State(AiProviders.Cpu, false, "ai.provider is cpu", null);
+        if (requested == Cpu)
+            return State(AiProviders.Cpu, false, "ai.provider is cpu", null);
         if (!host.GpuSeen)
         {
             return requested == Auto
                 ? State(AiProviders.Cpu, false, $"no GPU on this host ({host.Detection})", null)
-                : State(AiProviders.Cpu, true, $"ai.provider is {requested} but no GPU was detected ({host.Detection})", null);
+                : State(
+                    AiProviders.Cpu,
+                    true,
+                    $"ai.provider is {requested} but no GPU was detected ({host.Detection})",
+                    null
+                );
         }
         if (host.ProvidersError is { } unreadable)
-            return State(AiProviders.Cpu, true, $"ONNX Runtime could not list its providers: {unreadable}", MissingLibrary(unreadable));
+            return State(
+                AiProviders.Cpu,
+                true,
+                $"ONNX Runtime could not list its providers: {unreadable}",
+                MissingLibrary(unreadable)
+            );
 
         string? trtProblem = null;
         if (requested == TensorRt)
@@ -46,24 +66,43 @@ internal static partial class AiProviderChoice
             trtProblem = host.Available.Contains(TensorRtProviderName)
                 ? host.TryLoad(AiProviders.TensorRt)
                 : "this ONNX Runtime build has no TensorRT provider";
-            if (trtProblem is null) return State(AiProviders.TensorRt, false, "TensorrtExecutionProvider (CUDA for the nodes it does not take)", null);
+            if (trtProblem is null)
+                return State(
+                    AiProviders.TensorRt,
+                    false,
+                    "TensorrtExecutionProvider (CUDA for the nodes it does not take)",
+                    null
+                );
         }
 
         var cudaProblem = host.Available.Contains(CudaProviderName)
             ? host.TryLoad(AiProviders.Cuda)
-            : $"this build's ONNX Runtime has no CUDA provider (providers: {string.Join(", ", host.Available)}); " +
-              "build or publish with -p:BlankendGpu=true (Microsoft.ML.OnnxRuntime.Gpu.Linux)";
-        var missing = cudaProblem is null ? null : host.Available.Contains(CudaProviderName) ? MissingLibrary(cudaProblem) : "libonnxruntime_providers_cuda.so";
+            : $"this build's ONNX Runtime has no CUDA provider (providers: {string.Join(", ", host.Available)}); "
+                + "build or publish with -p:BlankendGpu=true (Microsoft.ML.OnnxRuntime.Gpu.Linux)";
+        var missing =
+            cudaProblem is null ? null
+            : host.Available.Contains(CudaProviderName) ? MissingLibrary(cudaProblem)
+            : "libonnxruntime_providers_cuda.so";
         if (trtProblem is not null)
         {
             var trtMissing = MissingLibrary(trtProblem);
             return cudaProblem is null
                 ? State(AiProviders.Cuda, true, $"TensorRT unavailable: {trtProblem}; running on CUDA", trtMissing)
-                : State(AiProviders.Cpu, true, $"TensorRT unavailable: {trtProblem}; CUDA unavailable: {cudaProblem}; running on CPU", trtMissing ?? missing);
+                : State(
+                    AiProviders.Cpu,
+                    true,
+                    $"TensorRT unavailable: {trtProblem}; CUDA unavailable: {cudaProblem}; running on CPU",
+                    trtMissing ?? missing
+                );
         }
         return cudaProblem is null
             ? State(AiProviders.Cuda, false, $"{CudaProviderName} ({host.Detection})", null)
-            : State(AiProviders.Cpu, true, $"a GPU is present ({host.Detection}) but the CUDA provider did not load: {cudaProblem}; running on CPU", missing);
+            : State(
+                AiProviders.Cpu,
+                true,
+                $"a GPU is present ({host.Detection}) but the CUDA provider did not load: {cudaProblem}; running on CPU",
+                missing
+            );
 
         AiProviderState State(string active, bool fallback, string reason, string? lib) =>
             new(requested, active, host.GpuSeen, host.Detection, fallback, reason, lib);
@@ -88,16 +127,19 @@ internal static partial class AiProviderChoice
         {
             Directory.CreateDirectory(tensorRtCacheDir);
             using var trt = new OrtTensorRTProviderOptions();
-            trt.UpdateOptions(new Dictionary<string, string>(StringComparer.Ordinal)
-            {
-                ["device_id"] = gpu.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                ["trt_engine_cache_enable"] = "1",
-                ["trt_engine_cache_path"] = tensorRtCacheDir,
-                ["trt_timing_cache_enable"] = "1",
-                ["trt_timing_cache_path"] = tensorRtCacheDir,
-            });
+            trt.UpdateOptions(
+                new Dictionary<string, string>(StringComparer.Ordinal)
+                {
+                    ["device_id"] = gpu.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    ["trt_engine_cache_enable"] = "1",
+                    ["trt_engine_cache_path"] = tensorRtCacheDir,
+                    ["trt_timing_cache_enable"] = "1",
+                    ["trt_timing_cache_path"] = tensorRtCacheDir,
+                }
+            );
             so.AppendExecutionProvider_Tensorrt(trt);
         }
-        if (active is AiProviders.TensorRt or AiProviders.Cuda) so.AppendExecutionProvider_CUDA(gpu);
+        if (active is AiProviders.TensorRt or AiProviders.Cuda)
+            so.AppendExecutionProvider_CUDA(gpu);
     }
 }

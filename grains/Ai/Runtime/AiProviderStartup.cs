@@ -29,13 +29,15 @@ internal sealed class AiProviderStartup(OnnxRuntimeHost runtime) : IHostedServic
     /// <exception cref="BlankendConfigurationException">The GPU provider cannot be used.</exception>
     public static void RequireGpu(AiOptions options, LocalDevices devices)
     {
-        if (!options.RequireGpu) return;
+        if (!options.RequireGpu)
+            return;
         using var probe = new OnnxRuntimeHost(Options.Create(options), NullLogger<OnnxRuntimeHost>.Instance, devices);
         var state = probe.ProviderState;
-        if (AiProviders.IsGpu(state.Active)) return;
+        if (AiProviders.IsGpu(state.Active))
+            return;
         throw new BlankendConfigurationException([
-            $"ai:require_gpu is true but the AI models would run on {state.Active}: {state.Reason}" +
-            (state.MissingLibrary is { } lib ? $" (missing library: {lib})" : ""),
+            $"ai:require_gpu is true but the AI models would run on {state.Active}: {state.Reason}"
+                + (state.MissingLibrary is { } lib ? $" (missing library: {lib})" : ""),
         ]);
     }
 }

@@ -19,10 +19,12 @@ internal static class InsightFacePack
             AiModelKind.ArcFace => "w600k_*.onnx",
             _ => null,
         };
-        if (pattern is null || Folder(pack) is not { } dir) return null;
+        if (pattern is null || Folder(pack) is not { } dir)
+            return null;
         var files = Directory.Exists(dir) ? Directory.GetFiles(dir, pattern) : [];
         Array.Sort(files, StringComparer.Ordinal);
-        if (files.Length > 0) return files[0];
+        if (files.Length > 0)
+            return files[0];
         // No SCRFD in the pack: the shipped BlazeFace still detects. No recognition model: say what is missing.
         return kind == AiModelKind.ArcFace ? Path.Combine(dir, pattern) : null;
     }
@@ -30,9 +32,11 @@ internal static class InsightFacePack
     /// <summary>The pack folder, or null when none is configured.</summary>
     public static string? Folder(string? pack)
     {
-        if (string.IsNullOrWhiteSpace(pack)) return null;
+        if (string.IsNullOrWhiteSpace(pack))
+            return null;
         var full = Path.GetFullPath(pack);
-        if (Directory.Exists(full) || pack.Contains('/') || pack.Contains('\\')) return full;
+        if (Directory.Exists(full) || pack.Contains('/') || pack.Contains('\\'))
+            return full;
         var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
         var named = Path.Combine(home, ".insightface", "models", pack);
         return Directory.Exists(named) ? named : full;

@@ -31,7 +31,9 @@ internal sealed partial class OnnxRuntimeHost : IDisposable
     {
         _options = options.Value;
         _log = log;
-        _detectGpus = devices is null ? GpuDetector.Detect : () => new GpuDetector.Result([.. devices.Gpus], devices.Detection);
+        _detectGpus = devices is null
+            ? GpuDetector.Detect
+            : () => new GpuDetector.Result([.. devices.Gpus], devices.Detection);
         AiMetrics.Hosts.TryAdd(this, 0);
     }
 
@@ -46,15 +48,23 @@ internal sealed partial class OnnxRuntimeHost : IDisposable
                 if (_provider is null)
                 {
                     var requested = AiProviderChoice.Requested(_options);
-                    var gpus = requested == AiProviderChoice.Cpu ? new GpuDetector.Result([], "not looked for (ai.provider is cpu)") : _detectGpus();
+                    var gpus =
+                        requested == AiProviderChoice.Cpu
+                            ? new GpuDetector.Result([], "not looked for (ai.provider is cpu)")
+                            : _detectGpus();
                     var seen = gpus.Gpus.Length > 0;
                     // The ONNX Runtime native library is only loaded here when there is a GPU to use or an
                     // explicit GPU request: a CPU host with processing off loads nothing at start.
                     var wantsRuntime = seen || requested is AiProviderChoice.Cuda or AiProviderChoice.TensorRt;
                     var (available, error) = wantsRuntime ? _providers.Value : ([], null);
-                    _provider = AiProviderChoice.Decide(requested, new AiProviderChoice.Host(seen, gpus.Detection, available, error, TryLoadProvider));
-                    if (_provider.Fallback) ReportFallback(_provider);
-                    else LogProvider(_provider.Requested, _provider.Active, _provider.Reason);
+                    _provider = AiProviderChoice.Decide(
+                        requested,
+                        new AiProviderChoice.Host(seen, gpus.Detection, available, error, TryLoadProvider)
+                    );
+                    if (_provider.Fallback)
+                        ReportFallback(_provider);
+                    else
+                        LogProvider(_provider.Requested, _provider.Active, _provider.Reason);
                 }
                 return _provider;
             }
@@ -63,8 +73,11 @@ internal sealed partial class OnnxRuntimeHost : IDisposable
 
     private void ReportFallback(AiProviderState state)
     {
-        AiMetrics.ProviderFallback.Add(1, new KeyValuePair<string, object?>("requested", state.Requested),
-            new KeyValuePair<string, object?>("active", state.Active));
+        AiMetrics.ProviderFallback.Add(
+            1,
+            new KeyValuePair<string, object?>("requested", state.Requested),
+            new KeyValuePair<string, object?>("active", state.Active)
+        );
         LogFallback(state.Requested, state.Active, state.Reason, state.MissingLibrary ?? "-");
     }
 
@@ -82,17 +95,31 @@ internal sealed partial class OnnxRuntimeHost : IDisposable
             }
             return null;
         }
-        catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException or TypeInitializationException or IOException or UnauthorizedAccessException)
+        catch (Exception e)
+            when (e
+                    is OnnxRuntimeException
+                        or EntryPointNotFoundException
+                        or DllNotFoundException
+                        or TypeInitializationException
+                        or IOException
+                        or UnauthorizedAccessException
+            )
         {
             return $"{e.GetType().Name}: {e.GetBaseException().Message}";
         }
     }
 
-    private string TensorRtCacheDir => Path.GetFullPath(string.IsNullOrWhiteSpace(_options.TensorrtCacheDir) ? Path.Combine("data", "tensorrt") : _options.TensorrtCacheDir);
+    private string TensorRtCacheDir =>
+        Path.GetFullPath(
+            string.IsNullOrWhiteSpace(_options.TensorrtCacheDir)
+                ? Path.Combine("data", "tensorrt")
+                : _options.TensorrtCacheDir
+        );
 
     public AiOptions Options => _options;
 
-    /// <summary>Execution providers the installed ONNX Runtime offers (e.g. CPUExecutionProvider, CUDAExecutionProvider).</summary>
+    /// <summary>Execution providers the installed ONNX Runtime offers (e.g. CPUExecutionProvider,
+    /// CUDAExecutionProvider).</summary>
     public IReadOnlyList<string> AvailableProviders => _providers.Value.Providers;
 
     public bool CudaAvailable => Array.IndexOf(_providers.Value.Providers, "CUDAExecutionProvider") >= 0;
@@ -111,8 +138,10 @@ internal sealed partial class OnnxRuntimeHost : IDisposable
             AiModelKind.Enhancer => _options.EnhancerModel,
             _ => "",
         };
-        if (!string.IsNullOrWhiteSpace(configured)) return Path.GetFullPath(configured);
-        if (InsightFacePack.Pick(_options.InsightfaceDir, kind) is { } packed) return packed;
+        if (!string.IsNullOrWhiteSpace(configured))
+            return Path.GetFullPath(configured);
+        if (InsightFacePack.Pick(_options.InsightfaceDir, kind) is { } packed)
+            return packed;
         var shipped = kind switch
         {
             AiModelKind.FaceDetect => "blazeface_front_128.onnx",
@@ -121,18 +150,24 @@ internal sealed partial class OnnxRuntimeHost : IDisposable
             AiModelKind.SegmentationLandscape => "selfie_segmentation_landscape.onnx",
             _ => null,
         };
-        if (shipped is null) return null;
-        var dir = string.IsNullOrWhiteSpace(_options.ModelsDir) ? Path.Combine(AppContext.BaseDirectory, "models") : Path.GetFullPath(_options.ModelsDir);
+        if (shipped is null)
+            return null;
+        var dir = string.IsNullOrWhiteSpace(_options.ModelsDir)
+            ? Path.Combine(AppContext.BaseDirectory, "models")
+            : Path.GetFullPath(_options.ModelsDir);
         return Path.Combine(dir, shipped);
     }
 
     /// <summary>Why a kind is unavailable (null when it loaded or was never tried and has a file).</summary>
     public string? UnavailableReason(AiModelKind kind)
     {
-        if (_errors.TryGetValue(kind, out var e)) return e;
+        if (_errors.TryGetValue(kind, out var e))
+            return e;
         var path = PathOf(kind);
-        if (path is null) return $"no model configured ({EnvName(kind)})";
-        if (!File.Exists(path)) return $"model file not found: {path}";
+        if (path is null)
+            return $"no model configured ({EnvName(kind)})";
+        if (!File.Exists(path))
+            return $"model file not found: {path}";
         return null;
     }
 
@@ -140,7 +175,10 @@ internal sealed partial class OnnxRuntimeHost : IDisposable
     /// (<see cref="UnavailableReason"/> says why). Never throws.</summary>
     public OnnxModel? Get(AiModelKind kind, string device)
     {
-        var lazy = _sessions.GetOrAdd((kind, device), k => new Lazy<OnnxModel?>(() => Load(k.Item1, k.Item2), LazyThreadSafetyMode.ExecutionAndPublication));
+        var lazy = _sessions.GetOrAdd((kind, device), k => new Lazy<OnnxModel?>(
+            () => Load(k.Item1, k.Item2),
+            LazyThreadSafetyMode.ExecutionAndPublication
+        ));
         return lazy.Value;
     }
 
@@ -149,7 +187,8 @@ internal sealed partial class OnnxRuntimeHost : IDisposable
     {
         foreach (var l in _sessions.Values)
         {
-            if (l.IsValueCreated && l.Value is { } m) yield return m;
+            if (l.IsValueCreated && l.Value is { } m)
+                yield return m;
         }
     }
 
@@ -174,16 +213,30 @@ internal sealed partial class OnnxRuntimeHost : IDisposable
                 {
                     AiProviderChoice.Append(so, provider, GpuIndex(device), TensorRtCacheDir);
                 }
-                catch (Exception e) when (e is EntryPointNotFoundException or OnnxRuntimeException or DllNotFoundException or IOException)
+                catch (Exception e)
+                    when (e
+                            is EntryPointNotFoundException
+                                or OnnxRuntimeException
+                                or DllNotFoundException
+                                or IOException
+                    )
                 {
                     // The start-up check loaded it; a later failure is still a fallback, never silent.
                     so.Dispose();
                     so = NewOptions();
                     var wanted = provider;
                     provider = AiProviders.Cpu;
-                    reason = $"{wanted} provider did not load for {AiModels.Name(kind)} on {device} ({e.GetType().Name}: {e.Message}); running on CPU";
-                    var changed = ProviderState with { Active = AiProviders.Cpu, Fallback = true, Reason = reason, MissingLibrary = AiProviderChoice.MissingLibrary(e.Message) };
-                    lock (_providerGate) _provider = changed;
+                    reason =
+                        $"{wanted} provider did not load for {AiModels.Name(kind)} on {device} ({e.GetType().Name}: {e.Message}); running on CPU";
+                    var changed = ProviderState with
+                    {
+                        Active = AiProviders.Cpu,
+                        Fallback = true,
+                        Reason = reason,
+                        MissingLibrary = AiProviderChoice.MissingLibrary(e.Message),
+                    };
+                    lock (_providerGate)
+                        _provider = changed;
                     ReportFallback(changed);
                 }
             }
@@ -194,7 +247,14 @@ internal sealed partial class OnnxRuntimeHost : IDisposable
             LogLoaded(kind, device, path, provider, reason);
             return model;
         }
-        catch (Exception e) when (e is OnnxRuntimeException or IOException or UnauthorizedAccessException or DllNotFoundException or TypeInitializationException)
+        catch (Exception e)
+            when (e
+                    is OnnxRuntimeException
+                        or IOException
+                        or UnauthorizedAccessException
+                        or DllNotFoundException
+                        or TypeInitializationException
+            )
         {
             so?.Dispose();
             var why = $"model did not load: {path}: {e.GetBaseException().Message}";
@@ -204,20 +264,22 @@ internal sealed partial class OnnxRuntimeHost : IDisposable
         }
     }
 
-    private SessionOptions NewOptions() => new()
-    {
-        // The BlazeFace files trigger harmless "Removing initializer" warnings on load.
-        LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
-        IntraOpNumThreads = _options.IntraOpThreads,
-        InterOpNumThreads = 1,
-        ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
-        GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
-    };
+    private SessionOptions NewOptions() =>
+        new()
+        {
+            // The BlazeFace files trigger harmless "Removing initializer" warnings on load.
+            LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
+            IntraOpNumThreads = _options.IntraOpThreads,
+            InterOpNumThreads = 1,
+            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+        };
 
     /// <summary>(provider, reason) for a device, before loading.</summary>
     public (string Provider, string Reason) ChooseProvider(string device)
     {
-        if (!LocalDevices.IsGpu(device)) return (AiProviders.Cpu, "cpu device");
+        if (!LocalDevices.IsGpu(device))
+            return (AiProviders.Cpu, "cpu device");
         var state = ProviderState;
         return AiProviders.IsGpu(state.Active)
             ? (state.Active, $"{state.Reason}; device {GpuIndex(device)}")
@@ -226,16 +288,17 @@ internal sealed partial class OnnxRuntimeHost : IDisposable
 
     private static int GpuIndex(string device) => int.TryParse(device.AsSpan(3), out var i) ? i : 0;
 
-    public static string EnvName(AiModelKind kind) => kind switch
-    {
-        AiModelKind.FaceDetect => "FACE_DETECT_MODEL / ai:face_detect_model",
-        AiModelKind.Swap => "SWAP_MODEL / ai:swap_model",
-        AiModelKind.Rvm => "RVM_MODEL / ai:rvm_model",
-        AiModelKind.Depth => "DEPTH_MODEL / ai:depth_model",
-        AiModelKind.ArcFace => "ARCFACE_MODEL / ai:arcface_model, or INSIGHTFACE_APP / ai:insightface_dir",
-        AiModelKind.Enhancer => "ENHANCER_MODEL / ai:enhancer_model",
-        _ => "ai:models_dir",
-    };
+    public static string EnvName(AiModelKind kind) =>
+        kind switch
+        {
+            AiModelKind.FaceDetect => "FACE_DETECT_MODEL / ai:face_detect_model",
+            AiModelKind.Swap => "SWAP_MODEL / ai:swap_model",
+            AiModelKind.Rvm => "RVM_MODEL / ai:rvm_model",
+            AiModelKind.Depth => "DEPTH_MODEL / ai:depth_model",
+            AiModelKind.ArcFace => "ARCFACE_MODEL / ai:arcface_model, or INSIGHTFACE_APP / ai:insightface_dir",
+            AiModelKind.Enhancer => "ENHANCER_MODEL / ai:enhancer_model",
+            _ => "ai:models_dir",
+        };
 
     private static (string[], string?) ReadProviders()
     {
@@ -243,7 +306,13 @@ internal sealed partial class OnnxRuntimeHost : IDisposable
         {
             return (OrtEnv.Instance().GetAvailableProviders(), null);
         }
-        catch (Exception e) when (e is OnnxRuntimeException or DllNotFoundException or TypeInitializationException or EntryPointNotFoundException)
+        catch (Exception e)
+            when (e
+                    is OnnxRuntimeException
+                        or DllNotFoundException
+                        or TypeInitializationException
+                        or EntryPointNotFoundException
+            )
         {
             return ([], e.GetBaseException().Message);
         }
@@ -254,38 +323,63 @@ internal sealed partial class OnnxRuntimeHost : IDisposable
         AiMetrics.Hosts.TryRemove(this, out _);
         foreach (var l in _sessions.Values)
         {
-            if (l.IsValueCreated) l.Value?.Dispose();
+            if (l.IsValueCreated)
+                l.Value?.Dispose();
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "ai provider: {Requested} requested, running on {Active}: {Reason} (missing library: {Library}); set ai.require_gpu to stop instead")]
+    [LoggerMessage(
+        Level = LogLevel.Error,
+        Message = "ai provider: {Requested} requested, running on {Active}: {Reason} (missing library: {Library}); set ai.require_gpu to stop instead"
+    )]
     private partial void LogFallback(string requested, string active, string reason, string library);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "ai provider: {Requested} requested, gpu devices run on {Active} ({Reason})")]
+    [LoggerMessage(
+        Level = LogLevel.Information,
+        Message = "ai provider: {Requested} requested, gpu devices run on {Active} ({Reason})"
+    )]
     private partial void LogProvider(string requested, string active, string reason);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "ai model {Kind} on {Device}: {Path} loaded, provider {Provider} ({Reason})")]
+    [LoggerMessage(
+        Level = LogLevel.Information,
+        Message = "ai model {Kind} on {Device}: {Path} loaded, provider {Provider} ({Reason})"
+    )]
     private partial void LogLoaded(AiModelKind kind, string device, string path, string provider, string reason);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "ai model {Kind} unavailable: {Why}; its step is skipped (counted) and frames flow unchanged")]
+    [LoggerMessage(
+        Level = LogLevel.Warning,
+        Message = "ai model {Kind} unavailable: {Why}; its step is skipped (counted) and frames flow unchanged"
+    )]
     private partial void LogUnavailable(AiModelKind kind, string why);
 }
 
 /// <summary>One loaded session: the model, the device it is for, and the provider that runs it.</summary>
-internal sealed class OnnxModel(AiModelKind kind, string device, string path, InferenceSession session, SessionOptions options, string provider, string providerReason) : IDisposable
+internal sealed class OnnxModel(
+    AiModelKind kind,
+    string device,
+    string path,
+    InferenceSession session,
+    SessionOptions options,
+    string provider,
+    string providerReason
+) : IDisposable
 {
     public AiModelKind Kind { get; } = kind;
     public string Device { get; } = device;
     public string Path { get; } = path;
     public InferenceSession Session { get; } = session;
+
     /// <summary>"CUDA" or "CPU".</summary>
     public string Provider { get; } = provider;
     public string ProviderReason { get; } = providerReason;
 
-    private long _calls, _images, _maxBatch;
+    private long _calls,
+        _images,
+        _maxBatch;
 
     /// <summary>Inference calls and the images they took (cross-stream batching), for the status.</summary>
-    public (long Calls, long Images, int MaxBatch) Batches => (Interlocked.Read(ref _calls), Interlocked.Read(ref _images), (int)Interlocked.Read(ref _maxBatch));
+    public (long Calls, long Images, int MaxBatch) Batches =>
+        (Interlocked.Read(ref _calls), Interlocked.Read(ref _images), (int)Interlocked.Read(ref _maxBatch));
 
     /// <summary>Records one session.Run over <paramref name="images"/> images that took <paramref name="ms"/>:
     /// the inference time and batch-size histograms, and this session's counters.</summary>
@@ -294,9 +388,10 @@ internal sealed class OnnxModel(AiModelKind kind, string device, string path, In
         Interlocked.Increment(ref _calls);
         Interlocked.Add(ref _images, images);
         long seen;
-        while (images > (seen = Interlocked.Read(ref _maxBatch)) && Interlocked.CompareExchange(ref _maxBatch, images, seen) != seen)
-        {
-        }
+        while (
+            images > (seen = Interlocked.Read(ref _maxBatch))
+            && Interlocked.CompareExchange(ref _maxBatch, images, seen) != seen
+        ) { }
         var name = new KeyValuePair<string, object?>("model", AiModels.Name(Kind));
         AiMetrics.InferenceMs.Record(ms, name, new KeyValuePair<string, object?>("provider", Provider));
         AiMetrics.BatchSize.Record(images, name);

@@ -36,8 +36,14 @@ internal sealed partial class RelayBridge : IRelayLink, IHostedService, IDisposa
 
     private readonly LiveSources? _sources;
 
-    public RelayBridge(IOptions<StreamOptions> options, IGrainFactory grains, RelayCounters counters, RelayMetrics metrics,
-        ILogger<RelayBridge> log, LiveSources? sources = null)
+    public RelayBridge(
+        IOptions<StreamOptions> options,
+        IGrainFactory grains,
+        RelayCounters counters,
+        RelayMetrics metrics,
+        ILogger<RelayBridge> log,
+        LiveSources? sources = null
+    )
     {
         _sources = sources;
         _options = options.Value;
@@ -51,7 +57,11 @@ internal sealed partial class RelayBridge : IRelayLink, IHostedService, IDisposa
 
     public bool IsOpen
     {
-        get { lock (_gate) return _link is not null; }
+        get
+        {
+            lock (_gate)
+                return _link is not null;
+        }
     }
 
     public string? LastError { get; private set; }
@@ -60,15 +70,23 @@ internal sealed partial class RelayBridge : IRelayLink, IHostedService, IDisposa
     {
         lock (_gate)
         {
-            if (_link is not null || !_options.RelayEnabled) return;
+            if (_link is not null || !_options.RelayEnabled)
+                return;
             try
             {
-                _link = new RelayLink(_options, Counters, _grains.GetGrain<IRelayGrain>(_options.ZmqIdentity), _log, _sources);
+                _link = new RelayLink(
+                    _options,
+                    Counters,
+                    _grains.GetGrain<IRelayGrain>(_options.ZmqIdentity),
+                    _log,
+                    _sources
+                );
                 LastError = null;
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
-                if (LastError is null) LogOpenFailed(e, _options.ZmqIdentity, _options.ZmqEndpoint);
+                if (LastError is null)
+                    LogOpenFailed(e, _options.ZmqIdentity, _options.ZmqEndpoint);
                 LastError = $"cannot open a DEALER to '{_options.ZmqEndpoint}': {e.GetType().Name}: {e.Message}";
                 return;
             }
@@ -100,7 +118,8 @@ internal sealed partial class RelayBridge : IRelayLink, IHostedService, IDisposa
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        if (!_options.RelayEnabled) return Task.CompletedTask;
+        if (!_options.RelayEnabled)
+            return Task.CompletedTask;
         _keeperCts = new CancellationTokenSource();
         _keeper = Task.Run(() => KeepLinkAsync(_keeperCts.Token), CancellationToken.None);
         return Task.CompletedTask;
@@ -108,9 +127,13 @@ internal sealed partial class RelayBridge : IRelayLink, IHostedService, IDisposa
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        if (_keeperCts is null) return;
+        if (_keeperCts is null)
+            return;
         await _keeperCts.CancelAsync();
-        try { await _keeper.WaitAsync(cancellationToken); }
+        try
+        {
+            await _keeper.WaitAsync(cancellationToken);
+        }
         catch (OperationCanceledException) { }
         // The link itself closes when the RelayGrain deactivates (silo shutdown follows this service's stop).
     }
@@ -138,31 +161,48 @@ internal sealed partial class RelayBridge : IRelayLink, IHostedService, IDisposa
             }
             catch (Exception e)
             {
-                if (failures++ % 30 == 0) LogKeeperFailed(e, _options.ZmqIdentity);
+                if (failures++ % 30 == 0)
+                    LogKeeperFailed(e, _options.ZmqIdentity);
             }
-            try { await Task.Delay(KeeperInterval, ct); }
-            catch (OperationCanceledException) { return; }
+            try
+            {
+                await Task.Delay(KeeperInterval, ct);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
         }
     }
 
     /// <summary>Idempotent: the container disposes this instance once per registration that hands it out.</summary>
     public void Dispose()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+            return;
         _keeperCts?.Cancel();
         Close();
         _keeperCts?.Dispose();
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "bus link '{Identity}' opening on this silo: DEALER -> {Endpoint}")]
+    [LoggerMessage(
+        Level = LogLevel.Information,
+        Message = "bus link '{Identity}' opening on this silo: DEALER -> {Endpoint}"
+    )]
     private partial void LogOpened(string identity, string endpoint);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "bus link '{Identity}': cannot open a DEALER to {Endpoint}; retrying every second")]
+    [LoggerMessage(
+        Level = LogLevel.Error,
+        Message = "bus link '{Identity}': cannot open a DEALER to {Endpoint}; retrying every second"
+    )]
     private partial void LogOpenFailed(Exception e, string identity, string endpoint);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "bus link '{Identity}' is held by silo {Silo} ({State})")]
     private partial void LogHolder(string identity, string silo, string state);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "bus link '{Identity}': the link owner did not answer; retrying every second")]
+    [LoggerMessage(
+        Level = LogLevel.Warning,
+        Message = "bus link '{Identity}': the link owner did not answer; retrying every second"
+    )]
     private partial void LogKeeperFailed(Exception e, string identity);
 }

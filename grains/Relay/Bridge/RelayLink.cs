@@ -23,10 +23,16 @@ namespace Blankend.Orleans.Grains.Relay.Bridge;
 /// </summary>
 internal sealed partial class RelayLink : IDisposable
 {
-    /// <summary>Queued on the producer side; the payload array is the frame's own (never copied, never written).</summary>
+    /// <summary>Queued on the producer side; the payload array is the frame's own (never copied, never
+    /// written).</summary>
     internal readonly record struct Outbound(byte[] ClientId, byte[] Payload, OutboundKind Kind = OutboundKind.Frame);
 
-    internal enum OutboundKind : byte { Frame, Heartbeat, LinkRequest }
+    internal enum OutboundKind : byte
+    {
+        Frame,
+        Heartbeat,
+        LinkRequest,
+    }
 
     private const int MaxReceivesPerWake = 256;
     private const int MaxBatch = 64;
@@ -59,7 +65,13 @@ internal sealed partial class RelayLink : IDisposable
 
     private readonly LiveSources? _sources;
 
-    public RelayLink(StreamOptions options, RelayCounters counters, IRelayGrain grain, ILogger log, LiveSources? sources = null)
+    public RelayLink(
+        StreamOptions options,
+        RelayCounters counters,
+        IRelayGrain grain,
+        ILogger log,
+        LiveSources? sources = null
+    )
     {
         _sources = sources;
         _options = options;
@@ -72,7 +84,7 @@ internal sealed partial class RelayLink : IDisposable
 
         _socket = new DealerSocket();
         _socket.Options.Identity = Encoding.UTF8.GetBytes(options.ZmqIdentity);
-        _socket.Options.Linger = TimeSpan.Zero;                 // shutdown never waits on unsent frames
+        _socket.Options.Linger = TimeSpan.Zero; // shutdown never waits on unsent frames
         _socket.Options.SendHighWatermark = ZmqSendHighWatermark(options.SendQueueSize);
         _socket.Options.ReceiveHighWatermark = 1000;
         // A message part over max_frame_bytes is refused by ZeroMQ while it is read (never buffered whole): the
@@ -85,11 +97,14 @@ internal sealed partial class RelayLink : IDisposable
         _socket.Options.DelayAttachOnConnect = true;
         _socket.ReceiveReady += OnReceiveReady;
 
-        _outbox = new NetMQQueue<Outbound>();                     // capacity 0: Enqueue never blocks
+        _outbox = new NetMQQueue<Outbound>(); // capacity 0: Enqueue never blocks
         _outbox.ReceiveReady += OnOutboxReady;
 
-        _monitor = new NetMQMonitor(_socket, $"inproc://blankend-relay-monitor-{Guid.NewGuid():N}",
-            SocketEvents.Connected | SocketEvents.Disconnected | SocketEvents.ConnectRetried | SocketEvents.Closed);
+        _monitor = new NetMQMonitor(
+            _socket,
+            $"inproc://blankend-relay-monitor-{Guid.NewGuid():N}",
+            SocketEvents.Connected | SocketEvents.Disconnected | SocketEvents.ConnectRetried | SocketEvents.Closed
+        );
         _monitor.Connected += (_, e) => Guard(() => OnConnected(e.Address));
         _monitor.Disconnected += (_, e) => Guard(() => OnDisconnected(e.Address));
 
@@ -109,12 +124,18 @@ internal sealed partial class RelayLink : IDisposable
         _monitor.AttachToPoller(_poller);
 
         _inbound = Channel.CreateBounded<BusMessage>(
-            new BoundedChannelOptions(Math.Max(16, options.SendQueueSize)) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true, SingleWriter = true },
-            _ => _c.Drop(RelayDropReason.InboundQueueFull));
+            new BoundedChannelOptions(Math.Max(16, options.SendQueueSize))
+            {
+                FullMode = BoundedChannelFullMode.DropOldest,
+                SingleReader = true,
+                SingleWriter = true,
+            },
+            _ => _c.Drop(RelayDropReason.InboundQueueFull)
+        );
 
         try
         {
-            _socket.Connect(options.ZmqEndpoint);   // an unusable endpoint throws here, before any thread exists
+            _socket.Connect(options.ZmqEndpoint); // an unusable endpoint throws here, before any thread exists
         }
         catch
         {
@@ -131,7 +152,8 @@ internal sealed partial class RelayLink : IDisposable
     }
 
     /// <summary>ZeroMQ's own pipe in front of the TCP socket: small, so that when the ROUTER stops reading the
-    /// frames wait in (and are dropped oldest-first from) the service's queue, not in a pipe that keeps them stale.</summary>
+    /// frames wait in (and are dropped oldest-first from) the service's queue, not in a pipe that keeps them
+    /// stale.</summary>
     internal static int ZmqSendHighWatermark(int sendQueueSize) => Math.Clamp(sendQueueSize, 1, 64);
 
     /// <summary>Any thread. Never blocks.</summary>
@@ -154,19 +176,20 @@ internal sealed partial class RelayLink : IDisposable
 
     // ---- poller thread ----------------------------------------------------------------------------------------
 
-    private void OnOutboxReady(object? sender, NetMQQueueEventArgs<Outbound> e) => Guard(() =>
-    {
-        while (_outbox.TryDequeue(out var item, TimeSpan.Zero))
+    private void OnOutboxReady(object? sender, NetMQQueueEventArgs<Outbound> e) =>
+        Guard(() =>
         {
-            if (_pending.Count >= _capacity)
+            while (_outbox.TryDequeue(out var item, TimeSpan.Zero))
             {
-                _pending.Dequeue();   // latest frame wins
-                _c.Drop(RelayDropReason.QueueFull);
+                if (_pending.Count >= _capacity)
+                {
+                    _pending.Dequeue(); // latest frame wins
+                    _c.Drop(RelayDropReason.QueueFull);
+                }
+                _pending.Enqueue(item);
             }
-            _pending.Enqueue(item);
-        }
-        Flush();
-    });
+            Flush();
+        });
 
     private void OnSendReady(object? sender, NetMQSocketEventArgs e) => Guard(Flush);
 
@@ -187,7 +210,9 @@ internal sealed partial class RelayLink : IDisposable
             if (!_connected)
             {
                 while (_pending.TryDequeue(out var dropped))
-                    _c.Drop(dropped.Kind == OutboundKind.Frame ? RelayDropReason.LinkDown : RelayDropReason.ControlUnsent);
+                    _c.Drop(
+                        dropped.Kind == OutboundKind.Frame ? RelayDropReason.LinkDown : RelayDropReason.ControlUnsent
+                    );
                 break;
             }
             WaitForSendReady(true);
@@ -233,10 +258,13 @@ internal sealed partial class RelayLink : IDisposable
 
     private void WaitForSendReady(bool wait)
     {
-        if (wait == _waitingForSendReady) return;
+        if (wait == _waitingForSendReady)
+            return;
         _waitingForSendReady = wait;
-        if (wait) _socket.SendReady += OnSendReady;
-        else _socket.SendReady -= OnSendReady;
+        if (wait)
+            _socket.SendReady += OnSendReady;
+        else
+            _socket.SendReady -= OnSendReady;
     }
 
     /// <summary><c>[clientId, payload]</c> as one multipart message, without copying either array (GC messages over
@@ -255,31 +283,35 @@ internal sealed partial class RelayLink : IDisposable
         msg.InitGC(payload, payload.Length);
         var sent = _socket.TrySend(ref msg, TimeSpan.FromSeconds(1), more: false);
         msg.Close();
-        if (!sent) LogPartialSend(_log); // cannot happen with ZeroMQ's semantics; loud if it ever does
+        if (!sent)
+            LogPartialSend(_log); // cannot happen with ZeroMQ's semantics; loud if it ever does
         return sent;
     }
 
-    private void OnReceiveReady(object? sender, NetMQSocketEventArgs e) => Guard(() =>
-    {
-        for (var i = 0; i < MaxReceivesPerWake; i++)
+    private void OnReceiveReady(object? sender, NetMQSocketEventArgs e) =>
+        Guard(() =>
         {
-            if (!_socket.TryReceiveFrameBytes(TimeSpan.Zero, out var first, out var more)) return;
-            if (!more)
+            for (var i = 0; i < MaxReceivesPerWake; i++)
             {
-                _c.Drop(RelayDropReason.Malformed);
-                continue;
+                if (!_socket.TryReceiveFrameBytes(TimeSpan.Zero, out var first, out var more))
+                    return;
+                if (!more)
+                {
+                    _c.Drop(RelayDropReason.Malformed);
+                    continue;
+                }
+                // The rest of a multipart message is already here (ZeroMQ delivers messages whole).
+                if (!_socket.TryReceiveFrameBytes(TimeSpan.FromSeconds(1), out var data, out more))
+                    return;
+                if (more)
+                {
+                    _socket.SkipMultipartMessage();
+                    _c.Drop(RelayDropReason.Malformed);
+                    continue;
+                }
+                OnMessage(first, data);
             }
-            // The rest of a multipart message is already here (ZeroMQ delivers messages whole).
-            if (!_socket.TryReceiveFrameBytes(TimeSpan.FromSeconds(1), out var data, out more)) return;
-            if (more)
-            {
-                _socket.SkipMultipartMessage();
-                _c.Drop(RelayDropReason.Malformed);
-                continue;
-            }
-            OnMessage(first, data);
-        }
-    });
+        });
 
     private void OnMessage(byte[] clientIdBytes, byte[] data)
     {
@@ -338,13 +370,15 @@ internal sealed partial class RelayLink : IDisposable
         LogConnected(_log, _options.ZmqIdentity, address);
         // Announce at once, then every interval. TCP is up but the ZeroMQ handshake may still be running: the
         // message waits in the queue (SendReady) until the pipe is attached.
-        if (_linkRequest is not null) SendLinkRequest();
+        if (_linkRequest is not null)
+            SendLinkRequest();
         Flush();
     }
 
     private void OnDisconnected(string address)
     {
-        if (!_connected) return;
+        if (!_connected)
+            return;
         _connected = false;
         Interlocked.Increment(ref _c.Disconnects);
         Volatile.Write(ref _c.ConnectedSinceUnixMs, 0);
@@ -356,22 +390,36 @@ internal sealed partial class RelayLink : IDisposable
     /// <summary>Heartbeats go out while a ROUTER is connected (there is no one to tell otherwise).</summary>
     private void SendHeartbeat()
     {
-        if (!_connected) return;
+        if (!_connected)
+            return;
         var payload = JsonSerializer.SerializeToUtf8Bytes(
-            new ControlPayload("heartbeat", _options.ZmqIdentity, ++_heartbeatSeq, RelayCounters.NowUnixMs()), RelayJson.Default.ControlPayload);
+            new ControlPayload("heartbeat", _options.ZmqIdentity, ++_heartbeatSeq, RelayCounters.NowUnixMs()),
+            RelayJson.Default.ControlPayload
+        );
         SendControl(new Outbound(_heartbeatId, payload, OutboundKind.Heartbeat));
     }
 
     private void SendLinkRequest()
     {
-        if (!_connected) return;
-        var payload = _options.LinkRequestPayload.Length > 0
-            ? Encoding.UTF8.GetBytes(_options.LinkRequestPayload)
-            : JsonSerializer.SerializeToUtf8Bytes(new ControlPayload("link_request", _options.ZmqIdentity, ++_linkRequestSeq, RelayCounters.NowUnixMs()), RelayJson.Default.ControlPayload);
+        if (!_connected)
+            return;
+        var payload =
+            _options.LinkRequestPayload.Length > 0
+                ? Encoding.UTF8.GetBytes(_options.LinkRequestPayload)
+                : JsonSerializer.SerializeToUtf8Bytes(
+                    new ControlPayload(
+                        "link_request",
+                        _options.ZmqIdentity,
+                        ++_linkRequestSeq,
+                        RelayCounters.NowUnixMs()
+                    ),
+                    RelayJson.Default.ControlPayload
+                );
         SendControl(new Outbound(_linkRequestId, payload, OutboundKind.LinkRequest));
     }
 
-    /// <summary>An exception escaping a poller handler would end the poller thread (and the process): log instead.</summary>
+    /// <summary>An exception escaping a poller handler would end the poller thread (and the process): log
+    /// instead.</summary>
     private void Guard(Action action)
     {
         try
@@ -380,7 +428,8 @@ internal sealed partial class RelayLink : IDisposable
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            if (!_closed) LogHandlerFailed(_log, e);
+            if (!_closed)
+                LogHandlerFailed(_log, e);
         }
     }
 
@@ -395,10 +444,13 @@ internal sealed partial class RelayLink : IDisposable
         long lastErrorLog = 0;
         while (await reader.WaitToReadAsync().ConfigureAwait(false))
         {
-            if (_closed) return;
+            if (_closed)
+                return;
             batch.Clear();
-            while (batch.Count < MaxBatch && reader.TryRead(out var m)) batch.Add(m);
-            if (batch.Count == 0) continue;
+            while (batch.Count < MaxBatch && reader.TryRead(out var m))
+                batch.Add(m);
+            if (batch.Count == 0)
+                continue;
             try
             {
                 await _grain.Receive([.. batch]).ConfigureAwait(false);
@@ -420,15 +472,14 @@ internal sealed partial class RelayLink : IDisposable
 
     public void Dispose()
     {
-        if (_closed) return;
+        if (_closed)
+            return;
         _closed = true;
         try
         {
-            _poller.Stop();          // from another thread: returns once the poller thread has left its loop
+            _poller.Stop(); // from another thread: returns once the poller thread has left its loop
         }
-        catch (Exception e) when (e is InvalidOperationException or ObjectDisposedException)
-        {
-        }
+        catch (Exception e) when (e is InvalidOperationException or ObjectDisposedException) { }
         _inbound.Writer.TryComplete();
         DisposeQuietly(_monitor);
         DisposeQuietly(_poller);
@@ -445,26 +496,41 @@ internal sealed partial class RelayLink : IDisposable
 
     private void DisposeQuietly(IDisposable d)
     {
-        try { d.Dispose(); }
-        catch (Exception e) when (e is not OutOfMemoryException) { LogDisposeFailed(_log, e, d.GetType().Name); }
+        try
+        {
+            d.Dispose();
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            LogDisposeFailed(_log, e, d.GetType().Name);
+        }
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "bus link '{Identity}' connected to {Address}")]
     private static partial void LogConnected(ILogger log, string identity, string address);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "bus link '{Identity}' lost its ROUTER at {Address}; reconnecting (frames are dropped and counted meanwhile)")]
+    [LoggerMessage(
+        Level = LogLevel.Warning,
+        Message = "bus link '{Identity}' lost its ROUTER at {Address}; reconnecting (frames are dropped and counted meanwhile)"
+    )]
     private static partial void LogDisconnected(ILogger log, string identity, string address);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "bus link '{Identity}' closed")]
     private static partial void LogClosed(ILogger log, string identity);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "bus link: a message's second part was refused after its first was accepted")]
+    [LoggerMessage(
+        Level = LogLevel.Error,
+        Message = "bus link: a message's second part was refused after its first was accepted"
+    )]
     private static partial void LogPartialSend(ILogger log);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "bus link: poller handler failed")]
     private static partial void LogHandlerFailed(ILogger log, Exception e);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "bus link: routing {Count} inbound frame(s) failed (dropped, counted route_failed)")]
+    [LoggerMessage(
+        Level = LogLevel.Warning,
+        Message = "bus link: routing {Count} inbound frame(s) failed (dropped, counted route_failed)"
+    )]
     private static partial void LogRouteFailed(ILogger log, Exception e, int count);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "bus link: disposing {What} failed")]
@@ -474,6 +540,8 @@ internal sealed partial class RelayLink : IDisposable
 /// <summary>Payload of the control messages (UTF-8 JSON), see docs/protocol.md.</summary>
 internal sealed record ControlPayload(string Type, string Identity, long Seq, long TsMs);
 
-[System.Text.Json.Serialization.JsonSourceGenerationOptions(PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.SnakeCaseLower)]
+[System.Text.Json.Serialization.JsonSourceGenerationOptions(
+    PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.SnakeCaseLower
+)]
 [System.Text.Json.Serialization.JsonSerializable(typeof(ControlPayload))]
 internal sealed partial class RelayJson : System.Text.Json.Serialization.JsonSerializerContext;

@@ -11,7 +11,8 @@ namespace Blankend.Orleans.Grains.Ai.Face.Insight;
 internal sealed class ArcFaceModel
 {
     public const int Dim = 512;
-    private readonly string _input, _output;
+    private readonly string _input,
+        _output;
     private long _runs;
 
     /// <exception cref="InvalidDataException">Not the ArcFace signature.</exception>
@@ -22,15 +23,21 @@ internal sealed class ArcFaceModel
         var inputs = model.Session.InputMetadata;
         var outputs = model.Session.OutputMetadata;
         if (inputs.Count != 1 || outputs.Count < 1)
-            throw new InvalidDataException($"{file} has {inputs.Count} inputs and {outputs.Count} outputs; ArcFace has 1 input [N,3,112,112] and an output [N,512]");
+            throw new InvalidDataException(
+                $"{file} has {inputs.Count} inputs and {outputs.Count} outputs; ArcFace has 1 input [N,3,112,112] and an output [N,512]"
+            );
         var (iname, imeta) = inputs.First();
         var (oname, ometa) = outputs.First();
         var d = imeta.Dimensions;
         if (!NchwImage.IsFloat(imeta) || d.Length != 4 || d[1] != 3 || d[2] != 112 || d[3] != 112)
-            throw new InvalidDataException($"{file} input is {NchwImage.Describe(iname, imeta)}; ArcFace takes float [N,3,112,112]");
+            throw new InvalidDataException(
+                $"{file} input is {NchwImage.Describe(iname, imeta)}; ArcFace takes float [N,3,112,112]"
+            );
         var od = ometa.Dimensions;
         if (!NchwImage.IsFloat(ometa) || od.Length != 2 || od[1] != Dim)
-            throw new InvalidDataException($"{file} output is {NchwImage.Describe(oname, ometa)}; ArcFace gives float [N,512]");
+            throw new InvalidDataException(
+                $"{file} output is {NchwImage.Describe(oname, ometa)}; ArcFace gives float [N,512]"
+            );
         _input = iname;
         _output = oname;
     }
@@ -50,7 +57,8 @@ internal sealed class ArcFaceModel
         NchwImage.Fill(crop, input, 127.5, 127.5);
         var e = NchwImage.Run(Model, [_input], [(input, [1, 3, 112, 112])], _output);
         Interlocked.Increment(ref _runs);
-        if (e.Length < Dim) throw new InvalidDataException($"ArcFace gave {e.Length} values, 512 expected");
+        if (e.Length < Dim)
+            throw new InvalidDataException($"ArcFace gave {e.Length} values, 512 expected");
         return Normalise(e.AsSpan(0, Dim));
     }
 
@@ -58,11 +66,14 @@ internal sealed class ArcFaceModel
     public static float[] Normalise(ReadOnlySpan<float> x)
     {
         double s = 0;
-        foreach (var v in x) s += (double)v * v;
+        foreach (var v in x)
+            s += (double)v * v;
         var n = Math.Sqrt(s);
         var r = new float[x.Length];
-        if (n <= 0 || !double.IsFinite(n)) return r;
-        for (var i = 0; i < x.Length; i++) r[i] = (float)(x[i] / n);
+        if (n <= 0 || !double.IsFinite(n))
+            return r;
+        for (var i = 0; i < x.Length; i++)
+            r[i] = (float)(x[i] / n);
         return r;
     }
 }

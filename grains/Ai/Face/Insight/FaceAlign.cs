@@ -15,17 +15,23 @@ internal static class FaceAlign
     /// <summary>The ArcFace template (x, y) for a 112x112 crop.</summary>
     public static readonly double[] ArcFaceTemplate =
     [
-        38.2946, 51.6963,
-        73.5318, 51.5014,
-        56.0252, 71.7366,
-        41.5493, 92.3655,
-        70.7299, 92.2041,
+        38.2946,
+        51.6963,
+        73.5318,
+        51.5014,
+        56.0252,
+        71.7366,
+        41.5493,
+        92.3655,
+        70.7299,
+        92.2041,
     ];
 
     /// <summary>The template for a square crop of <paramref name="size"/> (a multiple of 112 or of 128).</summary>
     public static double[] Template(int size)
     {
-        double ratio, dx;
+        double ratio,
+            dx;
         if (size % 112 == 0)
         {
             ratio = size / 112.0;
@@ -49,7 +55,8 @@ internal static class FaceAlign
         return t;
     }
 
-    /// <summary>The 2x3 matrix (row-major) mapping the keypoints onto the template of a <paramref name="size"/> crop.</summary>
+    /// <summary>The 2x3 matrix (row-major) mapping the keypoints onto the template of a <paramref name="size"/>
+    /// crop.</summary>
     public static double[] EstimateNorm(ReadOnlySpan<float> kps, int size) => Similarity(kps, Template(size));
 
     /// <summary>
@@ -61,15 +68,26 @@ internal static class FaceAlign
     public static double[] Similarity(ReadOnlySpan<float> src, ReadOnlySpan<double> dst)
     {
         var n = Math.Min(src.Length, dst.Length) / 2;
-        if (n < 2) throw new ArgumentException("at least two point pairs are needed", nameof(src));
-        double msx = 0, msy = 0, mdx = 0, mdy = 0;
+        if (n < 2)
+            throw new ArgumentException("at least two point pairs are needed", nameof(src));
+        double msx = 0,
+            msy = 0,
+            mdx = 0,
+            mdy = 0;
         for (var i = 0; i < n; i++)
         {
-            msx += src[i * 2]; msy += src[i * 2 + 1];
-            mdx += dst[i * 2]; mdy += dst[i * 2 + 1];
+            msx += src[i * 2];
+            msy += src[i * 2 + 1];
+            mdx += dst[i * 2];
+            mdy += dst[i * 2 + 1];
         }
-        msx /= n; msy /= n; mdx /= n; mdy /= n;
-        double a = 0, b = 0, var = 0;
+        msx /= n;
+        msy /= n;
+        mdx /= n;
+        mdy /= n;
+        double a = 0,
+            b = 0,
+            var = 0;
         for (var i = 0; i < n; i++)
         {
             var xs = src[i * 2] - msx;
@@ -80,7 +98,8 @@ internal static class FaceAlign
             b += xs * yd - ys * xd;
             var += xs * xs + ys * ys;
         }
-        if (var <= 1e-12) throw new ArgumentException("the source points coincide", nameof(src));
+        if (var <= 1e-12)
+            throw new ArgumentException("the source points coincide", nameof(src));
         var norm = Math.Sqrt(a * a + b * b);
         var scale = norm / var;
         var cos = norm > 0 ? a / norm : 1;
@@ -97,7 +116,15 @@ internal static class FaceAlign
     public static void Crop(Mat image, double[] m, int size, Mat dst)
     {
         using var mat = Matrix(m);
-        Cv2.WarpAffine(image, dst, mat, new Size(size, size), InterpolationFlags.Linear, BorderTypes.Constant, Scalar.All(0));
+        Cv2.WarpAffine(
+            image,
+            dst,
+            mat,
+            new Size(size, size),
+            InterpolationFlags.Linear,
+            BorderTypes.Constant,
+            Scalar.All(0)
+        );
     }
 
     /// <summary>A 2x3 CV_64F Mat of a row-major matrix.</summary>
@@ -105,8 +132,8 @@ internal static class FaceAlign
     {
         var mat = new Mat(2, 3, MatType.CV_64FC1);
         for (var r = 0; r < 2; r++)
-            for (var c = 0; c < 3; c++)
-                mat.Set(r, c, m[r * 3 + c]);
+        for (var c = 0; c < 3; c++)
+            mat.Set(r, c, m[r * 3 + c]);
         return mat;
     }
 
@@ -114,7 +141,8 @@ internal static class FaceAlign
     public static double[] Invert(double[] m)
     {
         var det = m[0] * m[4] - m[1] * m[3];
-        if (Math.Abs(det) < 1e-12) throw new ArgumentException("singular matrix", nameof(m));
+        if (Math.Abs(det) < 1e-12)
+            throw new ArgumentException("singular matrix", nameof(m));
         var i00 = m[4] / det;
         var i01 = -m[1] / det;
         var i10 = -m[3] / det;
@@ -140,13 +168,16 @@ internal static class FaceAlign
         // AiFace coordinates are continuous (pixel k spans [k, k+1)); warpAffine works in index coordinates.
         if (face.Keypoints is { Length: 10 } k)
         {
-            for (var i = 0; i < 10; i++) kps[i] = k[i] - 0.5f;
+            for (var i = 0; i < 10; i++)
+                kps[i] = k[i] - 0.5f;
             return true;
         }
-        if (face.Mesh is not { Length: >= 468 * 3 } mesh) return false;
+        if (face.Mesh is not { Length: >= 468 * 3 } mesh)
+            return false;
         for (var p = 0; p < 5; p++)
         {
-            float x = 0, y = 0;
+            float x = 0,
+                y = 0;
             foreach (var idx in MeshPoints[p])
             {
                 x += mesh[idx * 3];

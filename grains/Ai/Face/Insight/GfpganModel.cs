@@ -6,7 +6,8 @@ namespace Blankend.Orleans.Grains.Ai.Face.Insight;
 /// <summary>
 /// GFPGAN 1.4 face enhancer (the ONNX export Deep-Live-Cam and FaceFusion use): the face aligned by its five
 /// points to the FFHQ 512x512 template (facexlib's), RGB, (x/255 − 0.5)/0.5, NCHW; the output clipped to
-/// [−1, 1], back to 0..255 and pasted back with the same soft mask as the swap (<see cref="InswapperModel.PasteBack"/>).
+/// [−1, 1], back to 0..255 and pasted back with the same soft mask as the swap (<see
+/// cref="InswapperModel.PasteBack"/>).
 /// The alignment is the least-squares similarity (facexlib fits it with LMEDS; for five good points the two agree
 /// closely). Thread-safe (buffers per call).
 /// </summary>
@@ -17,14 +18,20 @@ internal sealed class GfpganModel
     /// <summary>FFHQ five points in a 512x512 crop: image-left eye, image-right eye, nose, mouth corners.</summary>
     public static readonly double[] Template =
     [
-        192.98138, 239.94708,
-        318.90277, 240.1936,
-        256.63416, 314.01935,
-        201.26117, 371.41043,
-        313.08905, 371.15118,
+        192.98138,
+        239.94708,
+        318.90277,
+        240.1936,
+        256.63416,
+        314.01935,
+        201.26117,
+        371.41043,
+        313.08905,
+        371.15118,
     ];
 
-    private readonly string _input, _output;
+    private readonly string _input,
+        _output;
     private long _runs;
 
     /// <exception cref="InvalidDataException">Not a [1,3,512,512] -> [1,3,512,512] float model.</exception>
@@ -35,13 +42,19 @@ internal sealed class GfpganModel
         var inputs = model.Session.InputMetadata;
         var outputs = model.Session.OutputMetadata;
         if (inputs.Count != 1 || outputs.Count < 1)
-            throw new InvalidDataException($"{file} has {inputs.Count} inputs and {outputs.Count} outputs; GFPGAN has one input [1,3,512,512] and an output [1,3,512,512]");
+            throw new InvalidDataException(
+                $"{file} has {inputs.Count} inputs and {outputs.Count} outputs; GFPGAN has one input [1,3,512,512] and an output [1,3,512,512]"
+            );
         var (iname, imeta) = inputs.First();
         var (oname, ometa) = outputs.First();
         if (!NchwImage.IsFloat(imeta) || imeta.Dimensions is not [_, 3, Size, Size])
-            throw new InvalidDataException($"{file} input is {NchwImage.Describe(iname, imeta)}; GFPGAN takes float [1,3,512,512]");
+            throw new InvalidDataException(
+                $"{file} input is {NchwImage.Describe(iname, imeta)}; GFPGAN takes float [1,3,512,512]"
+            );
         if (!NchwImage.IsFloat(ometa) || ometa.Dimensions is not [_, 3, Size, Size])
-            throw new InvalidDataException($"{file} output is {NchwImage.Describe(oname, ometa)}; GFPGAN gives float [1,3,512,512]");
+            throw new InvalidDataException(
+                $"{file} output is {NchwImage.Describe(oname, ometa)}; GFPGAN gives float [1,3,512,512]"
+            );
         _input = iname;
         _output = oname;
     }
@@ -50,7 +63,8 @@ internal sealed class GfpganModel
 
     public long Runs => Interlocked.Read(ref _runs);
 
-    /// <summary>Enhances the face with these five keypoints (index coordinates) in place; returns the region changed.</summary>
+    /// <summary>Enhances the face with these five keypoints (index coordinates) in place; returns the region
+    /// changed.</summary>
     public Rect Enhance(Mat frame, ReadOnlySpan<float> kps)
     {
         var m = FaceAlign.Similarity(kps, Template);
@@ -60,7 +74,8 @@ internal sealed class GfpganModel
         NchwImage.Fill(crop, input, 127.5, 127.5); // (x/255 - 0.5)/0.5
         var pred = NchwImage.Run(Model, [_input], [(input, [1, 3, Size, Size])], _output);
         Interlocked.Increment(ref _runs);
-        for (var i = 0; i < pred.Length; i++) pred[i] = (Math.Clamp(pred[i], -1f, 1f) + 1) / 2;
+        for (var i = 0; i < pred.Length; i++)
+            pred[i] = (Math.Clamp(pred[i], -1f, 1f) + 1) / 2;
         using var restored = new Mat();
         NchwImage.ToBgr(pred, Size, Size, restored);
         return InswapperModel.PasteBack(frame, restored, m);

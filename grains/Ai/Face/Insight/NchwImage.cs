@@ -9,12 +9,14 @@ namespace Blankend.Orleans.Grains.Ai.Face.Insight;
 /// <summary>The NCHW float tensors the insightface models take and give (cv2.dnn.blobFromImage with swapRB).</summary>
 internal static class NchwImage
 {
-    /// <summary>Writes a BGR 8-bit image as RGB planes, (x − mean) / std, into <paramref name="tensor"/> (3·H·W).</summary>
+    /// <summary>Writes a BGR 8-bit image as RGB planes, (x − mean) / std, into <paramref name="tensor"/>
+    /// (3·H·W).</summary>
     public static void Fill(Mat bgr, float[] tensor, double mean, double std)
     {
         var h = bgr.Rows;
         var w = bgr.Cols;
-        if (tensor.Length < 3 * h * w) throw new ArgumentException("tensor too small", nameof(tensor));
+        if (tensor.Length < 3 * h * w)
+            throw new ArgumentException("tensor too small", nameof(tensor));
         using var f = new Mat();
         bgr.ConvertTo(f, MatType.CV_32FC3, 1 / std, -mean / std);
         var handle = GCHandle.Alloc(tensor, GCHandleType.Pinned);
@@ -50,13 +52,20 @@ internal static class NchwImage
     // numpy's astype(uint8) after clip truncates.
     private static byte To8(float v) => float.IsNaN(v) ? (byte)0 : (byte)Math.Clamp(255f * v, 0f, 255f);
 
-    /// <summary>Runs a session with named float inputs; returns the first output's values, recording the inference time.</summary>
-    public static float[] Run(OnnxModel model, string[] inputNames, (float[] Data, long[] Shape)[] inputs, string outputName)
+    /// <summary>Runs a session with named float inputs; returns the first output's values, recording the inference
+    /// time.</summary>
+    public static float[] Run(
+        OnnxModel model,
+        string[] inputNames,
+        (float[] Data, long[] Shape)[] inputs,
+        string outputName
+    )
     {
         var values = new OrtValue[inputs.Length];
         try
         {
-            for (var i = 0; i < inputs.Length; i++) values[i] = OrtValue.CreateTensorValueFromMemory(inputs[i].Data, inputs[i].Shape);
+            for (var i = 0; i < inputs.Length; i++)
+                values[i] = OrtValue.CreateTensorValueFromMemory(inputs[i].Data, inputs[i].Shape);
             var t0 = Stopwatch.GetTimestamp();
             using var run = new RunOptions();
             using var outputs = model.Session.Run(run, inputNames, values, [outputName]);
@@ -65,12 +74,15 @@ internal static class NchwImage
         }
         finally
         {
-            foreach (var v in values) v?.Dispose();
+            foreach (var v in values)
+                v?.Dispose();
         }
     }
 
     /// <summary>"name [d0,d1,...] type" of a model value, for messages.</summary>
-    public static string Describe(string name, NodeMetadata meta) => $"{name} [{string.Join(',', meta.Dimensions)}] {meta.ElementDataType}";
+    public static string Describe(string name, NodeMetadata meta) =>
+        $"{name} [{string.Join(',', meta.Dimensions)}] {meta.ElementDataType}";
 
-    public static bool IsFloat(NodeMetadata meta) => meta.IsTensor && meta.ElementDataType == Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float;
+    public static bool IsFloat(NodeMetadata meta) =>
+        meta.IsTensor && meta.ElementDataType == Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float;
 }

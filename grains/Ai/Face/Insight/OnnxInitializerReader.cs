@@ -12,20 +12,30 @@ internal sealed record OnnxTensor(string Name, long[] Dims, float[] Values);
 /// </summary>
 internal static class OnnxInitializerReader
 {
-    private const int Float = 1, Float16 = 10;
+    private const int Float = 1,
+        Float16 = 10;
 
     /// <summary>The graph's last initializer as floats (FLOAT or FLOAT16).</summary>
     /// <exception cref="InvalidDataException">Not an ONNX file, no initializer, or an unsupported tensor.</exception>
     public static OnnxTensor ReadLast(string path)
     {
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.RandomAccess);
+        using var stream = new FileStream(
+            path,
+            FileMode.Open,
+            FileAccess.Read,
+            FileShare.Read,
+            1 << 16,
+            FileOptions.RandomAccess
+        );
         var r = new Reader(stream);
         // ModelProto.graph is field 7; GraphProto.initializer is field 5 (length-delimited), the last one is emap.
         var (graphStart, graphEnd) = LastField(r, stream.Length, 7);
-        if (graphStart < 0) throw new InvalidDataException("no graph in the file (not an ONNX model?)");
+        if (graphStart < 0)
+            throw new InvalidDataException("no graph in the file (not an ONNX model?)");
         r.Seek(graphStart);
         var (lastStart, lastEnd) = LastField(r, graphEnd, 5);
-        if (lastStart < 0) throw new InvalidDataException("the graph has no initializer");
+        if (lastStart < 0)
+            throw new InvalidDataException("the graph has no initializer");
         return ReadTensor(r, lastStart, lastEnd);
     }
 
@@ -33,7 +43,8 @@ internal static class OnnxInitializerReader
     /// and <paramref name="end"/> (its payload, start and end); (-1, -1) when there is none.</summary>
     private static (long Start, long End) LastField(Reader r, long end, int wanted)
     {
-        long start = -1, stop = -1;
+        long start = -1,
+            stop = -1;
         while (r.Position < end)
         {
             var (field, wire) = r.Tag();
@@ -70,7 +81,8 @@ internal static class OnnxInitializerReader
                     dims.Add((long)r.Varint());
                     break;
                 case (1, 2):
-                    for (var e = r.Position + r.Length(); r.Position < e;) dims.Add((long)r.Varint());
+                    for (var e = r.Position + r.Length(); r.Position < e; )
+                        dims.Add((long)r.Varint());
                     break;
                 case (2, 0):
                     type = (int)r.Varint();
@@ -79,7 +91,8 @@ internal static class OnnxInitializerReader
                     floats.Add(BitConverter.Int32BitsToSingle((int)r.Fixed32()));
                     break;
                 case (4, 2):
-                    for (var e = r.Position + r.Length(); r.Position < e;) floats.Add(BitConverter.Int32BitsToSingle((int)r.Fixed32()));
+                    for (var e = r.Position + r.Length(); r.Position < e; )
+                        floats.Add(BitConverter.Int32BitsToSingle((int)r.Fixed32()));
                     break;
                 case (8, 2):
                     name = System.Text.Encoding.UTF8.GetString(r.Bytes(r.Length()));
@@ -95,30 +108,39 @@ internal static class OnnxInitializerReader
                     break;
             }
         }
-        if (external) throw new InvalidDataException($"initializer '{name}' is stored as external data (not supported)");
+        if (external)
+            throw new InvalidDataException($"initializer '{name}' is stored as external data (not supported)");
         long count = 1;
-        foreach (var d in dims) count *= d;
-        if (count is < 0 or > 64L * 1024 * 1024) throw new InvalidDataException($"initializer '{name}' has an unusable size [{string.Join(',', dims)}]");
+        foreach (var d in dims)
+            count *= d;
+        if (count is < 0 or > 64L * 1024 * 1024)
+            throw new InvalidDataException($"initializer '{name}' has an unusable size [{string.Join(',', dims)}]");
         float[] values;
         if (type == Float)
         {
             if (raw is not null)
             {
-                if (raw.Length != count * 4) throw new InvalidDataException($"initializer '{name}': {raw.Length} raw bytes for {count} floats");
+                if (raw.Length != count * 4)
+                    throw new InvalidDataException($"initializer '{name}': {raw.Length} raw bytes for {count} floats");
                 values = new float[count];
                 Buffer.BlockCopy(raw, 0, values, 0, raw.Length);
-                if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("big-endian host");
+                if (!BitConverter.IsLittleEndian)
+                    throw new PlatformNotSupportedException("big-endian host");
             }
             else
             {
-                if (floats.Count != count) throw new InvalidDataException($"initializer '{name}': {floats.Count} floats for dims [{string.Join(',', dims)}]");
+                if (floats.Count != count)
+                    throw new InvalidDataException(
+                        $"initializer '{name}': {floats.Count} floats for dims [{string.Join(',', dims)}]"
+                    );
                 values = [.. floats];
             }
         }
         else if (type == Float16 && raw is not null && raw.Length == count * 2)
         {
             values = new float[count];
-            for (var i = 0; i < count; i++) values[i] = (float)BitConverter.ToHalf(raw, i * 2);
+            for (var i = 0; i < count; i++)
+                values[i] = (float)BitConverter.ToHalf(raw, i * 2);
         }
         else
         {
@@ -138,7 +160,8 @@ internal static class OnnxInitializerReader
         {
             var t = Varint();
             var field = (int)(t >> 3);
-            if (field == 0) throw new InvalidDataException("malformed protobuf (field 0)");
+            if (field == 0)
+                throw new InvalidDataException("malformed protobuf (field 0)");
             return (field, (int)(t & 7));
         }
 
@@ -148,9 +171,11 @@ internal static class OnnxInitializerReader
             for (var shift = 0; shift < 64; shift += 7)
             {
                 var b = s.ReadByte();
-                if (b < 0) throw new InvalidDataException("truncated protobuf (varint)");
+                if (b < 0)
+                    throw new InvalidDataException("truncated protobuf (varint)");
                 v |= (ulong)(b & 0x7F) << shift;
-                if ((b & 0x80) == 0) return v;
+                if ((b & 0x80) == 0)
+                    return v;
             }
             throw new InvalidDataException("malformed protobuf (varint too long)");
         }
@@ -158,7 +183,8 @@ internal static class OnnxInitializerReader
         public long Length()
         {
             var len = Varint();
-            if (len > (ulong)(s.Length - s.Position)) throw new InvalidDataException("truncated protobuf (length past the end)");
+            if (len > (ulong)(s.Length - s.Position))
+                throw new InvalidDataException("truncated protobuf (length past the end)");
             return (long)len;
         }
 
@@ -180,11 +206,21 @@ internal static class OnnxInitializerReader
         {
             switch (wire)
             {
-                case 0: Varint(); break;
-                case 1: Seek(Position + 8); break;
-                case 2: var n = Length(); Seek(Position + n); break;
-                case 5: Seek(Position + 4); break;
-                default: throw new InvalidDataException($"unsupported protobuf wire type {wire}");
+                case 0:
+                    Varint();
+                    break;
+                case 1:
+                    Seek(Position + 8);
+                    break;
+                case 2:
+                    var n = Length();
+                    Seek(Position + n);
+                    break;
+                case 5:
+                    Seek(Position + 4);
+                    break;
+                default:
+                    throw new InvalidDataException($"unsupported protobuf wire type {wire}");
             }
         }
     }

@@ -29,20 +29,26 @@ internal sealed class ScrfdDetector : IFaceDetector
         _minScore = (float)minScore;
         var file = Path.GetFileName(model.Path);
         var inputs = model.Session.InputMetadata;
-        if (inputs.Count != 1) throw new InvalidDataException($"SCRFD has one input; {file} has {inputs.Count}");
+        if (inputs.Count != 1)
+            throw new InvalidDataException($"SCRFD has one input; {file} has {inputs.Count}");
         var (iname, imeta) = inputs.First();
         var d = imeta.Dimensions;
         if (!NchwImage.IsFloat(imeta) || d.Length != 4 || d[1] != 3)
-            throw new InvalidDataException($"SCRFD input is float [1,3,H,W]; {file} has {NchwImage.Describe(iname, imeta)}");
+            throw new InvalidDataException(
+                $"SCRFD input is float [1,3,H,W]; {file} has {NchwImage.Describe(iname, imeta)}"
+            );
         _input = iname;
         // Fixed input sizes are used as they are; dynamic ones get insightface's default 640x640.
         Width = d[3] > 0 ? (int)d[3] : 640;
         Height = d[2] > 0 ? (int)d[2] : 640;
-        if (Width % 32 != 0 || Height % 32 != 0) throw new InvalidDataException($"SCRFD input sides are multiples of 32; {file} has {Width}x{Height}");
+        if (Width % 32 != 0 || Height % 32 != 0)
+            throw new InvalidDataException($"SCRFD input sides are multiples of 32; {file} has {Width}x{Height}");
         var outs = model.Session.OutputMetadata.ToArray();
         if (!IsScrfd(model.Session.OutputMetadata.Select(kv => kv.Value.Dimensions).ToArray()))
-            throw new InvalidDataException($"SCRFD with keypoints has 9 outputs (scores [N,1], boxes [N,4], keypoints [N,10] for strides 8/16/32); {file} has {outs.Length}: "
-                + string.Join(", ", outs.Select(o => $"[{string.Join(',', o.Value.Dimensions)}]")));
+            throw new InvalidDataException(
+                $"SCRFD with keypoints has 9 outputs (scores [N,1], boxes [N,4], keypoints [N,10] for strides 8/16/32); {file} has {outs.Length}: "
+                    + string.Join(", ", outs.Select(o => $"[{string.Join(',', o.Value.Dimensions)}]"))
+            );
         _outputs = [.. outs.Select(o => o.Key)];
     }
 
@@ -50,11 +56,21 @@ internal sealed class ScrfdDetector : IFaceDetector
     /// 1, 4, 10), in that order; the face-detect model's kind is told from this.</summary>
     public static bool IsScrfd(int[][] outputDims)
     {
-        if (outputDims.Length != 9) return false;
+        if (outputDims.Length != 9)
+            return false;
         for (var i = 0; i < 9; i++)
         {
             var d = outputDims[i];
-            if (d.Length is not (2 or 3) || d[^1] != (i < 3 ? 1 : i < 6 ? 4 : 10)) return false;
+            if (
+                d.Length is not (2 or 3)
+                || d[^1]
+                    != (
+                        i < 3 ? 1
+                        : i < 6 ? 4
+                        : 10
+                    )
+            )
+                return false;
         }
         return true;
     }
@@ -70,13 +86,15 @@ internal sealed class ScrfdDetector : IFaceDetector
     public AiFace[] Detect(Mat image)
     {
         var bgr = FaceOrtIo.AsBgr(image, out var owned);
-        if (bgr is null) return [];
+        if (bgr is null)
+            return [];
         try
         {
             // insightface: the longer relative side fills the input; the rest is zero padding at right/bottom.
             var imRatio = (double)bgr.Rows / bgr.Cols;
             var modelRatio = (double)Height / Width;
-            int nw, nh;
+            int nw,
+                nh;
             if (imRatio > modelRatio)
             {
                 nh = Height;
@@ -89,7 +107,8 @@ internal sealed class ScrfdDetector : IFaceDetector
             }
             var scale = (float)nh / bgr.Rows;
             using var det = new Mat(Height, Width, MatType.CV_8UC3, Scalar.All(0));
-            using (var roi = det.SubMat(0, nh, 0, nw)) Cv2.Resize(bgr, roi, new Size(nw, nh));
+            using (var roi = det.SubMat(0, nh, 0, nw))
+                Cv2.Resize(bgr, roi, new Size(nw, nh));
             var input = new float[3 * Width * Height];
             NchwImage.Fill(det, input, 127.5, 128);
             var outs = RunAll(input);
@@ -100,9 +119,11 @@ internal sealed class ScrfdDetector : IFaceDetector
                 var (score, box, kps) = found[i];
                 // insightface's coordinates are pixel indices; AiFace's are continuous (pixel k spans [k, k+1)).
                 var b = new float[4];
-                for (var k = 0; k < 4; k++) b[k] = box[k] / scale + 0.5f;
+                for (var k = 0; k < 4; k++)
+                    b[k] = box[k] / scale + 0.5f;
                 var p = new float[10];
-                for (var k = 0; k < 10; k++) p[k] = kps[k] / scale + 0.5f;
+                for (var k = 0; k < 10; k++)
+                    p[k] = kps[k] / scale + 0.5f;
                 faces[i] = new AiFace(score, b, p, null);
             }
             return faces;
@@ -121,7 +142,8 @@ internal sealed class ScrfdDetector : IFaceDetector
         using var outputs = Model.Session.Run(run, [_input], [value], _outputs);
         Model.RecordBatch(1, System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
         var r = new float[outputs.Count][];
-        for (var i = 0; i < r.Length; i++) r[i] = outputs[i].GetTensorDataAsSpan<float>().ToArray();
+        for (var i = 0; i < r.Length; i++)
+            r[i] = outputs[i].GetTensorDataAsSpan<float>().ToArray();
         return r;
     }
 
@@ -129,7 +151,12 @@ internal sealed class ScrfdDetector : IFaceDetector
     /// Decodes the nine outputs of an input of <paramref name="width"/> x <paramref name="height"/> into faces in
     /// input pixels (index coordinates), best score first, after NMS: (score, box x0 y0 x1 y1, 5 x (x, y)).
     /// </summary>
-    public static List<(float Score, float[] Box, float[] Kps)> Decode(float[][] outs, int width, int height, float minScore)
+    public static List<(float Score, float[] Box, float[] Kps)> Decode(
+        float[][] outs,
+        int width,
+        int height,
+        float minScore
+    )
     {
         var cands = new List<(float Score, float[] Box, float[] Kps)>();
         for (var si = 0; si < Strides.Length; si++)
@@ -146,13 +173,17 @@ internal sealed class ScrfdDetector : IFaceDetector
             for (var a = 0; a < n; a++)
             {
                 var s = scores[a];
-                if (!(s >= minScore)) continue;
+                if (!(s >= minScore))
+                    continue;
                 var cell = a / AnchorsPerCell;
-                float cx = cell % gw * stride, cy = cell / gw * stride;
+                float cx = cell % gw * stride,
+                    cy = cell / gw * stride;
                 var box = new float[]
                 {
-                    cx - boxes[a * 4] * stride, cy - boxes[a * 4 + 1] * stride,
-                    cx + boxes[a * 4 + 2] * stride, cy + boxes[a * 4 + 3] * stride,
+                    cx - boxes[a * 4] * stride,
+                    cy - boxes[a * 4 + 1] * stride,
+                    cx + boxes[a * 4 + 2] * stride,
+                    cy + boxes[a * 4 + 3] * stride,
                 };
                 var p = new float[10];
                 for (var k = 0; k < 5; k++)
@@ -164,16 +195,23 @@ internal sealed class ScrfdDetector : IFaceDetector
             }
         }
         // Stable: equal scores keep anchor order (stride 8 first).
-        var order = cands.Select((c, i) => (c, i)).OrderByDescending(t => t.c.Score).ThenBy(t => t.i).Select(t => t.c).ToList();
+        var order = cands
+            .Select((c, i) => (c, i))
+            .OrderByDescending(t => t.c.Score)
+            .ThenBy(t => t.i)
+            .Select(t => t.c)
+            .ToList();
         var kept = new List<(float, float[], float[])>();
         var dropped = new bool[order.Count];
         for (var i = 0; i < order.Count; i++)
         {
-            if (dropped[i]) continue;
+            if (dropped[i])
+                continue;
             kept.Add(order[i]);
             for (var j = i + 1; j < order.Count; j++)
             {
-                if (!dropped[j] && Iou(order[i].Box, order[j].Box) > NmsIou) dropped[j] = true;
+                if (!dropped[j] && Iou(order[i].Box, order[j].Box) > NmsIou)
+                    dropped[j] = true;
             }
         }
         return kept;
@@ -189,7 +227,5 @@ internal sealed class ScrfdDetector : IFaceDetector
         return union <= 0 ? 0 : inter / union;
     }
 
-    public void Dispose()
-    {
-    }
+    public void Dispose() { }
 }
