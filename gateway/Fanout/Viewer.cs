@@ -67,6 +67,10 @@ internal sealed class Viewer
     /// WebSocket.</summary>
     public bool WritesFramedBytes => _wire is not null;
 
+    /// <summary>True when those bytes go straight to the socket (<see cref="SocketOutput"/>: plain TCP), false when
+    /// through Kestrel's connection output (TLS).</summary>
+    public bool WritesToSocket => _wire?.Direct == true;
+
     /// <summary>A <c>kind=processed</c> viewer skips the raw frames the main hub carries (processing off for
     /// the source, or a frame that bypassed a saturated worker).</summary>
     public bool Accepts(FrameKind kind) => Kind != ViewerKind.Processed || kind == FrameKind.Processed;

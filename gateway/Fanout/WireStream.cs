@@ -9,8 +9,12 @@ namespace Blankend.Orleans.Gateway.Fanout;
 /// so a control frame never lands inside a data frame; the WebSocket writes each frame in one call, which is what
 /// makes the lock at this level enough. Reads pass through.
 /// </summary>
-internal sealed class WireStream(Stream inner) : Stream
+internal sealed class WireStream(Stream inner, SocketOutput? direct = null) : Stream
 {
+    /// <summary>Writes go straight to the socket (<see cref="SocketOutput"/>: a plain-TCP connection), not through
+    /// Kestrel's upgraded stream.</summary>
+    public bool Direct => direct is not null;
+
     private readonly SemaphoreSlim _writeLock = new(1, 1);
 
     public override bool CanRead => inner.CanRead;
@@ -36,7 +40,9 @@ internal sealed class WireStream(Stream inner) : Stream
         ValueTask write;
         try
         {
-            write = inner.WriteAsync(buffer, cancellationToken);
+            write = direct is not null
+                ? direct.SendAsync(buffer, cancellationToken)
+                : inner.WriteAsync(buffer, cancellationToken);
         }
         catch
         {
@@ -57,7 +63,10 @@ internal sealed class WireStream(Stream inner) : Stream
         await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            await inner.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
+            if (direct is not null)
+                await direct.SendAsync(buffer, cancellationToken).ConfigureAwait(false);
+            else
+                await inner.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -121,7 +130,7 @@ internal sealed class WireStream(Stream inner) : Stream
 /// middleware's, unchanged. A request that is upgraded another way (HTTP/2 extended CONNECT) has no
 /// <see cref="Stream"/> here, and its viewer sends through the WebSocket as before.
 /// </summary>
-internal sealed class WireUpgradeFeature(IHttpUpgradeFeature inner) : IHttpUpgradeFeature
+internal sealed class WireUpgradeFeature(IHttpUpgradeFeature inner, SocketOutput? direct) : IHttpUpgradeFeature
 {
     public bool IsUpgradableRequest => inner.IsUpgradableRequest;
 
@@ -130,7 +139,7 @@ internal sealed class WireUpgradeFeature(IHttpUpgradeFeature inner) : IHttpUpgra
 
     public async Task<Stream> UpgradeAsync()
     {
-        var stream = new WireStream(await inner.UpgradeAsync().ConfigureAwait(false));
+        var stream = new WireStream(await inner.UpgradeAsync().ConfigureAwait(false), direct);
         Stream = stream;
         return stream;
     }
@@ -143,7 +152,9 @@ internal sealed class WireUpgradeFeature(IHttpUpgradeFeature inner) : IHttpUpgra
             && context.Features.Get<IHttpUpgradeFeature>() is { IsUpgradableRequest: true } upgrade
         )
         {
-            context.Features.Set<IHttpUpgradeFeature>(new WireUpgradeFeature(upgrade));
+            // Over TLS the bytes must go through the TLS stream, so only a plain connection writes to the socket.
+            var direct = context.Request.IsHttps ? null : context.Features.Get<SocketOutput>();
+            context.Features.Set<IHttpUpgradeFeature>(new WireUpgradeFeature(upgrade, direct));
         }
         return next();
     }

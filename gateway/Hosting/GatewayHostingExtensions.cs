@@ -28,12 +28,20 @@ internal static partial class GatewayHostingExtensions
         var config = builder.Configuration;
         builder.Services.AddBlankendOptions(config);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(8));
-        // Kestrel's output buffer per connection (default 64 KB): a write that leaves more than this unsent
-        // completes only when the socket has taken it. At 64 KB every 720p frame (~100-130 KB) did, so each frame to
-        // each viewer cost a continuation on the thread pool; with room for two frames a viewer that keeps up
-        // completes its writes at once (docs/benchmarks.md, fan-out). A slow viewer still holds at most this much
-        // in Kestrel before its own bounded queue starts dropping.
-        builder.WebHost.ConfigureKestrel(o => o.Limits.MaxResponseBufferSize = ViewerResponseBufferBytes);
+        // Kestrel's output buffer per connection (default 64 KB), for connections whose output goes through Kestrel
+        // (TLS): a write that leaves more than this unsent completes only when the socket has taken it. At 64 KB
+        // every 720p frame (~100-130 KB) did, so each frame to each viewer cost a continuation on the thread pool;
+        // with room for two frames a viewer that keeps up completes its writes at once. Plain-TCP connections send
+        // straight to their sockets instead (SocketOutput, docs/benchmarks.md, fan-out).
+        builder.WebHost.ConfigureKestrel(o =>
+        {
+            o.Limits.MaxResponseBufferSize = ViewerResponseBufferBytes;
+            // Plain-TCP connections send straight to their sockets (SocketOutput: no copy into Kestrel's pipe and no
+            // hop to its send loop per viewer frame). First in the chain, so a TLS layer writes through it.
+            o.ConfigureEndpointDefaults(l =>
+                l.Use(next => connection => SocketOutput.UseSocketOutput(connection, next))
+            );
+        });
         var cluster = BlankendConfiguration.Read<ClusterSettings, ClusterSettingsValidator>(
             config,
             ClusterSettings.Section

@@ -1,9 +1,12 @@
+using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Net.WebSockets;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json;
 using Blankend.Orleans.Gateway.Fanout;
 using Blankend.Orleans.Tests.Support;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Xunit;
 
@@ -58,6 +61,9 @@ public sealed class ViewerWireTests(GatewayFixture fixture) : IClassFixture<Gate
             raw.Write(buffer, 0, n);
         }
         var bytes = raw.ToArray();
+        // A plain-TCP viewer: the bytes went straight to the socket (SocketOutput), Kestrel's 101 before them.
+        var hub = Gw.App.Services.GetRequiredService<ViewerHub>();
+        Assert.True(hub.Viewers.Single(v => v.Source == source).WritesToSocket);
         var parsed = ViewerSendPathTests.ParseServerFrames(bytes);
         Assert.Equal(6, parsed.Count);
 
@@ -102,6 +108,60 @@ public sealed class ViewerWireTests(GatewayFixture fixture) : IClassFixture<Gate
         Assert.Equal("hi"u8.ToArray(), control[0].Payload);
         Assert.Equal(new byte[] { 0x03, 0xE8, (byte)'b', (byte)'y', (byte)'e' }, control[1].Payload);
         await cam.CloseQuietlyAsync();
+    }
+
+    [Fact]
+    public async Task AViewerOverTlsGetsEveryFrameThroughTheTlsLayerNotTheSocket()
+    {
+        using var ca = TestCertificates.CreateCa("blankend-test-ca");
+        using var leaf = TestCertificates.CreateLeaf(ca, "127.0.0.1", ["1.3.6.1.5.5.7.3.1"]);
+        var cert = X509CertificateLoader.LoadPkcs12(leaf.Export(X509ContentType.Pkcs12), null);
+        await using var gw = await EmbeddedGateway.StartAsync(["--urls", "https://127.0.0.1:0"], configure: b =>
+            b.WebHost.ConfigureKestrel(k => k.ConfigureHttpsDefaults(h => h.ServerCertificate = cert))
+        );
+        Assert.Equal("https", gw.Http.Scheme);
+        using var http = new HttpClient(
+            new HttpClientHandler
+            {
+                ServerCertificateCustomValidationCallback = (_, c, _, _) => c?.Thumbprint == cert.Thumbprint,
+            }
+        )
+        {
+            BaseAddress = gw.Http,
+        };
+        var source = NewSource();
+        var wss = (string path) => new Uri($"wss://{gw.Http.Authority}{path}");
+        using var viewer = await ConnectTlsAsync(wss($"/video_out?source={source}"), cert);
+        await VideoPathTests.WaitSubscribedAsync(
+            async () => await http.GetFromJsonAsync<JsonElement>("api/v1/stream/status"),
+            source
+        );
+        using var cam = await ConnectTlsAsync(wss($"/video_in?client_id={source}"), cert);
+        var sent = new[] { TestJpeg.Tagged(1), TestJpeg.Tagged(2, 70_000), TestJpeg.Tagged(3, 130_000) };
+        foreach (var f in sent)
+            await cam.SendBinaryAsync(f);
+
+        foreach (var f in sent)
+        {
+            var got = await viewer.ReceiveMessageAsync(Wait);
+            Assert.NotNull(got);
+            Assert.Equal(WebSocketMessageType.Binary, got.Type);
+            Assert.Equal(f, got.Data);
+        }
+        var hub = gw.App.Services.GetRequiredService<ViewerHub>();
+        var v = hub.Viewers.Single(x => x.Source == source);
+        Assert.True(v.WritesFramedBytes);
+        Assert.False(v.WritesToSocket, "a TLS viewer's bytes must go through the TLS stream");
+        await cam.CloseQuietlyAsync();
+    }
+
+    private static async Task<ClientWebSocket> ConnectTlsAsync(Uri uri, X509Certificate2 server)
+    {
+        var ws = new ClientWebSocket();
+        ws.Options.RemoteCertificateValidationCallback = (_, c, _, _) => c?.GetCertHashString() == server.Thumbprint;
+        using var cts = new CancellationTokenSource(Wait);
+        await ws.ConnectAsync(uri, cts.Token);
+        return ws;
     }
 
     [Fact]
