@@ -25,28 +25,6 @@ public sealed class RealtimeBackgroundTests
 
     private static string NewId(string prefix) => prefix + "-" + Guid.NewGuid().ToString("N")[..8];
 
-    private static async Task<JsonElement> PostConfigAsync(HttpClient http, string json)
-    {
-        using var r = await http.PostAsync(
-            "api/v1/realtime_pipeline/config",
-            new StringContent(json, Encoding.UTF8, "application/json")
-        );
-        var text = await r.Content.ReadAsStringAsync();
-        Assert.True(r.IsSuccessStatusCode, $"realtime config {json} -> {(int)r.StatusCode}: {text}");
-        return JsonDocument.Parse(text).RootElement.Clone();
-    }
-
-    private static async Task<(MetaViewer Viewer, System.Net.WebSockets.ClientWebSocket Camera)> ConnectAsync(
-        EmbeddedGateway gw,
-        string source
-    )
-    {
-        var viewer = await MetaViewer.ConnectAsync(gw.Ws($"/video_out?source={source}&meta=1"));
-        var cam = await Ws.ConnectAsync(gw.Ws($"/video_in?client_id={source}"));
-        await VideoPathTests.WaitSubscribedAsync(gw.StreamStatusAsync, source);
-        return (viewer, cam);
-    }
-
     /// <summary>Sends <paramref name="jpeg"/> and returns the processed frame the viewer gets for it.</summary>
     private static async Task<Mat> ProcessedAsync(
         MetaViewer viewer,
@@ -75,8 +53,8 @@ public sealed class RealtimeBackgroundTests
     {
         await using var gw = await EmbeddedGateway.StartAsync();
         var source = NewId("bg");
-        await PostConfigAsync(gw.Client, $$"""{"source":"{{source}}","enabled":true,"steps":"matte"}""");
-        var (viewer, cam) = await ConnectAsync(gw, source);
+        await RealtimeApi.ConfigureAsync(gw.Client, $$"""{"source":"{{source}}","enabled":true,"steps":"matte"}""");
+        var (viewer, cam) = await RealtimeApi.ConnectAsync(gw, source);
         await using var _ = viewer;
 
         using (var green = await ProcessedAsync(viewer, cam, Astronaut))
@@ -121,9 +99,9 @@ public sealed class RealtimeBackgroundTests
     {
         await using var gw = await EmbeddedGateway.StartAsync();
         var source = NewId("blur");
-        await PostConfigAsync(gw.Client, """{"background":{"kind":"blur","blur_radius":25}}""");
-        await PostConfigAsync(gw.Client, $$"""{"source":"{{source}}","enabled":true,"steps":"matte"}""");
-        var (viewer, cam) = await ConnectAsync(gw, source);
+        await RealtimeApi.ConfigureAsync(gw.Client, """{"background":{"kind":"blur","blur_radius":25}}""");
+        await RealtimeApi.ConfigureAsync(gw.Client, $$"""{"source":"{{source}}","enabled":true,"steps":"matte"}""");
+        var (viewer, cam) = await RealtimeApi.ConnectAsync(gw, source);
         await using var _ = viewer;
 
         using var input = Cv2.ImDecode(Astronaut, ImreadModes.Color);
@@ -162,8 +140,8 @@ public sealed class RealtimeBackgroundTests
         // depth_test.onnx: "near" where the input is red (see DepthStepTests).
         await using var gw = await EmbeddedGateway.StartAsync([$"--ai:depth_model={MatteTestKit.DepthTestModel}"]);
         var source = NewId("depth");
-        await PostConfigAsync(gw.Client, $$"""{"source":"{{source}}","enabled":true,"steps":"depth"}""");
-        var (viewer, cam) = await ConnectAsync(gw, source);
+        await RealtimeApi.ConfigureAsync(gw.Client, $$"""{"source":"{{source}}","enabled":true,"steps":"depth"}""");
+        var (viewer, cam) = await RealtimeApi.ConnectAsync(gw, source);
         await using var _ = viewer;
         using var img = new Mat(256, 512, MatType.CV_8UC3, new Scalar(0, 0, 0));
         using (var left = new Mat(img, new Rect(0, 0, 256, 256)))
@@ -176,7 +154,7 @@ public sealed class RealtimeBackgroundTests
             AssertNear(Inferno(0), colormap.At<Vec3b>(128, 450), 40, "far half, colormap");
         }
 
-        var config = await PostConfigAsync(gw.Client, """{"depth_mode":"cut"}""");
+        var config = await RealtimeApi.ConfigureAsync(gw.Client, """{"depth_mode":"cut"}""");
         Assert.Equal("cut", config.GetProperty("depth_mode").GetString());
         using (var cut = await ProcessedAsync(viewer, cam, jpeg))
         {

@@ -26,29 +26,6 @@ public sealed class RealtimePathTests
 
     private static byte[] Astronaut => File.ReadAllBytes(TestEnv.TestData("astronaut.jpg"));
 
-    private static async Task<JsonElement> RealtimeAsync(HttpClient http, string json)
-    {
-        using var r = await http.PostAsync(
-            "api/v1/realtime_pipeline/config",
-            new StringContent(json, Encoding.UTF8, "application/json")
-        );
-        var text = await r.Content.ReadAsStringAsync();
-        if (!r.IsSuccessStatusCode)
-            throw new InvalidOperationException($"realtime config {json} -> {(int)r.StatusCode}: {text}");
-        return JsonDocument.Parse(text).RootElement.Clone();
-    }
-
-    private static async Task<(MetaViewer Viewer, System.Net.WebSockets.ClientWebSocket Camera)> ConnectAsync(
-        EmbeddedGateway gw,
-        string source
-    )
-    {
-        var viewer = await MetaViewer.ConnectAsync(gw.Ws($"/video_out?source={source}&meta=1"));
-        var cam = await Ws.ConnectAsync(gw.Ws($"/video_in?client_id={source}"));
-        await VideoPathTests.WaitSubscribedAsync(gw.StreamStatusAsync, source);
-        return (viewer, cam);
-    }
-
     private static async Task<JsonElement> StepAsync(HttpClient http, string step)
     {
         var status = await http.GetJsonAsync("api/v1/realtime_pipeline/status");
@@ -60,8 +37,8 @@ public sealed class RealtimePathTests
     {
         await using var gw = await EmbeddedGateway.StartAsync(["--ai:face_detect_interval=5"]);
         var source = NewId("face");
-        await RealtimeAsync(gw.Client, $$"""{"source":"{{source}}","enabled":true,"steps":"detect"}""");
-        var (viewer, cam) = await ConnectAsync(gw, source);
+        await RealtimeApi.ConfigureAsync(gw.Client, $$"""{"source":"{{source}}","enabled":true,"steps":"detect"}""");
+        var (viewer, cam) = await RealtimeApi.ConnectAsync(gw, source);
         await using var _ = viewer;
 
         for (var i = 0; i < 10; i++)
@@ -91,8 +68,8 @@ public sealed class RealtimePathTests
     {
         await using var gw = await EmbeddedGateway.StartAsync();
         var source = NewId("matte");
-        await RealtimeAsync(gw.Client, $$"""{"source":"{{source}}","enabled":true,"steps":"matte"}""");
-        var (viewer, cam) = await ConnectAsync(gw, source);
+        await RealtimeApi.ConfigureAsync(gw.Client, $$"""{"source":"{{source}}","enabled":true,"steps":"matte"}""");
+        var (viewer, cam) = await RealtimeApi.ConnectAsync(gw, source);
         await using var _ = viewer;
         for (var i = 0; i < 3; i++)
         {
@@ -120,7 +97,7 @@ public sealed class RealtimePathTests
             new System.Collections.Hashtable { ["SIMPLE_FORWARD"] = "1" }
         );
         var source = NewId("fwd");
-        var (viewer, cam) = await ConnectAsync(gw, source);
+        var (viewer, cam) = await RealtimeApi.ConnectAsync(gw, source);
         await using var _ = viewer;
         var input = TestJpeg.Tagged(7);
         await cam.SendBinaryAsync(input);
@@ -160,7 +137,7 @@ public sealed class RealtimePathTests
                 $"--ai:models_dir={empty}",
             ]);
             var source = NewId("nomodel");
-            var (viewer, cam) = await ConnectAsync(gw, source);
+            var (viewer, cam) = await RealtimeApi.ConnectAsync(gw, source);
             await using var _ = viewer;
             for (var i = 0; i < 3; i++)
             {
