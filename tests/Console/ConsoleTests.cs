@@ -22,6 +22,28 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
 
     private static string Url(EmbeddedGateway gw, string pathAndQuery) => new Uri(gw.Http, pathAndQuery).ToString();
 
+    /// <summary>A test camera sending a solid magenta picture of this size to <paramref name="source"/>.</summary>
+    private Task<ConsoleBrowser.TestCamera> MagentaCameraAsync(string source, int width, int height, double fps) =>
+        ConsoleBrowser.StartCameraAsync(Gw, source, ConsoleBrowser.SolidJpeg(width, height, Magenta), fps);
+
+    /// <summary>Records <paramref name="source"/> from the controls page (of <paramref name="kind"/> when given) for
+    /// about <paramref name="ms"/> ms: start, 'recording', stop; returns the 'stopped' note once it shows.</summary>
+    private async Task<ILocator> RecordFromControlsAsync(IPage page, string source, string? kind, int ms)
+    {
+        await page.GotoAsync(Url(Gw, "?page=controls"));
+        await page.Locator("#record-form input[name=source]").FillAsync(source);
+        if (kind is not null)
+            await page.Locator("#record-form select[name=kind]").SelectOptionAsync(kind);
+        await page.Locator("#record-start").ClickAsync();
+        await page.Locator("#record-form [data-note]:text('recording')")
+            .WaitForAsync(new LocatorWaitForOptions { Timeout = 15000 });
+        await page.WaitForTimeoutAsync(ms);
+        await page.Locator("#record-stop").ClickAsync();
+        var note = page.Locator("#record-form [data-note]:text('stopped')");
+        await note.WaitForAsync(new LocatorWaitForOptions { Timeout = 15000 });
+        return note;
+    }
+
     /// <summary>The RGB of one pixel (at fractions <paramref name="fx"/>, <paramref name="fy"/> of the size) of the
     /// canvas matched by <paramref name="selector"/>, or null before a frame is drawn.</summary>
     private static Task<int[]?> PixelAsync(IPage page, string selector, double fx = 0.5, double fy = 0.5) =>
@@ -134,12 +156,7 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
     {
         const double fps = 10;
         var source = NewSource("colour");
-        await using var camera = await ConsoleBrowser.StartCameraAsync(
-            Gw,
-            source,
-            ConsoleBrowser.SolidJpeg(320, 240, Magenta),
-            fps
-        );
+        await using var camera = await MagentaCameraAsync(source, 320, 240, fps);
         var (page, errors) = await fixture.NewPageAsync();
         await page.GotoAsync(Url(Gw, "?source=" + source));
         await WaitColourAsync(page, ".view canvas", rgb => Near(rgb, Magenta), TimeSpan.FromSeconds(3));
@@ -240,12 +257,7 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
     public async Task TheSourcesPageShowsALiveThumbnailOfEachSourceAndOpensItsViewer()
     {
         var source = NewSource("thumb");
-        await using var camera = await ConsoleBrowser.StartCameraAsync(
-            Gw,
-            source,
-            ConsoleBrowser.SolidJpeg(320, 180, Magenta),
-            10
-        );
+        await using var camera = await MagentaCameraAsync(source, 320, 180, 10);
         var (page, errors) = await fixture.NewPageAsync();
         await page.GotoAsync(Url(Gw, ""));
         var card = $".source-card[data-source='{source}']";
@@ -411,22 +423,9 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
     public async Task RecordStartAndStopFromTheConsoleRecordTheSource()
     {
         var source = NewSource("rec");
-        await using var camera = await ConsoleBrowser.StartCameraAsync(
-            Gw,
-            source,
-            ConsoleBrowser.SolidJpeg(320, 240, Magenta),
-            10
-        );
+        await using var camera = await MagentaCameraAsync(source, 320, 240, 10);
         var (page, errors) = await fixture.NewPageAsync();
-        await page.GotoAsync(Url(Gw, "?page=controls"));
-        await page.Locator("#record-form input[name=source]").FillAsync(source);
-        await page.Locator("#record-start").ClickAsync();
-        await page.Locator("#record-form [data-note]:text('recording')")
-            .WaitForAsync(new LocatorWaitForOptions { Timeout = 15000 });
-        await page.WaitForTimeoutAsync(1500);
-        await page.Locator("#record-stop").ClickAsync();
-        var note = page.Locator("#record-form [data-note]:text('stopped')");
-        await note.WaitForAsync(new LocatorWaitForOptions { Timeout = 15000 });
+        var note = await RecordFromControlsAsync(page, source, null, 1500);
         var frames = int.Parse(
             System
                 .Text.RegularExpressions.Regex.Match((await note.TextContentAsync())!, @"stopped: (\d+) frames")
@@ -447,23 +446,9 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
     public async Task RecordingStartedAndStoppedFromTheConsoleIsListedAndItsDownloadPlays()
     {
         var source = NewSource("rec");
-        await using var camera = await ConsoleBrowser.StartCameraAsync(
-            Gw,
-            source,
-            ConsoleBrowser.SolidJpeg(320, 240, Magenta),
-            10
-        );
+        await using var camera = await MagentaCameraAsync(source, 320, 240, 10);
         var (page, errors) = await fixture.NewPageAsync();
-        await page.GotoAsync(Url(Gw, "?page=controls"));
-        await page.Locator("#record-form input[name=source]").FillAsync(source);
-        await page.Locator("#record-form select[name=kind]").SelectOptionAsync("raw");
-        await page.Locator("#record-start").ClickAsync();
-        await page.Locator("#record-form [data-note]:text('recording')")
-            .WaitForAsync(new LocatorWaitForOptions { Timeout = 10000 });
-        await page.WaitForTimeoutAsync(2000);
-        await page.Locator("#record-stop").ClickAsync();
-        await page.Locator("#record-form [data-note]:text('stopped')")
-            .WaitForAsync(new LocatorWaitForOptions { Timeout = 15000 });
+        await RecordFromControlsAsync(page, source, "raw", 2000);
 
         var row = page.Locator($"#recordings-list tr:has(td:text-is('{source}'))");
         await row.Locator("a[data-download]").WaitForAsync(new LocatorWaitForOptions { Timeout = 15000 });

@@ -63,6 +63,27 @@ public sealed class RelayBusTests
     private static Task<JsonElement> WaitConnectedAsync(EmbeddedGateway gw) =>
         WaitRelayAsync(gw, s => s.GetProperty("state").GetString() == "connected", Wait, "state connected");
 
+    /// <summary>A gateway on the bus as <paramref name="identity"/>, once its link to <paramref name="router"/> is
+    /// connected.</summary>
+    private static async Task<EmbeddedGateway> StartConnectedAsync(
+        TestRouter router,
+        string identity,
+        params string[] extra
+    )
+    {
+        var gw = await StartAsync(router, identity, extra);
+        try
+        {
+            await WaitConnectedAsync(gw);
+            return gw;
+        }
+        catch
+        {
+            await gw.DisposeAsync();
+            throw;
+        }
+    }
+
     private static async Task<ViewerRecorder> ViewerAsync(EmbeddedGateway gw, string? source)
     {
         var viewer = await ViewerRecorder.ConnectAsync(gw, source);
@@ -87,8 +108,7 @@ public sealed class RelayBusTests
     {
         using var router = TestRouter.Bind();
         var identity = NewId("relay");
-        await using var gw = await StartAsync(router, identity);
-        await WaitConnectedAsync(gw);
+        await using var gw = await StartConnectedAsync(router, identity);
 
         var camera = NewId("cam");
         var a = TestJpeg.Tagged(1);
@@ -158,8 +178,7 @@ public sealed class RelayBusTests
     {
         using var router = TestRouter.Bind();
         var identity = NewId("relay");
-        await using var gw = await StartAsync(router, identity, "--stream:send_queue_size=512");
-        await WaitConnectedAsync(gw);
+        await using var gw = await StartConnectedAsync(router, identity, "--stream:send_queue_size=512");
 
         var camA = NewId("a");
         var camB = NewId("b");
@@ -197,8 +216,7 @@ public sealed class RelayBusTests
         using var router = TestRouter.Bind();
         router.Echo = true;
         var identity = NewId("relay");
-        await using var gw = await StartAsync(router, identity);
-        await WaitConnectedAsync(gw);
+        await using var gw = await StartConnectedAsync(router, identity);
         var camera = NewId("cam");
         await using var viewer = await ViewerAsync(gw, camera);
         using var cam = await Ws.ConnectAsync(gw.Ws($"/video_in?client_id={camera}"));
@@ -238,8 +256,7 @@ public sealed class RelayBusTests
         using var router = TestRouter.Bind();
         router.Echo = true;
         var identity = NewId("relay");
-        await using var gw = await StartAsync(router, identity);
-        await WaitConnectedAsync(gw);
+        await using var gw = await StartConnectedAsync(router, identity);
         await router.WaitPeerAsync(identity, Wait);
         var source = NewId("bus");
         await using var viewer = await ViewerAsync(gw, source);
@@ -296,13 +313,12 @@ public sealed class RelayBusTests
         using var router = TestRouter.Bind();
         var identity = NewId("relay");
         var forward = NewId("fwd");
-        await using var gw = await StartAsync(
+        await using var gw = await StartConnectedAsync(
             router,
             identity,
             "--stream:forward_recv_enabled=true",
             $"--stream:forward_recv_client_id={forward}"
         );
-        await WaitConnectedAsync(gw);
         await router.WaitPeerAsync(identity, Wait);
         var source = NewId("bus");
         await using var viewer = await ViewerAsync(gw, source);
@@ -318,14 +334,13 @@ public sealed class RelayBusTests
         // echo_back off: the forward copy only.
         using var router2 = TestRouter.Bind();
         var identity2 = NewId("relay");
-        await using var gw2 = await StartAsync(
+        await using var gw2 = await StartConnectedAsync(
             router2,
             identity2,
             "--stream:echo_back=false",
             "--stream:forward_recv_enabled=true",
             $"--stream:forward_recv_client_id={forward}"
         );
-        await WaitConnectedAsync(gw2);
         await router2.WaitPeerAsync(identity2, Wait);
         router2.Send(identity2, source, TestJpeg.Tagged(2));
         await router2.WaitForAsync(r => r.Any(m => m.ClientId == forward), Wait, "the forwarded copy");
@@ -340,14 +355,13 @@ public sealed class RelayBusTests
         using var router = TestRouter.Bind();
         var identity = NewId("relay");
         var forward = NewId("fwd");
-        await using var gw = await StartAsync(
+        await using var gw = await StartConnectedAsync(
             router,
             identity,
             "--stream:forward_recv_enabled=true",
             $"--stream:forward_recv_client_id={forward}",
             "--stream:forward_recv_only=true"
         );
-        await WaitConnectedAsync(gw);
         await router.WaitPeerAsync(identity, Wait);
         var source = NewId("bus");
         await using var viewer = await ViewerAsync(gw, source);
@@ -427,8 +441,7 @@ public sealed class RelayBusTests
     {
         using var router = TestRouter.Bind();
         var identity = NewId("relay");
-        await using var gw = await StartAsync(router, identity);
-        await WaitConnectedAsync(gw);
+        await using var gw = await StartConnectedAsync(router, identity);
         await router.WaitPeerAsync(identity, Wait);
         await using var all = await ViewerAsync(gw, null);
         var source = NewId("bus");
