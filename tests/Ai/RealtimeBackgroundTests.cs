@@ -23,8 +23,6 @@ public sealed class RealtimeBackgroundTests
 
     private static byte[] Astronaut => File.ReadAllBytes(TestEnv.TestData("astronaut.jpg"));
 
-    private static string NewId(string prefix) => prefix + "-" + Guid.NewGuid().ToString("N")[..8];
-
     /// <summary>Sends <paramref name="jpeg"/> and returns the processed frame the viewer gets for it.</summary>
     private static async Task<Mat> ProcessedAsync(
         MetaViewer viewer,
@@ -52,7 +50,7 @@ public sealed class RealtimeBackgroundTests
     public async Task UploadedBackgroundIsComposedBehindThePersonAndDeletingItGoesBackToTheColour()
     {
         await using var gw = await EmbeddedGateway.StartAsync();
-        var source = NewId("bg");
+        var source = TestEnv.NewId("bg");
         await RealtimeApi.ConfigureAsync(gw.Client, $$"""{"source":"{{source}}","enabled":true,"steps":"matte"}""");
         var (viewer, cam) = await RealtimeApi.ConnectAsync(gw, source);
         await using var _ = viewer;
@@ -98,7 +96,7 @@ public sealed class RealtimeBackgroundTests
     public async Task BlurBackgroundKeepsThePicturesOwnBackgroundSoftened()
     {
         await using var gw = await EmbeddedGateway.StartAsync();
-        var source = NewId("blur");
+        var source = TestEnv.NewId("blur");
         await RealtimeApi.ConfigureAsync(gw.Client, """{"background":{"kind":"blur","blur_radius":25}}""");
         await RealtimeApi.ConfigureAsync(gw.Client, $$"""{"source":"{{source}}","enabled":true,"steps":"matte"}""");
         var (viewer, cam) = await RealtimeApi.ConnectAsync(gw, source);
@@ -139,7 +137,7 @@ public sealed class RealtimeBackgroundTests
     {
         // depth_test.onnx: "near" where the input is red (see DepthStepTests).
         await using var gw = await EmbeddedGateway.StartAsync([$"--ai:depth_model={MatteTestKit.DepthTestModel}"]);
-        var source = NewId("depth");
+        var source = TestEnv.NewId("depth");
         await RealtimeApi.ConfigureAsync(gw.Client, $$"""{"source":"{{source}}","enabled":true,"steps":"depth"}""");
         var (viewer, cam) = await RealtimeApi.ConnectAsync(gw, source);
         await using var _ = viewer;

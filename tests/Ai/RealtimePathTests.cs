@@ -22,8 +22,6 @@ public sealed class RealtimePathTests
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(20);
 
-    private static string NewId(string prefix) => prefix + "-" + Guid.NewGuid().ToString("N")[..8];
-
     private static byte[] Astronaut => File.ReadAllBytes(TestEnv.TestData("astronaut.jpg"));
 
     private static async Task<JsonElement> StepAsync(HttpClient http, string step)
@@ -36,7 +34,7 @@ public sealed class RealtimePathTests
     public async Task DetectEveryFifthFrameRunsTheDetectorTwiceInTenFramesAndViewersGetTheFacesInMeta()
     {
         await using var gw = await EmbeddedGateway.StartAsync(["--ai:face_detect_interval=5"]);
-        var source = NewId("face");
+        var source = TestEnv.NewId("face");
         await RealtimeApi.ConfigureAsync(gw.Client, $$"""{"source":"{{source}}","enabled":true,"steps":"detect"}""");
         var (viewer, cam) = await RealtimeApi.ConnectAsync(gw, source);
         await using var _ = viewer;
@@ -67,7 +65,7 @@ public sealed class RealtimePathTests
     public async Task MatteOnLiveFramesCompositesOverGreenAndTheStatusShowsTheStepTime()
     {
         await using var gw = await EmbeddedGateway.StartAsync();
-        var source = NewId("matte");
+        var source = TestEnv.NewId("matte");
         await RealtimeApi.ConfigureAsync(gw.Client, $$"""{"source":"{{source}}","enabled":true,"steps":"matte"}""");
         var (viewer, cam) = await RealtimeApi.ConnectAsync(gw, source);
         await using var _ = viewer;
@@ -96,7 +94,7 @@ public sealed class RealtimePathTests
             ["--realtime_pipeline:enabled=true", "--realtime_pipeline:steps=detect,matte"],
             new System.Collections.Hashtable { ["SIMPLE_FORWARD"] = "1" }
         );
-        var source = NewId("fwd");
+        var source = TestEnv.NewId("fwd");
         var (viewer, cam) = await RealtimeApi.ConnectAsync(gw, source);
         await using var _ = viewer;
         var input = TestJpeg.Tagged(7);
@@ -136,7 +134,7 @@ public sealed class RealtimePathTests
                 "--realtime_pipeline:steps=matte",
                 $"--ai:models_dir={empty}",
             ]);
-            var source = NewId("nomodel");
+            var source = TestEnv.NewId("nomodel");
             var (viewer, cam) = await RealtimeApi.ConnectAsync(gw, source);
             await using var _ = viewer;
             for (var i = 0; i < 3; i++)
@@ -181,7 +179,7 @@ public sealed class RealtimePathTests
     public async Task BusFrameTakenByTheRealtimePipelineGoesBackToTheBusOnceProcessedAndToViewersOnce()
     {
         using var router = TestRouter.Bind();
-        var identity = NewId("rt-relay");
+        var identity = TestEnv.NewId("rt-relay");
         await using var gw = await EmbeddedGateway.StartAsync([
             "--stream:relay_enabled=true",
             $"--stream:zmq_endpoint={router.Endpoint}",
@@ -191,7 +189,7 @@ public sealed class RealtimePathTests
         ]);
         await RelayBusTestsAccess.WaitConnectedAsync(gw);
         await router.WaitPeerAsync(identity, Wait);
-        var client = NewId("buscam");
+        var client = TestEnv.NewId("buscam");
         var viewer = await MetaViewer.ConnectAsync(gw.Ws($"/video_out?source={client}&meta=1"));
         await using var _ = viewer;
         await VideoPathTests.WaitSubscribedAsync(gw.StreamStatusAsync, client);
@@ -207,7 +205,7 @@ public sealed class RealtimePathTests
                 DateTime.UtcNow < primeDeadline,
                 $"no priming bus frame was taken by the realtime pipeline: {relay0}"
             );
-            router.Send(identity, NewId("prime"), TestJpeg.Tagged(0));
+            router.Send(identity, TestEnv.NewId("prime"), TestJpeg.Tagged(0));
             await Task.Delay(200);
             relay0 = await RelayBusTests.RelayStatusAsync(gw);
         }
@@ -224,7 +222,7 @@ public sealed class RealtimePathTests
         await viewer.WaitCountAsync(1, Wait);
         // A marker: a frame of another client, answered after ours; a second answer to ours (the original's
         // double send) would have been sent on the same socket before the marker's answer.
-        var marker = NewId("marker");
+        var marker = TestEnv.NewId("marker");
         router.Send(identity, marker, TestJpeg.Tagged(1));
         await router.WaitForAsync(r => r.Any(m => m.ClientId == marker), Wait, "the answer to the marker frame");
         var replies = router.For(client); // (heartbeats go to their reserved id)

@@ -18,8 +18,6 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
     private static readonly (byte R, byte G, byte B) Magenta = (200, 40, 160);
     private EmbeddedGateway Gw => fixture.Gateway;
 
-    private static string NewSource(string prefix) => prefix + "-" + Guid.NewGuid().ToString("N")[..8];
-
     private static string Url(EmbeddedGateway gw, string pathAndQuery) => new Uri(gw.Http, pathAndQuery).ToString();
 
     /// <summary>A test camera sending a solid magenta picture of this size to <paramref name="source"/>.</summary>
@@ -155,7 +153,7 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
     public async Task TheViewerShowsACamerasColourWithinThreeSecondsAndItsFpsWithinTenPercent()
     {
         const double fps = 10;
-        var source = NewSource("colour");
+        var source = TestEnv.NewId("colour");
         await using var camera = await MagentaCameraAsync(source, 320, 240, fps);
         var (page, errors) = await fixture.NewPageAsync();
         await page.GotoAsync(Url(Gw, "?source=" + source));
@@ -196,7 +194,7 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
     [Fact]
     public async Task EnablingMatteFromTheConsoleMakesTheViewProcessedWithRawBesideIt()
     {
-        var source = NewSource("matte");
+        var source = TestEnv.NewId("matte");
         // A portrait: the matte keeps the person and puts the default solid green (#00FF00) behind; the top-left
         // corner is background.
         var portrait = await File.ReadAllBytesAsync(TestEnv.TestData("astronaut.jpg"));
@@ -256,7 +254,7 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
     [Fact]
     public async Task TheSourcesPageShowsALiveThumbnailOfEachSourceAndOpensItsViewer()
     {
-        var source = NewSource("thumb");
+        var source = TestEnv.NewId("thumb");
         await using var camera = await MagentaCameraAsync(source, 320, 180, 10);
         var (page, errors) = await fixture.NewPageAsync();
         await page.GotoAsync(Url(Gw, ""));
@@ -274,7 +272,7 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
     [Fact]
     public async Task WithDetectOnTheViewerDrawsTheFaceBoxFromTheFramesMeta()
     {
-        var source = NewSource("face");
+        var source = TestEnv.NewId("face");
         await using var camera = await ConsoleBrowser.StartCameraAsync(
             Gw,
             source,
@@ -321,7 +319,7 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
     [Fact]
     public async Task TheControlsChangeThePipelinesPerSourceOverridesAndTheReferenceFace()
     {
-        var source = NewSource("ctl");
+        var source = TestEnv.NewId("ctl");
         var (page, errors) = await fixture.NewPageAsync();
         await page.GotoAsync(Url(Gw, "?page=controls"));
         await page.Locator("#realtime-version:text('v')").WaitForAsync(new LocatorWaitForOptions { Timeout = 15000 });
@@ -395,7 +393,7 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
     [Fact]
     public async Task TheCameraPagesFakeCameraReachesAVideoOutViewer()
     {
-        var source = NewSource("browser");
+        var source = TestEnv.NewId("browser");
         await using var viewer = await MetaViewer.ConnectAsync(Gw.Ws($"/video_out?source={source}&meta=1"));
         var (page, errors) = await fixture.NewPageAsync();
         await page.GotoAsync(Url(Gw, "?page=camera"));
@@ -422,7 +420,7 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
     [Fact]
     public async Task RecordStartAndStopFromTheConsoleRecordTheSource()
     {
-        var source = NewSource("rec");
+        var source = TestEnv.NewId("rec");
         await using var camera = await MagentaCameraAsync(source, 320, 240, 10);
         var (page, errors) = await fixture.NewPageAsync();
         var note = await RecordFromControlsAsync(page, source, null, 1500);
@@ -445,7 +443,7 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
     [Fact]
     public async Task RecordingStartedAndStoppedFromTheConsoleIsListedAndItsDownloadPlays()
     {
-        var source = NewSource("rec");
+        var source = TestEnv.NewId("rec");
         await using var camera = await MagentaCameraAsync(source, 320, 240, 10);
         var (page, errors) = await fixture.NewPageAsync();
         await RecordFromControlsAsync(page, source, "raw", 2000);
