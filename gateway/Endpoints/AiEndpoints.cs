@@ -490,18 +490,12 @@ internal static class AiEndpoints
 
     public static async Task<IResult> PostRealtimeConfigAsync(IGrainFactory grains, HttpContext context)
     {
-        var request = context.Request;
-        if (request.ContentType is { } type && !type.StartsWith("application/json", StringComparison.OrdinalIgnoreCase))
-            return Problems.Bad(
-                context,
-                "unsupported content type",
-                $"the body must be application/json (got '{Cut(type)}')"
-            );
         var (parsed, invalid) = await RequestBody.ReadJsonAsync(
             context,
             MaxConfigBytes,
             AiRequestJson.Default.RealtimeConfigBody,
-            "invalid realtime config"
+            "invalid realtime config",
+            Cut
         );
         if (parsed is null)
             return invalid!;

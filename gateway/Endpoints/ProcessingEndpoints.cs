@@ -97,18 +97,12 @@ internal static class ProcessingEndpoints
 
     public static async Task<IResult> PostConfigAsync(IGrainFactory grains, HttpContext context)
     {
-        var request = context.Request;
-        if (request.ContentType is { } type && !type.StartsWith("application/json", StringComparison.OrdinalIgnoreCase))
-            return Problems.Bad(
-                context,
-                "unsupported content type",
-                $"the body must be application/json (got '{type}')"
-            );
         var (parsed, invalid) = await RequestBody.ReadJsonAsync(
             context,
             MaxBodyBytes,
             ProcessingRequestJson.Default.PipelineConfigBody,
-            "invalid pipeline config"
+            "invalid pipeline config",
+            static type => type
         );
         if (parsed is null)
             return invalid!;

@@ -21,16 +21,27 @@ internal static class RequestBody
         return (ms.ToArray(), false);
     }
 
-    /// <summary>A JSON object body of at most <paramref name="max"/> bytes, parsed by <paramref name="type"/> (the
-    /// endpoint's strict context); else the 400 to answer, an unparsable body titled <paramref name="invalid"/>.</summary>
+    /// <summary>A JSON object body (declared application/json, or not declared) of at most <paramref name="max"/>
+    /// bytes, parsed by <paramref name="type"/> (the endpoint's strict context); else the 400 to answer, an
+    /// unparsable body titled <paramref name="invalid"/>. <paramref name="quote"/> writes a refused content type
+    /// into the answer as the endpoint always has.</summary>
     public static async Task<(T? Value, IResult? Error)> ReadJsonAsync<T>(
         HttpContext context,
         int max,
         JsonTypeInfo<T> type,
-        string invalid
+        string invalid,
+        Func<string, string> quote
     )
         where T : class
     {
+        if (
+            context.Request.ContentType is { } contentType
+            && !contentType.StartsWith("application/json", StringComparison.OrdinalIgnoreCase)
+        )
+        {
+            var detail = $"the body must be application/json (got '{quote(contentType)}')";
+            return (null, Problems.Bad(context, "unsupported content type", detail));
+        }
         // A declared length over the bound is refused before reading; the read catches the undeclared ones.
         if (context.Request.ContentLength > max)
             return (null, Problems.Bad(context, "body too large", $"at most {max} bytes"));
