@@ -116,15 +116,7 @@ public sealed class PostgresServer : IAsyncDisposable
         );
         var process = Process.Start(psi) ?? throw new InvalidOperationException("could not start postgres");
         var server = new PostgresServer(process, root, port);
-        ServerProcess.KeepOutput(process, server._output);
-        if (
-            await ServerProcess.WaitReadyAsync(
-                process,
-                server.ReadyAsync,
-                TimeSpan.FromSeconds(20),
-                TimeSpan.FromMilliseconds(100)
-            )
-        )
+        if (await ServerProcess.WatchUntilReadyAsync(process, server._output, server.ReadyAsync, 20_000, 100))
             return server;
         await server.DisposeAsync();
         throw new InvalidOperationException($"postgres did not accept connections on port {port}:\n{server.Log}");

@@ -72,15 +72,7 @@ public sealed class RedisServer : IAsyncDisposable
             psi.ArgumentList.Add(a);
         var process = Process.Start(psi) ?? throw new InvalidOperationException("could not start redis-server");
         var server = new RedisServer(process, port);
-        ServerProcess.KeepOutput(process, server._output);
-        if (
-            await ServerProcess.WaitReadyAsync(
-                process,
-                server.PingAsync,
-                TimeSpan.FromSeconds(10),
-                TimeSpan.FromMilliseconds(50)
-            )
-        )
+        if (await ServerProcess.WatchUntilReadyAsync(process, server._output, server.PingAsync, 10_000, 50))
             return server;
         string output;
         lock (server._output)

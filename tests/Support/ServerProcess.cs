@@ -4,12 +4,19 @@ using System.Text;
 namespace Blankend.Orleans.Tests.Support;
 
 /// <summary>What the tests' throw-away servers (<see cref="PostgresServer"/>, <see cref="RedisServer"/>) do alike
-/// with their process: keep its output for the failure message, and wait until it answers.</summary>
+/// with their process: keep its output for the failure message while waiting until it answers.</summary>
 internal static class ServerProcess
 {
-    /// <summary>Keeps every line the process writes, stdout and stderr, in <paramref name="output"/> (locked on
-    /// it).</summary>
-    public static void KeepOutput(Process process, StringBuilder output)
+    /// <summary>Keeps every line the process writes, stdout and stderr, in <paramref name="output"/> (locked on it)
+    /// from now on, and asks <paramref name="ready"/> every <paramref name="pollMs"/> ms: true once it says yes,
+    /// false when the process exits or <paramref name="timeoutMs"/> ms pass first.</summary>
+    public static async Task<bool> WatchUntilReadyAsync(
+        Process process,
+        StringBuilder output,
+        Func<Task<bool>> ready,
+        int timeoutMs,
+        int pollMs
+    )
     {
         void Append(object? sender, DataReceivedEventArgs e)
         {
@@ -21,25 +28,15 @@ internal static class ServerProcess
         process.ErrorDataReceived += Append;
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-    }
 
-    /// <summary>Asks <paramref name="ready"/> every <paramref name="poll"/>: true once it says yes, false when the
-    /// process exits or <paramref name="timeout"/> passes first.</summary>
-    public static async Task<bool> WaitReadyAsync(
-        Process process,
-        Func<Task<bool>> ready,
-        TimeSpan timeout,
-        TimeSpan poll
-    )
-    {
-        var deadline = DateTime.UtcNow + timeout;
+        var deadline = DateTime.UtcNow + TimeSpan.FromMilliseconds(timeoutMs);
         while (DateTime.UtcNow < deadline)
         {
             if (process.HasExited)
                 return false;
             if (await ready())
                 return true;
-            await Task.Delay(poll);
+            await Task.Delay(pollMs);
         }
         return false;
     }
