@@ -1,4 +1,3 @@
-using System.Text.Json;
 using System.Text.Json.Serialization;
 using Blankend.Orleans.Ai;
 using Blankend.Orleans.Configuration;

@@ -1,7 +1,5 @@
 using System.Net;
-using System.Text;
 using System.Text.Json;
-using Blankend.Orleans.Tests.Gateway;
 using Blankend.Orleans.Tests.Processing;
 using Blankend.Orleans.Tests.Support;
 using OpenCvSharp;

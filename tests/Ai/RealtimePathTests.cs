@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Http.Json;
-using System.Text;
 using System.Text.Json;
 using Blankend.Orleans.Tests.Gateway;
 using Blankend.Orleans.Tests.Processing;
