@@ -1,4 +1,3 @@
-using System.Text.Json;
 using System.Text.Json.Serialization;
 using Blankend.Orleans.Ai;
 using Blankend.Orleans.Configuration;
@@ -158,7 +157,7 @@ internal static class AiEndpoints
     {
         var (reports, errors) = await SiloReports.AiAsync(grains);
         if (reports.Count == 0 && errors.Count > 0)
-            return Unavailable(context, string.Join("; ", errors));
+            return Problems.Unavailable(context, string.Join("; ", errors));
         PipelineConfig? config = null;
         try
         {
@@ -259,12 +258,12 @@ internal static class AiEndpoints
         var query = context.Request.Query;
         var steps = AiStepNames.Parse(query.TryGetValue("steps", out var sv) ? sv.ToString() : null, out var stepError);
         if (steps is null)
-            return Bad(context, "unknown step", stepError!);
+            return Problems.Bad(context, "unknown step", stepError!);
         if (steps == AiSteps.None)
             steps = AiSteps.Detect; // contract: steps defaults to detect
         var format = query.TryGetValue("format", out var fv) ? fv.ToString() : "jpeg";
         if (format is not ("jpeg" or "json"))
-            return Bad(context, "invalid format", $"format must be jpeg or json (got '{Cut(format)}')");
+            return Problems.Bad(context, "invalid format", $"format must be jpeg or json (got '{Cut(format)}')");
 
         var (image, error) = await ReadImageAsync(context, options.Value.MaxImageBytes);
         if (image is null)
@@ -277,7 +276,7 @@ internal static class AiEndpoints
         }
         catch (Exception e) when (e is TimeoutException or OrleansException)
         {
-            return Unavailable(context, e.Message);
+            return Problems.Unavailable(context, e.Message);
         }
         var rt = config.Rt;
         var request = new AiProcessRequest(
@@ -298,7 +297,7 @@ internal static class AiEndpoints
         }
         catch (Exception e) when (e is TimeoutException or OrleansException)
         {
-            return Unavailable(context, e.Message);
+            return Problems.Unavailable(context, e.Message);
         }
         if (result.Status != 200)
             return Results.Problem(
@@ -362,7 +361,7 @@ internal static class AiEndpoints
                         statusCode: 503,
                         instance: context.Request.Path
                     )
-                    : Bad(
+                    : Problems.Bad(
                         context,
                         kind == AiAssetKind.ReferenceFace ? "unusable reference face" : "unusable background",
                         check
@@ -374,12 +373,12 @@ internal static class AiEndpoints
                 .WaitAsync(CallTimeout);
             var update = await ApplyVersionAsync(grains, kind, version);
             if (update.Error is not null)
-                return Bad(context, "invalid realtime config", update.Error);
+                return Problems.Bad(context, "invalid realtime config", update.Error);
             return Results.Json(new AssetView(Name(kind), version, image.Length), AiJson.Default.AssetView);
         }
         catch (Exception e) when (e is TimeoutException or OrleansException)
         {
-            return Unavailable(context, e.Message);
+            return Problems.Unavailable(context, e.Message);
         }
     }
 
@@ -393,7 +392,7 @@ internal static class AiEndpoints
         }
         catch (Exception e) when (e is TimeoutException or OrleansException)
         {
-            return Unavailable(context, e.Message);
+            return Problems.Unavailable(context, e.Message);
         }
     }
 
@@ -439,7 +438,7 @@ internal static class AiEndpoints
         }
         catch (Exception e) when (e is TimeoutException or OrleansException)
         {
-            return Unavailable(context, e.Message);
+            return Problems.Unavailable(context, e.Message);
         }
     }
 
@@ -454,7 +453,7 @@ internal static class AiEndpoints
         }
         catch (Exception e) when (e is TimeoutException or OrleansException)
         {
-            return Unavailable(context, e.Message);
+            return Problems.Unavailable(context, e.Message);
         }
         var (reports, errors) = await SiloReports.AiAsync(grains);
         // Per step across silos: runs and frames add up; the ms is the frame-weighted mean.
@@ -490,31 +489,22 @@ internal static class AiEndpoints
 
     public static async Task<IResult> PostRealtimeConfigAsync(IGrainFactory grains, HttpContext context)
     {
-        var request = context.Request;
-        if (request.ContentType is { } type && !type.StartsWith("application/json", StringComparison.OrdinalIgnoreCase))
-            return Bad(context, "unsupported content type", $"the body must be application/json (got '{Cut(type)}')");
-        var (body, tooLarge) = await RequestBody.ReadAsync(context, MaxConfigBytes);
-        if (tooLarge)
-            return Bad(context, "body too large", $"at most {MaxConfigBytes} bytes");
-
-        RealtimeConfigBody? parsed;
-        try
-        {
-            parsed = JsonSerializer.Deserialize(body!, AiRequestJson.Default.RealtimeConfigBody);
-        }
-        catch (JsonException e)
-        {
-            return Bad(context, "invalid realtime config", e.Message);
-        }
+        var (parsed, invalid) = await RequestBody.ReadJsonAsync(
+            context,
+            MaxConfigBytes,
+            AiRequestJson.Default.RealtimeConfigBody,
+            "invalid realtime config",
+            Cut
+        );
         if (parsed is null)
-            return Bad(context, "invalid realtime config", "the body must be a JSON object");
+            return invalid!;
 
         AiSteps? steps = null;
         if (parsed.Steps is not null)
         {
             steps = AiStepNames.Parse(parsed.Steps, out var stepError);
             if (steps is null)
-                return Bad(context, "invalid realtime config", "steps: " + stepError);
+                return Problems.Bad(context, "invalid realtime config", "steps: " + stepError);
         }
         PipelineConfig current;
         try
@@ -523,7 +513,7 @@ internal static class AiEndpoints
         }
         catch (Exception e) when (e is TimeoutException or OrleansException)
         {
-            return Unavailable(context, e.Message);
+            return Problems.Unavailable(context, e.Message);
         }
         MatteBackground? background = null;
         if (parsed.Background is { } b)
@@ -536,7 +526,7 @@ internal static class AiEndpoints
                 BlurRadius = b.BlurRadius ?? old.BlurRadius,
             };
             if (background.Kind == "image" && old.ImageVersion == 0)
-                return Bad(
+                return Problems.Bad(
                     context,
                     "invalid realtime config",
                     "background.kind image needs an uploaded background: POST /api/v1/ai/background first"
@@ -555,9 +545,9 @@ internal static class AiEndpoints
             parsed.Reset ?? false
         );
         if (RealtimeRules.Validate(update) is { } error)
-            return Bad(context, "invalid realtime config", error);
+            return Problems.Bad(context, "invalid realtime config", error);
         if (update == new RealtimeConfigUpdate())
-            return Bad(context, "invalid realtime config", "no setting given");
+            return Problems.Bad(context, "invalid realtime config", "no setting given");
 
         ConfigChangeResult result;
         try
@@ -566,10 +556,10 @@ internal static class AiEndpoints
         }
         catch (Exception e) when (e is TimeoutException or OrleansException)
         {
-            return Unavailable(context, e.Message);
+            return Problems.Unavailable(context, e.Message);
         }
         if (result.Error is not null)
-            return Bad(context, "invalid realtime config", result.Error);
+            return Problems.Bad(context, "invalid realtime config", result.Error);
         return Results.Json(View(result.Config), AiJson.Default.RealtimeView);
     }
 
@@ -588,7 +578,7 @@ internal static class AiEndpoints
         )
             return (
                 null,
-                Bad(
+                Problems.Bad(
                     context,
                     "unsupported content type",
                     $"the body must be image/jpeg or image/png (got '{Cut(type)}')"
@@ -600,9 +590,15 @@ internal static class AiEndpoints
         if (tooLarge)
             return (null, Too(context, max));
         if (body!.Length == 0)
-            return (null, Bad(context, "empty body", "send the image as the request body (image/jpeg or image/png)"));
+            return (
+                null,
+                Problems.Bad(context, "empty body", "send the image as the request body (image/jpeg or image/png)")
+            );
         if (!ImageSniffer.IsJpegOrPng(body))
-            return (null, Bad(context, "not an image", $"the body ({body.Length} bytes) is not a JPEG or PNG"));
+            return (
+                null,
+                Problems.Bad(context, "not an image", $"the body ({body.Length} bytes) is not a JPEG or PNG")
+            );
         return (body, null);
     }
 
@@ -615,20 +611,4 @@ internal static class AiEndpoints
         );
 
     private static string Cut(string s) => s.Length > 60 ? s[..60] + "..." : s;
-
-    private static IResult Bad(HttpContext context, string title, string detail) =>
-        Results.Problem(
-            title: title,
-            detail: detail,
-            statusCode: StatusCodes.Status400BadRequest,
-            instance: context.Request.Path
-        );
-
-    private static IResult Unavailable(HttpContext context, string detail) =>
-        Results.Problem(
-            title: "cluster unavailable",
-            detail: detail,
-            statusCode: StatusCodes.Status503ServiceUnavailable,
-            instance: context.Request.Path
-        );
 }

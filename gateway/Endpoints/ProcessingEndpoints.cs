@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 using Blankend.Orleans.Gateway.Cluster;
 using Blankend.Orleans.Processing;
 
@@ -75,29 +76,18 @@ internal static class ProcessingEndpoints
         }
     }
 
-    public static async Task<IResult> GpuStatusAsync(IGrainFactory grains, HttpContext context)
-    {
-        try
-        {
-            return Results.Json(
-                await Pipeline(grains).GetGpuStatus().WaitAsync(CallTimeout),
-                ProcessingJson.Default.GpuStatus
-            );
-        }
-        catch (Exception e) when (e is TimeoutException or OrleansException)
-        {
-            return Unavailable(context, e);
-        }
-    }
+    public static Task<IResult> GpuStatusAsync(IGrainFactory grains, HttpContext context) =>
+        AnswerAsync(context, () => Pipeline(grains).GetGpuStatus(), ProcessingJson.Default.GpuStatus);
 
-    public static async Task<IResult> GetConfigAsync(IGrainFactory grains, HttpContext context)
+    public static Task<IResult> GetConfigAsync(IGrainFactory grains, HttpContext context) =>
+        AnswerAsync(context, () => Pipeline(grains).GetConfig(), ProcessingJson.Default.PipelineConfig);
+
+    /// <summary>The grain call's answer as JSON, or 503 when the cluster does not answer in time.</summary>
+    private static async Task<IResult> AnswerAsync<T>(HttpContext context, Func<Task<T>> call, JsonTypeInfo<T> type)
     {
         try
         {
-            return Results.Json(
-                await Pipeline(grains).GetConfig().WaitAsync(CallTimeout),
-                ProcessingJson.Default.PipelineConfig
-            );
+            return Results.Json(await call().WaitAsync(CallTimeout), type);
         }
         catch (Exception e) when (e is TimeoutException or OrleansException)
         {
@@ -107,27 +97,15 @@ internal static class ProcessingEndpoints
 
     public static async Task<IResult> PostConfigAsync(IGrainFactory grains, HttpContext context)
     {
-        var request = context.Request;
-        if (request.ContentType is { } type && !type.StartsWith("application/json", StringComparison.OrdinalIgnoreCase))
-            return Bad(context, "unsupported content type", $"the body must be application/json (got '{type}')");
-        if (request.ContentLength > MaxBodyBytes)
-            return Bad(context, "body too large", $"at most {MaxBodyBytes} bytes");
-
-        var (body, tooLarge) = await RequestBody.ReadAsync(context, MaxBodyBytes);
-        if (tooLarge)
-            return Bad(context, "body too large", $"at most {MaxBodyBytes} bytes");
-
-        PipelineConfigBody? parsed;
-        try
-        {
-            parsed = JsonSerializer.Deserialize(body!, ProcessingRequestJson.Default.PipelineConfigBody);
-        }
-        catch (JsonException e)
-        {
-            return Bad(context, "invalid pipeline config", e.Message);
-        }
+        var (parsed, invalid) = await RequestBody.ReadJsonAsync(
+            context,
+            MaxBodyBytes,
+            ProcessingRequestJson.Default.PipelineConfigBody,
+            "invalid pipeline config",
+            static type => type
+        );
         if (parsed is null)
-            return Bad(context, "invalid pipeline config", "the body must be a JSON object");
+            return invalid!;
 
         var update = new PipelineConfigUpdate(
             parsed.Source,
@@ -140,9 +118,9 @@ internal static class ProcessingEndpoints
             parsed.Reset ?? false
         );
         if (PipelineRules.Validate(update) is { } error)
-            return Bad(context, "invalid pipeline config", error);
+            return Problems.Bad(context, "invalid pipeline config", error);
         if (update == new PipelineConfigUpdate())
-            return Bad(context, "invalid pipeline config", "no setting given");
+            return Problems.Bad(context, "invalid pipeline config", "no setting given");
 
         ConfigChangeResult result;
         try
@@ -154,23 +132,10 @@ internal static class ProcessingEndpoints
             return Unavailable(context, e);
         }
         if (result.Error is not null)
-            return Bad(context, "invalid pipeline config", result.Error);
+            return Problems.Bad(context, "invalid pipeline config", result.Error);
         return Results.Json(result.Config, ProcessingJson.Default.PipelineConfig);
     }
 
-    private static IResult Bad(HttpContext context, string title, string detail) =>
-        Results.Problem(
-            title: title,
-            detail: detail,
-            statusCode: StatusCodes.Status400BadRequest,
-            instance: context.Request.Path
-        );
-
     private static IResult Unavailable(HttpContext context, Exception e) =>
-        Results.Problem(
-            title: "cluster unavailable",
-            detail: $"{e.GetType().Name}: {e.Message}",
-            statusCode: StatusCodes.Status503ServiceUnavailable,
-            instance: context.Request.Path
-        );
+        Problems.Unavailable(context, $"{e.GetType().Name}: {e.Message}");
 }

@@ -46,15 +46,8 @@ internal sealed class IdleTimeoutWebSocket : WebSocket
         try
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-            await _send.WaitAsync(timeout.Token);
-            try
-            {
+            using (await SendTurnAsync(timeout.Token))
                 await _inner.CloseOutputAsync(WebSocketCloseStatus.EndpointUnavailable, "idle timeout", timeout.Token);
-            }
-            finally
-            {
-                _send.Release();
-            }
             await Task.Delay(TimeSpan.FromSeconds(2));
         }
         catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException) { }
@@ -62,16 +55,35 @@ internal sealed class IdleTimeoutWebSocket : WebSocket
             _inner.Abort();
     }
 
-    private void Began()
+    /// <summary>Marks a receive under way until disposed: only then does the client's silence count.</summary>
+    private ReceiveTurn Receiving()
     {
         Volatile.Write(ref _lastMs, Environment.TickCount64);
         Volatile.Write(ref _receiving, 1);
+        return new ReceiveTurn(this);
     }
 
     private void Ended()
     {
         Volatile.Write(ref _receiving, 0);
         Volatile.Write(ref _lastMs, Environment.TickCount64);
+    }
+
+    /// <summary>Holds the send lock until disposed: one send or close at a time, the idle close included.</summary>
+    private async ValueTask<SendTurn> SendTurnAsync(CancellationToken cancellationToken)
+    {
+        await _send.WaitAsync(cancellationToken);
+        return new SendTurn(_send);
+    }
+
+    private readonly struct ReceiveTurn(IdleTimeoutWebSocket socket) : IDisposable
+    {
+        public void Dispose() => socket.Ended();
+    }
+
+    private readonly struct SendTurn(SemaphoreSlim send) : IDisposable
+    {
+        public void Dispose() => send.Release();
     }
 
     public override WebSocketCloseStatus? CloseStatus => _inner.CloseStatus;
@@ -87,15 +99,8 @@ internal sealed class IdleTimeoutWebSocket : WebSocket
         CancellationToken cancellationToken
     )
     {
-        await _send.WaitAsync(cancellationToken);
-        try
-        {
+        using (await SendTurnAsync(cancellationToken))
             await _inner.CloseAsync(closeStatus, statusDescription, cancellationToken);
-        }
-        finally
-        {
-            _send.Release();
-        }
     }
 
     public override async Task CloseOutputAsync(
@@ -104,15 +109,8 @@ internal sealed class IdleTimeoutWebSocket : WebSocket
         CancellationToken cancellationToken
     )
     {
-        await _send.WaitAsync(cancellationToken);
-        try
-        {
+        using (await SendTurnAsync(cancellationToken))
             await _inner.CloseOutputAsync(closeStatus, statusDescription, cancellationToken);
-        }
-        finally
-        {
-            _send.Release();
-        }
     }
 
     public override async Task<WebSocketReceiveResult> ReceiveAsync(
@@ -120,15 +118,8 @@ internal sealed class IdleTimeoutWebSocket : WebSocket
         CancellationToken cancellationToken
     )
     {
-        Began();
-        try
-        {
+        using (Receiving())
             return await _inner.ReceiveAsync(buffer, cancellationToken);
-        }
-        finally
-        {
-            Ended();
-        }
     }
 
     public override async ValueTask<ValueWebSocketReceiveResult> ReceiveAsync(
@@ -136,15 +127,8 @@ internal sealed class IdleTimeoutWebSocket : WebSocket
         CancellationToken cancellationToken
     )
     {
-        Began();
-        try
-        {
+        using (Receiving())
             return await _inner.ReceiveAsync(buffer, cancellationToken);
-        }
-        finally
-        {
-            Ended();
-        }
     }
 
     public override async Task SendAsync(
@@ -154,15 +138,8 @@ internal sealed class IdleTimeoutWebSocket : WebSocket
         CancellationToken cancellationToken
     )
     {
-        await _send.WaitAsync(cancellationToken);
-        try
-        {
+        using (await SendTurnAsync(cancellationToken))
             await _inner.SendAsync(buffer, messageType, endOfMessage, cancellationToken);
-        }
-        finally
-        {
-            _send.Release();
-        }
     }
 
     public override async ValueTask SendAsync(
@@ -172,15 +149,8 @@ internal sealed class IdleTimeoutWebSocket : WebSocket
         CancellationToken cancellationToken
     )
     {
-        await _send.WaitAsync(cancellationToken);
-        try
-        {
+        using (await SendTurnAsync(cancellationToken))
             await _inner.SendAsync(buffer, messageType, endOfMessage, cancellationToken);
-        }
-        finally
-        {
-            _send.Release();
-        }
     }
 
     public override async ValueTask SendAsync(
@@ -190,15 +160,8 @@ internal sealed class IdleTimeoutWebSocket : WebSocket
         CancellationToken cancellationToken
     )
     {
-        await _send.WaitAsync(cancellationToken);
-        try
-        {
+        using (await SendTurnAsync(cancellationToken))
             await _inner.SendAsync(buffer, messageType, messageFlags, cancellationToken);
-        }
-        finally
-        {
-            _send.Release();
-        }
     }
 
     public override void Dispose()

@@ -47,11 +47,17 @@ internal sealed partial class RecordingGrain(
         }
         var kind = RecordingKinds.IsValid(request.Kind) ? request.Kind : RecordingKinds.Raw;
         var fps = request.Fps > 0 ? request.Fps : host.Recording.DefaultFps;
+        // Every refusal answers the same way: no id, no path, the request's kind and fps, and why.
+        RecordingStartResult NotStarted(RecordingStartStatus status, string why) =>
+            new(status, "", source, "", kind, fps, why);
+        string FolderError(Exception e) =>
+            $"cannot write to the recordings folder {host.RecordingFolder} (recording:folder): {e.Message}";
+
         var caps = await host.Capabilities;
         if (!caps.CanRecord)
         {
             var why = caps.Available ? $"ffmpeg '{caps.ConfiguredPath}' has no libx264 encoder" : caps.Error!;
-            return new RecordingStartResult(RecordingStartStatus.Unavailable, "", source, "", kind, fps, why);
+            return NotStarted(RecordingStartStatus.Unavailable, why);
         }
 
         string path;
@@ -59,20 +65,12 @@ internal sealed partial class RecordingGrain(
         {
             Directory.CreateDirectory(host.RecordingFolder);
             if (Refusal(host.RecordingFolder) is { } refused)
-                return new RecordingStartResult(RecordingStartStatus.Limited, "", source, "", kind, fps, refused);
+                return NotStarted(RecordingStartStatus.Limited, refused);
             path = RecordingPaths.NewPath(host.RecordingFolder, source, DateTime.UtcNow);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
         {
-            return new RecordingStartResult(
-                RecordingStartStatus.Failed,
-                "",
-                source,
-                "",
-                kind,
-                fps,
-                $"cannot write to the recordings folder {host.RecordingFolder} (recording:folder): {e.Message}"
-            );
+            return NotStarted(RecordingStartStatus.Failed, FolderError(e));
         }
 
         var id = Guid.NewGuid().ToString("N");
@@ -99,15 +97,7 @@ internal sealed partial class RecordingGrain(
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return new RecordingStartResult(
-                RecordingStartStatus.Failed,
-                "",
-                source,
-                "",
-                kind,
-                fps,
-                $"cannot write to the recordings folder {host.RecordingFolder} (recording:folder): {e.Message}"
-            );
+            return NotStarted(RecordingStartStatus.Failed, FolderError(e));
         }
         var reference = this.AsReference<IFrameObserver>();
         _live = recorder;
@@ -120,15 +110,7 @@ internal sealed partial class RecordingGrain(
             _live = null;
             await recorder.StopAsync("failed");
             host.RecorderEnded(recorder);
-            return new RecordingStartResult(
-                RecordingStartStatus.Failed,
-                "",
-                source,
-                "",
-                kind,
-                fps,
-                "subscribing to the source failed: " + e.Message
-            );
+            return NotStarted(RecordingStartStatus.Failed, "subscribing to the source failed: " + e.Message);
         }
         _reference = reference;
         _finished = null;

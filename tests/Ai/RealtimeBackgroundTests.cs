@@ -1,7 +1,5 @@
 using System.Net;
-using System.Text;
 using System.Text.Json;
-using Blankend.Orleans.Tests.Gateway;
 using Blankend.Orleans.Tests.Processing;
 using Blankend.Orleans.Tests.Support;
 using OpenCvSharp;
@@ -22,30 +20,6 @@ public sealed class RealtimeBackgroundTests
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(20);
 
     private static byte[] Astronaut => File.ReadAllBytes(TestEnv.TestData("astronaut.jpg"));
-
-    private static string NewId(string prefix) => prefix + "-" + Guid.NewGuid().ToString("N")[..8];
-
-    private static async Task<JsonElement> PostConfigAsync(HttpClient http, string json)
-    {
-        using var r = await http.PostAsync(
-            "api/v1/realtime_pipeline/config",
-            new StringContent(json, Encoding.UTF8, "application/json")
-        );
-        var text = await r.Content.ReadAsStringAsync();
-        Assert.True(r.IsSuccessStatusCode, $"realtime config {json} -> {(int)r.StatusCode}: {text}");
-        return JsonDocument.Parse(text).RootElement.Clone();
-    }
-
-    private static async Task<(MetaViewer Viewer, System.Net.WebSockets.ClientWebSocket Camera)> ConnectAsync(
-        EmbeddedGateway gw,
-        string source
-    )
-    {
-        var viewer = await MetaViewer.ConnectAsync(gw.Ws($"/video_out?source={source}&meta=1"));
-        var cam = await Ws.ConnectAsync(gw.Ws($"/video_in?client_id={source}"));
-        await VideoPathTests.WaitSubscribedAsync(gw.StreamStatusAsync, source);
-        return (viewer, cam);
-    }
 
     /// <summary>Sends <paramref name="jpeg"/> and returns the processed frame the viewer gets for it.</summary>
     private static async Task<Mat> ProcessedAsync(
@@ -74,9 +48,9 @@ public sealed class RealtimeBackgroundTests
     public async Task UploadedBackgroundIsComposedBehindThePersonAndDeletingItGoesBackToTheColour()
     {
         await using var gw = await EmbeddedGateway.StartAsync();
-        var source = NewId("bg");
-        await PostConfigAsync(gw.Client, $$"""{"source":"{{source}}","enabled":true,"steps":"matte"}""");
-        var (viewer, cam) = await ConnectAsync(gw, source);
+        var source = TestEnv.NewId("bg");
+        await RealtimeApi.ConfigureAsync(gw.Client, $$"""{"source":"{{source}}","enabled":true,"steps":"matte"}""");
+        var (viewer, cam) = await RealtimeApi.ConnectAsync(gw, source);
         await using var _ = viewer;
 
         using (var green = await ProcessedAsync(viewer, cam, Astronaut))
@@ -120,10 +94,10 @@ public sealed class RealtimeBackgroundTests
     public async Task BlurBackgroundKeepsThePicturesOwnBackgroundSoftened()
     {
         await using var gw = await EmbeddedGateway.StartAsync();
-        var source = NewId("blur");
-        await PostConfigAsync(gw.Client, """{"background":{"kind":"blur","blur_radius":25}}""");
-        await PostConfigAsync(gw.Client, $$"""{"source":"{{source}}","enabled":true,"steps":"matte"}""");
-        var (viewer, cam) = await ConnectAsync(gw, source);
+        var source = TestEnv.NewId("blur");
+        await RealtimeApi.ConfigureAsync(gw.Client, """{"background":{"kind":"blur","blur_radius":25}}""");
+        await RealtimeApi.ConfigureAsync(gw.Client, $$"""{"source":"{{source}}","enabled":true,"steps":"matte"}""");
+        var (viewer, cam) = await RealtimeApi.ConnectAsync(gw, source);
         await using var _ = viewer;
 
         using var input = Cv2.ImDecode(Astronaut, ImreadModes.Color);
@@ -161,9 +135,9 @@ public sealed class RealtimeBackgroundTests
     {
         // depth_test.onnx: "near" where the input is red (see DepthStepTests).
         await using var gw = await EmbeddedGateway.StartAsync([$"--ai:depth_model={MatteTestKit.DepthTestModel}"]);
-        var source = NewId("depth");
-        await PostConfigAsync(gw.Client, $$"""{"source":"{{source}}","enabled":true,"steps":"depth"}""");
-        var (viewer, cam) = await ConnectAsync(gw, source);
+        var source = TestEnv.NewId("depth");
+        await RealtimeApi.ConfigureAsync(gw.Client, $$"""{"source":"{{source}}","enabled":true,"steps":"depth"}""");
+        var (viewer, cam) = await RealtimeApi.ConnectAsync(gw, source);
         await using var _ = viewer;
         using var img = new Mat(256, 512, MatType.CV_8UC3, new Scalar(0, 0, 0));
         using (var left = new Mat(img, new Rect(0, 0, 256, 256)))
@@ -176,7 +150,7 @@ public sealed class RealtimeBackgroundTests
             AssertNear(Inferno(0), colormap.At<Vec3b>(128, 450), 40, "far half, colormap");
         }
 
-        var config = await PostConfigAsync(gw.Client, """{"depth_mode":"cut"}""");
+        var config = await RealtimeApi.ConfigureAsync(gw.Client, """{"depth_mode":"cut"}""");
         Assert.Equal("cut", config.GetProperty("depth_mode").GetString());
         using (var cut = await ProcessedAsync(viewer, cam, jpeg))
         {

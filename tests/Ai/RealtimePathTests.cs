@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Http.Json;
-using System.Text;
 using System.Text.Json;
 using Blankend.Orleans.Tests.Gateway;
 using Blankend.Orleans.Tests.Processing;
@@ -22,32 +21,7 @@ public sealed class RealtimePathTests
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(20);
 
-    private static string NewId(string prefix) => prefix + "-" + Guid.NewGuid().ToString("N")[..8];
-
     private static byte[] Astronaut => File.ReadAllBytes(TestEnv.TestData("astronaut.jpg"));
-
-    private static async Task<JsonElement> RealtimeAsync(HttpClient http, string json)
-    {
-        using var r = await http.PostAsync(
-            "api/v1/realtime_pipeline/config",
-            new StringContent(json, Encoding.UTF8, "application/json")
-        );
-        var text = await r.Content.ReadAsStringAsync();
-        if (!r.IsSuccessStatusCode)
-            throw new InvalidOperationException($"realtime config {json} -> {(int)r.StatusCode}: {text}");
-        return JsonDocument.Parse(text).RootElement.Clone();
-    }
-
-    private static async Task<(MetaViewer Viewer, System.Net.WebSockets.ClientWebSocket Camera)> ConnectAsync(
-        EmbeddedGateway gw,
-        string source
-    )
-    {
-        var viewer = await MetaViewer.ConnectAsync(gw.Ws($"/video_out?source={source}&meta=1"));
-        var cam = await Ws.ConnectAsync(gw.Ws($"/video_in?client_id={source}"));
-        await VideoPathTests.WaitSubscribedAsync(gw.StreamStatusAsync, source);
-        return (viewer, cam);
-    }
 
     private static async Task<JsonElement> StepAsync(HttpClient http, string step)
     {
@@ -59,9 +33,9 @@ public sealed class RealtimePathTests
     public async Task DetectEveryFifthFrameRunsTheDetectorTwiceInTenFramesAndViewersGetTheFacesInMeta()
     {
         await using var gw = await EmbeddedGateway.StartAsync(["--ai:face_detect_interval=5"]);
-        var source = NewId("face");
-        await RealtimeAsync(gw.Client, $$"""{"source":"{{source}}","enabled":true,"steps":"detect"}""");
-        var (viewer, cam) = await ConnectAsync(gw, source);
+        var source = TestEnv.NewId("face");
+        await RealtimeApi.ConfigureAsync(gw.Client, $$"""{"source":"{{source}}","enabled":true,"steps":"detect"}""");
+        var (viewer, cam) = await RealtimeApi.ConnectAsync(gw, source);
         await using var _ = viewer;
 
         for (var i = 0; i < 10; i++)
@@ -90,9 +64,9 @@ public sealed class RealtimePathTests
     public async Task MatteOnLiveFramesCompositesOverGreenAndTheStatusShowsTheStepTime()
     {
         await using var gw = await EmbeddedGateway.StartAsync();
-        var source = NewId("matte");
-        await RealtimeAsync(gw.Client, $$"""{"source":"{{source}}","enabled":true,"steps":"matte"}""");
-        var (viewer, cam) = await ConnectAsync(gw, source);
+        var source = TestEnv.NewId("matte");
+        await RealtimeApi.ConfigureAsync(gw.Client, $$"""{"source":"{{source}}","enabled":true,"steps":"matte"}""");
+        var (viewer, cam) = await RealtimeApi.ConnectAsync(gw, source);
         await using var _ = viewer;
         for (var i = 0; i < 3; i++)
         {
@@ -119,8 +93,8 @@ public sealed class RealtimePathTests
             ["--realtime_pipeline:enabled=true", "--realtime_pipeline:steps=detect,matte"],
             new System.Collections.Hashtable { ["SIMPLE_FORWARD"] = "1" }
         );
-        var source = NewId("fwd");
-        var (viewer, cam) = await ConnectAsync(gw, source);
+        var source = TestEnv.NewId("fwd");
+        var (viewer, cam) = await RealtimeApi.ConnectAsync(gw, source);
         await using var _ = viewer;
         var input = TestJpeg.Tagged(7);
         await cam.SendBinaryAsync(input);
@@ -159,8 +133,8 @@ public sealed class RealtimePathTests
                 "--realtime_pipeline:steps=matte",
                 $"--ai:models_dir={empty}",
             ]);
-            var source = NewId("nomodel");
-            var (viewer, cam) = await ConnectAsync(gw, source);
+            var source = TestEnv.NewId("nomodel");
+            var (viewer, cam) = await RealtimeApi.ConnectAsync(gw, source);
             await using var _ = viewer;
             for (var i = 0; i < 3; i++)
             {
@@ -204,7 +178,7 @@ public sealed class RealtimePathTests
     public async Task BusFrameTakenByTheRealtimePipelineGoesBackToTheBusOnceProcessedAndToViewersOnce()
     {
         using var router = TestRouter.Bind();
-        var identity = NewId("rt-relay");
+        var identity = TestEnv.NewId("rt-relay");
         await using var gw = await EmbeddedGateway.StartAsync([
             "--stream:relay_enabled=true",
             $"--stream:zmq_endpoint={router.Endpoint}",
@@ -214,7 +188,7 @@ public sealed class RealtimePathTests
         ]);
         await RelayBusTestsAccess.WaitConnectedAsync(gw);
         await router.WaitPeerAsync(identity, Wait);
-        var client = NewId("buscam");
+        var client = TestEnv.NewId("buscam");
         var viewer = await MetaViewer.ConnectAsync(gw.Ws($"/video_out?source={client}&meta=1"));
         await using var _ = viewer;
         await VideoPathTests.WaitSubscribedAsync(gw.StreamStatusAsync, client);
@@ -230,7 +204,7 @@ public sealed class RealtimePathTests
                 DateTime.UtcNow < primeDeadline,
                 $"no priming bus frame was taken by the realtime pipeline: {relay0}"
             );
-            router.Send(identity, NewId("prime"), TestJpeg.Tagged(0));
+            router.Send(identity, TestEnv.NewId("prime"), TestJpeg.Tagged(0));
             await Task.Delay(200);
             relay0 = await RelayBusTests.RelayStatusAsync(gw);
         }
@@ -247,7 +221,7 @@ public sealed class RealtimePathTests
         await viewer.WaitCountAsync(1, Wait);
         // A marker: a frame of another client, answered after ours; a second answer to ours (the original's
         // double send) would have been sent on the same socket before the marker's answer.
-        var marker = NewId("marker");
+        var marker = TestEnv.NewId("marker");
         router.Send(identity, marker, TestJpeg.Tagged(1));
         await router.WaitForAsync(r => r.Any(m => m.ClientId == marker), Wait, "the answer to the marker frame");
         var replies = router.For(client); // (heartbeats go to their reserved id)

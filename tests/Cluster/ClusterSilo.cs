@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Blankend.Orleans.Tests.Support;
 
 namespace Blankend.Orleans.Tests.Cluster;
@@ -20,4 +21,16 @@ public sealed record ClusterSilo(ServiceProcess Process, int SiloPort, int Gatew
         );
         return new ClusterSilo(p, siloPort, gatewayPort);
     }
+
+    /// <summary>Whether <paramref name="siloAddress"/>, a silo as the status endpoints name it, is this one.</summary>
+    public bool Is(string siloAddress) => siloAddress.Contains($":{SiloPort}:", StringComparison.Ordinal);
+
+    /// <summary>The silo hosting <paramref name="source"/>'s grain, as <c>/api/v1/stream/status</c> names it.</summary>
+    public static string HostOf(JsonElement streamStatus, string source) =>
+        streamStatus
+            .GetProperty("sources")
+            .EnumerateArray()
+            .Single(s => s.GetProperty("source").GetString() == source)
+            .GetProperty("silo")
+            .GetString()!;
 }

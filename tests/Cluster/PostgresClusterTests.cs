@@ -97,14 +97,7 @@ public sealed class PostgresClusterTests(ITestOutputHelper output)
         await using var viewer = await ViewerRecorder.StartAsync(gw.Ws($"/video_out?source={source}&meta=1"));
         await using var camera = await CameraStream.StartAsync(gw.Ws($"/video_in?client_id={source}"), fps: 30);
         Assert.NotNull(await viewer.WaitForAsync(f => f.Tag >= 30, TimeSpan.FromSeconds(30)));
-        var before = await gw.StreamStatusAsync();
-        var host = before
-            .GetProperty("sources")
-            .EnumerateArray()
-            .Single(s => s.GetProperty("source").GetString() == source)
-            .GetProperty("silo")
-            .GetString()!;
-        var victim = host.Contains($":{a.SiloPort}:") ? a : b;
+        var victim = a.Is(ClusterSilo.HostOf(await gw.StreamStatusAsync(), source)) ? a : b;
         var survivor = victim == a ? b : a;
 
         var killedAt = Stopwatch.GetTimestamp();

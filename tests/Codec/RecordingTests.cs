@@ -140,15 +140,7 @@ public sealed class RecordingTests(CodecGatewayFixture fixture, ITestOutputHelpe
             // source, latest wins, and a busy machine makes that happen): silence after the last one ends the read.
             while (kinds.Count < n)
             {
-                WsMessage? m;
-                try
-                {
-                    m = await viewer.ReceiveMessageAsync(TimeSpan.FromSeconds(5));
-                }
-                catch (OperationCanceledException)
-                {
-                    break;
-                }
+                var m = await viewer.ReceiveOrNullAsync(TimeSpan.FromSeconds(5));
                 if (m is null)
                     break;
                 if (m.Type == WebSocketMessageType.Text)

@@ -153,15 +153,7 @@ public sealed class VideoCodecEndpointTests(CodecGatewayFixture fixture, ITestOu
         {
             while (frames.Count < TestStreams.Frames)
             {
-                WsMessage? m;
-                try
-                {
-                    m = await viewer.ReceiveMessageAsync(TimeSpan.FromSeconds(6));
-                }
-                catch (OperationCanceledException)
-                {
-                    break;
-                }
+                var m = await viewer.ReceiveOrNullAsync(TimeSpan.FromSeconds(6));
                 if (m is null)
                     break;
                 if (m.Type == WebSocketMessageType.Text)

@@ -18,9 +18,29 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
     private static readonly (byte R, byte G, byte B) Magenta = (200, 40, 160);
     private EmbeddedGateway Gw => fixture.Gateway;
 
-    private static string NewSource(string prefix) => prefix + "-" + Guid.NewGuid().ToString("N")[..8];
-
     private static string Url(EmbeddedGateway gw, string pathAndQuery) => new Uri(gw.Http, pathAndQuery).ToString();
+
+    /// <summary>A test camera sending a solid magenta picture of this size to <paramref name="source"/>.</summary>
+    private Task<ConsoleBrowser.TestCamera> MagentaCameraAsync(string source, int width, int height, double fps) =>
+        ConsoleBrowser.StartCameraAsync(Gw, source, ConsoleBrowser.SolidJpeg(width, height, Magenta), fps);
+
+    /// <summary>Records <paramref name="source"/> from the controls page (of <paramref name="kind"/> when given) for
+    /// about <paramref name="ms"/> ms: start, 'recording', stop; returns the 'stopped' note once it shows.</summary>
+    private async Task<ILocator> RecordFromControlsAsync(IPage page, string source, string? kind, int ms)
+    {
+        await page.GotoAsync(Url(Gw, "?page=controls"));
+        await page.Locator("#record-form input[name=source]").FillAsync(source);
+        if (kind is not null)
+            await page.Locator("#record-form select[name=kind]").SelectOptionAsync(kind);
+        await page.Locator("#record-start").ClickAsync();
+        await page.Locator("#record-form [data-note]:text('recording')")
+            .WaitForAsync(new LocatorWaitForOptions { Timeout = 15000 });
+        await page.WaitForTimeoutAsync(ms);
+        await page.Locator("#record-stop").ClickAsync();
+        var note = page.Locator("#record-form [data-note]:text('stopped')");
+        await note.WaitForAsync(new LocatorWaitForOptions { Timeout = 15000 });
+        return note;
+    }
 
     /// <summary>The RGB of one pixel (at fractions <paramref name="fx"/>, <paramref name="fy"/> of the size) of the
     /// canvas matched by <paramref name="selector"/>, or null before a frame is drawn.</summary>
@@ -133,13 +153,8 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
     public async Task TheViewerShowsACamerasColourWithinThreeSecondsAndItsFpsWithinTenPercent()
     {
         const double fps = 10;
-        var source = NewSource("colour");
-        await using var camera = await ConsoleBrowser.StartCameraAsync(
-            Gw,
-            source,
-            ConsoleBrowser.SolidJpeg(320, 240, Magenta),
-            fps
-        );
+        var source = TestEnv.NewId("colour");
+        await using var camera = await MagentaCameraAsync(source, 320, 240, fps);
         var (page, errors) = await fixture.NewPageAsync();
         await page.GotoAsync(Url(Gw, "?source=" + source));
         await WaitColourAsync(page, ".view canvas", rgb => Near(rgb, Magenta), TimeSpan.FromSeconds(3));
@@ -179,7 +194,7 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
     [Fact]
     public async Task EnablingMatteFromTheConsoleMakesTheViewProcessedWithRawBesideIt()
     {
-        var source = NewSource("matte");
+        var source = TestEnv.NewId("matte");
         // A portrait: the matte keeps the person and puts the default solid green (#00FF00) behind; the top-left
         // corner is background.
         var portrait = await File.ReadAllBytesAsync(TestEnv.TestData("astronaut.jpg"));
@@ -239,13 +254,8 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
     [Fact]
     public async Task TheSourcesPageShowsALiveThumbnailOfEachSourceAndOpensItsViewer()
     {
-        var source = NewSource("thumb");
-        await using var camera = await ConsoleBrowser.StartCameraAsync(
-            Gw,
-            source,
-            ConsoleBrowser.SolidJpeg(320, 180, Magenta),
-            10
-        );
+        var source = TestEnv.NewId("thumb");
+        await using var camera = await MagentaCameraAsync(source, 320, 180, 10);
         var (page, errors) = await fixture.NewPageAsync();
         await page.GotoAsync(Url(Gw, ""));
         var card = $".source-card[data-source='{source}']";
@@ -262,7 +272,7 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
     [Fact]
     public async Task WithDetectOnTheViewerDrawsTheFaceBoxFromTheFramesMeta()
     {
-        var source = NewSource("face");
+        var source = TestEnv.NewId("face");
         await using var camera = await ConsoleBrowser.StartCameraAsync(
             Gw,
             source,
@@ -309,7 +319,7 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
     [Fact]
     public async Task TheControlsChangeThePipelinesPerSourceOverridesAndTheReferenceFace()
     {
-        var source = NewSource("ctl");
+        var source = TestEnv.NewId("ctl");
         var (page, errors) = await fixture.NewPageAsync();
         await page.GotoAsync(Url(Gw, "?page=controls"));
         await page.Locator("#realtime-version:text('v')").WaitForAsync(new LocatorWaitForOptions { Timeout = 15000 });
@@ -383,7 +393,7 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
     [Fact]
     public async Task TheCameraPagesFakeCameraReachesAVideoOutViewer()
     {
-        var source = NewSource("browser");
+        var source = TestEnv.NewId("browser");
         await using var viewer = await MetaViewer.ConnectAsync(Gw.Ws($"/video_out?source={source}&meta=1"));
         var (page, errors) = await fixture.NewPageAsync();
         await page.GotoAsync(Url(Gw, "?page=camera"));
@@ -410,23 +420,10 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
     [Fact]
     public async Task RecordStartAndStopFromTheConsoleRecordTheSource()
     {
-        var source = NewSource("rec");
-        await using var camera = await ConsoleBrowser.StartCameraAsync(
-            Gw,
-            source,
-            ConsoleBrowser.SolidJpeg(320, 240, Magenta),
-            10
-        );
+        var source = TestEnv.NewId("rec");
+        await using var camera = await MagentaCameraAsync(source, 320, 240, 10);
         var (page, errors) = await fixture.NewPageAsync();
-        await page.GotoAsync(Url(Gw, "?page=controls"));
-        await page.Locator("#record-form input[name=source]").FillAsync(source);
-        await page.Locator("#record-start").ClickAsync();
-        await page.Locator("#record-form [data-note]:text('recording')")
-            .WaitForAsync(new LocatorWaitForOptions { Timeout = 15000 });
-        await page.WaitForTimeoutAsync(1500);
-        await page.Locator("#record-stop").ClickAsync();
-        var note = page.Locator("#record-form [data-note]:text('stopped')");
-        await note.WaitForAsync(new LocatorWaitForOptions { Timeout = 15000 });
+        var note = await RecordFromControlsAsync(page, source, null, 1500);
         var frames = int.Parse(
             System
                 .Text.RegularExpressions.Regex.Match((await note.TextContentAsync())!, @"stopped: (\d+) frames")
@@ -446,24 +443,10 @@ public sealed class ConsoleTests(ConsoleBrowser fixture)
     [Fact]
     public async Task RecordingStartedAndStoppedFromTheConsoleIsListedAndItsDownloadPlays()
     {
-        var source = NewSource("rec");
-        await using var camera = await ConsoleBrowser.StartCameraAsync(
-            Gw,
-            source,
-            ConsoleBrowser.SolidJpeg(320, 240, Magenta),
-            10
-        );
+        var source = TestEnv.NewId("rec");
+        await using var camera = await MagentaCameraAsync(source, 320, 240, 10);
         var (page, errors) = await fixture.NewPageAsync();
-        await page.GotoAsync(Url(Gw, "?page=controls"));
-        await page.Locator("#record-form input[name=source]").FillAsync(source);
-        await page.Locator("#record-form select[name=kind]").SelectOptionAsync("raw");
-        await page.Locator("#record-start").ClickAsync();
-        await page.Locator("#record-form [data-note]:text('recording')")
-            .WaitForAsync(new LocatorWaitForOptions { Timeout = 10000 });
-        await page.WaitForTimeoutAsync(2000);
-        await page.Locator("#record-stop").ClickAsync();
-        await page.Locator("#record-form [data-note]:text('stopped')")
-            .WaitForAsync(new LocatorWaitForOptions { Timeout = 15000 });
+        await RecordFromControlsAsync(page, source, "raw", 2000);
 
         var row = page.Locator($"#recordings-list tr:has(td:text-is('{source}'))");
         await row.Locator("a[data-download]").WaitForAsync(new LocatorWaitForOptions { Timeout = 15000 });

@@ -21,8 +21,6 @@ public sealed class RelayBusTests
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);
 
-    private static string NewId(string prefix) => prefix + "-" + Guid.NewGuid().ToString("N")[..8];
-
     private static Task<EmbeddedGateway> StartAsync(TestRouter router, string identity, params string[] extra) =>
         StartAsync(router.Endpoint, identity, extra);
 
@@ -63,6 +61,37 @@ public sealed class RelayBusTests
     private static Task<JsonElement> WaitConnectedAsync(EmbeddedGateway gw) =>
         WaitRelayAsync(gw, s => s.GetProperty("state").GetString() == "connected", Wait, "state connected");
 
+    /// <summary>/healthz answers 200 with the bus component degraded: a bus without a link never fails the
+    /// gateway.</summary>
+    private static async Task AssertBusDegradedAsync(EmbeddedGateway gw)
+    {
+        using var health = await gw.Client.GetAsync("healthz");
+        Assert.Equal(HttpStatusCode.OK, health.StatusCode);
+        var body = await health.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal("degraded", body.GetProperty("components").GetProperty("bus").GetProperty("state").GetString());
+    }
+
+    /// <summary>A gateway on the bus as <paramref name="identity"/>, once its link to <paramref name="router"/> is
+    /// connected.</summary>
+    private static async Task<EmbeddedGateway> StartConnectedAsync(
+        TestRouter router,
+        string identity,
+        params string[] extra
+    )
+    {
+        var gw = await StartAsync(router, identity, extra);
+        try
+        {
+            await WaitConnectedAsync(gw);
+            return gw;
+        }
+        catch
+        {
+            await gw.DisposeAsync();
+            throw;
+        }
+    }
+
     private static async Task<ViewerRecorder> ViewerAsync(EmbeddedGateway gw, string? source)
     {
         var viewer = await ViewerRecorder.ConnectAsync(gw, source);
@@ -86,11 +115,10 @@ public sealed class RelayBusTests
     public async Task OutboundFramesAreIdentityClientIdJpegWithDefaultClientIdWhenAbsent()
     {
         using var router = TestRouter.Bind();
-        var identity = NewId("relay");
-        await using var gw = await StartAsync(router, identity);
-        await WaitConnectedAsync(gw);
+        var identity = TestEnv.NewId("relay");
+        await using var gw = await StartConnectedAsync(router, identity);
 
-        var camera = NewId("cam");
+        var camera = TestEnv.NewId("cam");
         var a = TestJpeg.Tagged(1);
         var b = TestJpeg.Tagged(2);
         using (var cam = await Ws.ConnectAsync(gw.Ws("/video_in")))
@@ -157,12 +185,11 @@ public sealed class RelayBusTests
     public async Task OutboundKeepsEachSourcesOrder()
     {
         using var router = TestRouter.Bind();
-        var identity = NewId("relay");
-        await using var gw = await StartAsync(router, identity, "--stream:send_queue_size=512");
-        await WaitConnectedAsync(gw);
+        var identity = TestEnv.NewId("relay");
+        await using var gw = await StartConnectedAsync(router, identity, "--stream:send_queue_size=512");
 
-        var camA = NewId("a");
-        var camB = NewId("b");
+        var camA = TestEnv.NewId("a");
+        var camB = TestEnv.NewId("b");
         using var wsA = await Ws.ConnectAsync(gw.Ws($"/video_in?client_id={camA}"));
         using var wsB = await Ws.ConnectAsync(gw.Ws($"/video_in?client_id={camB}"));
         const int n = 150;
@@ -196,10 +223,9 @@ public sealed class RelayBusTests
     {
         using var router = TestRouter.Bind();
         router.Echo = true;
-        var identity = NewId("relay");
-        await using var gw = await StartAsync(router, identity);
-        await WaitConnectedAsync(gw);
-        var camera = NewId("cam");
+        var identity = TestEnv.NewId("relay");
+        await using var gw = await StartConnectedAsync(router, identity);
+        var camera = TestEnv.NewId("cam");
         await using var viewer = await ViewerAsync(gw, camera);
         using var cam = await Ws.ConnectAsync(gw.Ws($"/video_in?client_id={camera}"));
 
@@ -237,11 +263,10 @@ public sealed class RelayBusTests
     {
         using var router = TestRouter.Bind();
         router.Echo = true;
-        var identity = NewId("relay");
-        await using var gw = await StartAsync(router, identity);
-        await WaitConnectedAsync(gw);
+        var identity = TestEnv.NewId("relay");
+        await using var gw = await StartConnectedAsync(router, identity);
         await router.WaitPeerAsync(identity, Wait);
-        var source = NewId("bus");
+        var source = TestEnv.NewId("bus");
         await using var viewer = await ViewerAsync(gw, source);
         await using var all = await ViewerAsync(gw, null);
 
@@ -294,17 +319,16 @@ public sealed class RelayBusTests
     public async Task ForwardRecvSendsOneCopyToTheForwardIdAndEchoBackOffSendsNoneBack()
     {
         using var router = TestRouter.Bind();
-        var identity = NewId("relay");
-        var forward = NewId("fwd");
-        await using var gw = await StartAsync(
+        var identity = TestEnv.NewId("relay");
+        var forward = TestEnv.NewId("fwd");
+        await using var gw = await StartConnectedAsync(
             router,
             identity,
             "--stream:forward_recv_enabled=true",
             $"--stream:forward_recv_client_id={forward}"
         );
-        await WaitConnectedAsync(gw);
         await router.WaitPeerAsync(identity, Wait);
-        var source = NewId("bus");
+        var source = TestEnv.NewId("bus");
         await using var viewer = await ViewerAsync(gw, source);
 
         router.Send(identity, source, TestJpeg.Tagged(1));
@@ -317,15 +341,14 @@ public sealed class RelayBusTests
 
         // echo_back off: the forward copy only.
         using var router2 = TestRouter.Bind();
-        var identity2 = NewId("relay");
-        await using var gw2 = await StartAsync(
+        var identity2 = TestEnv.NewId("relay");
+        await using var gw2 = await StartConnectedAsync(
             router2,
             identity2,
             "--stream:echo_back=false",
             "--stream:forward_recv_enabled=true",
             $"--stream:forward_recv_client_id={forward}"
         );
-        await WaitConnectedAsync(gw2);
         await router2.WaitPeerAsync(identity2, Wait);
         router2.Send(identity2, source, TestJpeg.Tagged(2));
         await router2.WaitForAsync(r => r.Any(m => m.ClientId == forward), Wait, "the forwarded copy");
@@ -338,18 +361,17 @@ public sealed class RelayBusTests
     public async Task ForwardRecvOnlyDeliversNothingToViewers()
     {
         using var router = TestRouter.Bind();
-        var identity = NewId("relay");
-        var forward = NewId("fwd");
-        await using var gw = await StartAsync(
+        var identity = TestEnv.NewId("relay");
+        var forward = TestEnv.NewId("fwd");
+        await using var gw = await StartConnectedAsync(
             router,
             identity,
             "--stream:forward_recv_enabled=true",
             $"--stream:forward_recv_client_id={forward}",
             "--stream:forward_recv_only=true"
         );
-        await WaitConnectedAsync(gw);
         await router.WaitPeerAsync(identity, Wait);
-        var source = NewId("bus");
+        var source = TestEnv.NewId("bus");
         await using var viewer = await ViewerAsync(gw, source);
         await using var all = await ViewerAsync(gw, null);
 
@@ -370,7 +392,7 @@ public sealed class RelayBusTests
     public async Task HeartbeatReachesTheRouterAtTheConfiguredInterval()
     {
         using var router = TestRouter.Bind();
-        var identity = NewId("relay");
+        var identity = TestEnv.NewId("relay");
         await using var gw = await StartAsync(router, identity, "--stream:heartbeat_interval_ms=200");
         var beats = await router.WaitForAsync(
             r => r.Count(m => m.ClientId == "__heartbeat__") >= 6,
@@ -406,7 +428,7 @@ public sealed class RelayBusTests
     public async Task LinkRequestIsSentOnConnectThenEveryInterval()
     {
         using var router = TestRouter.Bind();
-        var identity = NewId("relay");
+        var identity = TestEnv.NewId("relay");
         await using var gw = await StartAsync(
             router,
             identity,
@@ -426,12 +448,11 @@ public sealed class RelayBusTests
     public async Task ReservedControlIdsNeverReachViewers()
     {
         using var router = TestRouter.Bind();
-        var identity = NewId("relay");
-        await using var gw = await StartAsync(router, identity);
-        await WaitConnectedAsync(gw);
+        var identity = TestEnv.NewId("relay");
+        await using var gw = await StartConnectedAsync(router, identity);
         await router.WaitPeerAsync(identity, Wait);
         await using var all = await ViewerAsync(gw, null);
-        var source = NewId("bus");
+        var source = TestEnv.NewId("bus");
 
         // Valid JPEGs on every reserved id, a heartbeat like the service's own, then one real frame.
         router.Send(identity, "__heartbeat__", TestJpeg.Tagged(90));
@@ -464,11 +485,11 @@ public sealed class RelayBusTests
     public async Task NoRouterAtStartThenRouterAppearsAndRestarts()
     {
         var port = TestEnv.FreePort();
-        var identity = NewId("relay");
+        var identity = TestEnv.NewId("relay");
         var gw = await StartAsync($"tcp://127.0.0.1:{port}", identity);
         try
         {
-            var camera = NewId("cam");
+            var camera = TestEnv.NewId("cam");
             await using var viewer = await ViewerAsync(gw, camera);
             using var cam = await Ws.ConnectAsync(gw.Ws($"/video_in?client_id={camera}"));
 
@@ -483,15 +504,7 @@ public sealed class RelayBusTests
                 "5 link_down drops"
             );
             Assert.Equal(0, down.GetProperty("frames_sent").GetInt64());
-            using (var health = await gw.Client.GetAsync("healthz"))
-            {
-                Assert.Equal(HttpStatusCode.OK, health.StatusCode);
-                var body = await health.Content.ReadFromJsonAsync<JsonElement>();
-                Assert.Equal(
-                    "degraded",
-                    body.GetProperty("components").GetProperty("bus").GetProperty("state").GetString()
-                );
-            }
+            await AssertBusDegradedAsync(gw);
 
             // WaitConnectedAsync's 10 s is a liveness bound (protocol.md: a ROUTER that appears is connected within
             // about a second, tested within 10 s), not a speed figure.
@@ -549,7 +562,7 @@ public sealed class RelayBusTests
     [Fact]
     public async Task UnusableEndpointIsReportedAndTheVideoPathKeepsWorking()
     {
-        var identity = NewId("relay");
+        var identity = TestEnv.NewId("relay");
         await using var gw = await StartAsync("tcp://127.0.0.1:notaport", identity);
         var status = await WaitRelayAsync(
             gw,
@@ -558,16 +571,8 @@ public sealed class RelayBusTests
             "state failed"
         );
         Assert.Contains("notaport", status.GetProperty("detail").GetString());
-        using (var health = await gw.Client.GetAsync("healthz"))
-        {
-            Assert.Equal(HttpStatusCode.OK, health.StatusCode);
-            var body = await health.Content.ReadFromJsonAsync<JsonElement>();
-            Assert.Equal(
-                "degraded",
-                body.GetProperty("components").GetProperty("bus").GetProperty("state").GetString()
-            );
-        }
-        var camera = NewId("cam");
+        await AssertBusDegradedAsync(gw);
+        var camera = TestEnv.NewId("cam");
         await using var viewer = await ViewerAsync(gw, camera);
         using var cam = await Ws.ConnectAsync(gw.Ws($"/video_in?client_id={camera}"));
         await cam.SendBinaryAsync(TestJpeg.Tagged(1));
@@ -590,7 +595,7 @@ public sealed class RelayBusTests
             "--gateway:ingest_queue_size=256",
             "--gateway:viewer_queue_size=256",
         ]);
-        var camera = NewId("cam");
+        var camera = TestEnv.NewId("cam");
         await using var viewer = await ViewerAsync(gw, camera);
         using var cam = await Ws.ConnectAsync(gw.Ws($"/video_in?client_id={camera}"));
         for (var i = 0; i < 3; i++)

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Blankend.Orleans.Tests.Support;
 
@@ -17,7 +18,7 @@ public sealed class LogCapture(Func<string, bool> category) : ILoggerProvider
         }
     }
 
-    public ILogger CreateLogger(string categoryName) => category(categoryName) ? new Logger(this) : Null.Instance;
+    public ILogger CreateLogger(string categoryName) => category(categoryName) ? new Logger(this) : NullLogger.Instance;
 
     /// <summary>A logger writing into this capture (for objects built by a test).</summary>
     public ILogger<T> For<T>() => new Typed<T>(new Logger(this));
@@ -58,23 +59,5 @@ public sealed class LogCapture(Func<string, bool> category) : ILoggerProvider
             Exception? exception,
             Func<TState, Exception?, string> formatter
         ) => inner.Log(logLevel, eventId, state, exception, formatter);
-    }
-
-    private sealed class Null : ILogger
-    {
-        public static readonly Null Instance = new();
-
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => false;
-
-        public void Log<TState>(
-            LogLevel logLevel,
-            EventId eventId,
-            TState state,
-            Exception? exception,
-            Func<TState, Exception?, string> formatter
-        ) { }
     }
 }

@@ -116,30 +116,8 @@ public sealed class PostgresServer : IAsyncDisposable
         );
         var process = Process.Start(psi) ?? throw new InvalidOperationException("could not start postgres");
         var server = new PostgresServer(process, root, port);
-        process.OutputDataReceived += (_, e) =>
-        {
-            if (e.Data is not null)
-                lock (server._output)
-                    server._output.AppendLine(e.Data);
-        };
-        process.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is not null)
-                lock (server._output)
-                    server._output.AppendLine(e.Data);
-        };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-        while (DateTime.UtcNow < deadline)
-        {
-            if (process.HasExited)
-                break;
-            if (await server.ReadyAsync())
-                return server;
-            await Task.Delay(100);
-        }
+        if (await ServerProcess.WatchUntilReadyAsync(process, server._output, server.ReadyAsync, 20_000, 100))
+            return server;
         await server.DisposeAsync();
         throw new InvalidOperationException($"postgres did not accept connections on port {port}:\n{server.Log}");
     }

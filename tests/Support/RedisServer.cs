@@ -72,30 +72,8 @@ public sealed class RedisServer : IAsyncDisposable
             psi.ArgumentList.Add(a);
         var process = Process.Start(psi) ?? throw new InvalidOperationException("could not start redis-server");
         var server = new RedisServer(process, port);
-        process.OutputDataReceived += (_, e) =>
-        {
-            if (e.Data is not null)
-                lock (server._output)
-                    server._output.AppendLine(e.Data);
-        };
-        process.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is not null)
-                lock (server._output)
-                    server._output.AppendLine(e.Data);
-        };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (DateTime.UtcNow < deadline)
-        {
-            if (process.HasExited)
-                break;
-            if (await server.PingAsync())
-                return server;
-            await Task.Delay(50);
-        }
+        if (await ServerProcess.WatchUntilReadyAsync(process, server._output, server.PingAsync, 10_000, 50))
+            return server;
         string output;
         lock (server._output)
             output = server._output.ToString();

@@ -7,6 +7,9 @@ public static class TestEnv
 {
     public static string TestData(string name) => Path.Combine(AppContext.BaseDirectory, "testdata", name);
 
+    /// <summary>A client_id or identity no other test uses: <paramref name="prefix"/>-8 hex digits.</summary>
+    public static string NewId(string prefix) => prefix + "-" + Guid.NewGuid().ToString("N")[..8];
+
     private static readonly Lock PortGate = new();
     private static readonly HashSet<int> Handed = [];
 

@@ -40,6 +40,20 @@ public static class Ws
         }
     }
 
+    /// <summary>The next message, or null when the socket closed or none came within <paramref name="timeout"/>: for
+    /// reading a stream whose end is silence.</summary>
+    public static async Task<WsMessage?> ReceiveOrNullAsync(this WebSocket ws, TimeSpan timeout)
+    {
+        try
+        {
+            return await ws.ReceiveMessageAsync(timeout);
+        }
+        catch (OperationCanceledException)
+        {
+            return null;
+        }
+    }
+
     public static async Task CloseQuietlyAsync(this WebSocket ws)
     {
         try

@@ -42,15 +42,7 @@ public sealed partial class CodecMetricsTests(ITestOutputHelper output)
         {
             while (true)
             {
-                WsMessage? m;
-                try
-                {
-                    m = await viewer.ReceiveMessageAsync(TimeSpan.FromSeconds(6));
-                }
-                catch (OperationCanceledException)
-                {
-                    break;
-                }
+                var m = await viewer.ReceiveOrNullAsync(TimeSpan.FromSeconds(6));
                 if (m is null)
                     break;
                 if (m.Type == WebSocketMessageType.Binary)

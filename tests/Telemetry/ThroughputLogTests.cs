@@ -14,7 +14,7 @@ public sealed partial class ThroughputLogTests
     [Fact]
     public async Task ThroughputLinesCountEveryFrameAndStopWhenIdle()
     {
-        var capture = new CapturingLoggerProvider();
+        var capture = new LogCapture(c => c.EndsWith(".ThroughputLog", StringComparison.Ordinal));
         await using var gw = await EmbeddedGateway.StartAsync(
             ["--telemetry:stats_log_interval_s=1", "--Logging:LogLevel:Blankend.Orleans.Gateway.Telemetry=Information"],
             configure: b => b.Logging.AddProvider(capture)
@@ -52,7 +52,7 @@ public sealed partial class ThroughputLogTests
         Assert.Equal(count, capture.Lines.Count);
     }
 
-    private static long Sum(CapturingLoggerProvider capture, Regex pattern) =>
+    private static long Sum(LogCapture capture, Regex pattern) =>
         capture.Lines.Select(l => pattern.Match(l)).Where(m => m.Success).Sum(m => long.Parse(m.Groups[1].Value));
 
     [GeneratedRegex(@"^stream recv (\d+) frames")]
@@ -60,61 +60,4 @@ public sealed partial class ThroughputLogTests
 
     [GeneratedRegex(@"^relay send (\d+) frames")]
     private static partial Regex SendLine();
-
-    private sealed class CapturingLoggerProvider : ILoggerProvider
-    {
-        private readonly List<string> _lines = [];
-
-        public IReadOnlyList<string> Lines
-        {
-            get
-            {
-                lock (_lines)
-                    return [.. _lines];
-            }
-        }
-
-        public ILogger CreateLogger(string categoryName) =>
-            categoryName.EndsWith(".ThroughputLog", StringComparison.Ordinal) ? new Logger(this) : NullLogger.Instance;
-
-        public void Dispose() { }
-
-        private sealed class Logger(CapturingLoggerProvider owner) : ILogger
-        {
-            public IDisposable? BeginScope<TState>(TState state)
-                where TState : notnull => null;
-
-            public bool IsEnabled(LogLevel logLevel) => true;
-
-            public void Log<TState>(
-                LogLevel logLevel,
-                EventId eventId,
-                TState state,
-                Exception? exception,
-                Func<TState, Exception?, string> formatter
-            )
-            {
-                lock (owner._lines)
-                    owner._lines.Add(formatter(state, exception));
-            }
-        }
-
-        private sealed class NullLogger : ILogger
-        {
-            public static readonly NullLogger Instance = new();
-
-            public IDisposable? BeginScope<TState>(TState state)
-                where TState : notnull => null;
-
-            public bool IsEnabled(LogLevel logLevel) => false;
-
-            public void Log<TState>(
-                LogLevel logLevel,
-                EventId eventId,
-                TState state,
-                Exception? exception,
-                Func<TState, Exception?, string> formatter
-            ) { }
-        }
-    }
 }

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using Blankend.Orleans.Grains.Ai.Matting;
 using Blankend.Orleans.Grains.Ai.Runtime;
@@ -26,7 +25,7 @@ internal sealed class DepthEstimator(OnnxRuntimeHost runtime) : IDisposable
     /// <summary>ImageNet standard deviation per channel, R, G, B.</summary>
     public static readonly float[] Std = [0.229f, 0.224f, 0.225f];
 
-    private readonly ConcurrentBag<Slot> _pool = [];
+    private readonly BufferPool<Slot> _pool = new();
 
     public OnnxRuntimeHost Runtime { get; } = runtime;
 
@@ -44,8 +43,7 @@ internal sealed class DepthEstimator(OnnxRuntimeHost runtime) : IDisposable
                 nameof(bgr)
             );
         // A slot depends only on the model's input shape and names (one DEPTH_MODEL), not on the device's session.
-        if (!_pool.TryTake(out var slot))
-            slot = new Slot(model.Session);
+        var slot = _pool.Rent(model.Session, static s => new Slot(s));
         try
         {
             Cv2.Resize(bgr, slot.Small, new Size(slot.W, slot.H), 0, 0, InterpolationFlags.Area);
@@ -77,7 +75,7 @@ internal sealed class DepthEstimator(OnnxRuntimeHost runtime) : IDisposable
         }
         finally
         {
-            _pool.Add(slot);
+            _pool.Return(slot);
         }
     }
 
@@ -98,8 +96,7 @@ internal sealed class DepthEstimator(OnnxRuntimeHost runtime) : IDisposable
 
     public void Dispose()
     {
-        while (_pool.TryTake(out var s))
-            s.Dispose();
+        _pool.Dispose();
     }
 
     private sealed class Slot : IDisposable

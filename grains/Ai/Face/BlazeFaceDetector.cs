@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Blankend.Orleans.Ai;
 using Blankend.Orleans.Grains.Ai.Runtime;
 using Blankend.Orleans.Grains.Devices;
@@ -21,7 +20,7 @@ internal sealed class BlazeFaceDetector : IFaceDetector
     private readonly string _inputName;
     private readonly (string Name, long[] Shape)[] _outputs;
     private readonly float[] _anchors = new float[Anchors * 2];
-    private readonly ConcurrentBag<Buffers> _pool = [];
+    private readonly BufferPool<Buffers> _pool = new();
     private readonly float _minScore;
     private volatile bool _disposed;
 
@@ -152,11 +151,11 @@ internal sealed class BlazeFaceDetector : IFaceDetector
         }
         finally
         {
-            _pool.Add(b);
+            _pool.Return(b);
         }
     }
 
-    private Buffers Rent() => _pool.TryTake(out var b) ? b : new Buffers(this);
+    private Buffers Rent() => _pool.Rent(this, static d => new Buffers(d));
 
     /// <summary>Letterboxes into the input tensor; returns the scale per axis and the padding (input pixels).</summary>
     private (float Sx, float Sy, int PadX, int PadY) Letterbox(Mat bgr, Buffers b, int slot)
@@ -285,8 +284,7 @@ internal sealed class BlazeFaceDetector : IFaceDetector
     public void Dispose()
     {
         _disposed = true;
-        while (_pool.TryTake(out var b))
-            b.Dispose();
+        _pool.Dispose();
     }
 
     private sealed class Buffers : IDisposable

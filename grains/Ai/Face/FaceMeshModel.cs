@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Blankend.Orleans.Ai;
 using Blankend.Orleans.Grains.Ai.Runtime;
 using OpenCvSharp;
@@ -29,7 +28,7 @@ internal sealed class FaceMeshModel : IDisposable
     public const int Size = 192;
     private readonly string _inputName;
     private readonly (string Name, long[] Shape)[] _outputs;
-    private readonly ConcurrentBag<Buffers> _pool = [];
+    private readonly BufferPool<Buffers> _pool = new();
     private volatile bool _disposed;
 
     /// <exception cref="InvalidDataException">The model does not have the face mesh signature.</exception>
@@ -122,7 +121,7 @@ internal sealed class FaceMeshModel : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var result = new FaceMeshResult?[rois.Length];
-        var b = _pool.TryTake(out var r) ? r : new Buffers(this);
+        var b = _pool.Rent(this, static m => new Buffers(m));
         try
         {
             for (var start = 0; start < rois.Length; start += BatchCapacity)
@@ -162,7 +161,7 @@ internal sealed class FaceMeshModel : IDisposable
         }
         finally
         {
-            _pool.Add(b);
+            _pool.Return(b);
         }
     }
 
@@ -216,8 +215,7 @@ internal sealed class FaceMeshModel : IDisposable
     public void Dispose()
     {
         _disposed = true;
-        while (_pool.TryTake(out var b))
-            b.Dispose();
+        _pool.Dispose();
     }
 
     private sealed class Buffers : IDisposable

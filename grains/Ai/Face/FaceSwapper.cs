@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Blankend.Orleans.Ai;
 using Blankend.Orleans.Grains.Ai.Runtime;
 using OpenCvSharp;
@@ -69,7 +68,7 @@ internal sealed partial class FaceSwapper : IDisposable
 
     private readonly FaceModels _models;
     private readonly Lock _refGate = new();
-    private readonly ConcurrentBag<SwapBuffers> _pool = [];
+    private readonly BufferPool<SwapBuffers> _pool = new();
     private volatile FaceReference? _reference;
 
     public FaceSwapper(FaceModels models)
@@ -243,7 +242,7 @@ internal sealed partial class FaceSwapper : IDisposable
         if (targetMesh.Length < FaceMeshResult.Count * 3)
             return false;
         var n = FaceMeshResult.Count;
-        var b = _pool.TryTake(out var pooled) ? pooled : new SwapBuffers();
+        var b = _pool.Rent(static () => new SwapBuffers());
         try
         {
             // Target points in frame index coordinates; the hull's bounding box (+ margin) is the work region.
@@ -304,7 +303,7 @@ internal sealed partial class FaceSwapper : IDisposable
         }
         finally
         {
-            _pool.Add(b);
+            _pool.Return(b);
         }
     }
 
@@ -463,8 +462,7 @@ internal sealed partial class FaceSwapper : IDisposable
 
     public void Dispose()
     {
-        while (_pool.TryTake(out var b))
-            b.Dispose();
+        _pool.Dispose();
         _reference?.Image?.Dispose();
         _reference = null;
     }

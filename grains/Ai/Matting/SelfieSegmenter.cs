@@ -22,7 +22,7 @@ internal sealed class SelfieSegmenter(OnnxRuntimeHost runtime) : IDisposable
     /// not.</summary>
     public const double LandscapeAspect = 1.5;
 
-    private readonly ConcurrentDictionary<AiModelKind, ConcurrentBag<Slot>> _pools = new();
+    private readonly ConcurrentDictionary<AiModelKind, BufferPool<Slot>> _pools = new();
 
     public OnnxRuntimeHost Runtime { get; } = runtime;
 
@@ -70,10 +70,9 @@ internal sealed class SelfieSegmenter(OnnxRuntimeHost runtime) : IDisposable
                     nameof(bgrs)
                 );
         }
-        var pool = _pools.GetOrAdd(model.Kind, static _ => []);
+        var pool = _pools.GetOrAdd(model.Kind, static _ => new());
         // A slot depends only on the model's shapes and names, not on the session (device) that runs it.
-        if (!pool.TryTake(out var slot))
-            slot = new Slot(model.Session, Runtime.Options.MaxBatch);
+        var slot = pool.Rent((model.Session, Runtime.Options.MaxBatch), static a => new Slot(a.Session, a.MaxBatch));
         try
         {
             var ms = 0.0;
@@ -98,7 +97,7 @@ internal sealed class SelfieSegmenter(OnnxRuntimeHost runtime) : IDisposable
         }
         finally
         {
-            pool.Add(slot);
+            pool.Return(slot);
         }
     }
 
@@ -122,10 +121,7 @@ internal sealed class SelfieSegmenter(OnnxRuntimeHost runtime) : IDisposable
     public void Dispose()
     {
         foreach (var pool in _pools.Values)
-        {
-            while (pool.TryTake(out var s))
-                s.Dispose();
-        }
+            pool.Dispose();
     }
 
     /// <summary>One caller's buffers for one model, for up to <see cref="Capacity"/> frames per call: pinned NHWC

@@ -19,27 +19,16 @@ internal sealed class ArcFaceModel
     public ArcFaceModel(OnnxModel model)
     {
         Model = model;
-        var file = Path.GetFileName(model.Path);
-        var inputs = model.Session.InputMetadata;
-        var outputs = model.Session.OutputMetadata;
-        if (inputs.Count != 1 || outputs.Count < 1)
-            throw new InvalidDataException(
-                $"{file} has {inputs.Count} inputs and {outputs.Count} outputs; ArcFace has 1 input [N,3,112,112] and an output [N,512]"
-            );
-        var (iname, imeta) = inputs.First();
-        var (oname, ometa) = outputs.First();
-        var d = imeta.Dimensions;
-        if (!NchwImage.IsFloat(imeta) || d.Length != 4 || d[1] != 3 || d[2] != 112 || d[3] != 112)
-            throw new InvalidDataException(
-                $"{file} input is {NchwImage.Describe(iname, imeta)}; ArcFace takes float [N,3,112,112]"
-            );
-        var od = ometa.Dimensions;
-        if (!NchwImage.IsFloat(ometa) || od.Length != 2 || od[1] != Dim)
-            throw new InvalidDataException(
-                $"{file} output is {NchwImage.Describe(oname, ometa)}; ArcFace gives float [N,512]"
-            );
-        _input = iname;
-        _output = oname;
+        (_input, _output) = NchwImage.SingleInputOutput(
+            model,
+            d => d is [_, 3, 112, 112],
+            d => d is [_, Dim],
+            (
+                "ArcFace has 1 input [N,3,112,112] and an output [N,512]",
+                "ArcFace takes float [N,3,112,112]",
+                "ArcFace gives float [N,512]"
+            )
+        );
     }
 
     public OnnxModel Model { get; }

@@ -38,25 +38,16 @@ internal sealed class GfpganModel
     public GfpganModel(OnnxModel model)
     {
         Model = model;
-        var file = Path.GetFileName(model.Path);
-        var inputs = model.Session.InputMetadata;
-        var outputs = model.Session.OutputMetadata;
-        if (inputs.Count != 1 || outputs.Count < 1)
-            throw new InvalidDataException(
-                $"{file} has {inputs.Count} inputs and {outputs.Count} outputs; GFPGAN has one input [1,3,512,512] and an output [1,3,512,512]"
-            );
-        var (iname, imeta) = inputs.First();
-        var (oname, ometa) = outputs.First();
-        if (!NchwImage.IsFloat(imeta) || imeta.Dimensions is not [_, 3, Size, Size])
-            throw new InvalidDataException(
-                $"{file} input is {NchwImage.Describe(iname, imeta)}; GFPGAN takes float [1,3,512,512]"
-            );
-        if (!NchwImage.IsFloat(ometa) || ometa.Dimensions is not [_, 3, Size, Size])
-            throw new InvalidDataException(
-                $"{file} output is {NchwImage.Describe(oname, ometa)}; GFPGAN gives float [1,3,512,512]"
-            );
-        _input = iname;
-        _output = oname;
+        (_input, _output) = NchwImage.SingleInputOutput(
+            model,
+            d => d is [_, 3, Size, Size],
+            d => d is [_, 3, Size, Size],
+            (
+                "GFPGAN has one input [1,3,512,512] and an output [1,3,512,512]",
+                "GFPGAN takes float [1,3,512,512]",
+                "GFPGAN gives float [1,3,512,512]"
+            )
+        );
     }
 
     public OnnxModel Model { get; }

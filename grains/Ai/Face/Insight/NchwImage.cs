@@ -79,6 +79,32 @@ internal static class NchwImage
         }
     }
 
+    /// <summary>The input and output names of a model with one float input and a float (first) output, each of
+    /// the shape its check accepts. The three wants end the messages: the signature, the input, the output.</summary>
+    /// <exception cref="InvalidDataException">Another signature.</exception>
+    public static (string Input, string Output) SingleInputOutput(
+        OnnxModel model,
+        Func<int[], bool> inputShape,
+        Func<int[], bool> outputShape,
+        (string Signature, string Input, string Output) want
+    )
+    {
+        var file = Path.GetFileName(model.Path);
+        var inputs = model.Session.InputMetadata;
+        var outputs = model.Session.OutputMetadata;
+        if (inputs.Count != 1 || outputs.Count < 1)
+            throw new InvalidDataException(
+                $"{file} has {inputs.Count} inputs and {outputs.Count} outputs; {want.Signature}"
+            );
+        var (iname, imeta) = inputs.First();
+        var (oname, ometa) = outputs.First();
+        if (!IsFloat(imeta) || !inputShape(imeta.Dimensions))
+            throw new InvalidDataException($"{file} input is {Describe(iname, imeta)}; {want.Input}");
+        if (!IsFloat(ometa) || !outputShape(ometa.Dimensions))
+            throw new InvalidDataException($"{file} output is {Describe(oname, ometa)}; {want.Output}");
+        return (iname, oname);
+    }
+
     /// <summary>"name [d0,d1,...] type" of a model value, for messages.</summary>
     public static string Describe(string name, NodeMetadata meta) =>
         $"{name} [{string.Join(',', meta.Dimensions)}] {meta.ElementDataType}";
