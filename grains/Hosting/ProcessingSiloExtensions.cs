@@ -18,12 +18,14 @@ internal static class ProcessingSiloExtensions
     public static ISiloBuilder AddBlankendProcessing(this ISiloBuilder silo, IConfiguration config)
     {
         var local = LocalDevices.Create(config);
-        Ai.Runtime.AiProviderStartup.RequireGpu(
+        var decided = Ai.Runtime.AiProviderStartup.RequireGpu(
             config.GetSection(AiOptions.Section).Get<AiOptions>() ?? new AiOptions(),
             local
         );
         silo.UseSiloMetadata(local.ToMetadata(config));
         var services = silo.Services;
+        if (decided is not null)
+            services.AddSingleton(decided);
         services.AddSingleton(local);
         services.AddSingleton<DeviceCatalog>();
         services.AddSingleton<IDeviceCatalog>(sp => sp.GetRequiredService<DeviceCatalog>());

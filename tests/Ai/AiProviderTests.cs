@@ -117,6 +117,34 @@ public sealed class AiProviderChoiceTests
     }
 
     [Fact]
+    public void AProviderDecidedWhileTheSiloWasBuiltIsTakenAsItIsNotDecidedAgain()
+    {
+        // ai.require_gpu decides (and probes CUDA) while the silo is built; the silo's runtime takes that decision.
+        // The decided state here says CUDA, which this host's own detection and CPU package would never give.
+        var decided = new AiProviderState(
+            "cuda",
+            AiProviders.Cuda,
+            true,
+            "nvidia-smi: 1 GPU(s)",
+            false,
+            "decided at build",
+            null
+        );
+        var options = Microsoft.Extensions.Options.Options.Create(new AiOptions { Provider = "cuda" });
+        var log = Microsoft.Extensions.Logging.Abstractions.NullLogger<OnnxRuntimeHost>.Instance;
+        using var taken = new OnnxRuntimeHost(options, log, null, new AiProviderDecided(decided));
+        Assert.Same(decided, taken.ProviderState);
+
+        using var own = new OnnxRuntimeHost(
+            Microsoft.Extensions.Options.Options.Create(new AiOptions { Provider = "cpu" }),
+            log
+        );
+        // Without one, the runtime decides for itself (cpu requested: CPU, its own reason).
+        Assert.Equal(AiProviders.Cpu, own.ProviderState.Active);
+        Assert.NotEqual(decided.Reason, own.ProviderState.Reason);
+    }
+
+    [Fact]
     public void ThisMachinesRuntimeAnswersWhatItsGpuDetectionImplies()
     {
         // Whatever the machine: with a GPU seen the state names it; without one, auto is CPU and no fallback.

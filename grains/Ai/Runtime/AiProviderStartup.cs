@@ -26,18 +26,24 @@ internal sealed class AiProviderStartup(OnnxRuntimeHost runtime) : IHostedServic
     /// <c>ai.require_gpu: true</c>: decides the provider while the silo is being built and refuses to start
     /// (a configuration error: one line, exit 2) when the AI models would not run on a GPU.
     /// </summary>
+    /// <returns>The decision, which the silo's <see cref="OnnxRuntimeHost"/> then takes as it is (the CUDA probe
+    /// session is made once); null when the GPU is not required and the host decides at start.</returns>
     /// <exception cref="BlankendConfigurationException">The GPU provider cannot be used.</exception>
-    public static void RequireGpu(AiOptions options, LocalDevices devices)
+    public static AiProviderDecided? RequireGpu(AiOptions options, LocalDevices devices)
     {
         if (!options.RequireGpu)
-            return;
+            return null;
         using var probe = new OnnxRuntimeHost(Options.Create(options), NullLogger<OnnxRuntimeHost>.Instance, devices);
         var state = probe.ProviderState;
         if (AiProviders.IsGpu(state.Active))
-            return;
+            return new AiProviderDecided(state);
         throw new BlankendConfigurationException([
             $"ai:require_gpu is true but the AI models would run on {state.Active}: {state.Reason}"
                 + (state.MissingLibrary is { } lib ? $" (missing library: {lib})" : ""),
         ]);
     }
 }
+
+/// <summary>The provider decided while the silo was built (<c>ai.require_gpu</c>), for the silo's
+/// <see cref="OnnxRuntimeHost"/> to take instead of deciding again.</summary>
+internal sealed record AiProviderDecided(AiProviderState State);

@@ -27,7 +27,14 @@ internal sealed partial class OnnxRuntimeHost : IDisposable
     private AiProviderState? _provider;
 
     /// <param name="devices">This silo's devices (the GPU detection made at start); null: detect here.</param>
-    public OnnxRuntimeHost(IOptions<AiOptions> options, ILogger<OnnxRuntimeHost> log, LocalDevices? devices = null)
+    /// <param name="decided">The provider already decided while the silo was built (<c>ai.require_gpu</c>):
+    /// taken as it is, so the CUDA probe session is not made a second time.</param>
+    public OnnxRuntimeHost(
+        IOptions<AiOptions> options,
+        ILogger<OnnxRuntimeHost> log,
+        LocalDevices? devices = null,
+        AiProviderDecided? decided = null
+    )
     {
         _options = options.Value;
         _log = log;
@@ -35,6 +42,11 @@ internal sealed partial class OnnxRuntimeHost : IDisposable
             ? GpuDetector.Detect
             : () => new GpuDetector.Result([.. devices.Gpus], devices.Detection);
         AiMetrics.Hosts.TryAdd(this, 0);
+        if (decided is not null)
+        {
+            _provider = decided.State;
+            LogProvider(_provider.Requested, _provider.Active, _provider.Reason);
+        }
     }
 
     /// <summary>The provider of the gpuN devices, decided on first use (the silo asks at start); a fallback is
