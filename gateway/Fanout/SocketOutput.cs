@@ -128,7 +128,17 @@ internal sealed class SocketOutput : PipeWriter
         }
     }
 
-    public override void CancelPendingFlush() => Volatile.Read(ref _flushCancel)?.Cancel();
+    public override void CancelPendingFlush()
+    {
+        try
+        {
+            Volatile.Read(ref _flushCancel)?.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // That flush finished as this was called: nothing left to cancel.
+        }
+    }
 
     public override void Complete(Exception? exception = null)
     {
