@@ -7,7 +7,9 @@ namespace Blankend.Orleans.Gateway.Fanout;
 /// (the handshake, pings, pongs and the close frame stay its job) and the viewer, which writes pre-framed
 /// frames (<see cref="WireFrame"/>) straight to the connection. Every write holds one lock for its whole length,
 /// so a control frame never lands inside a data frame; the WebSocket writes each frame in one call, which is what
-/// makes the lock at this level enough. Reads pass through.
+/// makes the lock at this level enough. On a plain-TCP connection that lock is <see cref="SocketOutput"/>'s send
+/// lock (each write is one send there); otherwise this stream's own, around Kestrel's upgraded stream. Reads pass
+/// through.
 /// </summary>
 internal sealed class WireStream(Stream inner, SocketOutput? direct = null) : Stream
 {
@@ -31,18 +33,18 @@ internal sealed class WireStream(Stream inner, SocketOutput? direct = null) : St
         set => throw new NotSupportedException();
     }
 
-    /// <summary>Writes under the lock; completes synchronously when the lock is free and the inner write does
-    /// (Kestrel's does while its output buffer is below its limit): no allocation on that path.</summary>
+    /// <summary>Writes under the lock; completes synchronously when the lock is free and the write does (the
+    /// socket takes it at once, or Kestrel's output buffer is below its limit): no allocation on that path.</summary>
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
+        if (direct is not null)
+            return direct.SendAsync(buffer, cancellationToken);
         if (!_writeLock.Wait(0, CancellationToken.None))
             return LockedWriteAsync(buffer, cancellationToken);
         ValueTask write;
         try
         {
-            write = direct is not null
-                ? direct.SendAsync(buffer, cancellationToken)
-                : inner.WriteAsync(buffer, cancellationToken);
+            write = inner.WriteAsync(buffer, cancellationToken);
         }
         catch
         {
@@ -63,10 +65,7 @@ internal sealed class WireStream(Stream inner, SocketOutput? direct = null) : St
         await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            if (direct is not null)
-                await direct.SendAsync(buffer, cancellationToken).ConfigureAwait(false);
-            else
-                await inner.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
+            await inner.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
